@@ -1,0 +1,13 @@
+/* commands.h: the subcommands of the hcinfer program, each `int hc_cmd_X(argc, argv)` returning
+ * the process exit status (argv[0] is the subcommand's name). */
+#ifndef HC_CLI_COMMANDS_H
+#define HC_CLI_COMMANDS_H
+
+int hc_cmd_run(int argc, char **argv);
+int hc_cmd_inspect(int argc, char **argv);
+int hc_cmd_tokenize(int argc, char **argv);
+int hc_cmd_plugins(int argc, char **argv);
+
+double hc_now_seconds(void);
+
+#endif

@@ -1,0 +1,105 @@
+/* session.c: opening registry, device, model, tokenizer and context from the shared options,
+ * with every failure reported by name and everything released again on the way out. */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hc/hc_device.h"
+
+const char hc_session_help[] =
+    "  -m, --model FILE        model: GGUF, or a llama2.c checkpoint (.bin)\n"
+    "  -z, --tokenizer FILE    llama2.c tokenizer file (default: tokenizer.bin or tok<vocab>.bin\n"
+    "                          beside a llama2.c model; GGUF files carry their own)\n"
+    "  -t, --threads N         device threads (default 2)\n"
+    "  -c, --ctx-size N        context length in tokens (default: the model's, at most 4096)\n"
+    "  -b, --batch-size N      tokens per forward pass in prompt processing (default 128)\n"
+    "      --device NAME       device plugin (default cpu; see hcinfer plugins)\n"
+    "      --f32               convert every weight to f32 on load (the reference path)\n";
+
+void hc_session_opts_init(hc_session_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->device = "cpu";
+    o->threads = 2;
+}
+
+int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
+{
+    *st = HC_OK;
+    if (hc_arg_is(a, "-m", "--model")) *st = hc_arg_value(a, &o->model);
+    else if (hc_arg_is(a, "-z", "--tokenizer")) *st = hc_arg_value(a, &o->tokenizer);
+    else if (hc_arg_is(a, "-t", "--threads")) *st = hc_arg_int(a, 1, 256, &o->threads);
+    else if (hc_arg_is(a, "-c", "--ctx-size")) *st = hc_arg_int(a, 1, 1 << 20, &o->n_ctx);
+    else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
+    else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
+    else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;
+    else return 0;
+    return 1;
+}
+
+hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_config *cfg, hc_device **out)
+{
+    const hc_plugin *p = hc_registry_find(r, HC_PLUGIN_DEVICE, name);
+    if (!p) return HC_E_DEVICE;
+    const hc_device_plugin_ops *ops = p->desc->ops;
+    hc_status st = ops->probe();
+    if (st != HC_OK) return hc_error_context(HC_E_DEVICE, "device '%s' is not usable: ", name);
+    st = ops->create(cfg, out);
+    if (st != HC_OK) return hc_error_context(st, "device '%s': ", name);
+    return HC_OK;
+}
+
+/* The llama2.c tokenizer beside the model: tokenizer.bin, then tok<vocab>.bin. */
+static hc_status find_llama2c_tokenizer(const char *model, int n_vocab, char *buf, size_t cap)
+{
+    const char *slash = strrchr(model, '/');
+    int dir_len = slash ? (int)(slash - model + 1) : 0;
+    snprintf(buf, cap, "%.*stokenizer.bin", dir_len, model);
+    if (access(buf, R_OK) == 0) return HC_OK;
+    snprintf(buf, cap, "%.*stok%d.bin", dir_len, model, n_vocab);
+    if (access(buf, R_OK) == 0) return HC_OK;
+    return hc_error(HC_E_ARG, "%s is a llama2.c checkpoint and carries no vocabulary: give its tokenizer with -z FILE "
+                              "(no tokenizer.bin or tok%d.bin beside it)", model, n_vocab);
+}
+
+hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!o->model) return hc_error(HC_E_ARG, "no model given (-m FILE)");
+    hc_status st = hc_registry_create(&s->registry);
+    if (st == HC_OK) st = hc_registry_load_default(s->registry);
+    hc_device_config cfg = { .n_threads = o->threads };
+    if (st == HC_OK) st = hc_device_open(s->registry, o->device, &cfg, &s->device);
+    hc_model_load_opts lo = { .to_f32 = o->to_f32 };
+    if (st == HC_OK) st = hc_model_load(o->model, &lo, &s->model);
+    if (st == HC_OK) {
+        if (s->model->gguf && !o->tokenizer) {
+            st = hc_tokenizer_from_gguf(s->model->gguf, &s->tok);
+        } else {
+            char path[4096];
+            const char *tp = o->tokenizer;
+            if (!tp && (st = find_llama2c_tokenizer(o->model, s->model->cfg.n_vocab, path, sizeof path)) == HC_OK) tp = path;
+            if (st == HC_OK) st = hc_tokenizer_load_llama2c(tp, s->model->cfg.n_vocab, &s->tok);
+        }
+    }
+    if (st == HC_OK && hc_tokenizer_n_vocab(s->tok) > s->model->cfg.n_vocab)
+        st = hc_error(HC_E_FORMAT, "the tokenizer has %d tokens but the model only %d", hc_tokenizer_n_vocab(s->tok),
+                      s->model->cfg.n_vocab);
+    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch };
+    if (st == HC_OK) st = hc_context_create(s->model, s->device, &cp, &s->ctx);
+    if (st != HC_OK) hc_session_close(s);
+    return st;
+}
+
+void hc_session_close(hc_session *s)
+{
+    hc_context_free(s->ctx);
+    hc_tokenizer_free(s->tok);
+    hc_model_free(s->model);
+    if (s->device) s->device->ops->destroy(s->device);
+    hc_registry_free(s->registry);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,42 @@
+/* session.h: what run, eval and bench share: the plugin registry, a device, a model with its
+ * tokenizer and an inference context, opened from common options and closed in one call. */
+#ifndef HC_CLI_SESSION_H
+#define HC_CLI_SESSION_H
+
+#include "args.h"
+#include "context.h"
+#include "model.h"
+#include "registry.h"
+#include "tokenizer.h"
+
+typedef struct hc_session_opts {
+    const char *model;        /* -m */
+    const char *tokenizer;    /* -z: a llama2.c tokenizer file (GGUF models carry their own) */
+    const char *device;       /* --device, default "cpu" */
+    int threads;              /* -t */
+    int n_ctx;                /* -c */
+    int n_batch;              /* -b */
+    int to_f32;               /* --f32 */
+} hc_session_opts;
+
+typedef struct hc_session {
+    hc_registry *registry;
+    hc_device *device;
+    hc_model *model;
+    hc_tokenizer *tok;
+    hc_context *ctx;
+} hc_session;
+
+void hc_session_opts_init(hc_session_opts *o);
+/* Parses one of the shared options at a->argv[a->i]; returns 1 when it was one (st set). */
+int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st);
+/* Text for --help listing the shared options. */
+extern const char hc_session_help[];
+
+hc_status hc_session_open(const hc_session_opts *o, hc_session *s);
+void hc_session_close(hc_session *s);
+
+/* Creates a device by plugin name (probe first: a device that is absent says so). */
+hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_config *cfg, hc_device **out);
+
+#endif

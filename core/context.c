@@ -1,0 +1,165 @@
+/* context.c: the inference context and the executor that runs the pipeline's stages on the
+ * device for a batch of tokens (prompt processing) or a single token (decode). */
+#include "context.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int buffer_width(const hc_model_config *c, hc_buf b)
+{
+    switch (b) {
+    case HC_BUF_X: case HC_BUF_XN: case HC_BUF_PROJ: return c->dim;
+    case HC_BUF_Q: case HC_BUF_ATT: return c->n_head * c->head_dim;
+    case HC_BUF_K: case HC_BUF_V: return c->n_head_kv * c->head_dim;
+    case HC_BUF_GATE: case HC_BUF_UP: case HC_BUF_HIDDEN: return c->ffn_dim;
+    case HC_BUF_LOGITS: return c->n_vocab;
+    default: return 0;
+    }
+}
+
+void hc_context_free(hc_context *c)
+{
+    if (!c) return;
+    hc_device *d = c->dev;
+    for (int b = 0; b < HC_BUF_COUNT; b++) d->ops->free(d, c->buf[b]);
+    d->ops->free(d, c->k_cache);
+    d->ops->free(d, c->v_cache);
+    free(c->pos);
+    free(c->stages);
+    free(c->logits);
+    free(c);
+}
+
+hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out)
+{
+    const hc_model_config *cfg = &m->cfg;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (cfg->n_ctx_train < 4096 ? cfg->n_ctx_train : 4096);
+    int n_batch = p && p->n_batch > 0 ? p->n_batch : 128;
+    if (n_ctx > (1 << 20)) return hc_error(HC_E_ARG, "context of %d tokens is too large", n_ctx);
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    hc_status st = hc_model_place(m, dev);
+    if (st != HC_OK) return st;
+    hc_context *c = calloc(1, sizeof *c);
+    if (!c) return hc_error(HC_E_NOMEM, "context: out of memory");
+    c->model = m;
+    c->dev = dev;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    size_t kv = (size_t)cfg->n_layer * n_ctx * cfg->n_head_kv * cfg->head_dim * sizeof(float);
+    st = dev->ops->alloc(dev, kv, (void **)&c->k_cache);
+    if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->v_cache);
+    for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) {
+        c->width[b] = buffer_width(cfg, b);
+        st = dev->ops->alloc(dev, (size_t)n_batch * c->width[b] * sizeof(float), (void **)&c->buf[b]);
+    }
+    if (st == HC_OK && (!(c->pos = malloc((size_t)n_batch * sizeof *c->pos)) ||
+                        !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float)))))
+        st = hc_error(HC_E_NOMEM, "context: out of memory");
+    if (st == HC_OK) st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
+    if (st != HC_OK) {
+        hc_context_free(c);
+        return hc_error_context(st, "creating a context of %d tokens: ", n_ctx);
+    }
+    *out = c;
+    return HC_OK;
+}
+
+void hc_context_reset(hc_context *c) { c->n_past = 0; }
+
+hc_status hc_context_truncate(hc_context *c, int n)
+{
+    if (n < 0 || n > c->n_past) return hc_error(HC_E_ARG, "cannot truncate a context of %d tokens to %d", c->n_past, n);
+    c->n_past = n;
+    return HC_OK;
+}
+
+/* Runs one stage on n rows of its buffers. */
+static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *tokens, int n)
+{
+    hc_device *d = c->dev;
+    const hc_model_config *cfg = &c->model->cfg;
+    float *in0 = s->in0 >= 0 ? c->buf[s->in0] : NULL, *in1 = s->in1 >= 0 ? c->buf[s->in1] : NULL;
+    float *out = s->out >= 0 ? c->buf[s->out] : NULL;
+    size_t kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim;
+    size_t layer_kv = (size_t)c->n_ctx * kv_dim;
+    hc_status st;
+    switch (s->op) {
+    case HC_OP_EMBED:
+        return d->ops->get_rows(d, s->weight, tokens, n, out);
+    case HC_OP_NORM:
+        return d->ops->rmsnorm(d, in0, s->weight->data, out, n, c->width[s->in0], cfg->rms_eps);
+    case HC_OP_LINEAR:
+        st = d->ops->matmul(d, s->weight, in0, out, n);
+        if (st == HC_OK && s->bias) st = d->ops->add_bias(d, out, s->bias->data, n, c->width[s->out]);
+        return st;
+    case HC_OP_ROPE:
+        st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
+        if (st == HC_OK) st = d->ops->rope(d, in1, n, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
+        return st;
+    case HC_OP_KV_STORE: {
+        size_t off = (size_t)s->layer * layer_kv + (size_t)c->n_past * kv_dim, bytes = (size_t)n * kv_dim * sizeof(float);
+        st = d->ops->copy(d, c->k_cache + off, in0, bytes);
+        return st == HC_OK ? d->ops->copy(d, c->v_cache + off, in1, bytes) : st;
+    }
+    case HC_OP_ATTENTION: {
+        hc_attn_args a = { .q = in0, .k_cache = c->k_cache + (size_t)s->layer * layer_kv,
+                           .v_cache = c->v_cache + (size_t)s->layer * layer_kv, .out = out, .n_tok = n,
+                           .pos0 = c->n_past, .n_ctx = c->n_ctx, .n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv,
+                           .head_dim = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim) };
+        return d->ops->attention(d, &a);
+    }
+    case HC_OP_SWIGLU:
+        return d->ops->swiglu(d, in0, in1, out, (size_t)n * c->width[s->out]);
+    case HC_OP_ADD:
+        return d->ops->add(d, out, in0, (size_t)n * c->width[s->out]);
+    case HC_OP_COUNT: break;
+    }
+    return hc_error(HC_E_STATE, "stage %s: unknown op %d", s->name, (int)s->op);
+}
+
+/* One forward pass of n <= n_batch tokens. */
+static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits_all)
+{
+    hc_device *d = c->dev;
+    int n_vocab = c->model->cfg.n_vocab;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return hc_error(HC_E_ARG, "token id %d is out of the vocabulary (0..%d)", (int)tokens[i], n_vocab - 1);
+        c->pos[i] = c->n_past + i;
+    }
+    int rows = n;
+    for (int i = 0; i < c->n_stages; i++) {
+        const hc_stage *s = &c->stages[i];
+        if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
+            /* past the layers only the last token's scores are wanted */
+            hc_status st = d->ops->copy(d, c->buf[HC_BUF_X], c->buf[HC_BUF_X] + (size_t)(n - 1) * c->width[HC_BUF_X],
+                                        (size_t)c->width[HC_BUF_X] * sizeof(float));
+            if (st != HC_OK) return st;
+            rows = 1;
+        }
+        hc_status st = run_stage(c, s, tokens, rows);
+        if (st != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
+    }
+    hc_status st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
+    if (st != HC_OK) return st;
+    c->n_past += n;
+    return HC_OK;
+}
+
+hc_status hc_decode(hc_context *c, const int32_t *tokens, int n, int logits_all, const float **logits)
+{
+    if (n <= 0) return hc_error(HC_E_ARG, "decode: no tokens");
+    if (logits_all && n > c->n_batch)
+        return hc_error(HC_E_ARG, "decode: %d tokens with all logits exceed the batch of %d", n, c->n_batch);
+    if (c->n_past + n > c->n_ctx)
+        return hc_error(HC_E_STATE, "context full: %d cached + %d new tokens exceed the context of %d", c->n_past, n, c->n_ctx);
+    for (int done = 0; done < n;) {
+        int k = n - done < c->n_batch ? n - done : c->n_batch;
+        hc_status st = forward(c, tokens + done, k, logits_all);
+        if (st != HC_OK) return st;
+        done += k;
+    }
+    *logits = c->logits;
+    return HC_OK;
+}

@@ -1,0 +1,44 @@
+/* context.h: an inference context: the model's pipeline of stages on a device, its KV cache and
+ * activation buffers, and hc_decode() which runs a batch of tokens through it. */
+#ifndef HC_CONTEXT_H
+#define HC_CONTEXT_H
+
+#include "hc/hc_stage.h"
+#include "model.h"
+
+typedef struct hc_context_params {
+    int n_ctx;        /* tokens of KV cache (0: min(model's training context, 4096)) */
+    int n_batch;      /* tokens per forward pass (0: 128) */
+} hc_context_params;
+
+typedef struct hc_context {
+    hc_model *model;
+    hc_device *dev;
+    int n_ctx, n_batch;
+    int n_past;                 /* tokens already in the KV cache */
+    float *k_cache, *v_cache;   /* device: [n_layer][n_ctx][kv_dim] */
+    float *buf[HC_BUF_COUNT];   /* device activation buffers [n_batch][width] */
+    int width[HC_BUF_COUNT];
+    int32_t *pos;               /* host: positions of the current batch */
+    hc_stage *stages;           /* the pipeline */
+    int n_stages;
+    float *logits;              /* host: [n_batch][n_vocab] */
+} hc_context;
+
+hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out);
+void hc_context_free(hc_context *c);
+/* Forgets every cached token (n_past = 0). */
+void hc_context_reset(hc_context *c);
+/* Drops cached tokens from position n on (n <= n_past). */
+hc_status hc_context_truncate(hc_context *c, int n);
+
+/* Runs n tokens at positions n_past .. n_past+n-1 (in batches of n_batch) and advances n_past.
+ * logits_all: *logits receives n rows of n_vocab scores (n <= n_batch then), else the last
+ * token's row only. The pointer stays valid until the next call. */
+hc_status hc_decode(hc_context *c, const int32_t *tokens, int n, int logits_all, const float **logits);
+
+/* Builds the default pipeline of a Llama-family model: embed, then per layer norm, q/k/v,
+ * rope, kv store, attention, o, add, norm, gate/up, swiglu, down, add; then norm and logits. */
+hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stages, int *n_stages);
+
+#endif

@@ -1,0 +1,388 @@
+/* device_cpu.c: the cpu device. Every op splits its work over the device's thread pool; matmuls
+ * use OpenBLAS for f32 weights and the CPU kernels (kernels/cpu) for f16/bf16/quantized ones. */
+#include "device_cpu.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hc/hc_quant.h"
+#include "matmul_ggml.h"
+#include "ops_ref.h"
+#include "threadpool.h"
+
+typedef struct cpu_device {
+    hc_pool *pool;
+    atomic_size_t used;
+    void *act_scratch;            /* quantized activations for the current matmul */
+    size_t act_scratch_bytes;
+    float *attn_scratch;          /* scores: n_threads * n_ctx */
+    size_t attn_scratch_n;
+    hc_rope_cache rope;
+} cpu_device;
+
+struct hc_event { int done; };
+
+static cpu_device *impl(hc_device *d) { return d->impl; }
+
+/* ---------------- memory ---------------- */
+
+/* Every allocation carries its size in front, so the budget can be kept exactly. */
+static hc_status cpu_alloc(hc_device *d, size_t n, void **ptr)
+{
+    cpu_device *c = impl(d);
+    size_t budget = d->config.mem_budget;
+    if (budget && atomic_load(&c->used) + n > budget)
+        return hc_error(HC_E_NOMEM, "cpu device: allocating %zu MiB would exceed its memory budget of %zu MiB (%zu MiB in use)",
+                        n >> 20, budget >> 20, atomic_load(&c->used) >> 20);
+    size_t *p = aligned_alloc(64, 64 + ((n + 63) & ~(size_t)63));
+    if (!p) return hc_error(HC_E_NOMEM, "cpu device: out of memory allocating %zu bytes", n);
+    p[0] = n;
+    atomic_fetch_add(&c->used, n);
+    *ptr = (char *)p + 64;
+    return HC_OK;
+}
+
+static void cpu_free(hc_device *d, void *ptr)
+{
+    if (!ptr) return;
+    size_t *p = (size_t *)((char *)ptr - 64);
+    atomic_fetch_sub(&impl(d)->used, p[0]);
+    free(p);
+}
+
+static hc_status cpu_copy(hc_device *d, void *dst, const void *src, size_t n)
+{
+    if (dst != src) memmove(dst, src, n);
+    return HC_OK;
+}
+
+static hc_status cpu_host_alloc(hc_device *d, size_t n, void **ptr)
+{
+    *ptr = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    return *ptr ? HC_OK : hc_error(HC_E_NOMEM, "cpu device: out of memory allocating %zu host bytes", n);
+}
+
+static void cpu_host_free(hc_device *d, void *ptr) { free(ptr); }
+
+static hc_status cpu_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
+{
+    cpu_copy(d, dst, src, n);
+    if (ev) ev->done = 1;
+    return HC_OK;
+}
+
+static hc_status cpu_event_create(hc_device *d, hc_event **ev)
+{
+    *ev = calloc(1, sizeof **ev);
+    return *ev ? HC_OK : hc_error(HC_E_NOMEM, "cpu device: out of memory");
+}
+
+static void cpu_event_destroy(hc_device *d, hc_event *ev) { free(ev); }
+
+/* cpu ops run to completion before they return, so an event is done when recorded */
+static hc_status cpu_event_record(hc_device *d, hc_event *ev)
+{
+    ev->done = 1;
+    return HC_OK;
+}
+
+static hc_status cpu_nothing_pending(hc_device *d, hc_event *ev) { return HC_OK; }
+static hc_status cpu_synchronize(hc_device *d) { return HC_OK; }
+static size_t cpu_mem_used(hc_device *d) { return atomic_load(&impl(d)->used); }
+
+/* ---------------- matmul ---------------- */
+
+typedef struct matmul_job {
+    const hc_tensor *w;
+    const float *x;
+    const void *xq;
+    float *y;
+    int n_tok;
+    int64_t in, out;
+    hc_status status;   /* first failure of any thread */
+} matmul_job;
+
+static void matmul_task(void *arg, int ith, int nth)
+{
+    matmul_job *j = arg;
+    long r0, r1;
+    hc_split_range(j->out, ith, nth, 16, &r0, &r1);
+    if (r0 >= r1) return;
+    const hc_tensor *w = j->w;
+    if (w->dtype == HC_F32) {
+        const float *wp = (const float *)w->data + (size_t)r0 * j->in;
+        if (j->n_tok == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(r1 - r0), (int)j->in, 1.0f, wp, (int)j->in, j->x, 1, 0.0f, j->y + r0, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n_tok, (int)(r1 - r0), (int)j->in, 1.0f, j->x,
+                        (int)j->in, wp, (int)j->in, 0.0f, j->y + r0, (int)j->out);
+        return;
+    }
+    hc_status st;
+    if (w->dtype == HC_PACKED)
+        st = w->qfmt->ops->matmul_rows(w->qfmt->params, w->data, j->in, j->out, j->x, j->xq, j->n_tok, j->y, j->out, r0, r1);
+    else
+        st = hc_matmul_rows(w->dtype, w->data, j->in, j->x, j->xq, j->n_tok, j->y, j->out, r0, r1);
+    if (st != HC_OK) j->status = st; /* benign race: any failure code is kept */
+}
+
+static hc_status ensure_act_scratch(cpu_device *c, size_t n)
+{
+    if (n <= c->act_scratch_bytes) return HC_OK;
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!p) return hc_error(HC_E_NOMEM, "cpu device: out of memory for %zu bytes of activations", n);
+    free(c->act_scratch);
+    c->act_scratch = p;
+    c->act_scratch_bytes = n;
+    return HC_OK;
+}
+
+static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, float *y, int n_tok)
+{
+    cpu_device *c = impl(d);
+    matmul_job j = { .w = w, .x = x, .y = y, .n_tok = n_tok, .in = w->ne[0], .out = w->ne[1], .status = HC_OK };
+    if (w->dtype == HC_PACKED) {
+        const hc_quant_ops *q = w->qfmt->ops;
+        size_t n = q->input_bytes ? q->input_bytes(w->qfmt->params, j.in, n_tok) : 0;
+        if (n) {
+            hc_status st = ensure_act_scratch(c, n);
+            if (st != HC_OK) return st;
+            q->prepare_input(w->qfmt->params, x, j.in, n_tok, c->act_scratch);
+            j.xq = c->act_scratch;
+        }
+    } else if (w->dtype != HC_F32 && hc_matmul_wants_q8(w->dtype)) {
+        size_t row = hc_act_q8_bytes(j.in);
+        hc_status st = ensure_act_scratch(c, row * (size_t)n_tok);
+        if (st != HC_OK) return st;
+        for (int t = 0; t < n_tok; t++)
+            hc_act_quantize_q8(x + (size_t)t * j.in, (hc_q8_block *)((char *)c->act_scratch + row * t), j.in);
+        j.xq = c->act_scratch;
+    }
+    hc_pool_run(c->pool, matmul_task, &j);
+    if (j.status != HC_OK) return hc_error_context(j.status, "matmul %s: ", w->name ? w->name : "");
+    return HC_OK;
+}
+
+/* ---------------- row-wise ops ---------------- */
+
+typedef struct rows_job {
+    const hc_tensor *table;
+    const int32_t *ids;
+    const float *x, *w;
+    float *y;
+    int n_rows, dim;
+    float eps;
+    hc_status status;
+} rows_job;
+
+static void get_rows_task(void *arg, int ith, int nth)
+{
+    rows_job *j = arg;
+    long b, e;
+    hc_split_range(j->n_rows, ith, nth, 1, &b, &e);
+    const hc_tensor *t = j->table;
+    int64_t width = t->ne[0];
+    for (long i = b; i < e; i++) {
+        float *dst = j->y + (size_t)i * width;
+        if (t->dtype == HC_PACKED)
+            t->qfmt->ops->dequantize_rows(t->qfmt->params, t->data, width, t->ne[1], j->ids[i], 1, dst);
+        else
+            hc_dequantize_row(t->dtype, (const char *)t->data + hc_dtype_row_bytes(t->dtype, width) * (size_t)j->ids[i], dst, width);
+    }
+}
+
+static hc_status cpu_get_rows(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->ne[1])
+            return hc_error(HC_E_ARG, "get_rows %s: row %d is out of range (0..%lld)", table->name ? table->name : "",
+                            (int)ids[i], (long long)table->ne[1] - 1);
+    rows_job j = { .table = table, .ids = ids, .y = out, .n_rows = n };
+    hc_pool_run(impl(d)->pool, get_rows_task, &j);
+    return HC_OK;
+}
+
+static void rmsnorm_task(void *arg, int ith, int nth)
+{
+    rows_job *j = arg;
+    long b, e;
+    hc_split_range(j->n_rows, ith, nth, 1, &b, &e);
+    for (long i = b; i < e; i++)
+        hc_ref_rmsnorm(j->x + (size_t)i * j->dim, j->w, j->y + (size_t)i * j->dim, j->dim, j->eps);
+}
+
+static hc_status cpu_rmsnorm(hc_device *d, const float *x, const float *w, float *y, int n_tok, int dim, float eps)
+{
+    rows_job j = { .x = x, .w = w, .y = y, .n_rows = n_tok, .dim = dim, .eps = eps };
+    if (n_tok == 1) rmsnorm_task(&j, 0, 1); /* too small to share */
+    else hc_pool_run(impl(d)->pool, rmsnorm_task, &j);
+    return HC_OK;
+}
+
+static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot,
+                          const int32_t *pos, float theta, hc_rope_mode mode)
+{
+    cpu_device *c = impl(d);
+    int max_pos = 0;
+    for (int t = 0; t < n_tok; t++) {
+        if (pos[t] < 0) return hc_error(HC_E_ARG, "rope: negative position %d", (int)pos[t]);
+        if (pos[t] > max_pos) max_pos = pos[t];
+    }
+    hc_status st = hc_rope_cache_prepare(&c->rope, theta, n_rot, max_pos + 1);
+    if (st != HC_OK) return st;
+    for (int t = 0; t < n_tok; t++)
+        hc_ref_rope_apply(x + (size_t)t * n_head * head_dim, n_head, head_dim, n_rot,
+                          c->rope.cos + (size_t)pos[t] * (n_rot / 2), c->rope.sin + (size_t)pos[t] * (n_rot / 2), mode);
+    return HC_OK;
+}
+
+/* ---------------- attention ---------------- */
+
+typedef struct attn_job {
+    const hc_attn_args *a;
+    float *scratch;  /* per thread: n_ctx scores */
+} attn_job;
+
+static void attention_task(void *arg, int ith, int nth)
+{
+    attn_job *j = arg;
+    const hc_attn_args *a = j->a;
+    long b, e;
+    hc_split_range((long)a->n_tok * a->n_head, ith, nth, 1, &b, &e);
+    float *scores = j->scratch + (size_t)ith * a->n_ctx;
+    for (long i = b; i < e; i++)
+        hc_ref_attention_head(a, (int)(i / a->n_head), (int)(i % a->n_head), scores);
+}
+
+static hc_status cpu_attention(hc_device *d, const hc_attn_args *a)
+{
+    cpu_device *c = impl(d);
+    if (a->pos0 < 0 || a->pos0 + a->n_tok > a->n_ctx)
+        return hc_error(HC_E_STATE, "attention: positions %d..%d exceed the context of %d", a->pos0, a->pos0 + a->n_tok - 1, a->n_ctx);
+    if (a->n_head_kv <= 0 || a->n_head % a->n_head_kv)
+        return hc_error(HC_E_ARG, "attention: %d heads is not a multiple of %d kv heads", a->n_head, a->n_head_kv);
+    size_t need = (size_t)hc_pool_threads(c->pool) * (size_t)a->n_ctx;
+    if (need > c->attn_scratch_n) {
+        float *p = realloc(c->attn_scratch, need * sizeof *p);
+        if (!p) return hc_error(HC_E_NOMEM, "attention: out of memory for %zu scores", need);
+        c->attn_scratch = p;
+        c->attn_scratch_n = need;
+    }
+    attn_job j = { .a = a, .scratch = c->attn_scratch };
+    hc_pool_run(c->pool, attention_task, &j);
+    return HC_OK;
+}
+
+/* ---------------- element-wise ---------------- */
+
+static hc_status cpu_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
+{
+    hc_ref_swiglu(gate, up, out, n);
+    return HC_OK;
+}
+
+static hc_status cpu_add(hc_device *d, float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    return HC_OK;
+}
+
+static hc_status cpu_add_bias(hc_device *d, float *y, const float *b, int n_tok, int width)
+{
+    for (int t = 0; t < n_tok; t++) cpu_add(d, y + (size_t)t * width, b, (size_t)width);
+    return HC_OK;
+}
+
+static hc_status cpu_scale(hc_device *d, float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+    return HC_OK;
+}
+
+/* ---------------- life cycle ---------------- */
+
+static void cpu_destroy(hc_device *d)
+{
+    if (!d) return;
+    cpu_device *c = impl(d);
+    if (c) {
+        hc_pool_free(c->pool);
+        free(c->act_scratch);
+        free(c->attn_scratch);
+        hc_rope_cache_free(&c->rope);
+        free(c);
+    }
+    free(d);
+}
+
+static const hc_device_ops cpu_ops = {
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .download_async = cpu_download_async,
+    .upload_async = cpu_copy,
+    .event_create = cpu_event_create,
+    .event_destroy = cpu_event_destroy,
+    .event_record = cpu_event_record,
+    .event_wait = cpu_nothing_pending,
+    .synchronize = cpu_synchronize,
+    .matmul = cpu_matmul,
+    .get_rows = cpu_get_rows,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+    .add_bias = cpu_add_bias,
+    .scale = cpu_scale,
+    .mem_used = cpu_mem_used,
+    .destroy = cpu_destroy,
+};
+
+hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)
+{
+    hc_device_config conf = cfg ? *cfg : (hc_device_config){ 0 };
+    if (conf.n_threads <= 0) conf.n_threads = 1;
+    hc_device *d = calloc(1, sizeof *d);
+    cpu_device *c = calloc(1, sizeof *c);
+    if (!d || !c) {
+        free(d);
+        free(c);
+        return hc_error(HC_E_NOMEM, "cpu device: out of memory");
+    }
+    d->ops = &cpu_ops;
+    d->name = "cpu";
+    d->config = conf;
+    d->host_memory = 1;
+    d->impl = c;
+    openblas_set_num_threads(1); /* our pool owns the threads */
+    hc_status st = hc_pool_create(conf.n_threads, NULL, 0, &c->pool);
+    if (st != HC_OK) {
+        cpu_destroy(d);
+        return hc_error_context(st, "cpu device: ");
+    }
+    *out = d;
+    return HC_OK;
+}
+
+static hc_status cpu_probe(void) { return HC_OK; }
+
+static const hc_device_plugin_ops cpu_plugin_ops = { .probe = cpu_probe, .create = hc_cpu_device_create };
+
+static const hc_plugin_desc cpu_descriptor = {
+    .abi_version = HC_ABI_VERSION,
+    .kind = HC_PLUGIN_DEVICE,
+    .name = "cpu",
+    .version = "1.0.0",
+    .description = "built-in CPU device: OpenBLAS + AVX2 kernels on its own thread pool",
+    .ops = &cpu_plugin_ops,
+};
+
+const hc_plugin_desc *hc_cpu_device_descriptor(void) { return &cpu_descriptor; }

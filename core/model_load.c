@@ -1,0 +1,90 @@
+/* model_load.c: opening a model file of either format (GGUF by its magic, else a llama2.c
+ * checkpoint), range checks of the hyper-parameters, and the optional conversion to f32. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hc/hc_quant.h"
+#include "model_internal.h"
+
+hc_status hc_model_check_config(const hc_model_config *c)
+{
+#define RANGE(field, lo, hi)                                                                   \
+    if (c->field < (lo) || c->field > (hi))                                                    \
+        return hc_error(HC_E_FORMAT, #field " = %d is out of range (%d..%d)", (int)c->field, (int)(lo), (int)(hi));
+    RANGE(n_layer, 1, 1024);
+    RANGE(dim, 1, 1 << 16);
+    RANGE(n_head, 1, 1024);
+    RANGE(n_head_kv, 1, 1024);
+    RANGE(head_dim, 2, 1 << 12);
+    RANGE(ffn_dim, 1, 1 << 20);
+    RANGE(n_ctx_train, 1, 1 << 24);
+#undef RANGE
+    if (c->n_head % c->n_head_kv)
+        return hc_error(HC_E_FORMAT, "n_head = %d is not a multiple of n_head_kv = %d", c->n_head, c->n_head_kv);
+    if (!(c->rms_eps > 0.0f && c->rms_eps < 1.0f)) return hc_error(HC_E_FORMAT, "rms epsilon %g is out of range", c->rms_eps);
+    if (!(c->rope_theta > 0.0f)) return hc_error(HC_E_FORMAT, "rope base %g is not positive", c->rope_theta);
+    return HC_OK;
+}
+
+typedef struct convert_ctx {
+    hc_model *m;
+    hc_status st;
+} convert_ctx;
+
+static void convert_tensor(hc_tensor *t, void *arg)
+{
+    convert_ctx *c = arg;
+    if (c->st != HC_OK || t->dtype == HC_F32 || !t->data) return;
+    int64_t n = hc_tensor_nelements(t), width = t->ne[0], rows = n / width;
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f) {
+        c->st = hc_error(HC_E_NOMEM, "%s: out of memory converting %s to f32", c->m->path, t->name);
+        return;
+    }
+    if (t->dtype == HC_PACKED)
+        t->qfmt->ops->dequantize_rows(t->qfmt->params, t->data, width, rows, 0, rows, f);
+    else
+        hc_dequantize_row(t->dtype, t->data, f, n);
+    if ((c->st = hc_model_own(c->m, f)) != HC_OK) return;
+    t->dtype = HC_F32;
+    t->data = f;
+    t->nbytes = (size_t)n * sizeof *f;
+    t->qfmt = NULL;
+}
+
+hc_status hc_model_convert_f32(hc_model *m)
+{
+    convert_ctx c = { .m = m, .st = HC_OK };
+    hc_model_for_each_tensor(m, convert_tensor, &c);
+    if (m->cfg.tied_output) m->output = m->tok_embd;
+    return c.st;
+}
+
+static int has_gguf_magic(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[4] = { 0 };
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && !memcmp(magic, "GGUF", 4);
+}
+
+hc_status hc_model_load(const char *path, const hc_model_load_opts *opts, hc_model **out)
+{
+    int is_gguf = has_gguf_magic(path);
+    if (is_gguf < 0) return hc_error(HC_E_IO, "%s: cannot open the model file", path);
+    hc_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
+        return hc_error(HC_E_NOMEM, "out of memory");
+    }
+    hc_status st = is_gguf ? hc_model_load_gguf(m, opts) : hc_model_load_llama2c(m, opts);
+    if (st != HC_OK) {
+        hc_model_free(m);
+        return st;
+    }
+    *out = m;
+    return HC_OK;
+}

@@ -1,0 +1,158 @@
+/* threadpool.c: fork-join pool on atomics. A job is published by bumping a generation counter;
+ * workers spin (then futex-sleep) on it, run their share and count themselves done. */
+#define _GNU_SOURCE
+#include "threadpool.h"
+
+#include <immintrin.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HC_SPIN_PAUSES 4096  /* about 100 us of pausing before a worker considers sleeping */
+#define HC_SPIN_YIELDS 64
+
+struct hc_worker {
+    struct hc_pool *pool;
+    pthread_t thread;
+    int ith;
+    int cpu;
+};
+
+struct hc_pool {
+    int n_threads;
+    struct hc_worker *workers;        /* n_threads - 1 of them */
+    _Alignas(64) atomic_uint generation;
+    _Alignas(64) atomic_int n_done;
+    atomic_int n_sleeping;
+    atomic_int stop;
+    hc_pool_fn fn;
+    void *ctx;
+};
+
+static void futex_wait(atomic_uint *addr, unsigned expected)
+{
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake_all(atomic_uint *addr)
+{
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+void hc_pin_thread(int cpu)
+{
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/* Waits until the generation differs from seen; returns the new generation. */
+static unsigned wait_for_job(struct hc_pool *p, unsigned seen)
+{
+    unsigned g;
+    for (int i = 0; i < HC_SPIN_PAUSES; i++) {
+        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) != seen) return g;
+        _mm_pause();
+    }
+    for (int i = 0; i < HC_SPIN_YIELDS; i++) {
+        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) != seen) return g;
+        sched_yield();
+    }
+    for (;;) {
+        atomic_fetch_add(&p->n_sleeping, 1);
+        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) futex_wait(&p->generation, seen);
+        atomic_fetch_sub(&p->n_sleeping, 1);
+        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) != seen) return g;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct hc_worker *w = arg;
+    struct hc_pool *p = w->pool;
+    hc_pin_thread(w->cpu);
+    unsigned seen = atomic_load(&p->generation);
+    for (;;) {
+        seen = wait_for_job(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        p->fn(p->ctx, w->ith, p->n_threads);
+        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+hc_status hc_pool_create(int n_threads, const int *cpus, int n_cpus, hc_pool **out)
+{
+    if (n_threads < 1 || n_threads > 256)
+        return hc_error(HC_E_ARG, "thread pool: %d threads is out of range (1..256)", n_threads);
+    struct hc_pool *p = calloc(1, sizeof *p);
+    if (!p) return hc_error(HC_E_NOMEM, "thread pool: out of memory");
+    p->n_threads = n_threads;
+    if (n_threads > 1 && !(p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers))) {
+        free(p);
+        return hc_error(HC_E_NOMEM, "thread pool: out of memory");
+    }
+    if (cpus && n_cpus > 0) hc_pin_thread(cpus[0]);
+    for (int i = 1; i < n_threads; i++) {
+        struct hc_worker *w = &p->workers[i - 1];
+        w->pool = p;
+        w->ith = i;
+        w->cpu = (cpus && n_cpus > 0) ? cpus[i % n_cpus] : -1;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            p->n_threads = i; /* only the started ones are joined */
+            hc_pool_free(p);
+            return hc_error(HC_E_NOMEM, "thread pool: could not start thread %d", i);
+        }
+    }
+    *out = p;
+    return HC_OK;
+}
+
+void hc_pool_free(hc_pool *p)
+{
+    if (!p) return;
+    atomic_store(&p->stop, 1);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    futex_wake_all(&p->generation);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1].thread, NULL);
+    free(p->workers);
+    free(p);
+}
+
+int hc_pool_threads(const hc_pool *p) { return p->n_threads; }
+
+void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
+{
+    if (p->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->generation);
+    fn(ctx, 0, p->n_threads);
+    int spins = 0;
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->n_threads - 1) {
+        _mm_pause();
+        if (++spins > (1 << 20)) sched_yield(); /* a worker was descheduled: let it run */
+    }
+}
+
+void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end)
+{
+    if (align < 1) align = 1;
+    long blocks = (n + align - 1) / align;
+    long per = blocks / nth, extra = blocks % nth;
+    long b = ith * per + (ith < extra ? ith : extra);
+    long e = b + per + (ith < extra ? 1 : 0);
+    *begin = b * align < n ? b * align : n;
+    *end = e * align < n ? e * align : n;
+}

@@ -1,0 +1,28 @@
+/* threadpool.h: a fork-join pool of compute threads (the caller is thread 0). Workers spin
+ * briefly between jobs and then sleep on a futex, so small ops pay little to dispatch. */
+#ifndef HC_THREADPOOL_H
+#define HC_THREADPOOL_H
+
+#include "hc/hc_status.h"
+
+typedef struct hc_pool hc_pool;
+
+/* Runs once on every thread of the pool: ith in [0, nth). */
+typedef void (*hc_pool_fn)(void *ctx, int ith, int nth);
+
+/* n_threads includes the calling thread (1 = no workers). cpus: optional list of CPU ids to pin
+ * thread i to cpus[i % n_cpus] (NULL = no pinning). */
+hc_status hc_pool_create(int n_threads, const int *cpus, int n_cpus, hc_pool **out);
+void hc_pool_free(hc_pool *p);
+int hc_pool_threads(const hc_pool *p);
+
+/* Runs fn on all threads and returns when every thread has finished. Not reentrant. */
+void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx);
+
+/* Splits [0, n) into nth nearly equal parts aligned to `align`; the part of thread ith. */
+void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end);
+
+/* Pins the calling thread to one CPU (no-op when cpu < 0). */
+void hc_pin_thread(int cpu);
+
+#endif

@@ -1,0 +1,104 @@
+/* hc_device.h: the device interface, a vtable in the style of ggml-backend: memory, copies,
+ * events and the compute ops of a decoder layer. `cpu` is built in; `cuda` is a plugin. */
+#ifndef HC_DEVICE_H
+#define HC_DEVICE_H
+
+#include "hc/hc_status.h"
+#include "hc/hc_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hc_device hc_device;
+typedef struct hc_event hc_event;
+
+typedef enum hc_rope_mode {
+    HC_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama, llama2.c */
+    HC_ROPE_NEOX = 2  /* rotate halves (x[i], x[i + n_rot/2]): qwen2, gemma, ... (ggml's id 2) */
+} hc_rope_mode;
+
+typedef struct hc_device_config {
+    int n_threads;          /* compute threads of the device (cpu: its own pool, caller included) */
+    size_t mem_budget;      /* bytes the device may allocate; 0 = no limit */
+    int device_index;       /* which physical device (cuda) */
+} hc_device_config;
+
+/* Grouped-query attention over a KV cache for n_tok new tokens at positions pos0 .. pos0+n_tok-1.
+ * Causal: token t sees cache rows 0 .. pos0+t. All pointers are device memory. */
+typedef struct hc_attn_args {
+    const float *q;        /* [n_tok][n_head * head_dim] */
+    const float *k_cache;  /* [n_ctx][n_head_kv * head_dim] of one layer, rows up to pos0+n_tok-1 filled */
+    const float *v_cache;  /* same shape */
+    float *out;            /* [n_tok][n_head * head_dim] */
+    int n_tok, pos0, n_ctx;
+    int n_head, n_head_kv, head_dim;
+    float scale;           /* usually 1/sqrt(head_dim) */
+} hc_attn_args;
+
+/* Activations are f32, row-major [n_tok][width], in device memory. Ops are enqueued in order on
+ * the device's one stream; a device may run them asynchronously (cuda) or at once (cpu). */
+typedef struct hc_device_ops {
+    /* memory */
+    hc_status (*alloc)(hc_device *d, size_t nbytes, void **ptr);
+    void (*free)(hc_device *d, void *ptr);
+    hc_status (*upload)(hc_device *d, void *dst, const void *host_src, size_t nbytes);
+    hc_status (*download)(hc_device *d, void *host_dst, const void *src, size_t nbytes); /* waits */
+    hc_status (*copy)(hc_device *d, void *dst, const void *src, size_t nbytes);
+    /* page-locked host memory for small transfers (plain malloc where the device has none) */
+    hc_status (*host_alloc)(hc_device *d, size_t nbytes, void **ptr);
+    void (*host_free)(hc_device *d, void *ptr);
+    /* ordering with the host: download_async enqueues a copy and records ev after it */
+    hc_status (*download_async)(hc_device *d, void *host_dst, const void *src, size_t nbytes, hc_event *ev);
+    hc_status (*upload_async)(hc_device *d, void *dst, const void *host_src, size_t nbytes);
+    hc_status (*event_create)(hc_device *d, hc_event **ev);
+    void (*event_destroy)(hc_device *d, hc_event *ev);
+    hc_status (*event_record)(hc_device *d, hc_event *ev);
+    hc_status (*event_wait)(hc_device *d, hc_event *ev);   /* the host blocks until ev is done */
+    hc_status (*synchronize)(hc_device *d);
+
+    /* compute */
+    /* y[t][o] = sum_i W[o][i] * x[t][i]; w->ne[0] = in, w->ne[1] = out; any dtype the device supports */
+    hc_status (*matmul)(hc_device *d, const hc_tensor *w, const float *x, float *y, int n_tok);
+    /* out[t][:] = table row ids[t] dequantized (ids are host memory) */
+    hc_status (*get_rows)(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out);
+    /* y[t] = x[t] / rms(x[t]) * w ; y may equal x */
+    hc_status (*rmsnorm)(hc_device *d, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
+    /* rotate the first n_rot dims of each head of x[t] by position pos[t] (pos is host memory) */
+    hc_status (*rope)(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot,
+                      const int32_t *pos, float theta, hc_rope_mode mode);
+    hc_status (*attention)(hc_device *d, const hc_attn_args *a);
+    /* out[i] = silu(gate[i]) * up[i] */
+    hc_status (*swiglu)(hc_device *d, const float *gate, const float *up, float *out, size_t n);
+    /* y[i] += x[i] */
+    hc_status (*add)(hc_device *d, float *y, const float *x, size_t n);
+    /* y[t][i] += b[i] for t < n_tok */
+    hc_status (*add_bias)(hc_device *d, float *y, const float *b, int n_tok, int width);
+    /* x[i] *= s */
+    hc_status (*scale)(hc_device *d, float *x, size_t n, float s);
+
+    /* bookkeeping */
+    size_t (*mem_used)(hc_device *d);
+    void (*destroy)(hc_device *d);
+} hc_device_ops;
+
+struct hc_device {
+    const hc_device_ops *ops;
+    const char *name;          /* "cpu", "cuda" */
+    hc_device_config config;
+    int host_memory;           /* 1 when device pointers are host pointers (cpu): weights in host
+                                  memory are used in place and copies may be skipped */
+    void *impl;                /* the backend's own state */
+};
+
+/* What a device plugin's descriptor points to (kind HC_PLUGIN_DEVICE). */
+typedef struct hc_device_plugin_ops {
+    /* HC_OK when the hardware is usable; otherwise HC_E_DEVICE with the reason in hc_last_error() */
+    hc_status (*probe)(void);
+    hc_status (*create)(const hc_device_config *cfg, hc_device **out);
+} hc_device_plugin_ops;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

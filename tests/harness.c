@@ -1,0 +1,94 @@
+/* harness.c: CUnit runner, shared-data lookup and temporary files for the test suites (test_util.h).
+ * A suite fails the process (non-zero exit) when any assertion fails. */
+#include "test_util.h"
+
+#include <CUnit/Basic.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp_dir[256];
+
+static void remove_tmp_dir(void)
+{
+    if (!tmp_dir[0]) return;
+    DIR *d = opendir(tmp_dir);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(tmp_dir);
+}
+
+const char *hc_test_tmp(const char *name)
+{
+    static char path[600];
+    if (!tmp_dir[0]) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hc-test-%d-XXXXXX", (int)getpid());
+        if (!mkdtemp(tmp_dir)) {
+            perror("mkdtemp");
+            tmp_dir[0] = '\0';
+            return NULL;
+        }
+        atexit(remove_tmp_dir);
+    }
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    return path;
+}
+
+const char *hc_test_shared(const char *relative, const char *test_name)
+{
+    static char path[1024];
+    const char *dir = getenv("HC_SHARED_DIR");
+    if (!dir) dir = HC_SHARED_DIR;
+    snprintf(path, sizeof path, "%s/%s", dir, relative);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        printf("\n  SKIP %s: %s is absent (set HC_SHARED_DIR to the shared data folder)\n", test_name, path);
+        return NULL;
+    }
+    return path;
+}
+
+char *hc_test_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (size) *size = (size_t)n;
+    }
+    return buf;
+}
+
+int hc_test_run(const char *suite_name, const hc_test_case *cases)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
+    CU_pSuite suite = CU_add_suite(suite_name, NULL, NULL);
+    if (!suite) return 2;
+    for (const hc_test_case *c = cases; c->name; c++)
+        if (!CU_add_test(suite, c->name, c->fn)) return 2;
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}
