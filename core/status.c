@@ -53,6 +53,7 @@ const char *hc_status_name(hc_status code)
     case HC_E_SCRIPT: return "script error";
     case HC_E_DEVICE: return "device error";
     case HC_E_STATE: return "bad state";
+    case HC_E_NUMERIC: return "numerical failure";
     }
     return "unknown status";
 }

@@ -77,7 +77,7 @@ static void *worker_main(void *arg)
     struct hc_worker *w = arg;
     struct hc_pool *p = w->pool;
     hc_pin_thread(w->cpu);
-    unsigned seen = atomic_load(&p->generation);
+    unsigned seen = 0; /* the generation at creation: a job may be published before this thread runs */
     for (;;) {
         seen = wait_for_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
@@ -142,7 +142,7 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
     int spins = 0;
     while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->n_threads - 1) {
         _mm_pause();
-        if (++spins > (1 << 20)) sched_yield(); /* a worker was descheduled: let it run */
+        if (++spins > (1 << 14)) sched_yield(); /* a worker was descheduled: let it run */
     }
 }
 

@@ -19,7 +19,8 @@ typedef enum hc_status {
     HC_E_PLUGIN,      /* a plugin was refused or failed */
     HC_E_SCRIPT,      /* a Lua script failed or answered badly */
     HC_E_DEVICE,      /* a device is absent or failed */
-    HC_E_STATE        /* a call at the wrong time (full context, closed object) */
+    HC_E_STATE,       /* a call at the wrong time (full context, closed object) */
+    HC_E_NUMERIC      /* a numerical method failed (factorization not positive definite, no convergence) */
 } hc_status;
 
 /* The message of the last failure on this thread ("" when none). */

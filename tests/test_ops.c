@@ -1,0 +1,216 @@
+/* test_ops.c: the cpu device's decoder ops against naive references written here in double
+ * precision: RMSNorm, RoPE (both modes), grouped-query attention with a KV cache, SwiGLU, f32
+ * matmul on 1 and 2 threads; and the thread pool's range splitting. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_cpu.h"
+#include "test_util.h"
+#include "threadpool.h"
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return ((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static hc_device *make_device(int threads)
+{
+    hc_device *d = NULL;
+    hc_device_config cfg = { .n_threads = threads };
+    if (hc_cpu_device_create(&cfg, &d) != HC_OK) return NULL;
+    return d;
+}
+
+static void test_rmsnorm(void)
+{
+    hc_device *d = make_device(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    enum { N = 3, D = 37 };
+    float x[N * D], w[D], y[N * D];
+    unsigned s = 1;
+    for (int i = 0; i < N * D; i++) x[i] = frand(&s) * 3;
+    for (int i = 0; i < D; i++) w[i] = frand(&s);
+    HC_ASSERT_OK(d->ops->rmsnorm(d, x, w, y, N, D, 1e-5f));
+    for (int t = 0; t < N; t++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)x[t * D + i] * x[t * D + i];
+        double inv = 1.0 / sqrt(ss / D + 1e-5);
+        for (int i = 0; i < D; i++) CU_ASSERT_DOUBLE_EQUAL(y[t * D + i], x[t * D + i] * inv * w[i], 1e-5);
+    }
+    d->ops->destroy(d);
+}
+
+/* naive RoPE: pairs (2i, 2i+1) for NORM, (i, i + n_rot/2) for NEOX, angle pos * theta^(-2i/n_rot) */
+static void naive_rope(double *v, int head_dim, int n_rot, int pos, double theta, hc_rope_mode mode)
+{
+    for (int i = 0; i < n_rot / 2; i++) {
+        double ang = pos * pow(theta, -2.0 * i / n_rot);
+        int a = mode == HC_ROPE_NEOX ? i : 2 * i, b = mode == HC_ROPE_NEOX ? i + n_rot / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(ang) - x1 * sin(ang);
+        v[b] = x0 * sin(ang) + x1 * cos(ang);
+    }
+    (void)head_dim;
+}
+
+static void check_rope(hc_rope_mode mode, int n_rot)
+{
+    hc_device *d = make_device(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    enum { T = 4, H = 3, HD = 16 };
+    float x[T * H * HD];
+    double ref[T * H * HD];
+    int32_t pos[T] = { 0, 1, 17, 300 };
+    unsigned s = 7;
+    for (int i = 0; i < T * H * HD; i++) ref[i] = x[i] = frand(&s);
+    HC_ASSERT_OK(d->ops->rope(d, x, T, H, HD, n_rot, pos, 10000.0f, mode));
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) naive_rope(ref + (t * H + h) * HD, HD, n_rot, pos[t], 10000.0, mode);
+    for (int i = 0; i < T * H * HD; i++) CU_ASSERT_DOUBLE_EQUAL(x[i], ref[i], 1e-5);
+    d->ops->destroy(d);
+}
+
+static void test_rope_norm(void) { check_rope(HC_ROPE_NORM, 16); }
+static void test_rope_neox(void) { check_rope(HC_ROPE_NEOX, 16); }
+static void test_rope_partial(void) { check_rope(HC_ROPE_NEOX, 8); } /* only part of each head rotates */
+
+static void test_attention_gqa(void)
+{
+    enum { CTX = 16, T = 5, POS0 = 3, H = 4, HKV = 2, HD = 8 };
+    float q[T * H * HD], k[CTX * HKV * HD], v[CTX * HKV * HD], out[T * H * HD];
+    unsigned s = 3;
+    for (int i = 0; i < T * H * HD; i++) q[i] = frand(&s);
+    for (int i = 0; i < CTX * HKV * HD; i++) {
+        k[i] = frand(&s);
+        v[i] = frand(&s);
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        hc_device *d = make_device(threads);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        hc_attn_args a = { .q = q, .k_cache = k, .v_cache = v, .out = out, .n_tok = T, .pos0 = POS0, .n_ctx = CTX,
+                           .n_head = H, .n_head_kv = HKV, .head_dim = HD, .scale = 1.0f / sqrtf(HD) };
+        HC_ASSERT_OK(d->ops->attention(d, &a));
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++) {
+                int kvh = h / (H / HKV), n = POS0 + t + 1; /* causal: keys 0 .. pos0+t */
+                double sc[CTX], mx = -1e30, sum = 0;
+                for (int j = 0; j < n; j++) {
+                    double dot = 0;
+                    for (int i = 0; i < HD; i++) dot += (double)q[(t * H + h) * HD + i] * k[(j * HKV + kvh) * HD + i];
+                    sc[j] = dot / sqrt(HD);
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j < n; j++) sum += (sc[j] = exp(sc[j] - mx));
+                for (int i = 0; i < HD; i++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += sc[j] / sum * v[(j * HKV + kvh) * HD + i];
+                    CU_ASSERT_DOUBLE_EQUAL(out[(t * H + h) * HD + i], o, 1e-5);
+                }
+            }
+        a.pos0 = CTX - 2; /* past the end of the cache */
+        CU_ASSERT_EQUAL(d->ops->attention(d, &a), HC_E_STATE);
+        d->ops->destroy(d);
+    }
+}
+
+static void test_swiglu(void)
+{
+    hc_device *d = make_device(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    float g[5] = { -3, -0.5f, 0, 0.5f, 4 }, u[5] = { 1, 2, 3, -1, 0.25f }, o[5];
+    HC_ASSERT_OK(d->ops->swiglu(d, g, u, o, 5));
+    for (int i = 0; i < 5; i++) CU_ASSERT_DOUBLE_EQUAL(o[i], g[i] / (1 + exp(-g[i])) * u[i], 1e-6);
+    d->ops->destroy(d);
+}
+
+static void test_matmul_f32(void)
+{
+    enum { IN = 67, OUT = 45, T = 3 };
+    float *w = malloc(sizeof(float) * IN * OUT), x[T * IN], y[T * OUT];
+    unsigned s = 11;
+    for (int i = 0; i < IN * OUT; i++) w[i] = frand(&s);
+    for (int i = 0; i < T * IN; i++) x[i] = frand(&s);
+    hc_tensor wt = { .name = "w", .dtype = HC_F32, .n_dims = 2, .ne = { IN, OUT, 1, 1 }, .data = w, .nbytes = sizeof(float) * IN * OUT };
+    for (int threads = 1; threads <= 2; threads++)
+        for (int n_tok = 1; n_tok <= T; n_tok += 2) {
+            hc_device *d = make_device(threads);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+            HC_ASSERT_OK(d->ops->matmul(d, &wt, x, y, n_tok));
+            for (int t = 0; t < n_tok; t++)
+                for (int o = 0; o < OUT; o++) {
+                    double acc = 0;
+                    for (int i = 0; i < IN; i++) acc += (double)w[o * IN + i] * x[t * IN + i];
+                    CU_ASSERT_DOUBLE_EQUAL(y[t * OUT + o], acc, 1e-4);
+                }
+            d->ops->destroy(d);
+        }
+    free(w);
+}
+
+static void test_memory_budget(void)
+{
+    hc_device_config cfg = { .n_threads = 1, .mem_budget = 1 << 20 };
+    hc_device *d;
+    HC_ASSERT_OK(hc_cpu_device_create(&cfg, &d));
+    void *a, *b;
+    HC_ASSERT_OK(d->ops->alloc(d, 700 << 10, &a));
+    CU_ASSERT_EQUAL(d->ops->alloc(d, 700 << 10, &b), HC_E_NOMEM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "memory budget"));
+    CU_ASSERT_EQUAL(d->ops->mem_used(d), 700 << 10);
+    d->ops->free(d, a);
+    CU_ASSERT_EQUAL(d->ops->mem_used(d), 0);
+    d->ops->destroy(d);
+}
+
+typedef struct sum_job {
+    long n;
+    long partial[8];
+} sum_job;
+
+static void sum_task(void *arg, int ith, int nth)
+{
+    sum_job *j = arg;
+    long b, e;
+    hc_split_range(j->n, ith, nth, 4, &b, &e);
+    long s = 0;
+    for (long i = b; i < e; i++) s += i;
+    j->partial[ith] = s;
+}
+
+static void test_thread_pool(void)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        hc_pool *p;
+        HC_ASSERT_OK(hc_pool_create(threads, NULL, 0, &p));
+        for (long n = 0; n < 200; n += 13)
+            for (int rep = 0; rep < 50; rep++) { /* many small jobs back to back */
+                sum_job j = { .n = n };
+                hc_pool_run(p, sum_task, &j);
+                long s = 0;
+                for (int i = 0; i < threads; i++) s += j.partial[i];
+                CU_ASSERT_EQUAL_FATAL(s, n * (n - 1) / 2);
+            }
+        hc_pool_free(p);
+    }
+    hc_pool *p;
+    CU_ASSERT_EQUAL(hc_pool_create(0, NULL, 0, &p), HC_E_ARG);
+}
+
+int main(void)
+{
+    const hc_test_case cases[] = {
+        { "rmsnorm", test_rmsnorm },
+        { "rope norm", test_rope_norm },
+        { "rope neox", test_rope_neox },
+        { "rope partial rotation", test_rope_partial },
+        { "attention gqa causal", test_attention_gqa },
+        { "swiglu", test_swiglu },
+        { "matmul f32", test_matmul_f32 },
+        { "device memory budget", test_memory_budget },
+        { "thread pool", test_thread_pool },
+        { NULL, NULL },
+    };
+    return hc_test_run("ops", cases);
+}
