@@ -22,7 +22,7 @@ struct hc_sampler {
 
 hc_sampler_params hc_sampler_defaults(void)
 {
-    return (hc_sampler_params){ .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .repeat_penalty = 1.1f,
+    return (hc_sampler_params){ .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .repeat_penalty = 1.0f,
                                 .repeat_last_n = 64, .seed = 0 };
 }
 

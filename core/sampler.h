@@ -18,7 +18,7 @@ typedef struct hc_sampler_params {
 
 typedef struct hc_sampler hc_sampler;
 
-hc_sampler_params hc_sampler_defaults(void);   /* temp 0.8, top_k 40, top_p 0.95, penalty 1.1/64 */
+hc_sampler_params hc_sampler_defaults(void);   /* temp 0.8, top_k 40, top_p 0.95, no repetition penalty (llama.cpp's defaults) */
 /* Checks the ranges (temperature >= 0, top_p in (0,1], ...) and names a bad one. */
 hc_status hc_sampler_create(const hc_sampler_params *p, int n_vocab, hc_sampler **out);
 void hc_sampler_free(hc_sampler *s);

@@ -43,6 +43,10 @@ int hc_tokenizer_is_eog(const hc_tokenizer *t, int32_t id);
 /* The vocabulary entry's text as stored (e.g. "Ġthe", "▁the", "<0x0A>"). */
 const char *hc_tokenizer_text(const hc_tokenizer *t, int32_t id);
 int32_t hc_tokenizer_find(const hc_tokenizer *t, const char *text); /* -1 when absent */
+/* The vocabulary entry's score (SentencePiece merge priority; 0 for GPT-2 vocabularies). */
+float hc_tokenizer_score(const hc_tokenizer *t, int32_t id);
+/* The GGUF token type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. */
+int hc_tokenizer_token_type(const hc_tokenizer *t, int32_t id);
 
 /* ---- chat templates ---- */
 typedef struct hc_chat_message {

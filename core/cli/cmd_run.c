@@ -20,7 +20,7 @@ static const char run_help[] =
     "      --temp T            temperature, 0 = greedy (default 0.8)\n"
     "      --top-k K           (default 40, 0 = off)\n"
     "      --top-p P           (default 0.95, 1 = off)\n"
-    "      --repeat-penalty R  (default 1.1, 1 = off) over the last --repeat-last-n N tokens (64)\n"
+    "      --repeat-penalty R  (default 1 = off) over the last --repeat-last-n N tokens (64)\n"
     "      --seed S            random seed (default: from the clock)\n"
     "      --ignore-eos        keep generating past end-of-generation tokens\n"
     "%s";
