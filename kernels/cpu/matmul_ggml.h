@@ -1,0 +1,73 @@
+/* matmul_ggml.h: CPU matrix-vector / small matrix-matrix kernels for weights in GGUF's standard
+ * types (f32, f16, bf16, Q4_0 .. Q8_0, K-quants): y[t][o] = sum_i W[o][i] x[t][i] over a row range. */
+#ifndef HC_MATMUL_GGML_H
+#define HC_MATMUL_GGML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hc/hc_status.h"
+#include "hc/hc_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Activations quantized per block of 32 to int8: x[i] ~ d * q[i], with s = d * sum(q) (the
+ * block sum, used for the min/offset term of Q4_1, Q5_1, K-quants...). q is in [-127, 127]. */
+typedef struct hc_q8_block {
+    float d;
+    float s;
+    int8_t q[32];
+} hc_q8_block;
+
+#define HC_Q8_BLOCK 32
+
+/* Bytes of a quantized row of n floats (n % 32 == 0); 0 when n is not a multiple of 32. */
+size_t hc_act_q8_bytes(int64_t n);
+
+/* Quantizes one row of n floats (n % 32 == 0) to n / 32 blocks. Round to nearest (ties to
+ * even) of x / d with d = max|x| / 127; the SIMD and the reference versions give identical bytes. */
+void hc_act_quantize_q8(const float *x, hc_q8_block *y, int64_t n);   /* dispatching */
+void hc_act_quantize_q8_ref(const float *x, hc_q8_block *y, int64_t n);
+
+/* 1 when the kernels of type t take int8 activations (xq) -- every block type -- and 0 when
+ * they take float activations (f32, f16, bf16) or t is unknown. */
+int hc_matmul_wants_q8(hc_dtype t);
+
+/* y[t*ldy + o] = dot(row o of W, x_t) for o in [row0, row1) and t in [0, n_tok); nothing else
+ * of y is written.
+ * w: the whole weight tensor data (rows of `in` elements of type wt, each row
+ *    hc_dtype_row_bytes(wt, in) bytes, row o at o * row_bytes).
+ * x: f32 activations [n_tok][in] (may be NULL when xq is given and the type wants q8);
+ * xq: the same quantized with hc_act_quantize_q8 (row t at t * hc_act_q8_bytes(in)) when
+ *    hc_matmul_wants_q8(wt), else ignored.
+ * Errors: HC_E_UNSUPPORTED for a type without a kernel, HC_E_ARG for a bad size or range
+ * (in not a multiple of the block, a missing input, ldy < row1 with n_tok > 1). */
+hc_status hc_matmul_rows(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
+                         int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+
+/* The plain reference behind it (no SIMD): the same contract, every standard block type. */
+hc_status hc_matmul_rows_ref(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
+                             int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+
+/* ---- internals shared by the implementations (and the tests) ---- */
+
+/* Checks the arguments of hc_matmul_rows* (the message names the problem). */
+hc_status hc_matmul_check(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
+                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+
+/* 1 when this CPU runs the AVX2 kernels (AVX2 + FMA + F16C). */
+int hc_cpu_has_avx2(void);
+
+/* The AVX2/FMA/F16C kernels (call only when hc_cpu_has_avx2()). hc_matmul_avx2_has(t) says
+ * whether a type has one; hc_matmul_rows_avx2 assumes checked arguments and a supported type. */
+int hc_matmul_avx2_has(hc_dtype t);
+void hc_matmul_rows_avx2(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
+                         int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
