@@ -1,0 +1,90 @@
+/* cuda_common.cuh: what every CUDA kernel header shares: HC_CU_HD (host+device under nvcc, nothing
+ * under gcc, so the math also builds for the CPU tests), launch geometry structs, f16/bf16 -> f32. */
+#ifndef HC_CUDA_COMMON_CUH
+#define HC_CUDA_COMMON_CUH
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define HC_CU_HD __host__ __device__
+#else
+#define HC_CU_HD
+#endif
+
+/* Threads of a warp; the kernels' warp reductions assume exactly this. */
+#define HC_CU_WARP 32
+
+/* Launch geometry as the .cu file uses it: grid and block sizes (x, y, z) and dynamic shared
+ * memory. The CPU tests loop over the same blocks and threads. */
+typedef struct hc_cu_dim {
+    unsigned x, y, z;
+} hc_cu_dim;
+
+typedef struct hc_cu_launch {
+    hc_cu_dim grid, block;
+    size_t shared_bytes;
+} hc_cu_launch;
+
+#ifdef __CUDACC__
+static inline dim3 hc_cu_dim3(hc_cu_dim d) { return dim3(d.x, d.y, d.z); }
+#endif
+
+/* Hardware limits every launch must respect (any GPU of compute capability >= 3.0). */
+#define HC_CU_MAX_GRID_X 2147483647u
+#define HC_CU_MAX_GRID_YZ 65535u
+#define HC_CU_MAX_BLOCK_THREADS 1024u
+#define HC_CU_MAX_STATIC_SHARED 49152u
+
+static inline HC_CU_HD hc_cu_launch hc_cu_launch_1d(unsigned grid_x, unsigned block_x, size_t shared_bytes)
+{
+    hc_cu_launch l;
+    l.grid.x = grid_x;
+    l.grid.y = 1;
+    l.grid.z = 1;
+    l.block.x = block_x;
+    l.block.y = 1;
+    l.block.z = 1;
+    l.shared_bytes = shared_bytes;
+    return l;
+}
+
+/* ---- little-endian byte readers (weights may sit at any byte offset inside a block) ---- */
+
+static inline HC_CU_HD uint32_t hc_cu_rd_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+
+static inline HC_CU_HD uint32_t hc_cu_rd_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline HC_CU_HD float hc_cu_bits_f32(uint32_t u)
+{
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
+
+/* IEEE binary16 -> f32, exact for every input (subnormals are man * 2^-24, exact in f32). */
+static inline HC_CU_HD float hc_cu_f16_to_f32(uint32_t h)
+{
+    uint32_t sign = (h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1fu) return hc_cu_bits_f32(sign | 0x7f800000u | (man << 13)); /* inf, NaN */
+    if (exp != 0) return hc_cu_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
+    float v = (float)man * 5.9604644775390625e-8f; /* 2^-24 */
+    return sign ? -v : v;
+}
+
+static inline HC_CU_HD float hc_cu_bf16_to_f32(uint32_t h) { return hc_cu_bits_f32((h & 0xffffu) << 16); }
+
+/* Blocks needed to cover n items with `per` items per block. */
+static inline HC_CU_HD unsigned hc_cu_div_up(size_t n, size_t per) { return (unsigned)((n + per - 1) / per); }
+
+#endif

@@ -1,0 +1,42 @@
+/* cuda_kernels.h: the C entry points of the CUDA kernels (the .cu files beside it) that the cuda device
+ * plugin calls. Each enqueues its kernel on the stream and returns the launch's cudaError_t. */
+#ifndef HC_CUDA_KERNELS_H
+#define HC_CUDA_KERNELS_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hc/hc_device.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[r][0..width) = row (ids ? ids[r] : row0 + r) of w, dequantized to f32, for r < n_rows.
+ * w: rows of row_bytes bytes of type dtype (hc_cu_dtype_supported); ids: device memory or NULL. */
+cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t width,
+                               const int32_t *ids, int64_t row0, int n_rows, float *out);
+
+/* y[o] = sum_k W[o][k] x[k] for o < out (one token). */
+cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
+                       const float *x, float *y);
+
+cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
+
+/* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */
+cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
+                       int pos0, float theta, int mode);
+
+/* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). */
+cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a);
+
+cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
+cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
+cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width);
+cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

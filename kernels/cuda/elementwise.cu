@@ -1,0 +1,56 @@
+/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, add, add_bias, scale),
+ * grid-stride loops over flat arrays (see elementwise.cuh). */
+#include "cuda_kernels.h"
+#include "elementwise.cuh"
+
+#define HC_CU_EW_LOOP(i, n) for (size_t i = hc_cu_ew_first(blockIdx.x, threadIdx.x); i < (n); i += hc_cu_ew_stride(gridDim.x))
+
+__global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t n)
+{
+    HC_CU_EW_LOOP(i, n) out[i] = hc_cu_silu_mul(gate[i], up[i]);
+}
+
+__global__ void add_kernel(float *y, const float *x, size_t n)
+{
+    HC_CU_EW_LOOP(i, n) y[i] += x[i];
+}
+
+__global__ void add_bias_kernel(float *y, const float *b, size_t n, int width)
+{
+    HC_CU_EW_LOOP(i, n) y[i] += b[hc_cu_bias_index(i, width)];
+}
+
+__global__ void scale_kernel(float *x, size_t n, float f)
+{
+    HC_CU_EW_LOOP(i, n) x[i] *= f;
+}
+
+#define HC_CU_EW_LAUNCH(n, kernel, ...)                                                            \
+    do {                                                                                           \
+        if ((n) == 0) return cudaSuccess;                                                          \
+        hc_cu_launch l = hc_cu_elementwise_geometry((n), HC_CU_EW_MAX_BLOCKS);                     \
+        kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(__VA_ARGS__);       \
+        return cudaGetLastError();                                                                 \
+    } while (0)
+
+extern "C" cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n)
+{
+    HC_CU_EW_LAUNCH(n, swiglu_kernel, gate, up, out, n);
+}
+
+extern "C" cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n)
+{
+    HC_CU_EW_LAUNCH(n, add_kernel, y, x, n);
+}
+
+extern "C" cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width)
+{
+    if (width <= 0) return cudaSuccess;
+    size_t n = (size_t)n_tok * (size_t)width;
+    HC_CU_EW_LAUNCH(n, add_bias_kernel, y, b, n, width);
+}
+
+extern "C" cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f)
+{
+    HC_CU_EW_LAUNCH(n, scale_kernel, x, n, f);
+}

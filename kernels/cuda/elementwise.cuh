@@ -1,0 +1,28 @@
+/* elementwise.cuh: the element-wise kernels' math (SwiGLU, add, bias, scale) and their grid-stride
+ * geometry: blocks of HC_CU_EW_THREADS, at most a capped number of blocks, each thread striding. */
+#ifndef HC_CUDA_ELEMENTWISE_CUH
+#define HC_CUDA_ELEMENTWISE_CUH
+
+#include "cuda_common.cuh"
+
+#define HC_CU_EW_THREADS 256
+#define HC_CU_EW_MAX_BLOCKS 4096u
+
+static inline HC_CU_HD hc_cu_launch hc_cu_elementwise_geometry(size_t n, unsigned max_blocks)
+{
+    unsigned blocks = hc_cu_div_up(n, HC_CU_EW_THREADS);
+    if (blocks > max_blocks) blocks = max_blocks;
+    if (blocks == 0) blocks = 1;
+    return hc_cu_launch_1d(blocks, HC_CU_EW_THREADS, 0);
+}
+
+/* First index of thread (block, tid) and the stride between its indices. */
+static inline HC_CU_HD size_t hc_cu_ew_first(unsigned block, unsigned tid) { return (size_t)block * HC_CU_EW_THREADS + tid; }
+static inline HC_CU_HD size_t hc_cu_ew_stride(unsigned grid) { return (size_t)grid * HC_CU_EW_THREADS; }
+
+static inline HC_CU_HD float hc_cu_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* Element e of [n_tok][width] takes bias element e % width. */
+static inline HC_CU_HD size_t hc_cu_bias_index(size_t e, int width) { return e % (size_t)width; }
+
+#endif

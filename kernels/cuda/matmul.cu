@@ -1,0 +1,63 @@
+/* matmul.cu: the weight kernels: dequantizing rows to f32 (get_rows, and the n_tok > 1 matmul
+ * before cuBLAS) and the warp-per-row dequant-GEMV for one token; one instance per weight type. */
+#include "cuda_kernels.h"
+#include "dequant.cuh"
+
+template <int DT>
+__global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t width, const int32_t *ids, int64_t row0,
+                                    float *out)
+{
+    const uint8_t *row = w + (size_t)hc_cu_dequant_src_row(ids, row0, blockIdx.x) * row_bytes;
+    float *dst = out + (size_t)blockIdx.x * (size_t)width;
+    for (int64_t k = threadIdx.x; k < width; k += blockDim.x) dst[k] = hc_cu_deq_elem(DT, row, k);
+}
+
+template <int DT>
+__global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y)
+{
+    int64_t o = hc_cu_gemv_row(blockIdx.x, threadIdx.y);
+    if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
+    float s = hc_cu_gemv_lane_partial(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
+    for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+    if (threadIdx.x == 0) y[o] = s;
+}
+
+/* Calls LAUNCH(type) for the weight type t, or returns cudaErrorInvalidValue for another. */
+#define HC_CU_SWITCH_TYPE(t, LAUNCH)                                                              \
+    switch (t) {                                                                                  \
+    case HC_F32: LAUNCH(HC_F32); break;                                                           \
+    case HC_F16: LAUNCH(HC_F16); break;                                                           \
+    case HC_BF16: LAUNCH(HC_BF16); break;                                                         \
+    case HC_Q4_0: LAUNCH(HC_Q4_0); break;                                                         \
+    case HC_Q4_1: LAUNCH(HC_Q4_1); break;                                                         \
+    case HC_Q5_0: LAUNCH(HC_Q5_0); break;                                                         \
+    case HC_Q5_1: LAUNCH(HC_Q5_1); break;                                                         \
+    case HC_Q8_0: LAUNCH(HC_Q8_0); break;                                                         \
+    default: return cudaErrorInvalidValue;                                                        \
+    }
+
+extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t width,
+                                          const int32_t *ids, int64_t row0, int n_rows, float *out)
+{
+    if (n_rows <= 0 || width <= 0) return cudaSuccess;
+    hc_cu_launch l = hc_cu_dequant_rows_geometry(n_rows);
+#define LAUNCH(T)                                                                                  \
+    dequant_rows_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(          \
+        (const uint8_t *)w, row_bytes, width, ids, row0, out)
+    HC_CU_SWITCH_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
+                                  const float *x, float *y)
+{
+    if (out <= 0) return cudaSuccess;
+    hc_cu_launch l = hc_cu_gemv_geometry(out);
+#define LAUNCH(T)                                                                                  \
+    gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>((const uint8_t *)w, \
+                                                                                   row_bytes, in, out, x, y)
+    HC_CU_SWITCH_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+    return cudaGetLastError();
+}

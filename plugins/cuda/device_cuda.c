@@ -1,0 +1,680 @@
+/* device_cuda.c: the cuda device plugin: device memory under a budget, one stream with events,
+ * cuBLAS for f32 matmuls (and for batches, after dequantizing) and the kernels of kernels/cuda. */
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.cuh"
+#include "cuda_kernels.h"
+#include "dequant.cuh"
+#include "hc/hc_device.h"
+#include "hc/hc_plugin.h"
+#include "hc/hc_quant.h"
+
+/* Largest f32 scratch (in floats) for dequantized weight rows when n_tok > 1: 64 MiB. */
+#define CU_SCRATCH_MAX_FLOATS ((size_t)16 << 20)
+/* Slots for host arrays (token ids, positions) on their way to the device. A slot is reused only
+ * once its previous copy has left the pinned buffer, so the host may run that many calls ahead. */
+#define CU_STAGE_SLOTS 8
+
+typedef struct cu_alloc {
+    void *ptr;
+    size_t n;
+} cu_alloc;
+
+typedef struct cu_stage {
+    int32_t *host;          /* pinned */
+    int32_t *dev;
+    size_t cap;             /* elements of both */
+    cudaEvent_t copied;     /* recorded after the copy out of `host` */
+    int has_event, pending;
+} cu_stage;
+
+typedef struct cuda_device {
+    int index;
+    char gpu[256];
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int has_stream, has_blas, has_lock;
+    pthread_mutex_t lock;   /* guards the allocation table and `used` */
+    cu_alloc *allocs;       /* sorted by pointer */
+    size_t n_allocs, cap_allocs;
+    size_t used;
+    float *scratch;         /* dequantized weight rows */
+    size_t scratch_floats;
+    cu_stage stage[CU_STAGE_SLOTS];
+    int next_stage;
+} cuda_device;
+
+struct hc_event {
+    cudaEvent_t ev;
+};
+
+static cuda_device *impl(hc_device *d) { return d->impl; }
+
+/* ---------------- errors ---------------- */
+
+static hc_status cu_fail(cudaError_t e, const char *op)
+{
+    (void)cudaGetLastError(); /* clear a non-sticky error so the next call starts clean */
+    if (e == cudaErrorMemoryAllocation)
+        return hc_error(HC_E_NOMEM, "cuda %s: %s", op, cudaGetErrorString(e));
+    return hc_error(HC_E_DEVICE, "cuda %s: %s (%s)", op, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static hc_status blas_fail(cublasStatus_t s, const char *op)
+{
+    return hc_error(HC_E_DEVICE, "cuda %s: cuBLAS: %s", op, cublasGetStatusString(s));
+}
+
+#define CU_CHECK(call, op)                                                                         \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return cu_fail(e_, op);                                             \
+    } while (0)
+
+#define BLAS_CHECK(call, op)                                                                       \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) return blas_fail(s_, op);                                 \
+    } while (0)
+
+/* Makes this device current on the calling thread (ops may come from any host thread). */
+static hc_status enter(cuda_device *c, const char *op)
+{
+    CU_CHECK(cudaSetDevice(c->index), op);
+    return HC_OK;
+}
+
+/* ---------------- probe ---------------- */
+
+static hc_status cuda_probe(void)
+{
+    int n = 0, runtime = 0, driver = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    (void)cudaRuntimeGetVersion(&runtime);
+    (void)cudaDriverGetVersion(&driver);
+    char versions[96];
+    if (driver)
+        snprintf(versions, sizeof versions, "CUDA runtime %d.%d, driver %d.%d", runtime / 1000, runtime % 1000 / 10,
+                 driver / 1000, driver % 1000 / 10);
+    else
+        snprintf(versions, sizeof versions, "CUDA runtime %d.%d, no CUDA driver installed", runtime / 1000,
+                 runtime % 1000 / 10);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return hc_error(HC_E_DEVICE, "no CUDA device is present (cudaGetDeviceCount: %s; %s)", cudaGetErrorString(e),
+                        versions);
+    }
+    if (n <= 0) return hc_error(HC_E_DEVICE, "no CUDA device is present (cudaGetDeviceCount found none; %s)", versions);
+    return HC_OK;
+}
+
+/* ---------------- memory ---------------- */
+
+/* Index of ptr in the sorted table, or where it would go. */
+static size_t alloc_find(const cuda_device *c, const void *ptr)
+{
+    size_t lo = 0, hi = c->n_allocs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((const char *)c->allocs[mid].ptr < (const char *)ptr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static size_t cuda_mem_used(hc_device *d)
+{
+    cuda_device *c = impl(d);
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->used;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static hc_status cuda_alloc(hc_device *d, size_t n, void **ptr)
+{
+    cuda_device *c = impl(d);
+    size_t budget = d->config.mem_budget;
+    *ptr = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (budget && (n > budget || c->used > budget - n)) {
+        size_t used = c->used;
+        pthread_mutex_unlock(&c->lock);
+        return hc_error(HC_E_NOMEM, "cuda device %d (%s): allocating %zu MiB would exceed its memory budget of %zu MiB (%zu MiB in use)",
+                        c->index, c->gpu, n >> 20, budget >> 20, used >> 20);
+    }
+    c->used += n; /* reserved now, so that concurrent allocations respect the budget */
+    pthread_mutex_unlock(&c->lock);
+
+    void *p = NULL;
+    hc_status st = enter(c, "alloc");
+    if (st == HC_OK) {
+        cudaError_t e = cudaMalloc(&p, n ? n : 1);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            st = hc_error(e == cudaErrorMemoryAllocation ? HC_E_NOMEM : HC_E_DEVICE,
+                          "cuda device %d (%s): cannot allocate %zu MiB of device memory (%zu MiB in use by hcinfer): %s",
+                          c->index, c->gpu, n >> 20, (cuda_mem_used(d) - n) >> 20, cudaGetErrorString(e));
+            p = NULL;
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    if (st == HC_OK && c->n_allocs == c->cap_allocs) {
+        size_t cap = c->cap_allocs ? 2 * c->cap_allocs : 256;
+        cu_alloc *a = realloc(c->allocs, cap * sizeof *a);
+        if (a) {
+            c->allocs = a;
+            c->cap_allocs = cap;
+        } else {
+            st = hc_error(HC_E_NOMEM, "cuda alloc: out of host memory for the allocation table");
+        }
+    }
+    if (st == HC_OK) {
+        size_t i = alloc_find(c, p);
+        memmove(&c->allocs[i + 1], &c->allocs[i], (c->n_allocs - i) * sizeof *c->allocs);
+        c->allocs[i] = (cu_alloc){ p, n };
+        c->n_allocs++;
+    } else {
+        c->used -= n;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (st != HC_OK) {
+        if (p) cudaFree(p);
+        return st;
+    }
+    *ptr = p;
+    return HC_OK;
+}
+
+static void cuda_free(hc_device *d, void *ptr)
+{
+    if (!ptr) return;
+    cuda_device *c = impl(d);
+    int ours = 0;
+    pthread_mutex_lock(&c->lock);
+    size_t i = alloc_find(c, ptr);
+    if (i < c->n_allocs && c->allocs[i].ptr == ptr) {
+        c->used -= c->allocs[i].n;
+        memmove(&c->allocs[i], &c->allocs[i + 1], (c->n_allocs - i - 1) * sizeof *c->allocs);
+        c->n_allocs--;
+        ours = 1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (ours && enter(c, "free") == HC_OK) cudaFree(ptr); /* waits for the work still using it */
+}
+
+static hc_status cuda_upload(hc_device *d, void *dst, const void *src, size_t n)
+{
+    cuda_device *c = impl(d);
+    if (!n) return HC_OK;
+    hc_status st = enter(c, "upload");
+    if (st != HC_OK) return st;
+    /* in stream order, and the host buffer is free again when this returns */
+    CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload");
+    CU_CHECK(cudaStreamSynchronize(c->stream), "upload");
+    return HC_OK;
+}
+
+static hc_status cuda_download(hc_device *d, void *dst, const void *src, size_t n)
+{
+    cuda_device *c = impl(d);
+    if (!n) return HC_OK;
+    hc_status st = enter(c, "download");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download");
+    CU_CHECK(cudaStreamSynchronize(c->stream), "download");
+    return HC_OK;
+}
+
+static hc_status cuda_copy(hc_device *d, void *dst, const void *src, size_t n)
+{
+    cuda_device *c = impl(d);
+    if (!n || dst == src) return HC_OK;
+    hc_status st = enter(c, "copy");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c->stream), "copy");
+    return HC_OK;
+}
+
+static hc_status cuda_host_alloc(hc_device *d, size_t n, void **ptr)
+{
+    cuda_device *c = impl(d);
+    *ptr = NULL;
+    hc_status st = enter(c, "host_alloc");
+    if (st != HC_OK) return st;
+    cudaError_t e = cudaMallocHost(ptr, n ? n : 1);
+    if (e != cudaSuccess) {
+        *ptr = NULL;
+        (void)cudaGetLastError();
+        return hc_error(HC_E_NOMEM, "cuda host_alloc: cannot pin %zu bytes of host memory: %s", n, cudaGetErrorString(e));
+    }
+    return HC_OK;
+}
+
+static void cuda_host_free(hc_device *d, void *ptr)
+{
+    if (ptr) cudaFreeHost(ptr);
+}
+
+/* ---------------- ordering ---------------- */
+
+static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "download_async");
+    if (st != HC_OK) return st;
+    if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download_async");
+    if (ev) CU_CHECK(cudaEventRecord(ev->ev, c->stream), "download_async");
+    return HC_OK;
+}
+
+static hc_status cuda_upload_async(hc_device *d, void *dst, const void *src, size_t n)
+{
+    cuda_device *c = impl(d);
+    if (!n) return HC_OK;
+    hc_status st = enter(c, "upload_async");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload_async");
+    return HC_OK;
+}
+
+static hc_status cuda_event_create(hc_device *d, hc_event **out)
+{
+    cuda_device *c = impl(d);
+    *out = NULL;
+    hc_status st = enter(c, "event_create");
+    if (st != HC_OK) return st;
+    hc_event *ev = calloc(1, sizeof *ev);
+    if (!ev) return hc_error(HC_E_NOMEM, "cuda event_create: out of memory");
+    cudaError_t e = cudaEventCreateWithFlags(&ev->ev, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        free(ev);
+        return cu_fail(e, "event_create");
+    }
+    *out = ev;
+    return HC_OK;
+}
+
+static void cuda_event_destroy(hc_device *d, hc_event *ev)
+{
+    if (!ev) return;
+    cudaEventDestroy(ev->ev);
+    free(ev);
+}
+
+static hc_status cuda_event_record(hc_device *d, hc_event *ev)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "event_record");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaEventRecord(ev->ev, c->stream), "event_record");
+    return HC_OK;
+}
+
+static hc_status cuda_event_wait(hc_device *d, hc_event *ev)
+{
+    CU_CHECK(cudaEventSynchronize(ev->ev), "event_wait");
+    return HC_OK;
+}
+
+static hc_status cuda_synchronize(hc_device *d)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "synchronize");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaStreamSynchronize(c->stream), "synchronize");
+    return HC_OK;
+}
+
+/* ---------------- host arrays to the device ---------------- */
+
+/* Copies n int32 of host memory to a device buffer, in stream order; *dev stays valid for the
+ * kernels enqueued next (the slot is reused only CU_STAGE_SLOTS calls later). */
+static hc_status stage_ints(cuda_device *c, const int32_t *src, int n, const int32_t **dev, const char *op)
+{
+    cu_stage *s = &c->stage[c->next_stage];
+    c->next_stage = (c->next_stage + 1) % CU_STAGE_SLOTS;
+    if (s->pending) {
+        CU_CHECK(cudaEventSynchronize(s->copied), op);
+        s->pending = 0;
+    }
+    if ((size_t)n > s->cap) {
+        size_t cap = n < 1024 ? 1024 : (size_t)n;
+        CU_CHECK(cudaStreamSynchronize(c->stream), op); /* kernels may still read the old device buffer */
+        cudaFreeHost(s->host);
+        cudaFree(s->dev);
+        s->host = NULL;
+        s->dev = NULL;
+        s->cap = 0;
+        CU_CHECK(cudaMallocHost((void **)&s->host, cap * sizeof *s->host), op);
+        CU_CHECK(cudaMalloc((void **)&s->dev, cap * sizeof *s->dev), op);
+        s->cap = cap;
+    }
+    memcpy(s->host, src, (size_t)n * sizeof *src);
+    CU_CHECK(cudaMemcpyAsync(s->dev, s->host, (size_t)n * sizeof *src, cudaMemcpyHostToDevice, c->stream), op);
+    CU_CHECK(cudaEventRecord(s->copied, c->stream), op);
+    s->pending = 1;
+    *dev = s->dev;
+    return HC_OK;
+}
+
+/* ---------------- matmul and embeddings ---------------- */
+
+static const char *tname(const hc_tensor *t) { return t->name ? t->name : "(unnamed)"; }
+
+/* HC_OK when the kernels can read t's weights; the message names the tensor and the reason. */
+static hc_status check_weights(const hc_tensor *t, const char *op)
+{
+    if (t->dtype == HC_PACKED) {
+        const char *plugin = t->qfmt && t->qfmt->plugin[0] ? t->qfmt->plugin : "?";
+        const char *spec = t->qfmt && t->qfmt->spec[0] ? t->qfmt->spec : plugin;
+        return hc_error(HC_E_UNSUPPORTED,
+                        "cuda %s %s: weights in the packed format of quant plugin '%s' (%s) have no CUDA kernel yet "
+                        "(use a standard type such as q8_0, q4_0 or f16, or the cpu device)", op, tname(t), plugin, spec);
+    }
+    if (!hc_cu_dtype_supported(t->dtype))
+        return hc_error(HC_E_UNSUPPORTED, "cuda %s %s: weight type %s has no CUDA kernel (supported: f32, f16, bf16, "
+                                          "q4_0, q4_1, q5_0, q5_1, q8_0)", op, tname(t), hc_dtype_name(t->dtype));
+    if (t->ne[0] <= 0 || t->ne[0] > INT_MAX || t->ne[1] <= 0 || t->ne[1] > INT_MAX ||
+        hc_dtype_row_bytes(t->dtype, t->ne[0]) == 0)
+        return hc_error(HC_E_ARG, "cuda %s %s: bad shape %lld x %lld for type %s", op, tname(t), (long long)t->ne[0],
+                        (long long)t->ne[1], hc_dtype_name(t->dtype));
+    if (!t->data) return hc_error(HC_E_ARG, "cuda %s %s: the tensor has no data", op, tname(t));
+    return HC_OK;
+}
+
+static hc_status ensure_scratch(cuda_device *c, size_t floats)
+{
+    if (floats <= c->scratch_floats) return HC_OK;
+    CU_CHECK(cudaStreamSynchronize(c->stream), "matmul"); /* the old scratch may still be read */
+    cudaFree(c->scratch);
+    c->scratch = NULL;
+    c->scratch_floats = 0;
+    CU_CHECK(cudaMalloc((void **)&c->scratch, floats * sizeof(float)), "matmul (scratch for dequantized weights)");
+    c->scratch_floats = floats;
+    return HC_OK;
+}
+
+static cublasOperation_t blas_op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x, float *y, int n_tok)
+{
+    static const float one = 1.0f, zero = 0.0f;
+    int64_t in = w->ne[0], out = w->ne[1];
+    size_t row_bytes = hc_dtype_row_bytes(w->dtype, in);
+    if (w->dtype == HC_F32) {
+        if (n_tok == 1) {
+            hc_cu_gemm_args g = hc_cu_matmul_gemv_args(in, out);
+            BLAS_CHECK(cublasSgemv(c->blas, blas_op(g.trans_a), g.m, g.n, &one, w->data, g.lda, x, g.ldb, &zero, y, g.ldc),
+                       "matmul");
+        } else {
+            hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, out, n_tok);
+            BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, w->data, g.lda,
+                                   x, g.ldb, &zero, y, g.ldc), "matmul");
+        }
+        return HC_OK;
+    }
+    if (n_tok == 1) {
+        CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y), "matmul (gemv kernel)");
+        return HC_OK;
+    }
+    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_FLOATS);
+    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in);
+    if (st != HC_OK) return st;
+    for (int64_t r0 = 0; r0 < out; r0 += rows) {
+        int64_t nr = out - r0 < rows ? out - r0 : rows;
+        CU_CHECK(hc_cu_dequant_rows(c->stream, (int)w->dtype, w->data, row_bytes, in, NULL, r0, (int)nr, c->scratch),
+                 "matmul (dequant kernel)");
+        hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, n_tok);
+        BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, c->scratch, g.lda, x,
+                               g.ldb, &zero, y + r0, g.ldc), "matmul");
+    }
+    return HC_OK;
+}
+
+static hc_status cuda_matmul(hc_device *d, const hc_tensor *w, const float *x, float *y, int n_tok)
+{
+    cuda_device *c = impl(d);
+    hc_status st = check_weights(w, "matmul");
+    if (st != HC_OK) return st;
+    if (n_tok <= 0) return n_tok ? hc_error(HC_E_ARG, "cuda matmul %s: %d tokens", tname(w), n_tok) : HC_OK;
+    if ((st = enter(c, "matmul")) != HC_OK) return st;
+    st = matmul_impl(c, w, x, y, n_tok);
+    if (st != HC_OK) return hc_error_context(st, "%s: ", tname(w));
+    return HC_OK;
+}
+
+static hc_status cuda_get_rows(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out)
+{
+    cuda_device *c = impl(d);
+    hc_status st = check_weights(table, "get_rows");
+    if (st != HC_OK) return st;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->ne[1])
+            return hc_error(HC_E_ARG, "cuda get_rows %s: row %d is out of range (0..%lld)", tname(table), (int)ids[i],
+                            (long long)table->ne[1] - 1);
+    if (n <= 0) return HC_OK;
+    if ((st = enter(c, "get_rows")) != HC_OK) return st;
+    const int32_t *dev_ids;
+    if ((st = stage_ints(c, ids, n, &dev_ids, "get_rows")) != HC_OK) return st;
+    CU_CHECK(hc_cu_dequant_rows(c->stream, (int)table->dtype, table->data, hc_dtype_row_bytes(table->dtype, table->ne[0]),
+                                table->ne[0], dev_ids, 0, n, out), "get_rows");
+    return HC_OK;
+}
+
+/* ---------------- row-wise ops ---------------- */
+
+static hc_status cuda_rmsnorm(hc_device *d, const float *x, const float *w, float *y, int n_tok, int dim, float eps)
+{
+    cuda_device *c = impl(d);
+    if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda rmsnorm: bad shape %d x %d", n_tok, dim);
+    if (!n_tok) return HC_OK;
+    hc_status st = enter(c, "rmsnorm");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_rmsnorm(c->stream, x, w, y, n_tok, dim, eps), "rmsnorm");
+    return HC_OK;
+}
+
+static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
+                           float theta, hc_rope_mode mode)
+{
+    cuda_device *c = impl(d);
+    if (n_rot <= 0 || n_rot % 2 || n_rot > head_dim)
+        return hc_error(HC_E_ARG, "cuda rope: n_rot %d must be positive, even and at most head_dim %d", n_rot, head_dim);
+    if (mode != HC_ROPE_NORM && mode != HC_ROPE_NEOX) return hc_error(HC_E_ARG, "cuda rope: unknown mode %d", (int)mode);
+    if (n_tok <= 0 || n_head <= 0) return HC_OK;
+    int consecutive = 1;
+    for (int t = 0; t < n_tok; t++) {
+        if (pos[t] < 0) return hc_error(HC_E_ARG, "cuda rope: negative position %d", (int)pos[t]);
+        if (pos[t] != pos[0] + t) consecutive = 0;
+    }
+    hc_status st = enter(c, "rope");
+    if (st != HC_OK) return st;
+    const int32_t *dev_pos = NULL; /* consecutive positions (the usual case) need no copy */
+    if (!consecutive && (st = stage_ints(c, pos, n_tok, &dev_pos, "rope")) != HC_OK) return st;
+    CU_CHECK(hc_cu_rope(c->stream, x, n_tok, n_head, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode), "rope");
+    return HC_OK;
+}
+
+static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
+{
+    cuda_device *c = impl(d);
+    if (a->pos0 < 0 || a->pos0 + a->n_tok > a->n_ctx)
+        return hc_error(HC_E_STATE, "cuda attention: positions %d..%d exceed the context of %d", a->pos0,
+                        a->pos0 + a->n_tok - 1, a->n_ctx);
+    if (a->n_head_kv <= 0 || a->n_head % a->n_head_kv)
+        return hc_error(HC_E_ARG, "cuda attention: %d heads is not a multiple of %d kv heads", a->n_head, a->n_head_kv);
+    if (a->head_dim <= 0 || a->head_dim > HC_CU_ATTN_MAX_DIM)
+        return hc_error(HC_E_UNSUPPORTED, "cuda attention: head_dim %d is outside the kernel's range 1..%d", a->head_dim,
+                        HC_CU_ATTN_MAX_DIM);
+    if (a->n_tok <= 0) return HC_OK;
+    hc_status st = enter(c, "attention");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_attention(c->stream, a), "attention");
+    return HC_OK;
+}
+
+/* ---------------- element-wise ---------------- */
+
+static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
+{
+    hc_status st = enter(impl(d), "swiglu");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_swiglu(impl(d)->stream, gate, up, out, n), "swiglu");
+    return HC_OK;
+}
+
+static hc_status cuda_add(hc_device *d, float *y, const float *x, size_t n)
+{
+    hc_status st = enter(impl(d), "add");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_add(impl(d)->stream, y, x, n), "add");
+    return HC_OK;
+}
+
+static hc_status cuda_add_bias(hc_device *d, float *y, const float *b, int n_tok, int width)
+{
+    if (n_tok < 0 || width < 0) return hc_error(HC_E_ARG, "cuda add_bias: bad shape %d x %d", n_tok, width);
+    hc_status st = enter(impl(d), "add_bias");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_add_bias(impl(d)->stream, y, b, n_tok, width), "add_bias");
+    return HC_OK;
+}
+
+static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
+{
+    hc_status st = enter(impl(d), "scale");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_scale(impl(d)->stream, x, n, s), "scale");
+    return HC_OK;
+}
+
+/* ---------------- life cycle ---------------- */
+
+static void cuda_destroy(hc_device *d)
+{
+    if (!d) return;
+    cuda_device *c = impl(d);
+    if (c) {
+        cudaSetDevice(c->index);
+        if (c->has_stream) cudaStreamSynchronize(c->stream);
+        for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr); /* what callers left behind */
+        free(c->allocs);
+        cudaFree(c->scratch);
+        for (int i = 0; i < CU_STAGE_SLOTS; i++) {
+            cudaFreeHost(c->stage[i].host);
+            cudaFree(c->stage[i].dev);
+            if (c->stage[i].has_event) cudaEventDestroy(c->stage[i].copied);
+        }
+        if (c->has_blas) cublasDestroy(c->blas);
+        if (c->has_stream) cudaStreamDestroy(c->stream);
+        if (c->has_lock) pthread_mutex_destroy(&c->lock);
+        (void)cudaGetLastError();
+        free(c);
+    }
+    free(d);
+}
+
+static const hc_device_ops cuda_ops = {
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .download_async = cuda_download_async,
+    .upload_async = cuda_upload_async,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_record = cuda_event_record,
+    .event_wait = cuda_event_wait,
+    .synchronize = cuda_synchronize,
+    .matmul = cuda_matmul,
+    .get_rows = cuda_get_rows,
+    .rmsnorm = cuda_rmsnorm,
+    .rope = cuda_rope,
+    .attention = cuda_attention,
+    .swiglu = cuda_swiglu,
+    .add = cuda_add,
+    .add_bias = cuda_add_bias,
+    .scale = cuda_scale,
+    .mem_used = cuda_mem_used,
+    .destroy = cuda_destroy,
+};
+
+/* The steps of create that can fail, on a zeroed device; cuda_destroy undoes any prefix of them. */
+static hc_status cuda_init(hc_device *d, cuda_device *c)
+{
+    if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
+    c->has_lock = 1;
+    CU_CHECK(cudaSetDevice(c->index), "create (cudaSetDevice)");
+    struct cudaDeviceProp prop;
+    CU_CHECK(cudaGetDeviceProperties(&prop, c->index), "create (cudaGetDeviceProperties)");
+    snprintf(c->gpu, sizeof c->gpu, "%.200s, sm_%d%d", prop.name, prop.major, prop.minor);
+    if (prop.major < 7 || (prop.major == 7 && prop.minor < 5))
+        return hc_error(HC_E_UNSUPPORTED, "cuda device %d (%s): compute capability below 7.5 is not supported by this build",
+                        c->index, c->gpu);
+    CU_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "create (cudaStreamCreate)");
+    c->has_stream = 1;
+    BLAS_CHECK(cublasCreate(&c->blas), "create (cublasCreate)");
+    c->has_blas = 1;
+    BLAS_CHECK(cublasSetStream(c->blas, c->stream), "create (cublasSetStream)");
+    for (int i = 0; i < CU_STAGE_SLOTS; i++) {
+        CU_CHECK(cudaEventCreateWithFlags(&c->stage[i].copied, cudaEventDisableTiming), "create (cudaEventCreate)");
+        c->stage[i].has_event = 1;
+    }
+    return HC_OK;
+}
+
+static hc_status cuda_create(const hc_device_config *cfg, hc_device **out)
+{
+    *out = NULL;
+    hc_device_config conf = cfg ? *cfg : (hc_device_config){ 0 };
+    hc_status st = cuda_probe();
+    if (st != HC_OK) return st;
+    int count = 0;
+    CU_CHECK(cudaGetDeviceCount(&count), "create");
+    if (conf.device_index < 0 || conf.device_index >= count)
+        return hc_error(HC_E_ARG, "cuda device: device_index %d is out of range (%d CUDA device%s present)",
+                        conf.device_index, count, count == 1 ? " is" : "s are");
+    hc_device *d = calloc(1, sizeof *d);
+    cuda_device *c = calloc(1, sizeof *c);
+    if (!d || !c) {
+        free(d);
+        free(c);
+        return hc_error(HC_E_NOMEM, "cuda device: out of memory");
+    }
+    c->index = conf.device_index;
+    d->ops = &cuda_ops;
+    d->name = "cuda";
+    d->config = conf;
+    d->host_memory = 0;
+    d->impl = c;
+    st = cuda_init(d, c);
+    if (st != HC_OK) {
+        cuda_destroy(d);
+        return st;
+    }
+    *out = d;
+    return HC_OK;
+}
+
+static const hc_device_plugin_ops cuda_plugin_ops = { .probe = cuda_probe, .create = cuda_create };
+
+static const hc_plugin_desc cuda_descriptor = {
+    .abi_version = HC_ABI_VERSION,
+    .kind = HC_PLUGIN_DEVICE,
+    .name = "cuda",
+    .version = "0.1.0",
+    .description = "NVIDIA GPU device: cuBLAS plus hcinfer's CUDA kernels (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0)",
+    .ops = &cuda_plugin_ops,
+};
+
+HC_PLUGIN_DEFINE(cuda_descriptor)

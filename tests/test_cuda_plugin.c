@@ -1,0 +1,410 @@
+/* test_cuda_plugin.c: the cuda device plugin through the registry: its descriptor, a probe that says
+ * why no GPU is usable, and, where a GPU is present, every device op checked against the cpu device. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "device_cpu.h"
+#include "hc/hc_device.h"
+#include "hc/hc_quant.h"
+#include "ops_ref.h"
+#include "registry.h"
+#include "test_util.h"
+
+#define CUDA_PLUGIN_FILE HC_PLUGIN_BUILD_DIR "/hc-device-cuda.so"
+
+/* The plugin's device ops, or NULL after printing SKIP when the plugin was not built. */
+static const hc_plugin *load_plugin(hc_registry **reg, const char *test)
+{
+    *reg = NULL;
+    if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
+        printf("SKIP %s: %s was not built (HC_WITH_CUDA is OFF, or no nvcc / CUDA libraries were found at configure time)\n",
+               test, CUDA_PLUGIN_FILE);
+        return NULL;
+    }
+    HC_ASSERT_OK(hc_registry_create(reg));
+    hc_status st = hc_registry_load_file(*reg, CUDA_PLUGIN_FILE);
+    if (st != HC_OK) fprintf(stderr, "  loading %s: %s\n", CUDA_PLUGIN_FILE, hc_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, HC_OK);
+    const hc_plugin *p = hc_registry_find(*reg, HC_PLUGIN_DEVICE, "cuda");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    return p;
+}
+
+static void test_descriptor(void)
+{
+    hc_registry *reg;
+    const hc_plugin *p = load_plugin(&reg, "descriptor");
+    if (!p) return;
+    CU_ASSERT_EQUAL(p->desc->abi_version, HC_ABI_VERSION);
+    CU_ASSERT_EQUAL(p->desc->kind, HC_PLUGIN_DEVICE);
+    CU_ASSERT_STRING_EQUAL(p->desc->name, "cuda");
+    CU_ASSERT(p->desc->version && p->desc->version[0]);
+    CU_ASSERT(p->desc->description && strstr(p->desc->description, "cuBLAS"));
+    const hc_device_plugin_ops *ops = p->desc->ops;
+    CU_ASSERT_PTR_NOT_NULL(ops->probe);
+    CU_ASSERT_PTR_NOT_NULL(ops->create);
+    CU_ASSERT(strstr(p->path, "hc-device-cuda.so") != NULL);
+    hc_registry_free(reg);
+}
+
+/* The default search (the plugin folder beside libhc) finds it too, next to the built-in cpu. */
+static void test_default_search(void)
+{
+    if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
+        printf("SKIP default search: %s was not built\n", CUDA_PLUGIN_FILE);
+        return;
+    }
+    hc_registry *reg;
+    HC_ASSERT_OK(hc_registry_create(&reg));
+    HC_ASSERT_OK(hc_registry_load_default(reg));
+    CU_ASSERT_PTR_NOT_NULL(hc_registry_find(reg, HC_PLUGIN_DEVICE, "cuda"));
+    CU_ASSERT_PTR_NOT_NULL(hc_registry_find(reg, HC_PLUGIN_DEVICE, "cpu"));
+    for (int i = 0; i < reg->n_refused; i++)
+        if (strstr(reg->refused[i].path, "hc-device-cuda")) {
+            fprintf(stderr, "  refused: %s\n", reg->refused[i].reason);
+            CU_FAIL("the cuda plugin was refused");
+        }
+    hc_registry_free(reg);
+}
+
+/* ---------------- with a GPU: every op against the cpu device ---------------- */
+
+typedef struct pair {
+    hc_device *gpu, *cpu;
+} pair;
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static float rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 4503599627370496.0 - 1.0);
+}
+
+static float *rnd_floats(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = rnd() * scale;
+    return p;
+}
+
+static void *to_gpu(hc_device *g, const void *host, size_t n)
+{
+    void *p = NULL;
+    HC_ASSERT_OK(g->ops->alloc(g, n, &p));
+    HC_ASSERT_OK(g->ops->upload(g, p, host, n));
+    return p;
+}
+
+static float *from_gpu(hc_device *g, const void *dev, size_t n_floats)
+{
+    float *h = malloc(n_floats * sizeof *h);
+    HC_ASSERT_OK(g->ops->download(g, h, dev, n_floats * sizeof *h));
+    return h;
+}
+
+static int count_far(const float *got, const float *want, size_t n, double tol)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs((double)want[i])))) bad++;
+    return bad;
+}
+
+static void check_memory_ops(hc_device *g)
+{
+    size_t n = 1 << 20;
+    uint8_t *a = malloc(n), *b = malloc(n);
+    for (size_t i = 0; i < n; i++) a[i] = (uint8_t)(i * 7 + 3);
+    size_t used0 = g->ops->mem_used(g);
+    void *d0 = to_gpu(g, a, n), *d1 = NULL;
+    HC_ASSERT_OK(g->ops->alloc(g, n, &d1));
+    CU_ASSERT_EQUAL(g->ops->mem_used(g), used0 + 2 * n);
+    HC_ASSERT_OK(g->ops->copy(g, d1, d0, n));
+    HC_ASSERT_OK(g->ops->download(g, b, d1, n));
+    CU_ASSERT(memcmp(a, b, n) == 0);
+
+    void *pinned = NULL;
+    hc_event *ev = NULL;
+    HC_ASSERT_OK(g->ops->host_alloc(g, n, &pinned));
+    HC_ASSERT_OK(g->ops->event_create(g, &ev));
+    memset(pinned, 0, n);
+    HC_ASSERT_OK(g->ops->download_async(g, pinned, d0, n, ev));
+    HC_ASSERT_OK(g->ops->event_wait(g, ev));
+    CU_ASSERT(memcmp(pinned, a, n) == 0);
+    memset(pinned, 0x5a, n);
+    HC_ASSERT_OK(g->ops->upload_async(g, d1, pinned, n));
+    HC_ASSERT_OK(g->ops->event_record(g, ev));
+    HC_ASSERT_OK(g->ops->event_wait(g, ev));
+    HC_ASSERT_OK(g->ops->download(g, b, d1, n));
+    CU_ASSERT(b[0] == 0x5a && b[n - 1] == 0x5a);
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    g->ops->event_destroy(g, ev);
+    g->ops->host_free(g, pinned);
+    g->ops->free(g, d0);
+    g->ops->free(g, d1);
+    CU_ASSERT_EQUAL(g->ops->mem_used(g), used0);
+    free(a);
+    free(b);
+}
+
+static void check_budget(const hc_device_plugin_ops *ops)
+{
+    hc_device_config cfg = { .mem_budget = 1 << 20 };
+    hc_device *g = NULL;
+    HC_ASSERT_OK(ops->create(&cfg, &g));
+    void *p = NULL, *q = NULL;
+    HC_ASSERT_OK(g->ops->alloc(g, 600 << 10, &p));
+    CU_ASSERT_EQUAL(g->ops->alloc(g, 600 << 10, &q), HC_E_NOMEM);
+    CU_ASSERT(strstr(hc_last_error(), "budget") != NULL);
+    CU_ASSERT_PTR_NULL(q);
+    g->ops->free(g, p);
+    HC_ASSERT_OK(g->ops->alloc(g, 600 << 10, &q));
+    g->ops->free(g, q);
+    g->ops->destroy(g);
+}
+
+/* Weights of type t (finite scales), rows x in. */
+static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in, size_t *bytes)
+{
+    size_t rb = hc_dtype_row_bytes(t, in);
+    *bytes = rb * (size_t)rows;
+    uint8_t *w = malloc(*bytes);
+    if (hc_dtype_block_size(t) == 1) {
+        for (int64_t i = 0; i < rows * in; i++) {
+            float v = rnd();
+            if (t == HC_F32) memcpy(w + 4 * i, &v, 4);
+            else {
+                uint16_t h = t == HC_F16 ? hc_f32_to_f16(v) : hc_f32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
+        return w;
+    }
+    size_t bb = hc_dtype_block_bytes(t);
+    for (size_t b = 0; b < *bytes / bb; b++) {
+        uint8_t *blk = w + b * bb;
+        for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)(rnd() * 127 + 128);
+        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f);
+        memcpy(blk, &d, 2);
+        if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
+    }
+    return w;
+}
+
+static void check_matmul(hc_device *g)
+{
+    const hc_dtype types[] = { HC_F32, HC_F16, HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0 };
+    const int toks[] = { 1, 5 };
+    for (int ti = 0; ti < 8; ti++)
+        for (int k = 0; k < 2; k++) {
+            int64_t in = 256, out = 67;
+            int n_tok = toks[k];
+            size_t wbytes;
+            uint8_t *w = make_weights(types[ti], out, in, &wbytes);
+            float *x = rnd_floats((size_t)n_tok * in, 1.0f), *row = malloc((size_t)in * sizeof *row);
+            float *want = malloc((size_t)n_tok * out * sizeof *want);
+            for (int64_t o = 0; o < out; o++) {
+                hc_dequantize_row(types[ti], w + hc_dtype_row_bytes(types[ti], in) * (size_t)o, row, in);
+                for (int t = 0; t < n_tok; t++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < in; i++) s += (double)row[i] * x[t * in + i];
+                    want[t * out + o] = (float)s;
+                }
+            }
+            hc_tensor tw = { .name = "w", .dtype = types[ti], .n_dims = 2, .ne = { in, out, 1, 1 }, .nbytes = wbytes,
+                             .device = g };
+            tw.data = to_gpu(g, w, wbytes);
+            float *dx = to_gpu(g, x, (size_t)n_tok * in * sizeof *x), *dy = NULL;
+            HC_ASSERT_OK(g->ops->alloc(g, (size_t)n_tok * out * sizeof(float), (void **)&dy));
+            HC_ASSERT_OK(g->ops->matmul(g, &tw, dx, dy, n_tok));
+            float *got = from_gpu(g, dy, (size_t)n_tok * out);
+            int bad = count_far(got, want, (size_t)n_tok * out, 1e-4);
+            if (bad) fprintf(stderr, "  matmul %s n_tok %d: %d wrong\n", hc_dtype_name(types[ti]), n_tok, bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            g->ops->free(g, tw.data);
+            g->ops->free(g, dx);
+            g->ops->free(g, dy);
+            free(w);
+            free(x);
+            free(row);
+            free(want);
+            free(got);
+        }
+    /* types without a kernel say so */
+    hc_tensor k4 = { .name = "k4", .dtype = HC_Q4_K, .n_dims = 2, .ne = { 256, 4, 1, 1 }, .data = (void *)1 };
+    CU_ASSERT_EQUAL(g->ops->matmul(g, &k4, NULL, NULL, 1), HC_E_UNSUPPORTED);
+    CU_ASSERT(strstr(hc_last_error(), "q4_K") != NULL);
+    hc_quant_format fmt = { .plugin = "rtn" };
+    hc_tensor packed = { .name = "packed", .dtype = HC_PACKED, .n_dims = 2, .ne = { 256, 4, 1, 1 }, .data = (void *)1,
+                         .qfmt = &fmt };
+    CU_ASSERT_EQUAL(g->ops->matmul(g, &packed, NULL, NULL, 1), HC_E_UNSUPPORTED);
+    CU_ASSERT(strstr(hc_last_error(), "packed") != NULL && strstr(hc_last_error(), "rtn") != NULL);
+}
+
+static void check_get_rows(pair *p)
+{
+    int64_t width = 96, vocab = 50;
+    size_t wbytes;
+    uint8_t *w = make_weights(HC_Q8_0, vocab, width, &wbytes);
+    hc_tensor host = { .name = "tok_embd", .dtype = HC_Q8_0, .n_dims = 2, .ne = { width, vocab, 1, 1 }, .data = w,
+                       .nbytes = wbytes, .device = p->cpu };
+    hc_tensor dev = host;
+    dev.data = to_gpu(p->gpu, w, wbytes);
+    dev.device = p->gpu;
+    int32_t ids[] = { 3, 49, 0, 3, 17 };
+    float *want = malloc(5 * width * sizeof *want), *dout = NULL;
+    HC_ASSERT_OK(p->cpu->ops->get_rows(p->cpu, &host, ids, 5, want));
+    HC_ASSERT_OK(p->gpu->ops->alloc(p->gpu, 5 * width * sizeof(float), (void **)&dout));
+    HC_ASSERT_OK(p->gpu->ops->get_rows(p->gpu, &dev, ids, 5, dout));
+    ids[0] = 4; /* ids are host memory: changing them after the call must not matter */
+    float *got = from_gpu(p->gpu, dout, 5 * width);
+    CU_ASSERT_EQUAL(count_far(got, want, 5 * width, 0), 0);
+    ids[0] = 50;
+    CU_ASSERT_EQUAL(p->gpu->ops->get_rows(p->gpu, &dev, ids, 5, dout), HC_E_ARG);
+    p->gpu->ops->free(p->gpu, dev.data);
+    p->gpu->ops->free(p->gpu, dout);
+    free(w);
+    free(want);
+    free(got);
+}
+
+static void check_row_ops(pair *p)
+{
+    hc_device *g = p->gpu, *c = p->cpu;
+    int n_tok = 3, n_head = 8, n_head_kv = 2, hd = 64, dim = n_head * hd, n_ctx = 16, pos0 = 4;
+    size_t n = (size_t)n_tok * dim;
+    /* rmsnorm */
+    float *x = rnd_floats(n, 2.0f), *w = rnd_floats((size_t)dim, 1.0f), *want = malloc(n * sizeof *want);
+    HC_ASSERT_OK(c->ops->rmsnorm(c, x, w, want, n_tok, dim, 1e-5f));
+    float *dx = to_gpu(g, x, n * sizeof *x), *dw = to_gpu(g, w, (size_t)dim * sizeof *w);
+    HC_ASSERT_OK(g->ops->rmsnorm(g, dx, dw, dx, n_tok, dim, 1e-5f));
+    float *got = from_gpu(g, dx, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+    free(got);
+
+    /* rope, consecutive and scattered positions, both modes */
+    int32_t pos_runs[2][3] = { { 4, 5, 6 }, { 9, 2, 700 } };
+    for (int mode = 0; mode <= 2; mode += 2)
+        for (int r = 0; r < 2; r++) {
+            memcpy(want, x, n * sizeof *x);
+            HC_ASSERT_OK(g->ops->upload(g, dx, x, n * sizeof *x));
+            HC_ASSERT_OK(c->ops->rope(c, want, n_tok, n_head, hd, 32, pos_runs[r], 10000.0f, (hc_rope_mode)mode));
+            HC_ASSERT_OK(g->ops->rope(g, dx, n_tok, n_head, hd, 32, pos_runs[r], 10000.0f, (hc_rope_mode)mode));
+            got = from_gpu(g, dx, n);
+            CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+            free(got);
+        }
+
+    /* attention (GQA) */
+    size_t kvn = (size_t)n_ctx * n_head_kv * hd;
+    float *q = rnd_floats(n, 1.0f), *k = rnd_floats(kvn, 1.0f), *v = rnd_floats(kvn, 1.0f);
+    hc_attn_args a = { .q = q, .k_cache = k, .v_cache = v, .out = want, .n_tok = n_tok, .pos0 = pos0, .n_ctx = n_ctx,
+                       .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = hd, .scale = 0.125f };
+    HC_ASSERT_OK(c->ops->attention(c, &a));
+    float *dq = to_gpu(g, q, n * sizeof *q), *dk = to_gpu(g, k, kvn * sizeof *k), *dv = to_gpu(g, v, kvn * sizeof *v);
+    hc_attn_args ga = a;
+    ga.q = dq;
+    ga.k_cache = dk;
+    ga.v_cache = dv;
+    ga.out = dx;
+    HC_ASSERT_OK(g->ops->attention(g, &ga));
+    got = from_gpu(g, dx, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+    free(got);
+    ga.pos0 = n_ctx - 1;
+    CU_ASSERT_EQUAL(g->ops->attention(g, &ga), HC_E_STATE);
+
+    /* swiglu, add, add_bias, scale */
+    HC_ASSERT_OK(c->ops->swiglu(c, x, q, want, n));
+    float *dx2 = to_gpu(g, x, n * sizeof *x);
+    HC_ASSERT_OK(g->ops->swiglu(g, dx2, dq, dx, n));
+    got = from_gpu(g, dx, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
+    free(got);
+    memcpy(want, x, n * sizeof *x);
+    HC_ASSERT_OK(c->ops->add(c, want, q, n));
+    HC_ASSERT_OK(c->ops->add_bias(c, want, w, n_tok, dim));
+    HC_ASSERT_OK(c->ops->scale(c, want, n, -0.5f));
+    HC_ASSERT_OK(g->ops->add(g, dx2, dq, n));
+    HC_ASSERT_OK(g->ops->add_bias(g, dx2, dw, n_tok, dim));
+    HC_ASSERT_OK(g->ops->scale(g, dx2, n, -0.5f));
+    got = from_gpu(g, dx2, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 0), 0);
+    free(got);
+
+    void *ptrs[] = { dx, dw, dq, dk, dv, dx2 };
+    for (int i = 0; i < 6; i++) g->ops->free(g, ptrs[i]);
+    free(x);
+    free(w);
+    free(want);
+    free(q);
+    free(k);
+    free(v);
+}
+
+static void run_gpu_checks(const hc_device_plugin_ops *ops)
+{
+    pair p = { 0 };
+    hc_device_config cfg = { .n_threads = 2, .device_index = 0 };
+    HC_ASSERT_OK(ops->create(&cfg, &p.gpu));
+    HC_ASSERT_OK(hc_cpu_device_create(&cfg, &p.cpu));
+    CU_ASSERT_STRING_EQUAL(p.gpu->name, "cuda");
+    CU_ASSERT_EQUAL(p.gpu->host_memory, 0);
+    check_memory_ops(p.gpu);
+    check_budget(ops);
+    check_matmul(p.gpu);
+    check_get_rows(&p);
+    check_row_ops(&p);
+    CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
+    hc_device_config bad = { .device_index = 999 };
+    hc_device *none = NULL;
+    CU_ASSERT_EQUAL(ops->create(&bad, &none), HC_E_ARG);
+    CU_ASSERT_PTR_NULL(none);
+    p.gpu->ops->destroy(p.gpu);
+    p.cpu->ops->destroy(p.cpu);
+}
+
+/* Without a GPU, probe and create both fail with HC_E_DEVICE and a message naming CUDA. */
+static void test_probe(void)
+{
+    hc_registry *reg;
+    const hc_plugin *p = load_plugin(&reg, "probe");
+    if (!p) return;
+    const hc_device_plugin_ops *ops = p->desc->ops;
+    hc_clear_error();
+    hc_status st = ops->probe();
+    if (st == HC_OK) {
+        printf("a CUDA device is present: checking every op against the cpu device\n");
+        run_gpu_checks(ops);
+    } else {
+        printf("probe: %s\n", hc_last_error());
+        CU_ASSERT_EQUAL(st, HC_E_DEVICE);
+        CU_ASSERT(strstr(hc_last_error(), "no CUDA device") != NULL);
+        CU_ASSERT(strstr(hc_last_error(), "cudaGetDeviceCount") != NULL);
+        hc_device sentinel, *d = &sentinel; /* create must reset it to NULL */
+        hc_device_config cfg = { 0 };
+        CU_ASSERT_EQUAL(ops->create(&cfg, &d), HC_E_DEVICE);
+        CU_ASSERT_PTR_NULL(d);
+        CU_ASSERT(strstr(hc_last_error(), "CUDA") != NULL);
+        /* probing again gives the same answer (nothing sticky, nothing cached wrongly) */
+        CU_ASSERT_EQUAL(ops->probe(), HC_E_DEVICE);
+    }
+    hc_registry_free(reg);
+}
+
+int main(void)
+{
+    static const hc_test_case cases[] = {
+        { "descriptor", test_descriptor },
+        { "found by the default plugin search", test_default_search },
+        { "probe says why no GPU is usable (or every op matches the cpu device)", test_probe },
+        { NULL, NULL },
+    };
+    return hc_test_run("cuda_plugin", cases);
+}
