@@ -24,11 +24,43 @@ void hc_context_free(hc_context *c)
     hc_device *d = c->dev;
     for (int b = 0; b < HC_BUF_COUNT; b++) d->ops->free(d, c->buf[b]);
     d->ops->free(d, c->k_cache);
+    d->ops->free(d, c->branch_dev);
+    free(c->branch_t);
+    free(c->branch_x);
+    free(c->branch_y);
     d->ops->free(d, c->v_cache);
     free(c->pos);
     free(c->stages);
     free(c->logits);
     free(c);
+}
+
+/* Gives every linear stage its branch (active rank capped by max_rank) and the host buffers. */
+static hc_status attach_branches(hc_context *c, const hc_context_params *p)
+{
+    int max_width = 0;
+    for (int b = 0; b < HC_BUF_COUNT; b++)
+        if (c->width[b] > max_width) max_width = c->width[b];
+    for (int i = 0; i < c->n_stages; i++) {
+        hc_stage *s = &c->stages[i];
+        if (s->op != HC_OP_LINEAR) continue;
+        hc_branch *b = s->layer >= 0 ? &c->model->layers[s->layer].branch[s->proj] : &c->model->out_branch;
+        if (b->rank <= 0) continue;
+        if (!p->comp->supports(b->dtype))
+            return hc_error(HC_E_PLUGIN, "the compensation kernel cannot apply %s branches (%s)", hc_dtype_name(b->dtype), b->name);
+        s->branch = b;
+        s->branch_enabled = 1;
+        s->active_rank = p->max_rank > 0 && p->max_rank < b->rank ? p->max_rank : b->rank;
+        if (b->rank > c->max_branch_rank) c->max_branch_rank = b->rank;
+    }
+    if (!c->max_branch_rank) return HC_OK;
+    c->comp = p->comp;
+    size_t rows = (size_t)c->n_batch;
+    if (!(c->branch_t = malloc(rows * c->max_branch_rank * sizeof(float)))) return hc_error(HC_E_NOMEM, "context: out of memory");
+    if (c->dev->host_memory) return HC_OK;
+    if (!(c->branch_x = malloc(rows * max_width * sizeof(float))) || !(c->branch_y = malloc(rows * max_width * sizeof(float))))
+        return hc_error(HC_E_NOMEM, "context: out of memory");
+    return c->dev->ops->alloc(c->dev, rows * max_width * sizeof(float), (void **)&c->branch_dev);
 }
 
 hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out)
@@ -57,6 +89,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
                         !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float)))))
         st = hc_error(HC_E_NOMEM, "context: out of memory");
     if (st == HC_OK) st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
+    if (st == HC_OK && p && p->comp) st = attach_branches(c, p);
     if (st != HC_OK) {
         hc_context_free(c);
         return hc_error_context(st, "creating a context of %d tokens: ", n_ctx);
@@ -72,6 +105,31 @@ hc_status hc_context_truncate(hc_context *c, int n)
     if (n < 0 || n > c->n_past) return hc_error(HC_E_ARG, "cannot truncate a context of %d tokens to %d", c->n_past, n);
     c->n_past = n;
     return HC_OK;
+}
+
+/* y += B (A x) for a linear stage's branch, on the host. On a device without host memory the
+ * input comes down and the correction goes up through the device's copy calls. */
+static hc_status apply_branch(hc_context *c, const hc_stage *s, const float *x, float *y, int n)
+{
+    const hc_branch *b = s->branch;
+    int rank = s->active_rank < b->rank ? s->active_rank : b->rank;
+    if (rank <= 0) return HC_OK;
+    hc_device *d = c->dev;
+    size_t in = (size_t)b->in, out = (size_t)b->out;
+    const float *hx = x;
+    float *hy = y;
+    hc_status st = HC_OK;
+    if (!d->host_memory) {
+        if ((st = d->ops->download(d, c->branch_x, x, (size_t)n * in * sizeof(float))) != HC_OK) return st;
+        memset(c->branch_y, 0, (size_t)n * out * sizeof(float));
+        hx = c->branch_x;
+        hy = c->branch_y;
+    }
+    st = c->comp->down(b, rank, hx, n, c->branch_t, c->max_branch_rank, 0, rank);
+    if (st == HC_OK) st = c->comp->up(b, rank, c->branch_t, c->max_branch_rank, n, hy, (int64_t)out, 0, (int64_t)out);
+    if (st != HC_OK || d->host_memory) return st;
+    if ((st = d->ops->upload(d, c->branch_dev, hy, (size_t)n * out * sizeof(float))) != HC_OK) return st;
+    return d->ops->add(d, y, c->branch_dev, (size_t)n * out);
 }
 
 /* Runs one stage on n rows of its buffers. */
@@ -90,8 +148,10 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
     case HC_OP_NORM:
         return d->ops->rmsnorm(d, in0, s->weight->data, out, n, c->width[s->in0], cfg->rms_eps);
     case HC_OP_LINEAR:
+        if (c->observer && (st = c->observer(c->observer_ctx, s, in0, n, c->width[s->in0])) != HC_OK) return st;
         st = d->ops->matmul(d, s->weight, in0, out, n);
         if (st == HC_OK && s->bias) st = d->ops->add_bias(d, out, s->bias->data, n, c->width[s->out]);
+        if (st == HC_OK && s->branch && s->branch_enabled) st = apply_branch(c, s, in0, out, n);
         return st;
     case HC_OP_ROPE:
         st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);

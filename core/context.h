@@ -3,13 +3,19 @@
 #ifndef HC_CONTEXT_H
 #define HC_CONTEXT_H
 
+#include "hc/hc_comp.h"
 #include "hc/hc_stage.h"
 #include "model.h"
 
 typedef struct hc_context_params {
     int n_ctx;        /* tokens of KV cache (0: min(model's training context, 4096)) */
     int n_batch;      /* tokens per forward pass (0: 128) */
+    const struct hc_comp_ops *comp; /* kernel for the model's compensation branches; NULL: run without them */
+    int max_rank;     /* cap of every branch's active rank (0: no cap) */
 } hc_context_params;
+
+/* Called before each LINEAR stage with its input (device memory, n rows of width in). */
+typedef hc_status (*hc_stage_observer)(void *ctx, const hc_stage *s, const float *input, int n_rows, int width);
 
 typedef struct hc_context {
     hc_model *model;
@@ -23,6 +29,13 @@ typedef struct hc_context {
     hc_stage *stages;           /* the pipeline */
     int n_stages;
     float *logits;              /* host: [n_batch][n_vocab] */
+    const struct hc_comp_ops *comp; /* compensation kernel, NULL when branches are off */
+    int max_branch_rank;        /* largest stored rank (stride of branch_t) */
+    float *branch_t;            /* host: [n_batch][max_branch_rank] */
+    float *branch_x, *branch_y; /* host copies when the device memory is not host memory */
+    float *branch_dev;          /* device: [n_batch][max width] the delta to add */
+    hc_stage_observer observer; /* calibration hook, NULL normally */
+    void *observer_ctx;
 } hc_context;
 
 hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out);

@@ -102,7 +102,7 @@ typedef struct matmul_job {
     float *y;
     int n_tok;
     int64_t in, out;
-    hc_status status;   /* first failure of any thread */
+    hc_pool_error err;  /* first failure of any thread */
 } matmul_job;
 
 static void matmul_task(void *arg, int ith, int nth)
@@ -126,7 +126,7 @@ static void matmul_task(void *arg, int ith, int nth)
         st = w->qfmt->ops->matmul_rows(w->qfmt->params, w->data, j->in, j->out, j->x, j->xq, j->n_tok, j->y, j->out, r0, r1);
     else
         st = hc_matmul_rows(w->dtype, w->data, j->in, j->x, j->xq, j->n_tok, j->y, j->out, r0, r1);
-    if (st != HC_OK) j->status = st; /* benign race: any failure code is kept */
+    hc_pool_error_set(&j->err, st);
 }
 
 static hc_status ensure_act_scratch(cpu_device *c, size_t n)
@@ -143,7 +143,7 @@ static hc_status ensure_act_scratch(cpu_device *c, size_t n)
 static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, float *y, int n_tok)
 {
     cpu_device *c = impl(d);
-    matmul_job j = { .w = w, .x = x, .y = y, .n_tok = n_tok, .in = w->ne[0], .out = w->ne[1], .status = HC_OK };
+    matmul_job j = { .w = w, .x = x, .y = y, .n_tok = n_tok, .in = w->ne[0], .out = w->ne[1] };
     if (w->dtype == HC_PACKED) {
         const hc_quant_ops *q = w->qfmt->ops;
         size_t n = q->input_bytes ? q->input_bytes(w->qfmt->params, j.in, n_tok) : 0;
@@ -162,7 +162,8 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
         j.xq = c->act_scratch;
     }
     hc_pool_run(c->pool, matmul_task, &j);
-    if (j.status != HC_OK) return hc_error_context(j.status, "matmul %s: ", w->name ? w->name : "");
+    hc_status st = hc_pool_error_raise(&j.err);
+    if (st != HC_OK) return hc_error_context(st, "matmul %s: ", w->name ? w->name : "");
     return HC_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "hc/hc_quant.h"
+#include "quant_format.h"
 
 static const char *const proj_names[HC_PROJ_COUNT] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
@@ -66,6 +67,8 @@ void hc_model_free(hc_model *m)
         hc_model_for_each_tensor(m, free_device_copy, &c);
     }
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    for (int i = 0; i < m->n_formats; i++) hc_quant_format_free(m->formats[i]);
+    free(m->formats);
     free(m->owned);
     free(m->layers);
     if (m->map) munmap(m->map, m->map_size);
@@ -116,5 +119,29 @@ size_t hc_model_bytes_per_token(const hc_model *m)
     }
     total += tensor_bytes(&m->out_norm) + tensor_bytes(&m->output);
     if (m->tok_embd.ne[1] > 0) total += tensor_bytes(&m->tok_embd) / (size_t)m->tok_embd.ne[1];
+    return total;
+}
+
+static size_t branch_bytes(const hc_branch *b)
+{
+    if (b->rank <= 0) return 0;
+    size_t elt = b->dtype == HC_F32 ? 4 : 2;
+    return (size_t)b->rank * (size_t)(b->in + b->out) * elt + (b->sigma ? (size_t)b->rank * sizeof(float) : 0);
+}
+
+size_t hc_model_branch_bytes(const hc_model *m)
+{
+    size_t total = branch_bytes(&m->out_branch);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int p = 0; p < HC_PROJ_COUNT; p++) total += branch_bytes(&m->layers[l].branch[p]);
+    return total;
+}
+
+static void add_bytes(hc_tensor *t, void *ctx) { *(size_t *)ctx += t->data ? t->nbytes : 0; }
+
+size_t hc_model_backbone_bytes(const hc_model *m)
+{
+    size_t total = 0;
+    hc_model_for_each_tensor((hc_model *)m, add_bytes, &total);
     return total;
 }

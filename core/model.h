@@ -4,8 +4,12 @@
 #define HC_MODEL_H
 
 #include "gguf.h"
+#include "hc/hc_comp.h"
 #include "hc/hc_device.h"
+#include "hc/hc_quant.h"
 #include "hc/hc_tensor.h"
+
+struct hc_registry;
 
 typedef struct hc_model_config {
     char arch[32];          /* "llama" (GGUF general.architecture, or "llama2c") */
@@ -33,6 +37,7 @@ typedef struct hc_layer {
     hc_tensor attn_norm, ffn_norm;
     hc_tensor proj[HC_PROJ_COUNT];
     hc_tensor bias[HC_PROJ_COUNT];      /* data NULL when the architecture has none */
+    hc_branch branch[HC_PROJ_COUNT];    /* compensation branches; rank 0 when none */
 } hc_layer;
 
 typedef struct hc_model {
@@ -40,7 +45,10 @@ typedef struct hc_model {
     hc_tensor tok_embd;     /* [dim, n_vocab] */
     hc_tensor out_norm;     /* [dim] */
     hc_tensor output;       /* [dim, n_vocab]; a copy of tok_embd's description when tied */
+    hc_branch out_branch;   /* compensation of the output head; rank 0 when none */
     hc_layer *layers;
+    hc_quant_format **formats; /* quant formats of HC_PACKED tensors, owned */
+    int n_formats;
     char *path;
     hc_gguf *gguf;          /* the GGUF it came from (metadata, tokenizer), or NULL */
     void *map;              /* llama2.c checkpoint mapping */
@@ -52,6 +60,8 @@ typedef struct hc_model {
 
 typedef struct hc_model_load_opts {
     int to_f32;             /* convert every weight to f32 on load (the reference path) */
+    const struct hc_registry *registry; /* quant plugins for compressed (HC_PACKED) tensors */
+    int no_branches;        /* ignore compensation branches in the file */
 } hc_model_load_opts;
 
 /* Reads a GGUF (by magic) or a llama2.c checkpoint. Refuses unknown architectures, missing
@@ -68,6 +78,14 @@ hc_status hc_model_place(hc_model *m, hc_device *dev);
 /* Bytes of weights one decoded token reads (every projection, norms, the output head, one
  * embedding row): the memory traffic figure `hcinfer bench` reports. */
 size_t hc_model_bytes_per_token(const hc_model *m);
+
+/* Bytes of the compensation branches at their stored ranks. */
+size_t hc_model_branch_bytes(const hc_model *m);
+/* Bytes of the backbone: every weight the device holds (packed or not). */
+size_t hc_model_backbone_bytes(const hc_model *m);
+
+/* The llama2.c tokenizer file beside a llama2.c checkpoint: tokenizer.bin, then tok<n_vocab>.bin. */
+hc_status hc_llama2c_tokenizer_path(const char *model_path, int n_vocab, char *buf, size_t cap);
 
 /* Registers a buffer to be freed with the model. */
 hc_status hc_model_own(hc_model *m, void *buffer);

@@ -6,6 +6,7 @@
 
 #include "model.h"
 #include "model_internal.h"
+#include "quant_format.h"
 
 typedef struct arch_info {
     const char *name;
@@ -64,14 +65,70 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     return hc_model_check_config(c);
 }
 
+/* The format of a packed tensor (shared by every tensor with the same spec), created on first use. */
+static hc_status format_for(hc_model *m, const hc_model_load_opts *opts, const char *spec, hc_quant_format **out)
+{
+    for (int i = 0; i < m->n_formats; i++)
+        if (!strcmp(m->formats[i]->spec, spec)) {
+            *out = m->formats[i];
+            return HC_OK;
+        }
+    if (!opts || !opts->registry)
+        return hc_error(HC_E_PLUGIN, "this is a compressed model (format %s) and needs the quant plugins: load it through hcinfer", spec);
+    hc_quant_format **grown = realloc(m->formats, (size_t)(m->n_formats + 1) * sizeof *grown);
+    if (!grown) return hc_error(HC_E_NOMEM, "out of memory");
+    m->formats = grown;
+    hc_status st = hc_quant_format_create(opts->registry, spec, &m->formats[m->n_formats]);
+    if (st != HC_OK) return st;
+    *out = m->formats[m->n_formats++];
+    /* the canonical spec may differ from the stored text; the stored one must round-trip */
+    if (strcmp((*out)->spec, spec))
+        return hc_error(HC_E_FORMAT, "quant format '%s' reads back as '%s' (plugin version %s)", spec, (*out)->spec, (*out)->version);
+    return HC_OK;
+}
+
+/* A packed tensor: GGUF type I8 holding the bytes, its format and logical shape in metadata. */
+static hc_status bind_packed(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const hc_gguf_tensor *gt,
+                             const char *format_key, int64_t ne0, int64_t ne1)
+{
+    const char *spec;
+    hc_status st = hc_gguf_get_str(m->gguf, format_key, &spec);
+    if (st != HC_OK) return st;
+    char key[160];
+    snprintf(key, sizeof key, "hc.tensor.%s.shape", gt->name);
+    const void *shape;
+    uint64_t n;
+    if ((st = hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &n)) != HC_OK) return st;
+    int64_t s0, s1;
+    memcpy(&s0, shape, sizeof s0);
+    memcpy(&s1, (const int64_t *)shape + 1, sizeof s1);
+    if (n != 2 || s0 != ne0 || s1 != ne1)
+        return hc_error(HC_E_FORMAT, "packed tensor %s has shape [%lld, %lld], expected [%lld, %lld]", gt->name,
+                        n == 2 ? (long long)s0 : -1LL, n == 2 ? (long long)s1 : -1LL, (long long)ne0, (long long)ne1);
+    hc_quant_format *f = NULL;
+    if ((st = format_for(m, opts, spec, &f)) != HC_OK) return hc_error_context(st, "tensor %s: ", gt->name);
+    if ((st = f->ops->check_shape(f->params, ne1, ne0)) != HC_OK) return hc_error_context(st, "tensor %s: ", gt->name);
+    size_t want = f->ops->packed_bytes(f->params, ne1, ne0);
+    if (gt->type != HC_I8 || gt->nbytes != want)
+        return hc_error(HC_E_FORMAT, "packed tensor %s holds %zu bytes of type %s, format %s needs %zu", gt->name, gt->nbytes,
+                        hc_dtype_name((hc_dtype)gt->type), spec, want);
+    *t = (hc_tensor){ .name = gt->name, .dtype = HC_PACKED, .n_dims = 2, .ne = { ne0, ne1, 1, 1 }, .data = (void *)gt->data,
+                      .nbytes = gt->nbytes, .qfmt = f };
+    return HC_OK;
+}
+
 /* Binds a GGUF tensor to t, checking type and shape; a missing optional tensor leaves t empty. */
-static hc_status bind(hc_model *m, hc_tensor *t, const char *name, int64_t ne0, int64_t ne1, int required)
+static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const char *name, int64_t ne0, int64_t ne1,
+                      int required)
 {
     const hc_gguf_tensor *gt = hc_gguf_find_tensor(m->gguf, name);
     if (!gt) {
         if (!required) return HC_OK;
         return hc_error(HC_E_FORMAT, "missing tensor %s", name);
     }
+    char format_key[160];
+    snprintf(format_key, sizeof format_key, "hc.tensor.%s.format", name);
+    if (hc_gguf_find(m->gguf, format_key)) return bind_packed(m, opts, t, gt, format_key, ne0, ne1 > 0 ? ne1 : 1);
     if (!gt->data || !hc_dtype_is_known((hc_dtype)gt->type))
         return hc_error(HC_E_UNSUPPORTED, "tensor %s has type %u, which hcinfer cannot read", name, gt->type);
     int64_t want_ne1 = ne1 > 0 ? ne1 : 1;
@@ -85,19 +142,50 @@ static hc_status bind(hc_model *m, hc_tensor *t, const char *name, int64_t ne0, 
     return HC_OK;
 }
 
-static hc_status bind_weights(hc_model *m)
+/* The branch of a linear layer: <base>.lora_a [in, r], <base>.lora_b [r, out], <base>.lora_s [r]. */
+static hc_status bind_branch(hc_model *m, hc_branch *b, const char *weight_name, int64_t in, int64_t out)
+{
+    char base[128], name[160];
+    size_t len = strlen(weight_name);
+    if (len > 7 && !strcmp(weight_name + len - 7, ".weight")) len -= 7;
+    snprintf(base, sizeof base, "%.*s", (int)len, weight_name);
+    snprintf(name, sizeof name, "%s.lora_a", base);
+    const hc_gguf_tensor *a = hc_gguf_find_tensor(m->gguf, name);
+    snprintf(name, sizeof name, "%s.lora_b", base);
+    const hc_gguf_tensor *bt = hc_gguf_find_tensor(m->gguf, name);
+    snprintf(name, sizeof name, "%s.lora_s", base);
+    const hc_gguf_tensor *s = hc_gguf_find_tensor(m->gguf, name);
+    if (!a && !bt) return HC_OK;
+    if (!a || !bt) return hc_error(HC_E_FORMAT, "branch of %s has only one of lora_a and lora_b", weight_name);
+    int64_t r = a->ne[1];
+    if (a->type != bt->type || (a->type != HC_F32 && a->type != HC_F16 && a->type != HC_BF16))
+        return hc_error(HC_E_FORMAT, "branch of %s: factors must both be f32, f16 or bf16", weight_name);
+    if (a->ne[0] != in || r < 1 || r > (in < out ? in : out) || bt->ne[0] != r || bt->ne[1] != out || a->n_dims != 2 || bt->n_dims != 2)
+        return hc_error(HC_E_FORMAT, "branch of %s: lora_a [%lld, %lld] and lora_b [%lld, %lld] do not fit a %lld -> %lld layer",
+                        weight_name, (long long)a->ne[0], (long long)a->ne[1], (long long)bt->ne[0], (long long)bt->ne[1],
+                        (long long)in, (long long)out);
+    if (s && (s->type != HC_F32 || s->ne[0] != r || s->n_dims != 1))
+        return hc_error(HC_E_FORMAT, "branch of %s: lora_s must be f32 [%lld]", weight_name, (long long)r);
+    *b = (hc_branch){ .name = weight_name, .dtype = (hc_dtype)a->type, .in = in, .out = out, .rank = (int)r, .a = a->data,
+                      .b = bt->data, .sigma = s ? s->data : NULL };
+    return HC_OK;
+}
+
+static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
 {
     const hc_model_config *c = &m->cfg;
     int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     const hc_gguf_tensor *emb = hc_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return hc_error(HC_E_FORMAT, "missing tensor token_embd.weight");
     m->cfg.n_vocab = (int)emb->ne[1];
-    hc_status st = bind(m, &m->tok_embd, "token_embd.weight", c->dim, c->n_vocab, 1);
-    if (st == HC_OK) st = bind(m, &m->out_norm, "output_norm.weight", c->dim, 0, 1);
-    if (st == HC_OK) st = bind(m, &m->output, "output.weight", c->dim, c->n_vocab, 0);
+    hc_status st = bind(m, opts, &m->tok_embd, "token_embd.weight", c->dim, c->n_vocab, 1);
+    if (st == HC_OK) st = bind(m, opts, &m->out_norm, "output_norm.weight", c->dim, 0, 1);
+    if (st == HC_OK) st = bind(m, opts, &m->output, "output.weight", c->dim, c->n_vocab, 0);
     if (st != HC_OK) return st;
     m->cfg.tied_output = m->output.data == NULL;
     if (m->cfg.tied_output) m->output = m->tok_embd;
+    int branches = !(opts && opts->no_branches);
+    if (branches && (st = bind_branch(m, &m->out_branch, m->output.name, c->dim, c->n_vocab)) != HC_OK) return st;
 
     const int64_t shape[HC_PROJ_COUNT][2] = {
         { c->dim, q_dim }, { c->dim, kv_dim }, { c->dim, kv_dim }, { q_dim, c->dim },
@@ -107,14 +195,15 @@ static hc_status bind_weights(hc_model *m)
     for (int l = 0; l < c->n_layer && st == HC_OK; l++) {
         hc_layer *L = &m->layers[l];
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if ((st = bind(m, &L->attn_norm, name, c->dim, 0, 1)) != HC_OK) break;
+        if ((st = bind(m, opts, &L->attn_norm, name, c->dim, 0, 1)) != HC_OK) break;
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if ((st = bind(m, &L->ffn_norm, name, c->dim, 0, 1)) != HC_OK) break;
+        if ((st = bind(m, opts, &L->ffn_norm, name, c->dim, 0, 1)) != HC_OK) break;
         for (int p = 0; p < HC_PROJ_COUNT && st == HC_OK; p++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, hc_proj_name(p));
-            st = bind(m, &L->proj[p], name, shape[p][0], shape[p][1], 1);
+            st = bind(m, opts, &L->proj[p], name, shape[p][0], shape[p][1], 1);
+            if (st == HC_OK && branches) st = bind_branch(m, &L->branch[p], L->proj[p].name, shape[p][0], shape[p][1]);
             snprintf(name, sizeof name, "blk.%d.%s.bias", l, hc_proj_name(p));
-            if (st == HC_OK) st = bind(m, &L->bias[p], name, shape[p][1], 0, 0);
+            if (st == HC_OK) st = bind(m, opts, &L->bias[p], name, shape[p][1], 0, 0);
         }
     }
     return st;
@@ -127,7 +216,7 @@ hc_status hc_model_load_gguf(hc_model *m, const hc_model_load_opts *opts)
     if ((st = read_config(m, m->gguf)) != HC_OK) return hc_error_context(st, "%s: ", m->path);
     m->layers = calloc((size_t)m->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) return hc_error(HC_E_NOMEM, "%s: out of memory", m->path);
-    if ((st = bind_weights(m)) != HC_OK) return hc_error_context(st, "%s: ", m->path);
+    if ((st = bind_weights(m, opts)) != HC_OK) return hc_error_context(st, "%s: ", m->path);
     if (opts && opts->to_f32 && (st = hc_model_convert_f32(m)) != HC_OK) return st;
     return HC_OK;
 }

@@ -116,3 +116,15 @@ hc_status hc_model_load_llama2c(hc_model *m, const hc_model_load_opts *opts)
     if (opts && opts->to_f32) return hc_model_convert_f32(m); /* already f32: nothing to do */
     return HC_OK;
 }
+
+hc_status hc_llama2c_tokenizer_path(const char *model, int n_vocab, char *buf, size_t cap)
+{
+    const char *slash = strrchr(model, '/');
+    int dir_len = slash ? (int)(slash - model + 1) : 0;
+    snprintf(buf, cap, "%.*stokenizer.bin", dir_len, model);
+    if (access(buf, R_OK) == 0) return HC_OK;
+    snprintf(buf, cap, "%.*stok%d.bin", dir_len, model, n_vocab);
+    if (access(buf, R_OK) == 0) return HC_OK;
+    return hc_error(HC_E_ARG, "%s is a llama2.c checkpoint and carries no vocabulary: give its tokenizer with -z FILE "
+                              "(no tokenizer.bin or tok%d.bin beside it)", model, n_vocab);
+}

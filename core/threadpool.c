@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,7 +27,8 @@ struct hc_pool {
     int n_threads;
     struct hc_worker *workers;        /* n_threads - 1 of them */
     _Alignas(64) atomic_uint generation;
-    _Alignas(64) atomic_int n_done;
+    _Alignas(64) atomic_uint n_done;  /* futex word the caller sleeps on when workers are slow */
+    atomic_int caller_sleeping;
     atomic_int n_sleeping;
     atomic_int stop;
     hc_pool_fn fn;
@@ -36,6 +38,11 @@ struct hc_pool {
 static void futex_wait(atomic_uint *addr, unsigned expected)
 {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake_one(atomic_uint *addr)
+{
+    syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static void futex_wake_all(atomic_uint *addr)
@@ -82,7 +89,8 @@ static void *worker_main(void *arg)
         seen = wait_for_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         p->fn(p->ctx, w->ith, p->n_threads);
-        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_seq_cst);
+        if (atomic_load(&p->caller_sleeping)) futex_wake_one(&p->n_done);
     }
     return NULL;
 }
@@ -139,11 +147,15 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
     if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->generation);
     fn(ctx, 0, p->n_threads);
-    int spins = 0;
-    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->n_threads - 1) {
+    unsigned want = (unsigned)p->n_threads - 1, seen;
+    for (int i = 0; i < HC_SPIN_PAUSES; i++) {
+        if (atomic_load_explicit(&p->n_done, memory_order_acquire) == want) return;
         _mm_pause();
-        if (++spins > (1 << 14)) sched_yield(); /* a worker was descheduled: let it run */
     }
+    /* a worker is late (descheduled on a busy machine): sleep until the last one wakes us */
+    atomic_store(&p->caller_sleeping, 1);
+    while ((seen = atomic_load(&p->n_done)) != want) futex_wait(&p->n_done, seen);
+    atomic_store(&p->caller_sleeping, 0);
 }
 
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end)
@@ -155,4 +167,22 @@ void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end
     long e = b + per + (ith < extra ? 1 : 0);
     *begin = b * align < n ? b * align : n;
     *end = e * align < n ? e * align : n;
+}
+
+void hc_pool_error_set(hc_pool_error *e, hc_status st)
+{
+    int expected = HC_OK;
+    if (st == HC_OK) return;
+    /* claim the slot with a placeholder first so that the message is written by one thread only */
+    if (atomic_compare_exchange_strong(&e->status, &expected, -1)) {
+        snprintf(e->message, sizeof e->message, "%s", hc_last_error());
+        atomic_store(&e->status, (int)st);
+    }
+}
+
+hc_status hc_pool_error_raise(hc_pool_error *e)
+{
+    int st = atomic_load(&e->status);
+    if (st == HC_OK) return HC_OK;
+    return hc_error((hc_status)st, "%s", e->message);
 }

@@ -22,6 +22,18 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx);
 /* Splits [0, n) into nth nearly equal parts aligned to `align`; the part of thread ith. */
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end);
 
+/* The first failure among the threads of a pool job: hc_error's message is per thread, so a
+ * worker's message is copied here and raised again in the caller. */
+typedef struct hc_pool_error {
+    _Atomic int status;     /* hc_status; HC_OK while nothing failed */
+    char message[1024];
+} hc_pool_error;
+
+/* Records st with the calling thread's hc_last_error() unless a failure was recorded before. */
+void hc_pool_error_set(hc_pool_error *e, hc_status st);
+/* In the caller after hc_pool_run: HC_OK, or the recorded status with its message set again. */
+hc_status hc_pool_error_raise(hc_pool_error *e);
+
 /* Pins the calling thread to one CPU (no-op when cpu < 0). */
 void hc_pin_thread(int cpu);
 

@@ -4,9 +4,11 @@
 #define HC_CLI_COMMANDS_H
 
 int hc_cmd_run(int argc, char **argv);
+int hc_cmd_eval(int argc, char **argv);
 int hc_cmd_inspect(int argc, char **argv);
 int hc_cmd_tokenize(int argc, char **argv);
 int hc_cmd_plugins(int argc, char **argv);
+int hc_cmd_compress(int argc, char **argv);
 
 double hc_now_seconds(void);
 

@@ -13,8 +13,10 @@ typedef struct command {
 
 static const command commands[] = {
     { "run", hc_cmd_run, "generate text from a prompt (or a chat turn)" },
+    { "eval", hc_cmd_eval, "perplexity, multiple-choice accuracy and LAMBADA of a model" },
     { "inspect", hc_cmd_inspect, "print a model file's metadata and tensors" },
     { "tokenize", hc_cmd_tokenize, "print the token ids of a text" },
+    { "compress", hc_cmd_compress, "quantize a model and add low-rank compensation branches" },
     { "plugins", hc_cmd_plugins, "list loaded and refused plugins" },
 };
 

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hc/hc_device.h"
 
@@ -17,13 +16,17 @@ const char hc_session_help[] =
     "  -c, --ctx-size N        context length in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N      tokens per forward pass in prompt processing (default 128)\n"
     "      --device NAME       device plugin (default cpu; see hcinfer plugins)\n"
-    "      --f32               convert every weight to f32 on load (the reference path)\n";
+    "      --f32               convert every weight to f32 on load (the reference path)\n"
+    "      --no-comp           ignore the compensation branches of a compressed model\n"
+    "      --rank N            cap the active rank of every branch\n"
+    "      --comp NAME         compensation kernel plugin (default host)\n";
 
 void hc_session_opts_init(hc_session_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->device = "cpu";
     o->threads = 2;
+    o->comp = "host";
 }
 
 int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
@@ -36,6 +39,9 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
     else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;
+    else if (hc_arg_is(a, "--no-comp", NULL)) o->no_comp = 1;
+    else if (hc_arg_is(a, "--rank", NULL)) *st = hc_arg_int(a, 1, 1 << 16, &o->max_rank);
+    else if (hc_arg_is(a, "--comp", NULL)) *st = hc_arg_value(a, &o->comp);
     else return 0;
     return 1;
 }
@@ -52,19 +58,6 @@ hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_confi
     return HC_OK;
 }
 
-/* The llama2.c tokenizer beside the model: tokenizer.bin, then tok<vocab>.bin. */
-static hc_status find_llama2c_tokenizer(const char *model, int n_vocab, char *buf, size_t cap)
-{
-    const char *slash = strrchr(model, '/');
-    int dir_len = slash ? (int)(slash - model + 1) : 0;
-    snprintf(buf, cap, "%.*stokenizer.bin", dir_len, model);
-    if (access(buf, R_OK) == 0) return HC_OK;
-    snprintf(buf, cap, "%.*stok%d.bin", dir_len, model, n_vocab);
-    if (access(buf, R_OK) == 0) return HC_OK;
-    return hc_error(HC_E_ARG, "%s is a llama2.c checkpoint and carries no vocabulary: give its tokenizer with -z FILE "
-                              "(no tokenizer.bin or tok%d.bin beside it)", model, n_vocab);
-}
-
 hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
 {
     memset(s, 0, sizeof *s);
@@ -73,7 +66,7 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     if (st == HC_OK) st = hc_registry_load_default(s->registry);
     hc_device_config cfg = { .n_threads = o->threads };
     if (st == HC_OK) st = hc_device_open(s->registry, o->device, &cfg, &s->device);
-    hc_model_load_opts lo = { .to_f32 = o->to_f32 };
+    hc_model_load_opts lo = { .to_f32 = o->to_f32, .registry = s->registry, .no_branches = o->no_comp };
     if (st == HC_OK) st = hc_model_load(o->model, &lo, &s->model);
     if (st == HC_OK) {
         if (s->model->gguf && !o->tokenizer) {
@@ -81,14 +74,19 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
         } else {
             char path[4096];
             const char *tp = o->tokenizer;
-            if (!tp && (st = find_llama2c_tokenizer(o->model, s->model->cfg.n_vocab, path, sizeof path)) == HC_OK) tp = path;
+            if (!tp && (st = hc_llama2c_tokenizer_path(o->model, s->model->cfg.n_vocab, path, sizeof path)) == HC_OK) tp = path;
             if (st == HC_OK) st = hc_tokenizer_load_llama2c(tp, s->model->cfg.n_vocab, &s->tok);
         }
     }
     if (st == HC_OK && hc_tokenizer_n_vocab(s->tok) > s->model->cfg.n_vocab)
         st = hc_error(HC_E_FORMAT, "the tokenizer has %d tokens but the model only %d", hc_tokenizer_n_vocab(s->tok),
                       s->model->cfg.n_vocab);
-    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch };
+    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .max_rank = o->max_rank };
+    if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
+        const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
+        if (!cp_plugin) st = HC_E_PLUGIN;
+        else cp.comp = cp_plugin->desc->ops;
+    }
     if (st == HC_OK) st = hc_context_create(s->model, s->device, &cp, &s->ctx);
     if (st != HC_OK) hc_session_close(s);
     return st;

@@ -17,6 +17,9 @@ typedef struct hc_session_opts {
     int n_ctx;                /* -c */
     int n_batch;              /* -b */
     int to_f32;               /* --f32 */
+    int no_comp;              /* --no-comp: run the backbone alone */
+    int max_rank;             /* --rank N: cap of the active rank of every branch */
+    const char *comp;         /* --comp NAME: compensation kernel plugin (default "host") */
 } hc_session_opts;
 
 typedef struct hc_session {

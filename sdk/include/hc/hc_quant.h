@@ -54,8 +54,10 @@ typedef struct hc_quant_ops {
 typedef struct hc_quant_format {
     const hc_quant_ops *ops;
     void *params;
-    const char *plugin;      /* plugin name, "rtn" */
+    char plugin[65];         /* plugin name, "rtn" */
+    char version[32];        /* plugin version */
     char options[128];       /* canonical options, "bits=3,group=128" */
+    char spec[200];          /* plugin:options, "rtn:bits=3,group=128" */
 } hc_quant_format;
 
 #ifdef __cplusplus

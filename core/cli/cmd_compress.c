@@ -1,0 +1,139 @@
+/* cmd_compress.c: `hcinfer compress`: quantize a model's linear layers with a quant plugin and
+ * add low-rank compensation branches within a memory budget; prints a size report. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "compress.h"
+#include "progress.h"
+#include "registry.h"
+
+static const char compress_help[] =
+    "usage: hcinfer compress -m IN -o OUT --quant SPEC [--budget PCT | --rank N] [--calib FILE]\n"
+    "                        [--policy FILE.lua] [options]\n"
+    "Quantizes every linear layer of IN with a quant plugin, factors each layer's quantization\n"
+    "error into a low-rank branch (R = W - Q(W) ~ B A) and writes one GGUF file, OUT.\n"
+    "  -m, --model FILE        input: a GGUF model or a llama2.c checkpoint\n"
+    "  -z, --tokenizer FILE    llama2.c tokenizer (default: beside a llama2.c input)\n"
+    "  -o, --output FILE       output GGUF (written atomically; nothing is left on failure)\n"
+    "      --quant SPEC        backbone format, e.g. rtn:bits=3,group=128 or gptq:bits=3,group=128\n"
+    "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
+    "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none)\n"
+    "      --rank N            the same rank for every layer instead of --budget\n"
+    "      --calib FILE        calibration text: activation-aware branches (and gptq's Hessians)\n"
+    "      --calib-tokens N    tokens of it to use (default 8192)\n"
+    "      --calib-seq N       calibration sequence length (default 512)\n"
+    "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
+    "      --branch-dtype T    f16 (default), bf16 or f32\n"
+    "      --policy FILE.lua   rank policy script (default: uniform ranks)\n"
+    "  -t, --threads N         threads (default 2)\n";
+
+/* One progress bar per phase of the compressor (calibrate, quantize, write). */
+typedef struct phase_progress {
+    hc_progress bar;
+    const char *phase;
+} phase_progress;
+
+static void draw(void *ctx, const char *phase, int64_t done, int64_t total)
+{
+    phase_progress *p = ctx;
+    if (!p->phase || strcmp(p->phase, phase)) {
+        if (p->phase) hc_progress_end(&p->bar);
+        const char *unit = !strcmp(phase, "calibrate") ? "tokens" : !strcmp(phase, "quantize") ? "layers" : "files";
+        hc_progress_begin(&p->bar, stderr, phase, unit, (long)total);
+        p->phase = phase;
+    }
+    hc_progress_update(&p->bar, (long)done);
+}
+
+static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
+{
+    hc_args a = { argc, argv, 0 };
+    const char *v;
+    for (a.i = 1; a.i < argc; a.i++) {
+        hc_status st = HC_OK;
+        if (hc_arg_is(&a, "-h", "--help")) *help = 1;
+        else if (hc_arg_is(&a, "-m", "--model")) st = hc_arg_value(&a, &o->input);
+        else if (hc_arg_is(&a, "-z", "--tokenizer")) st = hc_arg_value(&a, &o->tokenizer);
+        else if (hc_arg_is(&a, "-o", "--output")) st = hc_arg_value(&a, &o->output);
+        else if (hc_arg_is(&a, "--quant", NULL)) st = hc_arg_value(&a, &o->quant);
+        else if (hc_arg_is(&a, "--head-quant", NULL)) st = hc_arg_value(&a, &o->head_quant);
+        else if (hc_arg_is(&a, "--budget", NULL)) {
+            float b;
+            st = hc_arg_float(&a, 0, 1000, &b);
+            o->budget = b;
+        } else if (hc_arg_is(&a, "--rank", NULL)) st = hc_arg_int(&a, 1, 65536, &o->rank);
+        else if (hc_arg_is(&a, "--calib", NULL)) st = hc_arg_value(&a, &o->calib);
+        else if (hc_arg_is(&a, "--calib-tokens", NULL)) st = hc_arg_int(&a, 2, 1 << 24, &o->calib_tokens);
+        else if (hc_arg_is(&a, "--calib-seq", NULL)) st = hc_arg_int(&a, 2, 1 << 16, &o->calib_seq);
+        else if (hc_arg_is(&a, "--policy", NULL)) st = hc_arg_value(&a, &o->policy);
+        else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
+        else if (hc_arg_is(&a, "--whitening", NULL)) {
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) {
+                o->whitening_given = 1;
+                if (!strcmp(v, "full")) o->whitening = HC_WHITEN_FULL;
+                else if (!strcmp(v, "diag")) o->whitening = HC_WHITEN_DIAG;
+                else if (!strcmp(v, "none")) o->whitening = HC_WHITEN_NONE;
+                else st = hc_error(HC_E_ARG, "--whitening: '%s' is not one of full, diag, none", v);
+            }
+        } else if (hc_arg_is(&a, "--branch-dtype", NULL)) {
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) {
+                if (!strcmp(v, "f16")) o->branch_dtype = HC_F16;
+                else if (!strcmp(v, "bf16")) o->branch_dtype = HC_BF16;
+                else if (!strcmp(v, "f32")) o->branch_dtype = HC_F32;
+                else st = hc_error(HC_E_ARG, "--branch-dtype: '%s' is not one of f16, bf16, f32", v);
+            }
+        } else st = hc_error(HC_E_ARG, "unknown option '%s'", argv[a.i]);
+        if (st != HC_OK) return st;
+    }
+    if (*help) return HC_OK;
+    if (!o->input) return hc_error(HC_E_ARG, "no input model (-m FILE)");
+    if (!o->output) return hc_error(HC_E_ARG, "no output file (-o FILE)");
+    if (!o->quant) return hc_error(HC_E_ARG, "no backbone format (--quant SPEC, e.g. rtn:bits=3,group=128)");
+    if (!strcmp(o->input, o->output)) return hc_error(HC_E_ARG, "the output would overwrite the input");
+    if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
+        return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
+    if (!o->whitening_given) o->whitening = o->calib ? HC_WHITEN_FULL : HC_WHITEN_NONE;
+    return HC_OK;
+}
+
+static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
+{
+    double mib = 1048576.0;
+    fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, quantization %.1f s, writing %.1f s)\n",
+            o->input, o->output, r->seconds_total, r->seconds_calib, (long long)r->calib_tokens, r->seconds_quant, r->seconds_write);
+    fprintf(stderr, "  source weights  %8.2f MiB\n", r->source_bytes / mib);
+    fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s)\n", r->backbone_bytes / mib, r->n_linear, o->quant);
+    fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone (%d branches, rank %d..%d, mean %.1f)\n",
+            r->branch_bytes / mib, r->backbone_bytes ? 100.0 * r->branch_bytes / r->backbone_bytes : 0.0, r->n_branches,
+            r->rank_min, r->rank_max, r->rank_mean);
+    if (r->n_unfit)
+        fprintf(stderr, "  kept as stored  %d linear layers whose shape the format cannot hold (%s)\n", r->n_unfit, r->unfit_reason);
+}
+
+int hc_cmd_compress(int argc, char **argv)
+{
+    hc_compress_opts o = { .budget = 10, .threads = 2, .branch_dtype = HC_F16 };
+    int help = 0;
+    hc_status st = parse(argc, argv, &o, &help);
+    if (help) {
+        printf(compress_help);
+        return 0;
+    }
+    if (st != HC_OK) return hc_cli_fail("compress", st);
+    hc_registry *reg = NULL;
+    if ((st = hc_registry_create(&reg)) == HC_OK) st = hc_registry_load_default(reg);
+    phase_progress progress = { .phase = NULL };
+    o.registry = reg;
+    o.progress = draw;
+    o.progress_ctx = &progress;
+    hc_compress_report report;
+    if (st == HC_OK) st = hc_compress(&o, &report);
+    if (progress.phase) hc_progress_end(&progress.bar);
+    hc_registry_free(reg);
+    if (st != HC_OK) return hc_cli_fail("compress", st);
+    print_report(&o, &report);
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* compress.h: `hcinfer compress`: quantize every linear layer of a model with a quant plugin,
+ * factor each quantization residual into a low-rank branch (ranks within a memory budget), and
+ * write one GGUF file holding the packed backbone, the branches and the metadata to run it. */
+#ifndef HC_COMPRESS_H
+#define HC_COMPRESS_H
+
+#include <stdint.h>
+
+#include "hc/hc_tensor.h"
+#include "lowrank.h"
+#include "registry.h"
+
+typedef void (*hc_compress_progress)(void *ctx, const char *phase, int64_t done, int64_t total);
+
+typedef struct hc_compress_opts {
+    const char *input;          /* GGUF or llama2.c checkpoint */
+    const char *tokenizer;      /* llama2.c tokenizer file (needed for a llama2.c input) */
+    const char *output;
+    const char *quant;          /* backbone spec, "rtn:bits=3,group=128" */
+    const char *head_quant;     /* spec for the output head (and the tied embedding), NULL: keep as stored */
+    double budget;              /* branch bytes as a percentage of the backbone's; 0 with rank 0: no branches */
+    int rank;                   /* the same rank for every layer instead of the budget (0: use the budget) */
+    const char *calib;          /* calibration text file, NULL: none */
+    int calib_tokens;           /* tokens of it to use (default 8192) */
+    int calib_seq;              /* sequence length (default 512) */
+    hc_whitening whitening;     /* how the factorization weighs errors (default: full when calibrated) */
+    int whitening_given;        /* whitening was chosen explicitly */
+    hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16 or HC_F32 */
+    const char *policy;         /* Lua rank policy file, NULL: uniform */
+    int threads;
+    const hc_registry *registry;
+    hc_compress_progress progress;
+    void *progress_ctx;
+} hc_compress_opts;
+
+typedef struct hc_compress_report {
+    size_t backbone_bytes;      /* every weight the device holds, as written */
+    size_t branch_bytes;        /* A, B and sigma of every branch */
+    size_t source_bytes;        /* the input's weights as stored */
+    int n_linear;               /* compressed linear layers */
+    int n_unfit;                /* linear layers kept as stored: their shape does not fit the format */
+    char unfit_reason[256];     /* the first such layer and why */
+    int n_branches;
+    int rank_min, rank_max;
+    double rank_mean;
+    int64_t calib_tokens;
+    double seconds_calib, seconds_quant, seconds_write, seconds_total;
+} hc_compress_report;
+
+hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);
+
+#endif
