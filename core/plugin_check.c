@@ -3,8 +3,10 @@
 #include "plugin_check.h"
 
 #include "device_cpu.h"
+#include "hc/hc_comp.h"
 #include "hc/hc_device.h"
 #include "hc/hc_quant.h"
+#include "hc/hc_sched.h"
 
 #define REQUIRE(ops, fn)                                                                            \
     do {                                                                                            \
@@ -37,13 +39,33 @@ static hc_status check_quant(const hc_plugin_desc *d)
     return HC_OK;
 }
 
+static hc_status check_comp(const hc_plugin_desc *d)
+{
+    const hc_comp_ops *o = d->ops;
+    REQUIRE(o, supports);
+    REQUIRE(o, down);
+    REQUIRE(o, up);
+    return HC_OK;
+}
+
+static hc_status check_sched(const hc_plugin_desc *d)
+{
+    const hc_sched_ops *o = d->ops;
+    REQUIRE(o, create);
+    REQUIRE(o, destroy);
+    REQUIRE(o, input_ready);
+    REQUIRE(o, backbone_done);
+    REQUIRE(o, output_needed);
+    return HC_OK;
+}
+
 hc_status hc_plugin_check_ops(const hc_plugin_desc *d)
 {
     switch (d->kind) {
     case HC_PLUGIN_DEVICE: return check_device(d);
     case HC_PLUGIN_QUANT: return check_quant(d);
-    case HC_PLUGIN_COMP:
-    case HC_PLUGIN_SCHED: return HC_OK; /* their vtables are checked once hc_comp.h / hc_sched.h exist */
+    case HC_PLUGIN_COMP: return check_comp(d);
+    case HC_PLUGIN_SCHED: return check_sched(d);
     }
     return hc_error(HC_E_PLUGIN, "unknown plugin kind %d", (int)d->kind);
 }
