@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_pool.h"
+#include "trace.h"
+
 static int buffer_width(const hc_model_config *c, hc_buf b)
 {
     switch (b) {
@@ -24,10 +27,7 @@ void hc_context_free(hc_context *c)
     hc_device *d = c->dev;
     for (int b = 0; b < HC_BUF_COUNT; b++) d->ops->free(d, c->buf[b]);
     d->ops->free(d, c->k_cache);
-    d->ops->free(d, c->branch_dev);
-    free(c->branch_t);
-    free(c->branch_x);
-    free(c->branch_y);
+    hc_branch_rt_free(c->brt);
     d->ops->free(d, c->v_cache);
     free(c->pos);
     free(c->stages);
@@ -35,12 +35,11 @@ void hc_context_free(hc_context *c)
     free(c);
 }
 
-/* Gives every linear stage its branch (active rank capped by max_rank) and the host buffers. */
+/* Gives every linear stage its branch (active rank capped by max_rank), then the branch runtime
+ * with its host threads and the chosen scheduler. */
 static hc_status attach_branches(hc_context *c, const hc_context_params *p)
 {
-    int max_width = 0;
-    for (int b = 0; b < HC_BUF_COUNT; b++)
-        if (c->width[b] > max_width) max_width = c->width[b];
+    int any = 0;
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
         if (s->op != HC_OP_LINEAR) continue;
@@ -51,16 +50,16 @@ static hc_status attach_branches(hc_context *c, const hc_context_params *p)
         s->branch = b;
         s->branch_enabled = 1;
         s->active_rank = p->max_rank > 0 && p->max_rank < b->rank ? p->max_rank : b->rank;
-        if (b->rank > c->max_branch_rank) c->max_branch_rank = b->rank;
+        any = 1;
     }
-    if (!c->max_branch_rank) return HC_OK;
-    c->comp = p->comp;
-    size_t rows = (size_t)c->n_batch;
-    if (!(c->branch_t = malloc(rows * c->max_branch_rank * sizeof(float)))) return hc_error(HC_E_NOMEM, "context: out of memory");
-    if (c->dev->host_memory) return HC_OK;
-    if (!(c->branch_x = malloc(rows * max_width * sizeof(float))) || !(c->branch_y = malloc(rows * max_width * sizeof(float))))
-        return hc_error(HC_E_NOMEM, "context: out of memory");
-    return c->dev->ops->alloc(c->dev, rows * max_width * sizeof(float), (void **)&c->branch_dev);
+    if (!any) return HC_OK;
+    if (!p->sched) return hc_error(HC_E_ARG, "the model has compensation branches but no scheduler was chosen");
+    hc_status st = hc_branch_rt_create(c, p->comp, p->host_threads, p->host_cpus, p->n_host_cpus, &c->brt);
+    if (st != HC_OK) return st;
+    int idx = hc_branch_rt_add_scheduler(c->brt, p->sched_name ? p->sched_name : "default", p->sched);
+    if (idx < 0) return HC_E_PLUGIN;
+    hc_branch_rt_use(c->brt, idx);
+    return HC_OK;
 }
 
 hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out)
@@ -107,31 +106,6 @@ hc_status hc_context_truncate(hc_context *c, int n)
     return HC_OK;
 }
 
-/* y += B (A x) for a linear stage's branch, on the host. On a device without host memory the
- * input comes down and the correction goes up through the device's copy calls. */
-static hc_status apply_branch(hc_context *c, const hc_stage *s, const float *x, float *y, int n)
-{
-    const hc_branch *b = s->branch;
-    int rank = s->active_rank < b->rank ? s->active_rank : b->rank;
-    if (rank <= 0) return HC_OK;
-    hc_device *d = c->dev;
-    size_t in = (size_t)b->in, out = (size_t)b->out;
-    const float *hx = x;
-    float *hy = y;
-    hc_status st = HC_OK;
-    if (!d->host_memory) {
-        if ((st = d->ops->download(d, c->branch_x, x, (size_t)n * in * sizeof(float))) != HC_OK) return st;
-        memset(c->branch_y, 0, (size_t)n * out * sizeof(float));
-        hx = c->branch_x;
-        hy = c->branch_y;
-    }
-    st = c->comp->down(b, rank, hx, n, c->branch_t, c->max_branch_rank, 0, rank);
-    if (st == HC_OK) st = c->comp->up(b, rank, c->branch_t, c->max_branch_rank, n, hy, (int64_t)out, 0, (int64_t)out);
-    if (st != HC_OK || d->host_memory) return st;
-    if ((st = d->ops->upload(d, c->branch_dev, hy, (size_t)n * out * sizeof(float))) != HC_OK) return st;
-    return d->ops->add(d, y, c->branch_dev, (size_t)n * out);
-}
-
 /* Runs one stage on n rows of its buffers. */
 static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *tokens, int n)
 {
@@ -151,7 +125,6 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         if (c->observer && (st = c->observer(c->observer_ctx, s, in0, n, c->width[s->in0])) != HC_OK) return st;
         st = d->ops->matmul(d, s->weight, in0, out, n);
         if (st == HC_OK && s->bias) st = d->ops->add_bias(d, out, s->bias->data, n, c->width[s->out]);
-        if (st == HC_OK && s->branch && s->branch_enabled) st = apply_branch(c, s, in0, out, n);
         return st;
     case HC_OP_ROPE:
         st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
@@ -190,7 +163,7 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
     }
     int rows = n;
     for (int i = 0; i < c->n_stages; i++) {
-        const hc_stage *s = &c->stages[i];
+        hc_stage *s = &c->stages[i];
         if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
             /* past the layers only the last token's scores are wanted */
             hc_status st = d->ops->copy(d, c->buf[HC_BUF_X], c->buf[HC_BUF_X] + (size_t)(n - 1) * c->width[HC_BUF_X],
@@ -198,8 +171,18 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
             if (st != HC_OK) return st;
             rows = 1;
         }
-        hc_status st = run_stage(c, s, tokens, rows);
+        hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
+        uint64_t t0 = hc_now_ns();
+        if (st == HC_OK) st = run_stage(c, s, tokens, rows);
+        s->device_ns = hc_now_ns() - t0;
+        c->device_ns += s->device_ns;
+        if (c->trace) hc_trace_add(c->trace, s->name, 0, t0, s->device_ns);
+        if (st == HC_OK && c->brt) st = hc_branch_rt_after_stage(c->brt, i, s->device_ns);
         if (st != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
+    }
+    if (c->brt) {
+        hc_status st = hc_branch_rt_end_step(c->brt);
+        if (st != HC_OK) return st;
     }
     hc_status st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
     if (st != HC_OK) return st;

@@ -3,7 +3,9 @@
 #ifndef HC_CONTEXT_H
 #define HC_CONTEXT_H
 
+#include "branch_rt.h"
 #include "hc/hc_comp.h"
+#include "hc/hc_sched.h"
 #include "hc/hc_stage.h"
 #include "model.h"
 
@@ -12,6 +14,11 @@ typedef struct hc_context_params {
     int n_batch;      /* tokens per forward pass (0: 128) */
     const struct hc_comp_ops *comp; /* kernel for the model's compensation branches; NULL: run without them */
     int max_rank;     /* cap of every branch's active rank (0: no cap) */
+    const struct hc_sched_ops *sched; /* scheduler plugin driving the branches (required with comp) */
+    const char *sched_name;
+    int host_threads; /* threads running branches on the host (default 1) */
+    const int *host_cpus; /* optional CPUs to pin the host threads to */
+    int n_host_cpus;
 } hc_context_params;
 
 /* Called before each LINEAR stage with its input (device memory, n rows of width in). */
@@ -29,11 +36,9 @@ typedef struct hc_context {
     hc_stage *stages;           /* the pipeline */
     int n_stages;
     float *logits;              /* host: [n_batch][n_vocab] */
-    const struct hc_comp_ops *comp; /* compensation kernel, NULL when branches are off */
-    int max_branch_rank;        /* largest stored rank (stride of branch_t) */
-    float *branch_t;            /* host: [n_batch][max_branch_rank] */
-    float *branch_x, *branch_y; /* host copies when the device memory is not host memory */
-    float *branch_dev;          /* device: [n_batch][max width] the delta to add */
+    struct hc_branch_rt *brt;   /* branch jobs, host threads, schedulers; NULL without branches */
+    uint64_t device_ns;         /* time in stages since the context was made (all steps) */
+    struct hc_trace *trace;     /* timeline recorder (bench --trace), NULL normally */
     hc_stage_observer observer; /* calibration hook, NULL normally */
     void *observer_ctx;
 } hc_context;

@@ -17,6 +17,7 @@ static const command commands[] = {
     { "inspect", hc_cmd_inspect, "print a model file's metadata and tensors" },
     { "tokenize", hc_cmd_tokenize, "print the token ids of a text" },
     { "compress", hc_cmd_compress, "quantize a model and add low-rank compensation branches" },
+    { "bench", hc_cmd_bench, "measure speed under each overlap scheduler" },
     { "plugins", hc_cmd_plugins, "list loaded and refused plugins" },
 };
 

@@ -12,14 +12,16 @@ const char hc_session_help[] =
     "  -m, --model FILE        model: GGUF, or a llama2.c checkpoint (.bin)\n"
     "  -z, --tokenizer FILE    llama2.c tokenizer file (default: tokenizer.bin or tok<vocab>.bin\n"
     "                          beside a llama2.c model; GGUF files carry their own)\n"
-    "  -t, --threads N         device threads (default 2)\n"
+    "  -t, --threads N         device threads (default 2); also --device-threads N\n"
     "  -c, --ctx-size N        context length in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N      tokens per forward pass in prompt processing (default 128)\n"
     "      --device NAME       device plugin (default cpu; see hcinfer plugins)\n"
     "      --f32               convert every weight to f32 on load (the reference path)\n"
     "      --no-comp           ignore the compensation branches of a compressed model\n"
     "      --rank N            cap the active rank of every branch\n"
-    "      --comp NAME         compensation kernel plugin (default host)\n";
+    "      --comp NAME         compensation kernel plugin (default host)\n"
+    "      --sched NAME        overlap scheduler for the branches: async (default), serial, inline\n"
+    "      --host-threads N    host threads running the branches (default 1)\n";
 
 void hc_session_opts_init(hc_session_opts *o)
 {
@@ -27,6 +29,8 @@ void hc_session_opts_init(hc_session_opts *o)
     o->device = "cpu";
     o->threads = 2;
     o->comp = "host";
+    o->sched = "async";
+    o->host_threads = 1;
 }
 
 int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
@@ -34,7 +38,9 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     *st = HC_OK;
     if (hc_arg_is(a, "-m", "--model")) *st = hc_arg_value(a, &o->model);
     else if (hc_arg_is(a, "-z", "--tokenizer")) *st = hc_arg_value(a, &o->tokenizer);
-    else if (hc_arg_is(a, "-t", "--threads")) *st = hc_arg_int(a, 1, 256, &o->threads);
+    else if (hc_arg_is(a, "-t", "--threads") || hc_arg_is(a, "--device-threads", NULL)) *st = hc_arg_int(a, 1, 256, &o->threads);
+    else if (hc_arg_is(a, "--host-threads", NULL)) *st = hc_arg_int(a, 1, 64, &o->host_threads);
+    else if (hc_arg_is(a, "--sched", NULL)) *st = hc_arg_value(a, &o->sched);
     else if (hc_arg_is(a, "-c", "--ctx-size")) *st = hc_arg_int(a, 1, 1 << 20, &o->n_ctx);
     else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
@@ -84,8 +90,14 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .max_rank = o->max_rank };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
-        if (!cp_plugin) st = HC_E_PLUGIN;
-        else cp.comp = cp_plugin->desc->ops;
+        const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, o->sched) : NULL;
+        if (!cp_plugin || !sp) st = HC_E_PLUGIN;
+        else {
+            cp.comp = cp_plugin->desc->ops;
+            cp.sched = sp->desc->ops;
+            cp.sched_name = o->sched;
+            cp.host_threads = o->host_threads;
+        }
     }
     if (st == HC_OK) st = hc_context_create(s->model, s->device, &cp, &s->ctx);
     if (st != HC_OK) hc_session_close(s);

@@ -20,6 +20,8 @@ typedef struct hc_session_opts {
     int no_comp;              /* --no-comp: run the backbone alone */
     int max_rank;             /* --rank N: cap of the active rank of every branch */
     const char *comp;         /* --comp NAME: compensation kernel plugin (default "host") */
+    const char *sched;        /* --sched NAME: overlap scheduler plugin (default "async") */
+    int host_threads;         /* --host-threads N (default 1) */
 } hc_session_opts;
 
 typedef struct hc_session {

@@ -1,0 +1,283 @@
+/* cmd_bench.c: `hcinfer bench`: prompt and decode speed of a model under each scheduler in turn
+ * (none = backbone alone), with device, host and wait times, overlap, bytes per token, a JSON
+ * report and a Chrome trace of the device and host timelines. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "branch_rt.h"
+#include "commands.h"
+#include "host_pool.h"
+#include "sampler.h"
+#include "session.h"
+#include "trace.h"
+
+#define MAX_SCHEDS 8
+#define N_KINDS 16
+
+static const char bench_help[] =
+    "usage: hcinfer bench -m MODEL [--sched none,serial,async] [-n N] [-p N] [--device-threads N]\n"
+    "                     [--host-threads N] [--json] [--trace FILE]\n"
+    "Measures prompt and decode speed under each scheduler in turn, in one run (none: the backbone\n"
+    "alone, branches off), with per-stage device time, host branch time, the time the device waited\n"
+    "for the host, overlap efficiency (share of branch time hidden) and bytes read per token.\n"
+    "  --sched LIST            comma-separated: none, serial, async, inline (default none,serial,async)\n"
+    "The generated tokens of every scheduler with branches are compared with the first one's.\n"
+    "  -n, --n-decode N        decoded tokens per scheduler (default 64)\n"
+    "  -p, --n-prompt N        prompt tokens per scheduler (default 128)\n"
+    "  -r, --reps N            repetitions; the median is reported (default 3)\n"
+    "  --json                  one JSON object on stdout\n"
+    "  --trace FILE            Chrome trace (chrome://tracing) of the last decode of each scheduler\n"
+    "  --host-delay US         add US microseconds to every host job (a synthetic slow host)\n"
+    "%s";
+
+typedef struct result {
+    char sched[32];
+    double prompt_tok_s, decode_tok_s;
+    double device_ms, host_ms, wait_ms, inline_ms;   /* per decoded token */
+    double overlap;
+    double bytes_per_token;
+    double kind_ms[N_KINDS];                          /* device ms per token by stage kind */
+    int identical;                                    /* same tokens as the first scheduler with branches
+                                                         (-1: not compared, the backbone alone) */
+} result;
+
+static const char *const kinds[N_KINDS] = { "token_embd", "attn_norm", "attn_q", "attn_k", "attn_v", "rope", "kv_store",
+                                            "attention", "attn_output", "attn_residual", "ffn_norm", "ffn_gate", "ffn_up",
+                                            "ffn_act", "ffn_down", "output" };
+
+static int kind_of(const char *stage_name)
+{
+    const char *k = stage_name;
+    if (!strncmp(k, "blk.", 4)) {
+        k = strchr(k + 4, '.');
+        k = k ? k + 1 : stage_name;
+    }
+    if (!strcmp(k, "output_norm") || !strcmp(k, "ffn_residual")) return !strcmp(k, "output_norm") ? 15 : 9;
+    for (int i = 0; i < N_KINDS; i++)
+        if (!strcmp(k, kinds[i])) return i;
+    return -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static size_t branch_bytes_active(const hc_context *c)
+{
+    size_t total = 0;
+    for (int i = 0; i < c->n_stages; i++) {
+        const hc_stage *s = &c->stages[i];
+        if (!s->branch || !s->branch_enabled) continue;
+        int r = s->active_rank < s->branch->rank ? s->active_rank : s->branch->rank;
+        total += (size_t)r * (size_t)(s->branch->in + s->branch->out) * (s->branch->dtype == HC_F32 ? 4 : 2);
+    }
+    return total;
+}
+
+typedef struct bench_opts {
+    hc_session_opts session;
+    char scheds[256];
+    int n_decode, n_prompt, reps, json, host_delay;
+    const char *trace;
+} bench_opts;
+
+/* One measured pass: prompt, then n_decode greedy tokens. */
+static hc_status measure(hc_session *s, const bench_opts *o, const int32_t *prompt, int32_t *gen, result *r, double *pt, double *dt,
+                         hc_trace *trace)
+{
+    hc_context *c = s->ctx;
+    const float *logits;
+    hc_context_reset(c);
+    double t0 = hc_now_seconds();
+    hc_status st = hc_decode(c, prompt, o->n_prompt, 0, &logits);
+    *pt = hc_now_seconds() - t0;
+    if (c->brt) hc_branch_rt_reset_stats(c->brt);
+    for (int i = 0; i < c->n_stages; i++) c->stages[i].device_ns = 0;
+    double kind_ns[N_KINDS] = { 0 };
+    c->trace = trace;
+    t0 = hc_now_seconds();
+    for (int i = 0; i < o->n_decode && st == HC_OK; i++) {
+        int32_t next = hc_argmax(logits, s->model->cfg.n_vocab);
+        gen[i] = next;
+        st = hc_decode(c, &next, 1, 0, &logits);
+        for (int k = 0; k < c->n_stages; k++) {
+            int kind = kind_of(c->stages[k].name);
+            if (kind >= 0) kind_ns[kind] += (double)c->stages[k].device_ns;
+        }
+    }
+    *dt = hc_now_seconds() - t0;
+    c->trace = NULL;
+    if (st != HC_OK) return st;
+    hc_branch_stats bs = { 0 };
+    if (c->brt) hc_branch_rt_stats(c->brt, &bs);
+    double per = 1e-6 / o->n_decode;
+    uint64_t dev = 0;
+    for (int k = 0; k < N_KINDS; k++) dev += (uint64_t)kind_ns[k];
+    r->device_ms = dev * per;
+    r->host_ms = bs.host_ns * per;
+    r->wait_ms = bs.wait_ns * per;
+    r->inline_ms = bs.inline_ns * per;
+    r->overlap = bs.host_ns ? 1.0 - (double)bs.wait_ns / (double)bs.host_ns : 0.0;
+    if (r->overlap < 0) r->overlap = 0;
+    for (int k = 0; k < N_KINDS; k++) r->kind_ms[k] = kind_ns[k] * per;
+    return HC_OK;
+}
+
+static hc_status select_scheduler(hc_session *s, const char *name, int *saved_enabled)
+{
+    hc_context *c = s->ctx;
+    int none = !strcmp(name, "none");
+    for (int i = 0; i < c->n_stages; i++)
+        if (c->stages[i].branch) c->stages[i].branch_enabled = none ? 0 : saved_enabled[i];
+    if (none || !c->brt) return HC_OK;
+    const hc_plugin *p = hc_registry_find(s->registry, HC_PLUGIN_SCHED, name);
+    if (!p) return HC_E_PLUGIN;
+    int idx = hc_branch_rt_add_scheduler(c->brt, name, p->desc->ops);
+    if (idx < 0) return HC_E_PLUGIN;
+    hc_branch_rt_use(c->brt, idx);
+    return HC_OK;
+}
+
+static void print_json(const bench_opts *o, const hc_session *s, const result *res, int n)
+{
+    printf("{\"model\": \"%s\", \"device\": \"%s\", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
+           "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"results\": [",
+           o->session.model, o->session.device, o->session.threads, o->session.host_threads, o->n_prompt, o->n_decode, o->reps,
+           hc_model_bytes_per_token(s->model));
+    for (int i = 0; i < n; i++) {
+        const result *r = &res[i];
+        printf("%s\n  {\"sched\": \"%s\", \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, \"device_ms\": %.4f, \"host_ms\": %.4f, "
+               "\"device_wait_ms\": %.4f, \"inline_ms\": %.4f, \"overlap\": %.4f, \"bytes_per_token\": %.0f, \"same_tokens\": %s, "
+               "\"stage_ms\": {",
+               i ? "," : "", r->sched, r->decode_tok_s, r->prompt_tok_s, r->device_ms, r->host_ms, r->wait_ms, r->inline_ms, r->overlap,
+               r->bytes_per_token, r->identical < 0 ? "null" : r->identical ? "true" : "false");
+        for (int k = 0; k < N_KINDS; k++) printf("%s\"%s\": %.4f", k ? ", " : "", kinds[k], r->kind_ms[k]);
+        printf("}}");
+    }
+    printf("\n]}\n");
+}
+
+static void print_table(const bench_opts *o, const hc_session *s, const result *res, int n)
+{
+    fprintf(stdout, "%s: %d prompt + %d decode tokens, %d device thread(s), %d host thread(s), median of %d\n", o->session.model,
+            o->n_prompt, o->n_decode, o->session.threads, o->session.host_threads, o->reps);
+    fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",
+            "wait ms", "overlap", "MiB/token", "same tokens");
+    for (int i = 0; i < n; i++) {
+        const result *r = &res[i];
+        fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %s\n", r->sched, r->decode_tok_s, r->prompt_tok_s,
+                r->device_ms, r->host_ms + r->inline_ms, r->wait_ms, 100 * r->overlap, r->bytes_per_token / 1048576.0,
+                r->identical < 0 ? "-" : r->identical ? "yes" : "NO");
+    }
+}
+
+int hc_cmd_bench(int argc, char **argv)
+{
+    bench_opts o = { .n_decode = 64, .n_prompt = 128, .reps = 3 };
+    snprintf(o.scheds, sizeof o.scheds, "none,serial,async");
+    hc_session_opts_init(&o.session);
+    hc_args a = { argc, argv, 0 };
+    hc_status st = HC_OK;
+    const char *v;
+    for (a.i = 1; a.i < argc && st == HC_OK; a.i++) {
+        if (hc_session_parse_option(&o.session, &a, &st)) {}
+        else if (hc_arg_is(&a, "-h", "--help")) {
+            printf(bench_help, hc_session_help);
+            return 0;
+        } else if (hc_arg_is(&a, "--sched", NULL)) {
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) snprintf(o.scheds, sizeof o.scheds, "%s", v);
+        } else if (hc_arg_is(&a, "-n", "--n-decode")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_decode);
+        else if (hc_arg_is(&a, "-p", "--n-prompt")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_prompt);
+        else if (hc_arg_is(&a, "-r", "--reps")) st = hc_arg_int(&a, 1, 100, &o.reps);
+        else if (hc_arg_is(&a, "--json", NULL)) o.json = 1;
+        else if (hc_arg_is(&a, "--trace", NULL)) st = hc_arg_value(&a, &o.trace);
+        else if (hc_arg_is(&a, "--host-delay", NULL)) st = hc_arg_int(&a, 0, 1000000, &o.host_delay);
+        else st = hc_error(HC_E_ARG, "unknown option '%s'", argv[a.i]);
+    }
+    char *names[MAX_SCHEDS];
+    int n_sched = 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", o.scheds);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t && st == HC_OK; t = strtok_r(NULL, ",", &save)) {
+        if (n_sched == MAX_SCHEDS) st = hc_error(HC_E_ARG, "--sched: at most %d schedulers", MAX_SCHEDS);
+        else if (strlen(t) >= sizeof(((result *)0)->sched)) st = hc_error(HC_E_ARG, "--sched: '%s' is too long", t);
+        else names[n_sched++] = t;
+    }
+    if (st == HC_OK && !n_sched) st = hc_error(HC_E_ARG, "--sched: no scheduler given");
+    if (st != HC_OK) return hc_cli_fail("bench", st);
+    /* the session starts with the first real scheduler of the list (the others are added after) */
+    for (int i = 0; i < n_sched; i++)
+        if (strcmp(names[i], "none")) {
+            o.session.sched = names[i];
+            break;
+        }
+    if (!o.session.n_ctx) o.session.n_ctx = o.n_prompt + o.n_decode + 8;
+    hc_session s;
+    if ((st = hc_session_open(&o.session, &s)) != HC_OK) return hc_cli_fail("bench", st);
+    hc_context *c = s.ctx;
+    if (c->brt) hc_branch_rt_set_host_delay(c->brt, o.host_delay);
+
+    int *enabled = calloc((size_t)c->n_stages, sizeof *enabled);
+    int32_t *prompt = malloc((size_t)o.n_prompt * sizeof *prompt);
+    int32_t *first = malloc((size_t)o.n_decode * sizeof *first), *gen = malloc((size_t)o.n_decode * sizeof *gen);
+    double *pt = malloc((size_t)o.reps * sizeof *pt), *dt = malloc((size_t)o.reps * sizeof *dt);
+    result res[MAX_SCHEDS];
+    hc_trace traces[MAX_SCHEDS];
+    int n_traces = 0, have_first = 0;
+    if (!enabled || !prompt || !first || !gen || !pt || !dt) st = hc_error(HC_E_NOMEM, "bench: out of memory");
+    for (int i = 0; st == HC_OK && i < c->n_stages; i++) enabled[i] = c->stages[i].branch_enabled;
+    uint64_t seed = 12345;
+    for (int i = 0; st == HC_OK && i < o.n_prompt; i++) { /* a fixed pseudo-random prompt */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        prompt[i] = (int32_t)((seed >> 33) % (uint64_t)s.model->cfg.n_vocab);
+    }
+    for (int k = 0; k < n_sched && st == HC_OK; k++) {
+        result *r = &res[k];
+        memset(r, 0, sizeof *r);
+        snprintf(r->sched, sizeof r->sched, "%s", names[k]);
+        st = select_scheduler(&s, names[k], enabled);
+        hc_trace *tr = NULL;
+        if (st == HC_OK && o.trace && (st = hc_trace_init(&traces[n_traces], 1 << 16)) == HC_OK) {
+            tr = &traces[n_traces++];
+            tr->label = names[k];
+        }
+        for (int rep = 0; rep < o.reps && st == HC_OK; rep++) {
+            if (tr) tr->n = 0; /* keep the last repetition */
+            st = measure(&s, &o, prompt, gen, r, &pt[rep], &dt[rep], tr);
+        }
+        if (st != HC_OK) break;
+        r->prompt_tok_s = o.n_prompt / median(pt, o.reps);
+        r->decode_tok_s = o.n_decode / median(dt, o.reps);
+        r->bytes_per_token = (double)hc_model_bytes_per_token(s.model) + (double)branch_bytes_active(c);
+        if (!strcmp(names[k], "none")) r->identical = -1;
+        else {
+            if (!have_first) memcpy(first, gen, (size_t)o.n_decode * sizeof *gen);
+            have_first = 1;
+            r->identical = !memcmp(first, gen, (size_t)o.n_decode * sizeof *gen);
+        }
+        if (!o.json) fprintf(stderr, "bench: %s done (%.1f decode tok/s)\n", names[k], r->decode_tok_s);
+    }
+    if (st == HC_OK && o.trace) st = hc_trace_write(o.trace, traces, n_traces);
+    if (st == HC_OK) {
+        if (o.json) print_json(&o, &s, res, n_sched);
+        else print_table(&o, &s, res, n_sched);
+    }
+    for (int i = 0; i < n_traces; i++) hc_trace_free(&traces[i]);
+    free(enabled);
+    free(prompt);
+    free(first);
+    free(gen);
+    free(pt);
+    free(dt);
+    hc_session_close(&s);
+    return st == HC_OK ? 0 : hc_cli_fail("bench", st);
+}
