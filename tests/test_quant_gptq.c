@@ -1,0 +1,287 @@
+/* test_quant_gptq.c: the quant plugin "gptq" loaded through the registry beside "rtn": on random
+ * weights with correlated, unevenly scaled inputs its output error tr((W-Q) H (W-Q)^T) is clearly
+ * below rtn's; its packed data decodes with rtn's dequantizer and runs rtn's kernel; calibration
+ * is required, dead inputs are handled, options and a non-positive-definite Hessian are refused. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hc/hc_plugin.h"
+#include "hc/hc_quant.h"
+#include "qrtn.h"
+#include "registry.h"
+#include "test_util.h"
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint32_t rnd_u32(rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 16);
+}
+
+static double rnd_unit(rng *r) { return ((double)rnd_u32(r) + 0.5) / 4294967296.0; } /* (0, 1) */
+
+static double rnd_normal(rng *r) { return sqrt(-2.0 * log(rnd_unit(r))) * cos(6.283185307179586 * rnd_unit(r)); }
+
+static hc_registry *reg;
+static const hc_quant_ops *gptq, *rtn;
+
+static void *params_of(const hc_quant_ops *ops, const char *options)
+{
+    void *p = NULL;
+    hc_status st = ops->parse(options, &p);
+    if (st != HC_OK) fprintf(stderr, "  parse(%s): %s\n", options, hc_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, HC_OK);
+    return p;
+}
+
+/* ---- a calibration problem ---- */
+
+/* n samples of cols correlated inputs: x = z M with M lower-triangular mixing (neighbouring
+ * inputs share factors) and per-input scales spanning two decades; the inputs listed in dead
+ * are zero. H = X^T X / n, W: rows x cols standard normal. */
+typedef struct problem {
+    int64_t rows, cols;
+    float *w, *h;
+} problem;
+
+static problem make_problem(uint64_t seed, int64_t rows, int64_t cols, int n, const int *dead, int n_dead)
+{
+    rng r = {seed};
+    problem pb = {rows, cols, malloc(sizeof(float) * (size_t)(rows * cols)), calloc((size_t)(cols * cols), sizeof(float))};
+    double *x = malloc(sizeof(double) * (size_t)cols), *z = malloc(sizeof(double) * (size_t)cols);
+    double *scale = malloc(sizeof(double) * (size_t)cols), *hd = calloc((size_t)(cols * cols), sizeof(double));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hd);
+    for (int64_t i = 0; i < cols; i++) scale[i] = pow(10.0, 2.0 * rnd_unit(&r) - 1.0);
+    for (int s = 0; s < n; s++) {
+        for (int64_t i = 0; i < cols; i++) z[i] = rnd_normal(&r);
+        for (int64_t i = 0; i < cols; i++) {   /* x_i mixes z_{i-7..i} and one global factor */
+            double v = 0.6 * z[0];
+            for (int64_t k = i - 7 < 0 ? 0 : i - 7; k <= i; k++) v += z[k] * (k == i ? 1.0 : 0.5);
+            x[i] = v * scale[i];
+        }
+        for (int d = 0; d < n_dead; d++) x[dead[d]] = 0.0;
+        for (int64_t i = 0; i < cols; i++)
+            for (int64_t j = 0; j < cols; j++) hd[i * cols + j] += x[i] * x[j];
+    }
+    for (int64_t i = 0; i < cols * cols; i++) pb.h[i] = (float)(hd[i] / n);
+    for (int64_t i = 0; i < rows * cols; i++) pb.w[i] = (float)rnd_normal(&r);
+    free(x), free(z), free(scale), free(hd);
+    return pb;
+}
+
+static void free_problem(problem *pb) { free(pb->w), free(pb->h); }
+
+/* tr((W - Q) H (W - Q)^T): the layer's output error on the calibration inputs. */
+static double output_error(const problem *pb, const float *q)
+{
+    const int64_t n = pb->cols;
+    double *e = malloc(sizeof(double) * (size_t)n), total = 0;
+    for (int64_t r = 0; r < pb->rows; r++) {
+        for (int64_t i = 0; i < n; i++) e[i] = (double)pb->w[r * n + i] - (double)q[r * n + i];
+        for (int64_t i = 0; i < n; i++) {
+            double s = 0;
+            for (int64_t j = 0; j < n; j++) s += (double)pb->h[i * n + j] * e[j];
+            total += e[i] * s;
+        }
+    }
+    free(e);
+    return total;
+}
+
+/* Quantizes with ops under options, decodes with rtn's dequantizer (same bits/group), returns the
+ * output error; the packed bytes are returned in *packed_out when asked. */
+static double quantize_error(const hc_quant_ops *ops, const char *options, const char *rtn_options,
+                             const problem *pb, uint8_t **packed_out)
+{
+    void *p = params_of(ops, options), *pr = params_of(rtn, rtn_options);
+    size_t n = ops->packed_bytes(p, pb->rows, pb->cols);
+    CU_ASSERT_EQUAL(n, rtn->packed_bytes(pr, pb->rows, pb->cols));   /* the same layout */
+    uint8_t *packed = malloc(n);
+    float *deq = malloc(sizeof(float) * (size_t)(pb->rows * pb->cols));
+    float *deq2 = malloc(sizeof(float) * (size_t)(pb->rows * pb->cols));
+    hc_quant_calib calib = {NULL, pb->h};
+    HC_ASSERT_OK(ops->quantize(p, pb->w, pb->rows, pb->cols, &calib, packed));
+    rtn->dequantize_rows(pr, packed, pb->cols, pb->rows, 0, pb->rows, deq);
+    ops->dequantize_rows(p, packed, pb->cols, pb->rows, 0, pb->rows, deq2);
+    CU_ASSERT(!memcmp(deq, deq2, sizeof(float) * (size_t)(pb->rows * pb->cols)));
+    double err = output_error(pb, deq);
+    free(deq), free(deq2);
+    if (packed_out) *packed_out = packed;
+    else free(packed);
+    ops->free_params(p);
+    rtn->free_params(pr);
+    return err;
+}
+
+/* ---- tests ---- */
+
+static void test_descriptor(void)
+{
+    const hc_plugin *p = hc_registry_find(reg, HC_PLUGIN_QUANT, "gptq");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(p->desc->abi_version, HC_ABI_VERSION);
+    CU_ASSERT_STRING_EQUAL(p->desc->version, "1.0.0");
+    CU_ASSERT_PTR_NOT_NULL(p->desc->description);
+    CU_ASSERT_PTR_NOT_NULL(gptq->input_bytes);
+    CU_ASSERT_PTR_NULL(gptq->device_kernels);
+}
+
+static void test_options(void)
+{
+    void *p = params_of(gptq, "");
+    char buf[128];
+    HC_ASSERT_OK(gptq->format_options(p, buf, sizeof buf));
+    CU_ASSERT_STRING_EQUAL(buf, "bits=4,group=128,damp=0.01");
+    gptq->free_params(p);
+    p = params_of(gptq, "bits=3,group=64,damp=0.05");
+    HC_ASSERT_OK(gptq->format_options(p, buf, sizeof buf));
+    CU_ASSERT_STRING_EQUAL(buf, "bits=3,group=64,damp=0.05");
+    gptq->free_params(p);
+    static const char *bad[][2] = {{"damp=0", "(0, 1]"}, {"damp=2", "(0, 1]"}, {"damp=x", "damp"},
+                                   {"bits=6", "2, 3, 4, 8"}, {"order=act", "bits, group, damp"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        p = NULL;
+        CU_ASSERT_EQUAL(gptq->parse(bad[i][0], &p), HC_E_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), bad[i][1]));
+        CU_ASSERT_PTR_NULL(p);
+    }
+}
+
+static void test_needs_calibration(void)
+{
+    void *p = params_of(gptq, "bits=3,group=64");
+    float w[4 * 64] = {0};
+    uint8_t packed[4 * (8 + 24)];
+    CU_ASSERT_EQUAL(gptq->quantize(p, w, 4, 64, NULL, packed), HC_E_ARG);
+    CU_ASSERT_STRING_EQUAL(hc_last_error(), "gptq needs calibration data (--calib)");
+    hc_quant_calib no_hessian = {NULL, NULL};
+    CU_ASSERT_EQUAL(gptq->quantize(p, w, 4, 64, &no_hessian, packed), HC_E_ARG);
+    CU_ASSERT_STRING_EQUAL(hc_last_error(), "gptq needs calibration data (--calib)");
+    CU_ASSERT_EQUAL(gptq->check_shape(p, 4, 96), HC_E_ARG);
+    gptq->free_params(p);
+}
+
+/* The headline: at 3 bits GPTQ's output error is well below round-to-nearest's. */
+static void test_beats_rtn(void)
+{
+    problem pb = make_problem(42, 48, 256, 2048, NULL, 0);
+    static const char *cases[][2] = {{"bits=3,group=64", "bits=3,group=64"}, {"bits=3,group=128", "bits=3,group=128"},
+                                     {"bits=4,group=128", "bits=4,group=128"}, {"bits=2,group=32", "bits=2,group=32"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        double eg = quantize_error(gptq, cases[c][0], cases[c][1], &pb, NULL);
+        double er = quantize_error(rtn, cases[c][1], cases[c][1], &pb, NULL);
+        printf("\n  %s: gptq %.4g, rtn %.4g, ratio %.3f", cases[c][0], eg, er, eg / er);
+        CU_ASSERT(eg > 0);
+        CU_ASSERT(eg < 0.8 * er);
+    }
+    free_problem(&pb);
+}
+
+/* Dead inputs (zero Hessian diagonal) are handled: the result is finite, still better than rtn. */
+static void test_dead_inputs(void)
+{
+    static const int dead[] = {0, 5, 6, 127};
+    problem pb = make_problem(7, 16, 128, 1024, dead, 4);
+    CU_ASSERT_EQUAL(pb.h[5 * 128 + 5], 0.0f);
+    uint8_t *packed = NULL;
+    double eg = quantize_error(gptq, "bits=3,group=32", "bits=3,group=32", &pb, &packed);
+    double er = quantize_error(rtn, "bits=3,group=32", "bits=3,group=32", &pb, NULL);
+    printf("\n  dead inputs: gptq %.4g, rtn %.4g", eg, er);
+    CU_ASSERT(isfinite(eg));
+    CU_ASSERT(eg < 0.8 * er);
+    free(packed);
+    free_problem(&pb);
+}
+
+/* The gptq plugin's kernel equals the reference on its own data (the layout is rtn's). */
+static void test_kernel_on_gptq_data(void)
+{
+    problem pb = make_problem(3, 20, 192, 512, NULL, 0);
+    uint8_t *packed = NULL;
+    quantize_error(gptq, "bits=3,group=64", "bits=3,group=64", &pb, &packed);
+    void *p = params_of(gptq, "bits=3,group=64");
+    rng r = {11};
+    float x[3 * 192], y[3 * 20], yr[3 * 20], deq[20 * 192];
+    for (int i = 0; i < 3 * 192; i++) x[i] = (float)rnd_normal(&r);
+    void *xq = malloc(gptq->input_bytes(p, 192, 3));
+    gptq->prepare_input(p, x, 192, 3, xq);
+    HC_ASSERT_OK(gptq->matmul_rows(p, packed, 192, 20, x, xq, 3, y, 20, 0, 20));
+    HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, 64, packed, 192, 20, xq, 3, yr, 20, 0, 20));
+    gptq->dequantize_rows(p, packed, 192, 20, 0, 20, deq);
+    int ok = 1;
+    for (int t = 0; t < 3; t++)
+        for (int o = 0; o < 20; o++) {
+            double exact = 0, mag = 0;
+            for (int i = 0; i < 192; i++) {
+                exact += (double)deq[o * 192 + i] * x[t * 192 + i];
+                mag += fabs((double)deq[o * 192 + i] * x[t * 192 + i]);
+            }
+            ok &= fabs((double)y[t * 20 + o] - (double)yr[t * 20 + o]) <= 1e-5 * mag + 1e-6;
+            ok &= fabs((double)y[t * 20 + o] - exact) <= 0.05 * mag + 1e-6;   /* int8 activations: ~1% */
+        }
+    CU_ASSERT(ok);
+    free(xq), free(packed);
+    gptq->free_params(p);
+    free_problem(&pb);
+}
+
+static void test_bad_hessian(void)
+{
+    const int64_t n = 32;
+    void *p = params_of(gptq, "bits=3,group=32");
+    float w[2 * 32], h[32 * 32];
+    uint8_t packed[2 * (4 + 12)];
+    for (int i = 0; i < 64; i++) w[i] = (float)(i % 7) - 3.0f;
+    /* indefinite: ones off the diagonal, 0.5 on it (eigenvalue 0.5 - 1 < 0) */
+    for (int64_t i = 0; i < n * n; i++) h[i] = i % (n + 1) == 0 ? 0.5f : 1.0f;
+    hc_quant_calib calib = {NULL, h};
+    CU_ASSERT_EQUAL(gptq->quantize(p, w, 2, 32, &calib, packed), HC_E_NUMERIC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "damp"));
+    h[3] = NAN;
+    CU_ASSERT_EQUAL(gptq->quantize(p, w, 2, 32, &calib, packed), HC_E_ARG);
+    for (int64_t i = 0; i < n * n; i++) h[i] = i % (n + 1) == 0 ? -1.0f : 0.0f;
+    CU_ASSERT_EQUAL(gptq->quantize(p, w, 2, 32, &calib, packed), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "negative"));
+    /* all inputs dead: identity after the fix-up, plain rounding of zeroed weights */
+    for (int64_t i = 0; i < n * n; i++) h[i] = 0.0f;
+    HC_ASSERT_OK(gptq->quantize(p, w, 2, 32, &calib, packed));
+    gptq->free_params(p);
+}
+
+int main(void)
+{
+    int ok = hc_registry_create(&reg) == HC_OK &&
+             hc_registry_load_file(reg, HC_PLUGIN_BUILD_DIR "/hc-quant-rtn.so") == HC_OK &&
+             hc_registry_load_file(reg, HC_PLUGIN_BUILD_DIR "/hc-quant-gptq.so") == HC_OK;
+    if (ok) {
+        const hc_plugin *pg = hc_registry_find(reg, HC_PLUGIN_QUANT, "gptq");
+        const hc_plugin *pr = hc_registry_find(reg, HC_PLUGIN_QUANT, "rtn");
+        ok = pg && pr;
+        if (ok) gptq = pg->desc->ops, rtn = pr->desc->ops;
+    }
+    if (!ok) {
+        fprintf(stderr, "test_quant_gptq: the plugins did not load: %s\n", hc_last_error());
+        hc_registry_free(reg);
+        return 1;
+    }
+    static const hc_test_case cases[] = {
+        {"descriptor", test_descriptor},
+        {"options", test_options},
+        {"needs calibration", test_needs_calibration},
+        {"output error below rtn's", test_beats_rtn},
+        {"dead inputs", test_dead_inputs},
+        {"rtn's kernel on gptq data", test_kernel_on_gptq_data},
+        {"bad Hessians", test_bad_hessian},
+        {NULL, NULL},
+    };
+    int rc = hc_test_run("quant_gptq", cases);
+    hc_registry_free(reg);
+    return rc;
+}

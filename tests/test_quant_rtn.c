@@ -1,0 +1,621 @@
+/* test_quant_rtn.c: the quant plugin "rtn" loaded through the registry: options, shapes, exact
+ * packed sizes, the documented bit layout, round-trip error within d/2 for every bits/group, and
+ * the kernels: AVX2 equals the reference, both equal the float dot within the activation bound. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_cpu.h"
+#include "hc/hc_device.h"
+#include "hc/hc_plugin.h"
+#include "hc/hc_quant.h"
+#include "hc/hc_tensor.h"
+#include "qrtn.h"
+#include "registry.h"
+#include "test_util.h"
+
+/* ---- a small deterministic generator ---- */
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint32_t rnd_u32(rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 16);
+}
+
+static float rnd_unit(rng *r) { return (float)rnd_u32(r) / 4294967296.0f * 2.0f - 1.0f; } /* [-1, 1) */
+
+/* ---- the plugin ---- */
+
+static hc_registry *reg;
+static const hc_quant_ops *ops;
+
+static int load_plugin(void)
+{
+    if (hc_registry_create(&reg) != HC_OK) return 0;
+    if (hc_registry_load_file(reg, HC_PLUGIN_BUILD_DIR "/hc-quant-rtn.so") != HC_OK) {
+        fprintf(stderr, "cannot load rtn: %s\n", hc_last_error());
+        return 0;
+    }
+    const hc_plugin *p = hc_registry_find(reg, HC_PLUGIN_QUANT, "rtn");
+    if (!p) return 0;
+    ops = p->desc->ops;
+    return 1;
+}
+
+static void *params_of(const char *options)
+{
+    void *p = NULL;
+    hc_status st = ops->parse(options, &p);
+    if (st != HC_OK) fprintf(stderr, "  parse(%s): %s\n", options, hc_last_error());
+    CU_ASSERT_EQUAL_FATAL(st, HC_OK);
+    return p;
+}
+
+static void test_descriptor(void)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ops);
+    const hc_plugin *p = hc_registry_find(reg, HC_PLUGIN_QUANT, "rtn");
+    CU_ASSERT_EQUAL(p->desc->abi_version, HC_ABI_VERSION);
+    CU_ASSERT_STRING_EQUAL(p->desc->version, "1.0.0");
+    CU_ASSERT_PTR_NOT_NULL(p->desc->description);
+    CU_ASSERT_PTR_NOT_NULL(ops->input_bytes);
+    CU_ASSERT_PTR_NOT_NULL(ops->prepare_input);
+    CU_ASSERT_PTR_NULL(ops->device_kernels);
+}
+
+/* ---- options ---- */
+
+static void expect_format(const char *options, const char *canonical)
+{
+    void *p = params_of(options);
+    char buf[128];
+    HC_ASSERT_OK(ops->format_options(p, buf, sizeof buf));
+    if (strcmp(buf, canonical)) printf("\n  '%s' -> '%s', expected '%s'\n", options ? options : "(null)", buf, canonical);
+    CU_ASSERT_STRING_EQUAL(buf, canonical);
+    ops->free_params(p);
+}
+
+static void expect_bad(const char *options, const char *part1, const char *part2)
+{
+    void *p = NULL;
+    CU_ASSERT_EQUAL(ops->parse(options, &p), HC_E_ARG);
+    CU_ASSERT_PTR_NULL(p);
+    const char *msg = hc_last_error();
+    if (!strstr(msg, part1) || !strstr(msg, part2)) printf("\n  message for '%s': %s\n", options, msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, part1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, part2));
+}
+
+static void test_options(void)
+{
+    expect_format(NULL, "bits=4,group=128");
+    expect_format("", "bits=4,group=128");
+    expect_format("bits=3,group=128", "bits=3,group=128");
+    expect_format("group=32", "bits=4,group=32");
+    expect_format(" bits = 2 , group=64 ", "bits=2,group=64");
+    expect_format("bits=8", "bits=8,group=128");
+    expect_bad("bits=5", "bits", "2, 3, 4, 8");
+    expect_bad("bits=1", "bits", "2, 3, 4, 8");
+    expect_bad("bits=3x", "bits", "2, 3, 4, 8");
+    expect_bad("bits=", "bits", "2, 3, 4, 8");
+    expect_bad("bits", "bits", "2, 3, 4, 8");
+    expect_bad("group=48", "group", "32, 64, 128");
+    expect_bad("group=256", "group", "32, 64, 128");
+    expect_bad("foo=1", "foo", "bits, group");
+    expect_bad("damp=0.01", "damp", "bits, group");   /* gptq's option, not rtn's */
+    expect_bad("bits=3,bits=4", "bits", "twice");
+    expect_bad("bits=3,,group=64", "empty", "bits, group");
+
+    void *p = params_of("bits=3,group=128");
+    char small[8];
+    CU_ASSERT_EQUAL(ops->format_options(p, small, sizeof small), HC_E_ARG);
+    ops->free_params(p);
+}
+
+/* ---- shapes and sizes ---- */
+
+static void test_shapes_and_sizes(void)
+{
+    void *p = params_of("bits=3,group=128");
+    CU_ASSERT_EQUAL(ops->check_shape(p, 576, 576), HC_E_ARG);   /* 576 = 4.5 groups of 128 */
+    const char *msg = hc_last_error();
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "576 x 576"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "group size 128"));
+    CU_ASSERT_EQUAL(ops->check_shape(p, 4, 0), HC_E_ARG);
+    CU_ASSERT_EQUAL(ops->check_shape(p, -1, 128), HC_E_ARG);
+    HC_ASSERT_OK(ops->check_shape(p, 576, 1536));
+    HC_ASSERT_OK(ops->check_shape(p, 0, 128));
+    /* rows x (G f16 d + G f16 m + cols * bits / 8) */
+    CU_ASSERT_EQUAL(ops->packed_bytes(p, 576, 1536), 576u * (12 * 4 + 1536 * 3 / 8));
+    ops->free_params(p);
+
+    static const int bits[] = {2, 3, 4, 8}, groups[] = {32, 64, 128};
+    for (int b = 0; b < 4; b++)
+        for (int g = 0; g < 3; g++) {
+            char o[64];
+            snprintf(o, sizeof o, "bits=%d,group=%d", bits[b], groups[g]);
+            p = params_of(o);
+            for (int64_t cols = groups[g]; cols <= 1536; cols += groups[g]) {
+                HC_ASSERT_OK(ops->check_shape(p, 7, cols));
+                size_t want = 7 * (size_t)((cols / groups[g]) * 4 + cols * bits[b] / 8);
+                CU_ASSERT_EQUAL(ops->packed_bytes(p, 7, cols), want);
+            }
+            CU_ASSERT_EQUAL(ops->check_shape(p, 7, groups[g] + 32), groups[g] == 32 ? HC_OK : HC_E_ARG);
+            ops->free_params(p);
+        }
+}
+
+/* ---- layout ---- */
+
+/* The documented bytes of a 3-bit unit of 128 and of 4-bit and 2-bit units, from known codes. */
+static void test_layout_known_bytes(void)
+{
+    uint8_t q[128], row[4 + 48];
+    uint16_t d = hc_f32_to_f16(1.0f), m = 0;
+    for (int c = 0; c < 128; c++) q[c] = (uint8_t)((c * 5 + c / 32) & 7);
+    hc_qrtn_write_row(3, 128, 128, q, &d, &m, row);
+    const uint8_t *u = row + 4;
+    const uint8_t *A = q, *B = q + 32, *C = q + 64, *D = q + 96;
+    int ok = 1;
+    for (int p = 0; p < 32; p++) ok &= u[p] == (uint8_t)(A[p] | B[p] << 3 | (D[p] >> 1) << 6);
+    for (int j = 0; j < 16; j++)
+        ok &= u[32 + j] == (uint8_t)(C[j] | (D[j] & 1) << 3 | C[j + 16] << 4 | (D[j + 16] & 1) << 7);
+    CU_ASSERT(ok);
+
+    uint8_t row4[4 + 64];
+    for (int c = 0; c < 128; c++) q[c] = (uint8_t)((c * 7 + 3) & 15);
+    hc_qrtn_write_row(4, 128, 128, q, &d, &m, row4);
+    ok = 1;
+    for (int p = 0; p < 32; p++) ok &= row4[4 + p] == (uint8_t)(q[p] | q[32 + p] << 4);
+    for (int p = 0; p < 32; p++) ok &= row4[4 + 32 + p] == (uint8_t)(q[64 + p] | q[96 + p] << 4);
+    CU_ASSERT(ok);
+
+    uint8_t row2[4 + 8];   /* a 32-column row: one 2-bit 32-unit */
+    for (int c = 0; c < 32; c++) q[c] = (uint8_t)(c & 3);
+    hc_qrtn_write_row(2, 32, 32, q, &d, &m, row2);
+    ok = 1;
+    for (int j = 0; j < 8; j++) ok &= row2[4 + j] == (uint8_t)(q[j] | q[j + 8] << 2 | q[j + 16] << 4 | q[j + 24] << 6);
+    CU_ASSERT(ok);
+
+    uint8_t row8[4 + 32];
+    for (int c = 0; c < 32; c++) q[c] = (uint8_t)(c * 9);
+    hc_qrtn_write_row(8, 32, 32, q, &d, &m, row8);
+    ok = 1;
+    for (int c = 0; c < 32; c++) ok &= row8[4 + c] == (uint8_t)(q[c] ^ 0x80);
+    CU_ASSERT(ok);
+}
+
+/* Random codes survive write_row/read_codes for every bits and every unit mix (tails of 64, 32). */
+static void test_layout_roundtrip(void)
+{
+    rng r = {0x1234567};
+    static const int bits[] = {2, 3, 4, 8};
+    static const int64_t cols_list[] = {32, 64, 96, 128, 160, 192, 224, 576, 608};
+    for (int b = 0; b < 4; b++)
+        for (size_t c = 0; c < sizeof cols_list / sizeof *cols_list; c++) {
+            const int64_t cols = cols_list[c], G = cols / 32;
+            uint8_t *q = malloc((size_t)cols), *back = malloc((size_t)cols);
+            uint8_t *row = malloc(hc_qrtn_row_bytes(bits[b], 32, cols));
+            uint16_t *dm = calloc((size_t)G * 2, sizeof(uint16_t));
+            CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+            for (int64_t i = 0; i < cols; i++) q[i] = (uint8_t)(rnd_u32(&r) & ((1u << bits[b]) - 1));
+            hc_qrtn_write_row(bits[b], 32, cols, q, dm, dm + G, row);
+            hc_qrtn_read_codes(bits[b], 32, cols, row, back);
+            if (memcmp(q, back, (size_t)cols)) printf("\n  codes differ: bits %d cols %lld\n", bits[b], (long long)cols);
+            CU_ASSERT(!memcmp(q, back, (size_t)cols));
+            free(q), free(back), free(row), free(dm);
+        }
+}
+
+/* ---- quantize / dequantize ---- */
+
+/* Weights with a different scale and offset per group, some constant groups, an outlier. */
+static float *make_weights(rng *r, int64_t rows, int64_t cols)
+{
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    for (int64_t o = 0; o < rows; o++)
+        for (int64_t c0 = 0; c0 < cols; c0 += 32) {
+            float scale = powf(10.0f, 2.0f * rnd_unit(r) - 1.0f), off = 0.3f * scale * rnd_unit(r);
+            int constant = rnd_u32(r) % 11 == 0;
+            for (int64_t i = c0; i < c0 + 32; i++)
+                w[o * cols + i] = constant ? off : off + scale * rnd_unit(r);
+        }
+    w[cols / 2] = 40.0f;   /* an outlier in row 0 */
+    return w;
+}
+
+static float f16_at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return hc_f16_to_f32(h);
+}
+
+static void check_roundtrip(int bits, int group, int64_t rows, int64_t cols)
+{
+    rng r = {(uint64_t)(bits * 1000 + group * 7 + cols)};
+    char o[64];
+    snprintf(o, sizeof o, "bits=%d,group=%d", bits, group);
+    void *p = params_of(o);
+    float *w = make_weights(&r, rows, cols), *deq = malloc(sizeof(float) * (size_t)(rows * cols));
+    size_t n = ops->packed_bytes(p, rows, cols);
+    uint8_t *packed = malloc(n);
+    uint8_t *q = malloc((size_t)cols);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(packed);
+    HC_ASSERT_OK(ops->quantize(p, w, rows, cols, NULL, packed));
+    ops->dequantize_rows(p, packed, cols, rows, 0, rows, deq);
+    const size_t rb = n / (size_t)rows;
+    const int64_t G = cols / group;
+    const int qmax = (1 << bits) - 1;
+    int bad = 0, bad_grid = 0;
+    for (int64_t row = 0; row < rows; row++) {
+        const uint8_t *pr = packed + (size_t)row * rb;
+        hc_qrtn_read_codes(bits, group, cols, pr, q);
+        for (int64_t i = 0; i < cols; i++) {
+            const int64_t g = i / group;
+            const float d = f16_at(pr + 2 * g), m = f16_at(pr + 2 * (G + g));
+            const float x = w[row * cols + i], y = deq[row * cols + i];
+            /* the bound: half a step, plus the float rounding of d q + m */
+            const float bound = 0.5f * d * (1.0f + 1e-6f) + 1e-6f * (fabsf(m) + (float)qmax * d) + 1e-30f;
+            if (!(fabsf(x - y) <= bound)) {
+                if (bad++ < 3)
+                    printf("\n  bits %d group %d row %lld col %lld: w %g deq %g d %g m %g", bits, group,
+                           (long long)row, (long long)i, (double)x, (double)y, (double)d, (double)m);
+            }
+            if (y != d * (float)q[i] + m || q[i] > qmax) bad_grid++;   /* deq is exactly d q + m */
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(bad_grid, 0);
+
+    /* a row range not starting at 0 gives the same rows */
+    float *part = malloc(sizeof(float) * (size_t)(3 * cols));
+    ops->dequantize_rows(p, packed, cols, rows, rows - 3, 3, part);
+    CU_ASSERT(!memcmp(part, deq + (rows - 3) * cols, sizeof(float) * (size_t)(3 * cols)));
+    free(part), free(w), free(deq), free(packed), free(q);
+    ops->free_params(p);
+}
+
+static void test_roundtrip_all_formats(void)
+{
+    static const int bits[] = {2, 3, 4, 8}, groups[] = {32, 64, 128};
+    for (int b = 0; b < 4; b++)
+        for (int g = 0; g < 3; g++) {
+            check_roundtrip(bits[b], groups[g], 9, 1536);
+            check_roundtrip(bits[b], groups[g], 5, groups[g] == 128 ? 640 : 576);
+            if (groups[g] == 32) check_roundtrip(bits[b], 32, 4, 224);   /* units 128 + 64 + 32 */
+        }
+}
+
+static void test_quantize_edge_cases(void)
+{
+    void *p = params_of("bits=3,group=32");
+    float w[64];
+    uint8_t packed[2 * (4 + 12)];
+    float deq[64];
+    /* an all-zero group and a constant group are exact */
+    for (int i = 0; i < 32; i++) w[i] = 0.0f, w[32 + i] = -2.5f;
+    HC_ASSERT_OK(ops->quantize(p, w, 2, 32, NULL, packed));
+    ops->dequantize_rows(p, packed, 32, 2, 0, 2, deq);
+    int exact = 1;
+    for (int i = 0; i < 64; i++) exact &= deq[i] == w[i];
+    CU_ASSERT(exact);
+    /* a tiny range still gets a positive step (the f16 scale rounds up) */
+    for (int i = 0; i < 32; i++) w[i] = 1e-9f * (float)i;
+    HC_ASSERT_OK(ops->quantize(p, w, 1, 32, NULL, packed));
+    ops->dequantize_rows(p, packed, 32, 1, 0, 1, deq);
+    int close = 1;
+    for (int i = 0; i < 32; i++) close &= fabsf(deq[i] - w[i]) < 1e-7f;
+    CU_ASSERT(close);
+    /* not finite, or beyond f16: refused with the row and columns named */
+    w[5] = NAN;
+    CU_ASSERT_EQUAL(ops->quantize(p, w, 1, 32, NULL, packed), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "row 0"));
+    w[5] = 1e6f;
+    CU_ASSERT_EQUAL(ops->quantize(p, w, 1, 32, NULL, packed), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "f16"));
+    CU_ASSERT_EQUAL(ops->quantize(p, w, 1, 48, NULL, packed), HC_E_ARG);   /* bad shape */
+    ops->free_params(p);
+}
+
+/* ---- kernels ---- */
+
+/* Activations with unequal block scales, one all-zero block, and a block with a spike. */
+static float *make_acts(rng *r, int64_t cols, int n_tok)
+{
+    float *x = malloc(sizeof(float) * (size_t)(cols * n_tok));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    for (int t = 0; t < n_tok; t++)
+        for (int64_t c0 = 0; c0 < cols; c0 += 32) {
+            float s = powf(10.0f, rnd_unit(r));
+            for (int64_t i = c0; i < c0 + 32; i++) x[t * cols + i] = s * rnd_unit(r);
+        }
+    if (cols >= 64)
+        for (int t = 0; t < n_tok; t++) {
+            for (int i = 32; i < 64; i++) x[t * cols + i] = 0.0f;
+            x[t * cols + cols - 1] = 25.0f;
+        }
+    return x;
+}
+
+#define SENTINEL 12345.0f
+
+static void check_kernels(int bits, int group, int64_t rows, int64_t cols, int n_tok, int64_t row0, int64_t row1)
+{
+    rng r = {(uint64_t)(bits * 77 + group * 3 + cols * 11 + n_tok)};
+    char o[64];
+    snprintf(o, sizeof o, "bits=%d,group=%d", bits, group);
+    void *p = params_of(o);
+    float *w = make_weights(&r, rows, cols), *x = make_acts(&r, cols, n_tok);
+    float *deq = malloc(sizeof(float) * (size_t)(rows * cols));
+    uint8_t *packed = malloc(ops->packed_bytes(p, rows, cols));
+    size_t xb = ops->input_bytes(p, cols, n_tok);
+    void *xq = malloc(xb);
+    float *y = malloc(sizeof(float) * (size_t)(rows * n_tok)), *yr = malloc(sizeof(float) * (size_t)(rows * n_tok));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(yr);
+    CU_ASSERT_EQUAL(xb, hc_qrtn_input_bytes(bits, group, cols, n_tok));
+    HC_ASSERT_OK(ops->quantize(p, w, rows, cols, NULL, packed));
+    ops->dequantize_rows(p, packed, cols, rows, 0, rows, deq);
+    ops->prepare_input(p, x, cols, n_tok, xq);
+    for (int64_t i = 0; i < rows * n_tok; i++) y[i] = yr[i] = SENTINEL;
+    HC_ASSERT_OK(ops->matmul_rows(p, packed, cols, rows, x, xq, n_tok, y, rows, row0, row1));
+    HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(bits, group, packed, cols, rows, xq, n_tok, yr, rows, row0, row1));
+    const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols), rb = hc_qrtn_row_bytes(bits, group, cols);
+    const int64_t G = cols / group;
+    float *xhat = malloc(sizeof(float) * (size_t)cols), *step = malloc(sizeof(float) * (size_t)cols);
+    int bad_ref = 0, bad_float = 0, touched = 0;
+    for (int t = 0; t < n_tok; t++) {
+        hc_qrtn_input_values(bits, group, cols, (const uint8_t *)xq + (size_t)t * xrb, xhat, step);
+        for (int64_t o2 = 0; o2 < rows; o2++) {
+            const float ya = y[t * rows + o2], yb = yr[t * rows + o2];
+            if (o2 < row0 || o2 >= row1) {
+                touched += ya != SENTINEL || yb != SENTINEL;
+                continue;
+            }
+            /* exact: sum deq * x; the kernels see xhat with |x - xhat| <= step / 2 per element.
+               mag: the size of the terms the kernels add, d q xhat and m xhat separately */
+            const uint8_t *pr = packed + (size_t)o2 * rb;
+            double exact = 0, mag = 0, act_bound = 0;
+            for (int64_t i = 0; i < cols; i++) {
+                const double wd = deq[o2 * cols + i], xi = x[t * cols + i], m = f16_at(pr + 2 * (G + i / group));
+                exact += wd * xi;
+                mag += (fabs(wd) + 2 * fabs(m)) * fabs((double)xhat[i]) + fabs(wd * xi);
+                act_bound += 0.5 * (double)step[i] * fabs(wd);
+            }
+            const double tight = 2e-6 * mag + 1e-6;
+            if (!(fabs((double)ya - (double)yb) <= tight)) {
+                if (bad_ref++ < 3)
+                    printf("\n  bits %d group %d cols %lld tok %d row %lld: avx2 %.9g ref %.9g (tol %.3g)", bits, group,
+                           (long long)cols, t, (long long)o2, (double)ya, (double)yb, tight);
+            }
+            const double loose = act_bound * 1.0001 + 1e-5 * mag + 1e-6;
+            if (!(fabs((double)ya - exact) <= loose) || !(fabs((double)yb - exact) <= loose)) {
+                if (bad_float++ < 3)
+                    printf("\n  bits %d group %d cols %lld tok %d row %lld: kernel %.9g ref %.9g float %.9g (bound %.3g)",
+                           bits, group, (long long)cols, t, (long long)o2, (double)ya, (double)yb, exact, loose);
+            }
+        }
+    }
+    free(xhat), free(step);
+    CU_ASSERT_EQUAL(bad_ref, 0);
+    CU_ASSERT_EQUAL(bad_float, 0);
+    CU_ASSERT_EQUAL(touched, 0);
+    free(w), free(x), free(deq), free(packed), free(xq), free(y), free(yr);
+    ops->free_params(p);
+}
+
+static void test_kernels_match(void)
+{
+    static const int bits[] = {2, 3, 4, 8}, groups[] = {32, 64, 128};
+    static const int toks[] = {1, 3, 7, 9};   /* 9: a group of 8 tokens and one left */
+    for (int b = 0; b < 4; b++)
+        for (int g = 0; g < 3; g++)
+            for (int k = 0; k < 4; k++) {
+                const int t = toks[k];
+                check_kernels(bits[b], groups[g], 37, 1536, t, 0, 37);
+                check_kernels(bits[b], groups[g], 37, groups[g] == 128 ? 640 : 576, t, 5, 31);
+                if (groups[g] == 32) {
+                    check_kernels(bits[b], 32, 13, 224, t, 3, 13);   /* units 128 + 64 + 32 */
+                    check_kernels(bits[b], 32, 6, 32, t, 1, 6);      /* one 32-unit: the scales' copy */
+                    check_kernels(bits[b], 32, 5, 96, t, 0, 5);      /* 64 + 32 */
+                }
+                if (groups[g] == 64) check_kernels(bits[b], 64, 9, 4160, t, 2, 9);   /* several segments + tail */
+            }
+    check_kernels(3, 64, 19, 576, 70, 1, 19);   /* more tokens than one round of activation views */
+}
+
+/* The largest sums the kernel can meet: every code at the far end of its range (bits 2-4: qmax;
+ * 8 bits: code 0, stored as -128), every activation block at full scale (multiplier Cmax, |qx| =
+ * 127), groups of 4 blocks. The int32 group sums must not overflow: both kernels equal the
+ * float dot of the dequantized weights with the activations the kernels see. */
+static void test_kernel_extremes(void)
+{
+    const int64_t rows = 8, cols = 512;
+    float *w = malloc(sizeof(float) * rows * cols), x[512], y[8], yr[8], xhat[512], deq[512];
+    for (int i = 0; i < 512; i++) x[i] = 1.0f;
+    for (int bits = 2; bits <= 8; bits++) {
+        if (bits > 4 && bits < 8) continue;
+        for (int64_t i = 0; i < rows * cols; i++)   /* one odd weight per group fixes the grid */
+            w[i] = bits == 8 ? (i % 128 == 0 ? 1.0f : 0.0f) : (i % 128 == 0 ? 0.0f : 1.0f);
+        char o[64];
+        snprintf(o, sizeof o, "bits=%d,group=128", bits);
+        void *p = params_of(o);
+        uint8_t *packed = malloc(ops->packed_bytes(p, rows, cols));
+        void *xq = malloc(ops->input_bytes(p, cols, 1));
+        HC_ASSERT_OK(ops->quantize(p, w, rows, cols, NULL, packed));
+        ops->prepare_input(p, x, cols, 1, xq);
+        hc_qrtn_input_values(bits, 128, cols, xq, xhat, NULL);
+        HC_ASSERT_OK(ops->matmul_rows(p, packed, cols, rows, x, xq, 1, y, rows, 0, rows));
+        HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(bits, 128, packed, cols, rows, xq, 1, yr, rows, 0, rows));
+        int ok = 1;
+        for (int r = 0; r < rows; r++) {
+            ops->dequantize_rows(p, packed, cols, rows, r, 1, deq);
+            double want = 0;
+            for (int i = 0; i < cols; i++) want += (double)deq[i] * xhat[i];
+            ok &= fabs(y[r] - want) <= 1e-5 * (1.0 + fabs(want)) && fabs(yr[r] - want) <= 1e-5 * (1.0 + fabs(want));
+            if (r == 0 && !ok) printf("\n  bits %d: avx2 %g ref %g want %g", bits, (double)y[0], (double)yr[0], want);
+        }
+        CU_ASSERT(ok);
+        free(packed), free(xq);
+        ops->free_params(p);
+    }
+    free(w);
+}
+
+static void test_kernel_bad_calls(void)
+{
+    void *p = params_of("bits=3,group=64");
+    rng r = {99};
+    float *w = make_weights(&r, 8, 128), x[128 * 2], y[16];
+    uint8_t packed[8 * (8 + 48)];
+    void *xq = malloc(ops->input_bytes(p, 128, 2));
+    for (int i = 0; i < 256; i++) x[i] = rnd_unit(&r);
+    HC_ASSERT_OK(ops->quantize(p, w, 8, 128, NULL, packed));
+    ops->prepare_input(p, x, 128, 2, xq);
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, NULL, 1, y, 8, 0, 8), HC_E_ARG);   /* no xq */
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "xq"));
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 1, y, 8, 0, 9), HC_E_ARG);     /* past the rows */
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 1, y, 8, 5, 4), HC_E_ARG);     /* reversed */
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 2, y, 4, 0, 8), HC_E_ARG);     /* ldy < row1 */
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 96, 8, x, xq, 1, y, 8, 0, 8), HC_E_ARG);      /* cols % group */
+    CU_ASSERT_EQUAL(hc_qrtn_matmul_rows_ref(3, 64, packed, 128, 8, NULL, 1, y, 8, 0, 8), HC_E_ARG);
+    HC_ASSERT_OK(ops->matmul_rows(p, packed, 128, 8, x, xq, 0, y, 8, 0, 8));                  /* nothing to do */
+    HC_ASSERT_OK(ops->matmul_rows(p, packed, 128, 8, x, xq, 2, y, 8, 3, 3));
+    free(w), free(xq);
+    ops->free_params(p);
+}
+
+/* The prepared activations: each element within half its step, the steps integer multiples
+ * (c_b <= Cmax, stored shifted by A - a_b) of a group base sized to the group's largest block,
+ * the group sums, the zero padding; an all-zero group. */
+static void test_prepare_input(void)
+{
+    rng r = {5};
+    float *x = make_acts(&r, 320, 2);
+    for (int i = 64; i < 96; i++) x[i] *= 1e-3f;   /* a small block beside large ones */
+    static const int bits_list[] = {2, 3, 4, 8};
+    for (int bi = 0; bi < 4; bi++)
+        for (int group = 32; group <= 64; group *= 2) {
+            const int64_t cols = group == 32 ? 224 : 320;   /* units 128 + 64 + 32; 128 + 128 + 64 */
+            const int bits = bits_list[bi], bpg = group / 32, G = (int)(cols / group), A = hc_qrtn_shift_max(bits);
+            const int cmax = hc_qrtn_cmax(bits);
+            const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols);
+            CU_ASSERT_EQUAL(xrb % 64, 0);
+            uint8_t *xq = malloc(2 * xrb);
+            float xhat[320], step[320];
+            hc_qrtn_prepare_input(bits, group, x, cols, 2, xq);
+            for (int t = 0; t < 2; t++) {
+                const uint8_t *base = xq + t * xrb;
+                const float *xt = x + t * cols, *dg = (const float *)(base + cols / 32 * HC_QRTN_XBLOCK), *sg = dg + 8;
+                hc_qrtn_input_values(bits, group, cols, base, xhat, step);
+                int ok = 1;
+                for (int i = 0; i < cols; i++) ok &= fabsf(xt[i] - xhat[i]) <= 0.5f * step[i] * 1.0001f + 1e-30f;
+                CU_ASSERT(ok);
+                for (int g = 0; g < G; g++) {
+                    float top = 0.0f, sum = 0.0f;
+                    for (int i = 32 * bpg * g; i < 32 * bpg * (g + 1); i++) top = fmaxf(top, fabsf(xt[i]));
+                    for (int b = g * bpg; b < (g + 1) * bpg; b++) {
+                        const uint8_t *blk = base + b * HC_QRTN_XBLOCK;
+                        int16_t cs;
+                        memcpy(&cs, blk + 32, 2);
+                        const int a = hc_qrtn_block_shift(bits, cols, b), c = cs >> (A - a);
+                        CU_ASSERT_EQUAL(cs, c << (A - a));
+                        CU_ASSERT(c >= 0 && c <= cmax);
+                        float amax = 0.0f;
+                        for (int i = 32 * b; i < 32 * b + 32; i++) {
+                            amax = fmaxf(amax, fabsf(xt[i]));
+                            sum += xhat[i];
+                        }
+                        /* the step is the ideal amax/127, rounded up to a multiple of top/(127 Cmax) */
+                        CU_ASSERT(step[32 * b] >= amax / 127.0f * 0.9999f);
+                        CU_ASSERT(step[32 * b] <= (amax + top / (float)cmax) / 127.0f * 1.0001f);
+                    }
+                    CU_ASSERT(fabsf(sg[g] - sum) <= 1e-5f * top * 64 + 1e-30f);
+                    CU_ASSERT_EQUAL(ldexpf(dg[g], A), top / (127.0f * (float)cmax));
+                }
+                for (int g = G; g < 8; g++) CU_ASSERT(dg[g] == 0.0f && sg[g] == 0.0f);
+            }
+            free(xq);
+        }
+    /* an all-zero input: zero steps, zero values */
+    float z[64] = {0}, zh[64], zs[64];
+    uint8_t *xq = malloc(hc_qrtn_input_row_bytes(3, 64, 64));
+    hc_qrtn_prepare_input(3, 64, z, 64, 1, xq);
+    hc_qrtn_input_values(3, 64, 64, xq, zh, zs);
+    int zero = 1;
+    for (int i = 0; i < 64; i++) zero &= zh[i] == 0.0f && zs[i] == 0.0f;
+    CU_ASSERT(zero);
+    free(xq);
+    free(x);
+}
+
+/* Through the cpu device: an HC_PACKED tensor bound to the plugin, matmul on 2 threads (row
+ * ranges split among them, one prepare_input) equals the reference; get_rows dequantizes. */
+static void test_cpu_device(void)
+{
+    const int64_t rows = 70, cols = 576;
+    rng r = {2024};
+    hc_quant_format fmt = {.ops = ops, .params = params_of("bits=3,group=64"), .plugin = "rtn", .options = "bits=3,group=64"};
+    float *w = make_weights(&r, rows, cols), *x = make_acts(&r, cols, 3);
+    uint8_t *packed = malloc(ops->packed_bytes(fmt.params, rows, cols));
+    void *xq = malloc(ops->input_bytes(fmt.params, cols, 3));
+    float y[3 * 70], yr[3 * 70], row[576], deq[576];
+    HC_ASSERT_OK(ops->quantize(fmt.params, w, rows, cols, NULL, packed));
+    hc_tensor t = {.name = "w", .dtype = HC_PACKED, .n_dims = 2, .ne = {cols, rows, 1, 1}, .data = packed,
+                   .nbytes = ops->packed_bytes(fmt.params, rows, cols), .qfmt = &fmt};
+    hc_device_config cfg = {.n_threads = 2};
+    hc_device *dev = NULL;
+    HC_ASSERT_OK(hc_cpu_device_create(&cfg, &dev));
+    for (int n_tok = 1; n_tok <= 3; n_tok += 2) {
+        HC_ASSERT_OK(dev->ops->matmul(dev, &t, x, y, n_tok));
+        ops->prepare_input(fmt.params, x, cols, n_tok, xq);
+        HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, 64, packed, cols, rows, xq, n_tok, yr, rows, 0, rows));
+        int ok = 1;
+        for (int i = 0; i < n_tok * rows; i++) ok &= fabsf(y[i] - yr[i]) <= 1e-4f * (1.0f + fabsf(yr[i]));
+        CU_ASSERT(ok);
+    }
+    const int32_t id = 41;
+    HC_ASSERT_OK(dev->ops->get_rows(dev, &t, &id, 1, row));
+    ops->dequantize_rows(fmt.params, packed, cols, rows, id, 1, deq);
+    CU_ASSERT(!memcmp(row, deq, sizeof row));
+    dev->ops->destroy(dev);
+    ops->free_params(fmt.params);
+    free(w), free(x), free(packed), free(xq);
+}
+
+static int setup(void) { return load_plugin() ? 0 : 1; }
+
+int main(void)
+{
+    if (setup()) {
+        fprintf(stderr, "test_quant_rtn: the rtn plugin did not load\n");
+        hc_registry_free(reg);
+        return 1;
+    }
+    static const hc_test_case cases[] = {
+        {"descriptor", test_descriptor},
+        {"options", test_options},
+        {"shapes and sizes", test_shapes_and_sizes},
+        {"layout: documented bytes", test_layout_known_bytes},
+        {"layout: codes round-trip", test_layout_roundtrip},
+        {"round-trip within d/2, every format", test_roundtrip_all_formats},
+        {"quantize edge cases", test_quantize_edge_cases},
+        {"prepared activations", test_prepare_input},
+        {"kernels: avx2 = reference = float dot", test_kernels_match},
+        {"kernels: extreme sums", test_kernel_extremes},
+        {"kernels: bad calls", test_kernel_bad_calls},
+        {"through the cpu device", test_cpu_device},
+        {NULL, NULL},
+    };
+    int rc = hc_test_run("quant_rtn", cases);
+    hc_registry_free(reg);
+    return rc;
+}
