@@ -1,7 +1,8 @@
 /* test_quant_gptq.c: the quant plugin "gptq" loaded through the registry beside "rtn": on random
  * weights with correlated, unevenly scaled inputs its output error tr((W-Q) H (W-Q)^T) is clearly
  * below rtn's; its packed data decodes with rtn's dequantizer and runs rtn's kernel; calibration
- * is required, dead inputs are handled, options and a non-positive-definite Hessian are refused. */
+ * is required, dead inputs are handled, options and a non-positive-definite Hessian are refused;
+ * rows whose width is not a multiple of the group (576 in groups of 128: a last group of 64) too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,7 +165,9 @@ static void test_needs_calibration(void)
     hc_quant_calib no_hessian = {NULL, NULL};
     CU_ASSERT_EQUAL(gptq->quantize(p, w, 4, 64, &no_hessian, packed), HC_E_ARG);
     CU_ASSERT_STRING_EQUAL(hc_last_error(), "gptq needs calibration data (--calib)");
-    CU_ASSERT_EQUAL(gptq->check_shape(p, 4, 96), HC_E_ARG);
+    HC_ASSERT_OK(gptq->check_shape(p, 4, 96));   /* 64 + a short last group of 32 */
+    CU_ASSERT_EQUAL(gptq->check_shape(p, 4, 80), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "4 x 80"));
     gptq->free_params(p);
 }
 
@@ -178,6 +181,22 @@ static void test_beats_rtn(void)
         double eg = quantize_error(gptq, cases[c][0], cases[c][1], &pb, NULL);
         double er = quantize_error(rtn, cases[c][1], cases[c][1], &pb, NULL);
         printf("\n  %s: gptq %.4g, rtn %.4g, ratio %.3f", cases[c][0], eg, er, eg / er);
+        CU_ASSERT(eg > 0);
+        CU_ASSERT(eg < 0.8 * er);
+    }
+    free_problem(&pb);
+}
+
+/* The same on SmolLM2's width 576, which groups of 128 cut into 4 x 128 + 64 (and groups of 64
+ * exactly): GPTQ's groups end where rtn's do, the short last one included. */
+static void test_beats_rtn_short_last_group(void)
+{
+    problem pb = make_problem(43, 32, 576, 1536, NULL, 0);
+    static const char *cases[] = {"bits=3,group=128", "bits=4,group=128", "bits=3,group=64", "bits=2,group=128"};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        double eg = quantize_error(gptq, cases[c], cases[c], &pb, NULL);
+        double er = quantize_error(rtn, cases[c], cases[c], &pb, NULL);
+        printf("\n  576 wide, %s: gptq %.4g, rtn %.4g, ratio %.3f", cases[c], eg, er, eg / er);
         CU_ASSERT(eg > 0);
         CU_ASSERT(eg < 0.8 * er);
     }
@@ -201,35 +220,45 @@ static void test_dead_inputs(void)
 }
 
 /* The gptq plugin's kernel equals the reference on its own data (the layout is rtn's). */
-static void test_kernel_on_gptq_data(void)
+static void kernel_case(int group, int64_t cols)
 {
-    problem pb = make_problem(3, 20, 192, 512, NULL, 0);
+    enum { ROWS = 20, NT = 3, MAXC = 224 };
+    problem pb = make_problem(3, ROWS, cols, 512, NULL, 0);
     uint8_t *packed = NULL;
-    quantize_error(gptq, "bits=3,group=64", "bits=3,group=64", &pb, &packed);
-    void *p = params_of(gptq, "bits=3,group=64");
+    char opt[64];
+    snprintf(opt, sizeof opt, "bits=3,group=%d", group);
+    quantize_error(gptq, opt, opt, &pb, &packed);
+    void *p = params_of(gptq, opt);
     rng r = {11};
-    float x[3 * 192], y[3 * 20], yr[3 * 20], deq[20 * 192];
-    for (int i = 0; i < 3 * 192; i++) x[i] = (float)rnd_normal(&r);
-    void *xq = malloc(gptq->input_bytes(p, 192, 3));
-    gptq->prepare_input(p, x, 192, 3, xq);
-    HC_ASSERT_OK(gptq->matmul_rows(p, packed, 192, 20, x, xq, 3, y, 20, 0, 20));
-    HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, 64, packed, 192, 20, xq, 3, yr, 20, 0, 20));
-    gptq->dequantize_rows(p, packed, 192, 20, 0, 20, deq);
+    float x[NT * MAXC], y[NT * ROWS], yr[NT * ROWS], deq[ROWS * MAXC];
+    for (int i = 0; i < NT * cols; i++) x[i] = (float)rnd_normal(&r);
+    void *xq = malloc(gptq->input_bytes(p, cols, NT));
+    gptq->prepare_input(p, x, cols, NT, xq);
+    HC_ASSERT_OK(gptq->matmul_rows(p, packed, cols, ROWS, x, xq, NT, y, ROWS, 0, ROWS));
+    HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, group, packed, cols, ROWS, xq, NT, yr, ROWS, 0, ROWS));
+    gptq->dequantize_rows(p, packed, cols, ROWS, 0, ROWS, deq);
     int ok = 1;
-    for (int t = 0; t < 3; t++)
-        for (int o = 0; o < 20; o++) {
+    for (int t = 0; t < NT; t++)
+        for (int o = 0; o < ROWS; o++) {
             double exact = 0, mag = 0;
-            for (int i = 0; i < 192; i++) {
-                exact += (double)deq[o * 192 + i] * x[t * 192 + i];
-                mag += fabs((double)deq[o * 192 + i] * x[t * 192 + i]);
+            for (int i = 0; i < cols; i++) {
+                exact += (double)deq[o * cols + i] * x[t * cols + i];
+                mag += fabs((double)deq[o * cols + i] * x[t * cols + i]);
             }
-            ok &= fabs((double)y[t * 20 + o] - (double)yr[t * 20 + o]) <= 1e-5 * mag + 1e-6;
-            ok &= fabs((double)y[t * 20 + o] - exact) <= 0.05 * mag + 1e-6;   /* int8 activations: ~1% */
+            ok &= fabs((double)y[t * ROWS + o] - (double)yr[t * ROWS + o]) <= 1e-5 * mag + 1e-6;
+            ok &= fabs((double)y[t * ROWS + o] - exact) <= 0.05 * mag + 1e-6;   /* int8 activations: ~1% */
         }
     CU_ASSERT(ok);
     free(xq), free(packed);
     gptq->free_params(p);
     free_problem(&pb);
+}
+
+static void test_kernel_on_gptq_data(void)
+{
+    kernel_case(64, 192);
+    kernel_case(128, 160);   /* a short last group of 32 */
+    kernel_case(128, 224);   /* a short last group of 96 */
 }
 
 static void test_bad_hessian(void)
@@ -276,6 +305,7 @@ int main(void)
         {"options", test_options},
         {"needs calibration", test_needs_calibration},
         {"output error below rtn's", test_beats_rtn},
+        {"output error below rtn's, short last group", test_beats_rtn_short_last_group},
         {"dead inputs", test_dead_inputs},
         {"rtn's kernel on gptq data", test_kernel_on_gptq_data},
         {"bad Hessians", test_bad_hessian},

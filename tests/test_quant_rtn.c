@@ -1,6 +1,7 @@
 /* test_quant_rtn.c: the quant plugin "rtn" loaded through the registry: options, shapes, exact
  * packed sizes, the documented bit layout, round-trip error within d/2 for every bits/group, and
- * the kernels: AVX2 equals the reference, both equal the float dot within the activation bound. */
+ * the kernels: AVX2 equals the reference, both equal the float dot within the activation bound;
+ * rows whose width is not a multiple of the group (a short last group) throughout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,17 +125,41 @@ static void test_options(void)
 static void test_shapes_and_sizes(void)
 {
     void *p = params_of("bits=3,group=128");
-    CU_ASSERT_EQUAL(ops->check_shape(p, 576, 576), HC_E_ARG);   /* 576 = 4.5 groups of 128 */
+    HC_ASSERT_OK(ops->check_shape(p, 576, 576));   /* 576 = 4.5 groups of 128: the last one has 64 */
+    HC_ASSERT_OK(ops->check_shape(p, 3, 160));     /* 128 + 32 */
+    HC_ASSERT_OK(ops->check_shape(p, 3, 96));      /* one group of 96 */
+    HC_ASSERT_OK(ops->check_shape(p, 3, 32));
+    CU_ASSERT_EQUAL(ops->check_shape(p, 576, 584), HC_E_ARG);   /* not a multiple of 32 */
     const char *msg = hc_last_error();
-    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "576 x 576"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "group size 128"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "576 x 584"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "multiple of 32"));
+    CU_ASSERT_EQUAL(ops->check_shape(p, 4, 48), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "4 x 48"));
+    CU_ASSERT_EQUAL(ops->packed_bytes(p, 4, 48), 0u);
     CU_ASSERT_EQUAL(ops->check_shape(p, 4, 0), HC_E_ARG);
     CU_ASSERT_EQUAL(ops->check_shape(p, -1, 128), HC_E_ARG);
     HC_ASSERT_OK(ops->check_shape(p, 576, 1536));
     HC_ASSERT_OK(ops->check_shape(p, 0, 128));
-    /* rows x (G f16 d + G f16 m + cols * bits / 8) */
+    /* rows x (G f16 d + G f16 m + cols * bits / 8), G = ceil(cols / group) */
     CU_ASSERT_EQUAL(ops->packed_bytes(p, 576, 1536), 576u * (12 * 4 + 1536 * 3 / 8));
+    CU_ASSERT_EQUAL(ops->packed_bytes(p, 576, 576), 576u * 236);   /* 5 groups: 20 + 216 (qrtn.h's example) */
+    CU_ASSERT_EQUAL(ops->packed_bytes(p, 2, 160), 2u * (2 * 4 + 60));
     ops->free_params(p);
+    /* the documented sizes of the tail cases, written out */
+    static const struct { int bits, group; int64_t cols; size_t row; } sizes[] = {
+        {2, 128, 576, 5 * 4 + 144}, {3, 128, 576, 5 * 4 + 216}, {4, 128, 576, 5 * 4 + 288}, {8, 128, 576, 5 * 4 + 576},
+        {2, 64, 576, 9 * 4 + 144},  {3, 128, 160, 2 * 4 + 60},  {4, 128, 160, 2 * 4 + 80},  {8, 128, 160, 2 * 4 + 160},
+        {2, 64, 96, 2 * 4 + 24},    {3, 64, 96, 2 * 4 + 36},    {4, 64, 96, 2 * 4 + 48},    {8, 64, 96, 2 * 4 + 96},
+        {3, 128, 32, 1 * 4 + 12},   {2, 128, 224, 2 * 4 + 56},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        CU_ASSERT_EQUAL(hc_qrtn_row_bytes(sizes[i].bits, sizes[i].group, sizes[i].cols), sizes[i].row);
+        CU_ASSERT_EQUAL(hc_qrtn_packed_bytes(sizes[i].bits, sizes[i].group, 3, sizes[i].cols), 3 * sizes[i].row);
+    }
+    CU_ASSERT_EQUAL(hc_qrtn_groups(128, 576), 5);
+    CU_ASSERT_EQUAL(hc_qrtn_groups(64, 576), 9);
+    CU_ASSERT_EQUAL(hc_qrtn_groups(128, 160), 2);
+    CU_ASSERT_EQUAL(hc_qrtn_groups(128, 32), 1);
 
     static const int bits[] = {2, 3, 4, 8}, groups[] = {32, 64, 128};
     for (int b = 0; b < 4; b++)
@@ -142,12 +167,13 @@ static void test_shapes_and_sizes(void)
             char o[64];
             snprintf(o, sizeof o, "bits=%d,group=%d", bits[b], groups[g]);
             p = params_of(o);
-            for (int64_t cols = groups[g]; cols <= 1536; cols += groups[g]) {
+            for (int64_t cols = 32; cols <= 1536; cols += 32) {
                 HC_ASSERT_OK(ops->check_shape(p, 7, cols));
-                size_t want = 7 * (size_t)((cols / groups[g]) * 4 + cols * bits[b] / 8);
+                size_t want = 7 * (size_t)((cols + groups[g] - 1) / groups[g] * 4 + cols * bits[b] / 8);
                 CU_ASSERT_EQUAL(ops->packed_bytes(p, 7, cols), want);
+                CU_ASSERT_EQUAL(ops->check_shape(p, 7, cols + 16), HC_E_ARG);
+                CU_ASSERT_EQUAL(ops->packed_bytes(p, 7, cols + 16), 0u);
             }
-            CU_ASSERT_EQUAL(ops->check_shape(p, 7, groups[g] + 32), groups[g] == 32 ? HC_OK : HC_E_ARG);
             ops->free_params(p);
         }
 }
@@ -190,6 +216,38 @@ static void test_layout_known_bytes(void)
     ok = 1;
     for (int c = 0; c < 32; c++) ok &= row8[4 + c] == (uint8_t)(q[c] ^ 0x80);
     CU_ASSERT(ok);
+}
+
+/* A 576-column 3-bit row in groups of 128: 5 scales, 5 minimums (the fifth for the last 64
+ * columns), then four 128-units and a 64-unit at code byte 512 * 3 / 8 = 192; 236 bytes. */
+static void test_layout_short_last_group(void)
+{
+    enum { COLS = 576, G = 5, RB = 4 * G + COLS * 3 / 8 };
+    CU_ASSERT_EQUAL_FATAL(hc_qrtn_row_bytes(3, 128, COLS), RB);
+    uint8_t q[COLS], back[COLS], row[RB + 1];
+    uint16_t d16[G], m16[G];
+    for (int c = 0; c < COLS; c++) q[c] = (uint8_t)((c * 5 + c / 7) & 7);
+    for (int g = 0; g < G; g++) d16[g] = (uint16_t)(0x3c00 + g), m16[g] = (uint16_t)(0xb800 + 3 * g);
+    row[RB] = 0xa5;   /* a guard byte: nothing is written past the row */
+    hc_qrtn_write_row(3, 128, COLS, q, d16, m16, row);
+    CU_ASSERT_EQUAL(row[RB], 0xa5);
+    int ok = 1;
+    for (int g = 0; g < G; g++) {
+        uint16_t dd, mm;
+        memcpy(&dd, row + 2 * g, 2);
+        memcpy(&mm, row + 2 * (G + g), 2);
+        ok &= dd == d16[g] && mm == m16[g];
+    }
+    CU_ASSERT(ok);
+    const uint8_t *u = row + 4 * G + 192, *A = q + 512, *B = q + 544;   /* the 3-bit 64-unit */
+    ok = 1;
+    for (int j = 0; j < 16; j++)
+        ok &= u[j] == (uint8_t)(A[j] | (B[j] >> 2) << 3 | A[j + 16] << 4 | (B[j + 16] >> 2) << 7);
+    for (int j = 0; j < 8; j++)
+        ok &= u[16 + j] == (uint8_t)((B[j] & 3) | (B[j + 8] & 3) << 2 | (B[j + 16] & 3) << 4 | (B[j + 24] & 3) << 6);
+    CU_ASSERT(ok);
+    hc_qrtn_read_codes(3, 128, COLS, row, back);
+    CU_ASSERT(!memcmp(q, back, COLS));
 }
 
 /* Random codes survive write_row/read_codes for every bits and every unit mix (tails of 64, 32). */
@@ -253,12 +311,29 @@ static void check_roundtrip(int bits, int group, int64_t rows, int64_t cols)
     HC_ASSERT_OK(ops->quantize(p, w, rows, cols, NULL, packed));
     ops->dequantize_rows(p, packed, cols, rows, 0, rows, deq);
     const size_t rb = n / (size_t)rows;
-    const int64_t G = cols / group;
+    const int64_t G = (cols + group - 1) / group;
     const int qmax = (1 << bits) - 1;
-    int bad = 0, bad_grid = 0;
+    CU_ASSERT_EQUAL(rb, (size_t)(4 * G + cols * bits / 8));
+    int bad = 0, bad_grid = 0, bad_own = 0;
     for (int64_t row = 0; row < rows; row++) {
         const uint8_t *pr = packed + (size_t)row * rb;
         hc_qrtn_read_codes(bits, group, cols, pr, q);
+        /* each group's grid is made of its own columns only (the last: up to the row's end):
+           m = its minimum rounded down to f16, d = its range / qmax rounded up to f16 */
+        for (int64_t g = 0; g < G; g++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (int64_t i = g * group; i < cols && i < (g + 1) * group; i++) {
+                lo = fminf(lo, w[row * cols + i]);
+                hi = fmaxf(hi, w[row * cols + i]);
+            }
+            const float d = f16_at(pr + 2 * g), m = f16_at(pr + 2 * (G + g));
+            const double v = ((double)hi - m) / qmax;
+            int own = m <= lo && m > lo - fabsf(lo) / 512.0f - 6e-8f;
+            own &= hi == m ? d == 0.0f : ((double)d >= v && (double)d <= v * (1.0 + 1.0 / 1024) + 6e-8);
+            if (!own && bad_own++ < 3)
+                printf("\n  bits %d group %d cols %lld row %lld group %lld: d %g m %g, own min %g max %g", bits, group,
+                       (long long)cols, (long long)row, (long long)g, (double)d, (double)m, (double)lo, (double)hi);
+        }
         for (int64_t i = 0; i < cols; i++) {
             const int64_t g = i / group;
             const float d = f16_at(pr + 2 * g), m = f16_at(pr + 2 * (G + g));
@@ -275,6 +350,7 @@ static void check_roundtrip(int bits, int group, int64_t rows, int64_t cols)
     }
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(bad_grid, 0);
+    CU_ASSERT_EQUAL(bad_own, 0);
 
     /* a row range not starting at 0 gives the same rows */
     float *part = malloc(sizeof(float) * (size_t)(3 * cols));
@@ -293,6 +369,21 @@ static void test_roundtrip_all_formats(void)
             check_roundtrip(bits[b], groups[g], 5, groups[g] == 128 ? 640 : 576);
             if (groups[g] == 32) check_roundtrip(bits[b], 32, 4, 224);   /* units 128 + 64 + 32 */
         }
+}
+
+/* Rows whose width is not a multiple of the group: the last group is short. */
+static void test_roundtrip_short_last_group(void)
+{
+    static const int bits[] = {2, 3, 4, 8};
+    for (int b = 0; b < 4; b++) {
+        check_roundtrip(bits[b], 128, 6, 576);   /* 4 x 128 + 64 */
+        check_roundtrip(bits[b], 64, 6, 576);    /* 9 x 64 (no tail: the same rule) */
+        check_roundtrip(bits[b], 128, 5, 160);   /* 128 + 32 */
+        check_roundtrip(bits[b], 64, 5, 96);     /* 64 + 32 */
+        check_roundtrip(bits[b], 128, 4, 224);   /* 128 + 96 (units 64 + 32 in the last group) */
+        check_roundtrip(bits[b], 128, 4, 96);    /* one group of 96 */
+        check_roundtrip(bits[b], 64, 3, 4128);   /* several kernel segments, a last group of 32 */
+    }
 }
 
 static void test_quantize_edge_cases(void)
@@ -369,7 +460,7 @@ static void check_kernels(int bits, int group, int64_t rows, int64_t cols, int n
     HC_ASSERT_OK(ops->matmul_rows(p, packed, cols, rows, x, xq, n_tok, y, rows, row0, row1));
     HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(bits, group, packed, cols, rows, xq, n_tok, yr, rows, row0, row1));
     const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols), rb = hc_qrtn_row_bytes(bits, group, cols);
-    const int64_t G = cols / group;
+    const int64_t G = (cols + group - 1) / group;
     float *xhat = malloc(sizeof(float) * (size_t)cols), *step = malloc(sizeof(float) * (size_t)cols);
     int bad_ref = 0, bad_float = 0, touched = 0;
     for (int t = 0; t < n_tok; t++) {
@@ -381,13 +472,15 @@ static void check_kernels(int bits, int group, int64_t rows, int64_t cols, int n
                 continue;
             }
             /* exact: sum deq * x; the kernels see xhat with |x - xhat| <= step / 2 per element.
-               mag: the size of the terms the kernels add, d q xhat and m xhat separately */
+               mag: the size of the terms the kernels add, d q xhat and m xhat separately (8 bits: the
+               codes are stored minus 128, the terms are d (q - 128) xhat and (m + 128 d) xhat) */
             const uint8_t *pr = packed + (size_t)o2 * rb;
             double exact = 0, mag = 0, act_bound = 0;
             for (int64_t i = 0; i < cols; i++) {
                 const double wd = deq[o2 * cols + i], xi = x[t * cols + i], m = f16_at(pr + 2 * (G + i / group));
+                const double d8 = bits == 8 ? 256.0 * f16_at(pr + 2 * (i / group)) : 0.0;
                 exact += wd * xi;
-                mag += (fabs(wd) + 2 * fabs(m)) * fabs((double)xhat[i]) + fabs(wd * xi);
+                mag += (fabs(wd) + 2 * fabs(m) + d8) * fabs((double)xhat[i]) + fabs(wd * xi);
                 act_bound += 0.5 * (double)step[i] * fabs(wd);
             }
             const double tight = 2e-6 * mag + 1e-6;
@@ -430,6 +523,31 @@ static void test_kernels_match(void)
                 if (groups[g] == 64) check_kernels(bits[b], 64, 9, 4160, t, 2, 9);   /* several segments + tail */
             }
     check_kernels(3, 64, 19, 576, 70, 1, 19);   /* more tokens than one round of activation views */
+}
+
+/* Short last groups: 576 in groups of 128 (last 64) and of 64, 160 in groups of 128 (last 32),
+ * 96 in groups of 64 (last 32), 224 in groups of 128 (last 96 = units 64 + 32), 4128 in groups
+ * of 64 / 128 (several segments, last 32); 1 and 7 tokens (and 9: groups of 8 and 1), row ranges. */
+static void test_kernels_short_last_group(void)
+{
+    static const int bits[] = {2, 3, 4, 8};
+    static const int toks[] = {1, 7, 9};
+    for (int b = 0; b < 4; b++)
+        for (int k = 0; k < 3; k++) {
+            const int t = toks[k];
+            check_kernels(bits[b], 128, 37, 576, t, 0, 37);
+            check_kernels(bits[b], 128, 37, 576, t, 5, 31);
+            check_kernels(bits[b], 64, 37, 576, t, 3, 34);
+            check_kernels(bits[b], 128, 13, 160, t, 0, 13);
+            check_kernels(bits[b], 128, 13, 160, t, 2, 11);
+            check_kernels(bits[b], 64, 11, 96, t, 0, 11);
+            check_kernels(bits[b], 64, 11, 96, t, 4, 9);
+            check_kernels(bits[b], 128, 6, 224, t, 1, 6);
+            check_kernels(bits[b], 128, 5, 32, t, 0, 5);   /* one group of 32: the scales' copy */
+            check_kernels(bits[b], 64, 5, 4128, t, 1, 5);
+            check_kernels(bits[b], 128, 5, 4128, t, 0, 4);
+        }
+    check_kernels(3, 128, 19, 576, 70, 1, 19);   /* more tokens than one round of activation views */
 }
 
 /* The largest sums the kernel can meet: every code at the far end of its range (bits 2-4: qmax;
@@ -485,7 +603,8 @@ static void test_kernel_bad_calls(void)
     CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 1, y, 8, 0, 9), HC_E_ARG);     /* past the rows */
     CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 1, y, 8, 5, 4), HC_E_ARG);     /* reversed */
     CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 128, 8, x, xq, 2, y, 4, 0, 8), HC_E_ARG);     /* ldy < row1 */
-    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 96, 8, x, xq, 1, y, 8, 0, 8), HC_E_ARG);      /* cols % group */
+    CU_ASSERT_EQUAL(ops->matmul_rows(p, packed, 80, 8, x, xq, 1, y, 8, 0, 8), HC_E_ARG);      /* cols % 32 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "8 x 80"));
     CU_ASSERT_EQUAL(hc_qrtn_matmul_rows_ref(3, 64, packed, 128, 8, NULL, 1, y, 8, 0, 8), HC_E_ARG);
     HC_ASSERT_OK(ops->matmul_rows(p, packed, 128, 8, x, xq, 0, y, 8, 0, 8));                  /* nothing to do */
     HC_ASSERT_OK(ops->matmul_rows(p, packed, 128, 8, x, xq, 2, y, 8, 3, 3));
@@ -502,10 +621,13 @@ static void test_prepare_input(void)
     float *x = make_acts(&r, 320, 2);
     for (int i = 64; i < 96; i++) x[i] *= 1e-3f;   /* a small block beside large ones */
     static const int bits_list[] = {2, 3, 4, 8};
+    /* units 128 + 64 + 32; 128 + 128 + 64; then short last groups: 64 x 3 + 32, 128 + 96, 128 x 2 + 64, 128 + 32 */
+    static const int shapes[][2] = {{32, 224}, {64, 320}, {64, 224}, {128, 224}, {128, 320}, {128, 160}};
     for (int bi = 0; bi < 4; bi++)
-        for (int group = 32; group <= 64; group *= 2) {
-            const int64_t cols = group == 32 ? 224 : 320;   /* units 128 + 64 + 32; 128 + 128 + 64 */
-            const int bits = bits_list[bi], bpg = group / 32, G = (int)(cols / group), A = hc_qrtn_shift_max(bits);
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const int group = shapes[si][0];
+            const int64_t cols = shapes[si][1], nb = cols / 32;
+            const int bits = bits_list[bi], bpg = group / 32, G = (int)((cols + group - 1) / group), A = hc_qrtn_shift_max(bits);
             const int cmax = hc_qrtn_cmax(bits);
             const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols);
             CU_ASSERT_EQUAL(xrb % 64, 0);
@@ -521,8 +643,9 @@ static void test_prepare_input(void)
                 CU_ASSERT(ok);
                 for (int g = 0; g < G; g++) {
                     float top = 0.0f, sum = 0.0f;
-                    for (int i = 32 * bpg * g; i < 32 * bpg * (g + 1); i++) top = fmaxf(top, fabsf(xt[i]));
-                    for (int b = g * bpg; b < (g + 1) * bpg; b++) {
+                    const int b_end = (g + 1) * bpg < nb ? (g + 1) * bpg : (int)nb;   /* the last group may be short */
+                    for (int i = 32 * bpg * g; i < 32 * b_end; i++) top = fmaxf(top, fabsf(xt[i]));
+                    for (int b = g * bpg; b < b_end; b++) {
                         const uint8_t *blk = base + b * HC_QRTN_XBLOCK;
                         int16_t cs;
                         memcpy(&cs, blk + 32, 2);
@@ -559,11 +682,14 @@ static void test_prepare_input(void)
 
 /* Through the cpu device: an HC_PACKED tensor bound to the plugin, matmul on 2 threads (row
  * ranges split among them, one prepare_input) equals the reference; get_rows dequantizes. */
-static void test_cpu_device(void)
+static void cpu_device_case(int group)
 {
     const int64_t rows = 70, cols = 576;
     rng r = {2024};
-    hc_quant_format fmt = {.ops = ops, .params = params_of("bits=3,group=64"), .plugin = "rtn", .options = "bits=3,group=64"};
+    char opt[64];
+    snprintf(opt, sizeof opt, "bits=3,group=%d", group);
+    hc_quant_format fmt = {.ops = ops, .params = params_of(opt), .plugin = "rtn"};
+    snprintf(fmt.options, sizeof fmt.options, "%s", opt);
     float *w = make_weights(&r, rows, cols), *x = make_acts(&r, cols, 3);
     uint8_t *packed = malloc(ops->packed_bytes(fmt.params, rows, cols));
     void *xq = malloc(ops->input_bytes(fmt.params, cols, 3));
@@ -577,7 +703,7 @@ static void test_cpu_device(void)
     for (int n_tok = 1; n_tok <= 3; n_tok += 2) {
         HC_ASSERT_OK(dev->ops->matmul(dev, &t, x, y, n_tok));
         ops->prepare_input(fmt.params, x, cols, n_tok, xq);
-        HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, 64, packed, cols, rows, xq, n_tok, yr, rows, 0, rows));
+        HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(3, group, packed, cols, rows, xq, n_tok, yr, rows, 0, rows));
         int ok = 1;
         for (int i = 0; i < n_tok * rows; i++) ok &= fabsf(y[i] - yr[i]) <= 1e-4f * (1.0f + fabsf(yr[i]));
         CU_ASSERT(ok);
@@ -589,6 +715,12 @@ static void test_cpu_device(void)
     dev->ops->destroy(dev);
     ops->free_params(fmt.params);
     free(w), free(x), free(packed), free(xq);
+}
+
+static void test_cpu_device(void)
+{
+    cpu_device_case(64);
+    cpu_device_case(128);   /* 576 = 4 x 128 + 64: W3 g128 on SmolLM2's width */
 }
 
 static int setup(void) { return load_plugin() ? 0 : 1; }
@@ -606,10 +738,13 @@ int main(void)
         {"shapes and sizes", test_shapes_and_sizes},
         {"layout: documented bytes", test_layout_known_bytes},
         {"layout: codes round-trip", test_layout_roundtrip},
+        {"layout: a short last group", test_layout_short_last_group},
         {"round-trip within d/2, every format", test_roundtrip_all_formats},
+        {"round-trip within d/2, short last groups", test_roundtrip_short_last_group},
         {"quantize edge cases", test_quantize_edge_cases},
         {"prepared activations", test_prepare_input},
         {"kernels: avx2 = reference = float dot", test_kernels_match},
+        {"kernels: short last groups", test_kernels_short_last_group},
         {"kernels: extreme sums", test_kernel_extremes},
         {"kernels: bad calls", test_kernel_bad_calls},
         {"through the cpu device", test_cpu_device},

@@ -113,18 +113,26 @@ hc_status hc_qrtn_check_shape(const char *who, int bits, int group, int64_t rows
     if (!valid_bits(bits) || !valid_group(group))
         return hc_error(HC_E_ARG, "%s: bits=%d group=%d is not a valid format (bits: %s; group: %s)", who, bits,
                         group, BITS_ALLOWED, GROUP_ALLOWED);
-    if (rows < 0 || cols <= 0 || cols % group != 0)
+    if (rows < 0)
+        return hc_error(HC_E_ARG, "%s: a %lld x %lld weight cannot be stored: negative row count", who, (long long)rows,
+                        (long long)cols);
+    if (cols <= 0 || cols % 32 != 0)
         return hc_error(HC_E_ARG, "%s: a %lld x %lld weight cannot be stored: the row length %lld is not a positive "
-                        "multiple of the group size %d", who, (long long)rows, (long long)cols, (long long)cols, group);
+                        "multiple of 32 (groups of %d, the last one of a row may be shorter but a multiple of 32)",
+                        who, (long long)rows, (long long)cols, (long long)cols, group);
     if (cols > ((int64_t)1 << 30) || (rows > 0 && (uint64_t)rows > SIZE_MAX / 2 / (size_t)(cols + cols / 8)))
         return hc_error(HC_E_ARG, "%s: a %lld x %lld weight is too large", who, (long long)rows, (long long)cols);
     return HC_OK;
 }
 
+static int valid_cols(int64_t cols) { return cols > 0 && cols % 32 == 0 && cols <= ((int64_t)1 << 30); }
+
+int64_t hc_qrtn_groups(int group, int64_t cols) { return (cols + group - 1) / group; }
+
 size_t hc_qrtn_row_bytes(int bits, int group, int64_t cols)
 {
-    if (!valid_bits(bits) || !valid_group(group) || cols <= 0 || cols % group != 0) return 0;
-    return (size_t)(cols / group) * 4 + (size_t)cols * (size_t)bits / 8;
+    if (!valid_bits(bits) || !valid_group(group) || !valid_cols(cols)) return 0;
+    return (size_t)hc_qrtn_groups(group, cols) * 4 + (size_t)cols * (size_t)bits / 8;
 }
 
 size_t hc_qrtn_packed_bytes(int bits, int group, int64_t rows, int64_t cols)
@@ -323,7 +331,7 @@ static int unit_at(int64_t c, int64_t cols)
 void hc_qrtn_write_row(int bits, int group, int64_t cols, const uint8_t *q, const uint16_t *d16,
                        const uint16_t *m16, void *row)
 {
-    const int64_t G = cols / group;
+    const int64_t G = hc_qrtn_groups(group, cols);
     uint8_t *r = row, *codes = r + 4 * G;
     memcpy(r, d16, (size_t)G * 2);
     memcpy(r + 2 * G, m16, (size_t)G * 2);
@@ -336,7 +344,7 @@ void hc_qrtn_write_row(int bits, int group, int64_t cols, const uint8_t *q, cons
 
 void hc_qrtn_read_codes(int bits, int group, int64_t cols, const void *row, uint8_t *q)
 {
-    const uint8_t *codes = (const uint8_t *)row + 4 * (cols / group);
+    const uint8_t *codes = (const uint8_t *)row + 4 * hc_qrtn_groups(group, cols);
     for (int64_t c = 0; c < cols;) {
         int S = unit_at(c, cols);
         unpack_unit(bits, S, codes + c * bits / 8, q + c);
@@ -369,7 +377,7 @@ hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows
 {
     hc_status st = hc_qrtn_check_shape("rtn", bits, group, rows, cols);
     if (st != HC_OK) return st;
-    const int64_t G = cols / group;
+    const int64_t G = hc_qrtn_groups(group, cols);
     const int qmax = (1 << bits) - 1;
     const size_t rb = hc_qrtn_row_bytes(bits, group, cols);
     uint8_t *q = malloc((size_t)cols);
@@ -381,14 +389,15 @@ hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows
     for (int64_t o = 0; o < rows && st == HC_OK; o++) {
         const float *wr = w + (size_t)o * (size_t)cols;
         for (int64_t g = 0; g < G; g++) {
-            st = hc_qrtn_grid(wr + g * group, group, bits, &dm[g], &dm[G + g]);
+            const int64_t c0 = g * group, n = cols - c0 < group ? cols - c0 : group;   /* the last may be short */
+            st = hc_qrtn_grid(wr + c0, n, bits, &dm[g], &dm[G + g]);
             if (st != HC_OK) {
-                st = hc_error_context(st, "rtn: row %lld, columns %lld..%lld: ", (long long)o,
-                                      (long long)(g * group), (long long)(g * group + group - 1));
+                st = hc_error_context(st, "rtn: row %lld, columns %lld..%lld: ", (long long)o, (long long)c0,
+                                      (long long)(c0 + n - 1));
                 break;
             }
             float d = hc_f16_to_f32(dm[g]), m = hc_f16_to_f32(dm[G + g]);
-            for (int i = 0; i < group; i++) q[g * group + i] = (uint8_t)hc_qrtn_code(wr[g * group + i], d, m, qmax);
+            for (int64_t i = 0; i < n; i++) q[c0 + i] = (uint8_t)hc_qrtn_code(wr[c0 + i], d, m, qmax);
         }
         if (st == HC_OK) hc_qrtn_write_row(bits, group, cols, q, dm, dm + G, (uint8_t *)packed + (size_t)o * rb);
     }
@@ -399,7 +408,7 @@ hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows
 void hc_qrtn_dequantize_rows(int bits, int group, const void *packed, int64_t cols, int64_t row0,
                              int64_t n_rows, float *out)
 {
-    const int64_t G = cols / group;
+    const int64_t G = hc_qrtn_groups(group, cols);
     const size_t rb = hc_qrtn_row_bytes(bits, group, cols);
     uint8_t q[128];
     for (int64_t r = 0; r < n_rows; r++) {
@@ -426,8 +435,8 @@ int hc_qrtn_cmax(int bits) { return bits == 2 ? 2047 : bits == 3 ? 4095 : bits =
 
 size_t hc_qrtn_input_row_bytes(int bits, int group, int64_t cols)
 {
-    if (!valid_bits(bits) || !valid_group(group) || cols <= 0 || cols % group != 0) return 0;
-    size_t n = (size_t)(cols / 32) * HC_QRTN_XBLOCK + (size_t)(2 * round8(cols / group)) * sizeof(float);
+    if (!valid_bits(bits) || !valid_group(group) || !valid_cols(cols)) return 0;
+    size_t n = (size_t)(cols / 32) * HC_QRTN_XBLOCK + (size_t)(2 * round8(hc_qrtn_groups(group, cols))) * sizeof(float);
     return (n + 63) & ~(size_t)63;
 }
 
@@ -475,15 +484,18 @@ static void prepare_group(int bits, int64_t cols, int64_t b0, int bpg, const flo
 
 void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq)
 {
-    const int64_t nb = cols / 32, G = cols / group;
+    const int64_t nb = cols / 32, G = hc_qrtn_groups(group, cols);
     const int bpg = group / 32;
     const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols);
     for (int t = 0; t < n_tok; t++) {
         uint8_t *base = (uint8_t *)xq + (size_t)t * xrb;
         float *dg = (float *)(base + (size_t)nb * HC_QRTN_XBLOCK), *sg = dg + round8(G);
-        for (int64_t g = 0; g < G; g++)
-            prepare_group(bits, cols, g * bpg, bpg, x + (size_t)t * (size_t)cols + g * group,
-                          base + (size_t)(g * bpg) * HC_QRTN_XBLOCK, &dg[g], &sg[g]);
+        for (int64_t g = 0; g < G; g++) {
+            const int64_t b0 = g * bpg;
+            const int n = nb - b0 < bpg ? (int)(nb - b0) : bpg;   /* the last group may be short */
+            prepare_group(bits, cols, b0, n, x + (size_t)t * (size_t)cols + g * group,
+                          base + (size_t)b0 * HC_QRTN_XBLOCK, &dg[g], &sg[g]);
+        }
         for (int64_t g = G; g < round8(G); g++) dg[g] = sg[g] = 0.0f;
     }
 }

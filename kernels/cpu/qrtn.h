@@ -1,13 +1,20 @@
 /* qrtn.h: the packed layout of the group-wise asymmetric integer formats (quant plugins "rtn" and
  * "gptq"), their quantize / dequantize helpers and the CPU matmul kernels (AVX2 and reference).
  *
- * Numbers. A weight matrix is rows x cols f32 (a row = one output, cols = the input width). Each
- * row is cut along cols into groups of `group` (32, 64 or 128) weights; a group has an f16 scale
- * d and an f16 minimum m, and each weight is an unsigned code q in [0, 2^bits - 1] (bits 2, 3,
- * 4, 8):  w ~ d * q + m.  cols must be a multiple of the group.
+ * Numbers. A weight matrix is rows x cols f32 (a row = one output, cols = the input width, any
+ * positive multiple of 32). Each row is cut along cols from the left into G = ceil(cols / group)
+ * groups (group = 32, 64 or 128): all of `group` weights except the last, which holds the
+ * remainder cols - (G - 1) * group (a multiple of 32; the whole group when group divides cols).
+ * E.g. cols 576, group 128: groups of 128, 128, 128, 128, 64. A group has an f16 scale d and an
+ * f16 minimum m, and each weight is an unsigned code q in [0, 2^bits - 1] (bits 2, 3, 4, 8):
+ * w ~ d * q + m.
  *
  * Row layout (every row independently addressable; row o starts at o * hc_qrtn_row_bytes()):
- *     [ d: G x f16 ][ m: G x f16 ][ codes: cols * bits / 8 bytes ]      G = cols / group
+ *     [ d: G x f16 ][ m: G x f16 ][ codes: cols * bits / 8 bytes ]      G = ceil(cols / group)
+ * so a row has 4 * ceil(cols / group) + cols * bits / 8 bytes (576 columns, 3 bits, group 128:
+ * 20 + 216 = 236 bytes). The code units below do not depend on the group; groups start at
+ * multiples of the group size, so a unit of 128 or 64 always starts a group, and a unit of 32 may
+ * sit inside the short last group (128 + 96 columns in groups of 128: units 128, 64, 32).
  * The codes of a row are cut into units from the left: as many units of 128 columns as fit, then
  * one unit of 64 if 64 columns or more remain, then one unit of 32 if 32 remain. Unit u covering
  * columns [c, c + S) sits at byte c * bits / 8 of the codes. Within a unit, A, B, C, D are its
@@ -38,11 +45,12 @@
  *     qx_i = round(x_i / (D_g c_b)) in [-127, 127]       (x_i ~ D_g c_b qx_i, error <= D_g c_b / 2)
  * with Cmax = 2047, 4095, 16383, 4095 for bits 2, 3, 4, 8, so that c_b << (A - a_b) fits int16
  * (A = the largest unpacking exponent, 4, 3, 0, 0) and a lane of a group's int32 sum, at most
- * 4 blocks x 4 products x qmax 2^A Cmax 127 (8 bits: 128 Cmax 127), stays below 2^31. A
+ * 4 blocks x 4 products x qmax 2^A Cmax 127 (8 bits: 128 Cmax 127), stays below 2^31 (a short
+ * last group has fewer blocks, D_g and c_b taken over its own blocks only). A
  * block's scale is thus exact to 1 part in Cmax of the group's largest block. Each token's row is
  *     [ NB blocks of 64 bytes: qx (32 x int8), then c_b << (A - a_b) as 16 x int16 ]
  *     [ dg: Gp x f32, D_g 2^-A ][ sg: Gp x f32, sum over the group of D_g c_b sum(qx) ]   padded to 64 B
- * NB = cols / 32, Gp = G rounded up to 8, the padding zero. The kernel computes per group
+ * NB = cols / 32, Gp = G (= ceil(cols / group)) rounded up to 8, the padding zero. The kernel computes per group
  *     d_g dg_g sum_{b in g} madd(maddubs(q_b 2^a_b, qx_b), c_b << (A - a_b))  +  m_g sg_g
  * (bits 8: the codes are stored minus 128, so the kernel uses m_g + 128 d_g as the minimum). */
 #ifndef HC_QRTN_H
@@ -77,9 +85,14 @@ hc_status hc_qrtn_parse_options(const char *who, const char *options, int with_d
 /* The canonical option string: "bits=3,group=128" (+ ",damp=0.01" with_damp). */
 hc_status hc_qrtn_format_options(const char *who, const hc_qrtn_params *p, int with_damp, char *buf, size_t cap);
 
-/* HC_OK when rows x cols can be stored (cols a positive multiple of the group, rows >= 0). */
+/* HC_OK when rows x cols can be stored (cols a positive multiple of 32 -- not necessarily of the
+ * group: the last group of a row may be shorter -- and rows >= 0); otherwise HC_E_ARG naming the
+ * shape. */
 hc_status hc_qrtn_check_shape(const char *who, int bits, int group, int64_t rows, int64_t cols);
-/* Bytes of one packed row, of a rows x cols matrix (0 for a shape check_shape refuses). */
+/* The groups of a row: ceil(cols / group); group g covers columns [g * group, min((g + 1) * group, cols)). */
+int64_t hc_qrtn_groups(int group, int64_t cols);
+/* Bytes of one packed row, 4 * ceil(cols / group) + cols * bits / 8, of a rows x cols matrix (0
+ * for a shape check_shape refuses). */
 size_t hc_qrtn_row_bytes(int bits, int group, int64_t cols);
 size_t hc_qrtn_packed_bytes(int bits, int group, int64_t rows, int64_t cols);
 
@@ -97,7 +110,7 @@ static inline int hc_qrtn_code(float w, float d, float m, int qmax)
     return t < 0.0f ? 0 : t > (float)qmax ? qmax : (int)t;
 }
 
-/* Writes one packed row from its codes q[cols], scales d16[G] and minimums m16[G]. */
+/* Writes one packed row from its codes q[cols], scales d16[G] and minimums m16[G] (G = hc_qrtn_groups). */
 void hc_qrtn_write_row(int bits, int group, int64_t cols, const uint8_t *q, const uint16_t *d16,
                        const uint16_t *m16, void *row);
 /* Reads the codes of one packed row back (q[cols], each in [0, 2^bits - 1]). */

@@ -168,8 +168,10 @@ AI __m256 fma_grp(__m256i s, const float *dd, __m256 acc)
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(dd), acc);
 }
 
-/* acc += n (4, 2 or 1) consecutive blocks' sums p[], bpg blocks per group, the first block
- * starting a group whose scale is dd[0] (the next groups' at dd[1], ...). */
+/* acc += n (4, 2 or 1) consecutive blocks' sums p[], bpg blocks per group, the first block in
+ * the group whose scale is dd[0] (the next groups' at dd[1], ...). Units of 4 and 2 start a
+ * group (units of 128 tile the groups; a 64-unit follows them); a unit of 1 may sit inside a
+ * (short, last) group, which it shares with the 64-unit before it. */
 AI __m256 unit_acc(const int bpg, const int n, const __m256i *p, const float *dd, __m256 acc)
 {
     if (n == 4 && bpg == 4) return fma_grp(_mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])), dd, acc);
@@ -189,7 +191,9 @@ static const int32_t lane_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0
 /* 8 f16 at p as floats. */
 AI __m256 f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-/* For R rows (scales at sc[r]) and T tokens (x[t]) over groups [g0, g0 + ng) (a segment):
+/* For R rows (scales at sc[r]) and T tokens (x[t]) over groups [g0, g0 + ng) (a segment; SEG is
+ * a multiple of 4 blocks, so segments start at group boundaries and only the row's last segment
+ * can end in a short group, which the callers count by rounding ng up):
  * dd[r*T + t][k] = d_{g0+k} * dg_t[g0+k], and acc[r*T + t] += the min term sum_g m_g sg_g in 8
  * lanes (the accumulators' lanes are summed at the end). 16 bytes may be read from any group's d
  * or m on (row_scales sees to it); lanes past the segment's groups are masked (or meet the
@@ -249,7 +253,7 @@ AI void decode_tile(const int bits, const int bpg, const int R, const geom *gm, 
     const char *pf = (const char *)w + (size_t)(o + PREFETCH_TILES * R) * gm->rb, *pf_end = pf + (size_t)R * gm->rb;
     for (int64_t b0 = 0; b0 < gm->nb; b0 += SEG) {
         const int64_t b1 = gm->nb - b0 < SEG ? gm->nb : b0 + SEG;
-        seg_prep(bits, R, 1, sc, gm->G, b0 / bpg, (b1 - b0) / bpg, x, dd, acc);
+        seg_prep(bits, R, 1, sc, gm->G, b0 / bpg, (b1 - b0 + bpg - 1) / bpg, x, dd, acc);
         int64_t b = b0;
         for (; b + 4 <= b1; b += 4) {
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
@@ -301,7 +305,7 @@ AI void batch_tile(const int bits, const int bpg, const int T, const geom *gm, c
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < gm->nb; b0 += SEG) {
         const int64_t b1 = gm->nb - b0 < SEG ? gm->nb : b0 + SEG;
-        seg_prep(bits, 1, T, &sc, gm->G, b0 / bpg, (b1 - b0) / bpg, &xs[t0], dd, acc);
+        seg_prep(bits, 1, T, &sc, gm->G, b0 / bpg, (b1 - b0 + bpg - 1) / bpg, &xs[t0], dd, acc);
         int64_t b = b0;
         for (; b + 4 <= b1; b += 4) {
             __m256i wv[4];
@@ -402,7 +406,7 @@ void hc_qrtn_matmul_rows_avx2(int bits, int group, const void *packed, int64_t c
 {
     static const rows_fn fns[4][3] = {{rows_b2_g32, rows_b2_g64, rows_b2_g128}, {rows_b3_g32, rows_b3_g64, rows_b3_g128},
                                       {rows_b4_g32, rows_b4_g64, rows_b4_g128}, {rows_b8_g32, rows_b8_g64, rows_b8_g128}};
-    const geom gm = {cols, cols / 32, cols / group, hc_qrtn_row_bytes(bits, group, cols)};
+    const geom gm = {cols, cols / 32, hc_qrtn_groups(group, cols), hc_qrtn_row_bytes(bits, group, cols)};
     const int bi = bits == 2 ? 0 : bits == 3 ? 1 : bits == 4 ? 2 : 3, gi = group == 32 ? 0 : group == 64 ? 1 : 2;
     fns[bi][gi](&gm, packed, xq, hc_qrtn_input_row_bytes(bits, group, cols), n_tok, y, ldy, row0, row1);
 }

@@ -19,7 +19,7 @@ hc_status hc_qrtn_matmul_rows_ref(int bits, int group, const void *packed, int64
 {
     hc_status st = hc_qrtn_matmul_check(bits, group, packed, cols, rows, xq, n_tok, y, ldy, row0, row1);
     if (st != HC_OK || n_tok == 0 || row0 == row1) return st;
-    const int64_t nb = cols / 32, G = cols / group, bpg = group / 32;
+    const int64_t nb = cols / 32, G = hc_qrtn_groups(group, cols), bpg = group / 32;
     const int smax = hc_qrtn_shift_max(bits);
     const size_t rb = hc_qrtn_row_bytes(bits, group, cols), xrb = hc_qrtn_input_row_bytes(bits, group, cols);
     uint8_t *q = malloc((size_t)cols);
@@ -34,7 +34,8 @@ hc_status hc_qrtn_matmul_rows_ref(int bits, int group, const void *packed, int64
             for (int64_t g = 0; g < G; g++) {
                 const double d = f16_at(row + 2 * g), m = f16_at(row + 2 * (G + g));
                 int64_t isum = 0;   /* sum over the group's blocks of c_b * (q . qx_b) */
-                for (int64_t b = g * bpg; b < (g + 1) * bpg; b++) {
+                const int64_t b_end = (g + 1) * bpg < nb ? (g + 1) * bpg : nb;   /* the last group may be short */
+                for (int64_t b = g * bpg; b < b_end; b++) {
                     const uint8_t *blk = xt + (size_t)b * HC_QRTN_XBLOCK;
                     int16_t cs;
                     memcpy(&cs, blk + 32, 2);

@@ -103,7 +103,7 @@ static hc_status gptq_quantize(const void *params, const float *w, int64_t rows,
     if (!w || !packed) return hc_error(HC_E_ARG, WHO ": missing weights or output");
     hc_status st = hc_qrtn_check_shape(WHO, p->bits, p->group, rows, cols);
     if (st != HC_OK || rows == 0) return st;
-    const int64_t n = cols, G = cols / p->group;
+    const int64_t n = cols, G = hc_qrtn_groups(p->group, cols);
     const int qmax = (1 << p->bits) - 1;
     const size_t rb = hc_qrtn_row_bytes(p->bits, p->group, cols);
     float *U = malloc(sizeof(float) * (size_t)(n * n)), *W = malloc(sizeof(float) * (size_t)rows * (size_t)n);
@@ -129,11 +129,11 @@ static hc_status gptq_quantize(const void *params, const float *w, int64_t rows,
             float d = 0.0f, m = 0.0f;
             for (int64_t i = i1; i < i2; i++) {
                 if (i % p->group == 0) {   /* a group starts: its grid from the error-updated weights */
-                    const int64_t g = i / p->group;
-                    st = hc_qrtn_grid(wr + i, p->group, p->bits, &dr[g], &mr[g]);
+                    const int64_t g = i / p->group, len = n - i < p->group ? n - i : p->group;   /* last: short */
+                    st = hc_qrtn_grid(wr + i, len, p->bits, &dr[g], &mr[g]);
                     if (st != HC_OK) {
                         st = hc_error_context(st, WHO ": row %lld, columns %lld..%lld: ", (long long)r, (long long)i,
-                                              (long long)(i + p->group - 1));
+                                              (long long)(i + len - 1));
                         goto done;
                     }
                     d = hc_f16_to_f32(dr[g]);

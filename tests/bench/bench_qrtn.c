@@ -243,8 +243,8 @@ int main(int argc, char **argv)
     for (int s = 0; s < n_shapes; s++) {
         const int64_t rows = shapes[s][0], cols = shapes[s][1];
         if (hc_qrtn_row_bytes(2, cfg.group, cols) == 0) {
-            printf("%lld x %lld: the row length is not a multiple of the group %d, skipped\n", (long long)rows,
-                   (long long)cols, cfg.group);
+            printf("%lld x %lld: not a qrtn shape (row length a multiple of 32, group 32/64/128; here %d), skipped\n",
+                   (long long)rows, (long long)cols, cfg.group);
             continue;
         }
         float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
