@@ -10,6 +10,7 @@
 
 #include "hc/hc_quant.h"
 #include "matmul_ggml.h"
+#include "ops_cpu.h"
 #include "ops_ref.h"
 #include "threadpool.h"
 
@@ -18,7 +19,7 @@ typedef struct cpu_device {
     atomic_size_t used;
     void *act_scratch;            /* quantized activations for the current matmul */
     size_t act_scratch_bytes;
-    float *attn_scratch;          /* scores: n_threads * n_ctx */
+    float *attn_scratch;          /* attention: per thread hc_cpu_attention_scratch_floats, 64-byte aligned */
     size_t attn_scratch_n;
     hc_rope_cache rope;
 } cpu_device;
@@ -169,6 +170,9 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
 
 /* ---------------- row-wise ops ---------------- */
 
+/* Ops smaller than this many floats run on the calling thread: a pool dispatch costs more. */
+#define POOL_MIN_FLOATS 16384
+
 typedef struct rows_job {
     const hc_tensor *table;
     const int32_t *ids;
@@ -202,7 +206,8 @@ static hc_status cpu_get_rows(hc_device *d, const hc_tensor *table, const int32_
             return hc_error(HC_E_ARG, "get_rows %s: row %d is out of range (0..%lld)", table->name ? table->name : "",
                             (int)ids[i], (long long)table->ne[1] - 1);
     rows_job j = { .table = table, .ids = ids, .y = out, .n_rows = n };
-    hc_pool_run(impl(d)->pool, get_rows_task, &j);
+    if ((size_t)n * (size_t)table->ne[0] < POOL_MIN_FLOATS) get_rows_task(&j, 0, 1);
+    else hc_pool_run(impl(d)->pool, get_rows_task, &j);
     return HC_OK;
 }
 
@@ -212,15 +217,34 @@ static void rmsnorm_task(void *arg, int ith, int nth)
     long b, e;
     hc_split_range(j->n_rows, ith, nth, 1, &b, &e);
     for (long i = b; i < e; i++)
-        hc_ref_rmsnorm(j->x + (size_t)i * j->dim, j->w, j->y + (size_t)i * j->dim, j->dim, j->eps);
+        hc_cpu_rmsnorm(j->x + (size_t)i * j->dim, j->w, j->y + (size_t)i * j->dim, j->dim, j->eps);
 }
 
 static hc_status cpu_rmsnorm(hc_device *d, const float *x, const float *w, float *y, int n_tok, int dim, float eps)
 {
     rows_job j = { .x = x, .w = w, .y = y, .n_rows = n_tok, .dim = dim, .eps = eps };
-    if (n_tok == 1) rmsnorm_task(&j, 0, 1); /* too small to share */
+    if ((size_t)n_tok * (size_t)dim < POOL_MIN_FLOATS) rmsnorm_task(&j, 0, 1);
     else hc_pool_run(impl(d)->pool, rmsnorm_task, &j);
     return HC_OK;
+}
+
+typedef struct rope_job {
+    float *x;
+    int n_tok, n_head, head_dim, n_rot;
+    const int32_t *pos;
+    const hc_rope_cache *cache;
+    hc_rope_mode mode;
+} rope_job;
+
+static void rope_task(void *arg, int ith, int nth)
+{
+    rope_job *j = arg;
+    long b, e;
+    hc_split_range(j->n_tok, ith, nth, 1, &b, &e);
+    const size_t half = (size_t)(j->n_rot / 2);
+    for (long t = b; t < e; t++)
+        hc_cpu_rope(j->x + (size_t)t * j->n_head * j->head_dim, j->n_head, j->head_dim, j->n_rot,
+                    j->cache->cos + (size_t)j->pos[t] * half, j->cache->sin + (size_t)j->pos[t] * half, j->mode);
 }
 
 static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot,
@@ -234,9 +258,10 @@ static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int hea
     }
     hc_status st = hc_rope_cache_prepare(&c->rope, theta, n_rot, max_pos + 1);
     if (st != HC_OK) return st;
-    for (int t = 0; t < n_tok; t++)
-        hc_ref_rope_apply(x + (size_t)t * n_head * head_dim, n_head, head_dim, n_rot,
-                          c->rope.cos + (size_t)pos[t] * (n_rot / 2), c->rope.sin + (size_t)pos[t] * (n_rot / 2), mode);
+    rope_job j = { .x = x, .n_tok = n_tok, .n_head = n_head, .head_dim = head_dim, .n_rot = n_rot, .pos = pos,
+                   .cache = &c->rope, .mode = mode };
+    if ((size_t)n_tok * (size_t)n_head * (size_t)head_dim < POOL_MIN_FLOATS) rope_task(&j, 0, 1);
+    else hc_pool_run(c->pool, rope_task, &j);
     return HC_OK;
 }
 
@@ -244,18 +269,14 @@ static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int hea
 
 typedef struct attn_job {
     const hc_attn_args *a;
-    float *scratch;  /* per thread: n_ctx scores */
+    float *scratch;     /* per thread: hc_cpu_attention_scratch_floats */
+    size_t per_thread;
 } attn_job;
 
 static void attention_task(void *arg, int ith, int nth)
 {
     attn_job *j = arg;
-    const hc_attn_args *a = j->a;
-    long b, e;
-    hc_split_range((long)a->n_tok * a->n_head, ith, nth, 1, &b, &e);
-    float *scores = j->scratch + (size_t)ith * a->n_ctx;
-    for (long i = b; i < e; i++)
-        hc_ref_attention_head(a, (int)(i / a->n_head), (int)(i % a->n_head), scores);
+    hc_cpu_attention_part(j->a, ith, nth, j->scratch + (size_t)ith * j->per_thread);
 }
 
 static hc_status cpu_attention(hc_device *d, const hc_attn_args *a)
@@ -265,41 +286,87 @@ static hc_status cpu_attention(hc_device *d, const hc_attn_args *a)
         return hc_error(HC_E_STATE, "attention: positions %d..%d exceed the context of %d", a->pos0, a->pos0 + a->n_tok - 1, a->n_ctx);
     if (a->n_head_kv <= 0 || a->n_head % a->n_head_kv)
         return hc_error(HC_E_ARG, "attention: %d heads is not a multiple of %d kv heads", a->n_head, a->n_head_kv);
-    size_t need = (size_t)hc_pool_threads(c->pool) * (size_t)a->n_ctx;
+    if (a->n_tok <= 0) return HC_OK;
+    int nth = hc_pool_threads(c->pool);
+    size_t per = hc_cpu_attention_scratch_floats(a), need = (size_t)nth * per;
     if (need > c->attn_scratch_n) {
-        float *p = realloc(c->attn_scratch, need * sizeof *p);
-        if (!p) return hc_error(HC_E_NOMEM, "attention: out of memory for %zu scores", need);
+        if (need < 2 * c->attn_scratch_n) need = 2 * c->attn_scratch_n;   /* decoding grows it: by steps */
+        float *p = aligned_alloc(64, need * sizeof *p);
+        if (!p) return hc_error(HC_E_NOMEM, "attention: out of memory for %zu floats of scratch", need);
+        free(c->attn_scratch);
         c->attn_scratch = p;
         c->attn_scratch_n = need;
     }
-    attn_job j = { .a = a, .scratch = c->attn_scratch };
-    hc_pool_run(c->pool, attention_task, &j);
+    attn_job j = { .a = a, .scratch = c->attn_scratch, .per_thread = per };
+    if (nth == 1) attention_task(&j, 0, 1);
+    else hc_pool_run(c->pool, attention_task, &j);
+    if (hc_cpu_attention_splits_keys(a, nth)) hc_cpu_attention_merge(a, nth, c->attn_scratch);
     return HC_OK;
 }
 
 /* ---------------- element-wise ---------------- */
 
+typedef struct elem_job {
+    float *y;
+    const float *x0, *x1;
+    size_t n;
+    int width;      /* add_bias: the bias length */
+    float s;
+    int op;         /* ELEM_* */
+} elem_job;
+
+enum { ELEM_SWIGLU, ELEM_ADD, ELEM_ADD_BIAS, ELEM_SCALE };
+
+static void elem_task(void *arg, int ith, int nth)
+{
+    elem_job *j = arg;
+    long b, e;
+    if (j->op == ELEM_ADD_BIAS) {   /* whole rows */
+        hc_split_range((long)(j->n / (size_t)j->width), ith, nth, 1, &b, &e);
+        for (long t = b; t < e; t++) hc_cpu_add(j->y + (size_t)t * j->width, j->x0, (size_t)j->width);
+        return;
+    }
+    hc_split_range((long)j->n, ith, nth, 16, &b, &e);
+    size_t n = (size_t)(e - b);
+    switch (j->op) {
+    case ELEM_SWIGLU: hc_cpu_swiglu(j->x0 + b, j->x1 + b, j->y + b, n); break;
+    case ELEM_ADD: hc_cpu_add(j->y + b, j->x0 + b, n); break;
+    default: hc_cpu_scale(j->y + b, n, j->s); break;
+    }
+}
+
+static void elem_run(hc_device *d, elem_job *j)
+{
+    if (j->n < POOL_MIN_FLOATS) elem_task(j, 0, 1);
+    else hc_pool_run(impl(d)->pool, elem_task, j);
+}
+
 static hc_status cpu_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
-    hc_ref_swiglu(gate, up, out, n);
+    elem_job j = { .y = out, .x0 = gate, .x1 = up, .n = n, .op = ELEM_SWIGLU };
+    elem_run(d, &j);
     return HC_OK;
 }
 
 static hc_status cpu_add(hc_device *d, float *y, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    elem_job j = { .y = y, .x0 = x, .n = n, .op = ELEM_ADD };
+    elem_run(d, &j);
     return HC_OK;
 }
 
 static hc_status cpu_add_bias(hc_device *d, float *y, const float *b, int n_tok, int width)
 {
-    for (int t = 0; t < n_tok; t++) cpu_add(d, y + (size_t)t * width, b, (size_t)width);
+    if (n_tok <= 0 || width <= 0) return HC_OK;
+    elem_job j = { .y = y, .x0 = b, .n = (size_t)n_tok * (size_t)width, .width = width, .op = ELEM_ADD_BIAS };
+    elem_run(d, &j);
     return HC_OK;
 }
 
 static hc_status cpu_scale(hc_device *d, float *x, size_t n, float s)
 {
-    for (size_t i = 0; i < n; i++) x[i] *= s;
+    elem_job j = { .y = x, .n = n, .s = s, .op = ELEM_SCALE };
+    elem_run(d, &j);
     return HC_OK;
 }
 
