@@ -281,6 +281,8 @@ static void attention_task(void *arg, int ith, int nth)
 
 static hc_status cpu_attention(hc_device *d, const hc_attn_args *a)
 {
+    if (a->kv_dtype != HC_F32 && a->kv_dtype != HC_F16)
+        return hc_error(HC_E_UNSUPPORTED, "cpu attention: a %s KV cache is not implemented (f32 or f16)", hc_dtype_name(a->kv_dtype));
     cpu_device *c = impl(d);
     if (a->pos0 < 0 || a->pos0 + a->n_tok > a->n_ctx)
         return hc_error(HC_E_STATE, "attention: positions %d..%d exceed the context of %d", a->pos0, a->pos0 + a->n_tok - 1, a->n_ctx);
@@ -370,6 +372,25 @@ static hc_status cpu_scale(hc_device *d, float *x, size_t n, float s)
     return HC_OK;
 }
 
+/* ---------------- optional ops ---------------- */
+
+static hc_status cpu_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
+{
+    if (t == HC_F32) {
+        memcpy(dst, src, n * sizeof(float));
+        return HC_OK;
+    }
+    if (t != HC_F16) return hc_error(HC_E_UNSUPPORTED, "cpu device: store_rows into %s", hc_dtype_name(t));
+    hc_cpu_f32_to_f16(src, dst, n);   /* F16C where the CPU has it; a KV row is too small to split */
+    return HC_OK;
+}
+
+static hc_status cpu_host_parallel(hc_device *d, void (*fn)(void *ctx, int ith, int nth), void *ctx)
+{
+    hc_pool_run(impl(d)->pool, fn, ctx);
+    return HC_OK;
+}
+
 /* ---------------- life cycle ---------------- */
 
 static void cpu_destroy(hc_device *d)
@@ -412,6 +433,8 @@ static const hc_device_ops cpu_ops = {
     .scale = cpu_scale,
     .mem_used = cpu_mem_used,
     .destroy = cpu_destroy,
+    .store_rows = cpu_store_rows,
+    .host_parallel = cpu_host_parallel,
 };
 
 hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)

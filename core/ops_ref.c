@@ -72,18 +72,26 @@ void hc_ref_rope_apply(float *x, int n_head, int head_dim, int n_rot, const floa
     }
 }
 
+/* Element i of a KV cache array of a->kv_dtype (f32, or f16 widened exactly). */
+static float cache_at(const hc_attn_args *a, const float *cache, size_t i)
+{
+    if (a->kv_dtype == HC_F16) return hc_f16_to_f32(((const uint16_t *)cache)[i]);
+    return cache[i];
+}
+
+/* Reads the cache in a->kv_dtype: the same computation over f16 rows as over their f32 values. */
 void hc_ref_attention_head(const hc_attn_args *a, int t, int h, float *scores)
 {
     int hd = a->head_dim;
-    int kv_dim = a->n_head_kv * hd;
+    size_t kv_dim = (size_t)a->n_head_kv * hd;
     int kvh = h / (a->n_head / a->n_head_kv);
     const float *q = a->q + (size_t)t * a->n_head * hd + (size_t)h * hd;
     int n_keys = a->pos0 + t + 1;
     float max = -INFINITY;
     for (int j = 0; j < n_keys; j++) {
-        const float *k = a->k_cache + (size_t)j * kv_dim + (size_t)kvh * hd;
+        size_t k = (size_t)j * kv_dim + (size_t)kvh * hd;
         float s = 0.0f;
-        for (int i = 0; i < hd; i++) s += q[i] * k[i];
+        for (int i = 0; i < hd; i++) s += q[i] * cache_at(a, a->k_cache, k + i);
         s *= a->scale;
         scores[j] = s;
         if (s > max) max = s;
@@ -97,8 +105,8 @@ void hc_ref_attention_head(const hc_attn_args *a, int t, int h, float *scores)
     float *out = a->out + (size_t)t * a->n_head * hd + (size_t)h * hd;
     memset(out, 0, (size_t)hd * sizeof *out);
     for (int j = 0; j < n_keys; j++) {
-        const float *v = a->v_cache + (size_t)j * kv_dim + (size_t)kvh * hd;
+        size_t v = (size_t)j * kv_dim + (size_t)kvh * hd;
         float p = scores[j] * inv;
-        for (int i = 0; i < hd; i++) out[i] += p * v[i];
+        for (int i = 0; i < hd; i++) out[i] += p * cache_at(a, a->v_cache, v + i);
     }
 }

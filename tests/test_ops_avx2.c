@@ -154,9 +154,9 @@ typedef struct attn_case {
     int n_head, n_head_kv, head_dim, n_tok, pos0;
 } attn_case;
 
-/* Runs a through the cpu device with `threads` threads and compares every output with the
- * reference of each (token, head). */
-static void check_attention(const attn_case *c, int threads, unsigned seed)
+/* Runs a through the cpu device with `threads` threads over a KV cache of kv_dtype (f32 or f16) and
+ * compares every output with the reference of each (token, head) over the same cache. */
+static void check_attention_kv(const attn_case *c, int threads, unsigned seed, hc_dtype kv_dtype)
 {
     int n_ctx = c->pos0 + c->n_tok + 3, kv_dim = c->n_head_kv * c->head_dim, qd = c->n_head * c->head_dim;
     float *q = malloc(sizeof(float) * c->n_tok * qd), *k = malloc(sizeof(float) * n_ctx * kv_dim);
@@ -167,9 +167,12 @@ static void check_attention(const attn_case *c, int threads, unsigned seed)
     for (int i = 0; i < c->n_tok * qd; i++) q[i] = frand(&s) * 3;
     for (int i = 0; i < n_ctx * kv_dim; i++) k[i] = frand(&s), v[i] = frand(&s);
     for (int i = 0; i < c->n_tok * qd; i++) out[i] = NAN;
+    if (kv_dtype == HC_F16) { /* the cache rows in f16, packed in place of the f32 ones */
+        for (int i = 0; i < n_ctx * kv_dim; i++) ((uint16_t *)k)[i] = hc_f32_to_f16(k[i]), ((uint16_t *)v)[i] = hc_f32_to_f16(v[i]);
+    }
     hc_attn_args a = { .q = q, .k_cache = k, .v_cache = v, .out = ref, .n_tok = c->n_tok, .pos0 = c->pos0, .n_ctx = n_ctx,
                        .n_head = c->n_head, .n_head_kv = c->n_head_kv, .head_dim = c->head_dim,
-                       .scale = 1.0f / sqrtf((float)c->head_dim) };
+                       .scale = 1.0f / sqrtf((float)c->head_dim), .kv_dtype = kv_dtype };
     for (int t = 0; t < c->n_tok; t++)
         for (int h = 0; h < c->n_head; h++) hc_ref_attention_head(&a, t, h, scores);
     hc_device *d = NULL;
@@ -188,6 +191,12 @@ static void check_attention(const attn_case *c, int threads, unsigned seed)
     CU_ASSERT(worst < 2e-6);
     d->ops->destroy(d);
     free(q), free(k), free(v), free(out), free(ref), free(scores);
+}
+
+static void check_attention(const attn_case *c, int threads, unsigned seed)
+{
+    check_attention_kv(c, threads, seed, HC_F32);
+    check_attention_kv(c, threads, seed, HC_F16);
 }
 
 static void test_attention_shapes(void)
@@ -331,6 +340,28 @@ static void test_matmul_batched_extremes(void)
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_batched(types[i], 256, 12, 9, 0, 12, 12, 1, 5);
 }
 
+/* The cpu device's store_rows into f16 rounds every value as the scalar conversion does (F16C). */
+static void test_store_rows_f16(void)
+{
+    enum { N = 203 };
+    float x[N];
+    uint16_t got[N];
+    unsigned s = 11;
+    for (int i = 0; i < N; i++) x[i] = frand(&s) * (i % 7 == 0 ? 70000.0f : 3.0f);
+    x[0] = 1e-8f, x[1] = -0.0f, x[2] = 65504.0f;
+    hc_device *d = NULL;
+    hc_device_config cfg = { .n_threads = 1 };
+    HC_ASSERT_OK(hc_cpu_device_create(&cfg, &d));
+    for (int n = 0; n <= N; n += 29) {
+        memset(got, 0xAB, sizeof got);
+        HC_ASSERT_OK(d->ops->store_rows(d, got, HC_F16, x, (size_t)n));
+        for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(got[i], hc_f32_to_f16(x[i]));
+        if (n < N) CU_ASSERT_EQUAL(got[n], 0xABAB);   /* nothing past n */
+    }
+    CU_ASSERT_NOT_EQUAL(d->ops->store_rows(d, got, HC_Q8_0, x, 4), HC_OK);
+    d->ops->destroy(d);
+}
+
 int main(void)
 {
     const hc_test_case cases[] = {
@@ -342,6 +373,7 @@ int main(void)
         { "attention shapes and threads", test_attention_shapes },
         { "attention long context", test_attention_long },
         { "attention work split", test_attention_split },
+        { "store_rows into f16", test_store_rows_f16 },
         { "batched matmul against the reference", test_matmul_batched },
         { "batched matmul int16 limits", test_matmul_batched_extremes },
         { NULL, NULL },

@@ -43,7 +43,12 @@ static void test_good_plugin_loads(void)
     hc_registry_free(r);
 }
 
-static void test_wrong_abi(void) { expect_refused("wrong_abi", "ABI version 2, but this hcinfer has ABI version 1"); }
+static void test_wrong_abi(void)
+{
+    char want[128];
+    snprintf(want, sizeof want, "ABI version %u, but this hcinfer has ABI version %u", HC_ABI_VERSION + 1, HC_ABI_VERSION);
+    expect_refused("wrong_abi", want);
+}
 static void test_no_entry(void) { expect_refused("no_entry", "no entry point"); }
 static void test_null_descriptor(void) { expect_refused("null_desc", "returned no descriptor"); }
 static void test_missing_function(void) { expect_refused("missing_fn", "lacks the required function create"); }

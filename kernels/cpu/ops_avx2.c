@@ -1,7 +1,8 @@
-/* ops_avx2.c: AVX2/FMA kernels of the decoder's non-matmul ops: a vectorized e^x, RMSNorm, SwiGLU,
- * add, scale, RoPE, and grouped-query attention that reads each K/V row once for the heads sharing it. */
+/* ops_avx2.c: AVX2/FMA/F16C kernels of the decoder's non-matmul ops: a vectorized e^x, RMSNorm, SwiGLU,
+ * add, scale, RoPE, f32 -> f16 rows, and grouped-query attention over an f32 or f16 KV cache. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ops_cpu.h"
@@ -172,13 +173,33 @@ void hc_rope_avx2(float *x, int n_head, int head_dim, int n_rot, const float *co
     }
 }
 
+/* ---------------- f32 -> f16 ---------------- */
+
+void hc_f32_to_f16_avx2(const float *x, uint16_t *y, size_t n)
+{
+    const int rne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), rne));
+        _mm_storeu_si128((__m128i *)(y + i + 8), _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), rne));
+    }
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), rne));
+    if (i < n) {
+        uint16_t tail[8];
+        _mm_storeu_si128((__m128i *)tail, _mm256_cvtps_ph(_mm256_maskload_ps(x + i, tail_mask((int)(n - i))), rne));
+        memcpy(y + i, tail, (n - i) * sizeof *tail);
+    }
+}
+
 /* ---------------- attention ----------------
  * The queries of a group share one kv head (the heads of that kv head, for a block of tokens).
  * Three passes over the keys the group sees, each by blocks of ATT_KB keys whose K (or V) rows
  * stay in L1 while every query of the group uses them:
  *   1. scores s = scale q.k, 3 queries x 4 keys a tile (4 sums reduced by horizontal adds);
  *   2. per query: max, e^(s - max) in place, their sum;
- *   3. out = sum_j e_j v_j, then / sum (or kept unnormalized with max and sum: split keys). */
+ *   3. out = sum_j e_j v_j, then / sum (or kept unnormalized with max and sum: split keys).
+ * The cache holds f32 or f16 (F16 below, a constant in every inlined copy): f16 rows are widened
+ * by F16C as they are loaded, so an f16 cache costs half the memory traffic and the same math. */
 #define ATT_KB 64
 #define ATT_MAX_Q 128   /* queries of a group: a block of tokens times the heads of a kv head */
 
@@ -191,8 +212,33 @@ typedef struct att_query {
     int kvh;         /* its kv head */
 } att_query;
 
+/* Element i of a cache array (f16 or f32) as an address. */
+AI const void *kv_at(const int F16, const void *base, size_t i)
+{
+    return F16 ? (const void *)((const uint16_t *)base + i) : (const void *)((const float *)base + i);
+}
+
+/* 8 cache elements from element i on, as floats. */
+AI __m256 kv_load8(const int F16, const void *base, size_t i)
+{
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)))
+               : _mm256_loadu_ps((const float *)base + i);
+}
+
+/* Rows this far ahead are prefetched (the part of them one kv head reads): decoding reads the cache
+ * once, with strides the hardware prefetchers do not run far enough ahead on. */
+#define ATT_PREFETCH_ROWS 32
+
+/* Prefetches n elements (a multiple of 64 bytes' worth, or less) at element i of base. */
+AI void kv_prefetch(const int F16, const void *base, size_t i, int n)
+{
+    const char *p = kv_at(F16, base, i);
+    for (int b = 0; b < n * (F16 ? 2 : 4); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
 /* Scores of R queries that see the same keys, for keys [j0, j1); s indexes from k0. */
-AI void qk_tile(const int R, const att_query *qs, const float *kc, size_t ks, int hd, float scale, int j0, int j1, int k0)
+AI void qk_tile(const int R, const int F16, const att_query *qs, const void *kc, size_t ks, int hd, float scale,
+                int j0, int j1, int k0)
 {
     const __m256 vscale = _mm256_set1_ps(scale);
     int j = j0;
@@ -200,10 +246,11 @@ AI void qk_tile(const int R, const att_query *qs, const float *kc, size_t ks, in
         __m256 acc[3][4];
         _Pragma("GCC unroll 3") for (int r = 0; r < R; r++)
             _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
-        const float *k = kc + (size_t)j * ks;
+        const void *k = kv_at(F16, kc, (size_t)j * ks);
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) kv_prefetch(F16, k, (size_t)(ATT_PREFETCH_ROWS + c) * ks, hd);
         for (int i = 0; i < hd; i += 8) {
             __m256 kv[4];
-            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) kv[c] = _mm256_loadu_ps(k + (size_t)c * ks + i);
+            _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) kv[c] = kv_load8(F16, k, (size_t)c * ks + i);
             _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) {
                 __m256 qv = _mm256_loadu_ps(qs[r].q + i);
                 _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(qv, kv[c], acc[r][c]);
@@ -216,14 +263,28 @@ AI void qk_tile(const int R, const att_query *qs, const float *kc, size_t ks, in
         }
     }
     for (; j < j1; j++) {
-        const float *k = kc + (size_t)j * ks;
+        const void *k = kv_at(F16, kc, (size_t)j * ks);
         __m256 acc[3];
         _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
         for (int i = 0; i < hd; i += 8) {
-            __m256 kv = _mm256_loadu_ps(k + i);
+            __m256 kv = kv_load8(F16, k, (size_t)i);
             _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(qs[r].q + i), kv, acc[r]);
         }
         _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) qs[r].s[j - k0] = hsum8(acc[r]) * scale;
+    }
+}
+
+/* The scores of n (1..3) queries of the same kv head and keys; one copy per cache type. */
+static void qk_run(int f16, int n, const att_query *qs, const void *kc, size_t ks, int hd, float scale, int j0, int j1, int k0)
+{
+    if (f16) {
+        if (n == 3) qk_tile(3, 1, qs, kc, ks, hd, scale, j0, j1, k0);
+        else if (n == 2) qk_tile(2, 1, qs, kc, ks, hd, scale, j0, j1, k0);
+        else qk_tile(1, 1, qs, kc, ks, hd, scale, j0, j1, k0);
+    } else {
+        if (n == 3) qk_tile(3, 0, qs, kc, ks, hd, scale, j0, j1, k0);
+        else if (n == 2) qk_tile(2, 0, qs, kc, ks, hd, scale, j0, j1, k0);
+        else qk_tile(1, 0, qs, kc, ks, hd, scale, j0, j1, k0);
     }
 }
 
@@ -252,8 +313,8 @@ static float softmax_row(float *s, int n, float *max_out)
     return hsum8(sum);
 }
 
-/* o[0 .. 8 NV) += sum over j < n of p[j] v_j[0 .. 8 NV) (rows of v ks floats apart). */
-AI void pv_chunk(const int NV, const float *p, const float *v, size_t ks, int n, float *o)
+/* o[0 .. 8 NV) += sum over j < n of p[j] v_j[0 .. 8 NV) (rows of v ks elements apart). */
+AI void pv_chunk(const int NV, const int F16, const float *p, const void *v, size_t ks, int n, float *o)
 {
     __m256 acc[8], acc2[8];
     _Pragma("GCC unroll 8") for (int c = 0; c < NV; c++) acc[c] = _mm256_loadu_ps(o + 8 * c), acc2[c] = _mm256_setzero_ps();
@@ -261,35 +322,44 @@ AI void pv_chunk(const int NV, const float *p, const float *v, size_t ks, int n,
     if (NV <= 4) {   /* short rows: two chains, so that the FMA latency is hidden */
         for (; j + 2 <= n; j += 2) {
             __m256 p0 = _mm256_broadcast_ss(p + j), p1 = _mm256_broadcast_ss(p + j + 1);
-            const float *v0 = v + (size_t)j * ks, *v1 = v0 + ks;
+            const void *v0 = kv_at(F16, v, (size_t)j * ks), *v1 = kv_at(F16, v0, ks);
+            kv_prefetch(F16, v0, (size_t)ATT_PREFETCH_ROWS * ks, 8 * NV);
+            kv_prefetch(F16, v1, (size_t)ATT_PREFETCH_ROWS * ks, 8 * NV);
             _Pragma("GCC unroll 8") for (int c = 0; c < NV; c++) {
-                acc[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), acc[c]);
-                acc2[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), acc2[c]);
+                acc[c] = _mm256_fmadd_ps(p0, kv_load8(F16, v0, 8 * (size_t)c), acc[c]);
+                acc2[c] = _mm256_fmadd_ps(p1, kv_load8(F16, v1, 8 * (size_t)c), acc2[c]);
             }
         }
     }
     for (; j < n; j++) {
         __m256 pj = _mm256_broadcast_ss(p + j);
-        const float *vj = v + (size_t)j * ks;
-        _Pragma("GCC unroll 8") for (int c = 0; c < NV; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+        const void *vj = kv_at(F16, v, (size_t)j * ks);
+        kv_prefetch(F16, vj, (size_t)ATT_PREFETCH_ROWS * ks, 8 * NV);
+        _Pragma("GCC unroll 8") for (int c = 0; c < NV; c++) acc[c] = _mm256_fmadd_ps(pj, kv_load8(F16, vj, 8 * (size_t)c), acc[c]);
     }
     _Pragma("GCC unroll 8") for (int c = 0; c < NV; c++) _mm256_storeu_ps(o + 8 * c, NV <= 4 ? _mm256_add_ps(acc[c], acc2[c]) : acc[c]);
 }
 
-static void pv_row(const float *p, const float *v, size_t ks, int n, int hd, float *o)
+AI void pv_row_t(const int F16, const float *p, const void *v, size_t ks, int n, int hd, float *o)
 {
-    for (int d0 = 0; d0 < hd; d0 += 64, v += 64, o += 64) {
+    for (int d0 = 0; d0 < hd; d0 += 64, v = kv_at(F16, v, 64), o += 64) {
         switch ((hd - d0 >= 64 ? 64 : hd - d0) / 8) {
-        case 8: pv_chunk(8, p, v, ks, n, o); break;
-        case 7: pv_chunk(7, p, v, ks, n, o); break;
-        case 6: pv_chunk(6, p, v, ks, n, o); break;
-        case 5: pv_chunk(5, p, v, ks, n, o); break;
-        case 4: pv_chunk(4, p, v, ks, n, o); break;
-        case 3: pv_chunk(3, p, v, ks, n, o); break;
-        case 2: pv_chunk(2, p, v, ks, n, o); break;
-        default: pv_chunk(1, p, v, ks, n, o); break;
+        case 8: pv_chunk(8, F16, p, v, ks, n, o); break;
+        case 7: pv_chunk(7, F16, p, v, ks, n, o); break;
+        case 6: pv_chunk(6, F16, p, v, ks, n, o); break;
+        case 5: pv_chunk(5, F16, p, v, ks, n, o); break;
+        case 4: pv_chunk(4, F16, p, v, ks, n, o); break;
+        case 3: pv_chunk(3, F16, p, v, ks, n, o); break;
+        case 2: pv_chunk(2, F16, p, v, ks, n, o); break;
+        default: pv_chunk(1, F16, p, v, ks, n, o); break;
         }
     }
+}
+
+static void pv_row(int f16, const float *p, const void *v, size_t ks, int n, int hd, float *o)
+{
+    if (f16) pv_row_t(1, p, v, ks, n, hd, o);
+    else pv_row_t(0, p, v, ks, n, hd, o);
 }
 
 /* A group of queries over keys [k0, k0 + n_keys of each query). Queries of the same kv head that
@@ -297,7 +367,7 @@ static void pv_row(const float *p, const float *v, size_t ks, int n, int hd, flo
  * The key blocks are the outer loop, so K and V are read in address order. */
 static void attn_group(const hc_attn_args *a, att_query *qs, int n_q, int k0)
 {
-    const int hd = a->head_dim;
+    const int hd = a->head_dim, f16 = a->kv_dtype == HC_F16;
     const size_t ks = (size_t)a->n_head_kv * hd;
     int kmax = k0;
     for (int i = 0; i < n_q; i++) kmax = k0 + qs[i].n_keys > kmax ? k0 + qs[i].n_keys : kmax;
@@ -307,12 +377,8 @@ static void attn_group(const hc_attn_args *a, att_query *qs, int n_q, int k0)
             int n = 1;
             while (i + n < n_q && n < 3 && qs[i + n].n_keys == qs[i].n_keys && qs[i + n].kvh == qs[i].kvh) n++;
             int je = k0 + qs[i].n_keys < kbe ? k0 + qs[i].n_keys : kbe;
-            const float *kc = a->k_cache + (size_t)qs[i].kvh * hd;
-            if (kb < je) {
-                if (n == 3) qk_tile(3, qs + i, kc, ks, hd, a->scale, kb, je, k0);
-                else if (n == 2) qk_tile(2, qs + i, kc, ks, hd, a->scale, kb, je, k0);
-                else qk_tile(1, qs + i, kc, ks, hd, a->scale, kb, je, k0);
-            }
+            const void *kc = f16 ? kv_at(1, a->k_cache, (size_t)qs[i].kvh * hd) : kv_at(0, a->k_cache, (size_t)qs[i].kvh * hd);
+            if (kb < je) qk_run(f16, n, qs + i, kc, ks, hd, a->scale, kb, je, k0);
             i += n;
         }
     }
@@ -326,8 +392,9 @@ static void attn_group(const hc_attn_args *a, att_query *qs, int n_q, int k0)
         int kbe = kb + ATT_KB < kmax ? kb + ATT_KB : kmax;
         for (int i = 0; i < n_q; i++) {
             int je = k0 + qs[i].n_keys < kbe ? k0 + qs[i].n_keys : kbe;
-            const float *vc = a->v_cache + (size_t)qs[i].kvh * hd;
-            if (kb < je) pv_row(qs[i].s + (kb - k0), vc + (size_t)kb * ks, ks, je - kb, hd, qs[i].out);
+            size_t at = (size_t)kb * ks + (size_t)qs[i].kvh * hd;
+            const void *vc = f16 ? kv_at(1, a->v_cache, at) : kv_at(0, a->v_cache, at);
+            if (kb < je) pv_row(f16, qs[i].s + (kb - k0), vc, ks, je - kb, hd, qs[i].out);
         }
     }
     for (int i = 0; i < n_q; i++) {
@@ -342,7 +409,8 @@ static void attn_group(const hc_attn_args *a, att_query *qs, int n_q, int k0)
 
 int hc_attention_avx2_fits(const hc_attn_args *a)
 {
-    return a->head_dim > 0 && a->head_dim % 8 == 0 && a->n_head / a->n_head_kv <= ATT_MAX_Q;
+    return a->head_dim > 0 && a->head_dim % 8 == 0 && a->n_head / a->n_head_kv <= ATT_MAX_Q &&
+           (a->kv_dtype == HC_F32 || a->kv_dtype == HC_F16);
 }
 
 void hc_attention_units_avx2(const hc_attn_args *a, long u0, long u1, float *scratch)

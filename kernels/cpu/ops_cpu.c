@@ -44,6 +44,15 @@ void hc_cpu_rope(float *x, int n_head, int head_dim, int n_rot, const float *cos
     else hc_ref_rope_apply(x, n_head, head_dim, n_rot, cos, sin, mode);
 }
 
+void hc_cpu_f32_to_f16(const float *x, uint16_t *y, size_t n)
+{
+    if (hc_cpu_has_avx2()) {
+        hc_f32_to_f16_avx2(x, y, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) y[i] = hc_f32_to_f16(x[i]);
+}
+
 /* ---------------- attention ---------------- */
 
 /* A unit's cost in keys: the keys it sees plus a fixed part (its query, softmax, output). */

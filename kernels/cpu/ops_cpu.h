@@ -1,9 +1,10 @@
-/* ops_cpu.h: the cpu device's non-matmul kernels (RMSNorm, SwiGLU, add, scale, RoPE, attention):
+/* ops_cpu.h: the cpu device's non-matmul kernels (RMSNorm, SwiGLU, add, scale, RoPE, f16 rows, attention):
  * dispatchers that run the AVX2/FMA versions when the CPU has them and core/ops_ref.c otherwise. */
 #ifndef HC_OPS_CPU_H
 #define HC_OPS_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hc/hc_device.h"
 
@@ -24,8 +25,10 @@ void hc_cpu_scale(float *x, size_t n, float s);
 /* hc_ref_rope_apply: one token's heads rotated by that position's cos/sin rows (n_rot/2 each). */
 void hc_cpu_rope(float *x, int n_head, int head_dim, int n_rot, const float *cos, const float *sin,
                  hc_rope_mode mode);
+/* y[i] = x[i] rounded to f16 (to nearest even, as hc_f32_to_f16, bit for bit): an f16 KV cache. */
+void hc_cpu_f32_to_f16(const float *x, uint16_t *y, size_t n);
 
-/* ---- attention ----
+/* ---- attention (over an f32 or an f16 KV cache: a->kv_dtype) ----
  * The work of one call is divided over nth threads in one of two ways:
  *  - by (token, head) units, token-major (unit u = t * n_head + h), in contiguous ranges of equal
  *    cost (a token's cost grows with the keys it sees); every unit's output is final;
@@ -73,10 +76,11 @@ void hc_add_avx2(float *y, const float *x, size_t n);
 void hc_scale_avx2(float *x, size_t n, float s);
 void hc_rope_avx2(float *x, int n_head, int head_dim, int n_rot, const float *cos, const float *sin,
                   hc_rope_mode mode);
+void hc_f32_to_f16_avx2(const float *x, uint16_t *y, size_t n);
 /* y[i] = e^x[i] by the vectorized approximation attention and SwiGLU use (relative error below
  * 1e-6 over [-88, 88], 0 below -103, +inf above 88.73): exposed for the tests. */
 void hc_exp_avx2(const float *x, float *y, size_t n);
-/* 1 when the AVX2 attention handles this shape (head_dim a multiple of 8). */
+/* 1 when the AVX2 attention handles this shape (head_dim a multiple of 8) and cache (f32 or f16). */
 int hc_attention_avx2_fits(const hc_attn_args *a);
 /* Final outputs of the units [u0, u1) (see above); scratch as for hc_cpu_attention_part. */
 void hc_attention_units_avx2(const hc_attn_args *a, long u0, long u1, float *scratch);

@@ -505,6 +505,7 @@ static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int he
 static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 {
     cuda_device *c = impl(d);
+    if (a->kv_dtype != HC_F32) return hc_error(HC_E_UNSUPPORTED, "cuda attention: only an f32 KV cache is implemented");
     if (a->pos0 < 0 || a->pos0 + a->n_tok > a->n_ctx)
         return hc_error(HC_E_STATE, "cuda attention: positions %d..%d exceed the context of %d", a->pos0,
                         a->pos0 + a->n_tok - 1, a->n_ctx);

@@ -34,6 +34,8 @@ typedef struct hc_attn_args {
     int n_tok, pos0, n_ctx;
     int n_head, n_head_kv, head_dim;
     float scale;           /* usually 1/sqrt(head_dim) */
+    hc_dtype kv_dtype;     /* element type of k_cache and v_cache: HC_F32 (0), or HC_F16 on devices
+                              that can attend over it (the pointers then really hold uint16_t) */
 } hc_attn_args;
 
 /* Activations are f32, row-major [n_tok][width], in device memory. Ops are enqueued in order on
@@ -80,6 +82,13 @@ typedef struct hc_device_ops {
     /* bookkeeping */
     size_t (*mem_used)(hc_device *d);
     void (*destroy)(hc_device *d);
+
+    /* optional (NULL where absent) */
+    /* dst (of dst_type: HC_F32 or HC_F16) = n floats of src, converted: a KV cache in f16 */
+    hc_status (*store_rows)(hc_device *d, void *dst, hc_dtype dst_type, const float *src, size_t n);
+    /* runs fn(ctx, ith, nth) on each of the device's threads and returns when all are done; only
+       for devices whose memory is host memory (the cpu device): host code on the device's cores */
+    hc_status (*host_parallel)(hc_device *d, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 } hc_device_ops;
 
 struct hc_device {
