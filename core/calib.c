@@ -3,6 +3,8 @@
 #include "calib.h"
 
 #include <cblas.h>
+
+#include "moe.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,16 +13,18 @@ hc_input_class hc_proj_input_class(hc_proj p)
     switch (p) {
     case HC_PROJ_Q: case HC_PROJ_K: case HC_PROJ_V: return HC_IN_ATTN;
     case HC_PROJ_O: return HC_IN_ATT_OUT;
-    case HC_PROJ_GATE: case HC_PROJ_UP: return HC_IN_FFN;
+    case HC_PROJ_GATE: case HC_PROJ_UP: case HC_PROJ_GATE_SHEXP: case HC_PROJ_UP_SHEXP: return HC_IN_FFN;
+    case HC_PROJ_DOWN_SHEXP: return HC_IN_DOWN_SHEXP;
     default: return HC_IN_DOWN;
     }
 }
 
+/* The sums are allocated when the first tokens arrive: a MoE model has inputs that never occur
+ * (the dense FFN's) and experts calibration may never route to. */
 static hc_status moment_init(hc_moment *m, int width)
 {
     m->width = width;
-    m->sum = calloc((size_t)width * width, sizeof *m->sum);
-    return m->sum ? HC_OK : hc_error(HC_E_NOMEM, "calibration: out of memory for a %d x %d moment", width, width);
+    return HC_OK;
 }
 
 hc_status hc_calib_create(const hc_model *m, int threads, hc_calib **out)
@@ -32,9 +36,19 @@ hc_status hc_calib_create(const hc_model *m, int threads, hc_calib **out)
     cal->threads = threads > 0 ? threads : 1;
     hc_status st = HC_OK;
     if (!(cal->layer = calloc((size_t)c->n_layer * HC_IN_CLASSES, sizeof *cal->layer))) st = hc_error(HC_E_NOMEM, "calibration: out of memory");
-    const int width[HC_IN_CLASSES] = { c->dim, c->n_head * c->head_dim, c->dim, c->ffn_dim };
+    const int width[HC_IN_CLASSES] = { c->dim, c->n_head * c->head_dim, c->dim, c->ffn_dim, c->shexp_ffn_dim };
     for (int l = 0; l < c->n_layer && st == HC_OK; l++)
         for (int k = 0; k < HC_IN_CLASSES && st == HC_OK; k++) st = moment_init(&cal->layer[l * HC_IN_CLASSES + k], width[k]);
+    if (st == HC_OK && c->n_expert > 0) {
+        size_t n = (size_t)c->n_layer * c->n_expert;
+        cal->n_expert = c->n_expert;
+        if (!(cal->expert = calloc(n * HC_EXP_IN_COUNT, sizeof *cal->expert)) || !(cal->routed = calloc(n, sizeof *cal->routed)))
+            st = hc_error(HC_E_NOMEM, "calibration: out of memory");
+        for (size_t i = 0; st == HC_OK && i < n; i++) {
+            cal->expert[i * HC_EXP_IN_COUNT + HC_EXP_IN_FFN].width = c->dim;
+            cal->expert[i * HC_EXP_IN_COUNT + HC_EXP_IN_DOWN].width = c->expert_ffn_dim;
+        }
+    }
     if (st == HC_OK) st = moment_init(&cal->head, c->dim);
     if (st != HC_OK) {
         hc_calib_free(cal);
@@ -49,6 +63,9 @@ void hc_calib_free(hc_calib *c)
     if (!c) return;
     for (int i = 0; c->layer && i < c->n_layer * HC_IN_CLASSES; i++) free(c->layer[i].sum);
     free(c->layer);
+    for (int i = 0; c->expert && i < c->n_layer * c->n_expert * HC_EXP_IN_COUNT; i++) free(c->expert[i].sum);
+    free(c->expert);
+    free(c->routed);
     free(c->head.sum);
     free(c->scratch);
     free(c);
@@ -61,10 +78,25 @@ const hc_moment *hc_calib_moment(const hc_calib *c, int layer, int proj)
     return &c->layer[layer * HC_IN_CLASSES + hc_proj_input_class(proj)];
 }
 
+const hc_moment *hc_calib_expert_moment(const hc_calib *c, int layer, int proj, int expert)
+{
+    if (!c->expert || layer < 0 || layer >= c->n_layer || expert < 0 || expert >= c->n_expert) return NULL;
+    int k = proj == HC_PROJ_DOWN ? HC_EXP_IN_DOWN : proj == HC_PROJ_GATE || proj == HC_PROJ_UP ? HC_EXP_IN_FFN : -1;
+    return k < 0 ? NULL : &c->expert[((size_t)layer * c->n_expert + expert) * HC_EXP_IN_COUNT + k];
+}
+
+double hc_calib_routing_frequency(const hc_calib *c, int layer, int expert)
+{
+    if (!c->routed || c->tokens <= 0 || layer < 0 || layer >= c->n_layer || expert < 0 || expert >= c->n_expert) return -1;
+    return (double)c->routed[(size_t)layer * c->n_expert + expert] / (double)c->tokens;
+}
+
 /* Adds the rows' X^T X (upper triangle) to the moment. */
 static hc_status accumulate(hc_calib *cal, hc_moment *m, const float *x, int n_rows)
 {
     size_t w = (size_t)m->width;
+    if (!m->sum && !(m->sum = calloc(w * w, sizeof *m->sum)))
+        return hc_error(HC_E_NOMEM, "calibration: out of memory for a %zu x %zu moment", w, w);
     if (cal->scratch_n < w * w) {
         float *p = realloc(cal->scratch, w * w * sizeof *p);
         if (!p) return hc_error(HC_E_NOMEM, "calibration: out of memory");
@@ -85,9 +117,22 @@ static hc_status observe(void *arg, const hc_stage *s, const float *input, int n
     hc_calib *cal = arg;
     if (s->layer < 0) return accumulate(cal, &cal->head, input, n_rows);
     /* projections sharing an input are counted once: at the first of each class */
-    if (s->proj != HC_PROJ_Q && s->proj != HC_PROJ_O && s->proj != HC_PROJ_GATE && s->proj != HC_PROJ_DOWN) return HC_OK;
+    if (s->proj != HC_PROJ_Q && s->proj != HC_PROJ_O && s->proj != HC_PROJ_GATE && s->proj != HC_PROJ_DOWN &&
+        s->proj != HC_PROJ_GATE_SHEXP && s->proj != HC_PROJ_DOWN_SHEXP)
+        return HC_OK;
     hc_moment *m = (hc_moment *)hc_calib_moment(cal, s->layer, s->proj);
     if (!m || m->width != width) return hc_error(HC_E_STATE, "calibration: stage %s has an unexpected input width %d", s->name, width);
+    return accumulate(cal, m, input, n_rows);
+}
+
+/* The rows routed to one expert (MoE stages call this for gate and down; up shares gate's input). */
+static hc_status observe_expert(void *arg, int layer, int proj, int expert, const float *input, int n_rows, int width)
+{
+    hc_calib *cal = arg;
+    hc_moment *m = (hc_moment *)hc_calib_expert_moment(cal, layer, proj, expert);
+    if (!m || m->width != width)
+        return hc_error(HC_E_STATE, "calibration: expert %d of layer %d has an unexpected input width %d", expert, layer, width);
+    if (proj == HC_PROJ_GATE) cal->routed[(size_t)layer * cal->n_expert + expert] += n_rows;
     return accumulate(cal, m, input, n_rows);
 }
 
@@ -98,6 +143,10 @@ hc_status hc_calib_run(hc_calib *cal, hc_context *ctx, const int32_t *tokens, in
     if (seq_len <= 0 || seq_len > ctx->n_ctx) return hc_error(HC_E_ARG, "calibration: sequence length %d does not fit the context of %d", seq_len, ctx->n_ctx);
     ctx->observer = observe;
     ctx->observer_ctx = cal;
+    if (ctx->moe) {
+        ctx->moe->observer = observe_expert;
+        ctx->moe->observer_ctx = cal;
+    }
     hc_status st = HC_OK;
     const float *logits;
     for (int64_t done = 0; done + 1 < n && st == HC_OK; done += seq_len) {
@@ -113,6 +162,7 @@ hc_status hc_calib_run(hc_calib *cal, hc_context *ctx, const int32_t *tokens, in
     }
     ctx->observer = NULL;
     ctx->observer_ctx = NULL;
+    if (ctx->moe) ctx->moe->observer = NULL;
     hc_context_reset(ctx);
     return st;
 }

@@ -11,6 +11,7 @@
 
 static const char *const proj_names[HC_PROJ_COUNT] = {
     "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+    "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
 };
 
 const char *hc_proj_name(hc_proj p) { return (p >= 0 && p < HC_PROJ_COUNT) ? proj_names[p] : "?"; }
@@ -39,9 +40,15 @@ void hc_model_for_each_tensor(hc_model *m, void (*fn)(hc_tensor *t, void *ctx), 
         fn(&L->attn_norm, ctx);
         fn(&L->ffn_norm, ctx);
         for (int p = 0; p < HC_PROJ_COUNT; p++) {
-            fn(&L->proj[p], ctx);
+            if (L->proj[p].data) fn(&L->proj[p], ctx);
             if (L->bias[p].data) fn(&L->bias[p], ctx);
         }
+        if (L->attn_q_norm.data) fn(&L->attn_q_norm, ctx);
+        if (L->attn_k_norm.data) fn(&L->attn_k_norm, ctx);
+        if (L->moe.router.data) fn(&L->moe.router, ctx);
+        for (int k = 0; k < HC_EXP_COUNT; k++)
+            if (L->moe.exps[k].data) fn(&L->moe.exps[k], ctx);
+        if (L->moe.shexp_gate.data) fn(&L->moe.shexp_gate, ctx);
     }
     fn(&m->out_norm, ctx);
     if (!m->cfg.tied_output) fn(&m->output, ctx);
@@ -70,6 +77,8 @@ void hc_model_free(hc_model *m)
     for (int i = 0; i < m->n_formats; i++) hc_quant_format_free(m->formats[i]);
     free(m->formats);
     free(m->owned);
+    for (int l = 0; m->layers && l < m->cfg.n_layer; l++)
+        for (int k = 0; k < HC_EXP_COUNT; k++) free(m->layers[l].moe.branch[k]);
     free(m->layers);
     if (m->map) munmap(m->map, m->map_size);
     hc_gguf_close(m->gguf);
@@ -116,13 +125,18 @@ size_t hc_model_bytes_per_token(const hc_model *m)
         const hc_layer *L = &m->layers[l];
         total += tensor_bytes(&L->attn_norm) + tensor_bytes(&L->ffn_norm);
         for (int p = 0; p < HC_PROJ_COUNT; p++) total += tensor_bytes(&L->proj[p]) + tensor_bytes(&L->bias[p]);
+        total += tensor_bytes(&L->attn_q_norm) + tensor_bytes(&L->attn_k_norm);
+        /* a MoE layer: the router, the shared expert's gate, and k of the E experts */
+        total += tensor_bytes(&L->moe.router) + tensor_bytes(&L->moe.shexp_gate);
+        for (int k = 0; k < HC_EXP_COUNT && m->cfg.n_expert > 0; k++)
+            total += tensor_bytes(&L->moe.exps[k]) / (size_t)m->cfg.n_expert * (size_t)m->cfg.n_expert_used;
     }
     total += tensor_bytes(&m->out_norm) + tensor_bytes(&m->output);
     if (m->tok_embd.ne[1] > 0) total += tensor_bytes(&m->tok_embd) / (size_t)m->tok_embd.ne[1];
     return total;
 }
 
-static size_t branch_bytes(const hc_branch *b)
+size_t hc_branch_bytes(const hc_branch *b)
 {
     if (b->rank <= 0) return 0;
     size_t elt = b->dtype == HC_F32 ? 4 : 2;
@@ -131,9 +145,12 @@ static size_t branch_bytes(const hc_branch *b)
 
 size_t hc_model_branch_bytes(const hc_model *m)
 {
-    size_t total = branch_bytes(&m->out_branch);
-    for (int l = 0; l < m->cfg.n_layer; l++)
-        for (int p = 0; p < HC_PROJ_COUNT; p++) total += branch_bytes(&m->layers[l].branch[p]);
+    size_t total = hc_branch_bytes(&m->out_branch);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        for (int p = 0; p < HC_PROJ_COUNT; p++) total += hc_branch_bytes(&m->layers[l].branch[p]);
+        for (int k = 0; k < HC_EXP_COUNT; k++)
+            for (int e = 0; m->layers[l].moe.branch[k] && e < m->cfg.n_expert; e++) total += hc_branch_bytes(&m->layers[l].moe.branch[k][e]);
+    }
     return total;
 }
 

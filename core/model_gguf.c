@@ -16,6 +16,9 @@ typedef struct arch_info {
 static const arch_info known_archs[] = {
     { "llama", HC_ROPE_NORM },
     { "qwen2", HC_ROPE_NEOX },
+    { "qwen3", HC_ROPE_NEOX },     /* + per-head q/k RMS norms */
+    { "qwen2moe", HC_ROPE_NEOX },  /* mixture of experts with a gated shared expert (model_moe.c) */
+    { "qwen3moe", HC_ROPE_NEOX },  /* mixture of experts, q/k norms */
 };
 
 static hc_status read_config(hc_model *m, const hc_gguf *g)
@@ -27,7 +30,7 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     const arch_info *info = NULL;
     for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
         if (!strcmp(arch, known_archs[i].name)) info = &known_archs[i];
-    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2)", arch);
+    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe)", arch);
     snprintf(c->arch, sizeof c->arch, "%s", arch);
     c->rope_mode = info->rope;
 
@@ -62,6 +65,7 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     if ((st = hc_gguf_get_f32_or(g, key, 1e-5f, &c->rms_eps)) != HC_OK) return st;
     if (c->n_rot <= 0 || c->n_rot > c->head_dim || c->n_rot % 2)
         return hc_error(HC_E_FORMAT, "rope dimension count %d does not fit head size %d", c->n_rot, c->head_dim);
+    if ((st = hc_model_read_moe_config(g, arch, c)) != HC_OK) return st;
     return hc_model_check_config(c);
 }
 
@@ -89,7 +93,7 @@ static hc_status format_for(hc_model *m, const hc_model_load_opts *opts, const c
 
 /* A packed tensor: GGUF type I8 holding the bytes, its format and logical shape in metadata. */
 static hc_status bind_packed(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const hc_gguf_tensor *gt,
-                             const char *format_key, int64_t ne0, int64_t ne1)
+                             const char *format_key, int64_t ne0, int64_t ne1, int64_t ne2)
 {
     const char *spec;
     hc_status st = hc_gguf_get_str(m->gguf, format_key, &spec);
@@ -99,27 +103,31 @@ static hc_status bind_packed(hc_model *m, const hc_model_load_opts *opts, hc_ten
     const void *shape;
     uint64_t n;
     if ((st = hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &n)) != HC_OK) return st;
-    int64_t s0, s1;
-    memcpy(&s0, shape, sizeof s0);
-    memcpy(&s1, (const int64_t *)shape + 1, sizeof s1);
-    if (n != 2 || s0 != ne0 || s1 != ne1)
-        return hc_error(HC_E_FORMAT, "packed tensor %s has shape [%lld, %lld], expected [%lld, %lld]", gt->name,
-                        n == 2 ? (long long)s0 : -1LL, n == 2 ? (long long)s1 : -1LL, (long long)ne0, (long long)ne1);
+    int64_t s0 = -1, s1 = -1, s2 = 1;
+    unsigned want_n = ne2 > 1 ? 3 : 2; /* a 3-D packed tensor holds ne2 packed [ne0, ne1] matrices, one after the other */
+    if (n == want_n) {
+        memcpy(&s0, shape, sizeof s0);
+        memcpy(&s1, (const int64_t *)shape + 1, sizeof s1);
+        if (n == 3) memcpy(&s2, (const int64_t *)shape + 2, sizeof s2);
+    }
+    if (n != want_n || s0 != ne0 || s1 != ne1 || s2 != ne2)
+        return hc_error(HC_E_FORMAT, "packed tensor %s has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", gt->name,
+                        (long long)s0, (long long)s1, (long long)s2, (long long)ne0, (long long)ne1, (long long)ne2);
     hc_quant_format *f = NULL;
     if ((st = format_for(m, opts, spec, &f)) != HC_OK) return hc_error_context(st, "tensor %s: ", gt->name);
     if ((st = f->ops->check_shape(f->params, ne1, ne0)) != HC_OK) return hc_error_context(st, "tensor %s: ", gt->name);
-    size_t want = f->ops->packed_bytes(f->params, ne1, ne0);
+    size_t want = f->ops->packed_bytes(f->params, ne1, ne0) * (size_t)ne2;
     if (gt->type != HC_I8 || gt->nbytes != want)
         return hc_error(HC_E_FORMAT, "packed tensor %s holds %zu bytes of type %s, format %s needs %zu", gt->name, gt->nbytes,
                         hc_dtype_name((hc_dtype)gt->type), spec, want);
-    *t = (hc_tensor){ .name = gt->name, .dtype = HC_PACKED, .n_dims = 2, .ne = { ne0, ne1, 1, 1 }, .data = (void *)gt->data,
-                      .nbytes = gt->nbytes, .qfmt = f };
+    *t = (hc_tensor){ .name = gt->name, .dtype = HC_PACKED, .n_dims = ne2 > 1 ? 3 : 2, .ne = { ne0, ne1, ne2, 1 },
+                      .data = (void *)gt->data, .nbytes = gt->nbytes, .qfmt = f };
     return HC_OK;
 }
 
 /* Binds a GGUF tensor to t, checking type and shape; a missing optional tensor leaves t empty. */
-static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const char *name, int64_t ne0, int64_t ne1,
-                      int required)
+hc_status hc_model_bind_tensor(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const char *name, int64_t ne0,
+                               int64_t ne1, int64_t ne2, int required)
 {
     const hc_gguf_tensor *gt = hc_gguf_find_tensor(m->gguf, name);
     if (!gt) {
@@ -128,22 +136,28 @@ static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t,
     }
     char format_key[160];
     snprintf(format_key, sizeof format_key, "hc.tensor.%s.format", name);
-    if (hc_gguf_find(m->gguf, format_key)) return bind_packed(m, opts, t, gt, format_key, ne0, ne1 > 0 ? ne1 : 1);
+    if (hc_gguf_find(m->gguf, format_key)) return bind_packed(m, opts, t, gt, format_key, ne0, ne1 > 0 ? ne1 : 1, ne2);
     if (!gt->data || !hc_dtype_is_known((hc_dtype)gt->type))
         return hc_error(HC_E_UNSUPPORTED, "tensor %s has type %u, which hcinfer cannot read", name, gt->type);
     int64_t want_ne1 = ne1 > 0 ? ne1 : 1;
-    int dims_ok = gt->ne[0] == ne0 && gt->ne[1] == want_ne1 && gt->ne[2] == 1 && gt->ne[3] == 1;
+    int dims_ok = gt->ne[0] == ne0 && gt->ne[1] == want_ne1 && gt->ne[2] == ne2 && gt->ne[3] == 1;
     if (!dims_ok)
-        return hc_error(HC_E_FORMAT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+        return hc_error(HC_E_FORMAT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", name,
                         (long long)gt->ne[0], (long long)gt->ne[1], (long long)gt->ne[2], (long long)gt->ne[3],
-                        (long long)ne0, (long long)want_ne1);
-    *t = (hc_tensor){ .name = gt->name, .dtype = (hc_dtype)gt->type, .n_dims = ne1 > 0 ? 2 : 1,
-                      .ne = { ne0, want_ne1, 1, 1 }, .data = (void *)gt->data, .nbytes = gt->nbytes };
+                        (long long)ne0, (long long)want_ne1, (long long)ne2);
+    *t = (hc_tensor){ .name = gt->name, .dtype = (hc_dtype)gt->type, .n_dims = ne2 > 1 ? 3 : ne1 > 0 ? 2 : 1,
+                      .ne = { ne0, want_ne1, ne2, 1 }, .data = (void *)gt->data, .nbytes = gt->nbytes };
     return HC_OK;
 }
 
+static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const char *name, int64_t ne0, int64_t ne1,
+                      int required)
+{
+    return hc_model_bind_tensor(m, opts, t, name, ne0, ne1, 1, required);
+}
+
 /* The branch of a linear layer: <base>.lora_a [in, r], <base>.lora_b [r, out], <base>.lora_s [r]. */
-static hc_status bind_branch(hc_model *m, hc_branch *b, const char *weight_name, int64_t in, int64_t out)
+hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_name, int64_t in, int64_t out)
 {
     char base[128], name[160];
     size_t len = strlen(weight_name);
@@ -185,12 +199,14 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
     m->cfg.tied_output = m->output.data == NULL;
     if (m->cfg.tied_output) m->output = m->tok_embd;
     int branches = !(opts && opts->no_branches);
-    if (branches && (st = bind_branch(m, &m->out_branch, m->output.name, c->dim, c->n_vocab)) != HC_OK) return st;
+    if (branches && (st = hc_model_bind_branch(m, &m->out_branch, m->output.name, c->dim, c->n_vocab)) != HC_OK) return st;
 
     const int64_t shape[HC_PROJ_COUNT][2] = {
         { c->dim, q_dim }, { c->dim, kv_dim }, { c->dim, kv_dim }, { q_dim, c->dim },
         { c->dim, c->ffn_dim }, { c->dim, c->ffn_dim }, { c->ffn_dim, c->dim },
+        { c->dim, c->shexp_ffn_dim }, { c->dim, c->shexp_ffn_dim }, { c->shexp_ffn_dim, c->dim },
     };
+    int qk_norm = !strncmp(c->arch, "qwen3", 5);
     char name[96];
     for (int l = 0; l < c->n_layer && st == HC_OK; l++) {
         hc_layer *L = &m->layers[l];
@@ -199,12 +215,20 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
         snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
         if ((st = bind(m, opts, &L->ffn_norm, name, c->dim, 0, 1)) != HC_OK) break;
         for (int p = 0; p < HC_PROJ_COUNT && st == HC_OK; p++) {
+            /* a MoE layer has experts instead of ffn_gate/up/down, and maybe a shared expert */
+            int moe_layer = c->n_expert > 0, is_shexp = p >= HC_PROJ_GATE_SHEXP, is_ffn = p >= HC_PROJ_GATE && !is_shexp;
+            if ((is_ffn && moe_layer) || (is_shexp && (!moe_layer || c->shexp_ffn_dim <= 0))) continue;
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, hc_proj_name(p));
             st = bind(m, opts, &L->proj[p], name, shape[p][0], shape[p][1], 1);
-            if (st == HC_OK && branches) st = bind_branch(m, &L->branch[p], L->proj[p].name, shape[p][0], shape[p][1]);
+            if (st == HC_OK && branches) st = hc_model_bind_branch(m, &L->branch[p], L->proj[p].name, shape[p][0], shape[p][1]);
             snprintf(name, sizeof name, "blk.%d.%s.bias", l, hc_proj_name(p));
             if (st == HC_OK) st = bind(m, opts, &L->bias[p], name, shape[p][1], 0, 0);
         }
+        snprintf(name, sizeof name, "blk.%d.attn_q_norm.weight", l);
+        if (st == HC_OK) st = bind(m, opts, &L->attn_q_norm, name, c->head_dim, 0, qk_norm);
+        snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
+        if (st == HC_OK) st = bind(m, opts, &L->attn_k_norm, name, c->head_dim, 0, qk_norm);
+        if (st == HC_OK && c->n_expert > 0) st = hc_model_bind_moe(m, opts, l, branches);
     }
     return st;
 }

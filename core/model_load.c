@@ -42,9 +42,14 @@ static void convert_tensor(hc_tensor *t, void *arg)
         c->st = hc_error(HC_E_NOMEM, "%s: out of memory converting %s to f32", c->m->path, t->name);
         return;
     }
-    if (t->dtype == HC_PACKED)
-        t->qfmt->ops->dequantize_rows(t->qfmt->params, t->data, width, rows, 0, rows, f);
-    else
+    if (t->dtype == HC_PACKED) {
+        /* a 3-D packed tensor (experts) holds ne[2] packed matrices one after the other */
+        int64_t slices = t->ne[2] > 1 ? t->ne[2] : 1, per = rows / slices;
+        size_t slice_bytes = t->nbytes / (size_t)slices;
+        for (int64_t s = 0; s < slices; s++)
+            t->qfmt->ops->dequantize_rows(t->qfmt->params, (const char *)t->data + (size_t)s * slice_bytes, width, per, 0, per,
+                                          f + (size_t)(s * per * width));
+    } else
         hc_dequantize_row(t->dtype, t->data, f, n);
     if ((c->st = hc_model_own(c->m, f)) != HC_OK) return;
     t->dtype = HC_F32;

@@ -28,9 +28,38 @@ static void add_linear(builder *b, const hc_layer *L, int layer, hc_proj p, hc_b
     s->bias = L->bias[p].data ? &L->bias[p] : NULL;
 }
 
+/* ---- mixture of experts (see moe.h for the data flow) ---- */
+
+static void add_experts(builder *b, const hc_layer *L, int layer, hc_proj p, hc_buf in, hc_buf out)
+{
+    static const char *const names[HC_EXP_COUNT] = { "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps" };
+    hc_stage *s = add(b, names[p - HC_PROJ_GATE], layer, HC_OP_MOE_LINEAR, in, HC_BUF_NONE, out);
+    s->proj = p;
+    s->weight = &L->moe.exps[p - HC_PROJ_GATE];
+}
+
+/* A MoE layer's FFN after ffn_norm: routed experts, then the gated shared expert if any. */
+static void add_moe_ffn(builder *b, const hc_layer *L, int l)
+{
+    add(b, "ffn_gate_inp", l, HC_OP_MOE_ROUTE, HC_BUF_XN, HC_BUF_NONE, HC_BUF_MOE_X)->weight = &L->moe.router;
+    add_experts(b, L, l, HC_PROJ_GATE, HC_BUF_MOE_X, HC_BUF_MOE_GATE);
+    add_experts(b, L, l, HC_PROJ_UP, HC_BUF_MOE_X, HC_BUF_MOE_UP);
+    add(b, "ffn_act_exps", l, HC_OP_MOE_ACT, HC_BUF_MOE_GATE, HC_BUF_MOE_UP, HC_BUF_MOE_HIDDEN);
+    add_experts(b, L, l, HC_PROJ_DOWN, HC_BUF_MOE_HIDDEN, HC_BUF_MOE_OUT);
+    add(b, "ffn_moe_out", l, HC_OP_MOE_COMBINE, HC_BUF_MOE_OUT, HC_BUF_NONE, HC_BUF_PROJ);
+    add(b, "ffn_residual", l, HC_OP_ADD, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_X);
+    if (!L->moe.shexp_gate.data) return;
+    add_linear(b, L, l, HC_PROJ_GATE_SHEXP, HC_BUF_XN, HC_BUF_SHEXP_GATE);
+    add_linear(b, L, l, HC_PROJ_UP_SHEXP, HC_BUF_XN, HC_BUF_SHEXP_UP);
+    add(b, "ffn_act_shexp", l, HC_OP_SWIGLU, HC_BUF_SHEXP_GATE, HC_BUF_SHEXP_UP, HC_BUF_SHEXP_HIDDEN);
+    add_linear(b, L, l, HC_PROJ_DOWN_SHEXP, HC_BUF_SHEXP_HIDDEN, HC_BUF_PROJ);
+    add(b, "ffn_gate_inp_shexp", l, HC_OP_SHEXP_GATE, HC_BUF_XN, HC_BUF_NONE, HC_BUF_PROJ)->weight = &L->moe.shexp_gate;
+    add(b, "ffn_residual_shexp", l, HC_OP_ADD, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_X);
+}
+
 hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stages, int *n_stages)
 {
-    builder b = { .cap = 3 + 15 * m->cfg.n_layer, .dev = dev };
+    builder b = { .cap = 3 + 32 * m->cfg.n_layer, .dev = dev }; /* at most 25 stages per layer (qwen2moe) */
     if (!(b.s = calloc((size_t)b.cap, sizeof *b.s))) return hc_error(HC_E_NOMEM, "pipeline: out of memory");
     add(&b, "token_embd", -1, HC_OP_EMBED, HC_BUF_NONE, HC_BUF_NONE, HC_BUF_X)->weight = &m->tok_embd;
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -39,12 +68,20 @@ hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stag
         add_linear(&b, L, l, HC_PROJ_Q, HC_BUF_XN, HC_BUF_Q);
         add_linear(&b, L, l, HC_PROJ_K, HC_BUF_XN, HC_BUF_K);
         add_linear(&b, L, l, HC_PROJ_V, HC_BUF_XN, HC_BUF_V);
+        if (L->attn_q_norm.data) /* qwen3: RMS norm of each query and key head before rope */
+            add(&b, "attn_q_norm", l, HC_OP_HEAD_NORM, HC_BUF_Q, HC_BUF_NONE, HC_BUF_NONE)->weight = &L->attn_q_norm;
+        if (L->attn_k_norm.data)
+            add(&b, "attn_k_norm", l, HC_OP_HEAD_NORM, HC_BUF_K, HC_BUF_NONE, HC_BUF_NONE)->weight = &L->attn_k_norm;
         add(&b, "rope", l, HC_OP_ROPE, HC_BUF_Q, HC_BUF_K, HC_BUF_NONE);
         add(&b, "kv_store", l, HC_OP_KV_STORE, HC_BUF_K, HC_BUF_V, HC_BUF_NONE);
         add(&b, "attention", l, HC_OP_ATTENTION, HC_BUF_Q, HC_BUF_NONE, HC_BUF_ATT);
         add_linear(&b, L, l, HC_PROJ_O, HC_BUF_ATT, HC_BUF_PROJ);
         add(&b, "attn_residual", l, HC_OP_ADD, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_X);
         add(&b, "ffn_norm", l, HC_OP_NORM, HC_BUF_X, HC_BUF_NONE, HC_BUF_XN)->weight = &L->ffn_norm;
+        if (m->cfg.n_expert > 0) {
+            add_moe_ffn(&b, L, l);
+            continue;
+        }
         add_linear(&b, L, l, HC_PROJ_GATE, HC_BUF_XN, HC_BUF_GATE);
         add_linear(&b, L, l, HC_PROJ_UP, HC_BUF_XN, HC_BUF_UP);
         add(&b, "ffn_act", l, HC_OP_SWIGLU, HC_BUF_GATE, HC_BUF_UP, HC_BUF_HIDDEN);
