@@ -1,5 +1,5 @@
-/* compress.c: the compressor: plan the linear layers, calibrate (optional), quantize each layer
- * and factor its residual on a thread pool, pick ranks within the budget, write the GGUF. */
+/* compress.c: the compressor: plan the linear layers, calibrate (optional), quantize and factor each
+ * residual at rank_max on a thread pool, choose the ranks (uniform or a Lua policy), write the GGUF. */
 #include "compress.h"
 
 #include <stdatomic.h>
@@ -27,13 +27,16 @@ size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype dtype)
 static hc_status plan(hc_compress_state *cs)
 {
     hc_model *m = cs->model;
-    int n_max = m->cfg.n_layer * HC_PROJ_COUNT + 1;
+    int n_max = m->cfg.n_layer * HC_PROJ_COUNT + 1 + hc_compress_expert_job_count(m);
     if (!(cs->jobs = calloc((size_t)n_max, sizeof *cs->jobs))) return hc_error(HC_E_NOMEM, "compress: out of memory");
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int p = 0; p < HC_PROJ_COUNT; p++) {
             hc_tensor *t = &m->layers[l].proj[p];
+            if (!t->data) continue; /* not in this layer (a MoE layer has no dense ffn_gate/up/down) */
             cs->jobs[cs->n_jobs++] = (hc_compress_job){ .layer = l, .proj = p, .weight = t, .fmt = cs->fmt };
         }
+    hc_status est = hc_compress_plan_experts(cs); /* every expert of a MoE layer is a layer of its own */
+    if (est != HC_OK) return est;
     if (cs->head_fmt) cs->jobs[cs->n_jobs++] = (hc_compress_job){ .layer = -1, .proj = -1, .weight = &m->output, .fmt = cs->head_fmt };
     /* a layer whose shape the format cannot hold stays as stored (as llama.cpp's quantize falls
        back for rows that are not a multiple of the block); the report says how many */
@@ -59,28 +62,6 @@ static hc_status plan(hc_compress_state *cs)
     return HC_OK;
 }
 
-/* The same rank for every layer: --rank, or the largest that fits the budget. */
-static hc_status uniform_ranks(hc_compress_state *cs)
-{
-    const hc_compress_opts *o = cs->opts;
-    int r = o->rank;
-    if (r <= 0 && o->budget > 0) {
-        size_t per_rank = 0;
-        for (int i = 0; i < cs->n_jobs; i++) per_rank += hc_compress_branch_cost(&cs->jobs[i], o->branch_dtype);
-        double budget = o->budget / 100.0 * (double)cs->backbone_bytes;
-        r = (int)(budget / (double)per_rank);
-        if (r < 1)
-            return hc_error(HC_E_ARG, "a budget of %.2f%% (%.0f KiB) is too small for even rank 1 on every layer (%.0f KiB)",
-                            o->budget, budget / 1024, per_rank / 1024.0);
-    }
-    for (int i = 0; i < cs->n_jobs; i++) {
-        hc_compress_job *j = &cs->jobs[i];
-        int64_t mn = j->in < j->out ? j->in : j->out;
-        j->rank = r < mn ? r : (int)mn;
-    }
-    return HC_OK;
-}
-
 typedef struct work {
     hc_compress_state *cs;
     atomic_int next;
@@ -92,11 +73,17 @@ static hc_status compress_one(hc_compress_state *cs, hc_compress_job *j)
 {
     const hc_compress_opts *o = cs->opts;
     int64_t in = j->in, out = j->out;
-    const hc_moment *mom = cs->calib ? hc_calib_moment(cs->calib, j->layer, j->proj) : NULL;
+    const hc_moment *mom = !cs->calib ? NULL
+                           : j->parent ? hc_calib_expert_moment(cs->calib, j->layer, j->proj, j->expert) /* its routed tokens */
+                                       : hc_calib_moment(cs->calib, j->layer, j->proj);
     double *mean = NULL;
     float *hf = NULL, *x2 = NULL, *deq = NULL;
     hc_status st = HC_OK;
-    if (mom && !(mean = hc_moment_mean(mom))) return hc_error_context(HC_E_NOMEM, "%s: ", j->weight->name);
+    if (mom && mom->n == 0 && j->parent) {
+        /* calibration never routed to this expert: an identity moment (plain rounding, plain SVD) */
+        if (!(mean = calloc((size_t)(in * in), sizeof *mean))) return hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
+        for (int64_t i = 0; i < in; i++) mean[i * in + i] = 1.0;
+    } else if (mom && !(mean = hc_moment_mean(mom))) return hc_error_context(HC_E_NOMEM, "%s: ", j->weight->name);
     hc_quant_calib qc = { 0 };
     if (mean) {
         hf = malloc((size_t)(in * in) * sizeof *hf);
@@ -109,7 +96,7 @@ static hc_status compress_one(hc_compress_state *cs, hc_compress_job *j)
     }
     if (st == HC_OK && !(j->packed = malloc(j->packed_bytes))) st = hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
     if (st == HC_OK) st = j->fmt->ops->quantize(j->fmt->params, j->weight->data, out, in, mean ? &qc : NULL, j->packed);
-    if (st == HC_OK && j->rank > 0) {
+    if (st == HC_OK && j->rank_max > 0) {
         if (!(deq = malloc((size_t)(out * in) * sizeof *deq))) st = hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
         if (st == HC_OK) {
             j->fmt->ops->dequantize_rows(j->fmt->params, j->packed, in, out, 0, out, deq);
@@ -117,8 +104,10 @@ static hc_status compress_one(hc_compress_state *cs, hc_compress_job *j)
             for (int64_t i = 0; i < out * in; i++) deq[i] = w[i] - deq[i];
             hc_whitening wh = o->whitening;
             if (wh != HC_WHITEN_NONE && !mean) wh = HC_WHITEN_NONE;
-            hc_lowrank_opts lo = { .rank = j->rank, .whitening = wh, .moment = mean, .seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(j - cs->jobs) };
+            /* factored at rank_max; the file keeps the prefix the ranks choose */
+            hc_lowrank_opts lo = { .rank = j->rank_max, .whitening = wh, .moment = mean, .seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(j - cs->jobs) };
             st = hc_lowrank_factor(deq, out, in, &lo, &j->lr);
+            if (st == HC_OK) st = hc_compress_sensitivity(j, deq, hf, wh);
         }
     }
     free(mean);
@@ -193,9 +182,12 @@ static void free_state(hc_compress_state *cs)
     for (int i = 0; i < cs->n_jobs; i++) {
         free(cs->jobs[i].packed);
         hc_lowrank_free(&cs->jobs[i].lr);
+        free(cs->jobs[i].gain);
     }
+    hc_compress_policy_free(cs);
     free(cs->jobs);
     hc_calib_free(cs->calib);
+    hc_compress_experts_free(cs);
     hc_quant_format_free(cs->fmt);
     hc_quant_format_free(cs->head_fmt);
     hc_model_free(cs->model);
@@ -208,6 +200,7 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (!o->input || !o->output || !o->quant) return hc_error(HC_E_ARG, "compress needs an input, an output and a --quant spec");
     if (o->budget < 0 || o->budget > 1000) return hc_error(HC_E_ARG, "--budget %.2f is out of range (0..1000 percent)", o->budget);
     if (o->rank < 0 || o->rank > 65536) return hc_error(HC_E_ARG, "--rank %d is out of range", o->rank);
+    if (o->rank_max < 0 || o->rank_max > 65536) return hc_error(HC_E_ARG, "--rank-max %d is out of range", o->rank_max);
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16 or f32");
     hc_compress_state cs = { .opts = o };
@@ -221,6 +214,9 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
         report->source_bytes = hc_compress_source_bytes(&cs);
         st = plan(&cs);
     }
+    /* ranks are planned (and a policy script loaded) before the long work, so that a bad
+       budget or a broken script fails at once */
+    if (st == HC_OK) st = hc_compress_plan_ranks(&cs);
     int needs_calib = o->calib || !strcmp(cs.fmt ? cs.fmt->plugin : "", "gptq");
     if (st == HC_OK && needs_calib && !o->calib) st = hc_error(HC_E_ARG, "%s needs calibration text: give --calib FILE", cs.fmt->spec);
     if (st == HC_OK && o->calib) {
@@ -228,8 +224,8 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
         st = calibrate(&cs);
         report->seconds_calib = hc_compress_now() - tc;
         report->calib_tokens = cs.calib ? cs.calib->tokens : 0;
+        hc_compress_experts_calibrated(&cs);
     }
-    if (st == HC_OK) st = o->policy ? hc_compress_policy_ranks(&cs) : uniform_ranks(&cs);
     if (st == HC_OK) {
         double tq = hc_compress_now();
         hc_pool *pool = NULL;
@@ -242,6 +238,8 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
         }
         report->seconds_quant = hc_compress_now() - tq;
     }
+    /* the ranks (a policy's answer checked) before anything is written: a refusal leaves no file */
+    if (st == HC_OK) st = hc_compress_choose_ranks(&cs);
     report->n_unfit = cs.n_unfit;
     snprintf(report->unfit_reason, sizeof report->unfit_reason, "%s", cs.unfit_reason);
     if (st == HC_OK) {

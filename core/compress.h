@@ -20,6 +20,8 @@ typedef struct hc_compress_opts {
     const char *head_quant;     /* spec for the output head (and the tied embedding), NULL: keep as stored */
     double budget;              /* branch bytes as a percentage of the backbone's; 0 with rank 0: no branches */
     int rank;                   /* the same rank for every layer instead of the budget (0: use the budget) */
+    int rank_max;               /* directions factored per layer, the most a policy can give
+                                   (0: min(in, out, max(4 x the uniform rank, 64))) */
     const char *calib;          /* calibration text file, NULL: none */
     int calib_tokens;           /* tokens of it to use (default 8192) */
     int calib_seq;              /* sequence length (default 512) */
@@ -43,6 +45,9 @@ typedef struct hc_compress_report {
     int n_branches;
     int rank_min, rank_max;
     double rank_mean;
+    double error_total;         /* the factored layers' error with no branch (their sensitivity measure) */
+    double error_removed;       /* of which the written ranks remove */
+    const char *error_measure;  /* "activation" or "frobenius"; NULL without branches */
     int64_t calib_tokens;
     double seconds_calib, seconds_quant, seconds_write, seconds_total;
 } hc_compress_report;

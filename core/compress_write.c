@@ -76,10 +76,12 @@ static source_tensor source_of(const hc_compress_state *cs, const hc_tensor *t)
     return (source_tensor){ HC_F32, (uint32_t)t->n_dims, { t->ne[0], t->ne[1], 1, 1 }, t->data, t->nbytes };
 }
 
+/* The job of a weight; of a 3-D expert tensor, its first expert's (the experts' jobs follow it in order). */
 static const hc_compress_job *job_of(const hc_compress_state *cs, const char *name)
 {
     for (int i = 0; i < cs->n_jobs; i++)
-        if (!strcmp(cs->jobs[i].weight->name, name)) return &cs->jobs[i];
+        if (!strcmp(cs->jobs[i].weight->name, name) || (cs->jobs[i].parent && !strcmp(cs->jobs[i].parent->name, name)))
+            return &cs->jobs[i];
     return NULL;
 }
 
@@ -108,11 +110,6 @@ size_t hc_compress_source_bytes(const hc_compress_state *cs)
     sum_ctx c = { .cs = cs };
     hc_model_for_each_tensor(cs->model, sum_tensor, &c);
     return c.all;
-}
-
-hc_status hc_compress_policy_ranks(hc_compress_state *cs)
-{
-    return hc_error(HC_E_UNSUPPORTED, "rank policies (--policy %s) are not available in this build yet", cs->opts->policy);
 }
 
 /* ---- metadata ---- */
@@ -199,6 +196,12 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     TRY(hc_gguf_set_u64(w, "hc.backbone.bytes", (uint64_t)r->backbone_bytes));
     TRY(hc_gguf_set_str(w, "hc.calib.file", o->calib ? base_name(o->calib) : "none"));
     TRY(hc_gguf_set_u64(w, "hc.calib.tokens", (uint64_t)r->calib_tokens));
+    /* what the hc.sens.* arrays measure (the first factored layer's measure; all share it) */
+    for (int i = 0; i < cs->n_jobs; i++)
+        if (cs->jobs[i].gain) {
+            TRY(hc_gguf_set_str(w, "hc.sens.measure", hc_sens_measure_name(cs->jobs[i].measure)));
+            break;
+        }
 #undef TRY
     return st;
 }
@@ -271,11 +274,65 @@ static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
     return st;
 }
 
+static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j);
+
+/* ---- mixture of experts: one packed tensor for all experts of a 3-D tensor (compress_moe.c) ---- */
+
+static hc_status write_experts(writer_ctx *c, const hc_tensor *t, const hc_compress_job *first)
+{
+    int n = (int)t->ne[2];
+    const hc_compress_job *end = c->cs->jobs + c->cs->n_jobs;
+    if (first + n > end) return hc_error(HC_E_STATE, "%s: %d experts planned, %d written", t->name, (int)(end - first), n);
+    size_t pb = first->packed_bytes;
+    char *packed = keep_alloc(c, pb * (size_t)n);
+    float *freq = keep_alloc(c, (size_t)n * sizeof *freq);
+    if (!packed || !freq) return hc_error(HC_E_NOMEM, "out of memory writing %s", t->name);
+    int calibrated = 0;
+    for (int e = 0; e < n; e++) {
+        const hc_compress_job *j = first + e;
+        if (j->parent != t || j->expert != e || j->packed_bytes != pb)
+            return hc_error(HC_E_STATE, "%s: the jobs of its experts are out of order at expert %d", t->name, e);
+        memcpy(packed + (size_t)e * pb, j->packed, pb);
+        freq[e] = (float)j->routing_frequency;
+        calibrated |= j->routing_frequency >= 0;
+    }
+    char key[200];
+    int64_t shape[3] = { first->in, first->out, n }, ne[1] = { (int64_t)(pb * (size_t)n) };
+    snprintf(key, sizeof key, "hc.tensor.%s.format", t->name);
+    hc_status st = hc_gguf_set_str(c->w, key, first->fmt->spec);
+    snprintf(key, sizeof key, "hc.tensor.%s.shape", t->name);
+    if (st == HC_OK) st = hc_gguf_set_arr(c->w, key, HC_GGUF_INT64, shape, 3);
+    snprintf(key, sizeof key, "hc.tensor.%s.routing_frequency", t->name);
+    if (st == HC_OK && calibrated) st = hc_gguf_set_arr(c->w, key, HC_GGUF_FLOAT32, freq, (uint64_t)n);
+    if (st == HC_OK) st = hc_gguf_add_tensor(c->w, t->name, HC_I8, 1, ne, packed, pb * (size_t)n);
+    for (int e = 0; e < n && st == HC_OK; e++) {
+        if (first[e].rank > 0) st = write_branch(c, &first[e]);
+        if (st == HC_OK && first[e].gain && first[e].lr.rank > 0) st = write_sensitivity(c, &first[e]);
+    }
+    return st;
+}
+
+/* hc.sens.<weight> = the error removed by each of the rank_max steps; hc.sens.<weight>.total = the
+ * error with no branch. A later policy (or `hcinfer inspect`) reads them without refactoring. */
+static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
+{
+    char key[220];
+    snprintf(key, sizeof key, "hc.sens.%s", j->weight->name);
+    hc_status st = hc_gguf_set_arr(c->w, key, HC_GGUF_FLOAT32, j->gain, (uint64_t)j->lr.rank);
+    snprintf(key, sizeof key, "hc.sens.%s.total", j->weight->name);
+    if (st == HC_OK) st = hc_gguf_set_f32(c->w, key, (float)j->energy);
+    return st;
+}
+
 static void write_tensor(hc_tensor *t, void *arg)
 {
     writer_ctx *c = arg;
     if (c->st != HC_OK) return;
     const hc_compress_job *j = job_of(c->cs, t->name);
+    if (j && j->parent) {
+        c->st = write_experts(c, t, j);
+        return;
+    }
     if (!j) {
         source_tensor s = source_of(c->cs, t);
         c->st = hc_gguf_add_tensor(c->w, t->name, s.type, s.n_dims, s.ne, s.data, s.nbytes);
@@ -289,6 +346,7 @@ static void write_tensor(hc_tensor *t, void *arg)
     if (c->st == HC_OK) c->st = hc_gguf_set_arr(c->w, key, HC_GGUF_INT64, shape, 2);
     if (c->st == HC_OK) c->st = hc_gguf_add_tensor(c->w, t->name, HC_I8, 1, ne, j->packed, j->packed_bytes);
     if (c->st == HC_OK && j->rank > 0) c->st = write_branch(c, j);
+    if (c->st == HC_OK && j->gain && j->lr.rank > 0) c->st = write_sensitivity(c, j);
 }
 
 static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
@@ -302,6 +360,11 @@ static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
         if (j->rank > 0) {
             r->n_branches++;
             r->branch_bytes += (size_t)j->rank * hc_compress_branch_cost(j, cs->opts->branch_dtype);
+        }
+        if (j->gain) {
+            r->error_total += j->energy;
+            for (int k = 0; k < j->rank && k < j->lr.rank; k++) r->error_removed += j->gain[k];
+            r->error_measure = hc_sens_measure_name(j->measure);
         }
         if (r->rank_min < 0 || j->rank < r->rank_min) r->rank_min = j->rank;
         if (j->rank > r->rank_max) r->rank_max = j->rank;

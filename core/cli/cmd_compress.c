@@ -27,7 +27,10 @@ static const char compress_help[] =
     "      --calib-seq N       calibration sequence length (default 512)\n"
     "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
     "      --branch-dtype T    f16 (default), bf16 or f32\n"
-    "      --policy FILE.lua   rank policy script (default: uniform ranks)\n"
+    "      --policy FILE.lua   rank policy script, or a shipped one by name: uniform, greedy,\n"
+    "                          relative (default: uniform ranks in C); see sdk/POLICIES.md\n"
+    "      --rank-max N        directions factored per layer, the most a policy can give\n"
+    "                          (default max(4 x the uniform rank, 64)); ranks are a prefix\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -65,6 +68,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
             st = hc_arg_float(&a, 0, 1000, &b);
             o->budget = b;
         } else if (hc_arg_is(&a, "--rank", NULL)) st = hc_arg_int(&a, 1, 65536, &o->rank);
+        else if (hc_arg_is(&a, "--rank-max", NULL)) st = hc_arg_int(&a, 1, 65536, &o->rank_max);
         else if (hc_arg_is(&a, "--calib", NULL)) st = hc_arg_value(&a, &o->calib);
         else if (hc_arg_is(&a, "--calib-tokens", NULL)) st = hc_arg_int(&a, 2, 1 << 24, &o->calib_tokens);
         else if (hc_arg_is(&a, "--calib-seq", NULL)) st = hc_arg_int(&a, 2, 1 << 16, &o->calib_seq);
@@ -109,6 +113,9 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone (%d branches, rank %d..%d, mean %.1f)\n",
             r->branch_bytes / mib, r->backbone_bytes ? 100.0 * r->branch_bytes / r->backbone_bytes : 0.0, r->n_branches,
             r->rank_min, r->rank_max, r->rank_mean);
+    if (r->error_measure && r->error_total > 0)
+        fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
+                100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
     if (r->n_unfit)
         fprintf(stderr, "  kept as stored  %d linear layers whose shape the format cannot hold (%s)\n", r->n_unfit, r->unfit_reason);
 }

@@ -7,22 +7,93 @@
 #include "commands.h"
 #include "gguf.h"
 #include "model.h"
+#include "registry.h"
 
 static const char inspect_help[] =
     "usage: hcinfer inspect [--no-tensors] MODEL\n"
     "Prints the metadata and the tensor table of a GGUF file (or a llama2.c checkpoint's header).\n";
+
+/* A per-layer sensitivity key of a compressed model: hc.sens.<weight> (the total and the measure
+ * are separate keys). */
+static int is_sens_array(const hc_gguf_kv *kv)
+{
+    return !strncmp(kv->key, "hc.sens.", 8) && kv->type == HC_GGUF_ARRAY && kv->arr_type == HC_GGUF_FLOAT32;
+}
+
+static int is_sens_key(const hc_gguf_kv *kv)
+{
+    size_t len = strlen(kv->key);
+    return is_sens_array(kv) || (!strncmp(kv->key, "hc.sens.", 8) && len > 6 && !strcmp(kv->key + len - 6, ".total"));
+}
+
+/* The compact table of a compressed model's branches: stored rank, the layer's error with no
+ * branch, and the share of it the stored rank (and all factored directions) remove. */
+static void print_sensitivity(const hc_gguf *g)
+{
+    int n = 0;
+    for (uint64_t i = 0; i < g->n_kv; i++) n += is_sens_array(&g->kv[i]);
+    if (!n) return;
+    const char *measure = "unknown";
+    if (hc_gguf_find(g, "hc.sens.measure") && hc_gguf_get_str(g, "hc.sens.measure", &measure) != HC_OK) measure = "unknown";
+    printf("branch sensitivity (%d layers, measure %s): error with no branch, share removed at the stored rank and at rank_max\n", n,
+           measure);
+    printf("  %-40s %6s %6s %12s %8s %8s\n", "layer", "rank", "max", "error", "removed", "at max");
+    double all_e = 0, all_r = 0, all_m = 0;
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const hc_gguf_kv *kv = &g->kv[i];
+        if (!is_sens_array(kv)) continue;
+        const char *weight = kv->key + 8;
+        char key[512], base[512];
+        snprintf(key, sizeof key, "%s.total", kv->key);
+        size_t len = strlen(weight);
+        if (len > 7 && !strcmp(weight + len - 7, ".weight")) len -= 7;
+        snprintf(base, sizeof base, "%.*s.lora_s", (int)len, weight);
+        const hc_gguf_tensor *t = hc_gguf_find_tensor(g, base);
+        int rank = t ? (int)t->ne[0] : 0;
+        double removed = 0, all = 0;
+        for (uint64_t k = 0; k < kv->arr_n; k++) {
+            float v;
+            memcpy(&v, (const char *)kv->arr + 4 * k, sizeof v); /* packed in the file: maybe unaligned */
+            if ((int64_t)k < rank) removed += v;
+            all += v;
+        }
+        float total = 0;
+        if (hc_gguf_get_f32(g, key, &total) != HC_OK) total = 0;
+        all_e += total;
+        all_r += removed;
+        all_m += all;
+        printf("  %-40s %6d %6llu %12.4g %7.2f%% %7.2f%%\n", weight, rank, (unsigned long long)kv->arr_n, (double)total,
+               total > 0 ? 100.0 * removed / total : 0.0, total > 0 ? 100.0 * all / total : 0.0);
+    }
+    printf("  %-40s %6s %6s %12.4g %7.2f%% %7.2f%%\n", "all layers", "", "", all_e, all_e > 0 ? 100.0 * all_r / all_e : 0.0,
+           all_e > 0 ? 100.0 * all_m / all_e : 0.0);
+    hc_clear_error();
+}
+
+static void print_tensors(const hc_gguf *g);
 
 static void print_gguf(const hc_gguf *g, int tensors)
 {
     printf("GGUF version %u, %llu metadata keys, %llu tensors, alignment %u, data at offset %llu\n", g->version,
            (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors, g->alignment, (unsigned long long)g->data_offset);
     char value[512];
+    int sens = 0;
     for (uint64_t i = 0; i < g->n_kv; i++) {
         const hc_gguf_kv *kv = &g->kv[i];
+        if (is_sens_key(kv)) { /* one per layer: summarized in the sensitivity table */
+            sens++;
+            continue;
+        }
         hc_gguf_format_value(kv, value, sizeof value, 8);
         printf("  %-48s %-12s %s\n", kv->key, kv->type == HC_GGUF_ARRAY ? "array" : hc_gguf_type_name(kv->type), value);
     }
-    if (!tensors) return;
+    if (sens) printf("  %-48s %-12s (%d keys: the sensitivity table below)\n", "hc.sens.<weight>[.total]", "array, f32", sens);
+    if (tensors) print_tensors(g);
+    print_sensitivity(g);
+}
+
+static void print_tensors(const hc_gguf *g)
+{
     printf("%-6s %-40s %-8s %-24s %12s %12s\n", "#", "tensor", "type", "shape", "offset", "bytes");
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const hc_gguf_tensor *t = &g->tensors[i];
@@ -41,6 +112,9 @@ static void print_config(const hc_model *m)
            c->dim, c->n_head, c->n_head_kv, c->head_dim, c->ffn_dim, c->n_vocab, c->n_ctx_train);
     printf("       rope %s over %d dims, base %g; rms eps %g; output head %s\n", c->rope_mode == HC_ROPE_NEOX ? "neox" : "norm",
            c->n_rot, c->rope_theta, c->rms_eps, c->tied_output ? "tied to the embedding" : "separate");
+    if (c->n_expert > 0)
+        printf("       experts: %d per layer, top-%d (weights %s), width %d; shared expert width %d\n", c->n_expert, c->n_expert_used,
+               c->norm_topk_prob ? "renormalised" : "as routed", c->expert_ffn_dim, c->shexp_ffn_dim);
     printf("       %.1f MiB of weights read per decoded token\n", hc_model_bytes_per_token(m) / 1048576.0);
 }
 
@@ -59,13 +133,22 @@ int hc_cmd_inspect(int argc, char **argv)
     }
     if (!path) return hc_cli_fail("inspect", hc_error(HC_E_ARG, "no model file given"));
     hc_model *m = NULL;
-    hc_status st = hc_model_load(path, NULL, &m);
+    /* the quant plugins, so that a compressed model loads too (without them: shown as a GGUF) */
+    hc_registry *reg = NULL;
+    if (hc_registry_create(&reg) == HC_OK && hc_registry_load_default(reg) != HC_OK) {
+        hc_registry_free(reg);
+        reg = NULL;
+    }
+    hc_model_load_opts lo = { .registry = reg };
+    hc_status st = hc_model_load(path, &lo, &m);
     if (st == HC_OK) {
         if (m->gguf) print_gguf(m->gguf, tensors);
         print_config(m);
-        hc_model_free(m);
+        hc_model_free(m); /* before the registry: its formats live in the plugins */
+        hc_registry_free(reg);
         return 0;
     }
+    hc_registry_free(reg);
     /* not a loadable model: a GGUF of another kind (a vocabulary) can still be shown */
     hc_gguf *g = NULL;
     char why[1024];

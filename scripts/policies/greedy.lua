@@ -1,0 +1,69 @@
+-- greedy.lua: rank steps by the largest error reduction per byte first, until the budget is
+-- spent. The objective (total error removed) is a sum over layers, and along a layer the gains do
+-- not increase (singular values decrease), so the steps taken up to the first one that does not
+-- fit are a prefix in ratio order: the best set for the bytes they use (they solve the fractional
+-- knapsack, and are whole). The total is short of the optimum by less than the gain of that first
+-- step; the bytes left are then filled with the best steps that still fit.
+
+-- A binary max-heap of { ratio, layer }, ties broken by the lower layer index (runs repeat).
+local function before(a, b)
+  if a.ratio ~= b.ratio then return a.ratio > b.ratio end
+  return a.layer < b.layer
+end
+
+local function push(heap, item)
+  local n = #heap + 1
+  heap[n] = item
+  while n > 1 do
+    local parent = n // 2
+    if not before(heap[n], heap[parent]) then break end
+    heap[n], heap[parent] = heap[parent], heap[n]
+    n = parent
+  end
+end
+
+local function pop(heap)
+  local top, n = heap[1], #heap
+  heap[1] = heap[n]
+  heap[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, best = 2 * i, 2 * i + 1, i
+    if l <= n and before(heap[l], heap[best]) then best = l end
+    if r <= n and before(heap[r], heap[best]) then best = r end
+    if best == i then break end
+    heap[i], heap[best] = heap[best], heap[i]
+    i = best
+  end
+  return top
+end
+
+-- The next step of layer i (after `taken` steps) as a heap item, or nil when it gains nothing.
+local function next_step(layers, i, taken)
+  local l = layers[i]
+  if taken >= l.rank_max then return nil end
+  local g = l.gain[taken + 1]
+  if not (g > 0) then return nil end
+  return { ratio = g / l.bytes_per_rank, layer = i }
+end
+
+function allocate(budget, layers)
+  local ranks, heap, left = {}, {}, budget.bytes
+  for i = 1, #layers do
+    ranks[i] = 0
+    local step = next_step(layers, i, 0)
+    if step then push(heap, step) end
+  end
+  while #heap > 0 do
+    local i = pop(heap).layer
+    local cost = layers[i].bytes_per_rank
+    if cost <= left then
+      left = left - cost
+      ranks[i] = ranks[i] + 1
+      local step = next_step(layers, i, ranks[i])
+      if step then push(heap, step) end
+    end
+  end
+  return ranks
+end

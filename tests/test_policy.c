@@ -1,0 +1,551 @@
+/* test_policy.c: rank allocation: the per-step error reductions, the shipped Lua policies against
+ * uniform ranks and the exact optimum, refusal of every kind of bad answer, and compress end to end. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compress.h"
+#include "compress_internal.h"
+#include "context.h"
+#include "device_cpu.h"
+#include "gguf.h"
+#include "lua_host.h"
+#include "lowrank.h"
+#include "model.h"
+#include "registry.h"
+#include "test_util.h"
+
+#define POLICY_DIR HC_SOURCE_DIR "/scripts/policies/"
+
+static uint64_t rng = 0x1234567887654321ull;
+
+static double uniform01(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+static float gaussian(void)
+{
+    double u = uniform01() + 1e-12, v = uniform01();
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+/* tr(E H E^T) of E = R - B_k A_k (the first k directions), in double. */
+static double residual_error(const float *r, const hc_lowrank *lr, int k, const float *h)
+{
+    int64_t out = lr->out, in = lr->in;
+    double *e = malloc((size_t)in * sizeof *e), err = 0;
+    for (int64_t o = 0; o < out; o++) {
+        for (int64_t i = 0; i < in; i++) {
+            double v = r[o * in + i];
+            for (int s = 0; s < k; s++) v -= (double)lr->b[o * lr->rank + s] * lr->a[s * in + i];
+            e[i] = v;
+        }
+        for (int64_t i = 0; i < in; i++)
+            for (int64_t j = 0; j < in; j++) err += e[i] * (h ? h[i * in + j] : (i == j)) * e[j];
+    }
+    free(e);
+    return err;
+}
+
+/* The reductions telescope to the true error after every prefix, with and without a moment;
+ * without one they are the squared singular values; with full whitening, close to them. */
+static void test_step_gains(void)
+{
+    enum { OUT = 24, IN = 16, N = 64, K = 10 };
+    float *r = malloc(OUT * IN * sizeof *r), *x = malloc(N * IN * sizeof *x), *h = calloc(IN * IN, sizeof *h);
+    double *hd = calloc(IN * IN, sizeof *hd);
+    for (int i = 0; i < OUT * IN; i++) r[i] = gaussian();
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < IN; i++) x[t * IN + i] = gaussian() * (1.0f + (float)i); /* unequal input scales */
+    for (int i = 0; i < IN; i++)
+        for (int j = 0; j < IN; j++) {
+            double s = 0;
+            for (int t = 0; t < N; t++) s += (double)x[t * IN + i] * x[t * IN + j];
+            hd[i * IN + j] = s / N;
+            h[i * IN + j] = (float)(s / N);
+        }
+    const float *moments[2] = { NULL, h };
+    for (int m = 0; m < 2; m++) {
+        hc_lowrank lr;
+        hc_lowrank_opts lo = { .rank = K, .whitening = HC_WHITEN_NONE, .seed = 7 };
+        HC_ASSERT_OK(hc_lowrank_factor(r, OUT, IN, &lo, &lr));
+        float gain[K];
+        double total = 0;
+        HC_ASSERT_OK(hc_compress_step_gains(r, &lr, moments[m], gain, &total));
+        CU_ASSERT_DOUBLE_EQUAL(total, residual_error(r, &lr, 0, moments[m]), 1e-4 * total);
+        double left = total;
+        for (int k = 1; k <= K; k++) {
+            left -= gain[k - 1];
+            CU_ASSERT_DOUBLE_EQUAL(left, residual_error(r, &lr, k, moments[m]), 1e-3 * total);
+            CU_ASSERT(gain[k - 1] > 0);
+            if (!m) CU_ASSERT_DOUBLE_EQUAL(gain[k - 1], (double)lr.sigma[k - 1] * lr.sigma[k - 1], 1e-3 * gain[k - 1]);
+        }
+        hc_lowrank_free(&lr);
+    }
+    /* full whitening: sigma_k^2 is the reduction under the damped moment, a few percent above the
+       exact one (the damping adds to every step); the total likewise */
+    hc_lowrank lr;
+    hc_lowrank_opts lo = { .rank = K, .whitening = HC_WHITEN_FULL, .moment = hd, .seed = 7 };
+    HC_ASSERT_OK(hc_lowrank_factor(r, OUT, IN, &lo, &lr));
+    float gain[K];
+    double total = 0;
+    HC_ASSERT_OK(hc_compress_step_gains(r, &lr, h, gain, &total));
+    for (int k = 0; k < K; k++) {
+        CU_ASSERT(gain[k] <= (double)lr.sigma[k] * lr.sigma[k]);
+        CU_ASSERT_DOUBLE_EQUAL(gain[k], (double)lr.sigma[k] * lr.sigma[k], 0.06 * gain[k]);
+    }
+    CU_ASSERT(total < lr.energy && total > 0.97 * lr.energy);
+    /* and the whitened factorization removes more of this error than the plain one at every rank */
+    hc_lowrank plain;
+    hc_lowrank_opts po = { .rank = K, .whitening = HC_WHITEN_NONE, .seed = 7 };
+    HC_ASSERT_OK(hc_lowrank_factor(r, OUT, IN, &po, &plain));
+    for (int k = 1; k <= K; k++) CU_ASSERT(residual_error(r, &lr, k, h) < residual_error(r, &plain, k, h));
+    hc_lowrank_free(&plain);
+    hc_lowrank_free(&lr);
+    free(r); free(x); free(h); free(hd);
+}
+
+/* ---- synthetic layers ---- */
+
+enum { NL = 12, RMAX = 24 };
+
+typedef struct synth {
+    hc_policy_layer layers[NL];
+    float gain[NL][RMAX], spectrum[NL][RMAX];
+    char names[NL][48];
+    hc_policy_budget budget;
+} synth;
+
+/* Layers whose errors differ by orders of magnitude and decay at different speeds. */
+static void make_synth(synth *s)
+{
+    static const char *const kinds[] = { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down" };
+    memset(s, 0, sizeof *s);
+    uint64_t per_rank = 0;
+    for (int i = 0; i < NL; i++) {
+        hc_policy_layer *l = &s->layers[i];
+        snprintf(s->names[i], sizeof s->names[i], "blk.%d.%s.weight", i / 7, kinds[i % 7]);
+        double energy = pow(10.0, 3.0 * uniform01()), q = 0.5 + 0.45 * uniform01(), left = energy;
+        int rmax = i == 3 ? 8 : RMAX; /* one small layer: its rank_max binds */
+        for (int k = 0; k < rmax; k++) {
+            s->gain[i][k] = (float)(left * (1 - q));
+            s->spectrum[i][k] = sqrtf(s->gain[i][k]);
+            left -= s->gain[i][k];
+        }
+        int64_t in = 64 * (1 + i % 3), out = 64 * (1 + (i * 5) % 4);
+        *l = (hc_policy_layer){ .name = s->names[i], .kind = kinds[i % 7], .layer = i / 7, .in = in, .out = out, .rank_max = rmax,
+                                .bytes_per_rank = (uint64_t)(in + out) * 2 + 4, .flops_per_rank = (uint64_t)(2 * (in + out)),
+                                .spectrum = s->spectrum[i], .gain = s->gain[i], .energy = energy };
+        per_rank += l->bytes_per_rank;
+    }
+    s->budget = (hc_policy_budget){ .bytes = 6 * per_rank + 1000, .percent = 10, .backbone_bytes = 10 * (6 * per_rank + 1000) };
+}
+
+static double total_gain(const synth *s, const int *ranks, uint64_t *bytes)
+{
+    double g = 0;
+    *bytes = 0;
+    for (int i = 0; i < NL; i++) {
+        for (int k = 0; k < ranks[i]; k++) g += s->gain[i][k];
+        *bytes += (uint64_t)ranks[i] * s->layers[i].bytes_per_rank;
+    }
+    return g;
+}
+
+/* The exact optimum by dynamic programming over bytes (costs are multiples of 4). */
+static double optimum(const synth *s)
+{
+    int cap = (int)(s->budget.bytes / 4);
+    double *dp = calloc((size_t)cap + 1, sizeof *dp), *next = malloc(((size_t)cap + 1) * sizeof *next);
+    for (int i = 0; i < NL; i++) {
+        int c = (int)(s->layers[i].bytes_per_rank / 4);
+        for (int b = 0; b <= cap; b++) {
+            double best = dp[b], pre = 0;
+            for (int r = 1; r <= s->layers[i].rank_max && r * c <= b; r++) {
+                pre += s->gain[i][r - 1];
+                if (dp[b - r * c] + pre > best) best = dp[b - r * c] + pre;
+            }
+            next[b] = best;
+        }
+        memcpy(dp, next, ((size_t)cap + 1) * sizeof *dp);
+    }
+    double v = dp[cap];
+    free(dp);
+    free(next);
+    return v;
+}
+
+static hc_status run_policy(const char *path, const synth *s, int *ranks)
+{
+    hc_lua *L = NULL;
+    hc_status st = hc_policy_open(path, &L);
+    if (st == HC_OK) st = hc_policy_allocate(L, path, &s->budget, s->layers, NL, ranks);
+    hc_lua_close(L);
+    return st;
+}
+
+static void test_greedy_beats_uniform(void)
+{
+    synth s;
+    make_synth(&s);
+    int uni[NL], greedy[NL], rel[NL];
+    HC_ASSERT_OK(run_policy(POLICY_DIR "uniform.lua", &s, uni));
+    HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, greedy));
+    HC_ASSERT_OK(run_policy(POLICY_DIR "relative.lua", &s, rel));
+    /* uniform.lua is the C uniform rule: budget // (sum of bytes per rank), capped at rank_max */
+    for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(uni[i], 6);
+    uint64_t bu, bg, br;
+    double gu = total_gain(&s, uni, &bu), gg = total_gain(&s, greedy, &bg), gr = total_gain(&s, rel, &br);
+    double opt = optimum(&s);
+    printf("\n  removed error: uniform %.1f (%llu B), greedy %.1f (%llu B), relative %.1f (%llu B), optimum %.1f; budget %llu B\n", gu,
+           (unsigned long long)bu, gg, (unsigned long long)bg, gr, (unsigned long long)br, opt, (unsigned long long)s.budget.bytes);
+    CU_ASSERT(bu <= s.budget.bytes && bg <= s.budget.bytes && br <= s.budget.bytes);
+    CU_ASSERT(gg > gu * 1.05); /* clearly better at no more bytes */
+    CU_ASSERT(gg <= opt * (1 + 1e-6));
+    /* short of the optimum by less than one step of gain */
+    double max_step = 0;
+    for (int i = 0; i < NL; i++) max_step = fmax(max_step, s.gain[i][0]);
+    CU_ASSERT(gg >= opt - max_step);
+    CU_ASSERT(gg >= 0.97 * opt);
+    /* ranks differ per layer, and the cheap large-error layers get more */
+    int differ = 0;
+    for (int i = 1; i < NL; i++) differ |= greedy[i] != greedy[0];
+    CU_ASSERT(differ);
+    /* relative: every layer keeps its floor (half the uniform rank) */
+    for (int i = 0; i < NL; i++) CU_ASSERT(rel[i] >= 3);
+    /* the same answer every run */
+    int again[NL];
+    HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, again));
+    CU_ASSERT(!memcmp(again, greedy, sizeof again));
+}
+
+/* A policy whose allocate body is `body` (layers in l, budget in b), written to a temporary file. */
+static const char *write_policy(const char *file, const char *body)
+{
+    const char *path = hc_test_tmp(file);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "-- %s: a test policy\nfunction allocate(b, l)\n%s\nend\n", file, body);
+    fclose(f);
+    return path;
+}
+
+/* The policy is refused with HC_E_SCRIPT, a message holding `want` and the script's name, and the
+ * ranks are left alone. */
+static void expect_refused(const char *file, const char *body, const char *want)
+{
+    synth s;
+    make_synth(&s);
+    char path[600];
+    snprintf(path, sizeof path, "%s", write_policy(file, body));
+    int ranks[NL];
+    for (int i = 0; i < NL; i++) ranks[i] = -7;
+    hc_status st = run_policy(path, &s, ranks);
+    CU_ASSERT_EQUAL(st, HC_E_SCRIPT);
+    if (!strstr(hc_last_error(), want) || !strstr(hc_last_error(), file)) {
+        printf("\n  %s: message '%s' lacks '%s' or the file name\n", file, hc_last_error(), want);
+        CU_FAIL("wrong refusal message");
+    }
+    for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(ranks[i], -7);
+}
+
+static void test_bad_answers(void)
+{
+    const char *fill = "local r = {} for i, x in ipairs(l) do r[i] = 1 end\n";
+    char body[512];
+    expect_refused("over.lua", "local r = {} for i, x in ipairs(l) do r[i] = x.rank_max end return r",
+                   "above the budget of");
+    expect_refused("short.lua", "return {1, 2}", "returned 2 ranks for 12 layers (none for layer 3, blk.0.attn_v.weight)");
+    expect_refused("long.lua", "local r = {} for i = 1, #l + 1 do r[i] = 0 end return r", "position 13, outside 1..12");
+    snprintf(body, sizeof body, "%sr[4] = l[4].rank_max + 1 return r", fill);
+    expect_refused("big.lua", body, "the rank of blk.0.attn_output.weight is 9, above its rank_max 8");
+    snprintf(body, sizeof body, "%sr[2] = -1 return r", fill);
+    expect_refused("neg.lua", body, "the rank of blk.0.attn_k.weight is -1, below 0");
+    snprintf(body, sizeof body, "%sr[5] = 2.5 return r", fill);
+    expect_refused("frac.lua", body, "the rank of blk.0.ffn_gate.weight is 2.5, not an integer");
+    snprintf(body, sizeof body, "%sr[6] = '3' return r", fill);
+    expect_refused("str.lua", body, "the rank of blk.0.ffn_up.weight is a string, not an integer");
+    snprintf(body, sizeof body, "%sr[7] = 0/0 return r", fill);
+    expect_refused("nan.lua", body, "not an integer");
+    expect_refused("nil.lua", "return nil", "allocate() returned a nil, not a table of ranks");
+    expect_refused("num.lua", "return 5", "returned a number");
+    expect_refused("throw.lua", "error('no budget for you')", "throw.lua:3: no budget for you");
+    expect_refused("index.lua", "return l[1].missing.field", "index.lua:3: attempt to index a nil value");
+    expect_refused("loop.lua", "while true do end", "instruction limit");
+    expect_refused("names.lua", "return { ['blk.9.attn_q.weight'] = 1 }", "'blk.9.attn_q.weight', which names no layer");
+    expect_refused("partial.lua", "return { ['blk.0.attn_q.weight'] = 1 }", "gives no rank for layer blk.0.attn_k.weight");
+    expect_refused("mixed.lua", "return { 1, ['blk.0.attn_k.weight'] = 1 }", "mixes positions and layer names");
+    expect_refused("key.lua", "return { [true] = 1 }", "boolean key");
+    expect_refused("escape.lua", "os.execute('true') return {}", "'os' is not available");
+
+    /* a table name -> rank is accepted; so are integral floats */
+    synth s;
+    make_synth(&s);
+    int ranks[NL];
+    HC_ASSERT_OK(run_policy(write_policy("named.lua", "local r = {} for i, x in ipairs(l) do r[x.name] = (i % 3) * 1.0 end return r"), &s, ranks));
+    for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(ranks[i], (i + 1) % 3);
+    /* what a policy sees */
+    HC_ASSERT_OK(run_policy(write_policy("sees.lua",
+                                         "assert(#l == 12 and l[1].name == 'blk.0.attn_q.weight' and l[1].kind == 'attn_q' and l[1].layer == 0)\n"
+                                         "assert(l[4].rank_max == 8 and #l[4].gain == 8 and #l[4].spectrum == 8 and l[4].energy > 0)\n"
+                                         "assert(math.type(b.bytes) == 'integer' and b.percent == 10 and b.backbone_bytes == 10 * b.bytes)\n"
+                                         "assert(l[1].bytes_per_rank == (l[1]['in'] + l[1].out) * 2 + 4 and l[1].flops_per_rank == 2 * (l[1]['in'] + l[1].out))\n"
+                                         "assert(math.abs(l[2].spectrum[1] ^ 2 - l[2].gain[1]) <= 1e-3 * l[2].gain[1] and l[1].expert == nil)\n"
+                                         "local r = {} for i = 1, #l do r[i] = 0 end return r"),
+                            &s, ranks));
+    /* a script without allocate, or with a syntax error, is refused when loaded */
+    hc_lua *L = NULL;
+    const char *noalloc = hc_test_tmp("noalloc.lua");
+    FILE *f = fopen(noalloc, "w");
+    fputs("function allocat(b, l) return {} end\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(hc_policy_open(noalloc, &L), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "defines no function allocate(budget, layers)"));
+    CU_ASSERT_PTR_NULL(L);
+    CU_ASSERT_EQUAL(hc_policy_open(write_policy("syntax.lua", "return {1,,2}"), &L), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "syntax.lua:3:"));
+    /* the example in sdk/POLICIES.md runs, and answers as greedy.lua does */
+    char *doc = hc_test_read_file(HC_SOURCE_DIR "/sdk/POLICIES.md", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+    char *start = strstr(doc, "-- mygreedy.lua"), *end = start ? strstr(start, "```") : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    *end = '\0';
+    const char *example = hc_test_tmp("mygreedy.lua");
+    f = fopen(example, "w");
+    fputs(start, f);
+    fclose(f);
+    free(doc);
+    int mine[NL], greedy[NL];
+    HC_ASSERT_OK(run_policy(example, &s, mine));
+    HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, greedy));
+    CU_ASSERT(!memcmp(mine, greedy, sizeof mine));
+    /* shipped policies are found by name */
+    char path[4096];
+    HC_ASSERT_OK(hc_policy_resolve("greedy", path, sizeof path));
+    CU_ASSERT_EQUAL(access(path, R_OK), 0);
+    HC_ASSERT_OK(hc_policy_resolve("uniform.lua", path, sizeof path));
+    CU_ASSERT_EQUAL(hc_policy_resolve("no-such-policy", path, sizeof path), HC_E_IO);
+}
+
+/* ---- end to end on stories260K ---- */
+
+typedef struct e2e {
+    char model[1024], calib[1024];
+    hc_registry *reg;
+} e2e;
+
+static int e2e_open(e2e *e, const char *test)
+{
+    const char *m = hc_test_shared("models/stories260K/stories260K.bin", test);
+    if (!m) return 0;
+    snprintf(e->model, sizeof e->model, "%s", m);
+    const char *c = hc_test_shared("eval/wiki.valid.tokens", test);
+    if (!c) return 0;
+    snprintf(e->calib, sizeof e->calib, "%s", c);
+    e->reg = NULL;
+    if (hc_registry_create(&e->reg) != HC_OK || hc_registry_load_default(e->reg) != HC_OK) {
+        printf("  %s\n", hc_last_error());
+        CU_FAIL("registry");
+        return 0;
+    }
+    return 1;
+}
+
+static hc_status compress_with(e2e *e, const char *out, const char *policy, double budget)
+{
+    hc_compress_opts o = { .input = e->model, .output = out, .quant = "rtn:bits=3,group=32", .budget = budget, .calib = e->calib,
+                           .calib_tokens = 1024, .calib_seq = 128, .whitening = HC_WHITEN_FULL, .whitening_given = 1,
+                           .branch_dtype = HC_F16, .policy = policy, .threads = 2, .registry = e->reg };
+    hc_compress_report r;
+    return hc_compress(&o, &r);
+}
+
+/* Ranks of the branches in a compressed file, by their lora_s tensors (0 without). */
+static int file_ranks(const char *path, int *ranks, int cap)
+{
+    hc_gguf *g = NULL;
+    if (hc_gguf_open(path, &g) != HC_OK) return -1;
+    int n = 0;
+    for (uint64_t i = 0; i < g->n_kv && n < cap; i++) {
+        const hc_gguf_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, "hc.sens.", 8) || kv->type != HC_GGUF_ARRAY) continue;
+        char base[300];
+        const char *w = kv->key + 8;
+        snprintf(base, sizeof base, "%.*s.lora_s", (int)(strlen(w) - 7), w);
+        const hc_gguf_tensor *t = hc_gguf_find_tensor(g, base);
+        ranks[n++] = t ? (int)t->ne[0] : 0;
+    }
+    hc_gguf_close(g);
+    return n;
+}
+
+/* Mean squared difference of the last-token logits of a model from the reference's over a prompt. */
+static double logits_error(const char *path, const hc_model_load_opts *lo, const float *ref, float *out, hc_registry *reg)
+{
+    hc_model *m = NULL;
+    hc_device *dev = NULL;
+    hc_context *ctx = NULL;
+    hc_device_config dc = { .n_threads = 1 };
+    hc_context_params cp = { .n_ctx = 64, .n_batch = 16 };
+    hc_status st = hc_model_load(path, lo, &m);
+    if (st == HC_OK && hc_model_branch_bytes(m) > 0) {
+        const hc_plugin *c = hc_registry_find(reg, HC_PLUGIN_COMP, "host"), *s = hc_registry_find(reg, HC_PLUGIN_SCHED, "serial");
+        if (!c || !s) st = HC_E_PLUGIN;
+        else {
+            cp.comp = c->desc->ops;
+            cp.sched = s->desc->ops;
+            cp.sched_name = "serial";
+        }
+    }
+    if (st == HC_OK) st = hc_cpu_device_create(&dc, &dev);
+    if (st == HC_OK) st = hc_context_create(m, dev, &cp, &ctx);
+    const float *logits = NULL;
+    static const int32_t prompt[] = { 1, 403, 407, 261, 378, 429, 262, 275, 300, 356, 290, 365 };
+    if (st == HC_OK) st = hc_decode(ctx, prompt, (int)(sizeof prompt / sizeof prompt[0]), 0, &logits);
+    double err = -1;
+    if (st == HC_OK) {
+        int nv = m->cfg.n_vocab;
+        err = 0;
+        for (int i = 0; i < nv; i++) {
+            if (!isfinite(logits[i])) err = INFINITY;
+            if (out) out[i] = logits[i];
+            if (ref) err += ((double)logits[i] - ref[i]) * ((double)logits[i] - ref[i]) / nv;
+        }
+    } else printf("\n  %s: %s\n", path, hc_last_error());
+    hc_context_free(ctx);
+    if (dev) {
+        if (m) m->device = NULL;
+        dev->ops->destroy(dev);
+    }
+    hc_model_free(m);
+    return err;
+}
+
+static void test_compress_greedy(void)
+{
+    e2e e;
+    if (!e2e_open(&e, "compress with --policy greedy")) return;
+    char out[600], uni_c[600], uni_lua[600];
+    snprintf(out, sizeof out, "%s", hc_test_tmp("greedy.gguf"));
+    snprintf(uni_c, sizeof uni_c, "%s", hc_test_tmp("uniform_c.gguf"));
+    snprintf(uni_lua, sizeof uni_lua, "%s", hc_test_tmp("uniform_lua.gguf"));
+    HC_ASSERT_OK(compress_with(&e, out, POLICY_DIR "greedy.lua", 10));
+    HC_ASSERT_OK(compress_with(&e, uni_c, NULL, 10));
+    HC_ASSERT_OK(compress_with(&e, uni_lua, "uniform", 10));
+
+    int rg[64], rc[64], rl[64];
+    int ng = file_ranks(out, rg, 64), nc = file_ranks(uni_c, rc, 64), nl = file_ranks(uni_lua, rl, 64);
+    CU_ASSERT_EQUAL(ng, 30); /* 5 layers x 6 projections that rtn groups of 32 can hold */
+    CU_ASSERT_EQUAL(nc, ng);
+    CU_ASSERT_EQUAL(nl, ng);
+    int differ = 0, sum = 0;
+    for (int i = 0; i < ng; i++) {
+        differ |= rg[i] != rg[0];
+        sum += rg[i];
+        CU_ASSERT_EQUAL(rc[i], rl[i]); /* uniform.lua = the built-in uniform ranks */
+        CU_ASSERT_EQUAL(rc[i], rc[0]);
+    }
+    CU_ASSERT(differ);
+    CU_ASSERT(sum > 0);
+
+    /* the sensitivity keys: rank_max steps, non-negative, within the total */
+    hc_gguf *g = NULL;
+    HC_ASSERT_OK(hc_gguf_open(out, &g));
+    const void *arr = NULL;
+    uint64_t n = 0;
+    float total = 0;
+    HC_ASSERT_OK(hc_gguf_get_arr(g, "hc.sens.blk.0.attn_q.weight", HC_GGUF_FLOAT32, &arr, &n));
+    HC_ASSERT_OK(hc_gguf_get_f32(g, "hc.sens.blk.0.attn_q.weight.total", &total));
+    CU_ASSERT_EQUAL(n, 64); /* min(64, 64, max(4 x uniform, 64)) */
+    double s = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        float v;
+        memcpy(&v, (const char *)arr + 4 * k, 4);
+        CU_ASSERT(v >= 0);
+        s += v;
+    }
+    CU_ASSERT(s <= total * 1.001 && s >= 0.99 * total); /* full rank: everything is removed at rank_max */
+    const char *measure = NULL;
+    HC_ASSERT_OK(hc_gguf_get_str(g, "hc.sens.measure", &measure));
+    CU_ASSERT_STRING_EQUAL(measure, "activation");
+    const char *policy = NULL;
+    HC_ASSERT_OK(hc_gguf_get_str(g, "hc.comp.policy", &policy));
+    CU_ASSERT_STRING_EQUAL(policy, "greedy.lua");
+    hc_gguf_close(g);
+
+    /* hcinfer inspect prints the sensitivity table */
+    char cmd[1400], line[512];
+    snprintf(cmd, sizeof cmd, "%s/hcinfer inspect --no-tensors '%s' 2>&1", HC_BIN_DIR, out);
+    FILE *p = popen(cmd, "r");
+    int table = 0, rows = 0, summary = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        table |= strstr(line, "branch sensitivity (30 layers, measure activation)") != NULL;
+        rows += strncmp(line, "  blk.", 6) == 0 && strstr(line, "%") != NULL;
+        summary |= strstr(line, "all layers") != NULL;
+    }
+    CU_ASSERT_EQUAL(p ? pclose(p) : -1, 0);
+    CU_ASSERT(table && summary);
+    CU_ASSERT_EQUAL(rows, 30);
+
+    /* it runs, and its branches bring the logits closer to the original model's */
+    float *ref = malloc(512 * sizeof *ref);
+    hc_model_load_opts plain = { .to_f32 = 1 };
+    CU_ASSERT(logits_error(e.model, &plain, NULL, ref, e.reg) == 0);
+    hc_model_load_opts with = { .registry = e.reg }, without = { .registry = e.reg, .no_branches = 1 };
+    double err_with = logits_error(out, &with, ref, NULL, e.reg), err_without = logits_error(out, &without, ref, NULL, e.reg);
+    double err_uni = logits_error(uni_c, &with, ref, NULL, e.reg);
+    printf("\n  logits MSE vs the original: greedy %.5f, uniform %.5f, no branches %.5f\n", err_with, err_uni, err_without);
+    CU_ASSERT(err_with >= 0 && err_with < err_without);
+    CU_ASSERT(err_uni >= 0 && err_uni < err_without);
+    free(ref);
+    hc_registry_free(e.reg);
+}
+
+/* A policy that fails (or answers badly) leaves no output file, temporary or final. */
+static void test_failing_policy_no_output(void)
+{
+    e2e e;
+    if (!e2e_open(&e, "a failing policy leaves no output")) return;
+    const char *bodies[] = { "error('refused on purpose')", "local r = {} for i, x in ipairs(l) do r[i] = x.rank_max end return r",
+                             "return {}" };
+    const char *wants[] = { "fail0.lua:3: refused on purpose", "above the budget", "returned 0 ranks for 30 layers" };
+    for (int i = 0; i < 3; i++) {
+        char name[32], policy[600], out[600], tmp[620];
+        snprintf(name, sizeof name, "fail%d.lua", i);
+        snprintf(policy, sizeof policy, "%s", write_policy(name, bodies[i]));
+        snprintf(out, sizeof out, "%s", hc_test_tmp("never.gguf"));
+        snprintf(tmp, sizeof tmp, "%s.tmp", out);
+        CU_ASSERT_EQUAL(compress_with(&e, out, policy, 10), HC_E_SCRIPT);
+        if (!strstr(hc_last_error(), wants[i])) printf("\n  message: %s\n", hc_last_error());
+        CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), wants[i]));
+        CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+        CU_ASSERT_NOT_EQUAL(access(tmp, F_OK), 0);
+    }
+    /* a broken script is refused before the long work (no calibration, no quantization) */
+    char out[600];
+    snprintf(out, sizeof out, "%s", hc_test_tmp("never2.gguf"));
+    CU_ASSERT_EQUAL(compress_with(&e, out, write_policy("broken.lua", "return {"), 10), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "broken.lua:4:"));
+    CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+    CU_ASSERT_EQUAL(compress_with(&e, out, "no-such-policy", 10), HC_E_IO);
+    CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+    hc_registry_free(e.reg);
+}
+
+int main(void)
+{
+    static const hc_test_case cases[] = {
+        {"per-step error reductions telescope to the true error", test_step_gains},
+        {"greedy beats uniform and is near the optimum", test_greedy_beats_uniform},
+        {"bad answers are refused with their message", test_bad_answers},
+        {"compress stories260K with --policy greedy", test_compress_greedy},
+        {"a failing policy leaves no output file", test_failing_policy_no_output},
+        {NULL, NULL},
+    };
+    return hc_test_run("policy", cases);
+}
