@@ -19,6 +19,8 @@ typedef struct hc_branch_stats {
     uint64_t inline_ns;       /* time the device spent computing branches itself */
     uint64_t jobs, steps;
     uint64_t flops;           /* host branch FLOPs */
+    uint64_t bytes_touched;   /* branch parameter bytes read (A and B at the active ranks, each branch
+                                 once per step and job: of a MoE layer only the routed experts') */
 } hc_branch_stats;
 
 hc_status hc_branch_rt_create(struct hc_context *c, const hc_comp_ops *comp, int host_threads, const int *host_cpus,
@@ -36,6 +38,21 @@ const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index);
 hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows);
 hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns);
 hc_status hc_branch_rt_end_step(hc_branch_rt *r);
+
+/* The last step's timings of a job (the jobs are numbered 0 .. n_jobs-1). */
+typedef struct hc_job_times {
+    uint64_t host_ns;         /* host threads' time on it */
+    uint64_t wait_ns;         /* the device thread waited for it */
+    uint64_t window_ns;       /* device-thread time from its input being ready to its output being needed */
+    int ran;                  /* it had active branches in the last step */
+} hc_job_times;
+
+int hc_branch_rt_n_jobs(const hc_branch_rt *r);
+void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out);
+/* The linear stages of a job (returns their count, at most 4). */
+int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages);
+/* The job a stage belongs to, or -1. */
+int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
 
 void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out);
 void hc_branch_rt_reset_stats(hc_branch_rt *r);

@@ -13,7 +13,7 @@
 #include "trace.h"
 
 #define MAX_SCHEDS 8
-#define N_KINDS 16
+#define N_KINDS 28
 
 static const char bench_help[] =
     "usage: hcinfer bench -m MODEL [--sched none,serial,async] [-n N] [-p N] [--device-threads N]\n"
@@ -37,6 +37,7 @@ typedef struct result {
     double device_ms, host_ms, wait_ms, inline_ms;   /* per decoded token */
     double overlap;
     double bytes_per_token;
+    double branch_touched;                            /* branch parameter bytes read per decoded token */
     double kind_ms[N_KINDS];                          /* device ms per token by stage kind */
     int identical;                                    /* same tokens as the first scheduler with branches
                                                          (-1: not compared, the backbone alone) */
@@ -44,7 +45,11 @@ typedef struct result {
 
 static const char *const kinds[N_KINDS] = { "token_embd", "attn_norm", "attn_q", "attn_k", "attn_v", "rope", "kv_store",
                                             "attention", "attn_output", "attn_residual", "ffn_norm", "ffn_gate", "ffn_up",
-                                            "ffn_act", "ffn_down", "output" };
+                                            "ffn_act", "ffn_down", "output",
+                                            /* qwen3 and mixture of experts */
+                                            "attn_qk_norm", "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_act_exps",
+                                            "ffn_down_exps", "ffn_moe_out", "ffn_gate_shexp", "ffn_up_shexp", "ffn_act_shexp",
+                                            "ffn_down_shexp", "ffn_gate_inp_shexp" };
 
 static int kind_of(const char *stage_name)
 {
@@ -54,6 +59,8 @@ static int kind_of(const char *stage_name)
         k = k ? k + 1 : stage_name;
     }
     if (!strcmp(k, "output_norm") || !strcmp(k, "ffn_residual")) return !strcmp(k, "output_norm") ? 15 : 9;
+    if (!strcmp(k, "ffn_residual_shexp")) return 9;
+    if (!strcmp(k, "attn_q_norm") || !strcmp(k, "attn_k_norm")) return 16;
     for (int i = 0; i < N_KINDS; i++)
         if (!strcmp(k, kinds[i])) return i;
     return -1;
@@ -71,17 +78,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static size_t branch_bytes_active(const hc_context *c)
-{
-    size_t total = 0;
-    for (int i = 0; i < c->n_stages; i++) {
-        const hc_stage *s = &c->stages[i];
-        if (!s->branch || !s->branch_enabled) continue;
-        int r = s->active_rank < s->branch->rank ? s->active_rank : s->branch->rank;
-        total += (size_t)r * (size_t)(s->branch->in + s->branch->out) * (s->branch->dtype == HC_F32 ? 4 : 2);
-    }
-    return total;
-}
 
 typedef struct bench_opts {
     hc_session_opts session;
@@ -127,6 +123,7 @@ static hc_status measure(hc_session *s, const bench_opts *o, const int32_t *prom
     r->wait_ms = bs.wait_ns * per;
     r->inline_ms = bs.inline_ns * per;
     r->overlap = bs.host_ns ? 1.0 - (double)bs.wait_ns / (double)bs.host_ns : 0.0;
+    r->branch_touched = (double)bs.bytes_touched / o->n_decode; /* of a MoE model: the routed experts' only */
     if (r->overlap < 0) r->overlap = 0;
     for (int k = 0; k < N_KINDS; k++) r->kind_ms[k] = kind_ns[k] * per;
     return HC_OK;
@@ -137,7 +134,7 @@ static hc_status select_scheduler(hc_session *s, const char *name, int *saved_en
     hc_context *c = s->ctx;
     int none = !strcmp(name, "none");
     for (int i = 0; i < c->n_stages; i++)
-        if (c->stages[i].branch) c->stages[i].branch_enabled = none ? 0 : saved_enabled[i];
+        if (c->stages[i].branch || c->stages[i].expert_branch) c->stages[i].branch_enabled = none ? 0 : saved_enabled[i];
     if (none || !c->brt) return HC_OK;
     const hc_plugin *p = hc_registry_find(s->registry, HC_PLUGIN_SCHED, name);
     if (!p) return HC_E_PLUGIN;
@@ -150,16 +147,16 @@ static hc_status select_scheduler(hc_session *s, const char *name, int *saved_en
 static void print_json(const bench_opts *o, const hc_session *s, const result *res, int n)
 {
     printf("{\"model\": \"%s\", \"device\": \"%s\", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
-           "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"results\": [",
+           "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"branch_bytes_stored\": %zu, \"results\": [",
            o->session.model, o->session.device, o->session.threads, o->session.host_threads, o->n_prompt, o->n_decode, o->reps,
-           hc_model_bytes_per_token(s->model));
+           hc_model_bytes_per_token(s->model), s->ctx->brt ? hc_model_branch_bytes(s->model) : (size_t)0);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
         printf("%s\n  {\"sched\": \"%s\", \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, \"device_ms\": %.4f, \"host_ms\": %.4f, "
-               "\"device_wait_ms\": %.4f, \"inline_ms\": %.4f, \"overlap\": %.4f, \"bytes_per_token\": %.0f, \"same_tokens\": %s, "
-               "\"stage_ms\": {",
+               "\"device_wait_ms\": %.4f, \"inline_ms\": %.4f, \"overlap\": %.4f, \"bytes_per_token\": %.0f, "
+               "\"branch_bytes_touched_per_token\": %.0f, \"same_tokens\": %s, \"stage_ms\": {",
                i ? "," : "", r->sched, r->decode_tok_s, r->prompt_tok_s, r->device_ms, r->host_ms, r->wait_ms, r->inline_ms, r->overlap,
-               r->bytes_per_token, r->identical < 0 ? "null" : r->identical ? "true" : "false");
+               r->bytes_per_token, r->branch_touched, r->identical < 0 ? "null" : r->identical ? "true" : "false");
         for (int k = 0; k < N_KINDS; k++) printf("%s\"%s\": %.4f", k ? ", " : "", kinds[k], r->kind_ms[k]);
         printf("}}");
     }
@@ -170,13 +167,15 @@ static void print_table(const bench_opts *o, const hc_session *s, const result *
 {
     fprintf(stdout, "%s: %d prompt + %d decode tokens, %d device thread(s), %d host thread(s), median of %d\n", o->session.model,
             o->n_prompt, o->n_decode, o->session.threads, o->session.host_threads, o->reps);
-    fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",
-            "wait ms", "overlap", "MiB/token", "same tokens");
+    if (s->ctx->brt)
+        fprintf(stdout, "branches: %.2f MiB stored\n", hc_model_branch_bytes(s->model) / 1048576.0);
+    fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %14s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",
+            "wait ms", "overlap", "MiB/token", "branch MiB/tok", "same tokens");
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
-        fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %s\n", r->sched, r->decode_tok_s, r->prompt_tok_s,
+        fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %14.3f %s\n", r->sched, r->decode_tok_s, r->prompt_tok_s,
                 r->device_ms, r->host_ms + r->inline_ms, r->wait_ms, 100 * r->overlap, r->bytes_per_token / 1048576.0,
-                r->identical < 0 ? "-" : r->identical ? "yes" : "NO");
+                r->branch_touched / 1048576.0, r->identical < 0 ? "-" : r->identical ? "yes" : "NO");
     }
 }
 
@@ -189,12 +188,12 @@ int hc_cmd_bench(int argc, char **argv)
     hc_status st = HC_OK;
     const char *v;
     for (a.i = 1; a.i < argc && st == HC_OK; a.i++) {
-        if (hc_session_parse_option(&o.session, &a, &st)) {}
+        if (hc_arg_is(&a, "--sched", NULL)) { /* a list here, before the session's single --sched */
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) snprintf(o.scheds, sizeof o.scheds, "%s", v);
+        } else if (hc_session_parse_option(&o.session, &a, &st)) {}
         else if (hc_arg_is(&a, "-h", "--help")) {
             printf(bench_help, hc_session_help);
             return 0;
-        } else if (hc_arg_is(&a, "--sched", NULL)) {
-            if ((st = hc_arg_value(&a, &v)) == HC_OK) snprintf(o.scheds, sizeof o.scheds, "%s", v);
         } else if (hc_arg_is(&a, "-n", "--n-decode")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_decode);
         else if (hc_arg_is(&a, "-p", "--n-prompt")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_prompt);
         else if (hc_arg_is(&a, "-r", "--reps")) st = hc_arg_int(&a, 1, 100, &o.reps);
@@ -257,7 +256,7 @@ int hc_cmd_bench(int argc, char **argv)
         if (st != HC_OK) break;
         r->prompt_tok_s = o.n_prompt / median(pt, o.reps);
         r->decode_tok_s = o.n_decode / median(dt, o.reps);
-        r->bytes_per_token = (double)hc_model_bytes_per_token(s.model) + (double)branch_bytes_active(c);
+        r->bytes_per_token = (double)hc_model_bytes_per_token(s.model) + r->branch_touched;
         if (!strcmp(names[k], "none")) r->identical = -1;
         else {
             if (!have_first) memcpy(first, gen, (size_t)o.n_decode * sizeof *gen);

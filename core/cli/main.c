@@ -18,6 +18,7 @@ static const command commands[] = {
     { "tokenize", hc_cmd_tokenize, "print the token ids of a text" },
     { "compress", hc_cmd_compress, "quantize a model and add low-rank compensation branches" },
     { "bench", hc_cmd_bench, "measure speed under each overlap scheduler" },
+    { "synth", hc_cmd_synth, "write a model with random weights (dense or mixture of experts)" },
     { "plugins", hc_cmd_plugins, "list loaded and refused plugins" },
 };
 

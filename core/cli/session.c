@@ -15,13 +15,19 @@ const char hc_session_help[] =
     "  -t, --threads N         device threads (default 2); also --device-threads N\n"
     "  -c, --ctx-size N        context length in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N      tokens per forward pass in prompt processing (default 128)\n"
+    "      --kv-type T         KV cache element type: f32 or f16 (default f16 on the cpu device,\n"
+    "                          f32 on a device that cannot store f16 rows)\n"
     "      --device NAME       device plugin (default cpu; see hcinfer plugins)\n"
     "      --f32               convert every weight to f32 on load (the reference path)\n"
     "      --no-comp           ignore the compensation branches of a compressed model\n"
     "      --rank N            cap the active rank of every branch\n"
     "      --comp NAME         compensation kernel plugin (default host)\n"
     "      --sched NAME        overlap scheduler for the branches: async (default), serial, inline\n"
-    "      --host-threads N    host threads running the branches (default 1)\n";
+    "      --host-threads N    host threads running the branches (default 1)\n"
+    "      --pipeline FILE     Lua pipeline script: stages, branches, schedulers, on_step policy\n"
+    "                          (scripts/pipelines/default.lua, adaptive.lua)\n"
+    "      --host-budget X     dynamic ranks: keep each branch's host time within X times the device\n"
+    "                          time it overlaps with (e.g. 0.9; default off)\n";
 
 void hc_session_opts_init(hc_session_opts *o)
 {
@@ -33,6 +39,17 @@ void hc_session_opts_init(hc_session_opts *o)
     o->host_threads = 1;
 }
 
+static hc_status parse_kv_type(hc_args *a, hc_kv_type *out)
+{
+    const char *v;
+    hc_status st = hc_arg_value(a, &v);
+    if (st != HC_OK) return st;
+    if (!strcmp(v, "f32")) *out = HC_KV_F32;
+    else if (!strcmp(v, "f16")) *out = HC_KV_F16;
+    else return hc_error(HC_E_ARG, "--kv-type: '%s' is neither f32 nor f16", v);
+    return HC_OK;
+}
+
 int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
 {
     *st = HC_OK;
@@ -41,8 +58,11 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     else if (hc_arg_is(a, "-t", "--threads") || hc_arg_is(a, "--device-threads", NULL)) *st = hc_arg_int(a, 1, 256, &o->threads);
     else if (hc_arg_is(a, "--host-threads", NULL)) *st = hc_arg_int(a, 1, 64, &o->host_threads);
     else if (hc_arg_is(a, "--sched", NULL)) *st = hc_arg_value(a, &o->sched);
+    else if (hc_arg_is(a, "--pipeline", NULL)) *st = hc_arg_value(a, &o->pipeline);
+    else if (hc_arg_is(a, "--host-budget", NULL)) *st = hc_arg_float(a, 0.01, 100, &o->host_budget);
     else if (hc_arg_is(a, "-c", "--ctx-size")) *st = hc_arg_int(a, 1, 1 << 20, &o->n_ctx);
     else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
+    else if (hc_arg_is(a, "--kv-type", NULL)) *st = parse_kv_type(a, &o->kv_type);
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
     else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;
     else if (hc_arg_is(a, "--no-comp", NULL)) o->no_comp = 1;
@@ -87,7 +107,8 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     if (st == HC_OK && hc_tokenizer_n_vocab(s->tok) > s->model->cfg.n_vocab)
         st = hc_error(HC_E_FORMAT, "the tokenizer has %d tokens but the model only %d", hc_tokenizer_n_vocab(s->tok),
                       s->model->cfg.n_vocab);
-    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .max_rank = o->max_rank };
+    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = o->pipeline,
+                             .registry = s->registry, .host_budget = o->host_budget };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
         const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, o->sched) : NULL;

@@ -16,12 +16,15 @@ typedef struct hc_session_opts {
     int threads;              /* -t */
     int n_ctx;                /* -c */
     int n_batch;              /* -b */
+    hc_kv_type kv_type;       /* --kv-type f32|f16 (default: f16 where the device can keep it) */
     int to_f32;               /* --f32 */
     int no_comp;              /* --no-comp: run the backbone alone */
     int max_rank;             /* --rank N: cap of the active rank of every branch */
     const char *comp;         /* --comp NAME: compensation kernel plugin (default "host") */
     const char *sched;        /* --sched NAME: overlap scheduler plugin (default "async") */
     int host_threads;         /* --host-threads N (default 1) */
+    const char *pipeline;     /* --pipeline FILE.lua */
+    float host_budget;        /* --host-budget X: dynamic ranks keep host time <= X * device time */
 } hc_session_opts;
 
 typedef struct hc_session {

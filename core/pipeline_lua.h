@@ -1,0 +1,31 @@
+/* pipeline_lua.h: pipeline composition from a Lua script (scripts/pipelines/NAME.lua): the stages of
+ * a decoder layer and of the head, which linear stages get a branch and which scheduler drives
+ * it, checked for consistency before anything runs. */
+#ifndef HC_PIPELINE_LUA_H
+#define HC_PIPELINE_LUA_H
+
+#include "hc/hc_stage.h"
+#include "lua_host.h"
+#include "model.h"
+
+/* Scheduler choice of a stage as the script names it; resolved to plugins by the caller. */
+typedef struct hc_stage_sched {
+    char name[65];
+} hc_stage_sched;
+
+typedef struct hc_pipeline_script {
+    hc_lua *lua;              /* kept open for the script's on_step function */
+    char path[1024];
+    char default_sched[65];   /* the script's global `sched` ("" when unset) */
+    int has_on_step;
+    int on_step_every;        /* call on_step every N steps (global on_step_every, default 1) */
+} hc_pipeline_script;
+
+/* Builds the full stage list (embed, n_layer x the script's `layer`, the script's `head`) and
+ * per stage the scheduler name it asks for (sched[i].name, "" = the default). Errors name the
+ * script and, for a bad stage description, the stage's position and name. */
+hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, hc_stage **stages, int *n_stages,
+                               hc_stage_sched **sched, hc_pipeline_script **script);
+void hc_pipeline_script_free(hc_pipeline_script *s);
+
+#endif

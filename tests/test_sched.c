@@ -1,0 +1,249 @@
+/* test_sched.c: the heterogeneous runtime on a compressed stories260K: every scheduler (serial,
+ * async, inline; 1 and 2 host threads) gives the same greedy tokens; broken schedulers are
+ * refused; pipeline scripts report their errors with file and line and bad on_step answers are
+ * refused; the rank controller lowers ranks when the host is slow. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress.h"
+#include "context.h"
+#include "device_cpu.h"
+#include "registry.h"
+#include "sampler.h"
+#include "test_util.h"
+
+#define N_GEN 48
+
+static char model_path[1024];
+
+static const char *compressed_model(void)
+{
+    if (model_path[0]) return model_path;
+    const char *src = hc_test_shared("models/stories260K/stories260K.bin", "compressed stories260K");
+    if (!src) return NULL;
+    char source[1024];
+    snprintf(source, sizeof source, "%s", src);
+    hc_registry *r;
+    if (hc_registry_create(&r) != HC_OK || hc_registry_load_default(r) != HC_OK) return NULL;
+    snprintf(model_path, sizeof model_path, "%s", hc_test_tmp("st-w4.gguf"));
+    hc_compress_opts o = { .input = source, .output = model_path, .quant = "rtn:bits=3,group=32", .rank = 6,
+                           .threads = 2, .branch_dtype = HC_F16, .registry = r };
+    hc_compress_report rep;
+    hc_status st = hc_compress(&o, &rep);
+    if (st != HC_OK) printf("\n  compress: %s\n", hc_last_error());
+    hc_registry_free(r);
+    if (st != HC_OK) model_path[0] = '\0';
+    return st == HC_OK ? model_path : NULL;
+}
+
+typedef struct run_opts {
+    const char *sched;        /* NULL: branches off */
+    int host_threads;
+    const char *pipeline;
+    double host_budget;
+    int host_delay_us;
+} run_opts;
+
+/* Greedy tokens from BOS; returns the status of the first failure. */
+static hc_status generate(const run_opts *ro, int32_t *out, hc_context **keep)
+{
+    hc_registry *r = NULL;
+    hc_device *d = NULL;
+    hc_model *m = NULL;
+    hc_context *c = NULL;
+    hc_status st = hc_registry_create(&r);
+    if (st == HC_OK) st = hc_registry_load_default(r);
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/sched_lazy", HC_TEST_PLUGIN_DIR);
+    if (st == HC_OK) st = hc_registry_scan(r, dir);
+    hc_device_config dc = { .n_threads = 1 };
+    if (st == HC_OK) st = hc_cpu_device_create(&dc, &d);
+    hc_model_load_opts lo = { .registry = r, .no_branches = ro->sched == NULL };
+    if (st == HC_OK) st = hc_model_load(model_path, &lo, &m);
+    hc_context_params cp = { .n_ctx = 128, .registry = r, .pipeline = ro->pipeline, .host_budget = ro->host_budget,
+                             .host_threads = ro->host_threads };
+    if (st == HC_OK && ro->sched) {
+        const hc_plugin *comp = hc_registry_find(r, HC_PLUGIN_COMP, "host");
+        const hc_plugin *sp = hc_registry_find(r, HC_PLUGIN_SCHED, ro->sched);
+        if (!comp || !sp) st = HC_E_PLUGIN;
+        else {
+            cp.comp = comp->desc->ops;
+            cp.sched = sp->desc->ops;
+            cp.sched_name = ro->sched;
+        }
+    }
+    if (st == HC_OK) st = hc_context_create(m, d, &cp, &c);
+    if (st == HC_OK && c->brt) hc_branch_rt_set_host_delay(c->brt, ro->host_delay_us);
+    int32_t tok = 1;
+    const float *logits;
+    for (int i = 0; i < N_GEN && st == HC_OK; i++) {
+        st = hc_decode(c, &tok, 1, 0, &logits);
+        if (st == HC_OK) out[i] = tok = hc_argmax(logits, m->cfg.n_vocab);
+    }
+    if (keep && st == HC_OK) {
+        *keep = c; /* the caller inspects it, then frees everything through keep_free */
+        return st;
+    }
+    hc_context_free(c);
+    hc_model_free(m);
+    if (d) d->ops->destroy(d);
+    hc_registry_free(r);
+    return st;
+}
+
+/* Frees what generate() kept alive for inspection. */
+static void keep_free(hc_context *c)
+{
+    hc_model *m = c->model;
+    hc_device *d = c->dev;
+    const hc_registry *r = c->registry;
+    hc_context_free(c);
+    hc_model_free(m);
+    d->ops->destroy(d);
+    hc_registry_free((hc_registry *)r);
+}
+
+static void test_schedulers_agree(void)
+{
+    if (!compressed_model()) return;
+    int32_t base[N_GEN], bare[N_GEN], got[N_GEN];
+    run_opts ro = { .sched = "serial", .host_threads = 1 };
+    HC_ASSERT_OK(generate(&ro, base, NULL));
+    const char *scheds[] = { "serial", "async", "inline" };
+    for (int s = 0; s < 3; s++)
+        for (int h = 1; h <= 2; h++) {
+            ro = (run_opts){ .sched = scheds[s], .host_threads = h };
+            HC_ASSERT_OK(generate(&ro, got, NULL));
+            if (memcmp(base, got, sizeof got)) printf("\n  %s with %d host threads differs\n", scheds[s], h);
+            CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
+        }
+    ro = (run_opts){ .sched = NULL };
+    HC_ASSERT_OK(generate(&ro, bare, NULL));
+    CU_ASSERT_NOT_EQUAL(memcmp(base, bare, sizeof bare), 0); /* the branches do change the output */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/scripts/pipelines/default.lua", HC_SOURCE_DIR);
+    ro = (run_opts){ .sched = "serial", .host_threads = 1, .pipeline = path };
+    HC_ASSERT_OK(generate(&ro, got, NULL));
+    CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0); /* the default script is the default pipeline */
+}
+
+static void test_broken_schedulers(void)
+{
+    if (!compressed_model()) return;
+    hc_registry *r;
+    HC_ASSERT_OK(hc_registry_create(&r));
+    char path[2048];
+    snprintf(path, sizeof path, "%s/sched_missing_fn/sched_missing_fn.so", HC_TEST_PLUGIN_DIR);
+    CU_ASSERT_EQUAL(hc_registry_load_file(r, path), HC_E_PLUGIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "lacks the required function output_needed"));
+    hc_registry_free(r);
+    /* a scheduler that never merges: the runtime stops at the first job whose output is needed */
+    int32_t got[N_GEN];
+    run_opts ro = { .sched = "lazy", .host_threads = 1 };
+    CU_ASSERT_EQUAL(generate(&ro, got, NULL), HC_E_PLUGIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "scheduler 'lazy' left branch job"));
+}
+
+static const char *write_script(const char *name, const char *text)
+{
+    const char *p = hc_test_tmp(name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static char *default_script(void)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/scripts/pipelines/default.lua", HC_SOURCE_DIR);
+    return hc_test_read_file(path, NULL);
+}
+
+static void test_pipeline_errors(void)
+{
+    if (!compressed_model()) return;
+    int32_t got[N_GEN];
+    char p1[1100], p2[1100], p3[1100], p4[1100];
+    snprintf(p1, sizeof p1, "%s", write_script("syntax.lua", "layer = {\n  { op = 'norm', name = 'attn_norm' \n}}\nfunction (\n"));
+    run_opts ro = { .sched = "async", .host_threads = 1, .pipeline = p1 };
+    CU_ASSERT_EQUAL(generate(&ro, got, NULL), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "syntax.lua:4:")); /* file and line */
+
+    snprintf(p2, sizeof p2, "%s", write_script("runtime.lua", "local x = nil\nlayer = x.field\n"));
+    ro.pipeline = p2;
+    CU_ASSERT_EQUAL(generate(&ro, got, NULL), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "runtime.lua:2:"));
+
+    snprintf(p3, sizeof p3, "%s", write_script("order.lua",
+             "layer = {\n { op = 'linear', name = 'attn_q', input = 'xn', output = 'q' },\n}\n"));
+    ro.pipeline = p3;
+    CU_ASSERT_EQUAL(generate(&ro, got, NULL), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "layer[1] (attn_q): reads 'xn' before any stage"));
+
+    /* on_step answers: a rank above the stored one, and an unknown stage, are refused */
+    char *base = default_script();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    const char *answers[] = { "function on_step(s) return { ['blk.0.attn_q'] = { rank = 999 } } end\n",
+                              "function on_step(s) return { ['blk.99.attn_q'] = { rank = 1 } } end\n",
+                              "function on_step(s) return { ['blk.0.attn_q'] = { sched = 'nonexistent' } } end\n",
+                              "function on_step(s) while true do end end\n" };
+    const char *expect[] = { "rank must be an integer from 0 to 6", "not a stage with a branch", "not loaded", "instruction limit" };
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(base) + strlen(answers[i]) + 1;
+        char *text = malloc(n);
+        snprintf(text, n, "%s%s", base, answers[i]);
+        snprintf(p4, sizeof p4, "%s", write_script("answer.lua", text));
+        free(text);
+        ro.pipeline = p4;
+        CU_ASSERT_EQUAL(generate(&ro, got, NULL), HC_E_SCRIPT);
+        if (!strstr(hc_last_error(), expect[i])) printf("\n  answer %d: %s\n", i, hc_last_error());
+        CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), expect[i]));
+    }
+    /* a good answer is applied: every branch ends up switched off */
+    const char *off = "function on_step(s) local a = {} for _, st in ipairs(s.stages) do a[st.name] = { branch = false } end return a end\n";
+    size_t n = strlen(base) + strlen(off) + 1;
+    char *text = malloc(n);
+    snprintf(text, n, "%s%s", base, off);
+    snprintf(p4, sizeof p4, "%s", write_script("off.lua", text));
+    free(text);
+    ro.pipeline = p4;
+    hc_context *c = NULL;
+    HC_ASSERT_OK(generate(&ro, got, &c));
+    int on = 0, branches = 0;
+    for (int i = 0; i < c->n_stages; i++) {
+        branches += c->stages[i].branch != NULL;
+        on += c->stages[i].branch && c->stages[i].branch_enabled;
+    }
+    CU_ASSERT(branches > 0);
+    CU_ASSERT_EQUAL(on, 0);
+    keep_free(c);
+    free(base);
+}
+
+static void test_rank_controller(void)
+{
+    if (!compressed_model()) return;
+    int32_t got[N_GEN];
+    hc_context *c = NULL;
+    /* a host 300 us slower per job than the device can hide: the controller must cut the ranks */
+    run_opts ro = { .sched = "async", .host_threads = 1, .host_budget = 0.9, .host_delay_us = 300 };
+    HC_ASSERT_OK(generate(&ro, got, &c));
+    double mean_share, min_share, mean_rank;
+    hc_rank_control_summary(c, &mean_share, &min_share, &mean_rank);
+    CU_ASSERT(mean_share < 0.5);
+    keep_free(c);
+}
+
+int main(void)
+{
+    const hc_test_case cases[] = {
+        { "schedulers agree", test_schedulers_agree },
+        { "broken schedulers refused", test_broken_schedulers },
+        { "pipeline script errors", test_pipeline_errors },
+        { "rank controller under a slow host", test_rank_controller },
+        { NULL, NULL },
+    };
+    return hc_test_run("sched", cases);
+}
