@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# demo.sh: the main job on a fresh machine: install the build dependencies, build hcinfer, fetch
+# SmolLM2-135M-Instruct, compress it (3-bit backbone + low-rank branches within a 10% budget),
+# answer a question with the branches applied, and report sizes and perplexity with and without.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+shared=${HC_SHARED_DIR:-$root/../shared}
+quant=${HC_DEMO_QUANT:-rtn:bits=3,group=128}
+budget=${HC_DEMO_BUDGET:-10}
+threads=${HC_DEMO_THREADS:-2}
+
+bash scripts/setup.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+bash scripts/fetch_model.sh
+hc=build/bin/hcinfer
+src=models/SmolLM2-135M-Instruct.Q4_1.gguf
+out=models/SmolLM2-135M-Instruct.w3.hc.gguf
+
+calib=()
+if [ -f "$shared/eval/wiki.valid.tokens" ]; then
+  calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 4096)
+else
+  echo "demo: $shared/eval is absent: compressing without calibration (plain SVD branches)"
+fi
+echo "== compress: $quant backbone + branches within ${budget}% of it"
+$hc compress -m "$src" -o "$out" --quant "$quant" --budget "$budget" "${calib[@]}" -t "$threads"
+
+echo "== run (branches applied, async scheduler)"
+$hc run -m "$out" --chat -p "What is the capital of France?" -n 48 --temp 0 -t "$threads"
+
+if [ -f "$shared/eval/wiki.test.tokens" ]; then
+  echo "== report: WikiText-2 test perplexity on a slice (4 chunks of 512 tokens)"
+  ppl() { $hc eval -m "$1" "${@:2}" --ppl "$shared/eval/wiki.test.tokens" --limit 4 --json --no-progress -t "$threads" \
+            | grep -o '"ppl": [0-9.]*' | cut -d' ' -f2; }
+  ref=$(ppl "$src" --f32)
+  bare=$(ppl "$out" --no-comp)
+  comp=$(ppl "$out")
+  printf '  %-44s %8s\n' "reference (Q4_1 dequantized to f32)" "$ref" "$quant, backbone alone (--no-comp)" "$bare" \
+    "$quant + branches" "$comp"
+  awk -v r="$ref" -v b="$bare" -v c="$comp" 'BEGIN { if (b > r) printf "  the branches close %.0f%% of the gap to the reference\n", 100 * (b - c) / (b - r) }'
+else
+  echo "demo: $shared/eval is absent: no perplexity report"
+fi
