@@ -70,6 +70,7 @@ struct hc_branch_rt {
     sched_slot sched[MAX_SCHED];
     int n_sched;
     int host_delay_us;
+    double host_slowdown;     /* > 1: every host job takes this many times its compute time */
     float *dev_t, *dev_delta;           /* device scratch for run_on_device and uploads */
     float *repack;                      /* host scratch for uploads to a device without host memory */
     hc_branch_stats stats;
@@ -303,15 +304,17 @@ static void device_up_fn(void *arg, int ith, int nth)
     hc_pool_error_set(&j->host.err, job_up(j, ith, nth));
 }
 
-/* What the host threads run: the job, plus the synthetic delay of a slow host when asked. */
+/* What the host threads run: the job, plus the synthetic delays of a slow host when asked: a fixed
+ * one per job, and a slowdown that stretches each thread's compute time (it shrinks with the rank). */
 static void host_job_entry(void *arg, int ith, int nth)
 {
     hc_branch_job *j = arg;
+    uint64_t t0 = hc_now_ns();
     host_job_fn(arg, ith, nth);
-    if (ith == 0 && j->rt->host_delay_us > 0) {
-        uint64_t until = hc_now_ns() + (uint64_t)j->rt->host_delay_us * 1000u;
-        while (hc_now_ns() < until) {}
-    }
+    uint64_t until = hc_now_ns();
+    if (j->rt->host_slowdown > 1.0) until += (uint64_t)((double)(until - t0) * (j->rt->host_slowdown - 1.0));
+    if (ith == 0 && j->rt->host_delay_us > 0) until += (uint64_t)j->rt->host_delay_us * 1000u;
+    while (hc_now_ns() < until) {}
 }
 
 static hc_status rt_submit(void *arg, hc_branch_job *j)
@@ -714,3 +717,4 @@ int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage)
 }
 void hc_branch_rt_reset_stats(hc_branch_rt *r) { memset(&r->stats, 0, sizeof r->stats); }
 void hc_branch_rt_set_host_delay(hc_branch_rt *r, int us) { r->host_delay_us = us; }
+void hc_branch_rt_set_host_slowdown(hc_branch_rt *r, double factor) { r->host_slowdown = factor; }

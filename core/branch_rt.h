@@ -58,5 +58,7 @@ void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out);
 void hc_branch_rt_reset_stats(hc_branch_rt *r);
 /* Sets a synthetic extra delay added to every host job (microseconds), to emulate a slow host. */
 void hc_branch_rt_set_host_delay(hc_branch_rt *r, int us);
+/* A synthetic slow host for benchmarks: host jobs take `factor` times their compute time (1: off). */
+void hc_branch_rt_set_host_slowdown(hc_branch_rt *r, double factor);
 
 #endif

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite on a fresh machine: installs the build dependencies, fetches the
-# default model, builds, runs every CUnit suite, then again under ASan + UBSan. Fails on any failure.
+# default model, builds, runs every CUnit suite and the SDK check, then the suites again under
+# ASan + UBSan. Fails on any failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,6 +13,9 @@ echo "== build and test (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j1
+
+echo "== SDK: install into a temporary prefix, build the out-of-tree example plugins, run them"
+bash scripts/test_sdk.sh build
 
 echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHC_SANITIZE=ON >/dev/null

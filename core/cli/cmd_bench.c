@@ -8,16 +8,18 @@
 #include "branch_rt.h"
 #include "commands.h"
 #include "host_pool.h"
+#include "rank_control.h"
 #include "sampler.h"
 #include "session.h"
 #include "trace.h"
 
 #define MAX_SCHEDS 8
 #define N_KINDS 28
+#define RANK_POINTS 8   /* points of the active-rank series printed per scheduler */
 
 static const char bench_help[] =
     "usage: hcinfer bench -m MODEL [--sched none,serial,async] [-n N] [-p N] [--device-threads N]\n"
-    "                     [--host-threads N] [--json] [--trace FILE]\n"
+    "                     [--host-threads N] [--host-budget X] [--host-slowdown X] [--json] [--trace FILE]\n"
     "Measures prompt and decode speed under each scheduler in turn, in one run (none: the backbone\n"
     "alone, branches off), with per-stage device time, host branch time, the time the device waited\n"
     "for the host, overlap efficiency (share of branch time hidden) and bytes read per token.\n"
@@ -29,6 +31,9 @@ static const char bench_help[] =
     "  --json                  one JSON object on stdout\n"
     "  --trace FILE            Chrome trace (chrome://tracing) of the last decode of each scheduler\n"
     "  --host-delay US         add US microseconds to every host job (a synthetic slow host)\n"
+    "  --host-slowdown X       host jobs take X times their compute time (a slower host core, 1..100)\n"
+    "With --host-budget X the dynamic-rank controller runs: the active ranks (mean share of the\n"
+    "stored rank) are reported over the decoded tokens, their end value and their minimum.\n"
     "%s";
 
 typedef struct result {
@@ -41,6 +46,8 @@ typedef struct result {
     double kind_ms[N_KINDS];                          /* device ms per token by stage kind */
     int identical;                                    /* same tokens as the first scheduler with branches
                                                          (-1: not compared, the backbone alone) */
+    double rank_share[RANK_POINTS];                   /* mean active/stored rank at evenly spaced tokens */
+    double rank_share_min, rank_share_end, mean_rank_end;   /* lowest share of any branch; at the end */
 } result;
 
 static const char *const kinds[N_KINDS] = { "token_embd", "attn_norm", "attn_q", "attn_k", "attn_v", "rope", "kv_store",
@@ -83,16 +90,19 @@ typedef struct bench_opts {
     hc_session_opts session;
     char scheds[256];
     int n_decode, n_prompt, reps, json, host_delay;
+    float host_slowdown;
     const char *trace;
 } bench_opts;
 
-/* One measured pass: prompt, then n_decode greedy tokens. */
-static hc_status measure(hc_session *s, const bench_opts *o, const int32_t *prompt, int32_t *gen, result *r, double *pt, double *dt,
-                         hc_trace *trace)
+/* One measured pass: prompt, then n_decode greedy tokens; every pass starts from the initial ranks. */
+static hc_status measure(hc_session *s, const bench_opts *o, const int *initial_rank, const int32_t *prompt, int32_t *gen, result *r,
+                         double *pt, double *dt, hc_trace *trace)
 {
     hc_context *c = s->ctx;
     const float *logits;
     hc_context_reset(c);
+    for (int i = 0; i < c->n_stages; i++) c->stages[i].active_rank = initial_rank[i];
+    r->rank_share_min = 1.0;
     double t0 = hc_now_seconds();
     hc_status st = hc_decode(c, prompt, o->n_prompt, 0, &logits);
     *pt = hc_now_seconds() - t0;
@@ -109,6 +119,12 @@ static hc_status measure(hc_session *s, const bench_opts *o, const int32_t *prom
             int kind = kind_of(c->stages[k].name);
             if (kind >= 0) kind_ns[kind] += (double)c->stages[k].device_ns;
         }
+        double share, min_share, mean_rank;   /* the controller acted after this step */
+        hc_rank_control_summary(c, &share, &min_share, &mean_rank);
+        if (min_share < r->rank_share_min) r->rank_share_min = min_share;
+        r->rank_share_end = share, r->mean_rank_end = mean_rank;
+        for (int k = 0; k < RANK_POINTS; k++) /* point k: after token (k + 1) n / RANK_POINTS */
+            if ((long)(k + 1) * o->n_decode / RANK_POINTS - 1 == i) r->rank_share[k] = share;
     }
     *dt = hc_now_seconds() - t0;
     c->trace = NULL;
@@ -154,9 +170,13 @@ static void print_json(const bench_opts *o, const hc_session *s, const result *r
         const result *r = &res[i];
         printf("%s\n  {\"sched\": \"%s\", \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, \"device_ms\": %.4f, \"host_ms\": %.4f, "
                "\"device_wait_ms\": %.4f, \"inline_ms\": %.4f, \"overlap\": %.4f, \"bytes_per_token\": %.0f, "
-               "\"branch_bytes_touched_per_token\": %.0f, \"same_tokens\": %s, \"stage_ms\": {",
+               "\"branch_bytes_touched_per_token\": %.0f, \"same_tokens\": %s, \"rank_share_end\": %.4f, \"rank_share_min\": %.4f, "
+               "\"mean_rank_end\": %.2f, \"rank_share_over_time\": [",
                i ? "," : "", r->sched, r->decode_tok_s, r->prompt_tok_s, r->device_ms, r->host_ms, r->wait_ms, r->inline_ms, r->overlap,
-               r->bytes_per_token, r->branch_touched, r->identical < 0 ? "null" : r->identical ? "true" : "false");
+               r->bytes_per_token, r->branch_touched, r->identical < 0 ? "null" : r->identical ? "true" : "false", r->rank_share_end,
+               r->rank_share_min, r->mean_rank_end);
+        for (int k = 0; k < RANK_POINTS; k++) printf("%s%.4f", k ? ", " : "", r->rank_share[k]);
+        printf("], \"stage_ms\": {");
         for (int k = 0; k < N_KINDS; k++) printf("%s\"%s\": %.4f", k ? ", " : "", kinds[k], r->kind_ms[k]);
         printf("}}");
     }
@@ -176,6 +196,16 @@ static void print_table(const bench_opts *o, const hc_session *s, const result *
         fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %14.3f %s\n", r->sched, r->decode_tok_s, r->prompt_tok_s,
                 r->device_ms, r->host_ms + r->inline_ms, r->wait_ms, 100 * r->overlap, r->bytes_per_token / 1048576.0,
                 r->branch_touched / 1048576.0, r->identical < 0 ? "-" : r->identical ? "yes" : "NO");
+    }
+    if (s->ctx->rank_control.host_budget <= 0) return;
+    fprintf(stdout, "active rank (mean share of the stored rank) over the decoded tokens, --host-budget %.2f:\n",
+            s->ctx->rank_control.host_budget);
+    for (int i = 0; i < n; i++) {
+        const result *r = &res[i];
+        if (!strcmp(r->sched, "none")) continue;
+        fprintf(stdout, "%-8s", r->sched);
+        for (int k = 0; k < RANK_POINTS; k++) fprintf(stdout, " %5.0f%%", 100 * r->rank_share[k]);
+        fprintf(stdout, "   end: mean rank %.1f, lowest branch at %.0f%%\n", r->mean_rank_end, 100 * r->rank_share_min);
     }
 }
 
@@ -200,6 +230,7 @@ int hc_cmd_bench(int argc, char **argv)
         else if (hc_arg_is(&a, "--json", NULL)) o.json = 1;
         else if (hc_arg_is(&a, "--trace", NULL)) st = hc_arg_value(&a, &o.trace);
         else if (hc_arg_is(&a, "--host-delay", NULL)) st = hc_arg_int(&a, 0, 1000000, &o.host_delay);
+        else if (hc_arg_is(&a, "--host-slowdown", NULL)) st = hc_arg_float(&a, 1, 100, &o.host_slowdown);
         else st = hc_error(HC_E_ARG, "unknown option '%s'", argv[a.i]);
     }
     char *names[MAX_SCHEDS];
@@ -223,17 +254,17 @@ int hc_cmd_bench(int argc, char **argv)
     hc_session s;
     if ((st = hc_session_open(&o.session, &s)) != HC_OK) return hc_cli_fail("bench", st);
     hc_context *c = s.ctx;
-    if (c->brt) hc_branch_rt_set_host_delay(c->brt, o.host_delay);
+    if (c->brt) hc_branch_rt_set_host_delay(c->brt, o.host_delay), hc_branch_rt_set_host_slowdown(c->brt, o.host_slowdown);
 
-    int *enabled = calloc((size_t)c->n_stages, sizeof *enabled);
+    int *enabled = calloc((size_t)c->n_stages, sizeof *enabled), *initial_rank = calloc((size_t)c->n_stages, sizeof *initial_rank);
     int32_t *prompt = malloc((size_t)o.n_prompt * sizeof *prompt);
     int32_t *first = malloc((size_t)o.n_decode * sizeof *first), *gen = malloc((size_t)o.n_decode * sizeof *gen);
     double *pt = malloc((size_t)o.reps * sizeof *pt), *dt = malloc((size_t)o.reps * sizeof *dt);
     result res[MAX_SCHEDS];
     hc_trace traces[MAX_SCHEDS];
     int n_traces = 0, have_first = 0;
-    if (!enabled || !prompt || !first || !gen || !pt || !dt) st = hc_error(HC_E_NOMEM, "bench: out of memory");
-    for (int i = 0; st == HC_OK && i < c->n_stages; i++) enabled[i] = c->stages[i].branch_enabled;
+    if (!enabled || !initial_rank || !prompt || !first || !gen || !pt || !dt) st = hc_error(HC_E_NOMEM, "bench: out of memory");
+    for (int i = 0; st == HC_OK && i < c->n_stages; i++) enabled[i] = c->stages[i].branch_enabled, initial_rank[i] = c->stages[i].active_rank;
     uint64_t seed = 12345;
     for (int i = 0; st == HC_OK && i < o.n_prompt; i++) { /* a fixed pseudo-random prompt */
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -251,7 +282,7 @@ int hc_cmd_bench(int argc, char **argv)
         }
         for (int rep = 0; rep < o.reps && st == HC_OK; rep++) {
             if (tr) tr->n = 0; /* keep the last repetition */
-            st = measure(&s, &o, prompt, gen, r, &pt[rep], &dt[rep], tr);
+            st = measure(&s, &o, initial_rank, prompt, gen, r, &pt[rep], &dt[rep], tr);
         }
         if (st != HC_OK) break;
         r->prompt_tok_s = o.n_prompt / median(pt, o.reps);
@@ -272,6 +303,7 @@ int hc_cmd_bench(int argc, char **argv)
     }
     for (int i = 0; i < n_traces; i++) hc_trace_free(&traces[i]);
     free(enabled);
+    free(initial_rank);
     free(prompt);
     free(first);
     free(gen);

@@ -177,19 +177,20 @@ void hc_rope_avx2(float *x, int n_head, int head_dim, int n_rot, const float *co
 
 void hc_f32_to_f16_avx2(const float *x, uint16_t *y, size_t n)
 {
-    const int rne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+#define RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)   /* an immediate, also at -O0 */
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), rne));
-        _mm_storeu_si128((__m128i *)(y + i + 8), _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), rne));
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), RNE));
+        _mm_storeu_si128((__m128i *)(y + i + 8), _mm256_cvtps_ph(_mm256_loadu_ps(x + i + 8), RNE));
     }
-    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), rne));
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), RNE));
     if (i < n) {
         uint16_t tail[8];
-        _mm_storeu_si128((__m128i *)tail, _mm256_cvtps_ph(_mm256_maskload_ps(x + i, tail_mask((int)(n - i))), rne));
+        _mm_storeu_si128((__m128i *)tail, _mm256_cvtps_ph(_mm256_maskload_ps(x + i, tail_mask((int)(n - i))), RNE));
         memcpy(y + i, tail, (n - i) * sizeof *tail);
     }
 }
+#undef RNE
 
 /* ---------------- attention ----------------
  * The queries of a group share one kv head (the heads of that kv head, for a block of tokens).
