@@ -1,5 +1,5 @@
-/* host_pool.c: a single-producer job ring read by every host thread. Threads spin briefly for
- * the next job, then sleep on a futex; the submitter waits on the job's own counter. */
+/* host_pool.c: a single-producer job ring read by every host thread. Threads spin for the next job
+ * (up to SPIN_NS), then sleep on a futex; the submitter waits on the job's own counter likewise. */
 #define _GNU_SOURCE
 #include "host_pool.h"
 
@@ -14,6 +14,10 @@
 
 #define RING 256
 #define SPIN_PAUSES 8192
+/* How long a host thread or a waiting submitter spins before it sleeps. Decode issues a job every
+ * 50-200 us but pauses for milliseconds (output head, sampling); a sleeping vCPU can take that long
+ * again to wake, so the spin covers a whole token's gap rather than a few microseconds. */
+#define SPIN_NS 5000000ull
 
 typedef struct host_thread {
     struct hc_host_pool *pool;
@@ -46,9 +50,12 @@ static void futex_wake(atomic_uint *a, int n) { syscall(SYS_futex, (unsigned *)a
 static unsigned wait_head(hc_host_pool *p, unsigned seen)
 {
     unsigned h;
-    for (int i = 0; i < SPIN_PAUSES; i++) {
-        if ((h = atomic_load_explicit(&p->head, memory_order_acquire)) != seen) return h;
-        _mm_pause();
+    for (uint64_t until = hc_now_ns() + SPIN_NS;;) {
+        for (int i = 0; i < 64; i++) {
+            if ((h = atomic_load_explicit(&p->head, memory_order_acquire)) != seen) return h;
+            _mm_pause();
+        }
+        if (atomic_load(&p->stop) || hc_now_ns() > until) break;
     }
     for (;;) {
         atomic_fetch_add(&p->sleeping, 1);
@@ -138,9 +145,12 @@ int hc_host_job_done(const hc_host_job *job)
 
 hc_status hc_host_pool_wait(hc_host_pool *p, hc_host_job *job)
 {
-    for (int i = 0; i < SPIN_PAUSES; i++) {
-        if (hc_host_job_done(job)) return hc_pool_error_raise(&job->err);
-        _mm_pause();
+    for (uint64_t until = hc_now_ns() + SPIN_NS;;) {
+        for (int i = 0; i < 64; i++) {
+            if (hc_host_job_done(job)) return hc_pool_error_raise(&job->err);
+            _mm_pause();
+        }
+        if (hc_now_ns() > until) break;
     }
     atomic_store(&job->waiter, 1);
     while (!atomic_load(&job->done)) futex_wait(&job->done, 0);
