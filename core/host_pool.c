@@ -14,10 +14,14 @@
 
 #define RING 256
 #define SPIN_PAUSES 8192
-/* How long a host thread or a waiting submitter spins before it sleeps. Decode issues a job every
- * 50-200 us but pauses for milliseconds (output head, sampling); a sleeping vCPU can take that long
- * again to wake, so the spin covers a whole token's gap rather than a few microseconds. */
+/* How a host thread or a waiting submitter waits: it spins (pause) for up to SPIN_NS, then sleeps
+ * on a futex. Decode issues a job every 50-200 us but pauses for milliseconds (output head,
+ * sampling), and a sleeping vCPU can take that long again to wake, so the spin covers a token's gap.
+ * When the cores are shared with other work, spinning only burns the time slice the awaited thread
+ * may need: a spinner that finds it was descheduled (the clock jumped by PREEMPTED_NS between two
+ * looks) sleeps at once, and the kernel's wake-up then brings it back quickly. */
 #define SPIN_NS 5000000ull
+#define PREEMPTED_NS 200000ull
 
 typedef struct host_thread {
     struct hc_host_pool *pool;
@@ -44,18 +48,37 @@ uint64_t hc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+typedef struct spin_wait {
+    uint64_t t0, last;
+    int n;
+} spin_wait;
+
+static spin_wait spin_start(void)
+{
+    uint64_t now = hc_now_ns();
+    return (spin_wait){ now, now, 0 };
+}
+
+/* One step of waiting: a pause; 0 when it is time to sleep instead. */
+static int keep_spinning(spin_wait *w)
+{
+    _mm_pause();
+    if ((++w->n & 63) != 0) return 1;
+    uint64_t now = hc_now_ns();
+    if (now - w->last > PREEMPTED_NS || now - w->t0 > SPIN_NS) return 0;
+    w->last = now;
+    return 1;
+}
+
 static void futex_wait(atomic_uint *a, unsigned v) { syscall(SYS_futex, (unsigned *)a, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0); }
 static void futex_wake(atomic_uint *a, int n) { syscall(SYS_futex, (unsigned *)a, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
 
 static unsigned wait_head(hc_host_pool *p, unsigned seen)
 {
     unsigned h;
-    for (uint64_t until = hc_now_ns() + SPIN_NS;;) {
-        for (int i = 0; i < 64; i++) {
-            if ((h = atomic_load_explicit(&p->head, memory_order_acquire)) != seen) return h;
-            _mm_pause();
-        }
-        if (atomic_load(&p->stop) || hc_now_ns() > until) break;
+    for (spin_wait w = spin_start();;) {
+        if ((h = atomic_load_explicit(&p->head, memory_order_acquire)) != seen) return h;
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed) || !keep_spinning(&w)) break;
     }
     for (;;) {
         atomic_fetch_add(&p->sleeping, 1);
@@ -145,12 +168,9 @@ int hc_host_job_done(const hc_host_job *job)
 
 hc_status hc_host_pool_wait(hc_host_pool *p, hc_host_job *job)
 {
-    for (uint64_t until = hc_now_ns() + SPIN_NS;;) {
-        for (int i = 0; i < 64; i++) {
-            if (hc_host_job_done(job)) return hc_pool_error_raise(&job->err);
-            _mm_pause();
-        }
-        if (hc_now_ns() > until) break;
+    for (spin_wait w = spin_start();;) {
+        if (hc_host_job_done(job)) return hc_pool_error_raise(&job->err);
+        if (!keep_spinning(&w)) break;
     }
     atomic_store(&job->waiter, 1);
     while (!atomic_load(&job->done)) futex_wait(&job->done, 0);

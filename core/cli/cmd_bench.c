@@ -164,7 +164,7 @@ static void print_json(const bench_opts *o, const hc_session *s, const result *r
 {
     printf("{\"model\": \"%s\", \"device\": \"%s\", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
            "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"branch_bytes_stored\": %zu, \"results\": [",
-           o->session.model, o->session.device, o->session.threads, o->session.host_threads, o->n_prompt, o->n_decode, o->reps,
+           o->session.model, o->session.device, s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps,
            hc_model_bytes_per_token(s->model), s->ctx->brt ? hc_model_branch_bytes(s->model) : (size_t)0);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
@@ -186,7 +186,7 @@ static void print_json(const bench_opts *o, const hc_session *s, const result *r
 static void print_table(const bench_opts *o, const hc_session *s, const result *res, int n)
 {
     fprintf(stdout, "%s: %d prompt + %d decode tokens, %d device thread(s), %d host thread(s), median of %d\n", o->session.model,
-            o->n_prompt, o->n_decode, o->session.threads, o->session.host_threads, o->reps);
+            o->n_prompt, o->n_decode, s->device_threads, s->host_threads, o->reps);
     if (s->ctx->brt)
         fprintf(stdout, "branches: %.2f MiB stored\n", hc_model_branch_bytes(s->model) / 1048576.0);
     fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %14s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",

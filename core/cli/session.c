@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hc/hc_device.h"
 
@@ -12,7 +13,8 @@ const char hc_session_help[] =
     "  -m, --model FILE        model: GGUF, or a llama2.c checkpoint (.bin)\n"
     "  -z, --tokenizer FILE    llama2.c tokenizer file (default: tokenizer.bin or tok<vocab>.bin\n"
     "                          beside a llama2.c model; GGUF files carry their own)\n"
-    "  -t, --threads N         device threads (default 2); also --device-threads N\n"
+    "  -t, --threads N         device threads; also --device-threads N (default: the CPUs, less the\n"
+    "                          host threads when branches run on host threads)\n"
     "  -c, --ctx-size N        context length in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N      tokens per forward pass in prompt processing (default 128)\n"
     "      --kv-type T         KV cache element type: f32 or f16 (default f16 on the cpu device,\n"
@@ -33,7 +35,7 @@ void hc_session_opts_init(hc_session_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->device = "cpu";
-    o->threads = 2;
+    o->threads = 0;
     o->comp = "host";
     o->sched = "async";
     o->host_threads = 1;
@@ -84,16 +86,37 @@ hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_confi
     return HC_OK;
 }
 
+/* Device threads: as asked, else the CPUs less the host threads when branches will run on host
+ * threads of their own (async and serial; inline runs them on the device's threads). Threads that
+ * outnumber the CPUs spin against each other at every hand-off: that is said on stderr. */
+static int resolve_threads(const hc_session_opts *o, const hc_model *m, int *host_threads)
+{
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_cpu < 1) n_cpu = 1;
+    int branches = !o->no_comp && hc_model_branch_bytes(m) > 0;
+    *host_threads = branches && strcmp(o->sched, "inline") ? o->host_threads : 0;
+    int cpu_device = !strcmp(o->device, "cpu");
+    if (o->threads > 0) {
+        if (cpu_device && *host_threads && o->threads + *host_threads > n_cpu)
+            fprintf(stderr, "hcinfer: %d device + %d host threads on %ld CPUs: they will compete for the cores "
+                            "(fewer -t, or --sched inline, runs faster)\n", o->threads, *host_threads, n_cpu);
+        return o->threads;
+    }
+    long t = cpu_device ? n_cpu - *host_threads : n_cpu;
+    return t < 1 ? 1 : (int)t;
+}
+
 hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
 {
     memset(s, 0, sizeof *s);
     if (!o->model) return hc_error(HC_E_ARG, "no model given (-m FILE)");
     hc_status st = hc_registry_create(&s->registry);
     if (st == HC_OK) st = hc_registry_load_default(s->registry);
-    hc_device_config cfg = { .n_threads = o->threads };
-    if (st == HC_OK) st = hc_device_open(s->registry, o->device, &cfg, &s->device);
     hc_model_load_opts lo = { .to_f32 = o->to_f32, .registry = s->registry, .no_branches = o->no_comp };
     if (st == HC_OK) st = hc_model_load(o->model, &lo, &s->model);
+    if (st == HC_OK) s->device_threads = resolve_threads(o, s->model, &s->host_threads);
+    hc_device_config cfg = { .n_threads = s->device_threads };
+    if (st == HC_OK) st = hc_device_open(s->registry, o->device, &cfg, &s->device);
     if (st == HC_OK) {
         if (s->model->gguf && !o->tokenizer) {
             st = hc_tokenizer_from_gguf(s->model->gguf, &s->tok);

@@ -13,10 +13,10 @@ typedef struct hc_session_opts {
     const char *model;        /* -m */
     const char *tokenizer;    /* -z: a llama2.c tokenizer file (GGUF models carry their own) */
     const char *device;       /* --device, default "cpu" */
-    int threads;              /* -t */
+    int threads;              /* -t (0: automatic, see hc_session_open) */
     int n_ctx;                /* -c */
     int n_batch;              /* -b */
-    hc_kv_type kv_type;       /* --kv-type f32|f16 (default: f16 where the device can keep it) */
+    hc_kv_type kv_type;       /* --kv-type f32|f16 (default f32) */
     int to_f32;               /* --f32 */
     int no_comp;              /* --no-comp: run the backbone alone */
     int max_rank;             /* --rank N: cap of the active rank of every branch */
@@ -33,6 +33,8 @@ typedef struct hc_session {
     hc_model *model;
     hc_tokenizer *tok;
     hc_context *ctx;
+    int device_threads;       /* the device's threads, as resolved */
+    int host_threads;         /* threads running branches on the host (0: none) */
 } hc_session;
 
 void hc_session_opts_init(hc_session_opts *o);
