@@ -27,12 +27,18 @@ fi
 echo "== compress: $quant backbone + branches within ${budget}% of it"
 $hc compress -m "$src" -o "$out" --quant "$quant" --budget "$budget" "${calib[@]}" -t "$threads"
 
-echo "== run (branches applied, async scheduler)"
-$hc run -m "$out" --chat -p "What is the capital of France?" -n 48 --temp 0 -t "$threads"
+q="What is the capital of France?"
+echo "== run: $q (greedy, 48 tokens at most)"
+echo "-- the source model (Q4_1):"
+$hc run -m "$src" --chat -p "$q" -n 48 --temp 0
+echo "-- $quant backbone alone (--no-comp):"
+$hc run -m "$out" --chat -p "$q" -n 48 --temp 0 --no-comp
+echo "-- $quant backbone + branches (async scheduler):"
+$hc run -m "$out" --chat -p "$q" -n 48 --temp 0
 
 if [ -f "$shared/eval/wiki.test.tokens" ]; then
   echo "== report: WikiText-2 test perplexity on a slice (4 chunks of 512 tokens)"
-  ppl() { $hc eval -m "$1" "${@:2}" --ppl "$shared/eval/wiki.test.tokens" --limit 4 --json --no-progress -t "$threads" \
+  ppl() { $hc eval -m "$1" "${@:2}" --ppl "$shared/eval/wiki.test.tokens" --limit 4 --json --no-progress \
             | grep -o '"ppl": [0-9.]*' | cut -d' ' -f2; }
   ref=$(ppl "$src" --f32)
   bare=$(ppl "$out" --no-comp)
