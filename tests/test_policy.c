@@ -282,6 +282,9 @@ static void test_bad_answers(void)
     expect_refused("mixed.lua", "return { 1, ['blk.0.attn_k.weight'] = 1 }", "mixes positions and layer names");
     expect_refused("key.lua", "return { [true] = 1 }", "boolean key");
     expect_refused("escape.lua", "os.execute('true') return {}", "'os' is not available");
+    expect_refused("file.lua", "local f = io.open('/etc/passwd') return {}", "'io' is not available");
+    expect_refused("req.lua", "local m = require('os') return {}", "'require' is not available");
+    expect_refused("grow.lua", "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 64) .. i end return {}", "memory limit");
 
     /* a table name -> rank is accepted; so are integral floats */
     synth s;
