@@ -34,7 +34,8 @@ typedef struct hc_compress_job {
     hc_lowrank lr;            /* factors, lr.rank = rank_max directions in decreasing order */
     float *gain;              /* [rank_max] reduction of the layer's error by each rank step */
     double energy;            /* the layer's error with no branch, in the same measure */
-    hc_sens_measure measure;  /* what gain and energy measure */
+    double signal;            /* the layer's output energy, tr(W H W^T) (or |W|_F^2), same measure */
+    hc_sens_measure measure;  /* what gain, energy and signal measure */
     /* one expert of a MoE layer's 3-D expert tensor (compress_moe.c) when parent is not NULL */
     const hc_tensor *parent;  /* the 3-D tensor, e.g. blk.3.ffn_gate_exps.weight; weight is the expert's
                                  slice, named blk.3.ffn_gate_exps.e<expert>.weight */
@@ -98,6 +99,7 @@ typedef struct hc_policy_layer {
     const float *spectrum;    /* [rank_max] singular values, decreasing */
     const float *gain;        /* [rank_max] error reduction per rank step */
     double energy;            /* error with no branch */
+    double signal;            /* output energy of the source layer, same measure */
     int is_expert;            /* one expert of a MoE layer (0: a dense layer) */
     int expert;               /* with is_expert: its index */
     double routing_frequency; /* with is_expert: its share of calibration tokens (0..1), < 0 unknown */

@@ -66,9 +66,29 @@ hc_status hc_compress_step_gains(const float *r, const hc_lowrank *lr, const flo
     return HC_OK;
 }
 
+/* tr(W H W^T), the layer's output energy under the input moment H (|W|_F^2 without one). */
+static hc_status output_energy(const float *w, int64_t out, int64_t in, const float *moment, double *signal)
+{
+    double e = 0;
+    if (!moment) {
+        for (int64_t i = 0; i < out * in; i++) e += (double)w[i] * w[i];
+        *signal = e;
+        return HC_OK;
+    }
+    float *wh = malloc((size_t)(out * in) * sizeof *wh);
+    if (!wh) return hc_error(HC_E_NOMEM, "sensitivity: out of memory for a %lld x %lld layer", (long long)out, (long long)in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)out, (int)in, (int)in, 1.0f, w, (int)in, moment, (int)in, 0.0f, wh, (int)in);
+    for (int64_t i = 0; i < out * in; i++) e += (double)w[i] * wh[i];
+    free(wh);
+    *signal = e;
+    return HC_OK;
+}
+
 hc_status hc_compress_sensitivity(hc_compress_job *j, const float *r, const float *moment, hc_whitening whitening)
 {
     int k = j->lr.rank;
+    hc_status st = output_energy(j->weight->data, j->out, j->in, moment, &j->signal);
+    if (st != HC_OK) return st;
     free(j->gain);
     if (!(j->gain = malloc((size_t)(k > 0 ? k : 1) * sizeof *j->gain))) return hc_error(HC_E_NOMEM, "sensitivity: out of memory");
     if (!moment) {
@@ -156,6 +176,7 @@ static hc_status policy_ranks(hc_compress_state *cs)
             .spectrum = j->lr.sigma,
             .gain = j->gain,
             .energy = j->energy,
+            .signal = j->signal,
             .is_expert = j->parent != NULL,
             .expert = j->expert,
             .routing_frequency = j->routing_frequency,
@@ -282,6 +303,7 @@ static int push_args(lua_State *S)
         set_array(S, "spectrum", l->spectrum, l->rank_max);
         set_array(S, "gain", l->gain, l->rank_max);
         set_num(S, "energy", l->energy);
+        set_num(S, "signal", l->signal);
         if (l->is_expert) { /* MoE: the expert and how often calibration routed to it */
             set_int(S, "expert", l->expert);
             if (l->routing_frequency >= 0) set_num(S, "routing_frequency", l->routing_frequency);

@@ -313,7 +313,8 @@ static hc_status write_experts(writer_ctx *c, const hc_tensor *t, const hc_compr
 }
 
 /* hc.sens.<weight> = the error removed by each of the rank_max steps; hc.sens.<weight>.total = the
- * error with no branch. A later policy (or `hcinfer inspect`) reads them without refactoring. */
+ * error with no branch; hc.sens.<weight>.signal = the layer's output energy in the same measure.
+ * A later policy (or `hcinfer inspect`) reads them without refactoring. */
 static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
 {
     char key[220];
@@ -321,6 +322,8 @@ static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
     hc_status st = hc_gguf_set_arr(c->w, key, HC_GGUF_FLOAT32, j->gain, (uint64_t)j->lr.rank);
     snprintf(key, sizeof key, "hc.sens.%s.total", j->weight->name);
     if (st == HC_OK) st = hc_gguf_set_f32(c->w, key, (float)j->energy);
+    snprintf(key, sizeof key, "hc.sens.%s.signal", j->weight->name);
+    if (st == HC_OK) st = hc_gguf_set_f32(c->w, key, (float)j->signal);
     return st;
 }
 

@@ -141,18 +141,22 @@ static void make_synth(synth *s)
         int64_t in = 64 * (1 + i % 3), out = 64 * (1 + (i * 5) % 4);
         *l = (hc_policy_layer){ .name = s->names[i], .kind = kinds[i % 7], .layer = i / 7, .in = in, .out = out, .rank_max = rmax,
                                 .bytes_per_rank = (uint64_t)(in + out) * 2 + 4, .flops_per_rank = (uint64_t)(2 * (in + out)),
-                                .spectrum = s->spectrum[i], .gain = s->gain[i], .energy = energy };
+                                .spectrum = s->spectrum[i], .gain = s->gain[i], .energy = energy,
+                                .signal = energy * pow(10.0, 0.3 + 2.0 * uniform01()) };
         per_rank += l->bytes_per_rank;
     }
     s->budget = (hc_policy_budget){ .bytes = 6 * per_rank + 1000, .percent = 10, .backbone_bytes = 10 * (6 * per_rank + 1000) };
 }
+
+/* greedy.lua's objective: error removed relative to each layer's output energy (gain / signal). */
+static double step_gain(const synth *s, int i, int k) { return s->gain[i][k] / s->layers[i].signal; }
 
 static double total_gain(const synth *s, const int *ranks, uint64_t *bytes)
 {
     double g = 0;
     *bytes = 0;
     for (int i = 0; i < NL; i++) {
-        for (int k = 0; k < ranks[i]; k++) g += s->gain[i][k];
+        for (int k = 0; k < ranks[i]; k++) g += step_gain(s, i, k);
         *bytes += (uint64_t)ranks[i] * s->layers[i].bytes_per_rank;
     }
     return g;
@@ -168,7 +172,7 @@ static double optimum(const synth *s)
         for (int b = 0; b <= cap; b++) {
             double best = dp[b], pre = 0;
             for (int r = 1; r <= s->layers[i].rank_max && r * c <= b; r++) {
-                pre += s->gain[i][r - 1];
+                pre += step_gain(s, i, r - 1);
                 if (dp[b - r * c] + pre > best) best = dp[b - r * c] + pre;
             }
             next[b] = best;
@@ -210,7 +214,7 @@ static void test_greedy_beats_uniform(void)
     CU_ASSERT(gg <= opt * (1 + 1e-6));
     /* short of the optimum by less than one step of gain */
     double max_step = 0;
-    for (int i = 0; i < NL; i++) max_step = fmax(max_step, s.gain[i][0]);
+    for (int i = 0; i < NL; i++) max_step = fmax(max_step, step_gain(&s, i, 0));
     CU_ASSERT(gg >= opt - max_step);
     CU_ASSERT(gg >= 0.97 * opt);
     /* ranks differ per layer, and the cheap large-error layers get more */
@@ -295,7 +299,7 @@ static void test_bad_answers(void)
     /* what a policy sees */
     HC_ASSERT_OK(run_policy(write_policy("sees.lua",
                                          "assert(#l == 12 and l[1].name == 'blk.0.attn_q.weight' and l[1].kind == 'attn_q' and l[1].layer == 0)\n"
-                                         "assert(l[4].rank_max == 8 and #l[4].gain == 8 and #l[4].spectrum == 8 and l[4].energy > 0)\n"
+                                         "assert(l[4].rank_max == 8 and #l[4].gain == 8 and #l[4].spectrum == 8 and l[4].energy > 0 and l[4].signal > 0)\n"
                                          "assert(math.type(b.bytes) == 'integer' and b.percent == 10 and b.backbone_bytes == 10 * b.bytes)\n"
                                          "assert(l[1].bytes_per_rank == (l[1]['in'] + l[1].out) * 2 + 4 and l[1].flops_per_rank == 2 * (l[1]['in'] + l[1].out))\n"
                                          "assert(math.abs(l[2].spectrum[1] ^ 2 - l[2].gain[1]) <= 1e-3 * l[2].gain[1] and l[1].expert == nil)\n"

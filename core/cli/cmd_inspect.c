@@ -13,8 +13,8 @@ static const char inspect_help[] =
     "usage: hcinfer inspect [--no-tensors] MODEL\n"
     "Prints the metadata and the tensor table of a GGUF file (or a llama2.c checkpoint's header).\n";
 
-/* A per-layer sensitivity key of a compressed model: hc.sens.<weight> (the total and the measure
- * are separate keys). */
+/* A per-layer sensitivity key of a compressed model: hc.sens.<weight> (the total, the output
+ * energy and the measure are separate keys). */
 static int is_sens_array(const hc_gguf_kv *kv)
 {
     return !strncmp(kv->key, "hc.sens.", 8) && kv->type == HC_GGUF_ARRAY && kv->arr_type == HC_GGUF_FLOAT32;
@@ -23,11 +23,13 @@ static int is_sens_array(const hc_gguf_kv *kv)
 static int is_sens_key(const hc_gguf_kv *kv)
 {
     size_t len = strlen(kv->key);
-    return is_sens_array(kv) || (!strncmp(kv->key, "hc.sens.", 8) && len > 6 && !strcmp(kv->key + len - 6, ".total"));
+    return is_sens_array(kv) || (!strncmp(kv->key, "hc.sens.", 8) && len > 7 &&
+                                 (!strcmp(kv->key + len - 6, ".total") || !strcmp(kv->key + len - 7, ".signal")));
 }
 
 /* The compact table of a compressed model's branches: stored rank, the layer's error with no
- * branch, and the share of it the stored rank (and all factored directions) remove. */
+ * branch, the share of it the stored rank (and all factored directions) remove, and the error left
+ * at the stored rank relative to the layer's output energy (what greedy.lua weighs). */
 static void print_sensitivity(const hc_gguf *g)
 {
     int n = 0;
@@ -35,9 +37,9 @@ static void print_sensitivity(const hc_gguf *g)
     if (!n) return;
     const char *measure = "unknown";
     if (hc_gguf_find(g, "hc.sens.measure") && hc_gguf_get_str(g, "hc.sens.measure", &measure) != HC_OK) measure = "unknown";
-    printf("branch sensitivity (%d layers, measure %s): error with no branch, share removed at the stored rank and at rank_max\n", n,
-           measure);
-    printf("  %-40s %6s %6s %12s %8s %8s\n", "layer", "rank", "max", "error", "removed", "at max");
+    printf("branch sensitivity (%d layers, measure %s): error with no branch, share removed at the stored rank and at rank_max,\n"
+           "error left at the stored rank relative to the layer's output energy\n", n, measure);
+    printf("  %-40s %6s %6s %12s %8s %8s %10s\n", "layer", "rank", "max", "error", "removed", "at max", "left/out");
     double all_e = 0, all_r = 0, all_m = 0;
     for (uint64_t i = 0; i < g->n_kv; i++) {
         const hc_gguf_kv *kv = &g->kv[i];
@@ -57,13 +59,17 @@ static void print_sensitivity(const hc_gguf *g)
             if ((int64_t)k < rank) removed += v;
             all += v;
         }
-        float total = 0;
+        float total = 0, signal = 0;
         if (hc_gguf_get_f32(g, key, &total) != HC_OK) total = 0;
+        snprintf(key, sizeof key, "%s.signal", kv->key);
+        if (!hc_gguf_find(g, key) || hc_gguf_get_f32(g, key, &signal) != HC_OK) signal = 0; /* files before it was stored */
         all_e += total;
         all_r += removed;
         all_m += all;
-        printf("  %-40s %6d %6llu %12.4g %7.2f%% %7.2f%%\n", weight, rank, (unsigned long long)kv->arr_n, (double)total,
-               total > 0 ? 100.0 * removed / total : 0.0, total > 0 ? 100.0 * all / total : 0.0);
+        char left[32] = "-";
+        if (signal > 0) snprintf(left, sizeof left, "%.3g%%", 100.0 * (total - removed) / signal);
+        printf("  %-40s %6d %6llu %12.4g %7.2f%% %7.2f%% %10s\n", weight, rank, (unsigned long long)kv->arr_n, (double)total,
+               total > 0 ? 100.0 * removed / total : 0.0, total > 0 ? 100.0 * all / total : 0.0, left);
     }
     printf("  %-40s %6s %6s %12.4g %7.2f%% %7.2f%%\n", "all layers", "", "", all_e, all_e > 0 ? 100.0 * all_r / all_e : 0.0,
            all_e > 0 ? 100.0 * all_m / all_e : 0.0);

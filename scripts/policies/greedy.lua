@@ -1,9 +1,14 @@
 -- greedy.lua: rank steps by the largest error reduction per byte first, until the budget is
--- spent. The objective (total error removed) is a sum over layers, and along a layer the gains do
--- not increase (singular values decrease), so the steps taken up to the first one that does not
--- fit are a prefix in ratio order: the best set for the bytes they use (they solve the fractional
--- knapsack, and are whole). The total is short of the optimum by less than the gain of that first
--- step; the bytes left are then filled with the best steps that still fit.
+-- spent. A layer's error is measured relative to its output energy (gain / signal: the share of
+-- the layer's activation-weighted output that the step gives back), since absolute errors of
+-- different layers are in different units for the model's loss: on SmolLM2-135M W3 at 10%, greedy
+-- on absolute errors removed more of them (88.8% vs 83.7%) yet gave a worse perplexity than
+-- uniform (52.1 vs 46.0); on relative errors it is better than uniform.
+-- The objective is a sum over layers, and along a layer the gains do not increase (singular values
+-- decrease), so the steps taken up to the first one that does not fit are a prefix in ratio order:
+-- the best set for the bytes they use (they solve the fractional knapsack, and are whole). The
+-- total is short of the optimum by less than the gain of that first step; the bytes left are then
+-- filled with the best steps that still fit.
 
 -- A binary max-heap of { ratio, layer }, ties broken by the lower layer index (runs repeat).
 local function before(a, b)
@@ -45,7 +50,8 @@ local function next_step(layers, i, taken)
   if taken >= l.rank_max then return nil end
   local g = l.gain[taken + 1]
   if not (g > 0) then return nil end
-  return { ratio = g / l.bytes_per_rank, layer = i }
+  local signal = l.signal > 0 and l.signal or 1
+  return { ratio = g / signal / l.bytes_per_rank, layer = i }
 end
 
 function allocate(budget, layers)
