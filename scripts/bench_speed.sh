@@ -36,8 +36,11 @@ if [ ! -f "$w3" ]; then
   echo "compress: $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
 fi
 run w3-b10-t1h1 -m "$w3" --sched none,serial,async,inline -t 1 --host-threads 1 -n 128
+run w3-b10-t2-inline -m "$w3" --sched none,inline -t 2 -n 128
 run w3-b10-t1h1-slow3 -m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 --host-slowdown 3
-run w3-b10-t1h1-slow3-ctl -m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 --host-slowdown 3 --host-budget 0.9
+for i in 1 2 3; do
+  run w3-b10-t1h1-slow3-ctl -m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 --host-slowdown 3 --host-budget 0.9
+done
 
 if [ ! -f "$moe" ]; then   # random weights shaped like a small MoE (16 experts, top-2, dim 1024), W4 + 10% branches
   "$hc" synth --arch qwen3moe --dim 1024 --layers 4 --experts 16 --top-k 2 --expert-ffn 512 --heads 16 --kv-heads 4 \
