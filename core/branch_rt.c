@@ -390,6 +390,21 @@ static hc_status rt_merge(void *arg, hc_branch_job *j)
     return st;
 }
 
+/* Below this many multiply-adds a job computed by the device is not split over its threads: the
+ * hand-offs would cost more than the work (a SmolLM2 layer's job is 20-45 thousand). Splitting
+ * does not change any result (every thread computes whole directions and whole rows). */
+#define INLINE_SPLIT_MIN_MACS 131072
+
+static long job_macs(const hc_branch_rt *r, const hc_branch_job *j)
+{
+    long macs = 0;
+    for (int k = 0; k < j->n_active; k++) {
+        const hc_branch *b = r->c->stages[j->active[k]].branch;
+        macs += (long)j->rank[k] * (long)(b->in + b->out) * j->n_tok;
+    }
+    return macs;
+}
+
 /* The device computes the branches itself: t = A x, t beyond the active rank zeroed, y += B t. */
 static hc_status rt_run_on_device(void *arg, hc_branch_job *j)
 {
@@ -404,7 +419,7 @@ static hc_status rt_run_on_device(void *arg, hc_branch_job *j)
         /* the device's memory is the host's: run the very kernels the host threads would (so every
            scheduler gives bit-identical results) on the device's own threads, then merge */
         atomic_store(&j->host.err.status, HC_OK);
-        if (d->ops->host_parallel) {
+        if (d->ops->host_parallel && (j->n_expert || job_macs(r, j) >= INLINE_SPLIT_MIN_MACS)) {
             st = d->ops->host_parallel(d, device_down_fn, j);
             if (st == HC_OK) st = d->ops->host_parallel(d, device_up_fn, j);
         } else {
