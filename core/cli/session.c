@@ -1,7 +1,9 @@
 /* session.c: opening registry, device, model, tokenizer and context from the shared options,
  * with every failure reported by name and everything released again on the way out. */
+#define _GNU_SOURCE
 #include "session.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,8 @@ const char hc_session_help[] =
     "      --no-comp           ignore the compensation branches of a compressed model\n"
     "      --rank N            cap the active rank of every branch\n"
     "      --comp NAME         compensation kernel plugin (default host)\n"
-    "      --sched NAME        overlap scheduler for the branches: async (default), serial, inline\n"
+    "      --sched NAME        overlap scheduler for the branches: async (default; inline when the\n"
+    "                          usable CPUs are no more than the host threads), serial, inline\n"
     "      --host-threads N    host threads running the branches (default 1)\n"
     "      --pipeline FILE     Lua pipeline script: stages, branches, schedulers, on_step policy\n"
     "                          (scripts/pipelines/default.lua, adaptive.lua)\n"
@@ -37,7 +40,7 @@ void hc_session_opts_init(hc_session_opts *o)
     o->device = "cpu";
     o->threads = 0;
     o->comp = "host";
-    o->sched = "async";
+    o->sched = NULL; /* automatic: see resolve_threads */
     o->host_threads = 1;
 }
 
@@ -86,24 +89,35 @@ hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_confi
     return HC_OK;
 }
 
-/* Device threads: as asked, else the CPUs less the host threads when branches will run on host
- * threads of their own (async and serial; inline runs them on the device's threads). Threads that
- * outnumber the CPUs spin against each other at every hand-off: that is said on stderr. */
-static int resolve_threads(const hc_session_opts *o, const hc_model *m, int *host_threads)
+/* The CPUs this process may run on (its affinity mask: taskset, cgroups), at least 1. */
+static long usable_cpus(void)
 {
-    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n_cpu < 1) n_cpu = 1;
-    int branches = !o->no_comp && hc_model_branch_bytes(m) > 0;
-    *host_threads = branches && strcmp(o->sched, "inline") ? o->host_threads : 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n;
+}
+
+/* The scheduler (as asked; else async, or inline when the usable CPUs leave none to the device
+ * besides the host threads) and the device threads (as asked; else the usable CPUs less the host
+ * threads when branches run on host threads of their own, as async and serial do). Threads that
+ * outnumber the CPUs spin against each other at every hand-off: that is said on stderr. */
+static void resolve_threads(const hc_session_opts *o, hc_session *s)
+{
+    long n_cpu = usable_cpus();
+    int branches = !o->no_comp && hc_model_branch_bytes(s->model) > 0;
     int cpu_device = !strcmp(o->device, "cpu");
+    s->sched = o->sched ? o->sched : cpu_device && n_cpu <= o->host_threads ? "inline" : "async";
+    s->host_threads = branches && strcmp(s->sched, "inline") ? o->host_threads : 0;
     if (o->threads > 0) {
-        if (cpu_device && *host_threads && o->threads + *host_threads > n_cpu)
+        if (cpu_device && s->host_threads && o->threads + s->host_threads > n_cpu)
             fprintf(stderr, "hcinfer: %d device + %d host threads on %ld CPUs: they will compete for the cores "
-                            "(fewer -t, or --sched inline, runs faster)\n", o->threads, *host_threads, n_cpu);
-        return o->threads;
+                            "(fewer -t, or --sched inline, runs faster)\n", o->threads, s->host_threads, n_cpu);
+        s->device_threads = o->threads;
+        return;
     }
-    long t = cpu_device ? n_cpu - *host_threads : n_cpu;
-    return t < 1 ? 1 : (int)t;
+    long t = cpu_device ? n_cpu - s->host_threads : n_cpu;
+    s->device_threads = t < 1 ? 1 : (int)t;
 }
 
 hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
@@ -114,7 +128,7 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     if (st == HC_OK) st = hc_registry_load_default(s->registry);
     hc_model_load_opts lo = { .to_f32 = o->to_f32, .registry = s->registry, .no_branches = o->no_comp };
     if (st == HC_OK) st = hc_model_load(o->model, &lo, &s->model);
-    if (st == HC_OK) s->device_threads = resolve_threads(o, s->model, &s->host_threads);
+    if (st == HC_OK) resolve_threads(o, s);
     hc_device_config cfg = { .n_threads = s->device_threads };
     if (st == HC_OK) st = hc_device_open(s->registry, o->device, &cfg, &s->device);
     if (st == HC_OK) {
@@ -134,12 +148,12 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
                              .registry = s->registry, .host_budget = o->host_budget };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
-        const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, o->sched) : NULL;
+        const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, s->sched) : NULL;
         if (!cp_plugin || !sp) st = HC_E_PLUGIN;
         else {
             cp.comp = cp_plugin->desc->ops;
             cp.sched = sp->desc->ops;
-            cp.sched_name = o->sched;
+            cp.sched_name = s->sched;
             cp.host_threads = o->host_threads;
         }
     }

@@ -21,7 +21,7 @@ typedef struct hc_session_opts {
     int no_comp;              /* --no-comp: run the backbone alone */
     int max_rank;             /* --rank N: cap of the active rank of every branch */
     const char *comp;         /* --comp NAME: compensation kernel plugin (default "host") */
-    const char *sched;        /* --sched NAME: overlap scheduler plugin (default "async") */
+    const char *sched;        /* --sched NAME: overlap scheduler plugin (NULL: automatic, see session.c) */
     int host_threads;         /* --host-threads N (default 1) */
     const char *pipeline;     /* --pipeline FILE.lua */
     float host_budget;        /* --host-budget X: dynamic ranks keep host time <= X * device time */
@@ -35,6 +35,7 @@ typedef struct hc_session {
     hc_context *ctx;
     int device_threads;       /* the device's threads, as resolved */
     int host_threads;         /* threads running branches on the host (0: none) */
+    const char *sched;        /* the scheduler, as resolved */
 } hc_session;
 
 void hc_session_opts_init(hc_session_opts *o);
