@@ -207,8 +207,10 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         return d->ops->swiglu(d, in0, in1, out, (size_t)n * c->width[s->out]);
     case HC_OP_ADD:
         return d->ops->add(d, out, in0, (size_t)n * c->width[s->out]);
-    case HC_OP_HEAD_NORM: /* every head of every token is a row of head_dim */
-        return d->ops->rmsnorm(d, in0, s->weight->data, in0, n * (c->width[s->in0] / cfg->head_dim), cfg->head_dim, cfg->rms_eps);
+    case HC_OP_HEAD_NORM: { /* rows as long as the weight: a head (qwen3) or all of q or k (olmoe) */
+        int len = (int)s->weight->ne[0];
+        return d->ops->rmsnorm(d, in0, s->weight->data, in0, n * (c->width[s->in0] / len), len, cfg->rms_eps);
+    }
     case HC_OP_MOE_ROUTE: case HC_OP_MOE_LINEAR: case HC_OP_MOE_ACT: case HC_OP_MOE_COMBINE: case HC_OP_SHEXP_GATE:
         return hc_moe_run_stage(c, s, n);
     case HC_OP_COUNT: break;

@@ -19,6 +19,7 @@ static const arch_info known_archs[] = {
     { "qwen3", HC_ROPE_NEOX },     /* + per-head q/k RMS norms */
     { "qwen2moe", HC_ROPE_NEOX },  /* mixture of experts with a gated shared expert (model_moe.c) */
     { "qwen3moe", HC_ROPE_NEOX },  /* mixture of experts, q/k norms */
+    { "olmoe", HC_ROPE_NORM },     /* mixture of experts, q/k norms over the whole projection */
 };
 
 static hc_status read_config(hc_model *m, const hc_gguf *g)
@@ -30,7 +31,7 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     const arch_info *info = NULL;
     for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
         if (!strcmp(arch, known_archs[i].name)) info = &known_archs[i];
-    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe)", arch);
+    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe)", arch);
     snprintf(c->arch, sizeof c->arch, "%s", arch);
     c->rope_mode = info->rope;
 
@@ -206,7 +207,9 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
         { c->dim, c->ffn_dim }, { c->dim, c->ffn_dim }, { c->ffn_dim, c->dim },
         { c->dim, c->shexp_ffn_dim }, { c->dim, c->shexp_ffn_dim }, { c->shexp_ffn_dim, c->dim },
     };
-    int qk_norm = !strncmp(c->arch, "qwen3", 5);
+    /* q/k RMS norms: qwen3 per head (head_dim weights), olmoe over the whole q and k (their widths) */
+    int olmoe = !strcmp(c->arch, "olmoe"), qk_norm = !strncmp(c->arch, "qwen3", 5) || olmoe;
+    int64_t q_norm_len = olmoe ? q_dim : c->head_dim, k_norm_len = olmoe ? kv_dim : c->head_dim;
     char name[96];
     for (int l = 0; l < c->n_layer && st == HC_OK; l++) {
         hc_layer *L = &m->layers[l];
@@ -225,9 +228,9 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
             if (st == HC_OK) st = bind(m, opts, &L->bias[p], name, shape[p][1], 0, 0);
         }
         snprintf(name, sizeof name, "blk.%d.attn_q_norm.weight", l);
-        if (st == HC_OK) st = bind(m, opts, &L->attn_q_norm, name, c->head_dim, 0, qk_norm);
+        if (st == HC_OK) st = bind(m, opts, &L->attn_q_norm, name, q_norm_len, 0, qk_norm);
         snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
-        if (st == HC_OK) st = bind(m, opts, &L->attn_k_norm, name, c->head_dim, 0, qk_norm);
+        if (st == HC_OK) st = bind(m, opts, &L->attn_k_norm, name, k_norm_len, 0, qk_norm);
         if (st == HC_OK && c->n_expert > 0) st = hc_model_bind_moe(m, opts, l, branches);
     }
     return st;

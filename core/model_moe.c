@@ -17,7 +17,8 @@ static const char *const exp_names[HC_EXP_COUNT] = { "ffn_gate_exps", "ffn_up_ex
 /* Routing weights renormalised over the top k by default (llama.cpp's build_moe_ffn norm_w flag). */
 static int default_norm_topk(const char *arch)
 {
-    return strcmp(arch, "qwen2moe") != 0; /* qwen3moe, mixtral (llama): yes; qwen2moe: no */
+    /* qwen3moe, mixtral (llama): yes; qwen2moe, olmoe (norm_topk_prob false): no */
+    return strcmp(arch, "qwen2moe") != 0 && strcmp(arch, "olmoe") != 0;
 }
 
 hc_status hc_model_read_moe_config(const hc_gguf *g, const char *arch, hc_model_config *c)
@@ -25,7 +26,7 @@ hc_status hc_model_read_moe_config(const hc_gguf *g, const char *arch, hc_model_
     char key[128];
     uint32_t v;
     hc_status st;
-    int moe_arch = !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe");
+    int moe_arch = !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") || !strcmp(arch, "olmoe");
     snprintf(key, sizeof key, "%s.expert_count", arch);
     if ((st = hc_gguf_get_u32_or(g, key, 0, &v)) != HC_OK) return st;
     c->n_expert = (int)v;

@@ -68,7 +68,7 @@ hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stag
         add_linear(&b, L, l, HC_PROJ_Q, HC_BUF_XN, HC_BUF_Q);
         add_linear(&b, L, l, HC_PROJ_K, HC_BUF_XN, HC_BUF_K);
         add_linear(&b, L, l, HC_PROJ_V, HC_BUF_XN, HC_BUF_V);
-        if (L->attn_q_norm.data) /* qwen3: RMS norm of each query and key head before rope */
+        if (L->attn_q_norm.data) /* qwen3: RMS norm of each query and key head before rope; olmoe: of all q, all k */
             add(&b, "attn_q_norm", l, HC_OP_HEAD_NORM, HC_BUF_Q, HC_BUF_NONE, HC_BUF_NONE)->weight = &L->attn_q_norm;
         if (L->attn_k_norm.data)
             add(&b, "attn_k_norm", l, HC_OP_HEAD_NORM, HC_BUF_K, HC_BUF_NONE, HC_BUF_NONE)->weight = &L->attn_k_norm;

@@ -11,7 +11,7 @@
 
 /* ---------------- options ---------------- */
 
-static int is_moe_arch(const char *a) { return !strcmp(a, "qwen2moe") || !strcmp(a, "qwen3moe"); }
+static int is_moe_arch(const char *a) { return !strcmp(a, "qwen2moe") || !strcmp(a, "qwen3moe") || !strcmp(a, "olmoe"); }
 
 hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
 {
@@ -19,7 +19,7 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     if (!o->arch) o->arch = "llama";
     const char *a = o->arch;
     if (strcmp(a, "llama") && strcmp(a, "qwen3") && !is_moe_arch(a))
-        return hc_error(HC_E_ARG, "--arch %s: not one of llama, qwen3, qwen2moe, qwen3moe", a);
+        return hc_error(HC_E_ARG, "--arch %s: not one of llama, qwen3, qwen2moe, qwen3moe, olmoe", a);
     if (!o->output || !o->output[0]) return hc_error(HC_E_ARG, "no output file given (-o FILE)");
 #define RANGE(v, lo, hi, opt)                                                                               \
     if ((v) < (lo) || (v) > (hi)) return hc_error(HC_E_ARG, opt " %d is out of range (%d..%d)", (int)(v), (int)(lo), (int)(hi));
@@ -186,6 +186,9 @@ static void add_layer(synth *s, int l)
     if (!strncmp(o->arch, "qwen3", 5)) {
         add_norm(s, NAME("attn_q_norm.weight"), hd);
         add_norm(s, NAME("attn_k_norm.weight"), hd);
+    } else if (!strcmp(o->arch, "olmoe")) { /* over the whole q and k */
+        add_norm(s, NAME("attn_q_norm.weight"), q);
+        add_norm(s, NAME("attn_k_norm.weight"), kv);
     }
     add_matrix(s, NAME("attn_output.weight"), q, o->dim, 1, o->type);
     add_norm(s, NAME("ffn_norm.weight"), o->dim);

@@ -112,8 +112,8 @@ static void ref_open(ref_model *r, const char *path)
     HC_ASSERT_OK(hc_gguf_get_f32(r->g, key, &r->theta));
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     HC_ASSERT_OK(hc_gguf_get_f32(r->g, key, &r->eps));
-    r->neox = strcmp(arch, "llama") != 0;
-    r->norm_topk = strcmp(arch, "qwen2moe") != 0; /* llama.cpp: qwen2moe does not renormalise */
+    r->neox = strcmp(arch, "llama") != 0 && strcmp(arch, "olmoe") != 0;
+    r->norm_topk = strcmp(arch, "qwen2moe") != 0 && strcmp(arch, "olmoe") != 0; /* llama.cpp: these do not renormalise */
     r->kc = calloc((size_t)r->n_layer, sizeof *r->kc);
     r->vc = calloc((size_t)r->n_layer, sizeof *r->vc);
     for (int l = 0; l < r->n_layer; l++) {
@@ -160,8 +160,13 @@ static void ref_forward(ref_model *r, int token, int pos, float *logits)
             free(b);
         }
         float *qn = ref_get(r, "blk.%d.attn_q_norm.weight", l), *kn = ref_get(r, "blk.%d.attn_k_norm.weight", l);
-        for (int h = 0; qn && h < r->n_head; h++) ref_rmsnorm(q + h * r->hd, qn, q + h * r->hd, r->hd, r->eps);
-        for (int h = 0; kn && h < r->n_kv; h++) ref_rmsnorm(k + h * r->hd, kn, k + h * r->hd, r->hd, r->eps);
+        if (!strcmp(r->arch, "olmoe")) { /* over the whole q and k */
+            if (qn) ref_rmsnorm(q, qn, q, r->n_head * r->hd, r->eps);
+            if (kn) ref_rmsnorm(k, kn, k, r->n_kv * r->hd, r->eps);
+        } else {
+            for (int h = 0; qn && h < r->n_head; h++) ref_rmsnorm(q + h * r->hd, qn, q + h * r->hd, r->hd, r->eps);
+            for (int h = 0; kn && h < r->n_kv; h++) ref_rmsnorm(k + h * r->hd, kn, k + h * r->hd, r->hd, r->eps);
+        }
         free(qn);
         free(kn);
         ref_rope(q, r->n_head, r, pos);
@@ -328,6 +333,16 @@ static void test_qwen3moe_matches_reference(void)
     synth_to(&o, "qwen3moe.gguf");
     compare_with_reference(model_path, 9, 4, 16, 1e-4);
     /* prompt in batches of 4: routing groups change between batches */
+    compare_with_reference(model_path, 9, 2, 4, 1e-4);
+}
+
+/* OLMoE: llama's rope, q/k norms over the whole projections, top-k weights not renormalised. */
+static void test_olmoe_matches_reference(void)
+{
+    hc_synth_opts o = { .arch = "olmoe", .dim = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 4, .n_expert = 8, .n_expert_used = 2,
+                        .expert_ffn_dim = 32, .n_vocab = 300, .seed = 17, .type = HC_F32, .norm_noise = 0.2f };
+    synth_to(&o, "olmoe.gguf");
+    compare_with_reference(model_path, 9, 4, 16, 1e-4);
     compare_with_reference(model_path, 9, 2, 4, 1e-4);
 }
 
@@ -512,6 +527,7 @@ int main(void)
         { "routing: softmax, top-k, ties, renormalisation", test_routing },
         { "qwen3moe forward = naive reference (batched and decode)", test_qwen3moe_matches_reference },
         { "qwen2moe (shared expert, biases) = naive reference", test_qwen2moe_matches_reference },
+        { "olmoe (whole-projection q/k norms, no renormalisation) = naive reference", test_olmoe_matches_reference },
         { "qwen3, llama and mixtral-style llama = naive reference", test_dense_and_mixtral_match_reference },
         { "f16 and q8_0 experts run close to the reference", test_f16_and_q8_0_run },
         { "model facts: config, views, bytes per token, vocabulary", test_model_facts },

@@ -12,7 +12,7 @@ static const char synth_help[] =
     "Writes a GGUF model with random weights, GGUF's tensor names and metadata for the architecture,\n"
     "and a byte-level SentencePiece vocabulary (<unk> <s> </s>, <0x00>..<0xFF>, letter pieces), so that\n"
     "hcinfer run, compress and bench work on it. Weights are N(0, 1/in), norms 1.\n"
-    "  --arch ARCH            llama, qwen3 (q/k norms), qwen2moe (shared expert), qwen3moe; llama with\n"
+    "  --arch ARCH            llama, qwen3 (q/k norms), qwen2moe (shared expert), qwen3moe, olmoe; llama with\n"
     "                         --experts is Mixtral-style\n"
     "  --dim N                embedding width\n"
     "  --layers N             decoder layers\n"
