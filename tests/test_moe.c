@@ -326,25 +326,24 @@ static double compare_with_reference(const char *path, int n_prompt, int n_gen, 
     return worst;
 }
 
-static void test_qwen3moe_matches_reference(void)
+/* A synthetic f32 MoE model of arch (dim 64, 2 layers, 4 heads) against the reference, with the
+ * prompt in one batch and in batches of 4 (routing groups change between batches). */
+static void moe_matches_reference(const char *arch, int n_head_kv, int n_expert, int expert_ffn, unsigned seed)
 {
-    hc_synth_opts o = { .arch = "qwen3moe", .dim = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_expert = 4, .n_expert_used = 2,
-                        .expert_ffn_dim = 48, .n_vocab = 300, .seed = 11, .type = HC_F32, .norm_noise = 0.2f };
-    synth_to(&o, "qwen3moe.gguf");
+    hc_synth_opts o = { .arch = arch, .dim = 64, .n_layer = 2, .n_head = 4, .n_head_kv = n_head_kv, .n_expert = n_expert,
+                        .n_expert_used = 2, .expert_ffn_dim = expert_ffn, .n_vocab = 300, .seed = seed, .type = HC_F32,
+                        .norm_noise = 0.2f };
+    char file[64];
+    snprintf(file, sizeof file, "%s.gguf", arch);
+    synth_to(&o, file);
     compare_with_reference(model_path, 9, 4, 16, 1e-4);
-    /* prompt in batches of 4: routing groups change between batches */
     compare_with_reference(model_path, 9, 2, 4, 1e-4);
 }
 
+static void test_qwen3moe_matches_reference(void) { moe_matches_reference("qwen3moe", 2, 4, 48, 11); }
+
 /* OLMoE: llama's rope, q/k norms over the whole projections, top-k weights not renormalised. */
-static void test_olmoe_matches_reference(void)
-{
-    hc_synth_opts o = { .arch = "olmoe", .dim = 64, .n_layer = 2, .n_head = 4, .n_head_kv = 4, .n_expert = 8, .n_expert_used = 2,
-                        .expert_ffn_dim = 32, .n_vocab = 300, .seed = 17, .type = HC_F32, .norm_noise = 0.2f };
-    synth_to(&o, "olmoe.gguf");
-    compare_with_reference(model_path, 9, 4, 16, 1e-4);
-    compare_with_reference(model_path, 9, 2, 4, 1e-4);
-}
+static void test_olmoe_matches_reference(void) { moe_matches_reference("olmoe", 4, 8, 32, 17); }
 
 static void test_qwen2moe_matches_reference(void)
 {
