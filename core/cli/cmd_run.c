@@ -151,6 +151,7 @@ int hc_cmd_run(int argc, char **argv)
             n_eval++;
         }
         printf("\n");
+        fflush(stdout); /* the text before the statistics on stderr, also when both go to one file */
     }
     if (st == HC_OK) {
         fprintf(stderr, "prompt: %d tokens in %.3f s, %.1f tok/s\n", n_prompt, t_prompt, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9));
