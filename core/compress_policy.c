@@ -252,24 +252,6 @@ typedef struct policy_args {
     int n;
 } policy_args;
 
-static void set_int(lua_State *S, const char *key, lua_Integer v)
-{
-    lua_pushinteger(S, v);
-    lua_setfield(S, -2, key);
-}
-
-static void set_num(lua_State *S, const char *key, lua_Number v)
-{
-    lua_pushnumber(S, v);
-    lua_setfield(S, -2, key);
-}
-
-static void set_str(lua_State *S, const char *key, const char *v)
-{
-    lua_pushstring(S, v);
-    lua_setfield(S, -2, key);
-}
-
 static void set_array(lua_State *S, const char *key, const float *v, int n)
 {
     lua_createtable(S, n, 0);
@@ -285,28 +267,28 @@ static int push_args(lua_State *S)
 {
     const policy_args *a = lua_touserdata(S, 1);
     lua_createtable(S, 0, 3);
-    set_int(S, "bytes", (lua_Integer)a->budget->bytes);
-    set_num(S, "percent", a->budget->percent);
-    set_int(S, "backbone_bytes", (lua_Integer)a->budget->backbone_bytes);
+    hc_lua_set_int(S, "bytes", (lua_Integer)a->budget->bytes);
+    hc_lua_set_num(S, "percent", a->budget->percent);
+    hc_lua_set_int(S, "backbone_bytes", (lua_Integer)a->budget->backbone_bytes);
     lua_createtable(S, a->n, 0);
     for (int i = 0; i < a->n; i++) {
         const hc_policy_layer *l = &a->layers[i];
         lua_createtable(S, 0, 12);
-        set_str(S, "name", l->name);
-        set_str(S, "kind", l->kind);
-        set_int(S, "layer", l->layer);
-        set_int(S, "in", (lua_Integer)l->in);
-        set_int(S, "out", (lua_Integer)l->out);
-        set_int(S, "rank_max", l->rank_max);
-        set_int(S, "bytes_per_rank", (lua_Integer)l->bytes_per_rank);
-        set_int(S, "flops_per_rank", (lua_Integer)l->flops_per_rank);
+        hc_lua_set_str(S, "name", l->name);
+        hc_lua_set_str(S, "kind", l->kind);
+        hc_lua_set_int(S, "layer", l->layer);
+        hc_lua_set_int(S, "in", (lua_Integer)l->in);
+        hc_lua_set_int(S, "out", (lua_Integer)l->out);
+        hc_lua_set_int(S, "rank_max", l->rank_max);
+        hc_lua_set_int(S, "bytes_per_rank", (lua_Integer)l->bytes_per_rank);
+        hc_lua_set_int(S, "flops_per_rank", (lua_Integer)l->flops_per_rank);
         set_array(S, "spectrum", l->spectrum, l->rank_max);
         set_array(S, "gain", l->gain, l->rank_max);
-        set_num(S, "energy", l->energy);
-        set_num(S, "signal", l->signal);
+        hc_lua_set_num(S, "energy", l->energy);
+        hc_lua_set_num(S, "signal", l->signal);
         if (l->is_expert) { /* MoE: the expert and how often calibration routed to it */
-            set_int(S, "expert", l->expert);
-            if (l->routing_frequency >= 0) set_num(S, "routing_frequency", l->routing_frequency);
+            hc_lua_set_int(S, "expert", l->expert);
+            if (l->routing_frequency >= 0) hc_lua_set_num(S, "routing_frequency", l->routing_frequency);
         }
         lua_rawseti(S, -2, i + 1);
     }

@@ -532,3 +532,27 @@ hc_status hc_lua_register(hc_lua *h, const char *name, lua_CFunction fn, void *u
     register_req r = { name, fn, ud };
     return hc_lua_pcall_c(h, register_fn, &r, 0);
 }
+
+void hc_lua_set_int(lua_State *S, const char *key, lua_Integer v)
+{
+    lua_pushinteger(S, v);
+    lua_setfield(S, -2, key);
+}
+
+void hc_lua_set_num(lua_State *S, const char *key, lua_Number v)
+{
+    lua_pushnumber(S, v);
+    lua_setfield(S, -2, key);
+}
+
+void hc_lua_set_str(lua_State *S, const char *key, const char *v)
+{
+    lua_pushstring(S, v);
+    lua_setfield(S, -2, key);
+}
+
+void hc_lua_set_bool(lua_State *S, const char *key, int v)
+{
+    lua_pushboolean(S, v);
+    lua_setfield(S, -2, key);
+}

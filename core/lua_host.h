@@ -57,6 +57,12 @@ hc_status hc_lua_pcall_c(hc_lua *L, lua_CFunction fn, void *ud, int nresults);
  * (lua_touserdata(L, lua_upvalueindex(1)) inside fn). */
 hc_status hc_lua_register(hc_lua *L, const char *name, lua_CFunction fn, void *ud);
 
+/* t[key] = v for the table on top of the stack (the table stays there). */
+void hc_lua_set_int(lua_State *S, const char *key, lua_Integer v);
+void hc_lua_set_num(lua_State *S, const char *key, lua_Number v);
+void hc_lua_set_str(lua_State *S, const char *key, const char *v);
+void hc_lua_set_bool(lua_State *S, const char *key, int v);
+
 /* Lua memory in use now, and the VM instructions the last run or call executed (counted in
  * steps of the hook's granularity, at most 1000). */
 size_t hc_lua_memory(const hc_lua *L);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "lua_host.h"
 #include "pipeline_lua.h"
 #include "rank_control.h"
 #include "registry.h"
@@ -41,14 +42,10 @@ static int push_stats(lua_State *L)
     hook_ctx *h = lua_touserdata(L, 1);
     hc_context *c = h->c;
     lua_createtable(L, 0, 5);
-    lua_pushinteger(L, c->steps);
-    lua_setfield(L, -2, "step");
-    lua_pushinteger(L, h->n_tok);
-    lua_setfield(L, -2, "tokens");
-    lua_pushinteger(L, c->n_past);
-    lua_setfield(L, -2, "position");
-    lua_pushnumber(L, c->rank_control.host_budget);
-    lua_setfield(L, -2, "host_budget");
+    hc_lua_set_int(L, "step", c->steps);
+    hc_lua_set_int(L, "tokens", h->n_tok);
+    hc_lua_set_int(L, "position", c->n_past);
+    hc_lua_set_num(L, "host_budget", c->rank_control.host_budget);
     lua_newtable(L);
     int k = 0;
     for (int i = 0; i < c->n_stages; i++) {
@@ -58,28 +55,17 @@ static int push_stats(lua_State *L)
         int job = c->brt ? hc_branch_rt_job_of_stage(c->brt, i) : -1;
         if (job >= 0) hc_branch_rt_job_times(c->brt, job, &t);
         lua_createtable(L, 0, 11);
-        lua_pushstring(L, s->name);
-        lua_setfield(L, -2, "name");
-        lua_pushstring(L, kind_of(s));
-        lua_setfield(L, -2, "kind");
-        lua_pushinteger(L, s->layer);
-        lua_setfield(L, -2, "layer");
-        lua_pushnumber(L, s->device_ns / 1e6);
-        lua_setfield(L, -2, "device_ms");
-        lua_pushnumber(L, t.host_ns / 1e6);
-        lua_setfield(L, -2, "host_ms");
-        lua_pushnumber(L, t.wait_ns / 1e6);
-        lua_setfield(L, -2, "wait_ms");
-        lua_pushnumber(L, t.window_ns / 1e6);
-        lua_setfield(L, -2, "window_ms");
-        lua_pushinteger(L, s->active_rank);
-        lua_setfield(L, -2, "rank");
-        lua_pushinteger(L, s->branch->rank);
-        lua_setfield(L, -2, "rank_max");
-        lua_pushboolean(L, s->branch_enabled);
-        lua_setfield(L, -2, "branch");
-        lua_pushstring(L, c->brt ? hc_branch_rt_scheduler_name(c->brt, s->sched) : "");
-        lua_setfield(L, -2, "sched");
+        hc_lua_set_str(L, "name", s->name);
+        hc_lua_set_str(L, "kind", kind_of(s));
+        hc_lua_set_int(L, "layer", s->layer);
+        hc_lua_set_num(L, "device_ms", s->device_ns / 1e6);
+        hc_lua_set_num(L, "host_ms", t.host_ns / 1e6);
+        hc_lua_set_num(L, "wait_ms", t.wait_ns / 1e6);
+        hc_lua_set_num(L, "window_ms", t.window_ns / 1e6);
+        hc_lua_set_int(L, "rank", s->active_rank);
+        hc_lua_set_int(L, "rank_max", s->branch->rank);
+        hc_lua_set_bool(L, "branch", s->branch_enabled);
+        hc_lua_set_str(L, "sched", c->brt ? hc_branch_rt_scheduler_name(c->brt, s->sched) : "");
         lua_rawseti(L, -2, ++k);
     }
     lua_setfield(L, -2, "stages");
