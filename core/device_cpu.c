@@ -173,6 +173,14 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
 /* Ops smaller than this many floats run on the calling thread: a pool dispatch costs more. */
 #define POOL_MIN_FLOATS 16384
 
+/* fn over the device's threads, or on the calling thread when the op touches fewer than
+ * POOL_MIN_FLOATS floats. */
+static void run_sized(hc_device *d, size_t n_floats, hc_pool_fn fn, void *ctx)
+{
+    if (n_floats < POOL_MIN_FLOATS) fn(ctx, 0, 1);
+    else hc_pool_run(impl(d)->pool, fn, ctx);
+}
+
 typedef struct rows_job {
     const hc_tensor *table;
     const int32_t *ids;
@@ -206,8 +214,7 @@ static hc_status cpu_get_rows(hc_device *d, const hc_tensor *table, const int32_
             return hc_error(HC_E_ARG, "get_rows %s: row %d is out of range (0..%lld)", table->name ? table->name : "",
                             (int)ids[i], (long long)table->ne[1] - 1);
     rows_job j = { .table = table, .ids = ids, .y = out, .n_rows = n };
-    if ((size_t)n * (size_t)table->ne[0] < POOL_MIN_FLOATS) get_rows_task(&j, 0, 1);
-    else hc_pool_run(impl(d)->pool, get_rows_task, &j);
+    run_sized(d, (size_t)n * (size_t)table->ne[0], get_rows_task, &j);
     return HC_OK;
 }
 
@@ -223,8 +230,7 @@ static void rmsnorm_task(void *arg, int ith, int nth)
 static hc_status cpu_rmsnorm(hc_device *d, const float *x, const float *w, float *y, int n_tok, int dim, float eps)
 {
     rows_job j = { .x = x, .w = w, .y = y, .n_rows = n_tok, .dim = dim, .eps = eps };
-    if ((size_t)n_tok * (size_t)dim < POOL_MIN_FLOATS) rmsnorm_task(&j, 0, 1);
-    else hc_pool_run(impl(d)->pool, rmsnorm_task, &j);
+    run_sized(d, (size_t)n_tok * (size_t)dim, rmsnorm_task, &j);
     return HC_OK;
 }
 
@@ -260,8 +266,7 @@ static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int hea
     if (st != HC_OK) return st;
     rope_job j = { .x = x, .n_tok = n_tok, .n_head = n_head, .head_dim = head_dim, .n_rot = n_rot, .pos = pos,
                    .cache = &c->rope, .mode = mode };
-    if ((size_t)n_tok * (size_t)n_head * (size_t)head_dim < POOL_MIN_FLOATS) rope_task(&j, 0, 1);
-    else hc_pool_run(c->pool, rope_task, &j);
+    run_sized(d, (size_t)n_tok * (size_t)n_head * (size_t)head_dim, rope_task, &j);
     return HC_OK;
 }
 
@@ -300,8 +305,7 @@ static hc_status cpu_attention(hc_device *d, const hc_attn_args *a)
         c->attn_scratch_n = need;
     }
     attn_job j = { .a = a, .scratch = c->attn_scratch, .per_thread = per };
-    if (nth == 1) attention_task(&j, 0, 1);
-    else hc_pool_run(c->pool, attention_task, &j);
+    hc_pool_run(c->pool, attention_task, &j);   /* a pool of one runs it on this thread */
     if (hc_cpu_attention_splits_keys(a, nth)) hc_cpu_attention_merge(a, nth, c->attn_scratch);
     return HC_OK;
 }
@@ -339,8 +343,7 @@ static void elem_task(void *arg, int ith, int nth)
 
 static void elem_run(hc_device *d, elem_job *j)
 {
-    if (j->n < POOL_MIN_FLOATS) elem_task(j, 0, 1);
-    else hc_pool_run(impl(d)->pool, elem_task, j);
+    run_sized(d, j->n, elem_task, j);
 }
 
 static hc_status cpu_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
