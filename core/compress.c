@@ -135,44 +135,61 @@ static void compress_task(void *arg, int ith, int nth)
     }
 }
 
-static hc_status calibrate(hc_compress_state *cs)
+hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq)
 {
     const hc_compress_opts *o = cs->opts;
     hc_tokenizer *tok = NULL;
-    hc_device *dev = NULL;
-    hc_context *ctx = NULL;
     char *text = NULL;
-    int32_t *ids = NULL;
+    int32_t *t = NULL;
     int n_ids = 0;
     size_t len = 0;
+    *ids = NULL;
     hc_status st = hc_compress_read_file(o->calib, &text, &len);
     if (st == HC_OK) st = hc_compress_tokenizer(cs, &tok);
-    if (st == HC_OK) st = hc_tokenize(tok, text, len, 1, 0, &ids, &n_ids);
-    int seq = o->calib_seq > 0 ? o->calib_seq : 512;
-    int64_t want = o->calib_tokens > 0 ? o->calib_tokens : 8192;
+    if (st == HC_OK) st = hc_tokenize(tok, text, len, 1, 0, &t, &n_ids);
     if (st == HC_OK && n_ids < 2) st = hc_error(HC_E_ARG, "calibration file %s holds no text", o->calib);
     if (st == HC_OK) {
+        int s = o->calib_seq > 0 ? o->calib_seq : 512;
         if (want > n_ids) want = n_ids;
-        if (seq > cs->model->cfg.n_ctx_train) seq = cs->model->cfg.n_ctx_train;
+        if (s > cs->model->cfg.n_ctx_train) s = cs->model->cfg.n_ctx_train;
+        if (s > want) s = (int)want;
         /* every sequence starts with BOS, as the model saw text in training */
         int32_t bos = hc_tokenizer_bos(tok);
-        for (int64_t i = 0; bos >= 0 && i < want; i += seq) ids[i] = bos;
+        for (int64_t i = 0; bos >= 0 && i < want; i += s) t[i] = bos;
+        *ids = t;
+        *n = want;
+        *seq = s;
+        t = NULL;
+    }
+    free(t);
+    hc_tokenizer_free(tok);
+    free(text);
+    return st;
+}
+
+static hc_status calibrate(hc_compress_state *cs)
+{
+    const hc_compress_opts *o = cs->opts;
+    hc_device *dev = NULL;
+    hc_context *ctx = NULL;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int seq = 0;
+    hc_status st = hc_compress_calib_ids(cs, o->calib_tokens > 0 ? o->calib_tokens : 8192, &ids, &n, &seq);
+    if (st == HC_OK) {
         hc_device_config dc = { .n_threads = o->threads };
         hc_context_params cp = { .n_ctx = seq, .n_batch = seq };
         st = hc_cpu_device_create(&dc, &dev);
         if (st == HC_OK) st = hc_calib_create(cs->model, o->threads, &cs->calib);
         if (st == HC_OK) st = hc_context_create(cs->model, dev, &cp, &ctx);
-        if (st == HC_OK)
-            st = hc_calib_run(cs->calib, ctx, ids, want, seq, (hc_calib_progress)hc_compress_calib_progress, cs);
+        if (st == HC_OK) st = hc_calib_run(cs->calib, ctx, ids, n, seq, (hc_calib_progress)hc_compress_calib_progress, cs);
     }
     hc_context_free(ctx);
     if (dev) {
         cs->model->device = NULL; /* the weights stay where they are: host memory */
         dev->ops->destroy(dev);
     }
-    hc_tokenizer_free(tok);
     free(ids);
-    free(text);
     if (st != HC_OK) return hc_error_context(st, "calibration: ");
     return HC_OK;
 }
@@ -201,6 +218,8 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (o->budget < 0 || o->budget > 1000) return hc_error(HC_E_ARG, "--budget %.2f is out of range (0..1000 percent)", o->budget);
     if (o->rank < 0 || o->rank > 65536) return hc_error(HC_E_ARG, "--rank %d is out of range", o->rank);
     if (o->rank_max < 0 || o->rank_max > 65536) return hc_error(HC_E_ARG, "--rank-max %d is out of range", o->rank_max);
+    if (o->sens_tokens < 0 || o->sens_tokens > 4096) return hc_error(HC_E_ARG, "--sens-tokens %d is out of range (1..4096)", o->sens_tokens);
+    if (o->sens_tokens > 0 && !o->calib) return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE)");
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16 or f32");
     hc_compress_state cs = { .opts = o };
@@ -237,6 +256,12 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
             st = hc_pool_error_raise(&w.err);
         }
         report->seconds_quant = hc_compress_now() - tq;
+    }
+    if (st == HC_OK && o->sens_tokens > 0) {
+        double tm = hc_compress_now();
+        st = hc_compress_measure(&cs);
+        report->seconds_measure = hc_compress_now() - tm;
+        report->sens_tokens = cs.loss_tokens;
     }
     /* the ranks (a policy's answer checked) before anything is written: a refusal leaves no file */
     if (st == HC_OK) st = hc_compress_choose_ranks(&cs);

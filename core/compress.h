@@ -29,6 +29,8 @@ typedef struct hc_compress_opts {
     int whitening_given;        /* whitening was chosen explicitly */
     hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16 or HC_F32 */
     const char *policy;         /* Lua rank policy file, NULL: uniform */
+    int sens_tokens;            /* > 0: measure each layer's end-to-end sensitivity on this many calibration
+                                   tokens (the KL from the source with only this layer quantized) */
     int threads;
     const hc_registry *registry;
     hc_compress_progress progress;
@@ -49,7 +51,8 @@ typedef struct hc_compress_report {
     double error_removed;       /* of which the written ranks remove */
     const char *error_measure;  /* "activation" or "frobenius"; NULL without branches */
     int64_t calib_tokens;
-    double seconds_calib, seconds_quant, seconds_write, seconds_total;
+    int64_t sens_tokens;        /* tokens the sensitivity was measured on (0: not measured) */
+    double seconds_calib, seconds_quant, seconds_measure, seconds_write, seconds_total;
 } hc_compress_report;
 
 hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);

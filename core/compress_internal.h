@@ -41,6 +41,9 @@ typedef struct hc_compress_job {
                                  slice, named blk.3.ffn_gate_exps.e<expert>.weight */
     int expert;               /* its index (meaningful with parent) */
     double routing_frequency; /* share of calibration tokens routed to the expert (0..1), -1 unknown */
+    double loss;              /* measured (--sens-tokens): the calibration loss (KL from the source, nats per
+                                 token) of the source with only this layer quantized, no branch */
+    int loss_measured;
 } hc_compress_job;
 
 typedef struct hc_compress_state {
@@ -56,6 +59,7 @@ typedef struct hc_compress_state {
     struct hc_compress_experts *experts; /* views of single experts (compress_moe.c), NULL for dense models */
     int uniform_rank;         /* --rank, or the largest rank the budget gives every layer */
     struct hc_lua *policy;    /* the loaded rank policy (--policy), NULL: uniform */
+    int64_t loss_tokens;      /* measured (--sens-tokens): tokens the losses were measured on, 0: not measured */
 } hc_compress_state;
 
 /* Bytes per rank of a branch of this layer (A row + B column + sigma). */
@@ -66,6 +70,11 @@ size_t hc_compress_source_bytes(const hc_compress_state *cs);
 /* The tokenizer of the input (GGUF vocabulary, or the llama2.c tokenizer file). */
 hc_status hc_compress_tokenizer(hc_compress_state *cs, hc_tokenizer **out);
 hc_status hc_compress_read_file(const char *path, char **text, size_t *len);
+/* The first `want` tokens of the calibration text (fewer when it is shorter), BOS at the start of
+ * every sequence of *seq tokens (the calibration sequence length, capped by the model and n). */
+hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq);
+/* --sens-tokens: each layer's measured loss (compress_measure.c); call after factoring. */
+hc_status hc_compress_measure(hc_compress_state *cs);
 void hc_compress_calib_progress(hc_compress_state *cs, int64_t done, int64_t total);
 /* ---- rank allocation (compress_policy.c) ---- */
 
@@ -100,6 +109,8 @@ typedef struct hc_policy_layer {
     const float *gain;        /* [rank_max] error reduction per rank step */
     double energy;            /* error with no branch */
     double signal;            /* output energy of the source layer, same measure */
+    double loss;              /* with loss_measured: KL from the source with only this layer quantized */
+    int loss_measured;
     int is_expert;            /* one expert of a MoE layer (0: a dense layer) */
     int expert;               /* with is_expert: its index */
     double routing_frequency; /* with is_expert: its share of calibration tokens (0..1), < 0 unknown */

@@ -180,6 +180,8 @@ static hc_status policy_ranks(hc_compress_state *cs)
             .is_expert = j->parent != NULL,
             .expert = j->expert,
             .routing_frequency = j->routing_frequency,
+            .loss = j->loss,
+            .loss_measured = j->loss_measured,
         };
     }
     hc_policy_budget b = { hc_compress_budget_bytes(cs), o->budget, cs->backbone_bytes };
@@ -286,6 +288,7 @@ static int push_args(lua_State *S)
         set_array(S, "gain", l->gain, l->rank_max);
         hc_lua_set_num(S, "energy", l->energy);
         hc_lua_set_num(S, "signal", l->signal);
+        if (l->loss_measured) hc_lua_set_num(S, "loss", l->loss); /* compress --sens-tokens */
         if (l->is_expert) { /* MoE: the expert and how often calibration routed to it */
             hc_lua_set_int(S, "expert", l->expert);
             if (l->routing_frequency >= 0) hc_lua_set_num(S, "routing_frequency", l->routing_frequency);

@@ -202,6 +202,9 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
             TRY(hc_gguf_set_str(w, "hc.sens.measure", hc_sens_measure_name(cs->jobs[i].measure)));
             break;
         }
+    if (cs->loss_tokens > 0) { /* --sens-tokens: the measured losses' setting */
+        TRY(hc_gguf_set_u64(w, "hc.sens.loss_tokens", (uint64_t)cs->loss_tokens));
+    }
 #undef TRY
     return st;
 }
@@ -313,7 +316,8 @@ static hc_status write_experts(writer_ctx *c, const hc_tensor *t, const hc_compr
 }
 
 /* hc.sens.<weight> = the error removed by each of the rank_max steps; hc.sens.<weight>.total = the
- * error with no branch; hc.sens.<weight>.signal = the layer's output energy in the same measure.
+ * error with no branch; hc.sens.<weight>.signal = the layer's output energy in the same measure;
+ * measured (--sens-tokens): hc.sens.<weight>.loss, the KL from the source with only this layer quantized.
  * A later policy (or `hcinfer inspect`) reads them without refactoring. */
 static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
 {
@@ -324,6 +328,8 @@ static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
     if (st == HC_OK) st = hc_gguf_set_f32(c->w, key, (float)j->energy);
     snprintf(key, sizeof key, "hc.sens.%s.signal", j->weight->name);
     if (st == HC_OK) st = hc_gguf_set_f32(c->w, key, (float)j->signal);
+    snprintf(key, sizeof key, "hc.sens.%s.loss", j->weight->name);
+    if (st == HC_OK && j->loss_measured) st = hc_gguf_set_f32(c->w, key, (float)j->loss);
     return st;
 }
 

@@ -148,8 +148,23 @@ static void make_synth(synth *s)
     s->budget = (hc_policy_budget){ .bytes = 6 * per_rank + 1000, .percent = 10, .backbone_bytes = 10 * (6 * per_rank + 1000) };
 }
 
-/* greedy.lua's objective: error removed relative to each layer's output energy (gain / signal). */
-static double step_gain(const synth *s, int i, int k) { return s->gain[i][k] / s->layers[i].signal; }
+/* Measured losses (compress --sens-tokens) for every layer: their exchange rate from error to loss
+ * (loss / energy) spreads over two orders of magnitude, unrelated to the output energies. */
+static void measure_synth(synth *s)
+{
+    for (int i = 0; i < NL; i++) {
+        s->layers[i].loss = s->layers[i].energy * 1e-4 * pow(10.0, 2.0 * uniform01());
+        s->layers[i].loss_measured = 1;
+    }
+}
+
+/* greedy.lua's objective: error removed times the layer's measured loss per unit of error, or without
+ * a measurement relative to the layer's output energy (gain / signal). */
+static double step_gain(const synth *s, int i, int k)
+{
+    const hc_policy_layer *l = &s->layers[i];
+    return l->loss_measured ? s->gain[i][k] * l->loss / l->energy : s->gain[i][k] / l->signal;
+}
 
 static double total_gain(const synth *s, const int *ranks, uint64_t *bytes)
 {
@@ -194,10 +209,11 @@ static hc_status run_policy(const char *path, const synth *s, int *ranks)
     return st;
 }
 
-static void test_greedy_beats_uniform(void)
+static void greedy_beats_uniform(int measured)
 {
     synth s;
     make_synth(&s);
+    if (measured) measure_synth(&s);
     int uni[NL], greedy[NL], rel[NL];
     HC_ASSERT_OK(run_policy(POLICY_DIR "uniform.lua", &s, uni));
     HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, greedy));
@@ -227,6 +243,12 @@ static void test_greedy_beats_uniform(void)
     int again[NL];
     HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, again));
     CU_ASSERT(!memcmp(again, greedy, sizeof again));
+}
+
+static void test_greedy_beats_uniform(void)
+{
+    greedy_beats_uniform(0);
+    greedy_beats_uniform(1); /* on the measured losses' objective */
 }
 
 /* A policy whose allocate body is `body` (layers in l, budget in b), written to a temporary file. */
@@ -363,11 +385,16 @@ static int e2e_open(e2e *e, const char *test)
     return 1;
 }
 
+static hc_compress_opts e2e_opts(e2e *e, const char *out, const char *policy, double budget)
+{
+    return (hc_compress_opts){ .input = e->model, .output = out, .quant = "rtn:bits=3,group=32", .budget = budget, .calib = e->calib,
+                               .calib_tokens = 1024, .calib_seq = 128, .whitening = HC_WHITEN_FULL, .whitening_given = 1,
+                               .branch_dtype = HC_F16, .policy = policy, .threads = 2, .registry = e->reg };
+}
+
 static hc_status compress_with(e2e *e, const char *out, const char *policy, double budget)
 {
-    hc_compress_opts o = { .input = e->model, .output = out, .quant = "rtn:bits=3,group=32", .budget = budget, .calib = e->calib,
-                           .calib_tokens = 1024, .calib_seq = 128, .whitening = HC_WHITEN_FULL, .whitening_given = 1,
-                           .branch_dtype = HC_F16, .policy = policy, .threads = 2, .registry = e->reg };
+    hc_compress_opts o = e2e_opts(e, out, policy, budget);
     hc_compress_report r;
     return hc_compress(&o, &r);
 }
@@ -513,6 +540,87 @@ static void test_compress_greedy(void)
     hc_registry_free(e.reg);
 }
 
+/* Sum of the measured losses stored in a compressed file (-1 when a layer has none or a bad one). */
+static double file_losses(const char *path, int *n_layers)
+{
+    hc_gguf *g = NULL;
+    if (hc_gguf_open(path, &g) != HC_OK) return -1;
+    double sum = 0;
+    *n_layers = 0;
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const hc_gguf_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, "hc.sens.", 8) || kv->type != HC_GGUF_ARRAY) continue;
+        char key[300];
+        float loss = -1;
+        snprintf(key, sizeof key, "%s.loss", kv->key);
+        if (hc_gguf_get_f32(g, key, &loss) != HC_OK || !isfinite(loss) || loss < -1e-6f) sum = -1e30;
+        sum += loss;
+        (*n_layers)++;
+    }
+    hc_gguf_close(g);
+    return sum < 0 ? -1 : sum;
+}
+
+/* --sens-tokens: every layer's end-to-end loss is measured, stored, shown to policies, and follows
+ * the quantization error (8-bit layers cost far less than 3-bit ones). */
+static void test_compress_measured(void)
+{
+    e2e e;
+    if (!e2e_open(&e, "compress with --sens-tokens")) return;
+    char w3[600], w8[600], policy[600];
+    snprintf(w3, sizeof w3, "%s", hc_test_tmp("measured3.gguf"));
+    snprintf(w8, sizeof w8, "%s", hc_test_tmp("measured8.gguf"));
+    snprintf(policy, sizeof policy, "%s",
+             write_policy("needs_loss.lua", "local r = {}\n"
+                                            "for i, x in ipairs(l) do\n"
+                                            "  if type(x.loss) ~= 'number' or x.loss < 0 then error('layer ' .. x.name .. ' has no loss') end\n"
+                                            "  r[i] = 1\n"
+                                            "end\n"
+                                            "return r"));
+    hc_compress_report r;
+    hc_compress_opts o = e2e_opts(&e, w3, policy, 10);
+    o.sens_tokens = 256;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT_EQUAL(r.sens_tokens, 256);
+    o.output = w8;
+    o.quant = "rtn:bits=8,group=32";
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    int n3 = 0, n8 = 0;
+    double l3 = file_losses(w3, &n3), l8 = file_losses(w8, &n8);
+    printf("\n  sum of the measured losses over %d layers: 3-bit %.5f, 8-bit %.7f nats/token\n", n3, l3, l8);
+    CU_ASSERT_EQUAL(n3, 30);
+    CU_ASSERT_EQUAL(n8, 30);
+    CU_ASSERT(l3 > 0 && l8 >= 0 && l8 < 0.01 * l3);
+    /* greedy reads them: its ranks differ from greedy's on the layer-local measure */
+    char measured[600], local[600];
+    snprintf(measured, sizeof measured, "%s", hc_test_tmp("greedy_measured.gguf"));
+    snprintf(local, sizeof local, "%s", hc_test_tmp("greedy_local.gguf"));
+    o = e2e_opts(&e, measured, "greedy", 10);
+    o.sens_tokens = 256;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    HC_ASSERT_OK(compress_with(&e, local, "greedy", 10));
+    int rm[64], rl[64], differ = 0;
+    int nm = file_ranks(measured, rm, 64), nl = file_ranks(local, rl, 64);
+    CU_ASSERT(nm == 30 && nl == 30);
+    for (int i = 0; i < nm && i < nl; i++) differ |= rm[i] != rl[i];
+    CU_ASSERT(differ);
+    /* without the measurement the policy sees no loss; without calibration text there is none */
+    CU_ASSERT_EQUAL(compress_with(&e, hc_test_tmp("never3.gguf"), policy, 10), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "has no loss"));
+    o = e2e_opts(&e, hc_test_tmp("never4.gguf"), NULL, 10);
+    o.sens_tokens = 256;
+    o.calib = NULL;
+    o.whitening = HC_WHITEN_NONE;
+    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-tokens needs calibration text"));
+    o.calib = e.calib;
+    o.sens_tokens = 5000;
+    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-tokens 5000 is out of range"));
+    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never4.gguf"), F_OK), 0);
+    hc_registry_free(e.reg);
+}
+
 /* A policy that fails (or answers badly) leaves no output file, temporary or final. */
 static void test_failing_policy_no_output(void)
 {
@@ -551,6 +659,7 @@ int main(void)
         {"greedy beats uniform and is near the optimum", test_greedy_beats_uniform},
         {"bad answers are refused with their message", test_bad_answers},
         {"compress stories260K with --policy greedy", test_compress_greedy},
+        {"compress stories260K with --sens-tokens", test_compress_measured},
         {"a failing policy leaves no output file", test_failing_policy_no_output},
         {NULL, NULL},
     };

@@ -31,6 +31,9 @@ static const char compress_help[] =
     "                          relative (default: uniform ranks in C); see sdk/POLICIES.md\n"
     "      --rank-max N        directions factored per layer, the most a policy can give\n"
     "                          (default max(4 x the uniform rank, 64)); ranks are a prefix\n"
+    "      --sens-tokens N     also measure each layer's end-to-end sensitivity on N calibration\n"
+    "                          tokens (1..4096; one forward pass per layer): the KL divergence from\n"
+    "                          the source when only that layer is quantized (policies: layer.loss)\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -44,7 +47,7 @@ static void draw(void *ctx, const char *phase, int64_t done, int64_t total)
     phase_progress *p = ctx;
     if (!p->phase || strcmp(p->phase, phase)) {
         if (p->phase) hc_progress_end(&p->bar);
-        const char *unit = !strcmp(phase, "calibrate") ? "tokens" : !strcmp(phase, "quantize") ? "layers" : "files";
+        const char *unit = !strcmp(phase, "calibrate") ? "tokens" : !strcmp(phase, "write") ? "files" : "layers";
         hc_progress_begin(&p->bar, stderr, phase, unit, (long)total);
         p->phase = phase;
     }
@@ -73,6 +76,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         else if (hc_arg_is(&a, "--calib-tokens", NULL)) st = hc_arg_int(&a, 2, 1 << 24, &o->calib_tokens);
         else if (hc_arg_is(&a, "--calib-seq", NULL)) st = hc_arg_int(&a, 2, 1 << 16, &o->calib_seq);
         else if (hc_arg_is(&a, "--policy", NULL)) st = hc_arg_value(&a, &o->policy);
+        else if (hc_arg_is(&a, "--sens-tokens", NULL)) st = hc_arg_int(&a, 1, 4096, &o->sens_tokens);
         else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
         else if (hc_arg_is(&a, "--whitening", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
@@ -100,6 +104,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
     if (!o->whitening_given) o->whitening = o->calib ? HC_WHITEN_FULL : HC_WHITEN_NONE;
+    if (o->sens_tokens && !o->calib) return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE)");
     return HC_OK;
 }
 
@@ -116,6 +121,9 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     if (r->error_measure && r->error_total > 0)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
+    if (r->sens_tokens)
+        fprintf(stderr, "  sensitivity     measured on %lld tokens in %.1f s (one forward pass per layer)\n", (long long)r->sens_tokens,
+                r->seconds_measure);
     if (r->n_unfit)
         fprintf(stderr, "  kept as stored  %d linear layers whose shape the format cannot hold (%s)\n", r->n_unfit, r->unfit_reason);
 }

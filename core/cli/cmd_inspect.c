@@ -20,16 +20,26 @@ static int is_sens_array(const hc_gguf_kv *kv)
     return !strncmp(kv->key, "hc.sens.", 8) && kv->type == HC_GGUF_ARRAY && kv->arr_type == HC_GGUF_FLOAT32;
 }
 
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
+
 static int is_sens_key(const hc_gguf_kv *kv)
 {
-    size_t len = strlen(kv->key);
-    return is_sens_array(kv) || (!strncmp(kv->key, "hc.sens.", 8) && len > 7 &&
-                                 (!strcmp(kv->key + len - 6, ".total") || !strcmp(kv->key + len - 7, ".signal")));
+    static const char *const per_layer[] = { ".total", ".signal", ".loss" };
+    if (is_sens_array(kv)) return 1;
+    if (strncmp(kv->key, "hc.sens.", 8) || !strncmp(kv->key, "hc.sens.loss_", 13)) return 0;
+    for (size_t i = 0; i < sizeof per_layer / sizeof *per_layer; i++)
+        if (has_suffix(kv->key, per_layer[i])) return 1;
+    return 0;
 }
 
 /* The compact table of a compressed model's branches: stored rank, the layer's error with no
  * branch, the share of it the stored rank (and all factored directions) remove, and the error left
- * at the stored rank relative to the layer's output energy (what greedy.lua weighs). */
+ * at the stored rank relative to the layer's output energy (what greedy.lua weighs), and the measured
+ * loss with only this layer quantized (compress --sens-tokens), when there is one. */
 static void print_sensitivity(const hc_gguf *g)
 {
     int n = 0;
@@ -38,8 +48,9 @@ static void print_sensitivity(const hc_gguf *g)
     const char *measure = "unknown";
     if (hc_gguf_find(g, "hc.sens.measure") && hc_gguf_get_str(g, "hc.sens.measure", &measure) != HC_OK) measure = "unknown";
     printf("branch sensitivity (%d layers, measure %s): error with no branch, share removed at the stored rank and at rank_max,\n"
-           "error left at the stored rank relative to the layer's output energy\n", n, measure);
-    printf("  %-40s %6s %6s %12s %8s %8s %10s\n", "layer", "rank", "max", "error", "removed", "at max", "left/out");
+           "error left at the stored rank relative to the layer's output energy, measured loss with only this layer\n"
+           "quantized (KL from the source, nats per token)\n", n, measure);
+    printf("  %-40s %6s %6s %12s %8s %8s %10s %10s\n", "layer", "rank", "max", "error", "removed", "at max", "left/out", "loss");
     double all_e = 0, all_r = 0, all_m = 0;
     for (uint64_t i = 0; i < g->n_kv; i++) {
         const hc_gguf_kv *kv = &g->kv[i];
@@ -66,10 +77,13 @@ static void print_sensitivity(const hc_gguf *g)
         all_e += total;
         all_r += removed;
         all_m += all;
-        char left[32] = "-";
+        char left[32] = "-", loss[32] = "-";
         if (signal > 0) snprintf(left, sizeof left, "%.3g%%", 100.0 * (total - removed) / signal);
-        printf("  %-40s %6d %6llu %12.4g %7.2f%% %7.2f%% %10s\n", weight, rank, (unsigned long long)kv->arr_n, (double)total,
-               total > 0 ? 100.0 * removed / total : 0.0, total > 0 ? 100.0 * all / total : 0.0, left);
+        float l;
+        snprintf(key, sizeof key, "%s.loss", kv->key);
+        if (hc_gguf_find(g, key) && hc_gguf_get_f32(g, key, &l) == HC_OK) snprintf(loss, sizeof loss, "%.4g", (double)l);
+        printf("  %-40s %6d %6llu %12.4g %7.2f%% %7.2f%% %10s %10s\n", weight, rank, (unsigned long long)kv->arr_n, (double)total,
+               total > 0 ? 100.0 * removed / total : 0.0, total > 0 ? 100.0 * all / total : 0.0, left, loss);
     }
     printf("  %-40s %6s %6s %12.4g %7.2f%% %7.2f%%\n", "all layers", "", "", all_e, all_e > 0 ? 100.0 * all_r / all_e : 0.0,
            all_e > 0 ? 100.0 * all_m / all_e : 0.0);
@@ -93,7 +107,7 @@ static void print_gguf(const hc_gguf *g, int tensors)
         hc_gguf_format_value(kv, value, sizeof value, 8);
         printf("  %-48s %-12s %s\n", kv->key, kv->type == HC_GGUF_ARRAY ? "array" : hc_gguf_type_name(kv->type), value);
     }
-    if (sens) printf("  %-48s %-12s (%d keys: the sensitivity table below)\n", "hc.sens.<weight>[.total]", "array, f32", sens);
+    if (sens) printf("  %-48s %-12s (%d keys: the sensitivity table below)\n", "hc.sens.<weight>[.total/.signal/.loss]", "f32", sens);
     if (tensors) print_tensors(g);
     print_sensitivity(g);
 }
