@@ -73,7 +73,8 @@ hc_status hc_compress_read_file(const char *path, char **text, size_t *len);
 /* The first `want` tokens of the calibration text (fewer when it is shorter), BOS at the start of
  * every sequence of *seq tokens (the calibration sequence length, capped by the model and n). */
 hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq);
-/* --sens-tokens: each layer's measured loss (compress_measure.c); call after factoring. */
+/* --sens-tokens: each layer's measured loss (compress_measure.c); call after factoring (the options
+ * are checked by hc_compress: calibration text given, a dense model). */
 hc_status hc_compress_measure(hc_compress_state *cs);
 void hc_compress_calib_progress(hc_compress_state *cs, int64_t done, int64_t total);
 /* ---- rank allocation (compress_policy.c) ---- */

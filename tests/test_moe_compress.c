@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "context.h"
@@ -255,6 +256,14 @@ static void test_calibration_routing_frequency_and_policy(void)
     HC_ASSERT_OK(hc_decode(r.c, prompt, 10, 0, &lg));
     for (int i = 0; i < 400; i++) CU_ASSERT_FATAL(isfinite(lg[i]));
     close_runner(&r);
+    /* measured sensitivity is for dense models: refused at once, no file */
+    char never[600];
+    snprintf(never, sizeof never, "%s", hc_test_tmp("never.gguf"));
+    hc_compress_opts co = { .input = src, .output = never, .quant = "rtn:bits=3,group=32", .budget = 10, .branch_dtype = HC_F16,
+                            .threads = 1, .registry = reg, .calib = calib, .sens_tokens = 64, .whitening = HC_WHITEN_FULL };
+    CU_ASSERT_EQUAL(hc_compress(&co, &rep), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "mixture-of-experts"));
+    CU_ASSERT_NOT_EQUAL(access(never, F_OK), 0);
 }
 
 int main(void)
