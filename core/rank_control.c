@@ -7,6 +7,17 @@
 
 #include "context.h"
 
+/* The largest rank a stage can run: its branch's, or the largest of its experts' branches (one
+ * active rank caps every expert of a MoE stage); 0 without branches. */
+static int stored_rank(const hc_context *c, const hc_stage *s)
+{
+    if (s->branch) return s->branch->rank;
+    int mx = 0;
+    for (int e = 0; s->expert_branch && e < c->model->cfg.n_expert; e++)
+        if (s->expert_branch[e].rank > mx) mx = s->expert_branch[e].rank;
+    return mx;
+}
+
 void hc_rank_control_step(hc_rank_control *rc, hc_context *c)
 {
     if (!c->brt || rc->host_budget <= 0) return;
@@ -23,8 +34,8 @@ void hc_rank_control_step(hc_rank_control *rc, hc_context *c)
         int stages[4], ns = hc_branch_rt_job_stages(c->brt, j, stages);
         for (int k = 0; k < ns; k++) {
             hc_stage *s = &c->stages[stages[k]];
-            if (!s->branch || !s->branch_enabled) continue;
-            int stored = s->branch->rank, r = s->active_rank;
+            int stored = stored_rank(c, s), r = s->active_rank;
+            if (!stored || s->branch_enabled <= 0) continue;
             if (t.wait_ns > 0.05 * window || ratio < 0.95) {
                 /* too slow: shrink in proportion (at least by one) */
                 int nr = (int)floor(r * fmin(ratio, 0.95));
@@ -44,8 +55,9 @@ void hc_rank_control_summary(const hc_context *c, double *mean_share, double *mi
     int n = 0;
     for (int i = 0; i < c->n_stages; i++) {
         const hc_stage *s = &c->stages[i];
-        if (!s->branch || !s->branch_enabled) continue;
-        double share = (double)s->active_rank / s->branch->rank;
+        int stored = stored_rank(c, s);
+        if (!stored || s->branch_enabled <= 0) continue;
+        double share = (double)s->active_rank / stored;
         sum += share;
         sum_rank += s->active_rank;
         if (share < mn) mn = share;

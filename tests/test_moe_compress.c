@@ -266,12 +266,54 @@ static void test_calibration_routing_frequency_and_policy(void)
     CU_ASSERT_NOT_EQUAL(access(never, F_OK), 0);
 }
 
+/* The dynamic-rank controller steers the experts' branches too: with a host 300 us slower per job
+ * than the device can hide, the expert stages' shared active rank falls below the stored one. */
+static void test_rank_controller_steers_experts(void)
+{
+    make_source(&small);
+    hc_compress_report rep;
+    compress_to("ctl.gguf", 16, HC_F16, NULL, NULL, &rep);
+    hc_device *dev = NULL;
+    hc_model *m = NULL;
+    hc_context *c = NULL;
+    hc_device_config dc = { .n_threads = 1 };
+    HC_ASSERT_OK(hc_cpu_device_create(&dc, &dev));
+    hc_model_load_opts lo = { .registry = reg };
+    HC_ASSERT_OK(hc_model_load(out, &lo, &m));
+    hc_context_params cp = { .n_ctx = 64, .n_batch = 8, .host_threads = 1, .sched_name = "async", .registry = reg, .host_budget = 0.9,
+                             .comp = hc_registry_find(reg, HC_PLUGIN_COMP, "host")->desc->ops,
+                             .sched = hc_registry_find(reg, HC_PLUGIN_SCHED, "async")->desc->ops };
+    HC_ASSERT_OK(hc_context_create(m, dev, &cp, &c));
+    hc_branch_rt_set_host_delay(c->brt, 300);
+    const float *lg;
+    HC_ASSERT_OK(hc_decode(c, prompt, 4, 0, &lg));
+    int32_t next = 5;
+    for (int i = 0; i < 24; i++) HC_ASSERT_OK(hc_decode(c, &next, 1, 0, &lg));
+    int experts = 0, fell = 0;
+    for (int i = 0; i < c->n_stages; i++) {
+        const hc_stage *s = &c->stages[i];
+        if (!s->expert_branch) continue;
+        experts++;
+        fell += s->active_rank < 16;
+        CU_ASSERT(s->active_rank >= 1);
+    }
+    CU_ASSERT_EQUAL(experts, 2 * 3); /* gate, up, down of 2 layers */
+    CU_ASSERT_EQUAL(fell, experts);
+    double mean_share, min_share, mean_rank;
+    hc_rank_control_summary(c, &mean_share, &min_share, &mean_rank); /* the expert stages count */
+    CU_ASSERT(mean_share > 0 && mean_share < 0.5);
+    hc_context_free(c);
+    hc_model_free(m);
+    dev->ops->destroy(dev);
+}
+
 int main(void)
 {
     static const hc_test_case cases[] = {
         { "full-rank expert branches restore the source (serial, async, inline, batches)", test_full_rank_branches_restore_the_source },
         { "touched branch bytes per token = dense + k/E of the experts'; schedulers agree", test_touched_bytes_and_schedulers },
         { "calibration: routing frequency per expert, policies see experts", test_calibration_routing_frequency_and_policy },
+        { "the rank controller steers the experts' branches", test_rank_controller_steers_experts },
         { NULL, NULL },
     };
     if (!setup()) {
