@@ -35,6 +35,7 @@ void hc_context_free(hc_context *c)
     for (int b = 0; b < HC_BUF_COUNT; b++) d->ops->free(d, c->buf[b]);
     d->ops->free(d, c->k_cache);
     hc_branch_rt_free(c->brt);
+    hc_rank_control_free(&c->rank_control);
     hc_moe_ctx_free(c, c->moe);
     hc_pipeline_script_free(c->script);
     d->ops->free(d, c->v_cache);

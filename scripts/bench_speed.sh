@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench_speed.sh: the README's speed figures: SmolLM2-135M decode/prompt tok/s at 1 and 2 threads,
-# the W3 + 10% branch model under each scheduler, the rank controller with a slowed host, a MoE model.
+# the W3 + 10% branch model under each scheduler, a MoE model (the controller: bench_controller.sh).
 # Usage: scripts/bench_speed.sh [BUILD_DIR]   (run it on an otherwise idle machine; JSON lines to $OUT)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,10 +37,7 @@ if [ ! -f "$w3" ]; then
 fi
 run w3-b10-t1h1 -m "$w3" --sched none,serial,async,inline -t 1 --host-threads 1 -n 128
 run w3-b10-t2-inline -m "$w3" --sched none,inline -t 2 -n 128
-run w3-b10-t1h1-slow3 -m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 --host-slowdown 3
-for i in 1 2 3; do
-  run w3-b10-t1h1-slow3-ctl -m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 --host-slowdown 3 --host-budget 0.9
-done
+# the rank controller with a slowed host: scripts/bench_controller.sh
 
 if [ ! -f "$moe" ]; then   # random weights shaped like a small MoE (16 experts, top-2, dim 1024), W4 + 10% branches
   "$hc" synth --arch qwen3moe --dim 1024 --layers 4 --experts 16 --top-k 2 --expert-ffn 512 --heads 16 --kv-heads 4 \
