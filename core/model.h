@@ -89,6 +89,9 @@ typedef struct hc_model_load_opts {
 /* Reads a GGUF (by magic) or a llama2.c checkpoint. Refuses unknown architectures, missing
  * tensors, wrong shapes and unknown tensor types with a message naming the file and tensor. */
 hc_status hc_model_load(const char *path, const hc_model_load_opts *opts, hc_model **out);
+/* 1 for the architectures whose layers are all mixtures of experts (qwen2moe, qwen3moe, olmoe);
+ * llama may have experts (Mixtral) or not. */
+int hc_arch_is_moe(const char *arch);
 void hc_model_free(hc_model *m);
 
 /* Calls fn for every weight tensor (embedding, norms, projections, biases, output). */

@@ -21,12 +21,17 @@ static int default_norm_topk(const char *arch)
     return strcmp(arch, "qwen2moe") != 0 && strcmp(arch, "olmoe") != 0;
 }
 
+int hc_arch_is_moe(const char *arch)
+{
+    return !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") || !strcmp(arch, "olmoe");
+}
+
 hc_status hc_model_read_moe_config(const hc_gguf *g, const char *arch, hc_model_config *c)
 {
     char key[128];
     uint32_t v;
     hc_status st;
-    int moe_arch = !strcmp(arch, "qwen2moe") || !strcmp(arch, "qwen3moe") || !strcmp(arch, "olmoe");
+    int moe_arch = hc_arch_is_moe(arch);
     snprintf(key, sizeof key, "%s.expert_count", arch);
     if ((st = hc_gguf_get_u32_or(g, key, 0, &v)) != HC_OK) return st;
     c->n_expert = (int)v;

@@ -8,17 +8,17 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "model.h"
 
 /* ---------------- options ---------------- */
 
-static int is_moe_arch(const char *a) { return !strcmp(a, "qwen2moe") || !strcmp(a, "qwen3moe") || !strcmp(a, "olmoe"); }
 
 hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
 {
     *o = *in;
     if (!o->arch) o->arch = "llama";
     const char *a = o->arch;
-    if (strcmp(a, "llama") && strcmp(a, "qwen3") && !is_moe_arch(a))
+    if (strcmp(a, "llama") && strcmp(a, "qwen3") && !hc_arch_is_moe(a))
         return hc_error(HC_E_ARG, "--arch %s: not one of llama, qwen3, qwen2moe, qwen3moe, olmoe", a);
     if (!o->output || !o->output[0]) return hc_error(HC_E_ARG, "no output file given (-o FILE)");
 #define RANGE(v, lo, hi, opt)                                                                               \
@@ -34,7 +34,7 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     if ((o->dim / o->n_head) % 2) return hc_error(HC_E_ARG, "the head size %d (--dim / --heads) must be even for rope", o->dim / o->n_head);
     if (!o->ffn_dim) o->ffn_dim = (4 * o->dim + 31) / 32 * 32;
     RANGE(o->ffn_dim, 1, 1 << 20, "--ffn");
-    int moe = is_moe_arch(a);
+    int moe = hc_arch_is_moe(a);
     if (moe && o->n_expert <= 0) return hc_error(HC_E_ARG, "--arch %s needs --experts E (and --top-k K)", a);
     if (!strcmp(a, "qwen3") && o->n_expert) return hc_error(HC_E_ARG, "--arch qwen3 is dense: use qwen3moe for experts");
     if (o->n_expert) {
