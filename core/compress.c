@@ -167,6 +167,26 @@ hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **i
     return st;
 }
 
+hc_status hc_compress_source_open(hc_compress_state *cs, int seq, hc_device **dev, hc_context **ctx)
+{
+    hc_device_config dc = { .n_threads = cs->opts->threads };
+    hc_context_params cp = { .n_ctx = seq, .n_batch = seq };
+    *dev = NULL;
+    *ctx = NULL;
+    hc_status st = hc_cpu_device_create(&dc, dev);
+    if (st == HC_OK) st = hc_context_create(cs->model, *dev, &cp, ctx);
+    return st;
+}
+
+void hc_compress_source_close(hc_compress_state *cs, hc_device *dev, hc_context *ctx)
+{
+    hc_context_free(ctx);
+    if (dev) {
+        cs->model->device = NULL; /* the weights stay where they are: host memory */
+        dev->ops->destroy(dev);
+    }
+}
+
 static hc_status calibrate(hc_compress_state *cs)
 {
     const hc_compress_opts *o = cs->opts;
@@ -176,19 +196,10 @@ static hc_status calibrate(hc_compress_state *cs)
     int64_t n = 0;
     int seq = 0;
     hc_status st = hc_compress_calib_ids(cs, o->calib_tokens > 0 ? o->calib_tokens : 8192, &ids, &n, &seq);
-    if (st == HC_OK) {
-        hc_device_config dc = { .n_threads = o->threads };
-        hc_context_params cp = { .n_ctx = seq, .n_batch = seq };
-        st = hc_cpu_device_create(&dc, &dev);
-        if (st == HC_OK) st = hc_calib_create(cs->model, o->threads, &cs->calib);
-        if (st == HC_OK) st = hc_context_create(cs->model, dev, &cp, &ctx);
-        if (st == HC_OK) st = hc_calib_run(cs->calib, ctx, ids, n, seq, (hc_calib_progress)hc_compress_calib_progress, cs);
-    }
-    hc_context_free(ctx);
-    if (dev) {
-        cs->model->device = NULL; /* the weights stay where they are: host memory */
-        dev->ops->destroy(dev);
-    }
+    if (st == HC_OK) st = hc_calib_create(cs->model, o->threads, &cs->calib);
+    if (st == HC_OK) st = hc_compress_source_open(cs, seq, &dev, &ctx);
+    if (st == HC_OK) st = hc_calib_run(cs->calib, ctx, ids, n, seq, (hc_calib_progress)hc_compress_calib_progress, cs);
+    hc_compress_source_close(cs, dev, ctx);
     free(ids);
     if (st != HC_OK) return hc_error_context(st, "calibration: ");
     return HC_OK;

@@ -73,6 +73,10 @@ hc_status hc_compress_read_file(const char *path, char **text, size_t *len);
 /* The first `want` tokens of the calibration text (fewer when it is shorter), BOS at the start of
  * every sequence of *seq tokens (the calibration sequence length, capped by the model and n). */
 hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq);
+/* A context of seq tokens on a CPU device over the source model's f32 weights (calibration and the
+ * sensitivity measurement run it); closing it leaves the weights where they are, in host memory. */
+hc_status hc_compress_source_open(hc_compress_state *cs, int seq, hc_device **dev, hc_context **ctx);
+void hc_compress_source_close(hc_compress_state *cs, hc_device *dev, hc_context *ctx);
 /* --sens-tokens: each layer's measured loss (compress_measure.c); call after factoring (the options
  * are checked by hc_compress: calibration text given, a dense model). */
 hc_status hc_compress_measure(hc_compress_state *cs);

@@ -1,13 +1,11 @@
 /* compress_measure.c: measured end-to-end sensitivity (compress --sens-tokens N): how far the model
  * moves from the source when only one layer is quantized, measured on calibration text. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compress_internal.h"
 #include "context.h"
-#include "device_cpu.h"
 
 /* The calibration loss is the mean KL divergence KL(p_source || p_model) of the next-token
  * distributions over the measurement tokens: it needs no labels, and it is what compensation is for
@@ -102,26 +100,18 @@ static hc_status measure_layers(measure *m, hc_context *ctx)
 /* The source model's next-token log-probabilities on the tokens, then each layer's loss. */
 static hc_status measure_all(measure *m)
 {
-    const hc_compress_opts *o = m->cs->opts;
     hc_device *dev = NULL;
     hc_context *ctx = NULL;
-    hc_device_config dc = { .n_threads = o->threads };
-    hc_context_params cp = { .n_ctx = m->seq, .n_batch = m->seq };
     float *ref = malloc((size_t)m->n * (size_t)m->n_vocab * sizeof *ref);
     hc_status st = ref ? HC_OK : hc_error(HC_E_NOMEM, "out of memory for %lld x %d log-probabilities", (long long)m->n, m->n_vocab);
-    if (st == HC_OK) st = hc_cpu_device_create(&dc, &dev);
-    if (st == HC_OK) st = hc_context_create(m->cs->model, dev, &cp, &ctx);
+    if (st == HC_OK) st = hc_compress_source_open(m->cs, m->seq, &dev, &ctx);
     if (st == HC_OK) st = run(m, ctx, ref, NULL);
     if (st == HC_OK) {
         m->ref = ref;
         ref = NULL;
         st = measure_layers(m, ctx);
     }
-    hc_context_free(ctx);
-    if (dev) {
-        m->cs->model->device = NULL; /* the source weights stay in host memory for quantization */
-        dev->ops->destroy(dev);
-    }
+    hc_compress_source_close(m->cs, dev, ctx);
     free(ref);
     return st;
 }
