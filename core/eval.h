@@ -96,6 +96,8 @@ void hc_mc_set_free(hc_mc_set *s);
 
 typedef struct hc_mc_params {
     const char *delimiter;   /* NULL: HC_MC_DEFAULT_DELIMITER */
+    int *picks, *picks_norm; /* optional, [set->n]: the choice each row picked by acc and by acc_norm
+                                (for paired comparisons of two models on the same rows) */
 } hc_mc_params;
 
 typedef struct hc_mc_result {

@@ -197,6 +197,8 @@ hc_status hc_eval_mc(hc_context *c, const hc_tokenizer *t, const hc_mc_params *p
         if (st != HC_OK) break;
         right += best == it->gold;
         right_norm += best_norm == it->gold;
+        if (p && p->picks) p->picks[i] = best;
+        if (p && p->picks_norm) p->picks_norm[i] = best_norm;
         out->n_truncated += cut;
         out->n_tokens += ran;
         if (prog) hc_progress_update(prog, i + 1);

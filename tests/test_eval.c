@@ -541,7 +541,8 @@ static void test_mc(void)
     for (int variant = 0; variant < 2; variant++) {
         const char *delim = variant == 0 ? NULL : "";
         const char *used = variant == 0 ? "\nAnswer:" : "";
-        hc_mc_params mp = { .delimiter = delim };
+        int picks[3] = { -1, -1, -1 }, picks_norm[3] = { -1, -1, -1 }, expect_pick[3], expect_pick_norm[3];
+        hc_mc_params mp = { .delimiter = delim, .picks = picks, .picks_norm = picks_norm };
         int expect_acc = 0, expect_norm = 0;
         for (int i = 0; i < 3; i++) {
             /* the convention written out: strip the data, query + delimiter, a space, the choice */
@@ -571,6 +572,8 @@ static void test_mc(void)
             }
             expect_acc += best == items[i].gold;
             expect_norm += best_norm == items[i].gold;
+            expect_pick[i] = best;
+            expect_pick_norm[i] = best_norm;
             if (i == 0) CU_ASSERT(ll[0] > ll[1]);   /* its own greedy words beat nonsense */
         }
         hc_mc_result r;
@@ -581,6 +584,10 @@ static void test_mc(void)
         double p = expect_acc / 3.0;
         CU_ASSERT_DOUBLE_EQUAL(r.acc_stderr, sqrt(p * (1 - p) / 2), 1e-12);
         CU_ASSERT(expect_acc >= 1);   /* row 0 at least */
+        for (int i = 0; i < 3; i++) { /* eval --items: the choice each row picked */
+            CU_ASSERT_EQUAL(picks[i], expect_pick[i]);
+            CU_ASSERT_EQUAL(picks_norm[i], expect_pick_norm[i]);
+        }
     }
     /* a choice that is only whitespace is refused, naming the row */
     char *blank[] = { "a", "   " };
@@ -706,7 +713,79 @@ static void test_cli(void)
     /* no task: a usage error */
     snprintf(args, sizeof args, "-m '%s'", model);
     CU_ASSERT_EQUAL(run_cli(args, out, err), 2);
+
+    /* --items: one line per row with its gold and picks; none left when the run fails */
+    char good[700], items[700];
+    snprintf(good, sizeof good, "%s", write_tmp("cli_good.jsonl", "{\"query\": \"Lily wanted to\", \"choices\": [\"play.\", \"zq xv.\"], \"gold\": 0}\n"
+                                                                 "{\"query\": \"The sky was\", \"choices\": [\"a\", \"blue.\", \"qq\"], \"gold\": 2}\n"));
+    snprintf(items, sizeof items, "%s", hc_test_tmp("items.jsonl"));
+    remove(items);
+    snprintf(args, sizeof args, "-m '%s' --mc '%s' --items '%s' -c 64 --json --no-progress", model, good, items);
+    CU_ASSERT_EQUAL(run_cli(args, out, err), 0);
+    char *lines = hc_test_read_file(items, NULL);
+    CU_ASSERT_FATAL(lines != NULL);
+    int row, line, gold, pick, pick_norm, n_rows = 0;
+    for (char *at = lines; at && sscanf(at, "{\"row\": %d, \"line\": %d, \"gold\": %d, \"pick\": %d, \"pick_norm\": %d}", &row, &line,
+                                         &gold, &pick, &pick_norm) == 5; at = strchr(at, '\n') ? strchr(at, '\n') + 1 : NULL) {
+        CU_ASSERT_EQUAL(row, n_rows);
+        CU_ASSERT_EQUAL(line, n_rows + 1);
+        CU_ASSERT_EQUAL(gold, n_rows == 0 ? 0 : 2);
+        CU_ASSERT(pick >= 0 && pick < 2 + n_rows && pick_norm >= 0 && pick_norm < 2 + n_rows);
+        n_rows++;
+    }
+    CU_ASSERT_EQUAL(n_rows, 2);
+    free(lines);
+    remove(items);
+    snprintf(args, sizeof args, "-m '%s.missing' --mc '%s' --items '%s'", model, good, items);
+    CU_ASSERT_EQUAL(run_cli(args, out, err), 1);
+    CU_ASSERT(access(items, F_OK) != 0);
+    char tmp_items[800];
+    snprintf(tmp_items, sizeof tmp_items, "%s.tmp", items);
+    CU_ASSERT(access(tmp_items, F_OK) != 0);
+    snprintf(args, sizeof args, "-m '%s' --mc '%s' --items /nonexistent-dir/items.jsonl", model, good);
+    CU_ASSERT_EQUAL(run_cli(args, out, err), 1);
+    msg = hc_test_read_file(err, NULL);
+    CU_ASSERT(msg && strstr(msg, "/nonexistent-dir/items.jsonl: cannot write the items file") != NULL);
+    free(msg);
+    snprintf(args, sizeof args, "-m '%s' --ppl '%s' --items '%s'", model, text, items);
+    CU_ASSERT_EQUAL(run_cli(args, out, err), 2);
     close_model(&fx);
+}
+
+/* scripts/compare_items.sh on two items files whose paired statistics are known: 10 rows, A right
+ * on rows 0-5, B on rows 2-8 (A only: 2, B only: 3, d = +0.1, paired s.e. sqrt((5 - 10*0.01)/9/10)). */
+static void test_compare_items(void)
+{
+    char a[700], b[700], c[700], out[700], err[700], cmd[4096];
+    char ta[2048] = "", tb[2048] = "";
+    for (int i = 0; i < 10; i++) {
+        char row[128];
+        snprintf(row, sizeof row, "{\"row\": %d, \"line\": %d, \"gold\": 1, \"pick\": %d, \"pick_norm\": 1}\n", i, i + 1, i < 6 ? 1 : 0);
+        strcat(ta, row);
+        snprintf(row, sizeof row, "{\"row\": %d, \"line\": %d, \"gold\": 1, \"pick\": %d, \"pick_norm\": 0}\n", i, i + 1, i >= 2 && i < 9 ? 1 : 2);
+        strcat(tb, row);
+    }
+    snprintf(a, sizeof a, "%s", write_tmp("items_a.jsonl", ta));
+    snprintf(b, sizeof b, "%s", write_tmp("items_b.jsonl", tb));
+    snprintf(c, sizeof c, "%s", write_tmp("items_c.jsonl", "{\"row\": 0, \"line\": 1, \"gold\": 2, \"pick\": 2, \"pick_norm\": 2}\n"));
+    snprintf(out, sizeof out, "%s", hc_test_tmp("compare.txt"));
+    snprintf(err, sizeof err, "%s", hc_test_tmp("compare_err.txt"));
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/compare_items.sh' '%s' '%s' > '%s' 2> '%s'", HC_SOURCE_DIR, a, b, out, err);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    char *text = hc_test_read_file(out, NULL);
+    CU_ASSERT_FATAL(text != NULL);
+    char want[256];
+    snprintf(want, sizeof want, "| acc | 10 | 60.00 | 70.00 | +10.00 | %.2f | +%.2f | 2 | 3 |", 100 * sqrt(4.9 / 90), 0.1 / sqrt(4.9 / 90));
+    CU_ASSERT(strstr(text, want) != NULL);
+    CU_ASSERT(strstr(text, "| acc_norm | 10 | 100.00 | 0.00 | -100.00 | 0.00 | +0.00 | 10 | 0 |") != NULL);
+    free(text);
+    /* files of different rows: refused, exit 1 */
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/compare_items.sh' '%s' '%s' > '%s' 2> '%s'", HC_SOURCE_DIR, a, c, out, err);
+    int rc = system(cmd);
+    CU_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    char *msg = hc_test_read_file(err, NULL);
+    CU_ASSERT(msg && strstr(msg, "is not the same row") != NULL);
+    free(msg);
 }
 
 int main(void)
@@ -724,6 +803,7 @@ int main(void)
         { "mc_truncation", test_mc_truncation },
         { "lambada", test_lambada },
         { "cli", test_cli },
+        { "compare_items", test_compare_items },
         { NULL, NULL },
     };
     return hc_test_run("eval", cases);

@@ -22,6 +22,9 @@ static const char eval_help[] =
     "      --mc FILE.jsonl     multiple choice, rows {\"query\", \"choices\": [...], \"gold\"}: acc by the\n"
     "                          choices' summed log-likelihood, acc_norm by it per character\n"
     "      --mc-delim TEXT     text between query and choice (default \"\\nAnswer:\"; \\n and \\t understood)\n"
+    "      --items FILE.jsonl  also write each --mc row's outcome, one JSON line per row (row, line,\n"
+    "                          gold, pick, pick_norm), to compare two models on the same rows\n"
+    "                          (scripts/compare_items.sh)\n"
     "      --lambada FILE.jsonl  rows {\"context\", \"continuation\"}: greedy accuracy on the last word,\n"
     "                          and its perplexity\n"
     "      --limit N           at most N perplexity chunks and N rows of each data set\n"
@@ -31,7 +34,7 @@ static const char eval_help[] =
 
 typedef struct eval_opts {
     hc_session_opts session;
-    const char *ppl, *mc, *lambada, *mc_delim;
+    const char *ppl, *mc, *lambada, *mc_delim, *items;
     int limit, ctx, stride, json, no_progress;
 } eval_opts;
 
@@ -47,6 +50,7 @@ static hc_status parse(int argc, char **argv, eval_opts *o, int *help)
         else if (hc_arg_is(&a, "--ppl", NULL)) st = hc_arg_value(&a, &o->ppl);
         else if (hc_arg_is(&a, "--mc", NULL)) st = hc_arg_value(&a, &o->mc);
         else if (hc_arg_is(&a, "--mc-delim", NULL)) st = hc_arg_value(&a, &o->mc_delim);
+        else if (hc_arg_is(&a, "--items", NULL)) st = hc_arg_value(&a, &o->items);
         else if (hc_arg_is(&a, "--lambada", NULL)) st = hc_arg_value(&a, &o->lambada);
         else if (hc_arg_is(&a, "--limit", NULL)) st = hc_arg_int(&a, 1, 1 << 30, &o->limit);
         else if (hc_arg_is(&a, "--ctx", NULL)) st = hc_arg_int(&a, 4, 1 << 20, &o->ctx);
@@ -58,6 +62,7 @@ static hc_status parse(int argc, char **argv, eval_opts *o, int *help)
     }
     if (*help) return HC_OK;
     if (!o->ppl && !o->mc && !o->lambada) return hc_error(HC_E_ARG, "nothing to evaluate: give --ppl FILE, --mc FILE or --lambada FILE");
+    if (o->items && !o->mc) return hc_error(HC_E_ARG, "--items needs a multiple-choice set (--mc FILE)");
     if (o->stride && o->stride >= o->ctx) return hc_error(HC_E_ARG, "--stride %d must be smaller than --ctx %d", o->stride, o->ctx);
     return HC_OK;
 }
@@ -94,6 +99,39 @@ static void json_number(double v)
 {
     if (isfinite(v)) printf("%.10g", v);
     else printf("null");
+}
+
+/* --items: one JSON line per multiple-choice row, written to PATH.tmp (opened before the evaluation,
+ * so that an unwritable path fails at once) and renamed into place: no file on failure. */
+typedef struct items_file {
+    char *path, *tmp;
+    FILE *f;
+} items_file;
+
+static hc_status items_open(items_file *it, const char *path)
+{
+    it->path = (char *)path;
+    if (!(it->tmp = malloc(strlen(path) + 5))) return hc_error(HC_E_NOMEM, "out of memory");
+    sprintf(it->tmp, "%s.tmp", path);
+    if (!(it->f = fopen(it->tmp, "w"))) return hc_error(HC_E_IO, "%s: cannot write the items file", path);
+    return HC_OK;
+}
+
+/* Writes the rows and renames the file into place (ok != 0), or removes it. */
+static hc_status items_close(items_file *it, int ok, const hc_mc_set *set, const int *picks, const int *picks_norm)
+{
+    hc_status st = HC_OK;
+    if (it->f) {
+        for (int i = 0; ok && i < set->n; i++)
+            fprintf(it->f, "{\"row\": %d, \"line\": %d, \"gold\": %d, \"pick\": %d, \"pick_norm\": %d}\n", i,
+                    set->items[i].line, set->items[i].gold, picks[i], picks_norm[i]);
+        int bad = ferror(it->f);
+        if ((fclose(it->f) != 0 || bad) && ok) st = hc_error(HC_E_IO, "%s: write error", it->path);
+        else if (ok && rename(it->tmp, it->path) != 0) st = hc_error(HC_E_IO, "%s: cannot rename the items file into place", it->path);
+        if (!ok || st != HC_OK) remove(it->tmp);
+    }
+    free(it->tmp);
+    return st;
 }
 
 typedef struct eval_results {
@@ -201,13 +239,23 @@ int hc_cmd_eval(int argc, char **argv)
     hc_mc_set mc = { 0 };
     hc_lambada_set lambada = { 0 };
     char *text = NULL, *delim = NULL;
+    int *picks = NULL, *picks_norm = NULL;
+    items_file items = { 0 };
     size_t text_len = 0;
     /* read every data file first: a bad row fails before the model is loaded */
     if (o.mc) st = hc_mc_load(o.mc, o.limit, &mc);
     if (st == HC_OK && o.lambada) st = hc_lambada_load(o.lambada, o.limit, &lambada);
     if (st == HC_OK && o.ppl) st = hc_read_text_file(o.ppl, &text, &text_len);
     if (st == HC_OK && o.mc_delim && !(delim = unescape(o.mc_delim))) st = hc_error(HC_E_NOMEM, "out of memory");
+    if (st == HC_OK && o.items) {
+        picks = malloc((size_t)mc.n * sizeof *picks);
+        picks_norm = malloc((size_t)mc.n * sizeof *picks_norm);
+        st = picks && picks_norm ? items_open(&items, o.items) : hc_error(HC_E_NOMEM, "out of memory");
+    }
     if (st != HC_OK) {
+        items_close(&items, 0, NULL, NULL, NULL);
+        free(picks);
+        free(picks_norm);
         hc_mc_set_free(&mc);
         hc_lambada_set_free(&lambada);
         free(text);
@@ -229,7 +277,7 @@ int hc_cmd_eval(int argc, char **argv)
         r.has_ppl = st == HC_OK;
     }
     if (st == HC_OK && o.mc) {
-        hc_mc_params mp = { .delimiter = delim };
+        hc_mc_params mp = { .delimiter = delim, .picks = picks, .picks_norm = picks_norm };
         hc_progress prog;
         hc_progress_begin(&prog, progress_out, "mc", "rows", mc.n);
         double t = hc_now_seconds();
@@ -237,6 +285,10 @@ int hc_cmd_eval(int argc, char **argv)
         hc_progress_end(&prog);
         r.t_mc = hc_now_seconds() - t;
         r.has_mc = st == HC_OK;
+    }
+    if (o.items) {
+        hc_status sti = items_close(&items, st == HC_OK, &mc, picks, picks_norm);
+        if (st == HC_OK) st = sti;
     }
     if (st == HC_OK && o.lambada) {
         hc_progress prog;
@@ -257,5 +309,7 @@ int hc_cmd_eval(int argc, char **argv)
     hc_lambada_set_free(&lambada);
     free(text);
     free(delim);
+    free(picks);
+    free(picks_norm);
     return st == HC_OK ? 0 : hc_cli_fail("eval", st);
 }
