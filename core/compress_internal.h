@@ -130,8 +130,11 @@ typedef struct hc_policy_budget {
 /* Finds a policy by path, or by name among the shipped ones (scripts/policies, installed or in
  * the source tree; ".lua" may be left out). */
 hc_status hc_policy_resolve(const char *name, char *path, size_t cap);
-/* Loads the script in a sandbox and checks that it defines allocate(budget, layers). */
+/* Loads the script in a sandbox (with fill_steps(), policy_steps.c) and checks that it defines
+ * allocate(budget, layers). */
 hc_status hc_policy_open(const char *path, struct hc_lua **out);
+/* Sets the sandbox's global fill_steps(layers, ranks, bytes_left, ratio) (policy_steps.c). */
+hc_status hc_policy_register_steps(struct hc_lua *L);
 /* Calls allocate(budget, layers) and checks the answer: one integer rank in [0, rank_max] per
  * layer (an array in layer order or a table name -> rank) within the budget. Any violation is
  * HC_E_SCRIPT naming the script, the layer and the bound; ranks is written only on success. */

@@ -236,6 +236,7 @@ hc_status hc_policy_open(const char *path, hc_lua **out)
     *out = NULL;
     hc_lua *L = NULL;
     hc_status st = hc_lua_open(NULL, &L);
+    if (st == HC_OK) st = hc_policy_register_steps(L);
     if (st == HC_OK) st = hc_lua_run_file(L, path);
     if (st == HC_OK && !hc_lua_has_function(L, "allocate"))
         st = hc_error(HC_E_SCRIPT, "rank policy %s defines no function allocate(budget, layers)", path);

@@ -280,6 +280,55 @@ static void expect_refused(const char *file, const char *body, const char *want)
     for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(ranks[i], -7);
 }
 
+/* fill_steps(), the host's greedy helper: steps in order of the policy's values (ties: lower layer),
+ * each layer up to its rank_max, a step that does not fit ending its layer; the bytes left returned. */
+static void test_fill_steps(void)
+{
+    synth s;
+    make_synth(&s);
+    int ranks[NL];
+    /* values decrease with the layer index: layer 1 first to its rank_max, then layer 2, ... */
+    HC_ASSERT_OK(run_policy(write_policy("fill_order.lua",
+                                         "local r = {} for i = 1, #l do r[i] = 0 end\n"
+                                         "local left = fill_steps(l, r, b.bytes, function(i, taken) return -i end)\n"
+                                         "local used = 0 for i = 1, #l do used = used + r[i] * l[i].bytes_per_rank end\n"
+                                         "assert(left == b.bytes - used and left >= 0, 'bytes left')\n"
+                                         "return r"),
+                            &s, ranks));
+    int64_t left = (int64_t)s.budget.bytes;
+    int stopped = 0;
+    for (int i = 0; i < NL; i++) {
+        int64_t cost = (int64_t)s.layers[i].bytes_per_rank, want = s.layers[i].rank_max;
+        int64_t fits = left / cost < want ? left / cost : want;
+        CU_ASSERT_EQUAL(ranks[i], fits);
+        left -= fits * cost;
+        stopped |= fits < want;
+    }
+    CU_ASSERT(stopped); /* the budget ran out on the way */
+    /* nil ends a layer; equal values go to the lower layer first; floors given in ranks are kept */
+    HC_ASSERT_OK(run_policy(write_policy("fill_nil.lua",
+                                         "local r = {} for i = 1, #l do r[i] = 1 end\n"
+                                         "fill_steps(l, r, 3 * l[2].bytes_per_rank + l[5].bytes_per_rank, function(i, taken)\n"
+                                         "  if i == 2 or i == 5 then return taken < 4 and 1.0 or nil end return nil end)\n"
+                                         "return r"),
+                            &s, ranks));
+    for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(ranks[i], i == 1 ? 4 : i == 4 ? 2 : 1);
+    /* what it refuses */
+    const char *call = "local r = {} for i = 1, #l do r[i] = 0 end\n";
+    char body[512];
+    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 'x' end) return r", call);
+    expect_refused("fill_str.lua", body, "fill_steps: ratio(1, 0) returned a string, not a number or nil");
+    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 0/0 end) return r", call);
+    expect_refused("fill_nan.lua", body, "fill_steps: ratio(1, 0) returned NaN");
+    expect_refused("fill_ranks.lua", "fill_steps(l, {}, b.bytes, function(i, taken) return 1 end) return {}",
+                   "fill_steps: ranks[1] is not an integer");
+    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) while true do end end) return r", call);
+    expect_refused("fill_loop.lua", body, "instruction limit");
+    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) error('bad value') end) return r", call);
+    expect_refused("fill_error.lua", body, "fill_error.lua:4: bad value");
+    expect_refused("fill_args.lua", "fill_steps(l, {}, 'many') return {}", "bad argument #3 to 'fill_steps'");
+}
+
 static void test_bad_answers(void)
 {
     const char *fill = "local r = {} for i, x in ipairs(l) do r[i] = 1 end\n";
@@ -342,17 +391,25 @@ static void test_bad_answers(void)
     char *doc = hc_test_read_file(HC_SOURCE_DIR "/sdk/POLICIES.md", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
     char *start = strstr(doc, "-- mygreedy.lua"), *end = start ? strstr(start, "```") : NULL;
-    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    char *with = end ? strstr(end, "The example above with it:") : NULL;
+    char *start2 = with ? strstr(with, "```lua\n") : NULL, *end2 = start2 ? strstr(start2 + 7, "```") : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end2);
     *end = '\0';
-    const char *example = hc_test_tmp("mygreedy.lua");
+    *end2 = '\0';
+    const char *example = hc_test_tmp("mygreedy.lua"), *example2 = hc_test_tmp("mygreedy_fill.lua");
     f = fopen(example, "w");
     fputs(start, f);
     fclose(f);
+    f = fopen(example2, "w");
+    fputs(start2 + 7, f);
+    fclose(f);
     free(doc);
-    int mine[NL], greedy[NL];
+    int mine[NL], mine2[NL], greedy[NL];
     HC_ASSERT_OK(run_policy(example, &s, mine));
+    HC_ASSERT_OK(run_policy(example2, &s, mine2));
     HC_ASSERT_OK(run_policy(POLICY_DIR "greedy.lua", &s, greedy));
     CU_ASSERT(!memcmp(mine, greedy, sizeof mine));
+    CU_ASSERT(!memcmp(mine2, greedy, sizeof mine2));
     /* shipped policies are found by name */
     char path[4096];
     HC_ASSERT_OK(hc_policy_resolve("greedy", path, sizeof path));
@@ -658,6 +715,7 @@ int main(void)
         {"per-step error reductions telescope to the true error", test_step_gains},
         {"greedy beats uniform and is near the optimum", test_greedy_beats_uniform},
         {"bad answers are refused with their message", test_bad_answers},
+        {"fill_steps takes steps in value order within the budget", test_fill_steps},
         {"compress stories260K with --policy greedy", test_compress_greedy},
         {"compress stories260K with --sens-tokens", test_compress_measured},
         {"a failing policy leaves no output file", test_failing_policy_no_output},

@@ -7,47 +7,6 @@
 
 local FLOOR = 0.5   -- the floor as a fraction of the uniform rank
 
-local function before(a, b)
-  if a.ratio ~= b.ratio then return a.ratio > b.ratio end
-  return a.layer < b.layer
-end
-
-local function push(heap, item)
-  local n = #heap + 1
-  heap[n] = item
-  while n > 1 do
-    local parent = n // 2
-    if not before(heap[n], heap[parent]) then break end
-    heap[n], heap[parent] = heap[parent], heap[n]
-    n = parent
-  end
-end
-
-local function pop(heap)
-  local top, n = heap[1], #heap
-  heap[1] = heap[n]
-  heap[n] = nil
-  n = n - 1
-  local i = 1
-  while true do
-    local l, r, best = 2 * i, 2 * i + 1, i
-    if l <= n and before(heap[l], heap[best]) then best = l end
-    if r <= n and before(heap[r], heap[best]) then best = r end
-    if best == i then break end
-    heap[i], heap[best] = heap[best], heap[i]
-    i = best
-  end
-  return top
-end
-
-local function next_step(layers, i, taken)
-  local l = layers[i]
-  if taken >= l.rank_max or not (l.energy > 0) then return nil end
-  local g = l.gain[taken + 1]
-  if not (g > 0) then return nil end
-  return { ratio = g / l.energy / l.bytes_per_rank, layer = i }
-end
-
 function allocate(budget, layers)
   local per_rank = 0
   for _, l in ipairs(layers) do per_rank = per_rank + l.bytes_per_rank end
@@ -58,20 +17,12 @@ function allocate(budget, layers)
     ranks[i] = math.min(floor, l.rank_max)
     left = left - ranks[i] * l.bytes_per_rank
   end
-  local heap = {}
-  for i = 1, #layers do
-    local step = next_step(layers, i, ranks[i])
-    if step then push(heap, step) end
-  end
-  while #heap > 0 do
-    local i = pop(heap).layer
-    local cost = layers[i].bytes_per_rank
-    if cost <= left then
-      left = left - cost
-      ranks[i] = ranks[i] + 1
-      local step = next_step(layers, i, ranks[i])
-      if step then push(heap, step) end
-    end
-  end
+  -- the rest step by step (fill_steps: given by the host, see sdk/POLICIES.md)
+  fill_steps(layers, ranks, left, function(i, taken)
+    local l = layers[i]
+    local g = l.gain[taken + 1]
+    if not (l.energy > 0 and g > 0) then return nil end
+    return g / l.energy / l.bytes_per_rank
+  end)
   return ranks
 end
