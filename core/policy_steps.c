@@ -67,7 +67,7 @@ static lua_Integer rank_of(lua_State *S, lua_Integer i)
 {
     lua_geti(S, 2, i);
     int ok = 0;
-    lua_Integer v = lua_tointegerx(S, -1, &ok);
+    lua_Integer v = lua_type(S, -1) == LUA_TNUMBER ? lua_tointegerx(S, -1, &ok) : 0;
     if (!ok) luaL_error(S, "fill_steps: ranks[%d] is not an integer", (int)i);
     lua_pop(S, 1);
     return v;
@@ -85,9 +85,9 @@ static void offer(lua_State *S, step *heap, int *n, lua_Integer i, lua_Integer t
         lua_pop(S, 1);
         return;
     }
-    int ok = 0;
-    double v = lua_tonumberx(S, -1, &ok);
-    if (!ok) luaL_error(S, "fill_steps: ratio(%d, %d) returned a %s, not a number or nil", (int)i, (int)taken, luaL_typename(S, -1));
+    if (lua_type(S, -1) != LUA_TNUMBER) /* no strings converted */
+        luaL_error(S, "fill_steps: ratio(%d, %d) returned a %s, not a number or nil", (int)i, (int)taken, luaL_typename(S, -1));
+    double v = lua_tonumber(S, -1);
     if (isnan(v)) luaL_error(S, "fill_steps: ratio(%d, %d) returned NaN", (int)i, (int)taken);
     lua_pop(S, 1);
     push(heap, n, (step){ v, i });

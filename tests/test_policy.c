@@ -318,6 +318,8 @@ static void test_fill_steps(void)
     char body[512];
     snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 'x' end) return r", call);
     expect_refused("fill_str.lua", body, "fill_steps: ratio(1, 0) returned a string, not a number or nil");
+    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return '3' end) return r", call);
+    expect_refused("fill_numstr.lua", body, "fill_steps: ratio(1, 0) returned a string, not a number or nil");
     snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 0/0 end) return r", call);
     expect_refused("fill_nan.lua", body, "fill_steps: ratio(1, 0) returned NaN");
     expect_refused("fill_ranks.lua", "fill_steps(l, {}, b.bytes, function(i, taken) return 1 end) return {}",
