@@ -230,7 +230,9 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (o->rank < 0 || o->rank > 65536) return hc_error(HC_E_ARG, "--rank %d is out of range", o->rank);
     if (o->rank_max < 0 || o->rank_max > 65536) return hc_error(HC_E_ARG, "--rank-max %d is out of range", o->rank_max);
     if (o->sens_tokens < 0 || o->sens_tokens > 4096) return hc_error(HC_E_ARG, "--sens-tokens %d is out of range (1..4096)", o->sens_tokens);
-    if (o->sens_tokens > 0 && !o->calib) return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE)");
+    if (o->sens_self && o->sens_tokens <= 0) return hc_error(HC_E_ARG, "--sens-source self needs --sens-tokens N");
+    if (o->sens_tokens > 0 && !o->calib && !o->sens_self)
+        return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE) or --sens-source self");
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16 or f32");
     hc_compress_state cs = { .opts = o };

@@ -31,6 +31,8 @@ typedef struct hc_compress_opts {
     const char *policy;         /* Lua rank policy file, NULL: uniform */
     int sens_tokens;            /* > 0: measure each layer's end-to-end sensitivity on this many calibration
                                    tokens (the KL from the source with only this layer quantized) */
+    int sens_self;              /* the measurement tokens are sampled from the source model itself
+                                   (--sens-source self) instead of taken from the calibration text */
     int threads;
     const hc_registry *registry;
     hc_compress_progress progress;

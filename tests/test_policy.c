@@ -677,6 +677,42 @@ static void test_compress_measured(void)
     CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-tokens 5000 is out of range"));
     CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never4.gguf"), F_OK), 0);
+
+    /* --sens-source self: text sampled from the source model, no calibration text needed; the same
+       losses every run (fixed seed), again far smaller at 8 bits, and not those measured on the
+       calibration text */
+    char self3[600], self3b[600], self8[600];
+    snprintf(self3, sizeof self3, "%s", hc_test_tmp("self3.gguf"));
+    snprintf(self3b, sizeof self3b, "%s", hc_test_tmp("self3b.gguf"));
+    snprintf(self8, sizeof self8, "%s", hc_test_tmp("self8.gguf"));
+    o = e2e_opts(&e, self3, policy, 10);
+    o.calib = NULL;
+    o.whitening = HC_WHITEN_NONE;
+    o.sens_tokens = 256;
+    o.sens_self = 1;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT_EQUAL(r.sens_tokens, 256);
+    o.output = self3b;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    o.output = self8;
+    o.quant = "rtn:bits=8,group=32";
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    int ns = 0, ns2 = 0, ns8 = 0;
+    double s3 = file_losses(self3, &ns), s3b = file_losses(self3b, &ns2), s8 = file_losses(self8, &ns8);
+    printf("  on sampled text: 3-bit %.5f, 8-bit %.7f nats/token\n", s3, s8);
+    CU_ASSERT(ns == 30 && ns2 == 30 && ns8 == 30);
+    CU_ASSERT(s3 > 0 && s3 == s3b && s8 >= 0 && s8 < 0.01 * s3);
+    CU_ASSERT(fabs(s3 - l3) > 1e-6 * l3);
+    hc_gguf *g = NULL;
+    HC_ASSERT_OK(hc_gguf_open(self3, &g));
+    const char *source = NULL;
+    CU_ASSERT(hc_gguf_get_str(g, "hc.sens.loss_source", &source) == HC_OK && source && !strcmp(source, "self"));
+    hc_gguf_close(g);
+    o = e2e_opts(&e, hc_test_tmp("never5.gguf"), NULL, 10);
+    o.sens_self = 1;
+    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-source self needs --sens-tokens N"));
+    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never5.gguf"), F_OK), 0);
     hc_registry_free(e.reg);
 }
 

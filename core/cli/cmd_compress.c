@@ -34,6 +34,9 @@ static const char compress_help[] =
     "      --sens-tokens N     also measure each layer's end-to-end sensitivity on N calibration\n"
     "                          tokens (1..4096; one forward pass per layer): the KL divergence from\n"
     "                          the source when only that layer is quantized (policies: layer.loss)\n"
+    "      --sens-source S     where those tokens come from: calib (the --calib text, default) or\n"
+    "                          self (sampled from the source model, sequences of 64 tokens from BOS:\n"
+    "                          the KL between the two models' own text distributions; no data)\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -47,7 +50,7 @@ static void draw(void *ctx, const char *phase, int64_t done, int64_t total)
     phase_progress *p = ctx;
     if (!p->phase || strcmp(p->phase, phase)) {
         if (p->phase) hc_progress_end(&p->bar);
-        const char *unit = !strcmp(phase, "calibrate") ? "tokens" : !strcmp(phase, "write") ? "files" : "layers";
+        const char *unit = !strcmp(phase, "calibrate") || !strcmp(phase, "sample") ? "tokens" : !strcmp(phase, "write") ? "files" : "layers";
         hc_progress_begin(&p->bar, stderr, phase, unit, (long)total);
         p->phase = phase;
     }
@@ -77,6 +80,13 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         else if (hc_arg_is(&a, "--calib-seq", NULL)) st = hc_arg_int(&a, 2, 1 << 16, &o->calib_seq);
         else if (hc_arg_is(&a, "--policy", NULL)) st = hc_arg_value(&a, &o->policy);
         else if (hc_arg_is(&a, "--sens-tokens", NULL)) st = hc_arg_int(&a, 1, 4096, &o->sens_tokens);
+        else if (hc_arg_is(&a, "--sens-source", NULL)) {
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) {
+                if (!strcmp(v, "self")) o->sens_self = 1;
+                else if (!strcmp(v, "calib")) o->sens_self = 0;
+                else st = hc_error(HC_E_ARG, "--sens-source: '%s' is neither calib nor self", v);
+            }
+        }
         else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
         else if (hc_arg_is(&a, "--whitening", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
@@ -104,7 +114,9 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
     if (!o->whitening_given) o->whitening = o->calib ? HC_WHITEN_FULL : HC_WHITEN_NONE;
-    if (o->sens_tokens && !o->calib) return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE)");
+    if (o->sens_self && !o->sens_tokens) return hc_error(HC_E_ARG, "--sens-source self needs --sens-tokens N");
+    if (o->sens_tokens && !o->calib && !o->sens_self)
+        return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE) or --sens-source self");
     return HC_OK;
 }
 
@@ -122,7 +134,8 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
     if (r->sens_tokens)
-        fprintf(stderr, "  sensitivity     measured on %lld tokens in %.1f s (one forward pass per layer)\n", (long long)r->sens_tokens,
+        fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer)\n", (long long)r->sens_tokens,
+                o->sens_self ? "sampled from the source model" : "of the calibration text",
                 r->seconds_measure);
     if (r->n_unfit)
         fprintf(stderr, "  kept as stored  %d linear layers whose shape the format cannot hold (%s)\n", r->n_unfit, r->unfit_reason);
