@@ -30,6 +30,7 @@ compress_args() {
     w3-aware-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} ${calib[*]}";;
     w3-greedy-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy ${calib[*]}";;
     w3-measured-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-256} ${calib[*]}";;
+    w3-self-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-512} --sens-source self ${calib[*]}";;
     w2-greedy-*) echo "--quant rtn:bits=2,group=128 --budget ${1##*-} --policy greedy ${calib[*]}";;
     w2-plain-*) echo "--quant rtn:bits=2,group=128 --budget ${1##*-} --whitening none";;
     w2-aware-*) echo "--quant rtn:bits=2,group=128 --budget ${1##*-} ${calib[*]}";;

@@ -313,21 +313,22 @@ static void test_fill_steps(void)
                                          "return r"),
                             &s, ranks));
     for (int i = 0; i < NL; i++) CU_ASSERT_EQUAL(ranks[i], i == 1 ? 4 : i == 4 ? 2 : 1);
-    /* what it refuses */
-    const char *call = "local r = {} for i = 1, #l do r[i] = 0 end\n";
-    char body[512];
-    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 'x' end) return r", call);
-    expect_refused("fill_str.lua", body, "fill_steps: ratio(1, 0) returned a string, not a number or nil");
-    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return '3' end) return r", call);
-    expect_refused("fill_numstr.lua", body, "fill_steps: ratio(1, 0) returned a string, not a number or nil");
-    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) return 0/0 end) return r", call);
-    expect_refused("fill_nan.lua", body, "fill_steps: ratio(1, 0) returned NaN");
+    /* what it refuses: ratio functions that answer wrongly, loop, or fail */
+    static const char *const refused[][3] = {
+        { "fill_str.lua", "return 'x'", "fill_steps: ratio(1, 0) returned a string, not a number or nil" },
+        { "fill_numstr.lua", "return '3'", "fill_steps: ratio(1, 0) returned a string, not a number or nil" },
+        { "fill_nan.lua", "return 0/0", "fill_steps: ratio(1, 0) returned NaN" },
+        { "fill_loop.lua", "while true do end", "instruction limit" },
+        { "fill_error.lua", "error('bad value')", "fill_error.lua:4: bad value" },
+    };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        char body[512];
+        snprintf(body, sizeof body, "local r = {} for i = 1, #l do r[i] = 0 end\nfill_steps(l, r, b.bytes, function(i, taken) %s end) return r",
+                 refused[k][1]);
+        expect_refused(refused[k][0], body, refused[k][2]);
+    }
     expect_refused("fill_ranks.lua", "fill_steps(l, {}, b.bytes, function(i, taken) return 1 end) return {}",
                    "fill_steps: ranks[1] is not an integer");
-    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) while true do end end) return r", call);
-    expect_refused("fill_loop.lua", body, "instruction limit");
-    snprintf(body, sizeof body, "%sfill_steps(l, r, b.bytes, function(i, taken) error('bad value') end) return r", call);
-    expect_refused("fill_error.lua", body, "fill_error.lua:4: bad value");
     expect_refused("fill_args.lua", "fill_steps(l, {}, 'many') return {}", "bad argument #3 to 'fill_steps'");
 }
 
