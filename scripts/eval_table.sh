@@ -19,7 +19,7 @@ mkdir -p "$work"
 calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens "${CALIB_TOKENS:-4096}")
 
 # name | compress arguments ("" = the reference) | run arguments
-configs=${CONFIGS:-"ref w3 w3-plain-5 w3-plain-10 w3-plain-20 w3-aware-5 w3-aware-10 w3-aware-20 w3-greedy-5 w3-greedy-10 w3-measured-5 w3-measured-10 w2 w2-plain-10 w2-aware-10 w2-aware-20"}
+configs=${CONFIGS:-"ref w3 w3-plain-5 w3-plain-10 w3-plain-20 w3-aware-5 w3-aware-10 w3-aware-20 w3-greedy-5 w3-greedy-10 w3-measured-5 w3-measured-10 w3-self-5 w3-self-10 w2 w2-plain-10 w2-aware-10 w2-aware-20"}
 
 compress_args() {
   case $1 in
