@@ -24,6 +24,7 @@ typedef struct seg_item {
     int t_off, d_off;                   /* its columns of t and delta */
     hc_buf out;
     int out_width;
+    const hc_tensor *dev;               /* device without host memory: its factors A, B there (2 views) */
 } seg_item;
 
 struct hc_branch_job {
@@ -37,7 +38,7 @@ struct hc_branch_job {
     int stage_t_off[MAX_GROUP], stage_d_off[MAX_GROUP]; /* per group stage: where its t / delta start */
     int t_off[MAX_GROUP], d_off[MAX_GROUP];             /* the same per active branch, this step */
     float *x, *t, *delta;               /* host: input copy, A x, B (A x) */
-    hc_tensor a_view[MAX_GROUP], b_view[MAX_GROUP]; /* factors as tensors, for the device */
+    hc_tensor a_view[MAX_GROUP], b_view[MAX_GROUP]; /* device without host memory: the factors there */
     /* this step */
     int active[MAX_GROUP], rank[MAX_GROUP], n_active;
     int n_tok, state, backbone_issued, sched;
@@ -50,6 +51,7 @@ struct hc_branch_job {
     int n_expert;
     seg_item *items;
     int n_items;
+    hc_tensor *expert_view;             /* device without host memory: [group stage][expert][A, B] */
 };
 
 typedef struct sched_slot {
@@ -86,6 +88,33 @@ static size_t factor_bytes(const hc_branch *b, int rank)
 }
 
 /* Phase 1 of an expert job: t = A x of each routed expert's rows (ranks split over threads). */
+/* A branch's factors copied to a device without host memory (its run_on_device path), as the
+ * weights of its matmul: A [rank][in] as stored; B transposed to [out][rank] (hc_branch keeps it by
+ * direction, [rank][out]). */
+static hc_status upload_factors(hc_device *d, const hc_branch *b, hc_tensor *a_out, hc_tensor *b_out)
+{
+    size_t es = b->dtype == HC_F32 ? 4 : 2, n_a = (size_t)(b->rank * b->in) * es, n_b = (size_t)(b->rank * b->out) * es;
+    *a_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->in, b->rank, 1, 1 }, .nbytes = n_a, .device = d };
+    *b_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
+    char *bt = malloc(n_b ? n_b : 1);
+    if (!bt) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    for (int64_t o = 0; o < b->out; o++)
+        for (int k = 0; k < b->rank; k++)
+            memcpy(bt + (size_t)(o * b->rank + k) * es, (const char *)b->b + (size_t)(k * b->out + o) * es, es);
+    hc_status st = d->ops->alloc(d, n_a, &a_out->data);
+    if (st == HC_OK) st = d->ops->upload(d, a_out->data, b->a, n_a);
+    if (st == HC_OK) st = d->ops->alloc(d, n_b, &b_out->data);
+    if (st == HC_OK) st = d->ops->upload(d, b_out->data, bt, n_b);
+    free(bt);
+    if (st != HC_OK) return hc_error_context(st, "branch runtime: copying the branch of %s to %s: ", b->name, d->name);
+    return HC_OK;
+}
+
+static void free_factors(hc_device *d, hc_tensor *views, int n)
+{
+    for (int i = 0; views && i < n; i++) d->ops->free(d, views[i].data);
+}
+
 static hc_status items_down(hc_branch_job *j, int ith, int nth)
 {
     hc_branch_rt *r = j->rt;
@@ -148,17 +177,11 @@ static hc_status items_on_device(hc_branch_rt *r, hc_branch_job *j)
     hc_status st = HC_OK;
     for (int k = 0; k < j->n_items && st == HC_OK; k++) {
         const seg_item *it = &j->items[k];
-        const hc_branch *b = it->b;
-        int stored = b->rank;
-        size_t elt = b->dtype == HC_F32 ? 4 : 2;
-        hc_tensor a = { .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->in, stored, 1, 1 }, .data = (void *)b->a,
-                        .nbytes = (size_t)(b->in * stored) * elt, .device = d };
-        hc_tensor bt = { .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { stored, b->out, 1, 1 }, .data = (void *)b->b,
-                         .nbytes = (size_t)(stored * b->out) * elt, .device = d };
-        st = d->ops->matmul(d, &a, c->buf[j->in] + (size_t)it->row0 * j->in_width, r->dev_t, it->rows);
+        int stored = it->b->rank;
+        st = d->ops->matmul(d, &it->dev[0], c->buf[j->in] + (size_t)it->row0 * j->in_width, r->dev_t, it->rows);
         for (int row = 0; row < it->rows && st == HC_OK && it->rank < stored; row++)
             st = d->ops->scale(d, r->dev_t + (size_t)row * stored + it->rank, (size_t)(stored - it->rank), 0.0f);
-        if (st == HC_OK) st = d->ops->matmul(d, &bt, r->dev_t, r->dev_delta, it->rows);
+        if (st == HC_OK) st = d->ops->matmul(d, &it->dev[1], r->dev_t, r->dev_delta, it->rows);
         if (st == HC_OK) st = d->ops->add(d, c->buf[it->out] + (size_t)it->row0 * it->out_width, r->dev_delta, (size_t)it->rows * it->out_width);
     }
     return st;
@@ -186,7 +209,8 @@ static int collect_items(hc_branch_rt *r, hc_branch_job *j, const hc_moe_routing
                 if (h->expert_branch) t_off += h->expert_branch[e].rank;
             }
             j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = rt->seg_off[e], .rows = rt->seg_n[e], .t_off = t_off,
-                                                 .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out] };
+                                                 .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
+                                                 .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
             j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rt->seg_n[e];
             r->stats.bytes_touched += factor_bytes(b, rank);
             any = 1;
@@ -241,6 +265,16 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
         !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
         !(j->items = malloc((size_t)(end - i) * cfg->n_expert * sizeof *j->items)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    if (!c->dev->host_memory) {
+        if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))
+            return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+        for (int k = i; k < end; k++)
+            for (int e = 0; c->stages[k].expert_branch && e < cfg->n_expert; e++) {
+                hc_tensor *v = j->expert_view + 2 * ((size_t)(k - i) * cfg->n_expert + e);
+                hc_status st = upload_factors(c->dev, &c->stages[k].expert_branch[e], &v[0], &v[1]);
+                if (st != HC_OK) return st;
+            }
+    }
     if (rows * max_rank > *dev_t_n) *dev_t_n = rows * max_rank;
     if (rows * max_out > *dev_delta_n) *dev_delta_n = rows * max_out;
     r->first_of[i] = r->last_of[end - 1] = r->n_jobs++;
@@ -512,14 +546,10 @@ static hc_status build_jobs(hc_branch_rt *r)
                 j->ldd += (int)g->branch->out;
                 if (g->branch->rank > max_t) max_t = g->branch->rank;
                 if (g->branch->out > max_out) max_out = (int)g->branch->out;
-                j->a_view[idx] = (hc_tensor){ .name = g->branch->name, .dtype = g->branch->dtype, .n_dims = 2,
-                                              .ne = { g->branch->in, g->branch->rank, 1, 1 }, .data = (void *)g->branch->a,
-                                              .nbytes = (size_t)(g->branch->in * g->branch->rank) * (g->branch->dtype == HC_F32 ? 4 : 2),
-                                              .device = c->dev };
-                j->b_view[idx] = (hc_tensor){ .name = g->branch->name, .dtype = g->branch->dtype, .n_dims = 2,
-                                              .ne = { g->branch->rank, g->branch->out, 1, 1 }, .data = (void *)g->branch->b,
-                                              .nbytes = (size_t)(g->branch->rank * g->branch->out) * (g->branch->dtype == HC_F32 ? 4 : 2),
-                                              .device = c->dev };
+                if (!c->dev->host_memory) {
+                    hc_status st = upload_factors(c->dev, g->branch, &j->a_view[idx], &j->b_view[idx]);
+                    if (st != HC_OK) return st;
+                }
             }
             if (!(j->x = malloc(max_rows * j->in_width * sizeof(float))) || !(j->t = malloc(max_rows * j->ldt * sizeof(float))) ||
                 !(j->delta = malloc(max_rows * j->ldd * sizeof(float))))
@@ -559,11 +589,20 @@ void hc_branch_rt_free(hc_branch_rt *r)
     if (!r) return;
     hc_host_pool_free(r->host); /* joins the threads: no job runs past this point */
     for (int i = 0; i < r->n_sched; i++) r->sched[i].ops->destroy(r->sched[i].state);
-    for (int i = 0; i < r->n_jobs; i++) {
+    /* the jobs built, and the one being built when set-up failed (zeroed past it) */
+    int n_built = r->jobs && r->n_jobs < r->c->n_stages ? r->n_jobs + 1 : r->n_jobs;
+    for (int i = 0; i < n_built; i++) {
         free(r->jobs[i].x);
         free(r->jobs[i].t);
         free(r->jobs[i].delta);
         free(r->jobs[i].items);
+        if (r->c && r->c->dev && !r->c->dev->host_memory) {
+            hc_branch_job *j = &r->jobs[i];
+            free_factors(r->c->dev, j->a_view, MAX_GROUP);
+            free_factors(r->c->dev, j->b_view, MAX_GROUP);
+            free_factors(r->c->dev, j->expert_view, j->expert_view ? 2 * j->n_stage * j->n_expert : 0);
+        }
+        free(r->jobs[i].expert_view);
     }
     if (r->c && r->c->dev) {
         r->c->dev->ops->free(r->c->dev, r->dev_t);

@@ -182,7 +182,7 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     char versions[256];
     snprintf(versions, sizeof versions, "%s %s%s%s%s%s", cs->fmt->plugin, cs->fmt->version, cs->head_fmt ? "; " : "",
              cs->head_fmt ? cs->head_fmt->plugin : "", cs->head_fmt ? " " : "", cs->head_fmt ? cs->head_fmt->version : "");
-    hc_status st = hc_gguf_set_u32(w, "hc.format_version", 1);
+    hc_status st = hc_gguf_set_u32(w, "hc.format_version", HC_FORMAT_VERSION);
 #define TRY(call) if (st == HC_OK) st = (call)
     TRY(hc_gguf_set_str(w, "hc.source", base_name(o->input)));
     TRY(hc_gguf_set_str(w, "hc.quant", cs->fmt->spec));
@@ -241,7 +241,8 @@ static void store(hc_dtype t, float v, void *dst, size_t i)
     else ((uint16_t *)dst)[i] = hc_f32_to_bf16(v);
 }
 
-/* Writes the branch tensors of a job: <base>.lora_a [in, r], .lora_b [r, out], .lora_s [r]. Each
+/* Writes the branch tensors of a job: <base>.lora_a [in, r], .lora_b [out, r], .lora_s [r] (GGUF
+ * dimensions, fastest first: A and B row-major by direction, as hc_branch reads them). Each
  * direction's two factors are balanced (equal largest magnitude) so that f16 cannot overflow. */
 static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
 {
@@ -261,14 +262,14 @@ static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
             return hc_error(HC_E_NUMERIC, "the branch of %s does not fit f16 (largest factor %.3g): use --branch-dtype bf16",
                             j->weight->name, (double)fmaxf(ma / alpha, mb * alpha));
         for (int64_t i = 0; i < in; i++) store(t, j->lr.a[k * in + i] / alpha, a, (size_t)(k * in + i));
-        for (int64_t o = 0; o < out; o++) store(t, j->lr.b[o * lr + k] * alpha, b, (size_t)(o * r + k));
+        for (int64_t o = 0; o < out; o++) store(t, j->lr.b[o * lr + k] * alpha, b, (size_t)(k * out + o));
         s[k] = j->lr.sigma[k];
     }
     char base[160], name[200];
     size_t len = strlen(j->weight->name);
     if (len > 7 && !strcmp(j->weight->name + len - 7, ".weight")) len -= 7;
     snprintf(base, sizeof base, "%.*s", (int)len, j->weight->name);
-    int64_t ne_a[2] = { in, r }, ne_b[2] = { r, out }, ne_s[1] = { r };
+    int64_t ne_a[2] = { in, r }, ne_b[2] = { out, r }, ne_s[1] = { r };
     snprintf(name, sizeof name, "%s.lora_a", base);
     hc_status st = hc_gguf_add_tensor(c->w, name, t, 2, ne_a, a, (size_t)(r * in) * elt);
     snprintf(name, sizeof name, "%s.lora_b", base);

@@ -62,6 +62,11 @@ typedef struct hc_layer {
     hc_moe_layer moe;                   /* cfg.n_expert > 0 */
 } hc_layer;
 
+/* The hcinfer file format (hc.format_version) this build writes and reads back: 1 stored a branch's
+ * lora_b as [out][rank] (read by transposing it on load); 2 stores it [rank][out], so that a prefix
+ * of directions is contiguous (hc_branch's layout). */
+#define HC_FORMAT_VERSION 2
+
 typedef struct hc_model {
     hc_model_config cfg;
     hc_tensor tok_embd;     /* [dim, n_vocab] */
@@ -78,6 +83,7 @@ typedef struct hc_model {
     void **owned;           /* buffers the model allocated (f32 conversions), freed with it */
     int n_owned, cap_owned;
     hc_device *device;      /* where the weights were placed (NULL: host) */
+    uint32_t hc_format;     /* hc.format_version of a file hcinfer wrote, 0 for any other */
 } hc_model;
 
 typedef struct hc_model_load_opts {

@@ -157,7 +157,21 @@ static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t,
     return hc_model_bind_tensor(m, opts, t, name, ne0, ne1, 1, required);
 }
 
-/* The branch of a linear layer: <base>.lora_a [in, r], <base>.lora_b [r, out], <base>.lora_s [r]. */
+/* lora_b of format 1, [out][r], as the [r][out] hc_branch reads, in a buffer the model owns. */
+static hc_status transpose_lora_b(hc_model *m, const hc_gguf_tensor *bt, int64_t r, int64_t out, const void **data)
+{
+    size_t es = bt->type == HC_F32 ? 4 : 2;
+    char *dst = malloc((size_t)(r * out) * es);
+    if (!dst) return hc_error(HC_E_NOMEM, "out of memory transposing %s", bt->name);
+    const char *src = bt->data;
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t k = 0; k < r; k++) memcpy(dst + (size_t)(k * out + o) * es, src + (size_t)(o * r + k) * es, es);
+    *data = dst;
+    return hc_model_own(m, dst);
+}
+
+/* The branch of a linear layer: <base>.lora_a [in, r], <base>.lora_b [out, r] (format 1: [r, out]),
+ * <base>.lora_s [r] (GGUF dimensions, fastest first). */
 hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_name, int64_t in, int64_t out)
 {
     char base[128], name[160];
@@ -173,16 +187,23 @@ hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_nam
     if (!a && !bt) return HC_OK;
     if (!a || !bt) return hc_error(HC_E_FORMAT, "branch of %s has only one of lora_a and lora_b", weight_name);
     int64_t r = a->ne[1];
+    int by_direction = m->hc_format >= 2; /* lora_b [r][out] */
     if (a->type != bt->type || (a->type != HC_F32 && a->type != HC_F16 && a->type != HC_BF16))
         return hc_error(HC_E_FORMAT, "branch of %s: factors must both be f32, f16 or bf16", weight_name);
-    if (a->ne[0] != in || r < 1 || r > (in < out ? in : out) || bt->ne[0] != r || bt->ne[1] != out || a->n_dims != 2 || bt->n_dims != 2)
-        return hc_error(HC_E_FORMAT, "branch of %s: lora_a [%lld, %lld] and lora_b [%lld, %lld] do not fit a %lld -> %lld layer",
+    if (a->ne[0] != in || r < 1 || r > (in < out ? in : out) || bt->ne[0] != (by_direction ? out : r) ||
+        bt->ne[1] != (by_direction ? r : out) || a->n_dims != 2 || bt->n_dims != 2)
+        return hc_error(HC_E_FORMAT, "branch of %s: lora_a [%lld, %lld] and lora_b [%lld, %lld] do not fit a %lld -> %lld layer (format %u)",
                         weight_name, (long long)a->ne[0], (long long)a->ne[1], (long long)bt->ne[0], (long long)bt->ne[1],
-                        (long long)in, (long long)out);
+                        (long long)in, (long long)out, m->hc_format);
     if (s && (s->type != HC_F32 || s->ne[0] != r || s->n_dims != 1))
         return hc_error(HC_E_FORMAT, "branch of %s: lora_s must be f32 [%lld]", weight_name, (long long)r);
+    const void *b_data = bt->data;
+    if (!by_direction) {
+        hc_status st = transpose_lora_b(m, bt, r, out, &b_data);
+        if (st != HC_OK) return st;
+    }
     *b = (hc_branch){ .name = weight_name, .dtype = (hc_dtype)a->type, .in = in, .out = out, .rank = (int)r, .a = a->data,
-                      .b = bt->data, .sigma = s ? s->data : NULL };
+                      .b = b_data, .sigma = s ? s->data : NULL };
     return HC_OK;
 }
 
@@ -241,6 +262,11 @@ hc_status hc_model_load_gguf(hc_model *m, const hc_model_load_opts *opts)
     hc_status st = hc_gguf_open(m->path, &m->gguf);
     if (st != HC_OK) return st;
     if ((st = read_config(m, m->gguf)) != HC_OK) return hc_error_context(st, "%s: ", m->path);
+    if ((st = hc_gguf_get_u32_or(m->gguf, "hc.format_version", 0, &m->hc_format)) != HC_OK)
+        return hc_error_context(st, "%s: ", m->path);
+    if (m->hc_format > HC_FORMAT_VERSION)
+        return hc_error(HC_E_UNSUPPORTED, "%s: hc.format_version %u is newer than this hcinfer reads (up to %d)", m->path,
+                        m->hc_format, HC_FORMAT_VERSION);
     m->layers = calloc((size_t)m->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) return hc_error(HC_E_NOMEM, "%s: out of memory", m->path);
     if ((st = bind_weights(m, opts)) != HC_OK) return hc_error_context(st, "%s: ", m->path);

@@ -108,7 +108,7 @@ static void free_branch(hc_branch *b)
     free((void *)b->b);
 }
 
-/* Expected y[j][o] = y0[j][o] + sum_k B[o][k] sum_i A[k][i] x[j][i] in double, with mag[j][o] the
+/* Expected y[j][o] = y0[j][o] + sum_k B[k][o] sum_i A[k][i] x[j][i] in double (B stored [rank][out]), with mag[j][o] the
  * same sum of absolute values (the scale of the rounding error a float computation may make). */
 static void naive(const hc_branch *b, int rank, const float *x, int n_tok, const float *y0, int64_t ldy, double *ye,
                   double *mag)
@@ -129,7 +129,7 @@ static void naive(const hc_branch *b, int rank, const float *x, int n_tok, const
         for (int64_t o = 0; o < b->out; o++) {
             double s = y0[(size_t)j * (size_t)ldy + (size_t)o], m = fabs(s);
             for (int k = 0; k < rank; k++) {
-                double bv = get(b->dtype, b->b, (size_t)o * (size_t)b->rank + (size_t)k);
+                double bv = get(b->dtype, b->b, (size_t)k * (size_t)b->out + (size_t)o);
                 s += bv * t[2 * k];
                 m += fabs(bv) * t[2 * k + 1];
             }
@@ -318,7 +318,8 @@ static void test_large_rank(void)
 }
 
 /* Directions past the active prefix may hold anything, even NaN and infinity: they are never read
- * into the result. Rank 5 of 13 stored, so every row's 8-wide tail read covers them. */
+ * into the result. Rank 5 of 13 stored, 21 outputs: the 8-wide read of a row's last 5 outputs runs
+ * into the next direction's row, which past the active rank holds NaN or infinity. */
 static void test_prefix_ignores_rest(void)
 {
     rng r = {4242};
@@ -329,7 +330,7 @@ static void test_prefix_ignores_rest(void)
         hc_branch b = make_branch(&r, t, in, out, stored);
         for (int64_t o = 0; o < out; o++)
             for (int k = rank; k < stored; k++)
-                put(t, (void *)b.b, (size_t)o * (size_t)stored + (size_t)k, (k & 1) ? NAN : INFINITY);
+                put(t, (void *)b.b, (size_t)k * (size_t)out + (size_t)o, (k & 1) ? NAN : INFINITY);
         for (int k = rank; k < stored; k++)
             for (int64_t i = 0; i < in; i++) put(t, (void *)b.a, (size_t)k * (size_t)in + (size_t)i, NAN);
         for (int tok = 1; tok <= 3; tok += 2) {

@@ -55,11 +55,14 @@ typedef struct runner {
 } runner;
 
 static int to_f32; /* load the packed backbone as f32 (no activation quantization in its matmuls) */
+static int separate_memory; /* the cpu device claims memory of its own (a GPU's path: uploads, and the
+                               inline scheduler's own matmuls on copies of the experts' factors) */
 
 static void open_runner(runner *r, const char *path, const char *sched, int n_batch)
 {
     hc_device_config dc = { .n_threads = 1 };
     HC_ASSERT_OK(hc_cpu_device_create(&dc, &r->dev));
+    if (separate_memory) r->dev->host_memory = 0;
     hc_model_load_opts lo = { .registry = reg, .to_f32 = to_f32 };
     HC_ASSERT_OK(hc_model_load(path, &lo, &r->m));
     hc_context_params cp = { .n_ctx = 64, .n_batch = n_batch, .host_threads = 2, .sched_name = sched, .registry = reg };
@@ -200,6 +203,11 @@ static void test_touched_bytes_and_schedulers(void)
     CU_ASSERT(memcmp(ga, gb, sizeof ga) == 0);
     CU_ASSERT(memcmp(ga, gc, sizeof ga) == 0);
     CU_ASSERT(max_diff(a, c, n) < 1e-3); /* inline: the device's own f16 matmuls */
+    separate_memory = 1;
+    run(out, "inline", 4, c, gc);
+    separate_memory = 0;
+    CU_ASSERT(memcmp(ga, gc, sizeof ga) == 0);
+    CU_ASSERT(max_diff(a, c, n) < 1e-3);
     free(a);
     free(b);
     free(c);

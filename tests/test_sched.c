@@ -9,6 +9,8 @@
 #include "compress.h"
 #include "context.h"
 #include "device_cpu.h"
+#include "gguf.h"
+#include "model.h"
 #include "registry.h"
 #include "sampler.h"
 #include "test_util.h"
@@ -43,6 +45,9 @@ typedef struct run_opts {
     const char *pipeline;
     double host_budget;
     int host_delay_us;
+    const char *model;        /* NULL: the compressed stories260K */
+    int separate_memory;      /* the cpu device claims memory of its own: weights, buffers and the
+                                 inline scheduler's branch factors go through alloc/upload */
 } run_opts;
 
 /* Greedy tokens from BOS; returns the status of the first failure. */
@@ -59,8 +64,9 @@ static hc_status generate(const run_opts *ro, int32_t *out, hc_context **keep)
     if (st == HC_OK) st = hc_registry_scan(r, dir);
     hc_device_config dc = { .n_threads = 1 };
     if (st == HC_OK) st = hc_cpu_device_create(&dc, &d);
+    if (st == HC_OK && ro->separate_memory) d->host_memory = 0;
     hc_model_load_opts lo = { .registry = r, .no_branches = ro->sched == NULL };
-    if (st == HC_OK) st = hc_model_load(model_path, &lo, &m);
+    if (st == HC_OK) st = hc_model_load(ro->model ? ro->model : model_path, &lo, &m);
     hc_context_params cp = { .n_ctx = 128, .registry = r, .pipeline = ro->pipeline, .host_budget = ro->host_budget,
                              .host_threads = ro->host_threads };
     if (st == HC_OK && ro->sched) {
@@ -118,6 +124,14 @@ static void test_schedulers_agree(void)
             if (memcmp(base, got, sizeof got)) printf("\n  %s with %d host threads differs\n", scheds[s], h);
             CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
         }
+    /* a device without host memory computes the branches with its own matmul, on copies of the
+       factors (B transposed to its weight layout): the same tokens */
+    for (int s = 0; s < 3; s++) {
+        ro = (run_opts){ .sched = scheds[s], .host_threads = 1, .separate_memory = 1 };
+        HC_ASSERT_OK(generate(&ro, got, NULL));
+        if (memcmp(base, got, sizeof got)) printf("\n  %s on a device with memory of its own differs\n", scheds[s]);
+        CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
+    }
     ro = (run_opts){ .sched = NULL };
     HC_ASSERT_OK(generate(&ro, bare, NULL));
     CU_ASSERT_NOT_EQUAL(memcmp(base, bare, sizeof bare), 0); /* the branches do change the output */
@@ -126,6 +140,66 @@ static void test_schedulers_agree(void)
     ro = (run_opts){ .sched = "serial", .host_threads = 1, .pipeline = path };
     HC_ASSERT_OK(generate(&ro, got, NULL));
     CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0); /* the default script is the default pipeline */
+}
+
+static int skip_format_version(const char *key, void *ctx) { return !strcmp(key, "hc.format_version"); }
+
+/* A copy of the compressed model marked as file format `version`; for version 1, with lora_b in that
+ * format's layout, [out][rank] (GGUF dimensions {rank, out}). */
+static void write_format(const char *src, const char *dst, uint32_t version)
+{
+    hc_gguf *g = NULL;
+    hc_gguf_writer *w = NULL;
+    HC_ASSERT_OK(hc_gguf_open(src, &g));
+    HC_ASSERT_OK(hc_gguf_writer_create(&w));
+    HC_ASSERT_OK(hc_gguf_copy_kv(w, g, skip_format_version, NULL));
+    HC_ASSERT_OK(hc_gguf_set_u32(w, "hc.format_version", version));
+    void **copies = calloc(g->n_tensors, sizeof *copies);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const hc_gguf_tensor *t = &g->tensors[i];
+        size_t len = strlen(t->name);
+        if (version == 1 && len > 7 && !strcmp(t->name + len - 7, ".lora_b")) {
+            int64_t out = t->ne[0], r = t->ne[1], ne[2] = { r, out };
+            size_t es = t->type == HC_F32 ? 4 : 2;
+            char *b = copies[i] = malloc(t->nbytes);
+            for (int64_t k = 0; k < r; k++)
+                for (int64_t o = 0; o < out; o++) memcpy(b + (size_t)(o * r + k) * es, (const char *)t->data + (size_t)(k * out + o) * es, es);
+            HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, 2, ne, b, t->nbytes));
+        } else {
+            HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes));
+        }
+    }
+    HC_ASSERT_OK(hc_gguf_writer_write(w, dst));
+    for (uint64_t i = 0; i < g->n_tensors; i++) free(copies[i]);
+    free(copies);
+    hc_gguf_writer_free(w);
+    hc_gguf_close(g);
+}
+
+/* Files of format 1 (lora_b stored [out][rank]) still run, transposed on load: the same tokens;
+ * a file of a newer format than this build knows is refused with its version named. */
+static void test_file_formats(void)
+{
+    if (!compressed_model()) return;
+    int32_t base[N_GEN], got[N_GEN];
+    run_opts ro = { .sched = "serial", .host_threads = 1 };
+    HC_ASSERT_OK(generate(&ro, base, NULL));
+    char v1[1200], v3[1200];
+    snprintf(v1, sizeof v1, "%s", hc_test_tmp("st-w4-format1.gguf"));
+    snprintf(v3, sizeof v3, "%s", hc_test_tmp("st-w4-format3.gguf"));
+    write_format(model_path, v1, 1);
+    write_format(model_path, v3, HC_FORMAT_VERSION + 1);
+    ro.model = v1;
+    HC_ASSERT_OK(generate(&ro, got, NULL));
+    CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
+    hc_model *m = NULL;
+    hc_model_load_opts lo = { 0 };
+    CU_ASSERT_EQUAL(hc_model_load(v3, &lo, &m), HC_E_UNSUPPORTED);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "hc.format_version 3 is newer"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "format3.gguf"));
+    remove(v1);
+    remove(v3);
 }
 
 static void test_broken_schedulers(void)
@@ -240,6 +314,7 @@ int main(void)
 {
     const hc_test_case cases[] = {
         { "schedulers agree", test_schedulers_agree },
+        { "files of format 1 run, newer formats are refused", test_file_formats },
         { "broken schedulers refused", test_broken_schedulers },
         { "pipeline script errors", test_pipeline_errors },
         { "rank controller under a slow host", test_rank_controller },

@@ -17,9 +17,9 @@ extern "C" {
 int hc_branch_supports(hc_dtype t);
 
 /* down: t[j * ldt + k] = sum_{i < in} A[k][i] x[j * in + i]   for k in [k0, k1), j < n_tok
- * up:   y[j * ldy + o] += sum_{k < rank} B[o][k] t[j * ldt + k] for o in [o0, o1), j < n_tok
- * A is b->a, [b->rank][b->in] row-major; B is b->b, [b->out][b->rank] row-major (a row of B
- * holds all b->rank stored directions; only the active prefix `rank` <= b->rank is read).
+ * up:   y[j * ldy + o] += sum_{k < rank} B[k][o] t[j * ldt + k] for o in [o0, o1), j < n_tok
+ * A is b->a, [b->rank][b->in] row-major; B is b->b, [b->rank][b->out] row-major (row k is
+ * direction k's output vector); only the active prefix of `rank` <= b->rank rows of each is read.
  * Nothing outside those ranges of t and y is written. The strides matter only when n_tok > 1:
  * then ldt >= k1 (down), ldt >= rank and ldy >= o1 (up) are required.
  * Errors: HC_E_ARG for an unsupported storage type, a missing pointer, a rank or range out of

@@ -1,5 +1,5 @@
 /* lowrank_apply_avx2.c: AVX2/FMA/F16C kernels of the low-rank branch: down (t = A x, rank rows of
- * length `in` against the tokens) and up (y += B t, a short dot of length rank per output). */
+ * length `in` against the tokens) and up (y += B t, the active rows of B scaled by t and summed). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -7,13 +7,13 @@
 
 #define AI static inline __attribute__((always_inline))
 
-/* up, one token: the active rank is taken in chunks of at most this many directions (a padded
- * copy of t lives on the stack); the usual ranks (<= 256) need one chunk. */
-#define UP1_RANK_CHUNK 256
-/* up, several tokens: rows are taken 16 at a time and their B block is transposed to
- * [k][16] floats, UPN_RANK_CHUNK directions at a time (4 KiB on the stack). */
-#define UPN_ROWS 16
-#define UPN_RANK_CHUNK 64
+/* up: directions taken this many at a time; a block of outputs keeps its sums in registers over
+ * them (as many streams of B read in step). One token / several tokens (whose y rows are then
+ * read and written once per this many directions). */
+#define UP_ROWS 16
+#define UPN_ROWS 64
+/* up: blocks ahead whose part of B is prefetched */
+#define UP_PF_BLOCKS 2
 /* down, several tokens: rows kept hot in L1 while every block of 4 tokens passes. */
 #define DOWN_CHUNK_BYTES 16384
 /* down, one token: rows ahead whose lines are prefetched while the current 4 rows are read. */
@@ -81,20 +81,6 @@ AI __m128 hsum_x4(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
 {
     __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
     return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-}
-
-/* [sum(v[0]), ..., sum(v[7])] by a tree of unpacks and adds (measured faster than vhaddps). */
-AI __m256 hsum_x8(const __m256 *v)
-{
-    __m256 s01 = _mm256_add_ps(_mm256_unpacklo_ps(v[0], v[1]), _mm256_unpackhi_ps(v[0], v[1]));
-    __m256 s23 = _mm256_add_ps(_mm256_unpacklo_ps(v[2], v[3]), _mm256_unpackhi_ps(v[2], v[3]));
-    __m256 s45 = _mm256_add_ps(_mm256_unpacklo_ps(v[4], v[5]), _mm256_unpackhi_ps(v[4], v[5]));
-    __m256 s67 = _mm256_add_ps(_mm256_unpacklo_ps(v[6], v[7]), _mm256_unpackhi_ps(v[6], v[7]));
-    __m256 s0 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(s01), _mm256_castps_pd(s23))),
-                              _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(s01), _mm256_castps_pd(s23))));
-    __m256 s1 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(s45), _mm256_castps_pd(s67))),
-                              _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(s45), _mm256_castps_pd(s67))));
-    return _mm256_add_ps(_mm256_blend_ps(s0, s1, 0xf0), _mm256_permute2f128_ps(s0, s1, 0x21));
 }
 
 AI void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
@@ -250,196 +236,108 @@ void hc_branch_down_avx2(const hc_branch *b, const float *x, int n_tok, float *t
     }
 }
 
-/* ---------------- up, one token: y[o] += B[o] . t ---------------- */
+/* ---------------- up: y[j][o] += sum_k t[j][k] B[k][o] ---------------- */
 
-/* Eight rows of B (rows[r], already offset to the chunk's first direction) against the padded
- * t chunk tp: NV full vectors, then `tail` (< 8) elements. Returns the eight dot products. */
-AI __m256 up1_dot8(const hc_dtype ty, const uint8_t *const *rows, const float *tp, const int nv, const int tail,
-                   const int safe)
+/* y[j][o .. o + 8 NV) += sum_{k0 <= k < k0 + kl} t[j][k] B[k][o .. o + 8 NV) for T tokens: the
+ * block's sums stay in registers over the kl rows, and each loaded piece of a row serves T tokens.
+ * PART: the block is one vector with `last` (< 8) valid columns. */
+AI void up_block(const hc_dtype ty, const int T, const int NV, const int PART, const uint8_t *bm, int64_t out,
+                 int stored, int k0, int kl, const float *t, int64_t ldt, float *y, int64_t ldy, int64_t o, int last)
 {
-    __m256 acc[8];
-    if (nv > 0) {
-        const __m256 tv = _mm256_load_ps(tp);
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) acc[r] = _mm256_mul_ps(load8(ty, rows[r], 0), tv);
-    } else {
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
-    }
-    _Pragma("GCC unroll 8") for (int v = 1; v < nv; v++) {
-        const __m256 tv = _mm256_load_ps(tp + 8 * v);
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
-            acc[r] = _mm256_fmadd_ps(load8(ty, rows[r], 8 * v), tv, acc[r]);
-    }
-    if (tail) {
-        const __m256 tv = _mm256_load_ps(tp + 8 * nv), mask = lane_mask(tail);
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)
-            acc[r] = _mm256_fmadd_ps(load_part(ty, rows[r], 8 * nv, tail, safe, mask), tv, acc[r]);
-    }
-    return hsum_x8(acc);
-}
-
-/* y[o0..o1) += B[o0..o1)[kc .. kc + nv*8 + tail) . tp. NV > 0 is a compile-time vector count
- * (tail 0); NV == 0 takes nv and tail at run time. */
-AI void up1_range(const hc_dtype ty, const int NV, const int nv_rt, const int tail, const uint8_t *bm, int64_t out,
-                  int stored, int kc, const float *tp, float *y, int64_t o0, int64_t o1)
-{
-    const int nv = NV ? NV : nv_rt;
-    const size_t es = elem_bytes(ty), rb = (size_t)stored * es;
-    const size_t used = (size_t)(8 * nv + tail) * es;   /* bytes of a row this chunk reads */
-    const int whole = used * 2 >= rb;                   /* prefetch the whole group block */
-    /* The 8-wide read of a row's tail ends at element kc + 8 nv + 8 of the row; it stays inside B
-     * for every row before `safe_end`. */
-    const int64_t over = (int64_t)kc + 8 * nv + 8 - stored;   /* elements past the row's end */
-    const int64_t safe_end = over <= 0 ? out : out - (over + stored - 1) / stored;
-    const uint8_t *rows[8];
-    int64_t o = o0;
-    for (; o + 8 <= o1; o += 8) {
-        const uint8_t *g = bm + (size_t)o * rb + (size_t)kc * es;
-        if (o + 24 <= o1) {   /* two groups ahead */
-            const uint8_t *p = g + 16 * rb;
-            if (whole)
-                for (size_t off = 0; off < 8 * rb; off += 64) prefetch(p + off);
-            else
-                _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) prefetch(p + (size_t)r * rb);
+    const size_t rb = (size_t)out * elem_bytes(ty);
+    const __m256 mask = lane_mask(PART ? last : 8);
+    __m256 acc[4][8];
+    _Pragma("GCC unroll 4") for (int j = 0; j < T; j++)
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[j][v] = _mm256_setzero_ps();
+    for (int k = k0; k < k0 + kl; k++) {
+        const uint8_t *row = bm + (size_t)k * rb;
+        __m256 tv[4];
+        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) tv[j] = _mm256_broadcast_ss(t + (size_t)j * (size_t)ldt + k);
+        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {
+            /* a partial read of 8 elements runs into the next row, or past B's end on its last row */
+            const __m256 bv = PART ? load_part(ty, row, o, last, k + 1 < stored || o + 8 <= out, mask)
+                                   : load8(ty, row, o + 8 * v);
+            _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) acc[j][v] = _mm256_fmadd_ps(tv[j], bv, acc[j][v]);
         }
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) rows[r] = g + (size_t)r * rb;
-        const int safe = !tail || o + 8 <= safe_end;
-        float *yo = y + o;
-        _mm256_storeu_ps(yo, _mm256_add_ps(_mm256_loadu_ps(yo), up1_dot8(ty, rows, tp, nv, tail, safe)));
     }
-    if (o < o1) {   /* 1..7 rows left: repeat the last one, write only the valid lanes */
-        const int n = (int)(o1 - o);
-        const uint8_t *g = bm + (size_t)o * rb + (size_t)kc * es;
-        for (int r = 0; r < 8; r++) rows[r] = g + (size_t)(r < n ? r : n - 1) * rb;
-        const int safe = !tail || o + n <= safe_end;
-        const __m256i m = _mm256_castps_si256(lane_mask(n));
-        float *yo = y + o;
-        __m256 s = _mm256_add_ps(_mm256_maskload_ps(yo, m), up1_dot8(ty, rows, tp, nv, tail, safe));
-        _mm256_maskstore_ps(yo, m, s);
-    }
-}
-
-AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored, int rank, const float *t,
-                     float *y, int64_t o0, int64_t o1)
-{
-    _Alignas(32) float tp[UP1_RANK_CHUNK + 8];
-    for (int kc = 0; kc < rank; kc += UP1_RANK_CHUNK) {
-        const int kl = rank - kc < UP1_RANK_CHUNK ? rank - kc : UP1_RANK_CHUNK;
-        const int nv = kl / 8, tail = kl % 8;
-        memcpy(tp, t + kc, (size_t)kl * sizeof(float));
-        for (int k = kl; k < 8 * nv + 8; k++) tp[k] = 0.0f;
-        switch (tail ? 0 : nv) {
-        case 1: up1_range(ty, 1, 1, 0, bm, out, stored, kc, tp, y, o0, o1); break;
-        case 2: up1_range(ty, 2, 2, 0, bm, out, stored, kc, tp, y, o0, o1); break;
-        case 4: up1_range(ty, 4, 4, 0, bm, out, stored, kc, tp, y, o0, o1); break;
-        case 8: up1_range(ty, 8, 8, 0, bm, out, stored, kc, tp, y, o0, o1); break;
-        default: up1_range(ty, 0, nv, tail, bm, out, stored, kc, tp, y, o0, o1); break;
+    _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
+        float *yj = y + (size_t)j * (size_t)ldy + o;
+        if (PART) {
+            const __m256i m = _mm256_castps_si256(mask);
+            _mm256_maskstore_ps(yj, m, _mm256_add_ps(_mm256_maskload_ps(yj, m), acc[j][0]));
+        } else {
+            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+                _mm256_storeu_ps(yj + 8 * v, _mm256_add_ps(_mm256_loadu_ps(yj + 8 * v), acc[j][v]));
         }
     }
 }
 
-/* ---------------- up, several tokens: B block transposed, t broadcast ---------------- */
-
-/* bt[k][0..8) = B[row r][k0 + k] for the 8 rows (rows[r]; NULL rows give 0), k < kl (<= 64):
- * 8x8 blocks loaded as rows and transposed in registers. */
-AI void up_transpose8(const hc_dtype ty, const uint8_t *const *rows, int k0, int kl, int safe, float *bt, int ldbt)
+/* Prefetches what the block `ahead` columns after o reads: the same rows further on, or past the
+ * range's end the next rows from its start (the rows interleave, too many streams for the hardware
+ * prefetcher when B comes from memory). */
+AI void up_prefetch(const hc_dtype ty, const int NV, const uint8_t *bm, int64_t out, int rank, int rows, int k0,
+                    int64_t o, int64_t o0, int64_t o1, int64_t ahead)
 {
-    for (int kb = 0; kb < kl; kb += 8) {
-        const int n = kl - kb < 8 ? kl - kb : 8;
-        const __m256 mask = lane_mask(n);
-        __m256 v[8];
-        _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {
-            if (!rows[r])
-                v[r] = _mm256_setzero_ps();
-            else if (n == 8)
-                v[r] = load8(ty, rows[r], k0 + kb);
-            else
-                v[r] = load_part(ty, rows[r], k0 + kb, n, safe, mask);
-        }
-        __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-        __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-        __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-        __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-        float *d = bt + (size_t)kb * (size_t)ldbt;
-        _mm256_store_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_store_ps(d + ldbt, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_store_ps(d + 2 * ldbt, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_store_ps(d + 3 * ldbt, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_store_ps(d + 4 * ldbt, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_store_ps(d + 5 * ldbt, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_store_ps(d + 6 * ldbt, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_store_ps(d + 7 * ldbt, _mm256_permute2f128_ps(u3, u7, 0x31));
+    const size_t es = elem_bytes(ty), rb = (size_t)out * es;
+    int64_t oc = o + ahead;
+    while (oc >= o1) oc -= o1 - o0, k0 += rows;
+    const int k1 = k0 + rows < rank ? k0 + rows : rank;
+    const size_t len = (size_t)(o1 - oc < 8 * NV ? o1 - oc : 8 * NV) * es;
+    for (int k = k0; k < k1; k++) {
+        const uint8_t *p = bm + (size_t)k * rb + (size_t)oc * es;
+        for (size_t off = 0; off < len; off += 64) prefetch(p + off);
     }
 }
 
-/* y[j][0..16) += sum_{k < kl} t[j][k] bt[k][0..16) for T tokens: each loaded column pair of the
- * transposed block serves T tokens (broadcasts come from memory, one load each). n: valid rows. */
-AI void up_tok_block(const int T, const float *bt, int kl, const float *t, int64_t ldt, float *y, int64_t ldy, int n)
+/* The block at column o for several tokens, four at a time: its part of B (kl x 8 NV elements) is
+ * converted to f32 once, into bf, then every token group reads it from L1. */
+AI void up_block_tokens(const hc_dtype ty, const int NV, const int PART, const uint8_t *bm, int64_t out, int stored,
+                        int k0, int kl, const float *t, int64_t ldt, int n_tok, float *y, int64_t ldy, int64_t o, int last)
 {
-    __m256 acc[4][2];
-    _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    _Alignas(32) float bf[UPN_ROWS * 16];
+    const size_t rb = (size_t)out * elem_bytes(ty);
+    const __m256 mask = lane_mask(PART ? last : 8);
     for (int k = 0; k < kl; k++) {
-        const __m256 b0 = _mm256_load_ps(bt + 16 * k), b1 = _mm256_load_ps(bt + 16 * k + 8);
-        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
-            const __m256 tv = _mm256_broadcast_ss(t + (size_t)j * (size_t)ldt + k);
-            acc[j][0] = _mm256_fmadd_ps(tv, b0, acc[j][0]);
-            acc[j][1] = _mm256_fmadd_ps(tv, b1, acc[j][1]);
-        }
+        const uint8_t *row = bm + (size_t)(k0 + k) * rb;
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
+            _mm256_store_ps(bf + k * 8 * NV + 8 * v, PART ? load_part(ty, row, o, last, k0 + k + 1 < stored || o + 8 <= out, mask)
+                                                          : load8(ty, row, o + 8 * v));
     }
-    if (n == UPN_ROWS) {
-        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
-            float *yj = y + (size_t)j * (size_t)ldy;
-            _mm256_storeu_ps(yj, _mm256_add_ps(_mm256_loadu_ps(yj), acc[j][0]));
-            _mm256_storeu_ps(yj + 8, _mm256_add_ps(_mm256_loadu_ps(yj + 8), acc[j][1]));
-        }
-    } else {
-        const __m256i m0 = _mm256_castps_si256(lane_mask(n)), m1 = _mm256_castps_si256(lane_mask(n - 8));
-        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
-            float *yj = y + (size_t)j * (size_t)ldy;
-            _mm256_maskstore_ps(yj, m0, _mm256_add_ps(_mm256_maskload_ps(yj, m0), acc[j][0]));
-            if (n > 8) _mm256_maskstore_ps(yj + 8, m1, _mm256_add_ps(_mm256_maskload_ps(yj + 8, m1), acc[j][1]));
+    const uint8_t *bb = (const uint8_t *)bf;
+    for (int j = 0; j < n_tok; j += 4) {
+        const float *tj = t + (size_t)j * (size_t)ldt + k0;
+        float *yj = y + (size_t)j * (size_t)ldy + o;
+        switch (n_tok - j >= 4 ? 4 : n_tok - j) {
+        case 4: up_block(HC_F32, 4, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
+        case 3: up_block(HC_F32, 3, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
+        case 2: up_block(HC_F32, 2, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
+        default: up_block(HC_F32, 1, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
         }
     }
 }
 
+/* The output range UP_ROWS (one token) or UPN_ROWS directions at a time: blocks of 8 NV columns,
+ * then single vectors, then the partial one. One token: blocks of 64 columns (8 sums in registers); several: blocks of
+ * 16 columns, 4 tokens x 2 vectors of sums. */
 AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored, int rank, const float *t,
                   int64_t ldt, int n_tok, float *y, int64_t ldy, int64_t o0, int64_t o1)
 {
-    _Alignas(32) float bt[UPN_RANK_CHUNK * UPN_ROWS];
-    const size_t es = elem_bytes(ty), rb = (size_t)stored * es;
-    for (int64_t o = o0; o < o1; o += UPN_ROWS) {
-        const int n = o1 - o < UPN_ROWS ? (int)(o1 - o) : UPN_ROWS;
-        for (int kc = 0; kc < rank; kc += UPN_RANK_CHUNK) {
-            const int kl = rank - kc < UPN_RANK_CHUNK ? rank - kc : UPN_RANK_CHUNK;
-            /* a partial 8-wide read at direction kc + kl - (kl % 8) of row r ends inside B when
-             * r * stored + kc + kl - kl % 8 + 8 <= out * stored */
-            const int64_t end_k = (int64_t)kc + kl - kl % 8 + 8;
-            for (int h = 0; h < UPN_ROWS / 8; h++) {
-                const uint8_t *rows[8];
-                int64_t last = o;
-                for (int r = 0; r < 8; r++) {
-                    const int q = 8 * h + r;
-                    rows[r] = q < n ? bm + (size_t)(o + q) * rb : NULL;
-                    if (q < n) last = o + q;
-                }
-                const int safe = last * stored + end_k <= out * stored;
-                up_transpose8(ty, rows, kc, kl, safe, bt + 8 * h, UPN_ROWS);
-            }
-            const float *tk = t + kc;
-            float *yo = y + o;
-            for (int j = 0; j < n_tok; j += 4) {
-                const float *tj = tk + (size_t)j * (size_t)ldt;
-                float *yj = yo + (size_t)j * (size_t)ldy;
-                switch (n_tok - j >= 4 ? 4 : n_tok - j) {
-                case 4: up_tok_block(4, bt, kl, tj, ldt, yj, ldy, n); break;
-                case 3: up_tok_block(3, bt, kl, tj, ldt, yj, ldy, n); break;
-                case 2: up_tok_block(2, bt, kl, tj, ldt, yj, ldy, n); break;
-                default: up_tok_block(1, bt, kl, tj, ldt, yj, ldy, n); break;
-                }
-            }
+    const int NV = n_tok == 1 ? 8 : 2, rows = n_tok == 1 ? UP_ROWS : UPN_ROWS;
+    for (int k0 = 0; k0 < rank; k0 += rows) {
+        const int kl = rank - k0 < rows ? rank - k0 : rows;
+        int64_t o = o0;
+        for (; o + 8 * NV <= o1; o += 8 * NV) {
+            up_prefetch(ty, NV, bm, out, rank, rows, k0, o, o0, o1, UP_PF_BLOCKS * 8 * NV);
+            if (n_tok == 1) up_block(ty, 1, 8, 0, bm, out, stored, k0, kl, t, ldt, y, ldy, o, 8);
+            else up_block_tokens(ty, 2, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
+        }
+        for (; o + 8 <= o1; o += 8) {
+            if (n_tok == 1) up_block(ty, 1, 1, 0, bm, out, stored, k0, kl, t, ldt, y, ldy, o, 8);
+            else up_block_tokens(ty, 1, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
+        }
+        if (o < o1) {
+            if (n_tok == 1) up_block(ty, 1, 1, 1, bm, out, stored, k0, kl, t, ldt, y, ldy, o, (int)(o1 - o));
+            else up_block_tokens(ty, 1, 1, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, (int)(o1 - o));
         }
     }
 }
@@ -449,10 +347,7 @@ AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored,
                                                const float *t, int64_t ldt, int n_tok, float *y,          \
                                                int64_t ldy, int64_t o0, int64_t o1)                      \
     {                                                                                                    \
-        if (n_tok == 1)                                                                                  \
-            up_one_token(type, bm, out, stored, rank, t, y, o0, o1);                                     \
-        else                                                                                             \
-            up_tokens(type, bm, out, stored, rank, t, ldt, n_tok, y, ldy, o0, o1);                       \
+        up_tokens(type, bm, out, stored, rank, t, ldt, n_tok, y, ldy, o0, o1);                           \
     }
 
 UP_KERNEL(up_f32, HC_F32)

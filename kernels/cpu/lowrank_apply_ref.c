@@ -100,14 +100,14 @@ hc_status hc_branch_up_ref(const hc_branch *b, int rank, const float *t, int64_t
 {
     hc_status st = hc_branch_check_up(b, rank, t, ldt, n_tok, y, ldy, o0, o1);
     if (st != HC_OK || n_tok == 0 || o0 == o1 || rank == 0) return st;
-    size_t row_bytes = element_bytes(b->dtype) * (size_t)b->rank;
+    size_t row_bytes = element_bytes(b->dtype) * (size_t)b->out;
     for (int j = 0; j < n_tok; j++) {
         const float *tj = t + (size_t)j * (size_t)ldt;
         float *yj = y + (size_t)j * (size_t)ldy;
         for (int64_t o = o0; o < o1; o++) {
-            const char *row = (const char *)b->b + (size_t)o * row_bytes;
             double acc = 0.0;
-            for (int k = 0; k < rank; k++) acc += (double)element(b->dtype, row, k) * (double)tj[k];
+            for (int k = 0; k < rank; k++)
+                acc += (double)element(b->dtype, (const char *)b->b + (size_t)k * row_bytes, o) * (double)tj[k];
             yj[o] += (float)acc;
         }
     }

@@ -68,8 +68,8 @@ static hc_status scalar_down(const hc_branch *b, int rank, const float *x, int n
     return HC_OK;
 }
 
-/* up: y[j][o] += sum_{k < rank} B[o][k] t[j][k] for outputs o in [o0, o1).
- * B is [b->out][b->rank] (its row stride is the stored rank, not the active one). */
+/* up: y[j][o] += sum_{k < rank} B[k][o] t[j][k] for outputs o in [o0, o1).
+ * B is [b->rank][b->out]: row k is direction k's output vector (the active prefix is its first rows). */
 static hc_status scalar_up(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
                            int64_t ldy, int64_t o0, int64_t o1)
 {
@@ -80,14 +80,13 @@ static hc_status scalar_up(const hc_branch *b, int rank, const float *t, int64_t
                         (long long)o0, (long long)o1, (long long)b->out);
     if (n_tok == 0 || o0 == o1 || rank == 0) return HC_OK;
     if (!b->b || !t || !y) return hc_error(HC_E_ARG, "scalar up %s: missing B, t or y", name_of(b));
-    size_t b_row = element_bytes(b->dtype) * (size_t)b->rank;
+    size_t b_row = element_bytes(b->dtype) * (size_t)b->out;
     for (int j = 0; j < n_tok; j++) {
         const float *tj = t + (size_t)j * (size_t)ldt;
         float *yj = y + (size_t)j * (size_t)ldy;
         for (int64_t o = o0; o < o1; o++) {
-            const char *brow = (const char *)b->b + (size_t)o * b_row;
             float acc = 0.0f;
-            for (int k = 0; k < rank; k++) acc += element(b->dtype, brow, k) * tj[k];
+            for (int k = 0; k < rank; k++) acc += element(b->dtype, (const char *)b->b + (size_t)k * b_row, o) * tj[k];
             yj[o] += acc;
         }
     }

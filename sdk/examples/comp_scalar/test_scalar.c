@@ -22,9 +22,9 @@ static int n_passed, n_failed;
         }                                                                \
     } while (0)
 
-/* A = [[1 2 3] [0 -1 1]] (rank 2, in 3), B = [[1 0] [2 1]] (out 2);
+/* A = [[1 2 3] [0 -1 1]] (rank 2, in 3), B = [[1 0] [2 1]] (out 2), stored by direction: [[1 2] [0 1]];
  * token 0: x = [1 2 3] -> t = [14 1] -> B t = [14 29];  token 1: x = [1 1 1] -> t = [6 0] -> [6 12] */
-static const float A[6] = { 1, 2, 3, 0, -1, 1 }, B[4] = { 1, 0, 2, 1 }, X[6] = { 1, 2, 3, 1, 1, 1 };
+static const float A[6] = { 1, 2, 3, 0, -1, 1 }, B[4] = { 1, 2, 0, 1 }, X[6] = { 1, 2, 3, 1, 1, 1 };
 
 static void run(const hc_comp_ops *c, hc_dtype dtype)
 {
@@ -49,7 +49,7 @@ static void run(const hc_comp_ops *c, hc_dtype dtype)
     CHECK(y[0][0] == 14 && y[0][1] == 129 && y[1][0] == 6 && y[1][1] == 12, "%s y = %g %g / %g %g", tn, y[0][0],
           y[0][1], y[1][0], y[1][1]);
 
-    /* active rank 1: only the first direction, B's row stride stays the stored rank */
+    /* active rank 1: only the first direction (the first rows of A and B) */
     memset(y, 0, sizeof y);
     CHECK(c->down(&br, 1, X, 1, &t[0][0], 4, 0, 1) == HC_OK && c->up(&br, 1, &t[0][0], 4, 1, &y[0][0], 5, 0, 2) == HC_OK,
           "%s", hc_last_error());

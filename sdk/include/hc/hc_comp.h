@@ -14,20 +14,22 @@ extern "C" {
 #endif
 
 /* Directions are stored in decreasing order of their singular value, so the first r' <= rank
- * rows of A and columns of B are the best rank-r' branch: truncation is free. */
+ * rows of A and of B are the best rank-r' branch: truncation is free, and a prefix of r'
+ * directions is r' contiguous rows of each factor (only those are read). */
 typedef struct hc_branch {
     const char *name;       /* the linear layer's weight name, "blk.3.attn_q.weight" */
     hc_dtype dtype;         /* storage of A and B: HC_F32, HC_F16 or HC_BF16 */
     int64_t in, out;
     int rank;               /* stored directions */
     const void *a;          /* [rank][in] row-major ("lora_a": input -> rank) */
-    const void *b;          /* [out][rank] row-major ("lora_b": rank -> output) */
+    const void *b;          /* [rank][out] row-major ("lora_b": rank -> output; row k is direction
+                               k's output vector, i.e. B transposed) */
     const float *sigma;     /* [rank] singular values, decreasing; may be NULL */
 } hc_branch;
 
 /* A branch is applied in two phases, each splittable over threads by ranges:
  *   down: t[j][k] = sum_i A[k][i] x[j][i]              for k in [k0, k1), tokens j < n_tok
- *   up:   y[j][o] += sum_{k < rank} B[o][k] t[j][k]     for o in [o0, o1)
+ *   up:   y[j][o] += sum_{k < rank} B[k][o] t[j][k]     for o in [o0, o1)
  * `rank` (<= b->rank) is the active prefix. t is [n_tok][ldt] f32, y is [n_tok][ldy] f32.
  * Both are pure functions of their arguments and safe to call concurrently on disjoint ranges. */
 typedef struct hc_comp_ops {
