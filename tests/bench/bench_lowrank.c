@@ -1,8 +1,10 @@
 /* bench_lowrank.c: hc-bench-lowrank, a single-threaded micro-benchmark of the low-rank branch
  * kernels y += B (A x): ns per down+up and GB/s of branch bytes (A and B) read, per shape and rank.
  *
- * usage: hc-bench-lowrank [--ref] [--cold] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]
+ * usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]
  *   --ref    also time the plain reference kernels
+ *   --active run only the first R stored directions (an active prefix, as the rank controller
+ *            sets it); the bytes are those of the prefix
  *   --cold   cycle through enough copies of each branch (>= 96 MiB) that A and B come from
  *            memory, as when a whole model's branches are applied, instead of from the caches */
 #define _POSIX_C_SOURCE 200809L
@@ -46,7 +48,7 @@ static void fill(hc_dtype t, uint8_t *p, size_t n)
 }
 
 typedef struct bench_cfg {
-    int ref, cold;
+    int ref, cold, active;
     double seconds;
 } bench_cfg;
 
@@ -94,10 +96,12 @@ static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out,
 {
     size_t es = t == HC_F32 ? 4 : 2;
     size_t abytes = (size_t)rank * (size_t)in * es, bbytes = (size_t)out * (size_t)rank * es;
-    size_t bytes = abytes + bbytes;
+    const int stored = rank;   /* directions in memory; `rank` from here on: the active prefix */
+    if (cfg->active > 0 && cfg->active < rank) rank = cfg->active;
+    size_t bytes = (size_t)rank * (size_t)(in + out) * es;
     int copies = 1;
     if (cfg->cold) {
-        copies = (int)((96u << 20) / bytes) + 1;
+        copies = (int)((96u << 20) / (abytes + bbytes)) + 1;
         if (copies < 2) copies = 2;
     }
     uint8_t *mem = aligned_alloc(64, ((abytes + 63) / 64 * 64 + (bbytes + 63) / 64 * 64) * (size_t)copies);
@@ -109,12 +113,12 @@ static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out,
         exit(1);
     }
     size_t astride = (abytes + 63) / 64 * 64, bstride = (bbytes + 63) / 64 * 64;
-    fill(t, mem, (size_t)rank * (size_t)in);
-    fill(t, mem + astride, (size_t)out * (size_t)rank);
+    fill(t, mem, (size_t)stored * (size_t)in);
+    fill(t, mem + astride, (size_t)out * (size_t)stored);
     for (int c = 0; c < copies; c++) {
         uint8_t *base = mem + (size_t)c * (astride + bstride);
         if (c) memcpy(base, mem, astride + bstride);
-        br[c] = (hc_branch){.name = "bench", .dtype = t, .in = in, .out = out, .rank = rank, .a = base, .b = base + astride};
+        br[c] = (hc_branch){.name = "bench", .dtype = t, .in = in, .out = out, .rank = stored, .a = base, .b = base + astride};
     }
     for (int64_t i = 0; i < in * n_tok; i++) x[i] = rnd_unit();
 
@@ -122,15 +126,15 @@ static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out,
     up_fn up = use_ref ? hc_branch_up_ref : hc_branch_up;
     if (down(&br[0], rank, x, n_tok, tt, rank, 0, rank) != HC_OK ||
         up(&br[0], rank, tt, rank, n_tok, y, out, 0, out) != HC_OK) {
-        printf("%-4s %5lld -> %-5lld r %2d tok %2d  %s\n", hc_dtype_name(t), (long long)in, (long long)out, rank, n_tok,
-               hc_last_error());
+        printf("%-4s %5lld -> %-5lld r %2d/%2d tok %2d  %s\n", hc_dtype_name(t), (long long)in, (long long)out, rank, stored,
+               n_tok, hc_last_error());
         goto done;
     }
     double sd = time_phase(cfg, 0, copies, br, rank, x, n_tok, tt, y, down, up);
     double su = time_phase(cfg, 1, copies, br, rank, x, n_tok, tt, y, down, up);
     double sec = time_phase(cfg, 2, copies, br, rank, x, n_tok, tt, y, down, up);
-    printf("%-4s %5lld -> %-5lld r %2d tok %2d %s down+up %8.0f ns  %6.2f GB/s  (down %8.0f ns, up %8.0f ns)\n",
-           hc_dtype_name(t), (long long)in, (long long)out, rank, n_tok, use_ref ? "ref " : "    ", sec * 1e9,
+    printf("%-4s %5lld -> %-5lld r %2d/%2d tok %2d %s down+up %8.0f ns  %6.2f GB/s  (down %8.0f ns, up %8.0f ns)\n",
+           hc_dtype_name(t), (long long)in, (long long)out, rank, stored, n_tok, use_ref ? "ref " : "    ", sec * 1e9,
            (double)bytes / sec * 1e-9, sd * 1e9, su * 1e9);
     fflush(stdout);
 done:
@@ -139,7 +143,7 @@ done:
 
 int main(int argc, char **argv)
 {
-    bench_cfg cfg = {0, 0, 1.0};
+    bench_cfg cfg = {.seconds = 1.0};
     hc_dtype types[3] = {HC_F16};
     int n_types = 1;
     int toks[8] = {1, 16}, n_toks = 2;
@@ -147,6 +151,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--ref")) cfg.ref = 1;
         else if (!strcmp(argv[i], "--cold")) cfg.cold = 1;
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) cfg.seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--active") && i + 1 < argc && atoi(argv[i + 1]) > 0) cfg.active = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) {
             n_types = 0;
             char *list = strdup(argv[++i]), *save = NULL;
@@ -168,7 +173,7 @@ int main(int argc, char **argv)
                 if (atoi(tok) > 0) toks[n_toks++] = atoi(tok);
             free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]\n");
+            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]\n");
             return 2;
         }
     }
