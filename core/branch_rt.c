@@ -87,7 +87,6 @@ static size_t factor_bytes(const hc_branch *b, int rank)
     return (size_t)rank * (size_t)(b->in + b->out) * (b->dtype == HC_F32 ? 4 : 2);
 }
 
-/* Phase 1 of an expert job: t = A x of each routed expert's rows (ranks split over threads). */
 /* A branch's factors copied to a device without host memory (its run_on_device path), as the
  * weights of its matmul: A [rank][in] as stored; B transposed to [out][rank] (hc_branch keeps it by
  * direction, [rank][out]). */
@@ -115,6 +114,7 @@ static void free_factors(hc_device *d, hc_tensor *views, int n)
     for (int i = 0; views && i < n; i++) d->ops->free(d, views[i].data);
 }
 
+/* Phase 1 of an expert job: t = A x of each routed expert's rows (ranks split over threads). */
 static hc_status items_down(hc_branch_job *j, int ith, int nth)
 {
     hc_branch_rt *r = j->rt;
