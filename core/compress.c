@@ -249,8 +249,6 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     /* ranks are planned (and a policy script loaded) before the long work, so that a bad
        budget or a broken script fails at once */
     if (st == HC_OK) st = hc_compress_plan_ranks(&cs);
-    if (st == HC_OK && o->sens_tokens > 0 && cs.experts)
-        st = hc_error(HC_E_ARG, "--sens-tokens: measured sensitivity of mixture-of-experts models is not supported yet");
     int needs_calib = o->calib || !strcmp(cs.fmt ? cs.fmt->plugin : "", "gptq");
     if (st == HC_OK && needs_calib && !o->calib) st = hc_error(HC_E_ARG, "%s needs calibration text: give --calib FILE", cs.fmt->spec);
     if (st == HC_OK && o->calib) {

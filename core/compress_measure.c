@@ -1,6 +1,6 @@
 /* compress_measure.c: measured end-to-end sensitivity (compress --sens-tokens N): how far the model
- * moves from the source when only one layer is quantized, on calibration text or on text the source
- * model samples itself (--sens-source self). */
+ * moves from the source when only one layer (or one MoE tensor's experts) is quantized, on
+ * calibration text or on text the source model samples itself (--sens-source self). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +74,48 @@ static hc_status run(measure *m, hc_context *ctx, float *ref, double *kl)
     return HC_OK;
 }
 
+/* The experts of one 3-D tensor of a MoE layer (its jobs from `first` on, consecutive): one pass
+ * with all of them quantized, the loss shared among them in proportion to routing frequency x
+ * error (an expert's error reaches the loss only on the tokens routed to it; one pass per expert
+ * would cost n_expert times as much). Returns the end of the group in *end. */
+static hc_status measure_experts(measure *m, hc_context *ctx, int first, int *end)
+{
+    hc_compress_state *cs = m->cs;
+    hc_tensor *parent = (hc_tensor *)cs->jobs[first].parent; /* the model's own tensor, read by the forward */
+    int last = first;
+    while (last < cs->n_jobs && cs->jobs[last].parent == parent) last++;
+    *end = last;
+    float *deq = malloc(parent->nbytes);
+    if (!deq) return hc_error(HC_E_NOMEM, "%s: out of memory", parent->name);
+    for (int i = first; i < last; i++) {
+        hc_compress_job *j = &cs->jobs[i];
+        float *dst = deq + (size_t)j->expert * (size_t)(j->out * j->in);
+        if (j->packed) j->fmt->ops->dequantize_rows(j->fmt->params, j->packed, j->in, j->out, 0, j->out, dst);
+        else memcpy(dst, j->weight->data, (size_t)(j->out * j->in) * sizeof *dst);
+    }
+    void *source = parent->data;
+    parent->data = deq;
+    double loss = 0, total = 0;
+    hc_status st = run(m, ctx, NULL, &loss);
+    parent->data = source;
+    free(deq);
+    if (st != HC_OK) return hc_error_context(st, "%s: ", parent->name);
+    for (int i = first; i < last; i++) {
+        const hc_compress_job *j = &cs->jobs[i];
+        total += j->energy * (j->routing_frequency >= 0 ? j->routing_frequency : 1.0);
+    }
+    for (int i = first; i < last; i++) {
+        hc_compress_job *j = &cs->jobs[i];
+        double share = j->energy * (j->routing_frequency >= 0 ? j->routing_frequency : 1.0);
+        j->loss = total > 0 ? loss * share / total : 0;
+        j->loss_measured = 1;
+    }
+    return HC_OK;
+}
+
 /* Each job's loss: its dequantized weights in place of the source's for one pass over the tokens
- * (the tensor points at a copy: the source may be a read-only mapping of the input file). */
+ * (the tensor points at a copy: the source may be a read-only mapping of the input file); the
+ * experts of a MoE tensor together (measure_experts). */
 static hc_status measure_layers(measure *m, hc_context *ctx)
 {
     hc_compress_state *cs = m->cs;
@@ -85,6 +125,14 @@ static hc_status measure_layers(measure *m, hc_context *ctx)
     hc_status st = HC_OK;
     for (int i = 0; st == HC_OK && i < cs->n_jobs; i++) {
         hc_compress_job *j = &cs->jobs[i];
+        if (j->parent) {
+            int end = i;
+            st = measure_experts(m, ctx, i, &end);
+            for (int k = i; k < end; k++) done += cs->jobs[k].rank_max > 0;
+            if (st == HC_OK && o->progress) o->progress(o->progress_ctx, "measure", done, total);
+            i = end - 1;
+            continue;
+        }
         if (j->rank_max <= 0) continue;
         float *deq = malloc((size_t)(j->out * j->in) * sizeof *deq);
         if (!deq) return hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);

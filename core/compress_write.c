@@ -319,7 +319,8 @@ static hc_status write_experts(writer_ctx *c, const hc_tensor *t, const hc_compr
 
 /* hc.sens.<weight> = the error removed by each of the rank_max steps; hc.sens.<weight>.total = the
  * error with no branch; hc.sens.<weight>.signal = the layer's output energy in the same measure;
- * measured (--sens-tokens): hc.sens.<weight>.loss, the KL from the source with only this layer quantized.
+ * measured (--sens-tokens): hc.sens.<weight>.loss, the KL from the source with only this layer quantized
+ * (an expert: its share of the loss with its MoE tensor's experts quantized, by frequency x error).
  * A later policy (or `hcinfer inspect`) reads them without refactoring. */
 static hc_status write_sensitivity(writer_ctx *c, const hc_compress_job *j)
 {

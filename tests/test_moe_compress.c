@@ -264,14 +264,38 @@ static void test_calibration_routing_frequency_and_policy(void)
     HC_ASSERT_OK(hc_decode(r.c, prompt, 10, 0, &lg));
     for (int i = 0; i < 400; i++) CU_ASSERT_FATAL(isfinite(lg[i]));
     close_runner(&r);
-    /* measured sensitivity is for dense models: refused at once, no file */
-    char never[600];
-    snprintf(never, sizeof never, "%s", hc_test_tmp("never.gguf"));
-    hc_compress_opts co = { .input = src, .output = never, .quant = "rtn:bits=3,group=32", .budget = 10, .branch_dtype = HC_F16,
-                            .threads = 1, .registry = reg, .calib = calib, .sens_tokens = 64, .whitening = HC_WHITEN_FULL };
-    CU_ASSERT_EQUAL(hc_compress(&co, &rep), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "mixture-of-experts"));
-    CU_ASSERT_NOT_EQUAL(access(never, F_OK), 0);
+    /* measured sensitivity: one pass per expert tensor with all its experts quantized, the loss
+       shared among the experts by routing frequency x error; greedy ranks on it */
+    char measured[600];
+    snprintf(measured, sizeof measured, "%s", hc_test_tmp("measured.gguf"));
+    hc_compress_opts co = { .input = src, .output = measured, .quant = "rtn:bits=3,group=32", .budget = 10, .branch_dtype = HC_F16,
+                            .threads = 1, .registry = reg, .calib = calib, .calib_tokens = 256, .calib_seq = 32, .sens_tokens = 64,
+                            .whitening = HC_WHITEN_FULL, .policy = HC_SOURCE_DIR "/scripts/policies/greedy.lua" };
+    HC_ASSERT_OK(hc_compress(&co, &rep));
+    HC_ASSERT_OK(hc_gguf_open(measured, &g));
+    const void *freq;
+    uint64_t n_freq = 0;
+    HC_ASSERT_OK(hc_gguf_get_arr(g, "hc.tensor.blk.1.ffn_up_exps.weight.routing_frequency", HC_GGUF_FLOAT32, &freq, &n_freq));
+    CU_ASSERT_EQUAL_FATAL(n_freq, 4);
+    double per_unit[4], tensor_loss = 0;
+    for (int e = 0; e < 4; e++) {
+        char key[160];
+        float loss = -1, total = -1;
+        snprintf(key, sizeof key, "hc.sens.blk.1.ffn_up_exps.e%d.weight.loss", e);
+        HC_ASSERT_OK(hc_gguf_get_f32(g, key, &loss));
+        snprintf(key, sizeof key, "hc.sens.blk.1.ffn_up_exps.e%d.weight.total", e);
+        HC_ASSERT_OK(hc_gguf_get_f32(g, key, &total));
+        CU_ASSERT(loss >= 0 && total > 0);
+        tensor_loss += loss;
+        per_unit[e] = loss / (total * ((const float *)freq)[e]);
+    }
+    CU_ASSERT(tensor_loss > 1e-6); /* quantizing the experts moves the model */
+    for (int e = 1; e < 4; e++) CU_ASSERT_DOUBLE_EQUAL(per_unit[e], per_unit[0], 1e-4 * per_unit[0]);
+    float dense_loss = -1;
+    HC_ASSERT_OK(hc_gguf_get_f32(g, "hc.sens.blk.1.attn_q.weight.loss", &dense_loss));
+    CU_ASSERT(dense_loss > 0);
+    hc_gguf_close(g);
+    remove(measured);
 }
 
 /* The dynamic-rank controller steers the experts' branches too: with a host 300 us slower per job

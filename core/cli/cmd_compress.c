@@ -33,7 +33,8 @@ static const char compress_help[] =
     "                          (default max(4 x the uniform rank, 64)); ranks are a prefix\n"
     "      --sens-tokens N     also measure each layer's end-to-end sensitivity on N calibration\n"
     "                          tokens (1..4096; one forward pass per layer): the KL divergence from\n"
-    "                          the source when only that layer is quantized (policies: layer.loss)\n"
+    "                          the source when only that layer is quantized (policies: layer.loss;\n"
+    "                          MoE experts: one pass per expert tensor, shared by frequency x error)\n"
     "      --sens-source S     where those tokens come from: calib (the --calib text, default) or\n"
     "                          self (sampled from the source model, sequences of 64 tokens from BOS:\n"
     "                          the KL between the two models' own text distributions; no data)\n"
@@ -134,7 +135,7 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
     if (r->sens_tokens)
-        fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer)\n", (long long)r->sens_tokens,
+        fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer or expert tensor)\n", (long long)r->sens_tokens,
                 o->sens_self ? "sampled from the source model" : "of the calibration text",
                 r->seconds_measure);
     if (r->n_unfit)
