@@ -7,12 +7,12 @@
 
 #define AI static inline __attribute__((always_inline))
 
-/* up: directions taken this many at a time; a block of outputs keeps its sums in registers over
- * them (as many streams of B read in step). One token / several tokens (whose y rows are then
- * read and written once per this many directions). */
-#define UP_ROWS 16
+/* up, several tokens: directions taken this many at a time; a block of outputs keeps its sums in
+ * registers over them (the tokens' y rows are read and written once per this many directions). */
 #define UPN_ROWS 64
-/* up: blocks ahead whose part of B is prefetched */
+/* up, one token: bytes of B ahead (in memory order) that are prefetched */
+#define UP1_PF_BYTES 2048
+/* up, several tokens: blocks ahead whose part of B is prefetched */
 #define UP_PF_BLOCKS 2
 /* down, several tokens: rows kept hot in L1 while every block of 4 tokens passes. */
 #define DOWN_CHUNK_BYTES 16384
@@ -316,29 +316,60 @@ AI void up_block_tokens(const hc_dtype ty, const int NV, const int PART, const u
     }
 }
 
-/* The output range UP_ROWS (one token) or UPN_ROWS directions at a time: blocks of 8 NV columns,
- * then single vectors, then the partial one. One token: blocks of 64 columns (8 sums in registers); several: blocks of
- * 16 columns, 4 tokens x 2 vectors of sums. */
+/* One token: y[o0..o1) += t[k] B[k][o0..o1), row after row, so that B is read in memory order
+ * (measured here: reading a few rows in step, column block by column block, ran at half the
+ * bandwidth from memory); y stays in L1. The lines UP1_PF_BYTES ahead are prefetched, into the
+ * next rows' segments when the range is a part of the rows. */
+AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored, int rank, const float *t, float *y,
+                     int64_t o0, int64_t o1)
+{
+    const size_t es = elem_bytes(ty), rb = (size_t)out * es, seg = (size_t)(o1 - o0) * es;
+    for (int k = 0; k < rank; k++) {
+        const uint8_t *row = bm + (size_t)k * rb;
+        const __m256 tv = _mm256_broadcast_ss(t + k);
+        int64_t o = o0;
+        for (; o + 32 <= o1; o += 32) {
+            size_t ahead = (size_t)(o - o0) * es + UP1_PF_BYTES;
+            int kk = k;
+            while (ahead >= seg) ahead -= seg, kk++;
+            const uint8_t *p = bm + (size_t)kk * rb + (size_t)o0 * es + ahead;
+            for (size_t off = 0; off < 32 * es; off += 64) prefetch(p + off);
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {
+                float *yo = y + o + 8 * v;
+                _mm256_storeu_ps(yo, _mm256_fmadd_ps(tv, load8(ty, row, o + 8 * v), _mm256_loadu_ps(yo)));
+            }
+        }
+        for (; o + 8 <= o1; o += 8) _mm256_storeu_ps(y + o, _mm256_fmadd_ps(tv, load8(ty, row, o), _mm256_loadu_ps(y + o)));
+        if (o < o1) {
+            const int n = (int)(o1 - o);
+            const __m256 mask = lane_mask(n);
+            const __m256i m = _mm256_castps_si256(mask);
+            /* the 8-element read runs into the next row, or past B's end on its last row */
+            const __m256 bv = load_part(ty, row, o, n, k + 1 < stored || o + 8 <= out, mask);
+            _mm256_maskstore_ps(y + o, m, _mm256_fmadd_ps(tv, bv, _mm256_maskload_ps(y + o, m)));
+        }
+    }
+}
+
+/* The output range UPN_ROWS directions at a time: blocks of 16 columns (4 tokens x 2 vectors of
+ * sums), then single vectors, then the partial one; one token: up_one_token. */
 AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored, int rank, const float *t,
                   int64_t ldt, int n_tok, float *y, int64_t ldy, int64_t o0, int64_t o1)
 {
-    const int NV = n_tok == 1 ? 8 : 2, rows = n_tok == 1 ? UP_ROWS : UPN_ROWS;
+    if (n_tok == 1) {
+        up_one_token(ty, bm, out, stored, rank, t, y, o0, o1);
+        return;
+    }
+    const int NV = 2, rows = UPN_ROWS;
     for (int k0 = 0; k0 < rank; k0 += rows) {
         const int kl = rank - k0 < rows ? rank - k0 : rows;
         int64_t o = o0;
         for (; o + 8 * NV <= o1; o += 8 * NV) {
             up_prefetch(ty, NV, bm, out, rank, rows, k0, o, o0, o1, UP_PF_BLOCKS * 8 * NV);
-            if (n_tok == 1) up_block(ty, 1, 8, 0, bm, out, stored, k0, kl, t, ldt, y, ldy, o, 8);
-            else up_block_tokens(ty, 2, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
+            up_block_tokens(ty, NV, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
         }
-        for (; o + 8 <= o1; o += 8) {
-            if (n_tok == 1) up_block(ty, 1, 1, 0, bm, out, stored, k0, kl, t, ldt, y, ldy, o, 8);
-            else up_block_tokens(ty, 1, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
-        }
-        if (o < o1) {
-            if (n_tok == 1) up_block(ty, 1, 1, 1, bm, out, stored, k0, kl, t, ldt, y, ldy, o, (int)(o1 - o));
-            else up_block_tokens(ty, 1, 1, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, (int)(o1 - o));
-        }
+        for (; o + 8 <= o1; o += 8) up_block_tokens(ty, 1, 0, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, 8);
+        if (o < o1) up_block_tokens(ty, 1, 1, bm, out, stored, k0, kl, t, ldt, n_tok, y, ldy, o, (int)(o1 - o));
     }
 }
 
