@@ -11,6 +11,7 @@
 
 #include "compress_internal.h"
 #include "moe.h"
+#include "suffix.h"
 
 typedef struct expert_view {
     hc_tensor t;
@@ -42,8 +43,7 @@ hc_status hc_compress_plan_experts(hc_compress_state *cs)
         for (int k = 0; k < HC_EXP_COUNT; k++) {
             const hc_tensor *t = &m->layers[l].moe.exps[k];
             if (t->dtype != HC_F32) return hc_error(HC_E_STATE, "%s: the compressor needs f32 experts", t->name);
-            size_t len = strlen(t->name);
-            if (len > 7 && !strcmp(t->name + len - 7, ".weight")) len -= 7;
+            size_t len = hc_len_without(t->name, ".weight");
             for (int e = 0; e < m->cfg.n_expert; e++) {
                 expert_view *v = &x->views[x->n++];
                 v->t = hc_moe_expert_view(t, e);

@@ -11,6 +11,7 @@
 
 #include "compress_internal.h"
 #include "lua_host.h"
+#include "suffix.h"
 
 const char *hc_sens_measure_name(hc_sens_measure m)
 {
@@ -221,8 +222,7 @@ hc_status hc_policy_resolve(const char *name, char *path, size_t cap)
 #endif
         NULL
     };
-    size_t len = strlen(name);
-    int has_ext = len > 4 && !strcmp(name + len - 4, ".lua");
+    int has_ext = hc_ends_with(name, ".lua");
     for (int i = 0; dirs[i]; i++) {
         snprintf(path, cap, "%s/%s%s", dirs[i], name, has_ext ? "" : ".lua");
         if (readable(path)) return HC_OK;

@@ -8,6 +8,7 @@
 
 #include "compress_internal.h"
 #include "gguf.h"
+#include "suffix.h"
 
 double hc_compress_now(void)
 {
@@ -266,8 +267,7 @@ static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
         s[k] = j->lr.sigma[k];
     }
     char base[160], name[200];
-    size_t len = strlen(j->weight->name);
-    if (len > 7 && !strcmp(j->weight->name + len - 7, ".weight")) len -= 7;
+    size_t len = hc_len_without(j->weight->name, ".weight");
     snprintf(base, sizeof base, "%.*s", (int)len, j->weight->name);
     int64_t ne_a[2] = { in, r }, ne_b[2] = { out, r }, ne_s[1] = { r };
     snprintf(name, sizeof name, "%s.lora_a", base);

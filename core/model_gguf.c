@@ -7,6 +7,7 @@
 #include "model.h"
 #include "model_internal.h"
 #include "quant_format.h"
+#include "suffix.h"
 
 typedef struct arch_info {
     const char *name;
@@ -175,8 +176,7 @@ static hc_status transpose_lora_b(hc_model *m, const hc_gguf_tensor *bt, int64_t
 hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_name, int64_t in, int64_t out)
 {
     char base[128], name[160];
-    size_t len = strlen(weight_name);
-    if (len > 7 && !strcmp(weight_name + len - 7, ".weight")) len -= 7;
+    size_t len = hc_len_without(weight_name, ".weight");
     snprintf(base, sizeof base, "%.*s", (int)len, weight_name);
     snprintf(name, sizeof name, "%s.lora_a", base);
     const hc_gguf_tensor *a = hc_gguf_find_tensor(m->gguf, name);

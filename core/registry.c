@@ -14,6 +14,7 @@
 #include "hc/hc_device.h"
 #include "device_cpu.h"
 #include "plugin_check.h"
+#include "suffix.h"
 
 const char *hc_plugin_kind_name(hc_plugin_kind kind)
 {
@@ -152,12 +153,6 @@ refuse:
     return HC_E_PLUGIN;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -172,7 +167,7 @@ static hc_status scan_dir(hc_registry *r, const char *dir)
     hc_status st = HC_OK;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!ends_with(e->d_name, ".so")) continue;
+        if (!hc_ends_with(e->d_name, ".so")) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
             char **p = realloc(names, cap * sizeof *p);

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "registry.h"
 #include "sampler.h"
+#include "suffix.h"
 #include "test_util.h"
 
 #define N_GEN 48
@@ -157,8 +158,7 @@ static void write_format(const char *src, const char *dst, uint32_t version)
     void **copies = calloc(g->n_tensors, sizeof *copies);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const hc_gguf_tensor *t = &g->tensors[i];
-        size_t len = strlen(t->name);
-        if (version == 1 && len > 7 && !strcmp(t->name + len - 7, ".lora_b")) {
+        if (version == 1 && hc_ends_with(t->name, ".lora_b")) {
             int64_t out = t->ne[0], r = t->ne[1], ne[2] = { r, out };
             size_t es = t->type == HC_F32 ? 4 : 2;
             char *b = copies[i] = malloc(t->nbytes);

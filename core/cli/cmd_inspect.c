@@ -8,6 +8,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "registry.h"
+#include "suffix.h"
 
 static const char inspect_help[] =
     "usage: hcinfer inspect [--no-tensors] MODEL\n"
@@ -20,19 +21,13 @@ static int is_sens_array(const hc_gguf_kv *kv)
     return !strncmp(kv->key, "hc.sens.", 8) && kv->type == HC_GGUF_ARRAY && kv->arr_type == HC_GGUF_FLOAT32;
 }
 
-static int has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n > k && !strcmp(s + n - k, suffix);
-}
-
 static int is_sens_key(const hc_gguf_kv *kv)
 {
     static const char *const per_layer[] = { ".total", ".signal", ".loss" };
     if (is_sens_array(kv)) return 1;
     if (strncmp(kv->key, "hc.sens.", 8) || !strncmp(kv->key, "hc.sens.loss_", 13)) return 0;
     for (size_t i = 0; i < sizeof per_layer / sizeof *per_layer; i++)
-        if (has_suffix(kv->key, per_layer[i])) return 1;
+        if (hc_ends_with(kv->key, per_layer[i])) return 1;
     return 0;
 }
 
@@ -58,8 +53,7 @@ static void print_sensitivity(const hc_gguf *g)
         const char *weight = kv->key + 8;
         char key[512], base[512];
         snprintf(key, sizeof key, "%s.total", kv->key);
-        size_t len = strlen(weight);
-        if (len > 7 && !strcmp(weight + len - 7, ".weight")) len -= 7;
+        size_t len = hc_len_without(weight, ".weight");
         snprintf(base, sizeof base, "%.*s.lora_s", (int)len, weight);
         const hc_gguf_tensor *t = hc_gguf_find_tensor(g, base);
         int rank = t ? (int)t->ne[0] : 0;
