@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "context.h"
 #include "device_cpu.h"
+#include "eval_json.h"
 #include "gguf.h"
 #include "model.h"
 #include "registry.h"
@@ -202,6 +205,89 @@ static void test_file_formats(void)
     remove(v3);
 }
 
+static int run_bench(const char *args, const char *out, const char *err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/hcinfer bench %s > '%s' 2> '%s'", HC_BIN_DIR, args, out, err);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static double json_num(const hc_json *o, const char *key)
+{
+    const hc_json *v = hc_json_get(o, key);
+    CU_ASSERT_FATAL(v && v->type == HC_JSON_NUMBER);
+    return v->number;
+}
+
+/* hcinfer bench: one JSON object, a result per scheduler (repetitions interleaved); the schedulers
+ * with branches decode the same tokens and read branch bytes, the backbone alone none; with the
+ * controller and a slow host the active ranks are reported; unknown schedulers and out-of-range
+ * options exit non-zero, naming them. */
+static void test_bench_cli(void)
+{
+    char bin[1200];
+    snprintf(bin, sizeof bin, "%s/hcinfer", HC_BIN_DIR);
+    if (!compressed_model() || access(bin, X_OK) != 0) return;
+    char out[800], err[800], args[4096];
+    snprintf(out, sizeof out, "%s", hc_test_tmp("bench.json"));
+    snprintf(err, sizeof err, "%s", hc_test_tmp("bench.err"));
+    snprintf(args, sizeof args, "-m '%s' --sched none,serial,async -n 8 -p 4 -r 2 -t 1 --host-threads 1 --json", model_path);
+    CU_ASSERT_EQUAL_FATAL(run_bench(args, out, err), 0);
+    size_t size = 0;
+    char *text = hc_test_read_file(out, &size);
+    CU_ASSERT_FATAL(text != NULL);
+    hc_json v;
+    HC_ASSERT_OK(hc_json_parse(text, size, &v));
+    CU_ASSERT_EQUAL(json_num(&v, "reps"), 2);
+    const hc_json *res = hc_json_get(&v, "results");
+    CU_ASSERT_FATAL(res && res->type == HC_JSON_ARRAY && res->n == 3);
+    const char *names[3] = { "none", "serial", "async" };
+    for (int k = 0; k < 3; k++) {
+        const hc_json *r = &res->items[k], *name = hc_json_get(r, "sched"), *same = hc_json_get(r, "same_tokens");
+        CU_ASSERT_FATAL(name && name->type == HC_JSON_STRING && same);
+        CU_ASSERT_STRING_EQUAL(name->string, names[k]);
+        CU_ASSERT(json_num(r, "decode_tok_s") > 0 && json_num(r, "prompt_tok_s") > 0);
+        if (k == 0) {
+            CU_ASSERT_EQUAL(same->type, HC_JSON_NULL);
+            CU_ASSERT_EQUAL(json_num(r, "branch_bytes_touched_per_token"), 0);
+        } else {
+            CU_ASSERT(same->type == HC_JSON_BOOL && same->boolean);
+            CU_ASSERT(json_num(r, "branch_bytes_touched_per_token") > 0 && json_num(r, "host_ms") > 0);
+        }
+    }
+    hc_json_free(&v);
+    free(text);
+
+    snprintf(args, sizeof args, "-m '%s' --sched none,async -n 16 -p 4 -r 1 -t 1 --host-threads 1 --host-budget 0.9 --host-slowdown 20 --json",
+             model_path);
+    CU_ASSERT_EQUAL_FATAL(run_bench(args, out, err), 0);
+    text = hc_test_read_file(out, &size);
+    CU_ASSERT_FATAL(text != NULL);
+    HC_ASSERT_OK(hc_json_parse(text, size, &v));
+    res = hc_json_get(&v, "results");
+    CU_ASSERT_FATAL(res && res->type == HC_JSON_ARRAY && res->n == 2);
+    double end = json_num(&res->items[1], "rank_share_end"), low = json_num(&res->items[1], "rank_share_min");
+    CU_ASSERT(end >= 0 && end <= 1 && low >= 0 && low <= end);
+    hc_json_free(&v);
+    free(text);
+
+    const char *bad[][2] = { { "--sched none,bogus", "no sched plugin named 'bogus' is loaded" },
+                             { "--sched none,serial,bogus", "no sched plugin named 'bogus' is loaded" },
+                             { "--host-slowdown 1000", "--host-slowdown" } };
+    const int want_rc[] = { 1, 1, 2 };
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "-m '%s' -n 2 -p 2 -r 1 %s", model_path, bad[i][0]);
+        CU_ASSERT_EQUAL(run_bench(args, out, err), want_rc[i]);
+        char *msg = hc_test_read_file(err, NULL);
+        if (!msg || !strstr(msg, bad[i][1])) printf("\n  bench %s: '%s'\n", bad[i][0], msg ? msg : "");
+        CU_ASSERT(msg && strstr(msg, bad[i][1]));
+        free(msg);
+    }
+    remove(out);
+    remove(err);
+}
+
 static void test_broken_schedulers(void)
 {
     if (!compressed_model()) return;
@@ -315,6 +401,7 @@ int main(void)
     const hc_test_case cases[] = {
         { "schedulers agree", test_schedulers_agree },
         { "files of format 1 run, newer formats are refused", test_file_formats },
+        { "hcinfer bench", test_bench_cli },
         { "broken schedulers refused", test_broken_schedulers },
         { "pipeline script errors", test_pipeline_errors },
         { "rank controller under a slow host", test_rank_controller },

@@ -20,14 +20,16 @@
 static const char bench_help[] =
     "usage: hcinfer bench -m MODEL [--sched none,serial,async] [-n N] [-p N] [--device-threads N]\n"
     "                     [--host-threads N] [--host-budget X] [--host-slowdown X] [--json] [--trace FILE]\n"
-    "Measures prompt and decode speed under each scheduler in turn, in one run (none: the backbone\n"
-    "alone, branches off), with per-stage device time, host branch time, the time the device waited\n"
-    "for the host, overlap efficiency (share of branch time hidden) and bytes read per token.\n"
+    "Measures prompt and decode speed under each scheduler in one run (none: the backbone alone,\n"
+    "branches off), with per-stage device time, host branch time, the time the device waited for\n"
+    "the host, overlap efficiency (share of branch time hidden) and bytes read per token. The\n"
+    "repetitions are interleaved (none, serial, async, none, serial, ...), so that a drift of the\n"
+    "machine's speed touches every scheduler alike; each reports its median.\n"
     "  --sched LIST            comma-separated: none, serial, async, inline (default none,serial,async)\n"
     "The generated tokens of every scheduler with branches are compared with the first one's.\n"
     "  -n, --n-decode N        decoded tokens per scheduler (default 64)\n"
     "  -p, --n-prompt N        prompt tokens per scheduler (default 128)\n"
-    "  -r, --reps N            repetitions; the median is reported (default 3)\n"
+    "  -r, --reps N            repetitions of each scheduler; the median is reported (default 3)\n"
     "  --json                  one JSON object on stdout\n"
     "  --trace FILE            Chrome trace (chrome://tracing) of the last decode of each scheduler\n"
     "  --host-delay US         add US microseconds to every host job (a synthetic slow host)\n"
@@ -153,7 +155,7 @@ static hc_status select_scheduler(hc_session *s, const char *name, int *saved_en
         if (c->stages[i].branch || c->stages[i].expert_branch) c->stages[i].branch_enabled = none ? 0 : saved_enabled[i];
     if (none || !c->brt) return HC_OK;
     const hc_plugin *p = hc_registry_find(s->registry, HC_PLUGIN_SCHED, name);
-    if (!p) return HC_E_PLUGIN;
+    if (!p) return HC_E_PLUGIN; /* hc_registry_find said which, and what is loaded */
     int idx = hc_branch_rt_add_scheduler(c->brt, name, p->desc->ops);
     if (idx < 0) return HC_E_PLUGIN;
     hc_branch_rt_use(c->brt, idx);
@@ -162,9 +164,13 @@ static hc_status select_scheduler(hc_session *s, const char *name, int *saved_en
 
 static void print_json(const bench_opts *o, const hc_session *s, const result *res, int n)
 {
-    printf("{\"model\": \"%s\", \"device\": \"%s\", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
+    printf("{\"model\": ");
+    hc_print_json_string(o->session.model);
+    printf(", \"device\": ");
+    hc_print_json_string(o->session.device);
+    printf(", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
            "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"branch_bytes_stored\": %zu, \"results\": [",
-           o->session.model, o->session.device, s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps,
+           s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps,
            hc_model_bytes_per_token(s->model), s->ctx->brt ? hc_model_branch_bytes(s->model) : (size_t)0);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
@@ -259,7 +265,8 @@ int hc_cmd_bench(int argc, char **argv)
     int *enabled = calloc((size_t)c->n_stages, sizeof *enabled), *initial_rank = calloc((size_t)c->n_stages, sizeof *initial_rank);
     int32_t *prompt = malloc((size_t)o.n_prompt * sizeof *prompt);
     int32_t *first = malloc((size_t)o.n_decode * sizeof *first), *gen = malloc((size_t)o.n_decode * sizeof *gen);
-    double *pt = malloc((size_t)o.reps * sizeof *pt), *dt = malloc((size_t)o.reps * sizeof *dt);
+    /* per scheduler k and repetition: pt[k * reps + rep] */
+    double *pt = malloc((size_t)(n_sched * o.reps) * sizeof *pt), *dt = malloc((size_t)(n_sched * o.reps) * sizeof *dt);
     result res[MAX_SCHEDS];
     hc_trace traces[MAX_SCHEDS];
     int n_traces = 0, have_first = 0;
@@ -270,31 +277,36 @@ int hc_cmd_bench(int argc, char **argv)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         prompt[i] = (int32_t)((seed >> 33) % (uint64_t)s.model->cfg.n_vocab);
     }
+    hc_trace *trace_of[MAX_SCHEDS] = { 0 };
+    for (int k = 0; k < n_sched && st == HC_OK; k++) {
+        memset(&res[k], 0, sizeof res[k]);
+        snprintf(res[k].sched, sizeof res[k].sched, "%s", names[k]);
+        if (o.trace && (st = hc_trace_init(&traces[n_traces], 1 << 16)) == HC_OK) {
+            trace_of[k] = &traces[n_traces++];
+            trace_of[k]->label = names[k];
+        }
+    }
+    for (int rep = 0; rep < o.reps && st == HC_OK; rep++)
+        for (int k = 0; k < n_sched && st == HC_OK; k++) {
+            result *r = &res[k];
+            st = select_scheduler(&s, names[k], enabled);
+            if (trace_of[k]) trace_of[k]->n = 0; /* keep the last repetition */
+            if (st == HC_OK) st = measure(&s, &o, initial_rank, prompt, gen, r, &pt[k * o.reps + rep], &dt[k * o.reps + rep], trace_of[k]);
+            if (st != HC_OK || rep < o.reps - 1) continue;
+            /* the last round: the tokens of every scheduler with branches against the first one's */
+            if (!strcmp(names[k], "none")) r->identical = -1;
+            else {
+                if (!have_first) memcpy(first, gen, (size_t)o.n_decode * sizeof *gen);
+                have_first = 1;
+                r->identical = !memcmp(first, gen, (size_t)o.n_decode * sizeof *gen);
+            }
+        }
     for (int k = 0; k < n_sched && st == HC_OK; k++) {
         result *r = &res[k];
-        memset(r, 0, sizeof *r);
-        snprintf(r->sched, sizeof r->sched, "%s", names[k]);
-        st = select_scheduler(&s, names[k], enabled);
-        hc_trace *tr = NULL;
-        if (st == HC_OK && o.trace && (st = hc_trace_init(&traces[n_traces], 1 << 16)) == HC_OK) {
-            tr = &traces[n_traces++];
-            tr->label = names[k];
-        }
-        for (int rep = 0; rep < o.reps && st == HC_OK; rep++) {
-            if (tr) tr->n = 0; /* keep the last repetition */
-            st = measure(&s, &o, initial_rank, prompt, gen, r, &pt[rep], &dt[rep], tr);
-        }
-        if (st != HC_OK) break;
-        r->prompt_tok_s = o.n_prompt / median(pt, o.reps);
-        r->decode_tok_s = o.n_decode / median(dt, o.reps);
+        r->prompt_tok_s = o.n_prompt / median(&pt[k * o.reps], o.reps);
+        r->decode_tok_s = o.n_decode / median(&dt[k * o.reps], o.reps);
         r->bytes_per_token = (double)hc_model_bytes_per_token(s.model) + r->branch_touched;
-        if (!strcmp(names[k], "none")) r->identical = -1;
-        else {
-            if (!have_first) memcpy(first, gen, (size_t)o.n_decode * sizeof *gen);
-            have_first = 1;
-            r->identical = !memcmp(first, gen, (size_t)o.n_decode * sizeof *gen);
-        }
-        if (!o.json) fprintf(stderr, "bench: %s done (%.1f decode tok/s)\n", names[k], r->decode_tok_s);
+        if (!o.json) fprintf(stderr, "bench: %s: %.1f decode tok/s\n", names[k], r->decode_tok_s);
     }
     if (st == HC_OK && o.trace) st = hc_trace_write(o.trace, traces, n_traces);
     if (st == HC_OK) {

@@ -82,19 +82,6 @@ static char *unescape(const char *s)
     return d;
 }
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p == '\n') printf("\\n");
-        else if (*p == '\t') printf("\\t");
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 static void json_number(double v)
 {
     if (isfinite(v)) printf("%.10g", v);
@@ -146,7 +133,7 @@ static void print_json(const eval_opts *o, const eval_results *r)
 {
     int tasks = r->has_ppl + r->has_mc + r->has_lambada;
     printf("{\"model\": ");
-    json_string(o->session.model);
+    hc_print_json_string(o->session.model);
     if (r->has_ppl) {
         printf(", \"ppl\": ");
         json_number(r->ppl.ppl);
@@ -154,13 +141,13 @@ static void print_json(const eval_opts *o, const eval_results *r)
         json_number(r->ppl.ppl_stderr);
         printf(", \"ppl_tokens\": %ld, \"ppl_chunks\": %d, \"ppl_ctx\": %d, \"ppl_stride\": %d, \"ppl_file\": ", r->ppl.n_scored,
                r->ppl.n_chunks, o->ctx, o->stride);
-        json_string(o->ppl);
+        hc_print_json_string(o->ppl);
         printf(", \"ppl_seconds\": %.3f", r->t_ppl);
         if (tasks == 1) printf(", \"n\": %ld", r->ppl.n_scored);
     }
     if (r->has_mc) {
         printf(", \"mc\": {\"file\": ");
-        json_string(o->mc);
+        hc_print_json_string(o->mc);
         printf(", \"acc\": ");
         json_number(r->mc.acc);
         printf(", \"acc_stderr\": ");
@@ -180,7 +167,7 @@ static void print_json(const eval_opts *o, const eval_results *r)
     }
     if (r->has_lambada) {
         printf(", \"lambada\": {\"file\": ");
-        json_string(o->lambada);
+        hc_print_json_string(o->lambada);
         printf(", \"acc\": ");
         json_number(r->lambada.acc);
         printf(", \"acc_stderr\": ");
