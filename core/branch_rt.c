@@ -2,6 +2,7 @@
  * device execution, and the calls into the scheduler plugins around every stage of a step. */
 #include "branch_rt.h"
 
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,7 +349,7 @@ static void host_job_entry(void *arg, int ith, int nth)
     uint64_t until = hc_now_ns();
     if (j->rt->host_slowdown > 1.0) until += (uint64_t)((double)(until - t0) * (j->rt->host_slowdown - 1.0));
     if (ith == 0 && j->rt->host_delay_us > 0) until += (uint64_t)j->rt->host_delay_us * 1000u;
-    while (hc_now_ns() < until) {}
+    while (hc_now_ns() < until) _mm_pause(); /* a slow core, not a hot one: no pressure on a sibling */
 }
 
 static hc_status rt_submit(void *arg, hc_branch_job *j)
