@@ -1,9 +1,10 @@
-/* eval_json.h: a small strict JSON (RFC 8259) parser for the evaluation data sets, and a JSONL
- * reader that reports a bad row as "FILE:LINE: reason". */
+/* eval_json.h: a small strict JSON (RFC 8259) parser for the evaluation data sets, a JSONL reader
+ * that reports a bad row as "FILE:LINE: reason", and the writer of a JSON string. */
 #ifndef HC_EVAL_JSON_H
 #define HC_EVAL_JSON_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "hc/hc_status.h"
 
@@ -40,6 +41,9 @@ void hc_json_free(hc_json *v);
 
 /* The member named key of an object; NULL when v is not an object or has no such member. */
 const hc_json *hc_json_get(const hc_json *v, const char *key);
+
+/* Writes s to f as a JSON string, quoted and escaped. */
+void hc_json_write_string(FILE *f, const char *s);
 
 /* Calls fn for every non-blank line of a JSONL file, parsed, with its 1-based line number, up to
  * limit rows (0: all). A line that does not parse, or for which fn fails, stops the reading

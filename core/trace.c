@@ -4,7 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
+
+#include "atomic_file.h"
+#include "eval_json.h"
 
 hc_status hc_trace_init(hc_trace *t, int cap)
 {
@@ -27,30 +29,22 @@ void hc_trace_add(hc_trace *t, const char *name, int lane, uint64_t start_ns, ui
     t->ev[t->n++] = (hc_trace_event){ name, lane, start_ns, dur_ns };
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 hc_status hc_trace_write(const char *path, const hc_trace *traces, int n_traces)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return hc_error(HC_E_IO, "%s: cannot write the trace", path);
+    hc_atomic_file af;
+    hc_status st = hc_atomic_open(&af, path, "trace");
+    if (st != HC_OK) {
+        hc_atomic_close(&af, 0);
+        return st;
+    }
+    FILE *f = af.f;
     static const char *const lanes[] = { "device", "host", "device waits for host" };
     fprintf(f, "{\"traceEvents\": [\n");
     int first = 1;
     for (int p = 0; p < n_traces; p++) {
         const hc_trace *t = &traces[p];
         fprintf(f, "%s{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": %d, \"args\": {\"name\": ", first ? "" : ",\n", p + 1);
-        json_string(f, t->label ? t->label : "hcinfer");
+        hc_json_write_string(f, t->label ? t->label : "hcinfer");
         fprintf(f, "}}");
         first = 0;
         for (int l = 0; l < 3; l++)
@@ -59,19 +53,10 @@ hc_status hc_trace_write(const char *path, const hc_trace *traces, int n_traces)
             const hc_trace_event *e = &t->ev[i];
             fprintf(f, ",\n{\"ph\": \"X\", \"pid\": %d, \"tid\": %d, \"ts\": %.3f, \"dur\": %.3f, \"name\": ", p + 1, e->lane,
                     (e->start_ns - t->origin_ns) / 1000.0, e->dur_ns / 1000.0);
-            json_string(f, e->name);
+            hc_json_write_string(f, e->name);
             fputc('}', f);
         }
     }
     fprintf(f, "\n]}\n");
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        unlink(tmp);
-        return hc_error(HC_E_IO, "%s: write error", path);
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return hc_error(HC_E_IO, "%s: cannot rename the trace into place", path);
-    }
-    return HC_OK;
+    return hc_atomic_close(&af, 1);
 }

@@ -69,19 +69,6 @@ int hc_cli_fail(const char *cmd, hc_status st)
     return st == HC_E_ARG ? 2 : 1;
 }
 
-void hc_print_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') printf("\\%c", *p);
-        else if (*p == '\n') printf("\\n");
-        else if (*p == '\t') printf("\\t");
-        else if (*p < 0x20) printf("\\u%04x", *p);
-        else putchar(*p);
-    }
-    putchar('"');
-}
-
 hc_status hc_read_text_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");

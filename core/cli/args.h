@@ -23,8 +23,6 @@ hc_status hc_arg_float(hc_args *a, double lo, double hi, float *out);
 int hc_arg_is(const hc_args *a, const char *name, const char *alias);
 /* Prints "hcinfer CMD: <message>" to stderr and returns the exit code 1 (or 2 for usage errors). */
 int hc_cli_fail(const char *cmd, hc_status st);
-/* Prints s to stdout as a JSON string, quoted and escaped. */
-void hc_print_json_string(const char *s);
 /* Reads a whole file into a malloc'd NUL-terminated buffer. */
 hc_status hc_read_text_file(const char *path, char **out, size_t *len);
 

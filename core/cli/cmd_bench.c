@@ -7,6 +7,7 @@
 
 #include "branch_rt.h"
 #include "commands.h"
+#include "eval_json.h"
 #include "host_pool.h"
 #include "rank_control.h"
 #include "sampler.h"
@@ -165,9 +166,9 @@ static hc_status select_scheduler(hc_session *s, const char *name, int *saved_en
 static void print_json(const bench_opts *o, const hc_session *s, const result *res, int n)
 {
     printf("{\"model\": ");
-    hc_print_json_string(o->session.model);
+    hc_json_write_string(stdout, o->session.model);
     printf(", \"device\": ");
-    hc_print_json_string(o->session.device);
+    hc_json_write_string(stdout, o->session.device);
     printf(", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
            "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"branch_bytes_stored\": %zu, \"results\": [",
            s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps,

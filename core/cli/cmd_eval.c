@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "commands.h"
 #include "eval.h"
+#include "eval_json.h"
 #include "session.h"
 
 static const char eval_help[] =
@@ -88,37 +90,15 @@ static void json_number(double v)
     else printf("null");
 }
 
-/* --items: one JSON line per multiple-choice row, written to PATH.tmp (opened before the evaluation,
- * so that an unwritable path fails at once) and renamed into place: no file on failure. */
-typedef struct items_file {
-    char *path, *tmp;
-    FILE *f;
-} items_file;
-
-static hc_status items_open(items_file *it, const char *path)
+/* --items: one JSON line per multiple-choice row, in a file opened before the evaluation (an
+ * unwritable path fails at once) and renamed into place when complete: no file on failure. The
+ * rows are written when ok, else the file is removed. */
+static hc_status items_close(hc_atomic_file *it, int ok, const hc_mc_set *set, const int *picks, const int *picks_norm)
 {
-    it->path = (char *)path;
-    if (!(it->tmp = malloc(strlen(path) + 5))) return hc_error(HC_E_NOMEM, "out of memory");
-    sprintf(it->tmp, "%s.tmp", path);
-    if (!(it->f = fopen(it->tmp, "w"))) return hc_error(HC_E_IO, "%s: cannot write the items file", path);
-    return HC_OK;
-}
-
-/* Writes the rows and renames the file into place (ok != 0), or removes it. */
-static hc_status items_close(items_file *it, int ok, const hc_mc_set *set, const int *picks, const int *picks_norm)
-{
-    hc_status st = HC_OK;
-    if (it->f) {
-        for (int i = 0; ok && i < set->n; i++)
-            fprintf(it->f, "{\"row\": %d, \"line\": %d, \"gold\": %d, \"pick\": %d, \"pick_norm\": %d}\n", i,
-                    set->items[i].line, set->items[i].gold, picks[i], picks_norm[i]);
-        int bad = ferror(it->f);
-        if ((fclose(it->f) != 0 || bad) && ok) st = hc_error(HC_E_IO, "%s: write error", it->path);
-        else if (ok && rename(it->tmp, it->path) != 0) st = hc_error(HC_E_IO, "%s: cannot rename the items file into place", it->path);
-        if (!ok || st != HC_OK) remove(it->tmp);
-    }
-    free(it->tmp);
-    return st;
+    for (int i = 0; ok && it->f && i < set->n; i++)
+        fprintf(it->f, "{\"row\": %d, \"line\": %d, \"gold\": %d, \"pick\": %d, \"pick_norm\": %d}\n", i,
+                set->items[i].line, set->items[i].gold, picks[i], picks_norm[i]);
+    return hc_atomic_close(it, ok);
 }
 
 typedef struct eval_results {
@@ -133,7 +113,7 @@ static void print_json(const eval_opts *o, const eval_results *r)
 {
     int tasks = r->has_ppl + r->has_mc + r->has_lambada;
     printf("{\"model\": ");
-    hc_print_json_string(o->session.model);
+    hc_json_write_string(stdout, o->session.model);
     if (r->has_ppl) {
         printf(", \"ppl\": ");
         json_number(r->ppl.ppl);
@@ -141,13 +121,13 @@ static void print_json(const eval_opts *o, const eval_results *r)
         json_number(r->ppl.ppl_stderr);
         printf(", \"ppl_tokens\": %ld, \"ppl_chunks\": %d, \"ppl_ctx\": %d, \"ppl_stride\": %d, \"ppl_file\": ", r->ppl.n_scored,
                r->ppl.n_chunks, o->ctx, o->stride);
-        hc_print_json_string(o->ppl);
+        hc_json_write_string(stdout, o->ppl);
         printf(", \"ppl_seconds\": %.3f", r->t_ppl);
         if (tasks == 1) printf(", \"n\": %ld", r->ppl.n_scored);
     }
     if (r->has_mc) {
         printf(", \"mc\": {\"file\": ");
-        hc_print_json_string(o->mc);
+        hc_json_write_string(stdout, o->mc);
         printf(", \"acc\": ");
         json_number(r->mc.acc);
         printf(", \"acc_stderr\": ");
@@ -167,7 +147,7 @@ static void print_json(const eval_opts *o, const eval_results *r)
     }
     if (r->has_lambada) {
         printf(", \"lambada\": {\"file\": ");
-        hc_print_json_string(o->lambada);
+        hc_json_write_string(stdout, o->lambada);
         printf(", \"acc\": ");
         json_number(r->lambada.acc);
         printf(", \"acc_stderr\": ");
@@ -227,7 +207,7 @@ int hc_cmd_eval(int argc, char **argv)
     hc_lambada_set lambada = { 0 };
     char *text = NULL, *delim = NULL;
     int *picks = NULL, *picks_norm = NULL;
-    items_file items = { 0 };
+    hc_atomic_file items = { 0 };
     size_t text_len = 0;
     /* read every data file first: a bad row fails before the model is loaded */
     if (o.mc) st = hc_mc_load(o.mc, o.limit, &mc);
@@ -237,7 +217,7 @@ int hc_cmd_eval(int argc, char **argv)
     if (st == HC_OK && o.items) {
         picks = malloc((size_t)mc.n * sizeof *picks);
         picks_norm = malloc((size_t)mc.n * sizeof *picks_norm);
-        st = picks && picks_norm ? items_open(&items, o.items) : hc_error(HC_E_NOMEM, "out of memory");
+        st = picks && picks_norm ? hc_atomic_open(&items, o.items, "items file") : hc_error(HC_E_NOMEM, "out of memory");
     }
     if (st != HC_OK) {
         items_close(&items, 0, NULL, NULL, NULL);
