@@ -11,6 +11,7 @@
 #include "host_pool.h"
 #include "moe.h"
 #include "trace.h"
+#include "transpose.h"
 
 #define MAX_GROUP 4
 #define MAX_SCHED 8
@@ -98,9 +99,7 @@ static hc_status upload_factors(hc_device *d, const hc_branch *b, hc_tensor *a_o
     *b_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
     char *bt = malloc(n_b ? n_b : 1);
     if (!bt) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
-    for (int64_t o = 0; o < b->out; o++)
-        for (int k = 0; k < b->rank; k++)
-            memcpy(bt + (size_t)(o * b->rank + k) * es, (const char *)b->b + (size_t)(k * b->out + o) * es, es);
+    hc_transpose(bt, b->b, b->rank, b->out, es);
     hc_status st = d->ops->alloc(d, n_a, &a_out->data);
     if (st == HC_OK) st = d->ops->upload(d, a_out->data, b->a, n_a);
     if (st == HC_OK) st = d->ops->alloc(d, n_b, &b_out->data);

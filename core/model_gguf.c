@@ -8,6 +8,7 @@
 #include "model_internal.h"
 #include "quant_format.h"
 #include "suffix.h"
+#include "transpose.h"
 
 typedef struct arch_info {
     const char *name;
@@ -164,9 +165,7 @@ static hc_status transpose_lora_b(hc_model *m, const hc_gguf_tensor *bt, int64_t
     size_t es = bt->type == HC_F32 ? 4 : 2;
     char *dst = malloc((size_t)(r * out) * es);
     if (!dst) return hc_error(HC_E_NOMEM, "out of memory transposing %s", bt->name);
-    const char *src = bt->data;
-    for (int64_t o = 0; o < out; o++)
-        for (int64_t k = 0; k < r; k++) memcpy(dst + (size_t)(k * out + o) * es, src + (size_t)(o * r + k) * es, es);
+    hc_transpose(dst, bt->data, out, r, es);
     *data = dst;
     return hc_model_own(m, dst);
 }

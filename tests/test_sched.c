@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "sampler.h"
 #include "suffix.h"
+#include "transpose.h"
 #include "test_util.h"
 
 #define N_GEN 48
@@ -165,8 +166,7 @@ static void write_format(const char *src, const char *dst, uint32_t version)
             int64_t out = t->ne[0], r = t->ne[1], ne[2] = { r, out };
             size_t es = t->type == HC_F32 ? 4 : 2;
             char *b = copies[i] = malloc(t->nbytes);
-            for (int64_t k = 0; k < r; k++)
-                for (int64_t o = 0; o < out; o++) memcpy(b + (size_t)(o * r + k) * es, (const char *)t->data + (size_t)(k * out + o) * es, es);
+            hc_transpose(b, t->data, r, out, es);
             HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, 2, ne, b, t->nbytes));
         } else {
             HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes));
