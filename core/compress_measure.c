@@ -74,6 +74,12 @@ static hc_status run(measure *m, hc_context *ctx, float *ref, double *kl)
     return HC_OK;
 }
 
+/* An expert's weight in its tensor's loss: error x routing frequency (1 when not calibrated). */
+static double expert_share(const hc_compress_job *j)
+{
+    return j->energy * (j->routing_frequency >= 0 ? j->routing_frequency : 1.0);
+}
+
 /* The experts of one 3-D tensor of a MoE layer (its jobs from `first` on, consecutive): one pass
  * with all of them quantized, the loss shared among them in proportion to routing frequency x
  * error (an expert's error reaches the loss only on the tokens routed to it; one pass per expert
@@ -100,14 +106,10 @@ static hc_status measure_experts(measure *m, hc_context *ctx, int first, int *en
     parent->data = source;
     free(deq);
     if (st != HC_OK) return hc_error_context(st, "%s: ", parent->name);
-    for (int i = first; i < last; i++) {
-        const hc_compress_job *j = &cs->jobs[i];
-        total += j->energy * (j->routing_frequency >= 0 ? j->routing_frequency : 1.0);
-    }
+    for (int i = first; i < last; i++) total += expert_share(&cs->jobs[i]);
     for (int i = first; i < last; i++) {
         hc_compress_job *j = &cs->jobs[i];
-        double share = j->energy * (j->routing_frequency >= 0 ? j->routing_frequency : 1.0);
-        j->loss = total > 0 ? loss * share / total : 0;
+        j->loss = total > 0 ? loss * expert_share(j) / total : 0;
         j->loss_measured = 1;
     }
     return HC_OK;
