@@ -238,35 +238,30 @@ void hc_branch_down_avx2(const hc_branch *b, const float *x, int n_tok, float *t
 
 /* ---------------- up: y[j][o] += sum_k t[j][k] B[k][o] ---------------- */
 
-/* y[j][o .. o + 8 NV) += sum_{k0 <= k < k0 + kl} t[j][k] B[k][o .. o + 8 NV) for T tokens: the
- * block's sums stay in registers over the kl rows, and each loaded piece of a row serves T tokens.
- * PART: the block is one vector with `last` (< 8) valid columns. */
-AI void up_block(const hc_dtype ty, const int T, const int NV, const int PART, const uint8_t *bm, int64_t out,
-                 int stored, int k0, int kl, const float *t, int64_t ldt, float *y, int64_t ldy, int64_t o, int last)
+/* y[j][0 .. 8 NV) += sum_{k < kl} t[j][k] bf[k][0 .. 8 NV) for T tokens, bf an f32 block with rows
+ * of 8 NV: the sums stay in registers over the kl rows, each loaded vector of bf serves T tokens.
+ * PART: one vector of which the first `last` (< 8) columns of y are written. */
+AI void up_block(const int T, const int NV, const int PART, const float *bf, int kl, const float *t, int64_t ldt,
+                 float *y, int64_t ldy, int last)
 {
-    const size_t rb = (size_t)out * elem_bytes(ty);
-    const __m256 mask = lane_mask(PART ? last : 8);
-    __m256 acc[4][8];
+    __m256 acc[4][2];
     _Pragma("GCC unroll 4") for (int j = 0; j < T; j++)
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[j][v] = _mm256_setzero_ps();
-    for (int k = k0; k < k0 + kl; k++) {
-        const uint8_t *row = bm + (size_t)k * rb;
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[j][v] = _mm256_setzero_ps();
+    for (int k = 0; k < kl; k++) {
         __m256 tv[4];
         _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) tv[j] = _mm256_broadcast_ss(t + (size_t)j * (size_t)ldt + k);
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) {
-            /* a partial read of 8 elements runs into the next row, or past B's end on its last row */
-            const __m256 bv = PART ? load_part(ty, row, o, last, k + 1 < stored || o + 8 <= out, mask)
-                                   : load8(ty, row, o + 8 * v);
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {
+            const __m256 bv = _mm256_load_ps(bf + (size_t)k * 8 * NV + 8 * v);
             _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) acc[j][v] = _mm256_fmadd_ps(tv[j], bv, acc[j][v]);
         }
     }
     _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
-        float *yj = y + (size_t)j * (size_t)ldy + o;
+        float *yj = y + (size_t)j * (size_t)ldy;
         if (PART) {
-            const __m256i m = _mm256_castps_si256(mask);
+            const __m256i m = _mm256_castps_si256(lane_mask(last));
             _mm256_maskstore_ps(yj, m, _mm256_add_ps(_mm256_maskload_ps(yj, m), acc[j][0]));
         } else {
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++)
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)
                 _mm256_storeu_ps(yj + 8 * v, _mm256_add_ps(_mm256_loadu_ps(yj + 8 * v), acc[j][v]));
         }
     }
@@ -303,15 +298,14 @@ AI void up_block_tokens(const hc_dtype ty, const int NV, const int PART, const u
             _mm256_store_ps(bf + k * 8 * NV + 8 * v, PART ? load_part(ty, row, o, last, k0 + k + 1 < stored || o + 8 <= out, mask)
                                                           : load8(ty, row, o + 8 * v));
     }
-    const uint8_t *bb = (const uint8_t *)bf;
     for (int j = 0; j < n_tok; j += 4) {
         const float *tj = t + (size_t)j * (size_t)ldt + k0;
         float *yj = y + (size_t)j * (size_t)ldy + o;
         switch (n_tok - j >= 4 ? 4 : n_tok - j) {
-        case 4: up_block(HC_F32, 4, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
-        case 3: up_block(HC_F32, 3, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
-        case 2: up_block(HC_F32, 2, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
-        default: up_block(HC_F32, 1, NV, PART, bb, 8 * NV, kl, 0, kl, tj, ldt, yj, ldy, 0, last); break;
+        case 4: up_block(4, NV, PART, bf, kl, tj, ldt, yj, ldy, last); break;
+        case 3: up_block(3, NV, PART, bf, kl, tj, ldt, yj, ldy, last); break;
+        case 2: up_block(2, NV, PART, bf, kl, tj, ldt, yj, ldy, last); break;
+        default: up_block(1, NV, PART, bf, kl, tj, ldt, yj, ldy, last); break;
         }
     }
 }
