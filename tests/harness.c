@@ -1,4 +1,4 @@
-/* harness.c: CUnit runner, shared-data lookup and temporary files for the test suites (test_util.h).
+/* harness.c: CUnit runner, shared-data lookup, temporary files and the hcinfer runner for the test suites (test_util.h).
  * A suite fails the process (non-zero exit) when any assertion fails. */
 #include "test_util.h"
 
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[256];
@@ -77,6 +78,17 @@ char *hc_test_read_file(const char *path, size_t *size)
         if (size) *size = (size_t)n;
     }
     return buf;
+}
+
+int hc_test_hcinfer(const char *args, const char *out, const char *err)
+{
+    size_t cap = strlen(args) + strlen(out) + strlen(err) + 2048;
+    char *cmd = malloc(cap);
+    if (!cmd) return -1;
+    snprintf(cmd, cap, "%s/hcinfer %s > '%s' 2> '%s'", HC_BIN_DIR, args, out, err);
+    int rc = system(cmd);
+    free(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 int hc_test_run(const char *suite_name, const hc_test_case *cases)

@@ -660,10 +660,9 @@ static void test_lambada(void)
 
 static int run_cli(const char *args, const char *out, const char *err)
 {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "%s/hcinfer eval %s > '%s' 2> '%s'", HC_BIN_DIR, args, out, err);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "eval %s", args);
+    return hc_test_hcinfer(cmd, out, err);
 }
 
 static void test_cli(void)

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "compress.h"
@@ -208,9 +207,8 @@ static void test_file_formats(void)
 static int run_bench(const char *args, const char *out, const char *err)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/hcinfer bench %s > '%s' 2> '%s'", HC_BIN_DIR, args, out, err);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    snprintf(cmd, sizeof cmd, "bench %s", args);
+    return hc_test_hcinfer(cmd, out, err);
 }
 
 static double json_num(const hc_json *o, const char *key)

@@ -1,5 +1,5 @@
 /* test_util.h: the small harness every CUnit suite uses: registering a suite and running it,
- * finding ../shared data (skipping with a reason when absent), temporary files. */
+ * finding ../shared data (skipping with a reason when absent), temporary files, running hcinfer. */
 #ifndef HC_TEST_UTIL_H
 #define HC_TEST_UTIL_H
 
@@ -21,6 +21,10 @@ const char *hc_test_shared(const char *relative, const char *test_name);
 
 /* A fresh path in a per-process temporary folder (removed at exit), e.g. "x.gguf". */
 const char *hc_test_tmp(const char *name);
+
+/* Runs the built `hcinfer ARGS` (args start with the subcommand) with stdout and stderr sent to the
+ * files out and err; returns its exit status (-1 when it did not exit normally). */
+int hc_test_hcinfer(const char *args, const char *out, const char *err);
 
 /* Reads a whole file into memory (NUL-terminated); NULL on failure. */
 char *hc_test_read_file(const char *path, size_t *size);
