@@ -86,7 +86,7 @@ static const hc_branch *branch_of(const hc_branch_rt *r, int stage) { return r->
 
 static size_t factor_bytes(const hc_branch *b, int rank)
 {
-    return (size_t)rank * (size_t)(b->in + b->out) * (b->dtype == HC_F32 ? 4 : 2);
+    return (size_t)rank * (size_t)(b->in + b->out) * hc_dtype_row_bytes(b->dtype, 1);
 }
 
 /* A branch's factors copied to a device without host memory (its run_on_device path), as the
@@ -94,7 +94,7 @@ static size_t factor_bytes(const hc_branch *b, int rank)
  * direction, [rank][out]). */
 static hc_status upload_factors(hc_device *d, const hc_branch *b, hc_tensor *a_out, hc_tensor *b_out)
 {
-    size_t es = b->dtype == HC_F32 ? 4 : 2, n_a = (size_t)(b->rank * b->in) * es, n_b = (size_t)(b->rank * b->out) * es;
+    size_t es = hc_dtype_row_bytes(b->dtype, 1), n_a = (size_t)(b->rank * b->in) * es, n_b = (size_t)(b->rank * b->out) * es;
     *a_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->in, b->rank, 1, 1 }, .nbytes = n_a, .device = d };
     *b_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
     char *bt = malloc(n_b ? n_b : 1);

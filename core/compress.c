@@ -16,11 +16,9 @@
 
 double hc_compress_now(void);
 
-static size_t branch_elt(hc_dtype t) { return t == HC_F32 ? 4 : 2; }
-
 size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype dtype)
 {
-    return (size_t)(j->in + j->out) * branch_elt(dtype) + sizeof(float);
+    return (size_t)(j->in + j->out) * hc_dtype_row_bytes(dtype, 1) + sizeof(float);
 }
 
 /* Lists the linear layers to compress and the backbone's size once they are packed. */

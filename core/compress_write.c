@@ -250,7 +250,7 @@ static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
     hc_dtype t = c->cs->opts->branch_dtype;
     int r = j->rank, lr = j->lr.rank;
     int64_t in = j->in, out = j->out;
-    size_t elt = t == HC_F32 ? 4 : 2;
+    size_t elt = hc_dtype_row_bytes(t, 1);
     void *a = keep_alloc(c, (size_t)(r * in) * elt), *b = keep_alloc(c, (size_t)(out * r) * elt);
     float *s = keep_alloc(c, (size_t)r * sizeof *s);
     if (!a || !b || !s) return hc_error(HC_E_NOMEM, "out of memory writing the branch of %s", j->weight->name);

@@ -162,7 +162,7 @@ static hc_status bind(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t,
 /* lora_b of format 1, [out][r], as the [r][out] hc_branch reads, in a buffer the model owns. */
 static hc_status transpose_lora_b(hc_model *m, const hc_gguf_tensor *bt, int64_t r, int64_t out, const void **data)
 {
-    size_t es = bt->type == HC_F32 ? 4 : 2;
+    size_t es = hc_dtype_row_bytes(bt->type, 1);
     char *dst = malloc((size_t)(r * out) * es);
     if (!dst) return hc_error(HC_E_NOMEM, "out of memory transposing %s", bt->name);
     hc_transpose(dst, bt->data, out, r, es);

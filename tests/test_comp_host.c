@@ -62,7 +62,6 @@ static const impl IMPL_DISPATCH = {"dispatch", hc_branch_down, hc_branch_up};
 
 /* ---- test branches ---- */
 
-static size_t elem_bytes(hc_dtype t) { return t == HC_F32 ? 4 : 2; }
 
 static void put(hc_dtype t, void *p, size_t i, float v)
 {
@@ -92,7 +91,7 @@ static hc_branch make_branch(rng *r, hc_dtype t, int64_t in, int64_t out, int ra
 {
     hc_branch b = {.name = "blk.0.test.weight", .dtype = t, .in = in, .out = out, .rank = rank};
     size_t na = (size_t)rank * (size_t)in, nb = (size_t)out * (size_t)rank;
-    void *a = malloc(na * elem_bytes(t) + 1), *bm = malloc(nb * elem_bytes(t) + 1);
+    void *a = malloc(na * hc_dtype_row_bytes(t, 1) + 1), *bm = malloc(nb * hc_dtype_row_bytes(t, 1) + 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
     for (size_t i = 0; i < na; i++) put(t, a, i, rnd_unit(r));

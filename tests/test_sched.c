@@ -163,7 +163,7 @@ static void write_format(const char *src, const char *dst, uint32_t version)
         const hc_gguf_tensor *t = &g->tensors[i];
         if (version == 1 && hc_ends_with(t->name, ".lora_b")) {
             int64_t out = t->ne[0], r = t->ne[1], ne[2] = { r, out };
-            size_t es = t->type == HC_F32 ? 4 : 2;
+            size_t es = hc_dtype_row_bytes(t->type, 1);
             char *b = copies[i] = malloc(t->nbytes);
             hc_transpose(b, t->data, r, out, es);
             HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, 2, ne, b, t->nbytes));

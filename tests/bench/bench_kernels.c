@@ -38,7 +38,7 @@ static float rnd_unit(void) { return (float)rnd() / 4294967296.0f * 2.0f - 1.0f;
 static void fill_weights(hc_dtype t, uint8_t *w, size_t n, int64_t in)
 {
     if (t == HC_F32 || t == HC_F16 || t == HC_BF16) {
-        size_t es = t == HC_F32 ? 4 : 2;
+        size_t es = hc_dtype_row_bytes(t, 1);
         for (size_t i = 0; i < n / es; i++) {
             float v = rnd_unit();
             if (t == HC_F32) memcpy(w + 4 * i, &v, 4);

@@ -94,7 +94,7 @@ static double time_phase(const bench_cfg *cfg, int phase, int copies, const hc_b
 
 static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out, int rank, int n_tok, int use_ref)
 {
-    size_t es = t == HC_F32 ? 4 : 2;
+    size_t es = hc_dtype_row_bytes(t, 1);
     size_t abytes = (size_t)rank * (size_t)in * es, bbytes = (size_t)out * (size_t)rank * es;
     const int stored = rank;   /* directions in memory; `rank` from here on: the active prefix */
     if (cfg->active > 0 && cfg->active < rank) rank = cfg->active;
