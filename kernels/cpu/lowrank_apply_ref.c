@@ -75,14 +75,12 @@ static float element(hc_dtype t, const void *row, int64_t i)
     }
 }
 
-static size_t element_bytes(hc_dtype t) { return t == HC_F32 ? 4 : 2; }
-
 hc_status hc_branch_down_ref(const hc_branch *b, int rank, const float *x, int n_tok, float *t, int64_t ldt,
                              int k0, int k1)
 {
     hc_status st = hc_branch_check_down(b, rank, x, n_tok, t, ldt, k0, k1);
     if (st != HC_OK || n_tok == 0 || k0 == k1) return st;
-    size_t row_bytes = element_bytes(b->dtype) * (size_t)b->in;
+    size_t row_bytes = hc_dtype_row_bytes(b->dtype, b->in);
     for (int j = 0; j < n_tok; j++) {
         const float *xj = x + (size_t)j * (size_t)b->in;
         for (int k = k0; k < k1; k++) {
@@ -100,7 +98,7 @@ hc_status hc_branch_up_ref(const hc_branch *b, int rank, const float *t, int64_t
 {
     hc_status st = hc_branch_check_up(b, rank, t, ldt, n_tok, y, ldy, o0, o1);
     if (st != HC_OK || n_tok == 0 || o0 == o1 || rank == 0) return st;
-    size_t row_bytes = element_bytes(b->dtype) * (size_t)b->out;
+    size_t row_bytes = hc_dtype_row_bytes(b->dtype, b->out);
     for (int j = 0; j < n_tok; j++) {
         const float *tj = t + (size_t)j * (size_t)ldt;
         float *yj = y + (size_t)j * (size_t)ldy;

@@ -571,7 +571,7 @@ AI void f_tile(const hc_dtype ty, const int R, const int T, const uint8_t *w, si
 AI void f_rows(const hc_dtype ty, const void *w, int64_t in, const float *x, int n_tok, float *y,
                int64_t ldy, int64_t row0, int64_t row1)
 {
-    const size_t rb = (size_t)in * (ty == HC_F32 ? 4 : 2);
+    const size_t rb = hc_dtype_row_bytes(ty, in);
     const uint8_t *wb = w;
     for (int64_t o0 = row0; o0 < row1; o0 += ROW_CHUNK) {
         int64_t o1 = o0 + ROW_CHUNK < row1 ? o0 + ROW_CHUNK : row1;
