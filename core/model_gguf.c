@@ -206,13 +206,29 @@ hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_nam
     return HC_OK;
 }
 
+/* The rows of the token embedding: a packed one (compress --head-quant) is stored as bytes, its
+ * rows are in its logical shape. */
+static int64_t embedding_rows(const hc_model *m, const hc_gguf_tensor *emb)
+{
+    char key[160];
+    snprintf(key, sizeof key, "hc.tensor.%s.shape", emb->name);
+    const void *shape;
+    uint64_t n = 0;
+    int64_t rows = emb->ne[1];
+    if (hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &n) == HC_OK && n == 2)
+        memcpy(&rows, (const int64_t *)shape + 1, sizeof rows);
+    return rows;
+}
+
 static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
 {
     const hc_model_config *c = &m->cfg;
     int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     const hc_gguf_tensor *emb = hc_gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb) return hc_error(HC_E_FORMAT, "missing tensor token_embd.weight");
-    m->cfg.n_vocab = (int)emb->ne[1];
+    int64_t n_vocab = embedding_rows(m, emb);
+    if (n_vocab < 1 || n_vocab > INT32_MAX) return hc_error(HC_E_FORMAT, "token_embd.weight has %lld rows", (long long)n_vocab);
+    m->cfg.n_vocab = (int)n_vocab;
     hc_status st = bind(m, opts, &m->tok_embd, "token_embd.weight", c->dim, c->n_vocab, 1);
     if (st == HC_OK) st = bind(m, opts, &m->out_norm, "output_norm.weight", c->dim, 0, 1);
     if (st == HC_OK) st = bind(m, opts, &m->output, "output.weight", c->dim, c->n_vocab, 0);

@@ -394,6 +394,42 @@ static void test_rank_controller(void)
     keep_free(c);
 }
 
+/* compress --head-quant packs the tied embedding too: the file loads (its vocabulary from the
+ * packed tensor's logical shape, not its bytes), and with 8-bit backbone and head the greedy tokens
+ * are the source's. */
+static void test_head_quant(void)
+{
+    const char *src = hc_test_shared("models/stories260K/stories260K.bin", "head quantization");
+    if (!src) return;
+    char source[1024], packed[1024];
+    snprintf(source, sizeof source, "%s", src);
+    snprintf(packed, sizeof packed, "%s", hc_test_tmp("st-head8.gguf"));
+    hc_registry *r;
+    HC_ASSERT_OK(hc_registry_create(&r));
+    HC_ASSERT_OK(hc_registry_load_default(r));
+    hc_compress_opts o = { .input = source, .output = packed, .quant = "rtn:bits=8,group=32",
+                           .head_quant = "rtn:bits=8,group=32", .rank = 0, .threads = 2, .branch_dtype = HC_F16,
+                           .registry = r };
+    hc_compress_report rep;
+    HC_ASSERT_OK(hc_compress(&o, &rep));
+    hc_model *m = NULL;
+    hc_model_load_opts lo = { .registry = r };
+    HC_ASSERT_OK(hc_model_load(packed, &lo, &m));
+    if (m) {
+        CU_ASSERT_EQUAL(m->cfg.n_vocab, 512);
+        CU_ASSERT_EQUAL(m->tok_embd.dtype, HC_PACKED);
+        CU_ASSERT(m->cfg.tied_output && m->output.data == m->tok_embd.data);
+    }
+    hc_model_free(m);
+    hc_registry_free(r);
+    int32_t want[N_GEN], got[N_GEN];
+    run_opts ro = { .model = source };
+    HC_ASSERT_OK(generate(&ro, want, NULL));
+    ro.model = packed;
+    HC_ASSERT_OK(generate(&ro, got, NULL));
+    CU_ASSERT_EQUAL(memcmp(want, got, sizeof got), 0);
+}
+
 int main(void)
 {
     const hc_test_case cases[] = {
@@ -403,6 +439,7 @@ int main(void)
         { "broken schedulers refused", test_broken_schedulers },
         { "pipeline script errors", test_pipeline_errors },
         { "rank controller under a slow host", test_rank_controller },
+        { "a model with a quantized head and tied embedding", test_head_quant },
         { NULL, NULL },
     };
     return hc_test_run("sched", cases);
