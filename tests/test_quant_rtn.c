@@ -620,6 +620,10 @@ static void test_prepare_input(void)
     rng r = {5};
     float *x = make_acts(&r, 320, 2);
     for (int i = 64; i < 96; i++) x[i] *= 1e-3f;   /* a small block beside large ones */
+    for (int i = 160; i < 192; i++) x[i] = 0.0f;    /* an all-zero block, */
+    x[200] = -0.0f, x[201] = 1e-40f, x[202] = -1e-39f;   /* signed zero and subnormals, */
+    for (int i = 320 + 224; i < 320 + 256; i++) x[i] = (float)(i % 7) - 3.0f;   /* and values on ties of the rounding */
+    x[320 + 230] = 6.35f;
     static const int bits_list[] = {2, 3, 4, 8};
     /* units 128 + 64 + 32; 128 + 128 + 64; then short last groups: 64 x 3 + 32, 128 + 96, 128 x 2 + 64, 128 + 32 */
     static const int shapes[][2] = {{32, 224}, {64, 320}, {64, 224}, {128, 224}, {128, 320}, {128, 160}};
@@ -634,6 +638,11 @@ static void test_prepare_input(void)
             uint8_t *xq = malloc(2 * xrb);
             float xhat[320], step[320];
             hc_qrtn_prepare_input(bits, group, x, cols, 2, xq);
+            uint8_t *xq_ref = malloc(2 * xrb);   /* the dispatched (AVX2) preparation: the reference's bytes */
+            memset(xq_ref, 0xa5, 2 * xrb);
+            hc_qrtn_prepare_input_ref(bits, group, x, cols, 2, xq_ref);
+            CU_ASSERT(!memcmp(xq, xq_ref, 2 * xrb));
+            free(xq_ref);
             for (int t = 0; t < 2; t++) {
                 const uint8_t *base = xq + t * xrb;
                 const float *xt = x + t * cols, *dg = (const float *)(base + cols / 32 * HC_QRTN_XBLOCK), *sg = dg + 8;

@@ -445,8 +445,18 @@ size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok)
     return n_tok < 0 ? 0 : hc_qrtn_input_row_bytes(bits, group, cols) * (size_t)n_tok;
 }
 
+int hc_qrtn_block_mult(float amax, float top, float D, int cmax)
+{
+    if (!(amax > 0.0f)) return 0;
+    int c = (int)ceilf(amax / top * (float)cmax);   /* the smallest multiple of D that spans the block */
+    c = c < 1 ? 1 : c > cmax ? cmax : c;
+    while (c < cmax && 127.0f * D * (float)c < amax) c++;
+    return c;
+}
+
 /* One group of bpg blocks of x into the prepared blocks at out; D_g and the group sum of s. */
-static void prepare_group(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg, float *sg)
+void hc_qrtn_prepare_group_ref(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
+                               float *sg)
 {
     const int cmax = hc_qrtn_cmax(bits), smax = hc_qrtn_shift_max(bits);
     float amax[4], top = 0.0f;
@@ -459,12 +469,7 @@ static void prepare_group(int bits, int64_t cols, int64_t b0, int bpg, const flo
     const float D = top / (127.0f * (float)cmax);
     int64_t qc = 0;   /* sum over the blocks of c_b * sum(qx) */
     for (int k = 0; k < bpg; k++) {
-        int c = 0;
-        if (amax[k] > 0.0f) {   /* the smallest multiple of D that spans the block */
-            c = (int)ceilf(amax[k] / top * (float)cmax);
-            c = c < 1 ? 1 : c > cmax ? cmax : c;
-            while (c < cmax && 127.0f * D * (float)c < amax[k]) c++;
-        }
+        const int c = hc_qrtn_block_mult(amax[k], top, D, cmax);
         const float step = D * (float)c, inv = c ? 1.0f / step : 0.0f;
         int8_t *q = (int8_t *)(out + (size_t)k * HC_QRTN_XBLOCK);
         int sum = 0;
@@ -482,7 +487,11 @@ static void prepare_group(int bits, int64_t cols, int64_t b0, int bpg, const flo
     *sg = D * (float)qc;
 }
 
-void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq)
+typedef void (*prepare_group_fn)(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
+                                 float *sg);
+
+static void prepare_rows(prepare_group_fn group_fn, int bits, int group, const float *x, int64_t cols, int n_tok,
+                         void *xq)
 {
     const int64_t nb = cols / 32, G = hc_qrtn_groups(group, cols);
     const int bpg = group / 32;
@@ -493,11 +502,22 @@ void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, in
         for (int64_t g = 0; g < G; g++) {
             const int64_t b0 = g * bpg;
             const int n = nb - b0 < bpg ? (int)(nb - b0) : bpg;   /* the last group may be short */
-            prepare_group(bits, cols, b0, n, x + (size_t)t * (size_t)cols + g * group,
-                          base + (size_t)b0 * HC_QRTN_XBLOCK, &dg[g], &sg[g]);
+            group_fn(bits, cols, b0, n, x + (size_t)t * (size_t)cols + g * group, base + (size_t)b0 * HC_QRTN_XBLOCK,
+                     &dg[g], &sg[g]);
         }
         for (int64_t g = G; g < round8(G); g++) dg[g] = sg[g] = 0.0f;
     }
+}
+
+void hc_qrtn_prepare_input_ref(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq)
+{
+    prepare_rows(hc_qrtn_prepare_group_ref, bits, group, x, cols, n_tok, xq);
+}
+
+void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq)
+{
+    prepare_rows(hc_cpu_has_avx2() ? hc_qrtn_prepare_group_avx2 : hc_qrtn_prepare_group_ref, bits, group, x, cols,
+                 n_tok, xq);
 }
 
 void hc_qrtn_input_values(int bits, int group, int64_t cols, const void *xq_row, float *xhat, float *step)

@@ -128,6 +128,8 @@ size_t hc_qrtn_input_row_bytes(int bits, int group, int64_t cols);
 size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok);
 /* xq: hc_qrtn_input_bytes; 64-byte aligned for speed (the blocks then never straddle cache lines). */
 void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq);
+/* The plain C reference of it (the same bytes). */
+void hc_qrtn_prepare_input_ref(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq);
 /* What one prepared token row stands for: xhat[i] = D_g c_b qx_i, the value the kernels use, and
  * step[i] = D_g c_b, its quantization step (|x_i - xhat[i]| <= step[i] / 2). Either may be NULL. */
 void hc_qrtn_input_values(int bits, int group, int64_t cols, const void *xq_row, float *xhat, float *step);
@@ -150,6 +152,16 @@ hc_status hc_qrtn_matmul_check(int bits, int group, const void *packed, int64_t 
 int hc_qrtn_block_shift(int bits, int64_t cols, int64_t b);
 int hc_qrtn_shift_max(int bits);
 int hc_qrtn_cmax(int bits);
+/* The multiplier c_b of a block of largest magnitude amax in a group of largest magnitude top,
+ * D = D_g: the smallest c in [1, cmax] with 127 D c >= amax (0 for an all-zero block). */
+int hc_qrtn_block_mult(float amax, float top, float D, int cmax);
+/* One group of bpg blocks of x (32 floats each) into its prepared blocks at out, with D_g 2^-A
+ * and the group sum (dg, sg above): the plain version and the AVX2 one (the same bytes; call it
+ * only when hc_cpu_has_avx2()). */
+void hc_qrtn_prepare_group_ref(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
+                               float *sg);
+void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
+                                float *sg);
 /* Bytes of one prepared block: 32 int8 activations, then 16 int16 multipliers. */
 #define HC_QRTN_XBLOCK 64
 /* The AVX2 kernel: checked arguments, n_tok >= 1, row0 < row1; call only when hc_cpu_has_avx2(). */

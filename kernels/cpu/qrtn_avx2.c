@@ -1,6 +1,7 @@
 /* qrtn_avx2.c: the AVX2/FMA/F16C kernel of the group-wise integer matmul (layout in qrtn.h):
  * unpack 32 codes per block with shifts and masks, maddubs with the int8 activations, madd with
- * their integer block multipliers, int32 sums per group, one convert and FMA per group. */
+ * their integer block multipliers, int32 sums per group, one convert and FMA per group; and the
+ * preparation of the activations (amax, multiplier, round and pack per block of 32). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -341,6 +342,58 @@ AI void batch_tile(const int bits, const int bpg, const int T, const geom *gm, c
     } else {
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) y[(size_t)(t0 + t) * (size_t)ldy + (size_t)o] = hsum8(acc[t]);
     }
+}
+
+/* ---------------- activation preparation (the bytes of hc_qrtn_prepare_group_ref) ---------------- */
+
+AI float hmax8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
+                                float *sg)
+{
+    const int cmax = hc_qrtn_cmax(bits), smax = hc_qrtn_shift_max(bits);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), lim = _mm256_set1_epi32(127);
+    float amax[4], top = 0.0f;
+    for (int k = 0; k < bpg; k++) {
+        const float *xb = x + 32 * k;
+        __m256 m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb), abs_mask), _mm256_and_ps(_mm256_loadu_ps(xb + 8), abs_mask));
+        m = _mm256_max_ps(m, _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb + 16), abs_mask),
+                                           _mm256_and_ps(_mm256_loadu_ps(xb + 24), abs_mask)));
+        amax[k] = hmax8(m);
+        top = amax[k] > top ? amax[k] : top;
+    }
+    const float D = top / (127.0f * (float)cmax);
+    int64_t qc = 0;
+    for (int k = 0; k < bpg; k++) {
+        const int c = hc_qrtn_block_mult(amax[k], top, D, cmax);
+        const float step = D * (float)c, inv = c ? 1.0f / step : 0.0f;
+        const __m256 vi = _mm256_set1_ps(inv);
+        const float *xb = x + 32 * k;
+        __m256i q[4];
+        for (int v = 0; v < 4; v++) {   /* round to nearest even, as lrintf, then clamp */
+            q[v] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * v), vi));
+            q[v] = _mm256_max_epi32(_mm256_min_epi32(q[v], lim), _mm256_sub_epi32(_mm256_setzero_si256(), lim));
+        }
+        uint8_t *blk = out + (size_t)k * HC_QRTN_XBLOCK;
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)blk, _mm256_permutevar8x32_epi32(p, order));
+        const int16_t cs = (int16_t)(c << (smax - hc_qrtn_block_shift(bits, cols, b0 + k)));
+        _mm256_storeu_si256((__m256i *)(blk + 32), _mm256_set1_epi16(cs));
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        qc += (int64_t)c * _mm_cvtsi128_si32(s4);
+    }
+    *dg = ldexpf(D, -smax);
+    *sg = D * (float)qc;
 }
 
 /* ---------------- row ranges ---------------- */
