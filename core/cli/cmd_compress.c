@@ -127,7 +127,11 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, quantization %.1f s, writing %.1f s)\n",
             o->input, o->output, r->seconds_total, r->seconds_calib, (long long)r->calib_tokens, r->seconds_quant, r->seconds_write);
     fprintf(stderr, "  source weights  %8.2f MiB\n", r->source_bytes / mib);
-    fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s)\n", r->backbone_bytes / mib, r->n_linear, o->quant);
+    if (o->head_quant)   /* the head is one of the linear layers */
+        fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s, the output head as %s)\n", r->backbone_bytes / mib,
+                r->n_linear - 1, o->quant, o->head_quant);
+    else
+        fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s)\n", r->backbone_bytes / mib, r->n_linear, o->quant);
     fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone (%d branches, rank %d..%d, mean %.1f)\n",
             r->branch_bytes / mib, r->backbone_bytes ? 100.0 * r->branch_bytes / r->backbone_bytes : 0.0, r->n_branches,
             r->rank_min, r->rank_max, r->rank_mean);
