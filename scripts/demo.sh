@@ -33,7 +33,7 @@ echo "-- the source model (Q4_1):"
 $hc run -m "$src" --chat -p "$q" -n 48 --temp 0
 echo "-- $quant backbone alone (--no-comp):"
 $hc run -m "$out" --chat -p "$q" -n 48 --temp 0 --no-comp
-echo "-- $quant backbone + branches (async scheduler):"
+echo "-- $quant backbone + branches (default scheduler: inline, the device threads compute them):"
 $hc run -m "$out" --chat -p "$q" -n 48 --temp 0
 
 if [ -f "$shared/eval/wiki.test.tokens" ]; then

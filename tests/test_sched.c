@@ -286,6 +286,31 @@ static void test_bench_cli(void)
     remove(err);
 }
 
+/* hcinfer run says which scheduler and threads it uses: on the cpu device the branches run inline
+ * on all the device threads unless another scheduler is asked for. */
+static void test_default_scheduler(void)
+{
+    char bin[1200];
+    snprintf(bin, sizeof bin, "%s/hcinfer", HC_BIN_DIR);
+    if (!compressed_model() || access(bin, X_OK) != 0) return;
+    char out[800], err[800], args[4096];
+    snprintf(out, sizeof out, "%s", hc_test_tmp("run.out"));
+    snprintf(err, sizeof err, "%s", hc_test_tmp("run.err"));
+    const char *cases[][2] = { { "-t 2", "scheduler inline, 2 device thread(s), 0 host thread(s)" },
+                               { "-t 1 --sched async --host-threads 1", "scheduler async, 1 device thread(s), 1 host thread(s)" },
+                               { "--no-comp -t 1", "1 device thread(s), no branches in use" } };
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "run -m '%s' -n 4 --temp 0 %s", model_path, cases[i][0]);
+        CU_ASSERT_EQUAL(hc_test_hcinfer(args, out, err), 0);
+        char *msg = hc_test_read_file(err, NULL);
+        if (!msg || !strstr(msg, cases[i][1])) printf("\n  run %s: '%s'\n", cases[i][0], msg ? msg : "");
+        CU_ASSERT(msg && strstr(msg, cases[i][1]));
+        free(msg);
+    }
+    remove(out);
+    remove(err);
+}
+
 static void test_broken_schedulers(void)
 {
     if (!compressed_model()) return;
@@ -436,6 +461,7 @@ int main(void)
         { "schedulers agree", test_schedulers_agree },
         { "files of format 1 run, newer formats are refused", test_file_formats },
         { "hcinfer bench", test_bench_cli },
+        { "hcinfer run: the default scheduler", test_default_scheduler },
         { "broken schedulers refused", test_broken_schedulers },
         { "pipeline script errors", test_pipeline_errors },
         { "rank controller under a slow host", test_rank_controller },

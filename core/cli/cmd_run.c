@@ -118,6 +118,7 @@ int hc_cmd_run(int argc, char **argv)
     if (st != HC_OK) return hc_cli_fail("run", st);
     hc_session s;
     if ((st = hc_session_open(&o.session, &s)) != HC_OK) return hc_cli_fail("run", st);
+    hc_session_describe(&s, stderr);
 
     hc_sampler *sampler = NULL;
     int32_t *tokens = NULL;

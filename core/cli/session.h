@@ -3,6 +3,8 @@
 #ifndef HC_CLI_SESSION_H
 #define HC_CLI_SESSION_H
 
+#include <stdio.h>
+
 #include "args.h"
 #include "context.h"
 #include "model.h"
@@ -39,6 +41,8 @@ typedef struct hc_session {
 } hc_session;
 
 void hc_session_opts_init(hc_session_opts *o);
+/* One line on f: the branches in use, the scheduler and the threads (as resolved). */
+void hc_session_describe(const hc_session *s, FILE *f);
 /* Parses one of the shared options at a->argv[a->i]; returns 1 when it was one (st set). */
 int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st);
 /* Text for --help listing the shared options. */
