@@ -287,7 +287,7 @@ static void test_bench_cli(void)
 }
 
 /* hcinfer run says which scheduler and threads it uses: on the cpu device the branches run inline
- * on all the device threads unless another scheduler is asked for. */
+ * on all the device threads unless another scheduler, or the rank controller (async), is asked for. */
 static void test_default_scheduler(void)
 {
     char bin[1200];
@@ -298,8 +298,9 @@ static void test_default_scheduler(void)
     snprintf(err, sizeof err, "%s", hc_test_tmp("run.err"));
     const char *cases[][2] = { { "-t 2", "scheduler inline, 2 device thread(s), 0 host thread(s)" },
                                { "-t 1 --sched async --host-threads 1", "scheduler async, 1 device thread(s), 1 host thread(s)" },
+                               { "--host-budget 0.9", "scheduler async, 1 device thread(s), 1 host thread(s)" },
                                { "--no-comp -t 1", "1 device thread(s), no branches in use" } };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(args, sizeof args, "run -m '%s' -n 4 --temp 0 %s", model_path, cases[i][0]);
         CU_ASSERT_EQUAL(hc_test_hcinfer(args, out, err), 0);
         char *msg = hc_test_read_file(err, NULL);

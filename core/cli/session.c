@@ -27,8 +27,8 @@ const char hc_session_help[] =
     "      --rank N            cap the active rank of every branch\n"
     "      --comp NAME         compensation kernel plugin (default host)\n"
     "      --sched NAME        scheduler of the branches: inline (default on the cpu device: its\n"
-    "                          threads compute them too), async (default on other devices: host\n"
-    "                          threads overlap them with the device), serial\n"
+    "                          threads compute them too), async (default on other devices and with\n"
+    "                          --host-budget: host threads overlap them with the device), serial\n"
     "      --host-threads N    host threads running the branches under async/serial (default 1)\n"
     "      --pipeline FILE     Lua pipeline script: stages, branches, schedulers, on_step policy\n"
     "                          (scripts/pipelines/default.lua, adaptive.lua)\n"
@@ -101,16 +101,16 @@ static long usable_cpus(void)
 
 /* The scheduler (as asked; else inline on the cpu device, whose threads are the host's cores
  * anyway: measured on 2 CPUs, 2 device threads computing the branches too decode 1.4x faster than
- * 1 device + 1 host thread overlapping them; async on other devices) and the device threads (as
- * asked; else the usable CPUs less the host threads when branches run on host threads of their
- * own, as async and serial do). Threads that outnumber the CPUs spin against each other at every
- * hand-off: that is said on stderr. */
+ * 1 device + 1 host thread overlapping them; async on other devices, and with --host-budget, whose
+ * controller steers host threads) and the device threads (as asked; else the usable CPUs less the
+ * host threads when branches run on host threads of their own, as async and serial do). Threads
+ * that outnumber the CPUs spin against each other at every hand-off: that is said on stderr. */
 static void resolve_threads(const hc_session_opts *o, hc_session *s)
 {
     long n_cpu = usable_cpus();
     int branches = !o->no_comp && hc_model_branch_bytes(s->model) > 0;
     int cpu_device = !strcmp(o->device, "cpu");
-    s->sched = o->sched ? o->sched : cpu_device ? "inline" : "async";
+    s->sched = o->sched ? o->sched : cpu_device && !(o->host_budget > 0) ? "inline" : "async";
     s->host_threads = branches && strcmp(s->sched, "inline") ? o->host_threads : 0;
     if (o->threads > 0) {
         if (cpu_device && s->host_threads && o->threads + s->host_threads > n_cpu)
