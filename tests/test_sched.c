@@ -298,7 +298,7 @@ static void test_default_scheduler(void)
     snprintf(err, sizeof err, "%s", hc_test_tmp("run.err"));
     const char *cases[][2] = { { "-t 2", "scheduler inline, 2 device thread(s), 0 host thread(s)" },
                                { "-t 1 --sched async --host-threads 1", "scheduler async, 1 device thread(s), 1 host thread(s)" },
-                               { "--host-budget 0.9", "scheduler async, 1 device thread(s), 1 host thread(s)" },
+                               { "-t 1 --host-budget 0.9", "scheduler async, 1 device thread(s), 1 host thread(s)" },
                                { "--no-comp -t 1", "1 device thread(s), no branches in use" } };
     for (int i = 0; i < 4; i++) {
         snprintf(args, sizeof args, "run -m '%s' -n 4 --temp 0 %s", model_path, cases[i][0]);
