@@ -204,6 +204,31 @@ static void test_file_formats(void)
     remove(v3);
 }
 
+/* The compressed model and the built program are there (else the CLI tests skip); out and err get
+ * temporary files named after stem. */
+static int cli_ready(const char *stem, char *out, char *err, size_t n)
+{
+    char bin[1200];
+    snprintf(bin, sizeof bin, "%s/hcinfer", HC_BIN_DIR);
+    if (!compressed_model() || access(bin, X_OK) != 0) return 0;
+    char name[64];
+    snprintf(name, sizeof name, "%s.out", stem);
+    snprintf(out, n, "%s", hc_test_tmp(name));
+    snprintf(name, sizeof name, "%s.err", stem);
+    snprintf(err, n, "%s", hc_test_tmp(name));
+    return 1;
+}
+
+/* Runs hcinfer with args: it must exit with want_rc and say `want` on stderr. */
+static void check_cli(const char *args, const char *out, const char *err, int want_rc, const char *want)
+{
+    CU_ASSERT_EQUAL(hc_test_hcinfer(args, out, err), want_rc);
+    char *msg = hc_test_read_file(err, NULL);
+    if (!msg || !strstr(msg, want)) printf("\n  hcinfer %s: '%s'\n", args, msg ? msg : "");
+    CU_ASSERT(msg && strstr(msg, want));
+    free(msg);
+}
+
 static int run_bench(const char *args, const char *out, const char *err)
 {
     char cmd[8192];
@@ -224,12 +249,8 @@ static double json_num(const hc_json *o, const char *key)
  * options exit non-zero, naming them. */
 static void test_bench_cli(void)
 {
-    char bin[1200];
-    snprintf(bin, sizeof bin, "%s/hcinfer", HC_BIN_DIR);
-    if (!compressed_model() || access(bin, X_OK) != 0) return;
     char out[800], err[800], args[4096];
-    snprintf(out, sizeof out, "%s", hc_test_tmp("bench.json"));
-    snprintf(err, sizeof err, "%s", hc_test_tmp("bench.err"));
+    if (!cli_ready("bench", out, err, sizeof out)) return;
     snprintf(args, sizeof args, "-m '%s' --sched none,serial,async -n 8 -p 4 -r 2 -t 1 --host-threads 1 --json", model_path);
     CU_ASSERT_EQUAL_FATAL(run_bench(args, out, err), 0);
     size_t size = 0;
@@ -275,12 +296,8 @@ static void test_bench_cli(void)
                              { "--host-slowdown 1000", "--host-slowdown" } };
     const int want_rc[] = { 1, 1, 2 };
     for (int i = 0; i < 3; i++) {
-        snprintf(args, sizeof args, "-m '%s' -n 2 -p 2 -r 1 %s", model_path, bad[i][0]);
-        CU_ASSERT_EQUAL(run_bench(args, out, err), want_rc[i]);
-        char *msg = hc_test_read_file(err, NULL);
-        if (!msg || !strstr(msg, bad[i][1])) printf("\n  bench %s: '%s'\n", bad[i][0], msg ? msg : "");
-        CU_ASSERT(msg && strstr(msg, bad[i][1]));
-        free(msg);
+        snprintf(args, sizeof args, "bench -m '%s' -n 2 -p 2 -r 1 %s", model_path, bad[i][0]);
+        check_cli(args, out, err, want_rc[i], bad[i][1]);
     }
     remove(out);
     remove(err);
@@ -290,23 +307,15 @@ static void test_bench_cli(void)
  * on all the device threads unless another scheduler, or the rank controller (async), is asked for. */
 static void test_default_scheduler(void)
 {
-    char bin[1200];
-    snprintf(bin, sizeof bin, "%s/hcinfer", HC_BIN_DIR);
-    if (!compressed_model() || access(bin, X_OK) != 0) return;
     char out[800], err[800], args[4096];
-    snprintf(out, sizeof out, "%s", hc_test_tmp("run.out"));
-    snprintf(err, sizeof err, "%s", hc_test_tmp("run.err"));
+    if (!cli_ready("run", out, err, sizeof out)) return;
     const char *cases[][2] = { { "-t 2", "scheduler inline, 2 device thread(s), 0 host thread(s)" },
                                { "-t 1 --sched async --host-threads 1", "scheduler async, 1 device thread(s), 1 host thread(s)" },
                                { "-t 1 --host-budget 0.9", "scheduler async, 1 device thread(s), 1 host thread(s)" },
                                { "--no-comp -t 1", "1 device thread(s), no branches in use" } };
     for (int i = 0; i < 4; i++) {
         snprintf(args, sizeof args, "run -m '%s' -n 4 --temp 0 %s", model_path, cases[i][0]);
-        CU_ASSERT_EQUAL(hc_test_hcinfer(args, out, err), 0);
-        char *msg = hc_test_read_file(err, NULL);
-        if (!msg || !strstr(msg, cases[i][1])) printf("\n  run %s: '%s'\n", cases[i][0], msg ? msg : "");
-        CU_ASSERT(msg && strstr(msg, cases[i][1]));
-        free(msg);
+        check_cli(args, out, err, 0, cases[i][1]);
     }
     remove(out);
     remove(err);
