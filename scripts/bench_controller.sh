@@ -3,7 +3,8 @@
 # the W3 + 10% SmolLM2 model against the backbone alone, without and with --host-budget, at several
 # host slowdowns. JSON lines to $OUT, then a Markdown table.
 # Usage: scripts/bench_controller.sh [BUILD_DIR]   (env: SLOWDOWNS, BUDGET, REPS; run it on an idle machine)
-# Each row: none and async in one process, REPS repetitions interleaved, medians.
+# Each row: none and async in one process, REPS repetitions interleaved, medians; and the paired
+# ratio (each async repetition over the none repetition run just before it): median and quartiles.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -25,14 +26,15 @@ done
 
 python3 - "$out" <<'PY'
 import json, sys
-print("| host slowdown | controller | none tok/s | async tok/s | async / none | device waited ms/token | active rank at the end (mean, lowest share) |")
-print("|---|---|---|---|---|---|---|")
+print("| host slowdown | controller | none tok/s | async tok/s | async / none | paired async / none: median (quartiles) | device waited ms/token | active rank at the end (mean, lowest share) |")
+print("|---|---|---|---|---|---|---|---|")
 for line in open(sys.argv[1]):
     r = json.loads(line)
     res = {x["sched"]: x for x in r["bench"]["results"]}
     a, n = res["async"], res["none"]
     ctl = "--host-budget %g" % r["host_budget"] if r["host_budget"] else "off"
     rank = "%.0f%%, %.0f%%" % (100 * a["rank_share_end"], 100 * a["rank_share_min"]) if r["host_budget"] else "100%"
-    print("| %g | %s | %.1f | %.1f | %.3f | %.2f | %s |" % (r["slowdown"], ctl, n["decode_tok_s"], a["decode_tok_s"],
-          a["decode_tok_s"] / n["decode_tok_s"], a["device_wait_ms"], rank))
+    q = a["paired_vs_first"]
+    print("| %g | %s | %.1f | %.1f | %.3f | %.3f (%.3f-%.3f) | %.2f | %s |" % (r["slowdown"], ctl, n["decode_tok_s"],
+          a["decode_tok_s"], a["decode_tok_s"] / n["decode_tok_s"], q[1], q[0], q[2], a["device_wait_ms"], rank))
 PY

@@ -30,7 +30,9 @@ static const char bench_help[] =
     "The generated tokens of every scheduler with branches are compared with the first one's.\n"
     "  -n, --n-decode N        decoded tokens per scheduler (default 64)\n"
     "  -p, --n-prompt N        prompt tokens per scheduler (default 128)\n"
-    "  -r, --reps N            repetitions of each scheduler; the median is reported (default 3)\n"
+    "  -r, --reps N            repetitions of each scheduler; the median is reported (default 3), and\n"
+    "                          the quartiles of each one's speed over the first scheduler's, taken\n"
+    "                          repetition by repetition (paired: they ran one after the other)\n"
     "  --json                  one JSON object on stdout\n"
     "  --trace FILE            Chrome trace (chrome://tracing) of the last decode of each scheduler\n"
     "  --host-delay US         add US microseconds to every host job (a synthetic slow host)\n"
@@ -51,6 +53,8 @@ typedef struct result {
                                                          (-1: not compared, the backbone alone) */
     double rank_share[RANK_POINTS];                   /* mean active/stored rank at evenly spaced tokens */
     double rank_share_min, rank_share_end, mean_rank_end;   /* lowest share of any branch; at the end */
+    double paired[3];                                 /* decode speed over the first scheduler's, each
+                                                         repetition against the one beside it: quartiles */
 } result;
 
 static const char *const kinds[N_KINDS] = { "token_embd", "attn_norm", "attn_q", "attn_k", "attn_v", "rope", "kv_store",
@@ -82,10 +86,30 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+#define MAX_REPS 100
+
 static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The q-quantile of sorted v (linear between neighbours). */
+static double quantile(const double *v, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    return i + 1 < n ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+/* Speed ratios of scheduler k to scheduler 0 over paired repetitions (rep i of both ran one after
+ * the other, so a drift of the machine touches both): their quartiles into q[3]. */
+static void paired_ratios(const double *dt, int reps, int k, double *q)
+{
+    double v[MAX_REPS];
+    for (int i = 0; i < reps; i++) v[i] = dt[i] / dt[k * reps + i];
+    qsort(v, (size_t)reps, sizeof *v, cmp_double);
+    q[0] = quantile(v, reps, 0.25), q[1] = quantile(v, reps, 0.5), q[2] = quantile(v, reps, 0.75);
 }
 
 
@@ -178,10 +202,10 @@ static void print_json(const bench_opts *o, const hc_session *s, const result *r
         printf("%s\n  {\"sched\": \"%s\", \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, \"device_ms\": %.4f, \"host_ms\": %.4f, "
                "\"device_wait_ms\": %.4f, \"inline_ms\": %.4f, \"overlap\": %.4f, \"bytes_per_token\": %.0f, "
                "\"branch_bytes_touched_per_token\": %.0f, \"same_tokens\": %s, \"rank_share_end\": %.4f, \"rank_share_min\": %.4f, "
-               "\"mean_rank_end\": %.2f, \"rank_share_over_time\": [",
+               "\"mean_rank_end\": %.2f, \"paired_vs_first\": [%.4f, %.4f, %.4f], \"rank_share_over_time\": [",
                i ? "," : "", r->sched, r->decode_tok_s, r->prompt_tok_s, r->device_ms, r->host_ms, r->wait_ms, r->inline_ms, r->overlap,
                r->bytes_per_token, r->branch_touched, r->identical < 0 ? "null" : r->identical ? "true" : "false", r->rank_share_end,
-               r->rank_share_min, r->mean_rank_end);
+               r->rank_share_min, r->mean_rank_end, r->paired[0], r->paired[1], r->paired[2]);
         for (int k = 0; k < RANK_POINTS; k++) printf("%s%.4f", k ? ", " : "", r->rank_share[k]);
         printf("], \"stage_ms\": {");
         for (int k = 0; k < N_KINDS; k++) printf("%s\"%s\": %.4f", k ? ", " : "", kinds[k], r->kind_ms[k]);
@@ -196,13 +220,14 @@ static void print_table(const bench_opts *o, const hc_session *s, const result *
             o->n_prompt, o->n_decode, s->device_threads, s->host_threads, o->reps);
     if (s->ctx->brt)
         fprintf(stdout, "branches: %.2f MiB stored\n", hc_model_branch_bytes(s->model) / 1048576.0);
-    fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %14s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",
-            "wait ms", "overlap", "MiB/token", "branch MiB/tok", "same tokens");
+    fprintf(stdout, "%-8s %10s %10s %9s %9s %9s %8s %11s %14s %-11s %s\n", "sched", "decode t/s", "prompt t/s", "device ms", "host ms",
+            "wait ms", "overlap", "MiB/token", "branch MiB/tok", "same tokens", "paired x first (quartiles)");
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
-        fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %14.3f %s\n", r->sched, r->decode_tok_s, r->prompt_tok_s,
-                r->device_ms, r->host_ms + r->inline_ms, r->wait_ms, 100 * r->overlap, r->bytes_per_token / 1048576.0,
-                r->branch_touched / 1048576.0, r->identical < 0 ? "-" : r->identical ? "yes" : "NO");
+        fprintf(stdout, "%-8s %10.1f %10.1f %9.3f %9.3f %9.3f %7.0f%% %11.2f %14.3f %-11s %.3f (%.3f-%.3f)\n", r->sched, r->decode_tok_s,
+                r->prompt_tok_s, r->device_ms, r->host_ms + r->inline_ms, r->wait_ms, 100 * r->overlap, r->bytes_per_token / 1048576.0,
+                r->branch_touched / 1048576.0, r->identical < 0 ? "-" : r->identical ? "yes" : "NO", r->paired[1], r->paired[0],
+                r->paired[2]);
     }
     if (s->ctx->rank_control.host_budget <= 0) return;
     fprintf(stdout, "active rank (mean share of the stored rank) over the decoded tokens, --host-budget %.2f:\n",
@@ -233,7 +258,7 @@ int hc_cmd_bench(int argc, char **argv)
             return 0;
         } else if (hc_arg_is(&a, "-n", "--n-decode")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_decode);
         else if (hc_arg_is(&a, "-p", "--n-prompt")) st = hc_arg_int(&a, 1, 1 << 16, &o.n_prompt);
-        else if (hc_arg_is(&a, "-r", "--reps")) st = hc_arg_int(&a, 1, 100, &o.reps);
+        else if (hc_arg_is(&a, "-r", "--reps")) st = hc_arg_int(&a, 1, MAX_REPS, &o.reps);
         else if (hc_arg_is(&a, "--json", NULL)) o.json = 1;
         else if (hc_arg_is(&a, "--trace", NULL)) st = hc_arg_value(&a, &o.trace);
         else if (hc_arg_is(&a, "--host-delay", NULL)) st = hc_arg_int(&a, 0, 1000000, &o.host_delay);
@@ -302,6 +327,7 @@ int hc_cmd_bench(int argc, char **argv)
                 r->identical = !memcmp(first, gen, (size_t)o.n_decode * sizeof *gen);
             }
         }
+    for (int k = 0; k < n_sched && st == HC_OK; k++) paired_ratios(dt, o.reps, k, res[k].paired); /* before the sorts */
     for (int k = 0; k < n_sched && st == HC_OK; k++) {
         result *r = &res[k];
         r->prompt_tok_s = o.n_prompt / median(&pt[k * o.reps], o.reps);
