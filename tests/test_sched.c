@@ -267,6 +267,12 @@ static void test_bench_cli(void)
         CU_ASSERT_FATAL(name && name->type == HC_JSON_STRING && same);
         CU_ASSERT_STRING_EQUAL(name->string, names[k]);
         CU_ASSERT(json_num(r, "decode_tok_s") > 0 && json_num(r, "prompt_tok_s") > 0);
+        /* paired speed over the first scheduler: quartiles in order, exactly 1 for the first itself */
+        const hc_json *pq = hc_json_get(r, "paired_vs_first");
+        CU_ASSERT_FATAL(pq && pq->type == HC_JSON_ARRAY && pq->n == 3);
+        CU_ASSERT(pq->items[0].number > 0 && pq->items[0].number <= pq->items[1].number &&
+                  pq->items[1].number <= pq->items[2].number);
+        if (k == 0) CU_ASSERT(pq->items[0].number == 1.0 && pq->items[2].number == 1.0);
         if (k == 0) {
             CU_ASSERT_EQUAL(same->type, HC_JSON_NULL);
             CU_ASSERT_EQUAL(json_num(r, "branch_bytes_touched_per_token"), 0);
