@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "avx2_common.h"
 #include "lowrank_apply.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -66,14 +67,6 @@ AI __m256 load_part(const hc_dtype ty, const uint8_t *row, int64_t i, int n, int
     uint8_t buf[32] = {0};
     memcpy(buf, row + (size_t)i * elem_bytes(ty), (size_t)n * elem_bytes(ty));
     return load8(ty, buf, 0);
-}
-
-AI float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* [sum(v0), sum(v1), sum(v2), sum(v3)] */
@@ -171,7 +164,7 @@ AI void down_tile(const hc_dtype ty, const int T, const uint8_t *ra, const uint8
         _mm_storeu_ps(s[0], hsum_x4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]));
         _mm_storeu_ps(s[1], hsum_x4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]));
     } else {
-        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) s[0][j] = hsum(acc[0][j]), s[1][j] = hsum(acc[1][j]);
+        _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) s[0][j] = hc_hsum8(acc[0][j]), s[1][j] = hc_hsum8(acc[1][j]);
     }
     for (; i < in; i++) {
         float wa = load1(ty, ra, i), wb = load1(ty, rb_, i);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avx2_common.h"
 #include "matmul_ggml.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -26,43 +27,24 @@
 #define PREFETCH_TILES 2  /* decoding prefetches the rows this many tiles ahead */
 #define MAX_T 4
 
-AI float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* ---------------- activation quantizer ---------------- */
 
 void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (int64_t b = 0; b < n / HC_Q8_BLOCK; b++, x += HC_Q8_BLOCK) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
         __m256 m = _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1));
         m = _mm256_max_ps(m, _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float d = _mm_cvtss_f32(m4) / 127.0f;
+        float d = hc_hmax8(m) / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         __m256 vid = _mm256_set1_ps(id);
-        __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid));
-        __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
-        __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid));
-        __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
-        _mm256_storeu_si256((__m256i *)y[b].q, _mm256_permutevar8x32_epi32(p, order));
+        const __m256i q[4] = { _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid)),
+                               _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid)) };
+        hc_store_i8x32(y[b].q, q);
         y[b].d = d;
-        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        y[b].s = d * (float)_mm_cvtsi128_si32(s4);
+        y[b].s = d * (float)hc_hsum8_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     }
 }
 
@@ -276,7 +258,7 @@ AI void q_tile(const hc_dtype ty, const int R, const int T, const uint8_t *w, si
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
             __m256 a = has_min(ty) ? _mm256_fmadd_ps(macc[r][t], _mm256_set1_ps(0.125f), acc[r][t]) : acc[r][t];
-            y[(size_t)(t0 + t) * (size_t)ldy + (size_t)(o + r)] = hsum8(a);
+            y[(size_t)(t0 + t) * (size_t)ldy + (size_t)(o + r)] = hc_hsum8(a);
         }
 }
 
@@ -562,7 +544,7 @@ AI void f_tile(const hc_dtype ty, const int R, const int T, const uint8_t *w, si
     }
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
-            float s = hsum8(acc[r][t]);
+            float s = hc_hsum8(acc[r][t]);
             for (int64_t k = i; k < in; k++) s += load1(ty, rows[r], k) * xs[t][k];
             y[(size_t)(t0 + t) * (size_t)ldy + (size_t)(o + r)] = s;
         }

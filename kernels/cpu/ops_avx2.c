@@ -5,25 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "avx2_common.h"
 #include "ops_cpu.h"
 
 #define AI static inline __attribute__((always_inline))
-
-AI float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-AI float hmax8(__m256 v)
-{
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Lanes [0, n) set (n <= 8): for the tails of rows. */
 AI __m256i tail_mask(int n)
@@ -91,7 +76,7 @@ void hc_rmsnorm_avx2(const float *x, const float *w, float *y, int dim, float ep
         __m256 v = _mm256_loadu_ps(x + i);
         a0 = _mm256_fmadd_ps(v, v, a0);
     }
-    float ss = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float ss = hc_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (int k = i; k < dim; k++) ss += x[k] * x[k];
     float inv = 1.0f / sqrtf(ss / (float)dim + eps);
     __m256 vi = _mm256_set1_ps(inv);
@@ -271,7 +256,7 @@ AI void qk_tile(const int R, const int F16, const att_query *qs, const void *kc,
             __m256 kv = kv_load8(F16, k, (size_t)i);
             _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(qs[r].q + i), kv, acc[r]);
         }
-        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) qs[r].s[j - k0] = hsum8(acc[r]) * scale;
+        _Pragma("GCC unroll 3") for (int r = 0; r < R; r++) qs[r].s[j - k0] = hc_hsum8(acc[r]) * scale;
     }
 }
 
@@ -295,7 +280,7 @@ static float softmax_row(float *s, int n, float *max_out)
     __m256 m = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + i));
-    float max = hmax8(m);
+    float max = hc_hmax8(m);
     for (int k = i; k < n; k++) max = s[k] > max ? s[k] : max;
     __m256 vmax = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
@@ -311,7 +296,7 @@ static float softmax_row(float *s, int n, float *max_out)
         sum = _mm256_add_ps(sum, e);
     }
     *max_out = max;
-    return hsum8(sum);
+    return hc_hsum8(sum);
 }
 
 /* o[0 .. 8 NV) += sum over j < n of p[j] v_j[0 .. 8 NV) (rows of v ks elements apart). */

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "avx2_common.h"
 #include "qrtn.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -40,14 +41,6 @@ AI xin x_at(const void *xq, size_t xrb, int t, int64_t nb, int64_t G)
     r.dg = (const float *)(base + (size_t)nb * HC_QRTN_XBLOCK);
     r.sg = r.dg + round8(G);
     return r;
-}
-
-AI float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* ---------------- unpacking (bytes of qrtn.h's units -> 32 bytes per block) ---------------- */
@@ -290,7 +283,7 @@ AI void decode_tile(const int bits, const int bpg, const int R, const geom *gm, 
     if (R == 4) {
         _mm_storeu_ps(y + o, hsum4x8(acc));
     } else {
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) y[o + r] = hsum8(acc[r]);
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) y[o + r] = hc_hsum8(acc[r]);
     }
 }
 
@@ -335,38 +328,30 @@ AI void batch_tile(const int bits, const int bpg, const int T, const geom *gm, c
             }
         }
     }
-    if (T == 4) {   /* (for T == 8 two of these measured slower than eight hsum8) */
+    if (T == 4) {   /* (for T == 8 two of these measured slower than eight hc_hsum8) */
         float v[4];
         _mm_storeu_ps(v, hsum4x8(acc));
         for (int t = 0; t < 4; t++) y[(size_t)(t0 + t) * (size_t)ldy + (size_t)o] = v[t];
     } else {
-        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) y[(size_t)(t0 + t) * (size_t)ldy + (size_t)o] = hsum8(acc[t]);
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) y[(size_t)(t0 + t) * (size_t)ldy + (size_t)o] = hc_hsum8(acc[t]);
     }
 }
 
 /* ---------------- activation preparation (the bytes of hc_qrtn_prepare_group_ref) ---------------- */
-
-AI float hmax8(__m256 v)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
 
 void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, const float *x, uint8_t *out, float *dg,
                                 float *sg)
 {
     const int cmax = hc_qrtn_cmax(bits), smax = hc_qrtn_shift_max(bits);
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), lim = _mm256_set1_epi32(127);
+    const __m256i lim = _mm256_set1_epi32(127);
     float amax[4], top = 0.0f;
     for (int k = 0; k < bpg; k++) {
         const float *xb = x + 32 * k;
         __m256 m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb), abs_mask), _mm256_and_ps(_mm256_loadu_ps(xb + 8), abs_mask));
         m = _mm256_max_ps(m, _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb + 16), abs_mask),
                                            _mm256_and_ps(_mm256_loadu_ps(xb + 24), abs_mask)));
-        amax[k] = hmax8(m);
+        amax[k] = hc_hmax8(m);
         top = amax[k] > top ? amax[k] : top;
     }
     const float D = top / (127.0f * (float)cmax);
@@ -382,15 +367,10 @@ void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, con
             q[v] = _mm256_max_epi32(_mm256_min_epi32(q[v], lim), _mm256_sub_epi32(_mm256_setzero_si256(), lim));
         }
         uint8_t *blk = out + (size_t)k * HC_QRTN_XBLOCK;
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        _mm256_storeu_si256((__m256i *)blk, _mm256_permutevar8x32_epi32(p, order));
+        hc_store_i8x32(blk, q);
         const int16_t cs = (int16_t)(c << (smax - hc_qrtn_block_shift(bits, cols, b0 + k)));
         _mm256_storeu_si256((__m256i *)(blk + 32), _mm256_set1_epi16(cs));
-        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        qc += (int64_t)c * _mm_cvtsi128_si32(s4);
+        qc += (int64_t)c * hc_hsum8_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     }
     *dg = ldexpf(D, -smax);
     *sg = D * (float)qc;

@@ -1,0 +1,42 @@
+/* avx2_common.h: small AVX2 helpers the *_avx2.c kernels share: horizontal sum and max of 8
+ * floats, the sum of 8 int32 lanes, and 4 x 8 int32 (each in [-127, 127]) stored as 32 int8. */
+#ifndef HC_AVX2_COMMON_H
+#define HC_AVX2_COMMON_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define HC_AVX2_INLINE static inline __attribute__((always_inline))
+
+HC_AVX2_INLINE float hc_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+HC_AVX2_INLINE float hc_hmax8(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+HC_AVX2_INLINE int32_t hc_hsum8_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* q[0..3] (elements 0-7, 8-15, 16-23, 24-31) as 32 int8 at dst, in element order. */
+HC_AVX2_INLINE void hc_store_i8x32(void *dst, const __m256i *q)
+{
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+#endif
