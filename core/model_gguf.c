@@ -94,6 +94,22 @@ static hc_status format_for(hc_model *m, const hc_model_load_opts *opts, const c
     return HC_OK;
 }
 
+/* The logical shape of packed tensor `name` (hc.tensor.<name>.shape: 2 or 3 int64): *n values into
+ * s0, s1, s2 (left as they are past *n; *n is 0 for another count). */
+static hc_status packed_shape(const hc_model *m, const char *name, unsigned *n, int64_t *s0, int64_t *s1, int64_t *s2)
+{
+    char key[160];
+    snprintf(key, sizeof key, "hc.tensor.%s.shape", name);
+    const void *shape;
+    uint64_t count;
+    hc_status st = hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &count);
+    if (st != HC_OK) return st;
+    *n = count == 2 || count == 3 ? (unsigned)count : 0;
+    int64_t *dst[3] = { s0, s1, s2 };
+    for (unsigned i = 0; i < *n; i++) memcpy(dst[i], (const int64_t *)shape + i, sizeof(int64_t));
+    return HC_OK;
+}
+
 /* A packed tensor: GGUF type I8 holding the bytes, its format and logical shape in metadata. */
 static hc_status bind_packed(hc_model *m, const hc_model_load_opts *opts, hc_tensor *t, const hc_gguf_tensor *gt,
                              const char *format_key, int64_t ne0, int64_t ne1, int64_t ne2)
@@ -101,18 +117,10 @@ static hc_status bind_packed(hc_model *m, const hc_model_load_opts *opts, hc_ten
     const char *spec;
     hc_status st = hc_gguf_get_str(m->gguf, format_key, &spec);
     if (st != HC_OK) return st;
-    char key[160];
-    snprintf(key, sizeof key, "hc.tensor.%s.shape", gt->name);
-    const void *shape;
-    uint64_t n;
-    if ((st = hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &n)) != HC_OK) return st;
     int64_t s0 = -1, s1 = -1, s2 = 1;
+    unsigned n;
+    if ((st = packed_shape(m, gt->name, &n, &s0, &s1, &s2)) != HC_OK) return st;
     unsigned want_n = ne2 > 1 ? 3 : 2; /* a 3-D packed tensor holds ne2 packed [ne0, ne1] matrices, one after the other */
-    if (n == want_n) {
-        memcpy(&s0, shape, sizeof s0);
-        memcpy(&s1, (const int64_t *)shape + 1, sizeof s1);
-        if (n == 3) memcpy(&s2, (const int64_t *)shape + 2, sizeof s2);
-    }
     if (n != want_n || s0 != ne0 || s1 != ne1 || s2 != ne2)
         return hc_error(HC_E_FORMAT, "packed tensor %s has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", gt->name,
                         (long long)s0, (long long)s1, (long long)s2, (long long)ne0, (long long)ne1, (long long)ne2);
@@ -210,13 +218,9 @@ hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_nam
  * rows are in its logical shape. */
 static int64_t embedding_rows(const hc_model *m, const hc_gguf_tensor *emb)
 {
-    char key[160];
-    snprintf(key, sizeof key, "hc.tensor.%s.shape", emb->name);
-    const void *shape;
-    uint64_t n = 0;
-    int64_t rows = emb->ne[1];
-    if (hc_gguf_get_arr(m->gguf, key, HC_GGUF_INT64, &shape, &n) == HC_OK && n == 2)
-        memcpy(&rows, (const int64_t *)shape + 1, sizeof rows);
+    int64_t cols, rows = emb->ne[1], slices;
+    unsigned n;
+    if (packed_shape(m, emb->name, &n, &cols, &rows, &slices) != HC_OK || n != 2) return emb->ne[1];
     return rows;
 }
 
