@@ -122,18 +122,6 @@ static void *keep(synth *s, size_t n)
     return b;
 }
 
-static void encode_q8_0(const float *x, size_t n, uint8_t *dst)
-{
-    for (size_t b = 0; b < n / 32; b++, x += 32, dst += 34) {
-        float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        uint16_t h = hc_f32_to_f16(d);
-        memcpy(dst, &h, 2);
-        for (int i = 0; i < 32; i++) dst[2 + i] = (uint8_t)(int8_t)lrintf(x[i] * id);
-    }
-}
-
 /* A tensor of ne[0] x ne[1] x ne[2] random numbers, stored as type. */
 static void add_random(synth *s, const char *name, hc_dtype type, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2, float mean, float std)
 {
@@ -151,7 +139,7 @@ static void add_random(synth *s, const char *name, hc_dtype type, int n_dims, in
     if (type == HC_F16)
         for (size_t i = 0; i < n; i++) ((uint16_t *)data)[i] = hc_f32_to_f16(f[i]);
     else if (type == HC_Q8_0)
-        encode_q8_0(f, n, data);
+        hc_quantize_row_q8_0(f, data, (int64_t)n);
     if (type != HC_F32) free(f);
     const int64_t ne[3] = { ne0, ne1, ne2 };
     s->st = hc_gguf_add_tensor(s->w, name, type, (uint32_t)n_dims, ne, data, bytes);

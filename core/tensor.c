@@ -205,6 +205,21 @@ static void deq_q8_0(const uint8_t *b, float *y)
     for (int j = 0; j < 32; j++) y[j] = d * (float)qs[j];
 }
 
+/* Q8_0 blocks of n floats (n a multiple of 32): d = max|x| / 127 stored as f16, q = x / d rounded
+ * to the nearest integer (ties to even). */
+void hc_quantize_row_q8_0(const float *x, void *dst, int64_t n)
+{
+    uint8_t *out = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32, out += 34) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        uint16_t h = hc_f32_to_f16(d);
+        memcpy(out, &h, 2);
+        for (int i = 0; i < 32; i++) out[2 + i] = (uint8_t)(int8_t)lrintf(x[i] * id);
+    }
+}
+
 /* Q2_K: scales[16] (low nibble scale, high nibble min, one pair per 16 elements), qs[64] (2-bit),
  * f16 d, f16 dmin. Each half of 128 elements uses 32 bytes of qs; the 4 bit-pairs of a byte
  * belong to 4 successive groups of 32 elements; w = d*sc*q - dmin*mn. */

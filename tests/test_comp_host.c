@@ -73,9 +73,15 @@ static void put(hc_dtype t, void *p, size_t i, float v)
     }
 }
 
-/* The stored value as the test reads it (the conversions of hc_tensor.h). */
+/* The stored value as the test reads it (the conversions of hc_tensor.h). q8_0 rows are whole
+ * blocks, so element i of the matrix is element i % 32 of block i / 32. */
 static double get(hc_dtype t, const void *p, size_t i)
 {
+    if (t == HC_Q8_0) {
+        float v[32];
+        hc_dequantize_row(HC_Q8_0, (const char *)p + i / 32 * 34, v, 32);
+        return v[i % 32];
+    }
     if (t == HC_F32) {
         float v;
         memcpy(&v, (const char *)p + 4 * i, 4);
@@ -91,11 +97,22 @@ static hc_branch make_branch(rng *r, hc_dtype t, int64_t in, int64_t out, int ra
 {
     hc_branch b = {.name = "blk.0.test.weight", .dtype = t, .in = in, .out = out, .rank = rank};
     size_t na = (size_t)rank * (size_t)in, nb = (size_t)out * (size_t)rank;
-    void *a = malloc(na * hc_dtype_row_bytes(t, 1) + 1), *bm = malloc(nb * hc_dtype_row_bytes(t, 1) + 1);
+    size_t bytes_a = hc_dtype_row_bytes(t, in) * (size_t)rank, bytes_b = hc_dtype_row_bytes(t, out) * (size_t)rank;
+    void *a = malloc(bytes_a + 1), *bm = malloc(bytes_b + 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(bm);
-    for (size_t i = 0; i < na; i++) put(t, a, i, rnd_unit(r));
-    for (size_t i = 0; i < nb; i++) put(t, bm, i, rnd_unit(r));
+    if (t == HC_Q8_0) {   /* whole rows of blocks */
+        float *f = malloc(sizeof(float) * (na > nb ? na : nb) + 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        for (size_t i = 0; i < na; i++) f[i] = rnd_unit(r);
+        hc_quantize_row_q8_0(f, a, (int64_t)na);
+        for (size_t i = 0; i < nb; i++) f[i] = rnd_unit(r);
+        hc_quantize_row_q8_0(f, bm, (int64_t)nb);
+        free(f);
+    } else {
+        for (size_t i = 0; i < na; i++) put(t, a, i, rnd_unit(r));
+        for (size_t i = 0; i < nb; i++) put(t, bm, i, rnd_unit(r));
+    }
     b.a = a;
     b.b = bm;
     return b;
@@ -349,6 +366,60 @@ static void test_prefix_ignores_rest(void)
     }
 }
 
+/* q8_0 factors (rows of 32-element blocks): shapes of SmolLM2's layers and small ones, ranks past
+ * the kernels' chunks, 1, 5 and 16 tokens, ranges cut at columns that are not multiples of 8 (the
+ * reference takes the part up to the next multiple); directions past the active rank have NaN
+ * scales and are never read; widths that are not multiples of 32 are refused. */
+static void test_q8_0(void)
+{
+    rng r = {0x51ed};
+    static const int64_t shapes[][2] = {{64, 32}, {576, 192}, {96, 160}, {1536, 576}};
+    static const int ranks[][2] = {{1, 1}, {8, 7}, {33, 33}, {64, 40}, {300, 257}};
+    static const int toks[] = {1, 5, 16};
+    n_checked = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++)
+            for (int ti = 0; ti < 3; ti++)
+                for (int parts = 1; parts <= 3; parts++) {
+                    if (shapes[s][0] * ranks[ri][0] > 100000 && (ti == 1 || parts == 2)) continue; /* time */
+                    run_cfg c = {HC_Q8_0, shapes[s][0], shapes[s][1], ranks[ri][0], ranks[ri][1], toks[ti], parts == 2 ? 3 : 0,
+                                 parts == 3 ? 5 : 0, parts};
+                    check_cfg(&r, &c);
+                }
+    CU_ASSERT(n_checked > 100);
+
+    int64_t in = 64, out = 96;
+    int stored = 9, rank = 4;
+    hc_branch b = make_branch(&r, HC_Q8_0, in, out, stored);
+    const uint16_t nan16 = 0x7e00;
+    for (int k = rank; k < stored; k++) {
+        for (int64_t blk = 0; blk < in / 32; blk++) memcpy((char *)b.a + (size_t)(k * in / 32 + blk) * 34, &nan16, 2);
+        for (int64_t blk = 0; blk < out / 32; blk++) memcpy((char *)b.b + (size_t)(k * out / 32 + blk) * 34, &nan16, 2);
+    }
+    float x[3 * 64], y0[3 * 96], yr[3 * 96];
+    double ye[3 * 96], mag[3 * 96];
+    for (int i = 0; i < 3 * 64; i++) x[i] = rnd_unit(&r);
+    for (int i = 0; i < 3 * 96; i++) y0[i] = rnd_unit(&r);
+    for (int tok = 1; tok <= 3; tok += 2) {
+        naive(&b, rank, x, tok, y0, out, ye, mag);
+        const impl *ims[2] = {&IMPL_REF, &IMPL_DISPATCH};
+        for (int m = 0; m < 2; m++) {
+            run_cfg c = {HC_Q8_0, in, out, stored, rank, tok, 0, 0, 3};
+            CU_ASSERT(run_one(ims[m], &c, &b, x, y0, ye, mag, yr) <= TOL);
+        }
+    }
+    hc_branch odd = b;
+    odd.out = 72;
+    float t[9];
+    const impl *ims[3] = {&IMPL_REF, &IMPL_AVX2, &IMPL_DISPATCH};
+    for (int m = 0; m < 3; m++) {
+        CU_ASSERT_EQUAL(ims[m]->down(&odd, rank, x, 1, t, rank, 0, rank), HC_E_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "multiples of 32"));
+        CU_ASSERT_EQUAL(ims[m]->up(&odd, rank, t, rank, 1, yr, 72, 0, 72), HC_E_ARG);
+    }
+    free_branch(&b);
+}
+
 /* Nothing to do is fine and writes nothing: no tokens, empty ranges, active rank 0. */
 static void test_empty_work(void)
 {
@@ -384,7 +455,7 @@ static void test_bad_calls(void)
     CU_ASSERT_EQUAL(hc_branch_supports(HC_F16), 1);
     CU_ASSERT_EQUAL(hc_branch_supports(HC_BF16), 1);
     CU_ASSERT_EQUAL(hc_branch_supports(HC_Q4_0), 0);
-    CU_ASSERT_EQUAL(hc_branch_supports(HC_Q8_0), 0);
+    CU_ASSERT_EQUAL(hc_branch_supports(HC_Q8_0), 1);
     CU_ASSERT_EQUAL(hc_branch_supports(HC_PACKED), 0);
     const impl *ims[3] = {&IMPL_REF, &IMPL_AVX2, &IMPL_DISPATCH};
     for (int m = 0; m < 3; m++) {
@@ -447,6 +518,7 @@ static void test_plugin(void)
     CU_ASSERT_EQUAL(ops->supports(HC_F16), 1);
     CU_ASSERT_EQUAL(ops->supports(HC_BF16), 1);
     CU_ASSERT_EQUAL(ops->supports(HC_F32), 1);
+    CU_ASSERT_EQUAL(ops->supports(HC_Q8_0), 1);
     CU_ASSERT_EQUAL(ops->supports(HC_Q4_0), 0);
 
     rng r = {31337};
@@ -490,6 +562,7 @@ int main(void)
         {"ranges split in parts, larger strides, 1/5/16 tokens", test_split_ranges},
         {"ranks beyond the kernels' chunks", test_large_rank},
         {"directions past the active prefix are never read", test_prefix_ignores_rest},
+        {"q8_0 factors: every path against double precision, unaligned ranges, bad widths", test_q8_0},
         {"empty work writes nothing", test_empty_work},
         {"unsupported storage and bad arguments refused", test_bad_calls},
         {"the host comp plugin through the registry", test_plugin},

@@ -1,5 +1,5 @@
 /* lowrank_apply.h: the host kernels of a low-rank compensation branch (hc_comp.h), y += B (A x),
- * in two range-splittable phases (down: t = A x, up: y += B t) for f32, f16 and bf16 storage. */
+ * in two range-splittable phases (down: t = A x, up: y += B t) for f32, f16, bf16 and q8_0 storage. */
 #ifndef HC_LOWRANK_APPLY_H
 #define HC_LOWRANK_APPLY_H
 
@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-/* 1 when the branch kernels handle this storage type (HC_F32, HC_F16, HC_BF16), else 0. */
+/* 1 when the branch kernels handle this storage type (HC_F32, HC_F16, HC_BF16, HC_Q8_0), else 0. */
 int hc_branch_supports(hc_dtype t);
 
 /* down: t[j * ldt + k] = sum_{i < in} A[k][i] x[j * in + i]   for k in [k0, k1), j < n_tok
@@ -45,7 +45,8 @@ hc_status hc_branch_check_up(const hc_branch *b, int rank, const float *t, int64
                              const float *y, int64_t ldy, int64_t o0, int64_t o1);
 
 /* The AVX2/FMA/F16C kernels: call only when hc_cpu_has_avx2() (matmul_ggml.h), with checked
- * arguments and a non-empty range (n_tok > 0, k0 < k1 / o0 < o1 and rank > 0). */
+ * arguments and a non-empty range (n_tok > 0, k0 < k1 / o0 < o1 and rank > 0). q8_0 up: the
+ * columns before the first multiple of 8 in [o0, o1) go to the reference. */
 void hc_branch_down_avx2(const hc_branch *b, const float *x, int n_tok, float *t, int64_t ldt, int k0, int k1);
 void hc_branch_up_avx2(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
                        int64_t ldy, int64_t o0, int64_t o1);

@@ -1,5 +1,6 @@
 /* lowrank_apply_avx2.c: AVX2/FMA/F16C kernels of the low-rank branch: down (t = A x, rank rows of
- * length `in` against the tokens) and up (y += B t, the active rows of B scaled by t and summed). */
+ * length `in` against the tokens) and up (y += B t, the active rows of B scaled by t and summed).
+ * Factors in f32, f16, bf16 or q8_0 (rows of 32-element blocks: an f16 scale, then 32 int8). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -24,10 +25,37 @@
 
 AI size_t elem_bytes(const hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
 
-/* 8 elements of a row from element i, as floats (f16 by F16C, bf16 by a 16-bit shift). */
+/* Bytes of a row of n elements (q8_0: n a multiple of 32). */
+AI size_t row_bytes(const hc_dtype ty, int64_t n)
+{
+    return ty == HC_Q8_0 ? (size_t)(n / 32) * 34 : (size_t)n * elem_bytes(ty);
+}
+
+/* Where element i of a row is (q8_0: in its block, after the block's scale). */
+AI size_t elem_off(const hc_dtype ty, int64_t i)
+{
+    return ty == HC_Q8_0 ? (size_t)(i >> 5) * 34 + 2 + (size_t)(i & 31) : (size_t)i * elem_bytes(ty);
+}
+
+AI float q8_scale(const uint8_t *blk)
+{
+    uint16_t h;
+    memcpy(&h, blk, 2);
+    return _cvtsh_ss(h);
+}
+
+/* 8 int8 as floats */
+AI __m256 q8_load8(const uint8_t *q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))); }
+
+/* 8 elements of a row from element i, as floats (f16 by F16C, bf16 by a 16-bit shift, q8_0 scaled
+ * int8: the 8 must lie in one block, i.e. i % 32 <= 24). */
 AI __m256 load8(const hc_dtype ty, const uint8_t *row, int64_t i)
 {
     switch (ty) {
+    case HC_Q8_0: {
+        const uint8_t *blk = row + (size_t)(i >> 5) * 34;
+        return _mm256_mul_ps(_mm256_set1_ps(q8_scale(blk)), q8_load8(blk + 2 + (i & 31)));
+    }
     case HC_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
     case HC_BF16:
         return _mm256_castsi256_ps(
@@ -42,6 +70,7 @@ AI float load1(const hc_dtype ty, const uint8_t *row, int64_t i)
     uint32_t u;
     float f;
     switch (ty) {
+    case HC_Q8_0: return q8_scale(row + (size_t)(i >> 5) * 34) * (float)(int8_t)row[elem_off(ty, i)];
     case HC_F16: memcpy(&h, row + 2 * i, 2); return _cvtsh_ss(h);
     case HC_BF16:
         memcpy(&h, row + 2 * i, 2);
@@ -60,10 +89,11 @@ AI __m256 lane_mask(int n)
 
 /* The n < 8 elements at row[i..i+n) as floats, zero in lanes n..7. When `safe` (the 8-element
  * read stays inside the matrix) the full vector is loaded and the extra lanes are cleared with an
- * AND, so whatever they held (even a NaN) contributes an exact 0; else the n elements are copied. */
+ * AND, so whatever they held (even a NaN) contributes an exact 0; else the n elements are copied.
+ * q8_0 rows hold whole blocks: from an i that is a multiple of 8 the read is always safe. */
 AI __m256 load_part(const hc_dtype ty, const uint8_t *row, int64_t i, int n, int safe, __m256 mask)
 {
-    if (safe) return _mm256_and_ps(load8(ty, row, i), mask);
+    if (safe || ty == HC_Q8_0) return _mm256_and_ps(load8(ty, row, i), mask);
     uint8_t buf[32] = {0};
     memcpy(buf, row + (size_t)i * elem_bytes(ty), (size_t)n * elem_bytes(ty));
     return load8(ty, buf, 0);
@@ -126,20 +156,51 @@ AI __m128 down1_rows4(const hc_dtype ty, const uint8_t *r0, const uint8_t *r1, c
     return s;
 }
 
+/* The same for four q8_0 rows: per block, the four vectors of x serve the four rows, the 32
+ * int8 products of a row are summed in floats and scaled once by the block's scale. */
+AI __m128 down1_q8_rows4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3, const uint8_t *pf,
+                         size_t rb, const float *x, int64_t in)
+{
+    const uint8_t *rows[4] = {r0, r1, r2, r3};
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t blk = 0; blk < in / 32; blk++) {
+        const size_t off = (size_t)blk * 34;
+        if (pf && (blk & 1) == 0) prefetch(pf + off), prefetch(pf + rb + off), prefetch(pf + 2 * rb + off), prefetch(pf + 3 * rb + off);
+        const float *xb = x + 32 * blk;
+        const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8), x2 = _mm256_loadu_ps(xb + 16),
+                     x3 = _mm256_loadu_ps(xb + 24);
+        _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+            const uint8_t *b = rows[r] + off;
+            __m256 s = _mm256_mul_ps(q8_load8(b + 2), x0);
+            s = _mm256_fmadd_ps(q8_load8(b + 10), x1, s);
+            s = _mm256_fmadd_ps(q8_load8(b + 18), x2, s);
+            s = _mm256_fmadd_ps(q8_load8(b + 26), x3, s);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(b)), s, acc[r]);
+        }
+    }
+    return hsum_x4(acc[0], acc[1], acc[2], acc[3]);
+}
+
+AI __m128 down1_any_rows4(const hc_dtype ty, const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
+                          const uint8_t *r3, const uint8_t *pf, size_t rb, const float *x, int64_t in)
+{
+    return ty == HC_Q8_0 ? down1_q8_rows4(r0, r1, r2, r3, pf, rb, x, in) : down1_rows4(ty, r0, r1, r2, r3, pf, rb, x, in);
+}
+
 AI void down_one_token(const hc_dtype ty, const uint8_t *a, int64_t in, const float *x, float *t, int k0, int k1)
 {
-    const size_t rb = (size_t)in * elem_bytes(ty);
+    const size_t rb = row_bytes(ty, in);
     int k = k0;
     for (; k + 4 <= k1; k += 4) {
         const uint8_t *r = a + (size_t)k * rb;
         const uint8_t *pf = k + 4 + DOWN_PF_ROWS <= k1 ? r + DOWN_PF_ROWS * rb : NULL;
-        _mm_storeu_ps(t + k, down1_rows4(ty, r, r + rb, r + 2 * rb, r + 3 * rb, pf, rb, x, in));
+        _mm_storeu_ps(t + k, down1_any_rows4(ty, r, r + rb, r + 2 * rb, r + 3 * rb, pf, rb, x, in));
     }
     if (k < k1) {   /* 1..3 rows left: repeat the last one */
         const int n = k1 - k;
         const uint8_t *r = a + (size_t)k * rb, *last = r + (size_t)(n - 1) * rb;
         float s[4];
-        _mm_storeu_ps(s, down1_rows4(ty, r, n > 1 ? r + rb : last, n > 2 ? r + 2 * rb : last, last, NULL, rb, x, in));
+        _mm_storeu_ps(s, down1_any_rows4(ty, r, n > 1 ? r + rb : last, n > 2 ? r + 2 * rb : last, last, NULL, rb, x, in));
         for (int q = 0; q < n; q++) t[k + q] = s[q];
     }
 }
@@ -183,7 +244,7 @@ AI void down_tile(const hc_dtype ty, const int T, const uint8_t *ra, const uint8
 AI void down_tokens(const hc_dtype ty, const uint8_t *a, int64_t in, const float *x, int n_tok, float *t,
                     int64_t ldt, int k0, int k1)
 {
-    const size_t rb = (size_t)in * elem_bytes(ty);
+    const size_t rb = row_bytes(ty, in);
     int chunk = (int)(DOWN_CHUNK_BYTES / rb) & ~1;
     if (chunk < 2) chunk = 2;
     for (int c0 = k0; c0 < k1; c0 += chunk) {
@@ -219,12 +280,15 @@ DOWN_KERNEL(down_f32, HC_F32)
 DOWN_KERNEL(down_f16, HC_F16)
 DOWN_KERNEL(down_bf16, HC_BF16)
 
+DOWN_KERNEL(down_q8_0, HC_Q8_0)
+
 void hc_branch_down_avx2(const hc_branch *b, const float *x, int n_tok, float *t, int64_t ldt, int k0, int k1)
 {
     switch (b->dtype) {
     case HC_F32: down_f32(b->a, b->in, x, n_tok, t, ldt, k0, k1); break;
     case HC_F16: down_f16(b->a, b->in, x, n_tok, t, ldt, k0, k1); break;
     case HC_BF16: down_bf16(b->a, b->in, x, n_tok, t, ldt, k0, k1); break;
+    case HC_Q8_0: down_q8_0(b->a, b->in, x, n_tok, t, ldt, k0, k1); break;
     default: break;
     }
 }
@@ -266,13 +330,13 @@ AI void up_block(const int T, const int NV, const int PART, const float *bf, int
 AI void up_prefetch(const hc_dtype ty, const int NV, const uint8_t *bm, int64_t out, int rank, int rows, int k0,
                     int64_t o, int64_t o0, int64_t o1, int64_t ahead)
 {
-    const size_t es = elem_bytes(ty), rb = (size_t)out * es;
+    const size_t rb = row_bytes(ty, out);
     int64_t oc = o + ahead;
     while (oc >= o1) oc -= o1 - o0, k0 += rows;
     const int k1 = k0 + rows < rank ? k0 + rows : rank;
-    const size_t len = (size_t)(o1 - oc < 8 * NV ? o1 - oc : 8 * NV) * es;
+    const size_t len = elem_off(ty, o1 - oc < 8 * NV ? o1 : oc + 8 * NV) - elem_off(ty, oc);
     for (int k = k0; k < k1; k++) {
-        const uint8_t *p = bm + (size_t)k * rb + (size_t)oc * es;
+        const uint8_t *p = bm + (size_t)k * rb + elem_off(ty, oc);
         for (size_t off = 0; off < len; off += 64) prefetch(p + off);
     }
 }
@@ -283,7 +347,7 @@ AI void up_block_tokens(const hc_dtype ty, const int NV, const int PART, const u
                         int k0, int kl, const float *t, int64_t ldt, int n_tok, float *y, int64_t ldy, int64_t o, int last)
 {
     _Alignas(32) float bf[UPN_ROWS * 16];
-    const size_t rb = (size_t)out * elem_bytes(ty);
+    const size_t rb = row_bytes(ty, out);
     const __m256 mask = lane_mask(PART ? last : 8);
     for (int k = 0; k < kl; k++) {
         const uint8_t *row = bm + (size_t)(k0 + k) * rb;
@@ -338,13 +402,54 @@ AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int stor
     }
 }
 
+/* The same for q8_0 rows, four directions at a time (y is read and written once per four),
+ * block by block: each row's t[k] times the block's scale multiplies its int8 (o0 a multiple of
+ * 8, so that no vector straddles two blocks). The next four rows, contiguous after these, are
+ * prefetched at the same columns. A group of fewer than four repeats its first row with t = 0. */
+AI void up_one_token_q8(const uint8_t *bm, int64_t out, int rank, const float *t, float *y, int64_t o0, int64_t o1)
+{
+    const size_t rb = row_bytes(HC_Q8_0, out);
+    for (int k = 0; k < rank; k += 4) {
+        const uint8_t *row[4];
+        float tk[4];
+        for (int r = 0; r < 4; r++) {
+            row[r] = bm + (size_t)(k + r < rank ? k + r : k) * rb;
+            tk[r] = k + r < rank ? t[k + r] : 0.0f;
+        }
+        const int pf_rows = rank - (k + 4) < 4 ? rank - (k + 4) : 4;
+        for (int64_t o = o0; o < o1;) {
+            const size_t off = (size_t)(o >> 5) * 34;
+            for (int r = 0; r < pf_rows; r++) prefetch(row[r] + 4 * rb + off);
+            __m256 sv[4];
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) sv[r] = _mm256_set1_ps(tk[r] * q8_scale(row[r] + off));
+            const int64_t end = ((o >> 5) + 1) * 32 < o1 ? ((o >> 5) + 1) * 32 : o1;
+            for (; o < end; o += 8) {
+                const size_t q = off + 2 + (size_t)(o & 31);
+                __m256 acc = _mm256_mul_ps(sv[0], q8_load8(row[0] + q));
+                acc = _mm256_fmadd_ps(sv[1], q8_load8(row[1] + q), acc);
+                acc = _mm256_fmadd_ps(sv[2], q8_load8(row[2] + q), acc);
+                acc = _mm256_fmadd_ps(sv[3], q8_load8(row[3] + q), acc);
+                if (o + 8 <= end) {
+                    _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), acc));
+                } else {   /* the range's last 1..7 outputs: the 8 int8 read stay in the block */
+                    const __m256i m = _mm256_castps_si256(lane_mask((int)(end - o)));
+                    _mm256_maskstore_ps(y + o, m, _mm256_add_ps(_mm256_maskload_ps(y + o, m), acc));
+                }
+            }
+        }
+    }
+}
+
 /* The output range UPN_ROWS directions at a time: blocks of 16 columns (4 tokens x 2 vectors of
  * sums), then single vectors, then the partial one; one token: up_one_token. */
 AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored, int rank, const float *t,
                   int64_t ldt, int n_tok, float *y, int64_t ldy, int64_t o0, int64_t o1)
 {
     if (n_tok == 1) {
-        up_one_token(ty, bm, out, stored, rank, t, y, o0, o1);
+        if (ty == HC_Q8_0)
+            up_one_token_q8(bm, out, rank, t, y, o0, o1);
+        else
+            up_one_token(ty, bm, out, stored, rank, t, y, o0, o1);
         return;
     }
     const int NV = 2, rows = UPN_ROWS;
@@ -371,6 +476,7 @@ AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int stored,
 UP_KERNEL(up_f32, HC_F32)
 UP_KERNEL(up_f16, HC_F16)
 UP_KERNEL(up_bf16, HC_BF16)
+UP_KERNEL(up_q8_0, HC_Q8_0)
 
 void hc_branch_up_avx2(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
                        int64_t ldy, int64_t o0, int64_t o1)
@@ -379,6 +485,14 @@ void hc_branch_up_avx2(const hc_branch *b, int rank, const float *t, int64_t ldt
     case HC_F32: up_f32(b->b, b->out, b->rank, rank, t, ldt, n_tok, y, ldy, o0, o1); break;
     case HC_F16: up_f16(b->b, b->out, b->rank, rank, t, ldt, n_tok, y, ldy, o0, o1); break;
     case HC_BF16: up_bf16(b->b, b->out, b->rank, rank, t, ldt, n_tok, y, ldy, o0, o1); break;
+    case HC_Q8_0:
+        if (o0 % 8) {   /* a vector must not straddle two blocks: the columns up to a multiple of 8 by the reference */
+            const int64_t head = ((o0 + 7) & ~(int64_t)7) < o1 ? (o0 + 7) & ~(int64_t)7 : o1;
+            (void)hc_branch_up_ref(b, rank, t, ldt, n_tok, y, ldy, o0, head);
+            o0 = head;
+        }
+        if (o0 < o1) up_q8_0(b->b, b->out, b->rank, rank, t, ldt, n_tok, y, ldy, o0, o1);
+        break;
     default: break;
     }
 }

@@ -4,7 +4,7 @@
 
 #include "lowrank_apply.h"
 
-int hc_branch_supports(hc_dtype t) { return t == HC_F32 || t == HC_F16 || t == HC_BF16; }
+int hc_branch_supports(hc_dtype t) { return t == HC_F32 || t == HC_F16 || t == HC_BF16 || t == HC_Q8_0; }
 
 static const char *branch_name(const hc_branch *b) { return b->name ? b->name : "(unnamed)"; }
 
@@ -13,11 +13,14 @@ static hc_status check_branch(const char *phase, const hc_branch *b, int rank, i
 {
     if (!b) return hc_error(HC_E_ARG, "branch %s: no branch given", phase);
     if (!hc_branch_supports(b->dtype))
-        return hc_error(HC_E_ARG, "branch %s %s: storage type %s (%d) is not f32, f16 or bf16", phase,
+        return hc_error(HC_E_ARG, "branch %s %s: storage type %s (%d) is not f32, f16, bf16 or q8_0", phase,
                         branch_name(b), hc_dtype_name(b->dtype), (int)b->dtype);
     if (b->in <= 0 || b->out <= 0 || b->rank < 0)
         return hc_error(HC_E_ARG, "branch %s %s: bad shape in %lld, out %lld, rank %d", phase, branch_name(b),
                         (long long)b->in, (long long)b->out, b->rank);
+    if (b->dtype == HC_Q8_0 && (b->in % 32 || b->out % 32))
+        return hc_error(HC_E_ARG, "branch %s %s: q8_0 factors need in and out multiples of 32, not %lld and %lld", phase,
+                        branch_name(b), (long long)b->in, (long long)b->out);
     if (rank < 0 || rank > b->rank)
         return hc_error(HC_E_ARG, "branch %s %s: active rank %d is outside [0, %d]", phase, branch_name(b), rank,
                         b->rank);
@@ -64,11 +67,13 @@ hc_status hc_branch_check_up(const hc_branch *b, int rank, const float *t, int64
     return HC_OK;
 }
 
-/* Element i of a row stored as f32, f16 or bf16. */
+/* Element i of a row stored as f32, f16, bf16 or q8_0 (block i / 32: f16 scale, then 32 int8). */
 static float element(hc_dtype t, const void *row, int64_t i)
 {
     uint16_t h;
+    const char *blk = (const char *)row + (size_t)(i / 32) * 34;
     switch (t) {
+    case HC_Q8_0: memcpy(&h, blk, 2); return hc_f16_to_f32(h) * (float)(int8_t)blk[2 + i % 32];
     case HC_F16: memcpy(&h, (const char *)row + 2 * i, 2); return hc_f16_to_f32(h);
     case HC_BF16: memcpy(&h, (const char *)row + 2 * i, 2); return hc_bf16_to_f32(h);
     default: return ((const float *)row)[i];

@@ -1,7 +1,7 @@
 /* bench_lowrank.c: hc-bench-lowrank, a single-threaded micro-benchmark of the low-rank branch
  * kernels y += B (A x): ns per down+up and GB/s of branch bytes (A and B) read, per shape and rank.
  *
- * usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]
+ * usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32,q8_0] [--tokens 1,16] [--seconds S]
  *   --ref    also time the plain reference kernels
  *   --active run only the first R stored directions (an active prefix, as the rank controller
  *            sets it); the bytes are those of the prefix
@@ -34,8 +34,17 @@ static float rnd_unit(void)
     return (float)(uint32_t)(rng_state >> 16) / 4294967296.0f * 2.0f - 1.0f;
 }
 
+/* n random elements (q8_0: n a multiple of 32) */
 static void fill(hc_dtype t, uint8_t *p, size_t n)
 {
+    if (t == HC_Q8_0) {
+        float v[32];
+        for (size_t b = 0; b < n / 32; b++) {
+            for (int i = 0; i < 32; i++) v[i] = 0.1f * rnd_unit();
+            hc_quantize_row_q8_0(v, p + 34 * b, 32);
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         float v = 0.1f * rnd_unit();
         if (t == HC_F32) {
@@ -94,11 +103,10 @@ static double time_phase(const bench_cfg *cfg, int phase, int copies, const hc_b
 
 static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out, int rank, int n_tok, int use_ref)
 {
-    size_t es = hc_dtype_row_bytes(t, 1);
-    size_t abytes = (size_t)rank * (size_t)in * es, bbytes = (size_t)out * (size_t)rank * es;
+    size_t abytes = (size_t)rank * hc_dtype_row_bytes(t, in), bbytes = (size_t)rank * hc_dtype_row_bytes(t, out);
     const int stored = rank;   /* directions in memory; `rank` from here on: the active prefix */
     if (cfg->active > 0 && cfg->active < rank) rank = cfg->active;
-    size_t bytes = (size_t)rank * (size_t)(in + out) * es;
+    size_t bytes = (size_t)rank * (hc_dtype_row_bytes(t, in) + hc_dtype_row_bytes(t, out));
     int copies = 1;
     if (cfg->cold) {
         copies = (int)((96u << 20) / (abytes + bbytes)) + 1;
@@ -144,7 +152,7 @@ done:
 int main(int argc, char **argv)
 {
     bench_cfg cfg = {.seconds = 1.0};
-    hc_dtype types[3] = {HC_F16};
+    hc_dtype types[4] = {HC_F16};
     int n_types = 1;
     int toks[8] = {1, 16}, n_toks = 2;
     for (int i = 1; i < argc; i++) {
@@ -155,12 +163,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) {
             n_types = 0;
             char *list = strdup(argv[++i]), *save = NULL;
-            for (char *tok = strtok_r(list, ",", &save); tok && n_types < 3; tok = strtok_r(NULL, ",", &save)) {
+            for (char *tok = strtok_r(list, ",", &save); tok && n_types < 4; tok = strtok_r(NULL, ",", &save)) {
                 if (!strcmp(tok, "f16")) types[n_types++] = HC_F16;
                 else if (!strcmp(tok, "bf16")) types[n_types++] = HC_BF16;
                 else if (!strcmp(tok, "f32")) types[n_types++] = HC_F32;
+                else if (!strcmp(tok, "q8_0")) types[n_types++] = HC_Q8_0;
                 else {
-                    fprintf(stderr, "hc-bench-lowrank: unknown storage type %s (f16, bf16, f32)\n", tok);
+                    fprintf(stderr, "hc-bench-lowrank: unknown storage type %s (f16, bf16, f32, q8_0)\n", tok);
                     free(list);
                     return 2;
                 }
@@ -173,7 +182,7 @@ int main(int argc, char **argv)
                 if (atoi(tok) > 0) toks[n_toks++] = atoi(tok);
             free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32] [--tokens 1,16] [--seconds S]\n");
+            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32,q8_0] [--tokens 1,16] [--seconds S]\n");
             return 2;
         }
     }

@@ -65,6 +65,9 @@ int64_t hc_tensor_nrows(const hc_tensor *t);
 
 /* Converts n elements (one row or several whole rows) of a standard type to f32. Reference code. */
 void hc_dequantize_row(hc_dtype t, const void *src, float *dst, int64_t n);
+/* Converts n floats (a multiple of 32) to Q8_0 blocks: per block d = max|x| / 127 (f16) and
+ * q = round(x / d). Reference code. */
+void hc_quantize_row_q8_0(const float *x, void *dst, int64_t n);
 
 /* Half precision helpers (IEEE binary16 and bfloat16). */
 float hc_f16_to_f32(uint16_t h);
