@@ -86,20 +86,45 @@ static const hc_branch *branch_of(const hc_branch_rt *r, int stage) { return r->
 
 static size_t factor_bytes(const hc_branch *b, int rank)
 {
-    return (size_t)rank * (size_t)(b->in + b->out) * hc_dtype_row_bytes(b->dtype, 1);
+    return (size_t)rank * (hc_dtype_row_bytes(b->dtype, b->in) + hc_dtype_row_bytes(b->dtype, b->out));
+}
+
+/* B of a q8_0 branch as f16 [rank][out], which can be transposed element by element. */
+static void *q8_b_as_f16(const hc_branch *b)
+{
+    uint16_t *h = malloc((size_t)(b->rank * b->out) * 2 + 1);
+    float *row = malloc((size_t)b->out * sizeof *row);
+    if (!h || !row) {
+        free(h), free(row);
+        return NULL;
+    }
+    for (int k = 0; k < b->rank; k++) {
+        hc_dequantize_row(HC_Q8_0, (const char *)b->b + (size_t)k * hc_dtype_row_bytes(HC_Q8_0, b->out), row, b->out);
+        for (int64_t o = 0; o < b->out; o++) h[(size_t)k * (size_t)b->out + (size_t)o] = hc_f32_to_f16(row[o]);
+    }
+    free(row);
+    return h;
 }
 
 /* A branch's factors copied to a device without host memory (its run_on_device path), as the
  * weights of its matmul: A [rank][in] as stored; B transposed to [out][rank] (hc_branch keeps it by
- * direction, [rank][out]). */
+ * direction, [rank][out]), in f16 when the branch is q8_0 (blocks run along out, not rank). */
 static hc_status upload_factors(hc_device *d, const hc_branch *b, hc_tensor *a_out, hc_tensor *b_out)
 {
-    size_t es = hc_dtype_row_bytes(b->dtype, 1), n_a = (size_t)(b->rank * b->in) * es, n_b = (size_t)(b->rank * b->out) * es;
+    const int q8 = b->dtype == HC_Q8_0;
+    const hc_dtype bdt = q8 ? HC_F16 : b->dtype;
+    size_t es = hc_dtype_row_bytes(bdt, 1), n_a = (size_t)b->rank * hc_dtype_row_bytes(b->dtype, b->in),
+           n_b = (size_t)(b->rank * b->out) * es;
     *a_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->in, b->rank, 1, 1 }, .nbytes = n_a, .device = d };
-    *b_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
+    *b_out = (hc_tensor){ .name = b->name, .dtype = bdt, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
     char *bt = malloc(n_b ? n_b : 1);
-    if (!bt) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
-    hc_transpose(bt, b->b, b->rank, b->out, es);
+    void *b16 = q8 ? q8_b_as_f16(b) : NULL;
+    if (!bt || (q8 && !b16)) {
+        free(bt), free(b16);
+        return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    }
+    hc_transpose(bt, q8 ? b16 : b->b, b->rank, b->out, es);
+    free(b16);
     hc_status st = d->ops->alloc(d, n_a, &a_out->data);
     if (st == HC_OK) st = d->ops->upload(d, a_out->data, b->a, n_a);
     if (st == HC_OK) st = d->ops->alloc(d, n_b, &b_out->data);

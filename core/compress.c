@@ -16,9 +16,15 @@
 
 double hc_compress_now(void);
 
-size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype dtype)
+hc_dtype hc_compress_branch_dtype(const hc_compress_job *j, hc_dtype requested)
 {
-    return (size_t)(j->in + j->out) * hc_dtype_row_bytes(dtype, 1) + sizeof(float);
+    return requested == HC_Q8_0 && (j->in % 32 || j->out % 32) ? HC_F16 : requested;
+}
+
+size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype requested)
+{
+    hc_dtype t = hc_compress_branch_dtype(j, requested);
+    return hc_dtype_row_bytes(t, j->in) + hc_dtype_row_bytes(t, j->out) + sizeof(float);
 }
 
 /* Lists the linear layers to compress and the backbone's size once they are packed. */
@@ -231,8 +237,8 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (o->sens_self && o->sens_tokens <= 0) return hc_error(HC_E_ARG, "--sens-source self needs --sens-tokens N");
     if (o->sens_tokens > 0 && !o->calib && !o->sens_self)
         return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE) or --sens-source self");
-    if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32)
-        return hc_error(HC_E_ARG, "branches are stored as f16, bf16 or f32");
+    if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32 && o->branch_dtype != HC_Q8_0)
+        return hc_error(HC_E_ARG, "branches are stored as f16, bf16, f32 or q8_0");
     hc_compress_state cs = { .opts = o };
     hc_model_load_opts lo = { .to_f32 = 1 };
     hc_status st = hc_quant_format_create(o->registry, o->quant, &cs.fmt);

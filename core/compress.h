@@ -27,7 +27,8 @@ typedef struct hc_compress_opts {
     int calib_seq;              /* sequence length (default 512) */
     hc_whitening whitening;     /* how the factorization weighs errors (default: full when calibrated) */
     int whitening_given;        /* whitening was chosen explicitly */
-    hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16 or HC_F32 */
+    hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16, HC_F32 or HC_Q8_0 (f16 for layers whose
+                                   widths are not multiples of 32) */
     const char *policy;         /* Lua rank policy file, NULL: uniform */
     int sens_tokens;            /* > 0: measure each layer's end-to-end sensitivity on this many calibration
                                    tokens (the KL from the source with only this layer quantized) */

@@ -63,7 +63,11 @@ typedef struct hc_compress_state {
 } hc_compress_state;
 
 /* Bytes per rank of a branch of this layer (A row + B column + sigma). */
-size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype dtype);
+/* The storage of a job's branch: the requested type, but f16 for q8_0 where a width is not a
+ * multiple of 32 (q8_0 rows are blocks of 32). */
+hc_dtype hc_compress_branch_dtype(const hc_compress_job *j, hc_dtype requested);
+/* Bytes of one direction of a job's branch (a row of A, a row of B and its sigma). */
+size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype requested);
 /* Bytes of the source tensors that are written unchanged / of all source weights. */
 size_t hc_compress_kept_bytes(const hc_compress_state *cs);
 size_t hc_compress_source_bytes(const hc_compress_state *cs);

@@ -179,7 +179,6 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
 {
     const hc_compress_opts *o = cs->opts;
     static const char *const whitening[] = { "none", "diag", "full" };
-    const char *dtype = o->branch_dtype == HC_F32 ? "f32" : o->branch_dtype == HC_BF16 ? "bf16" : "f16";
     char versions[256];
     snprintf(versions, sizeof versions, "%s %s%s%s%s%s", cs->fmt->plugin, cs->fmt->version, cs->head_fmt ? "; " : "",
              cs->head_fmt ? cs->head_fmt->plugin : "", cs->head_fmt ? " " : "", cs->head_fmt ? cs->head_fmt->version : "");
@@ -189,7 +188,7 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     TRY(hc_gguf_set_str(w, "hc.quant", cs->fmt->spec));
     TRY(hc_gguf_set_str(w, "hc.quant.plugins", versions));
     TRY(hc_gguf_set_str(w, "hc.head_quant", cs->head_fmt ? cs->head_fmt->spec : "none"));
-    TRY(hc_gguf_set_str(w, "hc.comp.dtype", dtype));
+    TRY(hc_gguf_set_str(w, "hc.comp.dtype", hc_dtype_name(o->branch_dtype)));
     TRY(hc_gguf_set_str(w, "hc.comp.whitening", cs->calib ? whitening[o->whitening] : "none"));
     TRY(hc_gguf_set_f32(w, "hc.comp.budget", (float)o->budget));
     TRY(hc_gguf_set_str(w, "hc.comp.policy", o->policy ? base_name(o->policy) : (o->rank > 0 ? "fixed" : "uniform")));
@@ -235,11 +234,13 @@ static void *keep_alloc(writer_ctx *c, size_t n)
     return b;
 }
 
-static void store(hc_dtype t, float v, void *dst, size_t i)
+/* A row of n floats in the branch's storage type (q8_0: n a multiple of 32). */
+static void store_row(hc_dtype t, const float *v, int64_t n, void *dst)
 {
-    if (t == HC_F32) ((float *)dst)[i] = v;
-    else if (t == HC_F16) ((uint16_t *)dst)[i] = hc_f32_to_f16(v);
-    else ((uint16_t *)dst)[i] = hc_f32_to_bf16(v);
+    if (t == HC_Q8_0) hc_quantize_row_q8_0(v, dst, n);
+    else if (t == HC_F32) memcpy(dst, v, (size_t)n * sizeof *v);
+    else
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = t == HC_F16 ? hc_f32_to_f16(v[i]) : hc_f32_to_bf16(v[i]);
 }
 
 /* Writes the branch tensors of a job: <base>.lora_a [in, r], .lora_b [out, r], .lora_s [r] (GGUF
@@ -247,33 +248,41 @@ static void store(hc_dtype t, float v, void *dst, size_t i)
  * direction's two factors are balanced (equal largest magnitude) so that f16 cannot overflow. */
 static hc_status write_branch(writer_ctx *c, const hc_compress_job *j)
 {
-    hc_dtype t = c->cs->opts->branch_dtype;
+    hc_dtype t = hc_compress_branch_dtype(j, c->cs->opts->branch_dtype);
     int r = j->rank, lr = j->lr.rank;
     int64_t in = j->in, out = j->out;
-    size_t elt = hc_dtype_row_bytes(t, 1);
-    void *a = keep_alloc(c, (size_t)(r * in) * elt), *b = keep_alloc(c, (size_t)(out * r) * elt);
-    float *s = keep_alloc(c, (size_t)r * sizeof *s);
-    if (!a || !b || !s) return hc_error(HC_E_NOMEM, "out of memory writing the branch of %s", j->weight->name);
+    size_t row_a = hc_dtype_row_bytes(t, in), row_b = hc_dtype_row_bytes(t, out);
+    void *a = keep_alloc(c, (size_t)r * row_a), *b = keep_alloc(c, (size_t)r * row_b);
+    float *s = keep_alloc(c, (size_t)r * sizeof *s), *row = malloc((size_t)(in > out ? in : out) * sizeof *row);
+    if (!a || !b || !s || !row) {
+        free(row);
+        return hc_error(HC_E_NOMEM, "out of memory writing the branch of %s", j->weight->name);
+    }
     for (int k = 0; k < r; k++) {
         float ma = 0, mb = 0;
         for (int64_t i = 0; i < in; i++) ma = fmaxf(ma, fabsf(j->lr.a[k * in + i]));
         for (int64_t o = 0; o < out; o++) mb = fmaxf(mb, fabsf(j->lr.b[o * lr + k]));
         float alpha = (ma > 0 && mb > 0) ? sqrtf(ma / mb) : 1.0f; /* b *= alpha, a /= alpha */
-        if (fmaxf(ma / alpha, mb * alpha) > 60000.0f && t == HC_F16)
+        if (fmaxf(ma / alpha, mb * alpha) > 60000.0f && t == HC_F16) {
+            free(row);
             return hc_error(HC_E_NUMERIC, "the branch of %s does not fit f16 (largest factor %.3g): use --branch-dtype bf16",
                             j->weight->name, (double)fmaxf(ma / alpha, mb * alpha));
-        for (int64_t i = 0; i < in; i++) store(t, j->lr.a[k * in + i] / alpha, a, (size_t)(k * in + i));
-        for (int64_t o = 0; o < out; o++) store(t, j->lr.b[o * lr + k] * alpha, b, (size_t)(k * out + o));
+        }
+        for (int64_t i = 0; i < in; i++) row[i] = j->lr.a[k * in + i] / alpha;
+        store_row(t, row, in, (char *)a + (size_t)k * row_a);
+        for (int64_t o = 0; o < out; o++) row[o] = j->lr.b[o * lr + k] * alpha;
+        store_row(t, row, out, (char *)b + (size_t)k * row_b);
         s[k] = j->lr.sigma[k];
     }
+    free(row);
     char base[160], name[200];
     size_t len = hc_len_without(j->weight->name, ".weight");
     snprintf(base, sizeof base, "%.*s", (int)len, j->weight->name);
     int64_t ne_a[2] = { in, r }, ne_b[2] = { out, r }, ne_s[1] = { r };
     snprintf(name, sizeof name, "%s.lora_a", base);
-    hc_status st = hc_gguf_add_tensor(c->w, name, t, 2, ne_a, a, (size_t)(r * in) * elt);
+    hc_status st = hc_gguf_add_tensor(c->w, name, t, 2, ne_a, a, (size_t)r * row_a);
     snprintf(name, sizeof name, "%s.lora_b", base);
-    if (st == HC_OK) st = hc_gguf_add_tensor(c->w, name, t, 2, ne_b, b, (size_t)(out * r) * elt);
+    if (st == HC_OK) st = hc_gguf_add_tensor(c->w, name, t, 2, ne_b, b, (size_t)r * row_b);
     snprintf(name, sizeof name, "%s.lora_s", base);
     if (st == HC_OK) st = hc_gguf_add_tensor(c->w, name, HC_F32, 1, ne_s, s, (size_t)r * sizeof *s);
     return st;

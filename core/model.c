@@ -139,8 +139,8 @@ size_t hc_model_bytes_per_token(const hc_model *m)
 size_t hc_branch_bytes(const hc_branch *b)
 {
     if (b->rank <= 0) return 0;
-    size_t elt = hc_dtype_row_bytes(b->dtype, 1);
-    return (size_t)b->rank * (size_t)(b->in + b->out) * elt + (b->sigma ? (size_t)b->rank * sizeof(float) : 0);
+    size_t per_rank = hc_dtype_row_bytes(b->dtype, b->in) + hc_dtype_row_bytes(b->dtype, b->out);
+    return (size_t)b->rank * per_rank + (b->sigma ? (size_t)b->rank * sizeof(float) : 0);
 }
 
 size_t hc_model_branch_bytes(const hc_model *m)

@@ -195,8 +195,10 @@ hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_nam
     if (!a || !bt) return hc_error(HC_E_FORMAT, "branch of %s has only one of lora_a and lora_b", weight_name);
     int64_t r = a->ne[1];
     int by_direction = m->hc_format >= 2; /* lora_b [r][out] */
-    if (a->type != bt->type || (a->type != HC_F32 && a->type != HC_F16 && a->type != HC_BF16))
-        return hc_error(HC_E_FORMAT, "branch of %s: factors must both be f32, f16 or bf16", weight_name);
+    if (a->type != bt->type || (a->type != HC_F32 && a->type != HC_F16 && a->type != HC_BF16 && a->type != HC_Q8_0))
+        return hc_error(HC_E_FORMAT, "branch of %s: factors must both be f32, f16, bf16 or q8_0", weight_name);
+    if (a->type == HC_Q8_0 && (!by_direction || in % 32 || out % 32))
+        return hc_error(HC_E_FORMAT, "branch of %s: q8_0 factors need format 2 and a layer whose widths are multiples of 32", weight_name);
     if (a->ne[0] != in || r < 1 || r > (in < out ? in : out) || bt->ne[0] != (by_direction ? out : r) ||
         bt->ne[1] != (by_direction ? r : out) || a->n_dims != 2 || bt->n_dims != 2)
         return hc_error(HC_E_FORMAT, "branch of %s: lora_a [%lld, %lld] and lora_b [%lld, %lld] do not fit a %lld -> %lld layer (format %u)",

@@ -28,6 +28,8 @@ compress_args() {
     w2) echo "--quant rtn:bits=2,group=128 --budget 0";;
     w3-plain-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --whitening none";;
     w3-aware-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} ${calib[*]}";;
+    w3-q8-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --branch-dtype q8_0 ${calib[*]}";;
+    w3-q8measured-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --branch-dtype q8_0 --policy greedy --sens-tokens ${SENS_TOKENS:-256} ${calib[*]}";;
     w3-greedy-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy ${calib[*]}";;
     w3-measured-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-256} ${calib[*]}";;
     w3-self-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-512} --sens-source self ${calib[*]}";;

@@ -2,6 +2,7 @@
  * async, inline; 1 and 2 host threads) gives the same greedy tokens; broken schedulers are
  * refused; pipeline scripts report their errors with file and line and bad on_step answers are
  * refused; the rank controller lowers ranks when the host is slow. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,27 +22,31 @@
 
 #define N_GEN 48
 
-static char model_path[1024];
+static char model_path[1024], q8_model_path[1024];
 
-static const char *compressed_model(void)
+/* stories260K with 3-bit layers and rank-6 branches stored as `dtype`, compressed once into `path`
+ * (q8_0: f16 where a width is not a multiple of 32, the ffn's 172). */
+static const char *compress_stories(hc_dtype dtype, char *path, size_t size, const char *file)
 {
-    if (model_path[0]) return model_path;
+    if (path[0]) return path;
     const char *src = hc_test_shared("models/stories260K/stories260K.bin", "compressed stories260K");
     if (!src) return NULL;
     char source[1024];
     snprintf(source, sizeof source, "%s", src);
     hc_registry *r;
     if (hc_registry_create(&r) != HC_OK || hc_registry_load_default(r) != HC_OK) return NULL;
-    snprintf(model_path, sizeof model_path, "%s", hc_test_tmp("st-w4.gguf"));
-    hc_compress_opts o = { .input = source, .output = model_path, .quant = "rtn:bits=3,group=32", .rank = 6,
-                           .threads = 2, .branch_dtype = HC_F16, .registry = r };
+    snprintf(path, size, "%s", hc_test_tmp(file));
+    hc_compress_opts o = { .input = source, .output = path, .quant = "rtn:bits=3,group=32", .rank = 6,
+                           .threads = 2, .branch_dtype = dtype, .registry = r };
     hc_compress_report rep;
     hc_status st = hc_compress(&o, &rep);
     if (st != HC_OK) printf("\n  compress: %s\n", hc_last_error());
     hc_registry_free(r);
-    if (st != HC_OK) model_path[0] = '\0';
-    return st == HC_OK ? model_path : NULL;
+    if (st != HC_OK) path[0] = '\0';
+    return st == HC_OK ? path : NULL;
 }
+
+static const char *compressed_model(void) { return compress_stories(HC_F16, model_path, sizeof model_path, "st-w4.gguf"); }
 
 typedef struct run_opts {
     const char *sched;        /* NULL: branches off */
@@ -52,6 +57,8 @@ typedef struct run_opts {
     const char *model;        /* NULL: the compressed stories260K */
     int separate_memory;      /* the cpu device claims memory of its own: weights, buffers and the
                                  inline scheduler's branch factors go through alloc/upload */
+    const int32_t *force;     /* not NULL: these N_GEN tokens are fed instead of the greedy ones */
+    float *last_logits;       /* not NULL: the logits of the last step are copied here */
 } run_opts;
 
 /* Greedy tokens from BOS; returns the status of the first failure. */
@@ -89,7 +96,8 @@ static hc_status generate(const run_opts *ro, int32_t *out, hc_context **keep)
     const float *logits;
     for (int i = 0; i < N_GEN && st == HC_OK; i++) {
         st = hc_decode(c, &tok, 1, 0, &logits);
-        if (st == HC_OK) out[i] = tok = hc_argmax(logits, m->cfg.n_vocab);
+        if (st == HC_OK) out[i] = tok = ro->force ? ro->force[i] : hc_argmax(logits, m->cfg.n_vocab);
+        if (st == HC_OK && ro->last_logits && i == N_GEN - 1) memcpy(ro->last_logits, logits, sizeof(float) * (size_t)m->cfg.n_vocab);
     }
     if (keep && st == HC_OK) {
         *keep = c; /* the caller inspects it, then frees everything through keep_free */
@@ -114,16 +122,17 @@ static void keep_free(hc_context *c)
     hc_registry_free((hc_registry *)r);
 }
 
-static void test_schedulers_agree(void)
+/* Every scheduler with 1 and 2 host threads, and on a device with memory of its own, gives the
+ * serial scheduler's greedy tokens from `model`, which differ from the backbone's alone. */
+static void check_schedulers_agree(const char *model)
 {
-    if (!compressed_model()) return;
     int32_t base[N_GEN], bare[N_GEN], got[N_GEN];
-    run_opts ro = { .sched = "serial", .host_threads = 1 };
+    run_opts ro = { .sched = "serial", .host_threads = 1, .model = model };
     HC_ASSERT_OK(generate(&ro, base, NULL));
     const char *scheds[] = { "serial", "async", "inline" };
     for (int s = 0; s < 3; s++)
         for (int h = 1; h <= 2; h++) {
-            ro = (run_opts){ .sched = scheds[s], .host_threads = h };
+            ro = (run_opts){ .sched = scheds[s], .host_threads = h, .model = model };
             HC_ASSERT_OK(generate(&ro, got, NULL));
             if (memcmp(base, got, sizeof got)) printf("\n  %s with %d host threads differs\n", scheds[s], h);
             CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
@@ -131,19 +140,72 @@ static void test_schedulers_agree(void)
     /* a device without host memory computes the branches with its own matmul, on copies of the
        factors (B transposed to its weight layout): the same tokens */
     for (int s = 0; s < 3; s++) {
-        ro = (run_opts){ .sched = scheds[s], .host_threads = 1, .separate_memory = 1 };
+        ro = (run_opts){ .sched = scheds[s], .host_threads = 1, .separate_memory = 1, .model = model };
         HC_ASSERT_OK(generate(&ro, got, NULL));
         if (memcmp(base, got, sizeof got)) printf("\n  %s on a device with memory of its own differs\n", scheds[s]);
         CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0);
     }
-    ro = (run_opts){ .sched = NULL };
+    ro = (run_opts){ .sched = NULL, .model = model };
     HC_ASSERT_OK(generate(&ro, bare, NULL));
     CU_ASSERT_NOT_EQUAL(memcmp(base, bare, sizeof bare), 0); /* the branches do change the output */
     char path[1200];
     snprintf(path, sizeof path, "%s/scripts/pipelines/default.lua", HC_SOURCE_DIR);
-    ro = (run_opts){ .sched = "serial", .host_threads = 1, .pipeline = path };
+    ro = (run_opts){ .sched = "serial", .host_threads = 1, .pipeline = path, .model = model };
     HC_ASSERT_OK(generate(&ro, got, NULL));
     CU_ASSERT_EQUAL(memcmp(base, got, sizeof got), 0); /* the default script is the default pipeline */
+}
+
+static void test_schedulers_agree(void)
+{
+    if (compressed_model()) check_schedulers_agree(model_path);
+}
+
+static float max_abs_diff(const float *a, const float *b, int n)
+{
+    float d = 0;
+    for (int i = 0; i < n; i++) d = fabsf(a[i] - b[i]) > d ? fabsf(a[i] - b[i]) : d;
+    return d;
+}
+
+/* Branches stored as q8_0 (compress --branch-dtype q8_0): the layers of width 64 and 32 get q8_0
+ * factors, the ffn (172) f16; fewer bytes; every scheduler agrees; and along the same tokens the
+ * logits stay within a tenth of what the branches change from the f16-branch model's. */
+static void test_q8_branches(void)
+{
+    if (!compressed_model() || !compress_stories(HC_Q8_0, q8_model_path, sizeof q8_model_path, "st-w4-q8.gguf")) return;
+    hc_registry *r = NULL;
+    hc_model *m8 = NULL, *m16 = NULL;
+    hc_model_load_opts lo = { 0 };
+    HC_ASSERT_OK(hc_registry_create(&r));
+    lo.registry = r;
+    HC_ASSERT_OK(hc_registry_load_default(r));
+    HC_ASSERT_OK(hc_model_load(q8_model_path, &lo, &m8));
+    HC_ASSERT_OK(hc_model_load(model_path, &lo, &m16));
+    if (m8 && m16) {
+        CU_ASSERT_EQUAL(m8->layers[0].branch[HC_PROJ_Q].dtype, HC_Q8_0);
+        CU_ASSERT_EQUAL(m8->layers[0].branch[HC_PROJ_K].dtype, HC_Q8_0);
+        CU_ASSERT_EQUAL(m8->layers[0].branch[HC_PROJ_UP].dtype, HC_F16);
+        CU_ASSERT_EQUAL(m8->layers[0].branch[HC_PROJ_Q].rank, 6);
+        size_t b8 = hc_model_branch_bytes(m8), b16 = hc_model_branch_bytes(m16);
+        printf("\n  branch bytes: q8_0 %zu, f16 %zu\n", b8, b16);
+        CU_ASSERT(b8 < b16 * 8 / 10);
+    }
+    hc_model_free(m8);
+    hc_model_free(m16);
+    hc_registry_free(r);
+    check_schedulers_agree(q8_model_path);
+
+    int32_t base[N_GEN], got[N_GEN];
+    float l16[512], l8[512], lbare[512];
+    run_opts ro = { .sched = "serial", .host_threads = 1, .model = model_path, .last_logits = l16 };
+    HC_ASSERT_OK(generate(&ro, base, NULL));
+    ro = (run_opts){ .sched = "async", .host_threads = 1, .model = q8_model_path, .force = base, .last_logits = l8 };
+    HC_ASSERT_OK(generate(&ro, got, NULL));
+    ro = (run_opts){ .sched = NULL, .model = model_path, .force = base, .last_logits = lbare };
+    HC_ASSERT_OK(generate(&ro, got, NULL));
+    float d8 = max_abs_diff(l8, l16, 512), dbare = max_abs_diff(lbare, l16, 512);
+    printf("  last logits: q8_0 branches %.4f, no branches %.4f from the f16 branches'\n", (double)d8, (double)dbare);
+    CU_ASSERT(d8 < 0.1f * dbare);
 }
 
 static int skip_format_version(const char *key, void *ctx) { return !strcmp(key, "hc.format_version"); }
@@ -475,6 +537,7 @@ int main(void)
 {
     const hc_test_case cases[] = {
         { "schedulers agree", test_schedulers_agree },
+        { "q8_0 branch factors", test_q8_branches },
         { "files of format 1 run, newer formats are refused", test_file_formats },
         { "hcinfer bench", test_bench_cli },
         { "hcinfer run: the default scheduler", test_default_scheduler },

@@ -26,7 +26,8 @@ static const char compress_help[] =
     "      --calib-tokens N    tokens of it to use (default 8192)\n"
     "      --calib-seq N       calibration sequence length (default 512)\n"
     "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
-    "      --branch-dtype T    f16 (default), bf16 or f32\n"
+    "      --branch-dtype T    f16 (default), bf16, f32 or q8_0 (8-bit rows in blocks of 32, about half\n"
+    "                          the bytes of f16 per rank; f16 for layers whose widths are not multiples of 32)\n"
     "      --policy FILE.lua   rank policy script, or a shipped one by name: uniform, greedy,\n"
     "                          relative (default: uniform ranks in C); see sdk/POLICIES.md\n"
     "      --rank-max N        directions factored per layer, the most a policy can give\n"
@@ -102,7 +103,8 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
                 if (!strcmp(v, "f16")) o->branch_dtype = HC_F16;
                 else if (!strcmp(v, "bf16")) o->branch_dtype = HC_BF16;
                 else if (!strcmp(v, "f32")) o->branch_dtype = HC_F32;
-                else st = hc_error(HC_E_ARG, "--branch-dtype: '%s' is not one of f16, bf16, f32", v);
+                else if (!strcmp(v, "q8_0")) o->branch_dtype = HC_Q8_0;
+                else st = hc_error(HC_E_ARG, "--branch-dtype: '%s' is not one of f16, bf16, f32, q8_0", v);
             }
         } else st = hc_error(HC_E_ARG, "unknown option '%s'", argv[a.i]);
         if (st != HC_OK) return st;

@@ -15,10 +15,12 @@ extern "C" {
 
 /* Directions are stored in decreasing order of their singular value, so the first r' <= rank
  * rows of A and of B are the best rank-r' branch: truncation is free, and a prefix of r'
- * directions is r' contiguous rows of each factor (only those are read). */
+ * directions is r' contiguous rows of each factor (only those are read). A row of A is
+ * hc_dtype_row_bytes(dtype, in) bytes, a row of B hc_dtype_row_bytes(dtype, out). */
 typedef struct hc_branch {
     const char *name;       /* the linear layer's weight name, "blk.3.attn_q.weight" */
-    hc_dtype dtype;         /* storage of A and B: HC_F32, HC_F16 or HC_BF16 */
+    hc_dtype dtype;         /* storage of A and B: HC_F32, HC_F16, HC_BF16 or HC_Q8_0 (rows of 32-element
+                               blocks, an f16 scale then 32 int8; in and out multiples of 32) */
     int64_t in, out;
     int rank;               /* stored directions */
     const void *a;          /* [rank][in] row-major ("lora_a": input -> rank) */
