@@ -167,9 +167,12 @@ static float max_abs_diff(const float *a, const float *b, int n)
     return d;
 }
 
+static void write_format(const char *src, const char *dst, uint32_t version);
+
 /* Branches stored as q8_0 (compress --branch-dtype q8_0): the layers of width 64 and 32 get q8_0
- * factors, the ffn (172) f16; fewer bytes; every scheduler agrees; and along the same tokens the
- * logits stay within a tenth of what the branches change from the f16-branch model's. */
+ * factors, the ffn (172) f16; fewer bytes; a file of format 1 with them is refused; every scheduler
+ * agrees; and along the same tokens the logits stay within a tenth of what the branches change
+ * from the f16-branch model's. */
 static void test_q8_branches(void)
 {
     if (!compressed_model() || !compress_stories(HC_Q8_0, q8_model_path, sizeof q8_model_path, "st-w4-q8.gguf")) return;
@@ -192,6 +195,12 @@ static void test_q8_branches(void)
     }
     hc_model_free(m8);
     hc_model_free(m16);
+    const char *v1 = hc_test_tmp("q8-format1.gguf");
+    write_format(q8_model_path, v1, 1);
+    hc_model *bad = NULL;
+    CU_ASSERT_EQUAL(hc_model_load(v1, &lo, &bad), HC_E_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "q8_0 factors need format 2"));
+    CU_ASSERT_PTR_NULL(bad);
     hc_registry_free(r);
     check_schedulers_agree(q8_model_path);
 
@@ -211,7 +220,8 @@ static void test_q8_branches(void)
 static int skip_format_version(const char *key, void *ctx) { return !strcmp(key, "hc.format_version"); }
 
 /* A copy of the compressed model marked as file format `version`; for version 1, with lora_b in that
- * format's layout, [out][rank] (GGUF dimensions {rank, out}). */
+ * format's layout, [out][rank] (GGUF dimensions {rank, out}), except q8_0 factors (kept as they are:
+ * format 1 had none, such a file is to be refused). */
 static void write_format(const char *src, const char *dst, uint32_t version)
 {
     hc_gguf *g = NULL;
@@ -223,7 +233,7 @@ static void write_format(const char *src, const char *dst, uint32_t version)
     void **copies = calloc(g->n_tensors, sizeof *copies);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const hc_gguf_tensor *t = &g->tensors[i];
-        if (version == 1 && hc_ends_with(t->name, ".lora_b")) {
+        if (version == 1 && hc_ends_with(t->name, ".lora_b") && t->type != HC_Q8_0) {
             int64_t out = t->ne[0], r = t->ne[1], ne[2] = { r, out };
             size_t es = hc_dtype_row_bytes(t->type, 1);
             char *b = copies[i] = malloc(t->nbytes);
