@@ -62,7 +62,6 @@ typedef struct hc_compress_state {
     int64_t loss_tokens;      /* measured (--sens-tokens): tokens the losses were measured on, 0: not measured */
 } hc_compress_state;
 
-/* Bytes per rank of a branch of this layer (A row + B column + sigma). */
 /* The storage of a job's branch: the requested type, but f16 for q8_0 where a width is not a
  * multiple of 32 (q8_0 rows are blocks of 32). */
 hc_dtype hc_compress_branch_dtype(const hc_compress_job *j, hc_dtype requested);
