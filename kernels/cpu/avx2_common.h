@@ -1,12 +1,22 @@
 /* avx2_common.h: small AVX2 helpers the *_avx2.c kernels share: horizontal sum and max of 8
- * floats, the sum of 8 int32 lanes, and 4 x 8 int32 (each in [-127, 127]) stored as 32 int8. */
+ * floats, the sum of 8 int32 lanes, 4 x 8 int32 (each in [-127, 127]) stored as 32 int8, and an
+ * f16 read from any byte address (F16C). */
 #ifndef HC_AVX2_COMMON_H
 #define HC_AVX2_COMMON_H
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HC_AVX2_INLINE static inline __attribute__((always_inline))
+
+/* The f16 at p (no alignment needed) as a float. */
+HC_AVX2_INLINE float hc_f16_at(const void *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
 
 HC_AVX2_INLINE float hc_hsum8(__m256 v)
 {

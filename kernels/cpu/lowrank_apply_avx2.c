@@ -37,13 +37,6 @@ AI size_t elem_off(const hc_dtype ty, int64_t i)
     return ty == HC_Q8_0 ? (size_t)(i >> 5) * 34 + 2 + (size_t)(i & 31) : (size_t)i * elem_bytes(ty);
 }
 
-AI float q8_scale(const uint8_t *blk)
-{
-    uint16_t h;
-    memcpy(&h, blk, 2);
-    return _cvtsh_ss(h);
-}
-
 /* 8 int8 as floats */
 AI __m256 q8_load8(const uint8_t *q) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))); }
 
@@ -54,7 +47,7 @@ AI __m256 load8(const hc_dtype ty, const uint8_t *row, int64_t i)
     switch (ty) {
     case HC_Q8_0: {
         const uint8_t *blk = row + (size_t)(i >> 5) * 34;
-        return _mm256_mul_ps(_mm256_set1_ps(q8_scale(blk)), q8_load8(blk + 2 + (i & 31)));
+        return _mm256_mul_ps(_mm256_set1_ps(hc_f16_at(blk)), q8_load8(blk + 2 + (i & 31)));
     }
     case HC_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
     case HC_BF16:
@@ -70,8 +63,8 @@ AI float load1(const hc_dtype ty, const uint8_t *row, int64_t i)
     uint32_t u;
     float f;
     switch (ty) {
-    case HC_Q8_0: return q8_scale(row + (size_t)(i >> 5) * 34) * (float)(int8_t)row[elem_off(ty, i)];
-    case HC_F16: memcpy(&h, row + 2 * i, 2); return _cvtsh_ss(h);
+    case HC_Q8_0: return hc_f16_at(row + (size_t)(i >> 5) * 34) * (float)(int8_t)row[elem_off(ty, i)];
+    case HC_F16: return hc_f16_at(row + 2 * i);
     case HC_BF16:
         memcpy(&h, row + 2 * i, 2);
         u = (uint32_t)h << 16;
@@ -175,7 +168,7 @@ AI __m128 down1_q8_rows4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2
             s = _mm256_fmadd_ps(q8_load8(b + 10), x1, s);
             s = _mm256_fmadd_ps(q8_load8(b + 18), x2, s);
             s = _mm256_fmadd_ps(q8_load8(b + 26), x3, s);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(b)), s, acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hc_f16_at(b)), s, acc[r]);
         }
     }
     return hsum_x4(acc[0], acc[1], acc[2], acc[3]);
@@ -421,7 +414,7 @@ AI void up_one_token_q8(const uint8_t *bm, int64_t out, int rank, const float *t
             const size_t off = (size_t)(o >> 5) * 34;
             for (int r = 0; r < pf_rows; r++) prefetch(row[r] + 4 * rb + off);
             __m256 sv[4];
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) sv[r] = _mm256_set1_ps(tk[r] * q8_scale(row[r] + off));
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) sv[r] = _mm256_set1_ps(tk[r] * hc_f16_at(row[r] + off));
             const int64_t end = ((o >> 5) + 1) * 32 < o1 ? ((o >> 5) + 1) * 32 : o1;
             for (; o < end; o += 8) {
                 const size_t q = off + 2 + (size_t)(o & 31);

@@ -54,13 +54,6 @@ void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n)
  * 6-bit scales are unpacked together into small arrays (ds, ms) once per block and row. */
 #define KGROUPS 8
 
-AI float f16_at(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 AI int groups_per_block(const hc_dtype t) { return t == HC_Q4_K || t == HC_Q6_K ? 8 : 1; }
 AI int has_min(const hc_dtype t) { return t == HC_Q4_1 || t == HC_Q5_1 || t == HC_Q4_K; }
 
@@ -103,8 +96,8 @@ AI __m256i fifth_bits(const uint8_t *p)
  * group_weights returns it, except Q4_0 and Q5_0 (q - 8, q - 16: see group_acc). */
 AI void group_scales(const hc_dtype t, const uint8_t *b, float *d, float *m)
 {
-    *d = f16_at(b);
-    if (t == HC_Q4_1 || t == HC_Q5_1) *m = f16_at(b + 2);
+    *d = hc_f16_at(b);
+    if (t == HC_Q4_1 || t == HC_Q5_1) *m = hc_f16_at(b + 2);
 }
 
 /* Q6_K's sixteen int8 sub-scales as int16 pairs: lo holds scales 0..3 | 8..11 and hi 4..7 |
@@ -203,11 +196,11 @@ AI void k_block_scales(const hc_dtype t, const uint8_t *b, float *ds, float *ms)
         uint64_t mn = (m & m3f) | (uint64_t)(((c >> 4) & m0f) | (((m >> 6) & m03) << 4)) << 32;
         __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
         __m256 mnf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
-        _mm256_storeu_ps(ds, _mm256_mul_ps(scf, _mm256_set1_ps(f16_at(b))));
-        _mm256_storeu_ps(ms, _mm256_mul_ps(mnf, _mm256_set1_ps(-f16_at(b + 2))));
+        _mm256_storeu_ps(ds, _mm256_mul_ps(scf, _mm256_set1_ps(hc_f16_at(b))));
+        _mm256_storeu_ps(ms, _mm256_mul_ps(mnf, _mm256_set1_ps(-hc_f16_at(b + 2))));
         return;
     }
-    _mm256_storeu_ps(ds, _mm256_set1_ps(f16_at(b + 208)));   /* Q6_K: one d, sub-scales in q6_scales */
+    _mm256_storeu_ps(ds, _mm256_set1_ps(hc_f16_at(b + 208)));   /* Q6_K: one d, sub-scales in q6_scales */
 }
 
 /* R rows from `o` times T tokens from t0: y[(t0+t)*ldy + o+r]. */
@@ -286,7 +279,7 @@ AI float block_offset(const hc_dtype t, const uint8_t *b, float d)
     switch (t) {
     case HC_Q4_0: return -8.0f * d;
     case HC_Q5_0: return -16.0f * d;
-    case HC_Q4_1: case HC_Q5_1: return f16_at(b + 2);
+    case HC_Q4_1: case HC_Q5_1: return hc_f16_at(b + 2);
     default: return 0.0f;
     }
 }
@@ -386,7 +379,7 @@ AI void batch_tile(const hc_dtype ty, const int R, const int TT, const uint8_t *
             }
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
                 const uint8_t *b = rows[r] + boff;
-                const float d = gpb > 1 ? ds[r][j] : f16_at(b);
+                const float d = gpb > 1 ? ds[r][j] : hc_f16_at(b);
                 const __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(gpb > 1 ? ms[r][j] : block_offset(ty, b, d));
                 _Pragma("GCC unroll 2") for (int u = 0; u < TT; u++) {
                     __m256i i32 = fold == 1 ? a32[r][u]
@@ -519,7 +512,7 @@ AI float load1(const hc_dtype t, const uint8_t *row, int64_t i)
 {
     uint16_t h;
     switch (t) {
-    case HC_F16: memcpy(&h, row + 2 * i, 2); return _cvtsh_ss(h);
+    case HC_F16: return hc_f16_at(row + 2 * i);
     case HC_BF16: memcpy(&h, row + 2 * i, 2); return hc_bf16_to_f32(h);
     default: return ((const float *)row)[i];
     }
