@@ -84,11 +84,6 @@ static const hc_branch *branch_of(const hc_branch_rt *r, int stage) { return r->
 
 /* ---------------- expert jobs: branches on row segments ---------------- */
 
-static size_t factor_bytes(const hc_branch *b, int rank)
-{
-    return (size_t)rank * (hc_dtype_row_bytes(b->dtype, b->in) + hc_dtype_row_bytes(b->dtype, b->out));
-}
-
 /* B of a q8_0 branch as f16 [rank][out], which can be transposed element by element. */
 static void *q8_b_as_f16(const hc_branch *b)
 {
@@ -237,7 +232,7 @@ static int collect_items(hc_branch_rt *r, hc_branch_job *j, const hc_moe_routing
                                                  .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
                                                  .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
             j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rt->seg_n[e];
-            r->stats.bytes_touched += factor_bytes(b, rank);
+            r->stats.bytes_touched += hc_branch_factor_bytes(b, rank);
             any = 1;
         }
         if (any) j->active[j->n_active++] = j->stage[k];
@@ -717,7 +712,7 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
         const hc_stage *g = &r->c->stages[j->stage[k]];
         int rank = g->branch ? (g->active_rank < g->branch->rank ? g->active_rank : g->branch->rank) : 0;
         if (!g->branch || !g->branch_enabled || rank <= 0) continue;
-        r->stats.bytes_touched += factor_bytes(g->branch, rank);
+        r->stats.bytes_touched += hc_branch_factor_bytes(g->branch, rank);
         j->active[j->n_active] = j->stage[k];
         j->rank[j->n_active] = rank;
         j->t_off[j->n_active] = j->stage_t_off[k];

@@ -136,11 +136,15 @@ size_t hc_model_bytes_per_token(const hc_model *m)
     return total;
 }
 
+size_t hc_branch_factor_bytes(const hc_branch *b, int rank)
+{
+    return (size_t)rank * (hc_dtype_row_bytes(b->dtype, b->in) + hc_dtype_row_bytes(b->dtype, b->out));
+}
+
 size_t hc_branch_bytes(const hc_branch *b)
 {
     if (b->rank <= 0) return 0;
-    size_t per_rank = hc_dtype_row_bytes(b->dtype, b->in) + hc_dtype_row_bytes(b->dtype, b->out);
-    return (size_t)b->rank * per_rank + (b->sigma ? (size_t)b->rank * sizeof(float) : 0);
+    return hc_branch_factor_bytes(b, b->rank) + (b->sigma ? (size_t)b->rank * sizeof(float) : 0);
 }
 
 size_t hc_model_branch_bytes(const hc_model *m)

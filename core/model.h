@@ -115,6 +115,8 @@ size_t hc_model_bytes_per_token(const hc_model *m);
 size_t hc_model_branch_bytes(const hc_model *m);
 /* Bytes of one branch at its stored rank (A, B and sigma); 0 when it has none. */
 size_t hc_branch_bytes(const hc_branch *b);
+/* Bytes of the first `rank` directions of a branch's factors A and B (what applying them reads). */
+size_t hc_branch_factor_bytes(const hc_branch *b, int rank);
 /* Bytes of the backbone: every weight the device holds (packed or not). */
 size_t hc_model_backbone_bytes(const hc_model *m);
 
