@@ -152,6 +152,14 @@ hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **i
     if (st == HC_OK) st = hc_compress_tokenizer(cs, &tok);
     if (st == HC_OK) st = hc_tokenize(tok, text, len, 1, 0, &t, &n_ids);
     if (st == HC_OK && n_ids < 2) st = hc_error(HC_E_ARG, "calibration file %s holds no text", o->calib);
+    if (st == HC_OK && o->calib_skip > 0) { /* --calib-skip: the text from token N on */
+        if (o->calib_skip > n_ids - 2)
+            st = hc_error(HC_E_ARG, "--calib-skip %d: calibration file %s holds only %d tokens", o->calib_skip, o->calib, n_ids);
+        else {
+            n_ids -= o->calib_skip;
+            memmove(t, t + o->calib_skip, (size_t)n_ids * sizeof *t);
+        }
+    }
     if (st == HC_OK) {
         int s = o->calib_seq > 0 ? o->calib_seq : 512;
         if (want > n_ids) want = n_ids;

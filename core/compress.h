@@ -25,6 +25,7 @@ typedef struct hc_compress_opts {
     const char *calib;          /* calibration text file, NULL: none */
     int calib_tokens;           /* tokens of it to use (default 8192) */
     int calib_seq;              /* sequence length (default 512) */
+    int calib_skip;             /* tokens of it skipped before those used (another draw of the text) */
     hc_whitening whitening;     /* how the factorization weighs errors (default: full when calibrated) */
     int whitening_given;        /* whitening was chosen explicitly */
     hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16, HC_F32 or HC_Q8_0 (f16 for layers whose

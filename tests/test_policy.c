@@ -717,6 +717,40 @@ static void test_compress_measured(void)
     hc_registry_free(e.reg);
 }
 
+/* --calib-skip: another draw of the calibration text gives other branches (other logits), says so
+ * in the file, and a skip past the text's end is refused by name with no file left. */
+static void test_calib_skip(void)
+{
+    e2e e;
+    if (!e2e_open(&e, "--calib-skip")) return;
+    char first[600], other[600];
+    snprintf(first, sizeof first, "%s", hc_test_tmp("skip0.gguf"));
+    snprintf(other, sizeof other, "%s", hc_test_tmp("skip2048.gguf"));
+    hc_compress_report r;
+    hc_compress_opts o = e2e_opts(&e, first, NULL, 10);
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    o.output = other;
+    o.calib_skip = 2048;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT_EQUAL(r.calib_tokens, 1024);
+    hc_model_load_opts lo = { .registry = e.reg };
+    float ref[512];
+    double e0 = logits_error(first, &lo, NULL, ref, e.reg), e1 = logits_error(other, &lo, ref, NULL, e.reg);
+    printf("  last logits of the two draws: mean squared difference %.3g\n", e1);
+    CU_ASSERT(e0 == 0 && isfinite(e1) && e1 > 1e-8);
+    hc_gguf *g = NULL;
+    int64_t skip = 0;
+    HC_ASSERT_OK(hc_gguf_open(other, &g));
+    CU_ASSERT(hc_gguf_get_i64(g, "hc.calib.skip", &skip) == HC_OK && skip == 2048);
+    hc_gguf_close(g);
+    o.output = hc_test_tmp("never6.gguf");
+    o.calib_skip = 1 << 30;
+    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--calib-skip 1073741824: calibration file"));
+    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never6.gguf"), F_OK), 0);
+    hc_registry_free(e.reg);
+}
+
 /* A policy that fails (or answers badly) leaves no output file, temporary or final. */
 static void test_failing_policy_no_output(void)
 {
@@ -757,6 +791,7 @@ int main(void)
         {"fill_steps takes steps in value order within the budget", test_fill_steps},
         {"compress stories260K with --policy greedy", test_compress_greedy},
         {"compress stories260K with --sens-tokens", test_compress_measured},
+        {"--calib-skip draws other calibration text", test_calib_skip},
         {"a failing policy leaves no output file", test_failing_policy_no_output},
         {NULL, NULL},
     };
