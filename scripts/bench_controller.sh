@@ -2,7 +2,7 @@
 # bench_controller.sh: the dynamic-rank controller under a synthetically slowed host: async decode of
 # the W3 + 10% SmolLM2 model against the backbone alone, without and with --host-budget, at several
 # host slowdowns. JSON lines to $OUT, then a Markdown table.
-# Usage: scripts/bench_controller.sh [BUILD_DIR]   (env: SLOWDOWNS, BUDGET, REPS; run it on an idle machine)
+# Usage: scripts/bench_controller.sh [BUILD_DIR]   (env: SLOWDOWNS, BUDGET, REPS, N; run it on an idle machine)
 # Each row: none and async in one process, REPS repetitions interleaved, medians; and the paired
 # ratio (each async repetition over the none repetition run just before it): median and quartiles.
 set -euo pipefail
@@ -15,7 +15,7 @@ w3=${W3_MODEL:-$root/models/SmolLM2-135M-Instruct.w3.hc.gguf}
 : > "$out"
 for s in ${SLOWDOWNS:-3 10 20}; do
   for budget in 0 "${BUDGET:-0.9}"; do
-    args=(-m "$w3" --sched none,async -t 1 --host-threads 1 -n 128 -r "${REPS:-7}" --host-slowdown "$s")
+    args=(-m "$w3" --sched none,async -t 1 --host-threads 1 -n "${N:-512}" -r "${REPS:-7}" --host-slowdown "$s")
     [ "$budget" = 0 ] || args+=(--host-budget "$budget")
     echo "== hcinfer bench ${args[*]}" >&2
     printf '{"slowdown": %s, "host_budget": %s, "bench": ' "$s" "$budget" >> "$out"
