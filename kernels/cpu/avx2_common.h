@@ -1,12 +1,14 @@
 /* avx2_common.h: small AVX2 helpers the *_avx2.c kernels share: horizontal sum and max of 8
- * floats, the sum of 8 int32 lanes, 4 x 8 int32 (each in [-127, 127]) stored as 32 int8, and an
- * f16 read from any byte address (F16C). */
+ * floats, the sum of 8 int32 lanes, 4 x 8 int32 (each in [-127, 127]) stored as 32 int8, an f16
+ * read from any byte address (F16C), and elements of f16/bf16/f32 rows as floats. */
 #ifndef HC_AVX2_COMMON_H
 #define HC_AVX2_COMMON_H
 
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "hc/hc_tensor.h"
 
 #define HC_AVX2_INLINE static inline __attribute__((always_inline))
 
@@ -16,6 +18,34 @@ HC_AVX2_INLINE float hc_f16_at(const void *p)
     uint16_t h;
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
+}
+
+/* Element i of a row of f16, bf16 (its 16 high bits) or f32 (any other type) as a float. */
+HC_AVX2_INLINE float hc_float_row_at(hc_dtype ty, const uint8_t *row, int64_t i)
+{
+    uint32_t u;
+    float f;
+    switch (ty) {
+    case HC_F16: return hc_f16_at(row + 2 * i);
+    case HC_BF16:
+        u = 0;
+        memcpy((uint8_t *)&u + 2, row + 2 * i, 2); /* little-endian: the high half */
+        memcpy(&f, &u, 4);
+        return f;
+    default: memcpy(&f, row + 4 * i, 4); return f;
+    }
+}
+
+/* Elements i..i+7 of such a row as floats. */
+HC_AVX2_INLINE __m256 hc_float_row_load8(hc_dtype ty, const uint8_t *row, int64_t i)
+{
+    switch (ty) {
+    case HC_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
+    case HC_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
+    default: return _mm256_loadu_ps((const float *)(const void *)(row + 4 * i));
+    }
 }
 
 HC_AVX2_INLINE float hc_hsum8(__m256 v)

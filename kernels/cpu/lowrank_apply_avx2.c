@@ -49,29 +49,14 @@ AI __m256 load8(const hc_dtype ty, const uint8_t *row, int64_t i)
         const uint8_t *blk = row + (size_t)(i >> 5) * 34;
         return _mm256_mul_ps(_mm256_set1_ps(hc_f16_at(blk)), q8_load8(blk + 2 + (i & 31)));
     }
-    case HC_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
-    case HC_BF16:
-        return _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
-    default: return _mm256_loadu_ps((const float *)row + i);
+    default: return hc_float_row_load8(ty, row, i);
     }
 }
 
 AI float load1(const hc_dtype ty, const uint8_t *row, int64_t i)
 {
-    uint16_t h;
-    uint32_t u;
-    float f;
-    switch (ty) {
-    case HC_Q8_0: return hc_f16_at(row + (size_t)(i >> 5) * 34) * (float)(int8_t)row[elem_off(ty, i)];
-    case HC_F16: return hc_f16_at(row + 2 * i);
-    case HC_BF16:
-        memcpy(&h, row + 2 * i, 2);
-        u = (uint32_t)h << 16;
-        memcpy(&f, &u, 4);
-        return f;
-    default: return ((const float *)row)[i];
-    }
+    if (ty == HC_Q8_0) return hc_f16_at(row + (size_t)(i >> 5) * 34) * (float)(int8_t)row[elem_off(ty, i)];
+    return hc_float_row_at(ty, row, i);
 }
 
 /* All-ones in the first n (0..8) lanes. */

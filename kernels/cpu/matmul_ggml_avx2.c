@@ -497,27 +497,6 @@ Q_KERNEL(rows_q6_k, HC_Q6_K)
 
 /* ---------------- float types: f32, f16, bf16 ---------------- */
 
-AI __m256 load8(const hc_dtype t, const uint8_t *row, int64_t i)
-{
-    switch (t) {
-    case HC_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)));
-    case HC_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * i))), 16));
-    default: return _mm256_loadu_ps((const float *)row + i);
-    }
-}
-
-AI float load1(const hc_dtype t, const uint8_t *row, int64_t i)
-{
-    uint16_t h;
-    switch (t) {
-    case HC_F16: return hc_f16_at(row + 2 * i);
-    case HC_BF16: memcpy(&h, row + 2 * i, 2); return hc_bf16_to_f32(h);
-    default: return ((const float *)row)[i];
-    }
-}
-
 AI void f_tile(const hc_dtype ty, const int R, const int T, const uint8_t *w, size_t rb, int64_t o,
                const float *x, int64_t in, int t0, float *y, int64_t ldy)
 {
@@ -531,14 +510,14 @@ AI void f_tile(const hc_dtype ty, const int R, const int T, const uint8_t *w, si
     int64_t i = 0;
     for (; i + 8 <= in; i += 8) {
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
-            __m256 wv = load8(ty, rows[r], i);
+            __m256 wv = hc_float_row_load8(ty, rows[r], i);
             _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[t] + i), acc[r][t]);
         }
     }
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
             float s = hc_hsum8(acc[r][t]);
-            for (int64_t k = i; k < in; k++) s += load1(ty, rows[r], k) * xs[t][k];
+            for (int64_t k = i; k < in; k++) s += hc_float_row_at(ty, rows[r], k) * xs[t][k];
             y[(size_t)(t0 + t) * (size_t)ldy + (size_t)(o + r)] = s;
         }
 }
