@@ -787,6 +787,47 @@ static void test_compare_items(void)
     free(msg);
 }
 
+/* scripts/compare_draws.py on two draws of each configuration, 10 rows: A right on rows 0-5 and 0-3,
+ * B on rows 2-8 and all; per row the draws' mean, A 0.5 and B 0.85 on average, d = +0.35 with a
+ * paired s.e. sqrt(3.025/9/10) over the rows. */
+static void test_compare_draws(void)
+{
+    char f[4][700], out[700], err[700], cmd[8192];
+    static const int lo[4] = { 0, 0, 2, 0 }, hi[4] = { 6, 4, 9, 10 };
+    for (int k = 0; k < 4; k++) {
+        char text[2048] = "", row[128], name[32];
+        for (int i = 0; i < 10; i++) {
+            snprintf(row, sizeof row, "{\"row\": %d, \"line\": %d, \"gold\": 1, \"pick\": %d, \"pick_norm\": 1}\n", i, i + 1,
+                     i >= lo[k] && i < hi[k] ? 1 : 0);
+            strcat(text, row);
+        }
+        snprintf(name, sizeof name, "draw%d.jsonl", k);
+        snprintf(f[k], sizeof f[k], "%s", write_tmp(name, text));
+    }
+    snprintf(out, sizeof out, "%s", hc_test_tmp("draws.txt"));
+    snprintf(err, sizeof err, "%s", hc_test_tmp("draws_err.txt"));
+    snprintf(cmd, sizeof cmd, "python3 '%s/scripts/compare_draws.py' x '%s,%s' '%s,%s' > '%s' 2> '%s'", HC_SOURCE_DIR, f[0], f[1], f[2], f[3],
+             out, err);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    char *text = hc_test_read_file(out, NULL);
+    CU_ASSERT_FATAL(text != NULL);
+    char want[256];
+    snprintf(want, sizeof want, "| x | mean of 2 draws | 50.00 | 85.00 | **+35.00** | %.2f | +%.2f |", 100 * sqrt(3.025 / 90),
+             0.35 / sqrt(3.025 / 90));
+    CU_ASSERT(strstr(text, want) != NULL);
+    CU_ASSERT(strstr(text, "| x | draw 1 | 40.00 | 100.00 | +60.00 |") != NULL);
+    free(text);
+    /* a B file of other rows: refused, exit 1 */
+    snprintf(f[3], sizeof f[3], "%s", write_tmp("draw_other.jsonl", "{\"row\": 0, \"line\": 1, \"gold\": 2, \"pick\": 2}\n"));
+    snprintf(cmd, sizeof cmd, "python3 '%s/scripts/compare_draws.py' x '%s,%s' '%s,%s' > '%s' 2> '%s'", HC_SOURCE_DIR, f[0], f[1], f[2], f[3],
+             out, err);
+    int rc = system(cmd);
+    CU_ASSERT(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    char *msg = hc_test_read_file(err, NULL);
+    CU_ASSERT(msg && strstr(msg, "does not hold the rows of") != NULL);
+    free(msg);
+}
+
 int main(void)
 {
     const hc_test_case cases[] = {
@@ -803,6 +844,7 @@ int main(void)
         { "lambada", test_lambada },
         { "cli", test_cli },
         { "compare_items", test_compare_items },
+        { "compare_draws", test_compare_draws },
         { NULL, NULL },
     };
     return hc_test_run("eval", cases);
