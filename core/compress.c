@@ -207,9 +207,16 @@ static hc_status calibrate(hc_compress_state *cs)
     int32_t *ids = NULL;
     int64_t n = 0;
     int seq = 0;
-    hc_status st = hc_compress_calib_ids(cs, o->calib_tokens > 0 ? o->calib_tokens : 8192, &ids, &n, &seq);
+    int64_t want = o->calib_tokens > 0 ? o->calib_tokens : 8192;
+    int self = hc_compress_calib_is_self(o);
+    hc_status st;
+    if (self) {
+        n = want;
+        st = hc_compress_self_ids(cs, n, &ids, &seq);
+    } else st = hc_compress_calib_ids(cs, want, &ids, &n, &seq);
     if (st == HC_OK) st = hc_calib_create(cs->model, o->threads, &cs->calib);
     if (st == HC_OK) st = hc_compress_source_open(cs, seq, &dev, &ctx);
+    if (st == HC_OK && self) st = hc_compress_sample_ids(cs, ctx, ids, n, seq, "calibration");
     if (st == HC_OK) st = hc_calib_run(cs->calib, ctx, ids, n, seq, (hc_calib_progress)hc_compress_calib_progress, cs);
     hc_compress_source_close(cs, dev, ctx);
     free(ids);
@@ -245,6 +252,7 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (o->sens_self && o->sens_tokens <= 0) return hc_error(HC_E_ARG, "--sens-source self needs --sens-tokens N");
     if (o->sens_tokens > 0 && !o->calib && !o->sens_self)
         return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE) or --sens-source self");
+    if (o->calib_skip > 0 && hc_compress_calib_is_self(o)) return hc_error(HC_E_ARG, "--calib-skip needs a calibration file, not --calib self");
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32 && o->branch_dtype != HC_Q8_0)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16, f32 or q8_0");
     hc_compress_state cs = { .opts = o };

@@ -61,4 +61,9 @@ typedef struct hc_compress_report {
 
 hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);
 
+/* --calib self: the calibration text is sampled from the source model; the sensitivity measurement
+ * then samples too, as it does with --sens-source self (compress_sample.c). */
+int hc_compress_calib_is_self(const hc_compress_opts *o);
+int hc_compress_sens_is_self(const hc_compress_opts *o);
+
 #endif

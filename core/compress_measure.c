@@ -7,8 +7,6 @@
 
 #include "compress_internal.h"
 #include "context.h"
-#include "sampler.h"
-#include "tokenizer.h"
 
 /* The calibration loss is the mean KL divergence KL(p_source || p_model) of the next-token
  * distributions over the measurement tokens: it needs no labels, and it is what compensation is for
@@ -24,6 +22,7 @@ typedef struct measure {
     int32_t *ids;
     int64_t n;
     int seq;
+    int self;                /* the tokens are sampled from the source model */
     int n_vocab;
     float *ref;              /* [n][n_vocab] log-probabilities of the source model */
 } measure;
@@ -150,42 +149,6 @@ static hc_status measure_layers(measure *m, hc_context *ctx)
     return st;
 }
 
-/* --sens-source self: sequences of SELF_SEQ tokens sampled from the source model at temperature 1
- * (no top-k, no top-p: draws from its own distribution), each from BOS, with a fixed seed. The
- * mean KL over them estimates KL(P_source || P_model) over whole sequences -- the two models' own
- * text distributions, with no data set standing in for either. Short sequences: many starts, so
- * many topics, from a budget of tokens. */
-#define SELF_SEQ 64
-#define SELF_SEED 20261124u
-
-static hc_status sample_ids(measure *m, hc_context *ctx)
-{
-    hc_tokenizer *tok = NULL;
-    hc_sampler *smp = NULL;
-    hc_sampler_params sp = { .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .repeat_penalty = 1.0f, .seed = SELF_SEED };
-    hc_status st = hc_compress_tokenizer(m->cs, &tok);
-    int32_t bos = st == HC_OK ? hc_tokenizer_bos(tok) : -1;
-    if (st == HC_OK && bos < 0) bos = hc_tokenizer_eos(tok); /* a document boundary, where text starts */
-    if (st == HC_OK && bos < 0) st = hc_error(HC_E_ARG, "--sens-source self: the vocabulary has no BOS or EOS token to start from");
-    if (st == HC_OK) st = hc_sampler_create(&sp, m->n_vocab, &smp);
-    const hc_compress_opts *o = m->cs->opts;
-    for (int64_t at = 0; st == HC_OK && at < m->n; at += m->seq) {
-        int len = (int)(m->n - at < m->seq ? m->n - at : m->seq);
-        hc_context_reset(ctx);
-        m->ids[at] = bos;
-        for (int i = 1; st == HC_OK && i < len; i++) {
-            const float *logits = NULL;
-            st = hc_decode(ctx, &m->ids[at + i - 1], 1, 0, &logits);
-            if (st == HC_OK) m->ids[at + i] = hc_sampler_sample(smp, logits, &m->ids[at], i);
-        }
-        if (o->progress) o->progress(o->progress_ctx, "sample", at + len, m->n);
-    }
-    hc_sampler_free(smp);
-    hc_tokenizer_free(tok);
-    if (st != HC_OK) return hc_error_context(st, "sampling the measurement text: ");
-    return HC_OK;
-}
-
 /* The source model's next-token log-probabilities on the tokens, then each layer's loss. */
 static hc_status measure_all(measure *m)
 {
@@ -194,7 +157,7 @@ static hc_status measure_all(measure *m)
     float *ref = malloc((size_t)m->n * (size_t)m->n_vocab * sizeof *ref);
     hc_status st = ref ? HC_OK : hc_error(HC_E_NOMEM, "out of memory for %lld x %d log-probabilities", (long long)m->n, m->n_vocab);
     if (st == HC_OK) st = hc_compress_source_open(m->cs, m->seq, &dev, &ctx);
-    if (st == HC_OK && m->cs->opts->sens_self) st = sample_ids(m, ctx);
+    if (st == HC_OK && m->self) st = hc_compress_sample_ids(m->cs, ctx, m->ids, m->n, m->seq, "measurement");
     if (st == HC_OK) st = run(m, ctx, ref, NULL);
     if (st == HC_OK) {
         m->ref = ref;
@@ -212,11 +175,10 @@ hc_status hc_compress_measure(hc_compress_state *cs)
     if (o->sens_tokens <= 0) return HC_OK;
     measure m = { .cs = cs, .n_vocab = cs->model->cfg.n_vocab };
     hc_status st = HC_OK;
-    if (o->sens_self) {
+    m.self = hc_compress_sens_is_self(o);
+    if (m.self) {
         m.n = o->sens_tokens;
-        m.seq = m.n < SELF_SEQ ? (int)m.n : SELF_SEQ;
-        if (m.seq > cs->model->cfg.n_ctx_train) m.seq = cs->model->cfg.n_ctx_train;
-        if (!(m.ids = calloc((size_t)m.n, sizeof *m.ids))) st = hc_error(HC_E_NOMEM, "out of memory");
+        st = hc_compress_self_ids(cs, m.n, &m.ids, &m.seq);
     } else st = hc_compress_calib_ids(cs, o->sens_tokens, &m.ids, &m.n, &m.seq);
     if (st == HC_OK) st = measure_all(&m);
     if (st == HC_OK) cs->loss_tokens = m.n;

@@ -205,7 +205,7 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
         }
     if (cs->loss_tokens > 0) { /* --sens-tokens, --sens-source */
         TRY(hc_gguf_set_u64(w, "hc.sens.loss_tokens", (uint64_t)cs->loss_tokens));
-        TRY(hc_gguf_set_str(w, "hc.sens.loss_source", cs->opts->sens_self ? "self" : "calib"));
+        TRY(hc_gguf_set_str(w, "hc.sens.loss_source", hc_compress_sens_is_self(cs->opts) ? "self" : "calib"));
     }
 #undef TRY
     return st;

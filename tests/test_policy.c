@@ -751,6 +751,47 @@ static void test_calib_skip(void)
     hc_registry_free(e.reg);
 }
 
+/* --calib self: calibration on text the source model samples (fixed seed: the same branches every
+ * run, not those of the calibration file); the measurement then samples too; no --calib-skip. */
+static void test_calib_self(void)
+{
+    e2e e;
+    if (!e2e_open(&e, "--calib self")) return;
+    char wiki[600], self1[600], self2[600];
+    snprintf(wiki, sizeof wiki, "%s", hc_test_tmp("calib_wiki.gguf"));
+    snprintf(self1, sizeof self1, "%s", hc_test_tmp("calib_self1.gguf"));
+    snprintf(self2, sizeof self2, "%s", hc_test_tmp("calib_self2.gguf"));
+    hc_compress_report r;
+    hc_compress_opts o = e2e_opts(&e, wiki, NULL, 10);
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    o.calib = "self";
+    o.output = self1;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT_EQUAL(r.calib_tokens, 1024);
+    o.output = self2;
+    o.sens_tokens = 64;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT_EQUAL(r.sens_tokens, 64);
+    hc_model_load_opts lo = { .registry = e.reg };
+    float ref[512];
+    CU_ASSERT(logits_error(self1, &lo, NULL, ref, e.reg) == 0);
+    double same = logits_error(self2, &lo, ref, NULL, e.reg), other = logits_error(wiki, &lo, ref, NULL, e.reg);
+    printf("  last logits against calibration on sampled text: again %.3g, on the file %.3g\n", same, other);
+    CU_ASSERT(same == 0 && isfinite(other) && other > 1e-8);
+    hc_gguf *g = NULL;
+    const char *file = NULL, *source = NULL;
+    HC_ASSERT_OK(hc_gguf_open(self2, &g));
+    CU_ASSERT(hc_gguf_get_str(g, "hc.calib.file", &file) == HC_OK && file && !strcmp(file, "self"));
+    CU_ASSERT(hc_gguf_get_str(g, "hc.sens.loss_source", &source) == HC_OK && source && !strcmp(source, "self"));
+    hc_gguf_close(g);
+    o.output = hc_test_tmp("never7.gguf");
+    o.calib_skip = 10;
+    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--calib-skip needs a calibration file, not --calib self"));
+    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never7.gguf"), F_OK), 0);
+    hc_registry_free(e.reg);
+}
+
 /* A policy that fails (or answers badly) leaves no output file, temporary or final. */
 static void test_failing_policy_no_output(void)
 {
@@ -792,6 +833,7 @@ int main(void)
         {"compress stories260K with --policy greedy", test_compress_greedy},
         {"compress stories260K with --sens-tokens", test_compress_measured},
         {"--calib-skip draws other calibration text", test_calib_skip},
+        {"--calib self calibrates on sampled text", test_calib_self},
         {"a failing policy leaves no output file", test_failing_policy_no_output},
         {NULL, NULL},
     };

@@ -22,7 +22,9 @@ static const char compress_help[] =
     "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
     "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none)\n"
     "      --rank N            the same rank for every layer instead of --budget\n"
-    "      --calib FILE        calibration text: activation-aware branches (and gptq's Hessians)\n"
+    "      --calib FILE        calibration text: activation-aware branches (and gptq's Hessians);\n"
+    "                          self: text the source model samples itself (sequences of 64 tokens\n"
+    "                          from BOS at temperature 1, a fixed seed; no data needed)\n"
     "      --calib-tokens N    tokens of it to use (default 8192)\n"
     "      --calib-seq N       calibration sequence length (default 512)\n"
     "      --calib-skip N      skip the text's first N tokens (another draw of the same text)\n"
@@ -144,7 +146,7 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
     if (r->sens_tokens)
         fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer or expert tensor)\n", (long long)r->sens_tokens,
-                o->sens_self ? "sampled from the source model" : "of the calibration text",
+                hc_compress_sens_is_self(o) ? "sampled from the source model" : "of the calibration text",
                 r->seconds_measure);
     if (r->n_unfit)
         fprintf(stderr, "  kept as stored  %d linear layers whose shape the format cannot hold (%s)\n", r->n_unfit, r->unfit_reason);
