@@ -10,7 +10,8 @@
 
 /* Sequences of SELF_SEQ tokens at temperature 1 (no top-k, no top-p: draws from the model's own
  * distribution), each from BOS, with a fixed seed. Short sequences: many starts, so many topics,
- * from a budget of tokens. */
+ * from a budget of tokens. The measurement's mean KL over them estimates KL(P_source || P_model)
+ * over whole sequences: the two models' own text distributions, with no data set standing in. */
 #define SELF_SEQ 64
 #define SELF_SEED 20261124u
 

@@ -3,7 +3,8 @@
 # dequantized to f32) against W3/W2 RTN backbones with plain and activation-aware branches at
 # several budgets: WikiText-2 perplexity, ARC-Easy, PIQA and LAMBADA. Writes one JSON line per
 # configuration to $OUT (default eval_table.jsonl) and prints a Markdown table at the end.
-# Usage: scripts/eval_table.sh [BUILD_DIR]   (env: LIMIT_PPL, LIMIT_MC, LIMIT_LAMBADA, THREADS, CONFIGS)
+# Usage: scripts/eval_table.sh [BUILD_DIR]   (env: LIMIT_PPL, LIMIT_MC, LIMIT_LAMBADA, THREADS, CONFIGS,
+#        CALIB_TOKENS, CALIB_SKIP: another draw of the calibration text, WORK: where the models go)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -16,7 +17,8 @@ src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$src" ] || bash "$root/scripts/fetch_model.sh"
 [ -d "$shared/eval" ] || { echo "eval_table: $shared/eval is absent" >&2; exit 1; }
 mkdir -p "$work"
-calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens "${CALIB_TOKENS:-4096}")
+calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens "${CALIB_TOKENS:-4096}" --calib-skip "${CALIB_SKIP:-0}")
+selfcal=(--calib self --calib-tokens "${CALIB_TOKENS:-4096}")
 
 # name | compress arguments ("" = the reference) | run arguments
 configs=${CONFIGS:-"ref w3 w3-plain-5 w3-plain-10 w3-plain-20 w3-aware-5 w3-aware-10 w3-aware-20 w3-greedy-5 w3-greedy-10 w3-measured-5 w3-measured-10 w3-self-5 w3-self-10 w2 w2-plain-10 w2-aware-10 w2-aware-20"}
@@ -31,6 +33,8 @@ compress_args() {
     w3-q8-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --branch-dtype q8_0 ${calib[*]}";;
     w3-q8measured-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --branch-dtype q8_0 --policy greedy --sens-tokens ${SENS_TOKENS:-256} ${calib[*]}";;
     w3-greedy-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy ${calib[*]}";;
+    w3-selfcal-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} ${selfcal[*]}";;
+    w3-selfcalgreedy-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy ${selfcal[*]}";;
     w3-measured-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-256} ${calib[*]}";;
     w3-self-*) echo "--quant rtn:bits=3,group=128 --budget ${1##*-} --policy greedy --sens-tokens ${SENS_TOKENS:-512} --sens-source self ${calib[*]}";;
     w2-greedy-*) echo "--quant rtn:bits=2,group=128 --budget ${1##*-} --policy greedy ${calib[*]}";;
