@@ -459,6 +459,20 @@ static hc_status compress_with(e2e *e, const char *out, const char *policy, doub
     return hc_compress(&o, &r);
 }
 
+/* The compression is refused (HC_E_ARG) with a message containing `want`, and no file is left at
+ * the temporary path `name`. */
+static void expect_compress_refused(hc_compress_opts *o, const char *name, const char *want)
+{
+    char out[600];
+    hc_compress_report r;
+    snprintf(out, sizeof out, "%s", hc_test_tmp(name));
+    o->output = out;
+    CU_ASSERT_EQUAL(hc_compress(o, &r), HC_E_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), want));
+    CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+    o->output = NULL;
+}
+
 /* Ranks of the branches in a compressed file, by their lora_s tensors (0 without). */
 static int file_ranks(const char *path, int *ranks, int cap)
 {
@@ -667,17 +681,14 @@ static void test_compress_measured(void)
     /* without the measurement the policy sees no loss; without calibration text there is none */
     CU_ASSERT_EQUAL(compress_with(&e, hc_test_tmp("never3.gguf"), policy, 10), HC_E_SCRIPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "has no loss"));
-    o = e2e_opts(&e, hc_test_tmp("never4.gguf"), NULL, 10);
+    o = e2e_opts(&e, NULL, NULL, 10);
     o.sens_tokens = 256;
     o.calib = NULL;
     o.whitening = HC_WHITEN_NONE;
-    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-tokens needs calibration text"));
+    expect_compress_refused(&o, "never4.gguf", "--sens-tokens needs calibration text");
     o.calib = e.calib;
     o.sens_tokens = 5000;
-    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-tokens 5000 is out of range"));
-    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never4.gguf"), F_OK), 0);
+    expect_compress_refused(&o, "never4.gguf", "--sens-tokens 5000 is out of range");
 
     /* --sens-source self: text sampled from the source model, no calibration text needed; the same
        losses every run (fixed seed), again far smaller at 8 bits, and not those measured on the
@@ -709,11 +720,9 @@ static void test_compress_measured(void)
     const char *source = NULL;
     CU_ASSERT(hc_gguf_get_str(g, "hc.sens.loss_source", &source) == HC_OK && source && !strcmp(source, "self"));
     hc_gguf_close(g);
-    o = e2e_opts(&e, hc_test_tmp("never5.gguf"), NULL, 10);
+    o = e2e_opts(&e, NULL, NULL, 10);
     o.sens_self = 1;
-    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--sens-source self needs --sens-tokens N"));
-    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never5.gguf"), F_OK), 0);
+    expect_compress_refused(&o, "never5.gguf", "--sens-source self needs --sens-tokens N");
     hc_registry_free(e.reg);
 }
 
@@ -743,11 +752,8 @@ static void test_calib_skip(void)
     HC_ASSERT_OK(hc_gguf_open(other, &g));
     CU_ASSERT(hc_gguf_get_i64(g, "hc.calib.skip", &skip) == HC_OK && skip == 2048);
     hc_gguf_close(g);
-    o.output = hc_test_tmp("never6.gguf");
     o.calib_skip = 1 << 30;
-    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--calib-skip 1073741824: calibration file"));
-    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never6.gguf"), F_OK), 0);
+    expect_compress_refused(&o, "never6.gguf", "--calib-skip 1073741824: calibration file");
     hc_registry_free(e.reg);
 }
 
@@ -784,11 +790,8 @@ static void test_calib_self(void)
     CU_ASSERT(hc_gguf_get_str(g, "hc.calib.file", &file) == HC_OK && file && !strcmp(file, "self"));
     CU_ASSERT(hc_gguf_get_str(g, "hc.sens.loss_source", &source) == HC_OK && source && !strcmp(source, "self"));
     hc_gguf_close(g);
-    o.output = hc_test_tmp("never7.gguf");
     o.calib_skip = 10;
-    CU_ASSERT_EQUAL(hc_compress(&o, &r), HC_E_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "--calib-skip needs a calibration file, not --calib self"));
-    CU_ASSERT_NOT_EQUAL(access(hc_test_tmp("never7.gguf"), F_OK), 0);
+    expect_compress_refused(&o, "never7.gguf", "--calib-skip needs a calibration file, not --calib self");
     hc_registry_free(e.reg);
 }
 
