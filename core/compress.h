@@ -26,6 +26,7 @@ typedef struct hc_compress_opts {
     int calib_tokens;           /* tokens of it to use (default 8192) */
     int calib_seq;              /* sequence length (default 512) */
     int calib_skip;             /* tokens of it skipped before those used (another draw of the text) */
+    unsigned calib_seed;        /* --calib self / --sens-source self: the sampler's seed (0: the default) */
     hc_whitening whitening;     /* how the factorization weighs errors (default: full when calibrated) */
     int whitening_given;        /* whitening was chosen explicitly */
     hc_dtype branch_dtype;      /* HC_F16 (default), HC_BF16, HC_F32 or HC_Q8_0 (f16 for layers whose

@@ -9,7 +9,7 @@
 #include "tokenizer.h"
 
 /* Sequences of SELF_SEQ tokens at temperature 1 (no top-k, no top-p: draws from the model's own
- * distribution), each from BOS, with a fixed seed. Short sequences: many starts, so many topics,
+ * distribution), each from BOS, with a fixed seed (--calib-seed: another draw). Short sequences: many starts, so many topics,
  * from a budget of tokens. The measurement's mean KL over them estimates KL(P_source || P_model)
  * over whole sequences: the two models' own text distributions, with no data set standing in. */
 #define SELF_SEQ 64
@@ -30,13 +30,14 @@ hc_status hc_compress_sample_ids(hc_compress_state *cs, hc_context *ctx, int32_t
 {
     hc_tokenizer *tok = NULL;
     hc_sampler *smp = NULL;
-    hc_sampler_params sp = { .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .repeat_penalty = 1.0f, .seed = SELF_SEED };
+    const hc_compress_opts *o = cs->opts;
+    hc_sampler_params sp = { .temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .repeat_penalty = 1.0f,
+                             .seed = o->calib_seed ? o->calib_seed : SELF_SEED };
     hc_status st = hc_compress_tokenizer(cs, &tok);
     int32_t bos = st == HC_OK ? hc_tokenizer_bos(tok) : -1;
     if (st == HC_OK && bos < 0) bos = hc_tokenizer_eos(tok); /* a document boundary, where text starts */
     if (st == HC_OK && bos < 0) st = hc_error(HC_E_ARG, "the vocabulary has no BOS or EOS token to start from");
     if (st == HC_OK) st = hc_sampler_create(&sp, cs->model->cfg.n_vocab, &smp);
-    const hc_compress_opts *o = cs->opts;
     for (int64_t at = 0; st == HC_OK && at < n; at += seq) {
         int len = (int)(n - at < seq ? n - at : seq);
         hc_context_reset(ctx);

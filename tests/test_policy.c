@@ -758,7 +758,8 @@ static void test_calib_skip(void)
 }
 
 /* --calib self: calibration on text the source model samples (fixed seed: the same branches every
- * run, not those of the calibration file); the measurement then samples too; no --calib-skip. */
+ * run, not those of the calibration file; another seed, others); the measurement then samples
+ * too; no --calib-skip. */
 static void test_calib_self(void)
 {
     e2e e;
@@ -789,6 +790,18 @@ static void test_calib_self(void)
     HC_ASSERT_OK(hc_gguf_open(self2, &g));
     CU_ASSERT(hc_gguf_get_str(g, "hc.calib.file", &file) == HC_OK && file && !strcmp(file, "self"));
     CU_ASSERT(hc_gguf_get_str(g, "hc.sens.loss_source", &source) == HC_OK && source && !strcmp(source, "self"));
+    hc_gguf_close(g);
+    /* another seed: another draw of the sampled text, other branches */
+    char seeded[600];
+    snprintf(seeded, sizeof seeded, "%s", hc_test_tmp("calib_seed7.gguf"));
+    o.output = seeded;
+    o.calib_seed = 7;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    double reseeded = logits_error(seeded, &lo, ref, NULL, e.reg);
+    CU_ASSERT(isfinite(reseeded) && reseeded > 1e-8);
+    uint32_t seed = 0;
+    HC_ASSERT_OK(hc_gguf_open(seeded, &g));
+    CU_ASSERT(hc_gguf_get_u32(g, "hc.calib.seed", &seed) == HC_OK && seed == 7);
     hc_gguf_close(g);
     o.calib_skip = 10;
     expect_compress_refused(&o, "never7.gguf", "--calib-skip needs a calibration file, not --calib self");

@@ -28,6 +28,8 @@ static const char compress_help[] =
     "      --calib-tokens N    tokens of it to use (default 8192)\n"
     "      --calib-seq N       calibration sequence length (default 512)\n"
     "      --calib-skip N      skip the text's first N tokens (another draw of the same text)\n"
+    "      --calib-seed N      the seed of the sampled text of --calib self and --sens-source self\n"
+    "                          (another draw; default 20261124)\n"
     "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
     "      --branch-dtype T    f16 (default), bf16, f32 or q8_0 (8-bit rows in blocks of 32, about half\n"
     "                          the bytes of f16 per rank; f16 for layers whose widths are not multiples of 32)\n"
@@ -84,6 +86,10 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         else if (hc_arg_is(&a, "--calib-tokens", NULL)) st = hc_arg_int(&a, 2, 1 << 24, &o->calib_tokens);
         else if (hc_arg_is(&a, "--calib-seq", NULL)) st = hc_arg_int(&a, 2, 1 << 16, &o->calib_seq);
         else if (hc_arg_is(&a, "--calib-skip", NULL)) st = hc_arg_int(&a, 0, 1 << 30, &o->calib_skip);
+        else if (hc_arg_is(&a, "--calib-seed", NULL)) {
+            int seed = 0;
+            if ((st = hc_arg_int(&a, 1, 1 << 30, &seed)) == HC_OK) o->calib_seed = (unsigned)seed;
+        }
         else if (hc_arg_is(&a, "--policy", NULL)) st = hc_arg_value(&a, &o->policy);
         else if (hc_arg_is(&a, "--sens-tokens", NULL)) st = hc_arg_int(&a, 1, 4096, &o->sens_tokens);
         else if (hc_arg_is(&a, "--sens-source", NULL)) {
