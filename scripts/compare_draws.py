@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 # compare_draws.py: two configurations (A, B), each compressed several times with other calibration
-# draws (compress --calib-skip), compared on the same multiple-choice rows from `hcinfer eval --items`.
+# draws (compress --calib-skip, --calib-seed), compared on the same multiple-choice rows from `hcinfer eval --items`.
 # Usage: scripts/compare_draws.py SET A1,A2,... B1,B2,... [SET A1,... B1,... ...]
-#   For each set: the accuracy of every file, each draw's paired difference (B_k - A_k), and the
-#   difference of the draws' means, its standard error taken over rows (each row's right answers
-#   averaged over the draws, so that the rows' own difficulty is paired out); with several sets the
-#   last line is the mean of the sets' differences (as "mean of ARC-Easy and PIQA accuracy").
+#   For each set: each draw's paired difference (B_k - A_k; draws beyond the shorter list are not
+#   paired one to one), and the difference of the draws' means, its standard error taken over rows
+#   (each row's right answers averaged over the draws, so that the rows' own difficulty is paired
+#   out); with several sets the last line is the mean of the sets' differences (as "mean of
+#   ARC-Easy and PIQA accuracy").
 import json
 import math
 import sys
@@ -49,22 +50,21 @@ def compare_set(name, a_files, b_files):
               100 * sum(rb) / len(keys), 100 * m, 100 * se, m / se if se else 0))
     ra, rb = right(a, keys), right(b, keys)
     m, se = mean_se([y - x for x, y in zip(ra, rb)])
-    print("| %s | mean of %d draws | %.2f | %.2f | **%+.2f** | %.2f | %+.2f |" % (name, len(a), 100 * sum(ra) / len(keys),
+    draws = "%d draws" % len(a) if len(a) == len(b) else "%d and %d draws" % (len(a), len(b))
+    print("| %s | mean of %s | %.2f | %.2f | **%+.2f** | %.2f | %+.2f |" % (name, draws, 100 * sum(ra) / len(keys),
           100 * sum(rb) / len(keys), 100 * m, 100 * se, m / se if se else 0))
     return m, se
 
 
 def main(argv):
     if len(argv) < 3 or len(argv) % 3:
-        usage = [line[2:] for line in open(__file__).read().split("\n")[1:8]]
+        usage = [line[2:] for line in open(__file__).read().split("\n")[1:9]]
         sys.exit("\n".join(usage))
     print("| set | draw | A acc | B acc | B - A | paired s.e. | z |")
     print("|---|---|---|---|---|---|---|")
     res = []
     for i in range(0, len(argv), 3):
         a_files, b_files = argv[i + 1].split(","), argv[i + 2].split(",")
-        if len(a_files) != len(b_files):
-            sys.exit("compare_draws: %s: %d A files and %d B files" % (argv[i], len(a_files), len(b_files)))
         res.append(compare_set(argv[i], a_files, b_files))
     if len(res) > 1:
         m = sum(x for x, _ in res) / len(res)
