@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# compare_draws.py: two configurations (A, B), each compressed several times with other calibration
-# draws (compress --calib-skip, --calib-seed), compared on the same multiple-choice rows from `hcinfer eval --items`.
+# compare_draws.py: two configurations (A, B), each compressed with several calibration draws
+# (compress --calib-skip, --calib-seed), on the same multiple-choice rows (`hcinfer eval --items`).
 # Usage: scripts/compare_draws.py SET A1,A2,... B1,B2,... [SET A1,... B1,... ...]
 #   For each set: each draw's paired difference (B_k - A_k; draws beyond the shorter list are not
 #   paired one to one), and the difference of the draws' means, its standard error taken over rows
