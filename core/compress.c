@@ -209,11 +209,7 @@ static hc_status calibrate(hc_compress_state *cs)
     int seq = 0;
     int64_t want = o->calib_tokens > 0 ? o->calib_tokens : 8192;
     int self = hc_compress_calib_is_self(o);
-    hc_status st;
-    if (self) {
-        n = want;
-        st = hc_compress_self_ids(cs, n, &ids, &seq);
-    } else st = hc_compress_calib_ids(cs, want, &ids, &n, &seq);
+    hc_status st = self ? hc_compress_self_ids(cs, want, &ids, &n, &seq) : hc_compress_calib_ids(cs, want, &ids, &n, &seq);
     if (st == HC_OK) st = hc_calib_create(cs->model, o->threads, &cs->calib);
     if (st == HC_OK) st = hc_compress_source_open(cs, seq, &dev, &ctx);
     if (st == HC_OK && self) st = hc_compress_sample_ids(cs, ctx, ids, n, seq, "calibration");

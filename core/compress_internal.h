@@ -76,8 +76,9 @@ hc_status hc_compress_read_file(const char *path, char **text, size_t *len);
 /* The first `want` tokens of the calibration text (fewer when it is shorter), BOS at the start of
  * every sequence of *seq tokens (the calibration sequence length, capped by the model and n). */
 hc_status hc_compress_calib_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq);
-/* Room for n sampled tokens and their sequence length (64, capped by the model and n). */
-hc_status hc_compress_self_ids(hc_compress_state *cs, int64_t n, int32_t **ids, int *seq);
+/* Room for `want` sampled tokens (*n = want) and their sequence length (64, capped by the model
+ * and want): hc_compress_calib_ids' counterpart for --calib self, filled by hc_compress_sample_ids. */
+hc_status hc_compress_self_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq);
 /* Fills ids[n] with sequences of seq tokens the source model (ctx) samples from BOS, temperature 1,
  * a fixed seed; `what` names the text in an error ("calibration", "measurement"). */
 hc_status hc_compress_sample_ids(hc_compress_state *cs, hc_context *ctx, int32_t *ids, int64_t n, int seq, const char *what);

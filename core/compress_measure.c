@@ -173,13 +173,9 @@ hc_status hc_compress_measure(hc_compress_state *cs)
 {
     const hc_compress_opts *o = cs->opts;
     if (o->sens_tokens <= 0) return HC_OK;
-    measure m = { .cs = cs, .n_vocab = cs->model->cfg.n_vocab };
-    hc_status st = HC_OK;
-    m.self = hc_compress_sens_is_self(o);
-    if (m.self) {
-        m.n = o->sens_tokens;
-        st = hc_compress_self_ids(cs, m.n, &m.ids, &m.seq);
-    } else st = hc_compress_calib_ids(cs, o->sens_tokens, &m.ids, &m.n, &m.seq);
+    measure m = { .cs = cs, .n_vocab = cs->model->cfg.n_vocab, .self = hc_compress_sens_is_self(o) };
+    hc_status st = m.self ? hc_compress_self_ids(cs, o->sens_tokens, &m.ids, &m.n, &m.seq)
+                          : hc_compress_calib_ids(cs, o->sens_tokens, &m.ids, &m.n, &m.seq);
     if (st == HC_OK) st = measure_all(&m);
     if (st == HC_OK) cs->loss_tokens = m.n;
     for (int i = 0; st != HC_OK && i < cs->n_jobs; i++) cs->jobs[i].loss_measured = 0;

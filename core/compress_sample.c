@@ -18,12 +18,13 @@
 int hc_compress_calib_is_self(const hc_compress_opts *o) { return o->calib && !strcmp(o->calib, "self"); }
 int hc_compress_sens_is_self(const hc_compress_opts *o) { return o->sens_self || hc_compress_calib_is_self(o); }
 
-hc_status hc_compress_self_ids(hc_compress_state *cs, int64_t n, int32_t **ids, int *seq)
+hc_status hc_compress_self_ids(hc_compress_state *cs, int64_t want, int32_t **ids, int64_t *n, int *seq)
 {
-    *seq = n < SELF_SEQ ? (int)n : SELF_SEQ;
+    *n = want;
+    *seq = want < SELF_SEQ ? (int)want : SELF_SEQ;
     if (*seq > cs->model->cfg.n_ctx_train) *seq = cs->model->cfg.n_ctx_train;
-    *ids = calloc((size_t)n, sizeof **ids);
-    return *ids ? HC_OK : hc_error(HC_E_NOMEM, "out of memory for %lld sampled tokens", (long long)n);
+    *ids = calloc((size_t)want, sizeof **ids);
+    return *ids ? HC_OK : hc_error(HC_E_NOMEM, "out of memory for %lld sampled tokens", (long long)want);
 }
 
 hc_status hc_compress_sample_ids(hc_compress_state *cs, hc_context *ctx, int32_t *ids, int64_t n, int seq, const char *what)

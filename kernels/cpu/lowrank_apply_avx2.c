@@ -25,7 +25,8 @@
 
 AI size_t elem_bytes(const hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
 
-/* Bytes of a row of n elements (q8_0: n a multiple of 32). */
+/* Bytes of a row of n elements (q8_0: n a multiple of 32): hc_dtype_row_bytes, inlined so that each
+ * type's kernels fold it to a constant (up_prefetch calls it in the column loop). */
 AI size_t row_bytes(const hc_dtype ty, int64_t n)
 {
     return ty == HC_Q8_0 ? (size_t)(n / 32) * 34 : (size_t)n * elem_bytes(ty);
