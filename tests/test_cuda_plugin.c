@@ -10,7 +10,7 @@
 #include "hc/hc_device.h"
 #include "hc/hc_quant.h"
 #include "ops_ref.h"
-#include "registry.h"
+#include "registry_default.h"
 #include "test_util.h"
 
 #define CUDA_PLUGIN_FILE HC_PLUGIN_BUILD_DIR "/hc-device-cuda.so"

@@ -10,6 +10,7 @@
 #include "device_cpu.h"
 #include "eval.h"
 #include "eval_json.h"
+#include "model_load.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------------ JSON parser */

@@ -10,7 +10,7 @@
 #include "context.h"
 #include "device_cpu.h"
 #include "gguf.h"
-#include "model.h"
+#include "model_load.h"
 #include "moe.h"
 #include "synth.h"
 #include "test_util.h"

@@ -12,7 +12,7 @@
 #include "context.h"
 #include "device_cpu.h"
 #include "gguf.h"
-#include "model.h"
+#include "model_load.h"
 #include "registry.h"
 #include "synth.h"
 #include "test_util.h"

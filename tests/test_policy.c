@@ -13,8 +13,8 @@
 #include "gguf.h"
 #include "lua_host.h"
 #include "lowrank.h"
-#include "model.h"
-#include "registry.h"
+#include "model_load.h"
+#include "registry_default.h"
 #include "test_util.h"
 
 #define POLICY_DIR HC_SOURCE_DIR "/scripts/policies/"

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "registry.h"
+#include "registry_default.h"
 #include "test_util.h"
 
 static char path[1024];

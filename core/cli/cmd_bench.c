@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "branch_rt.h"
+#include "clock.h"
 #include "commands.h"
 #include "eval_json.h"
 #include "host_pool.h"

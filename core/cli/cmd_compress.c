@@ -8,7 +8,7 @@
 #include "commands.h"
 #include "compress.h"
 #include "progress.h"
-#include "registry.h"
+#include "registry_default.h"
 
 static const char compress_help[] =
     "usage: hcinfer compress -m IN -o OUT --quant SPEC [--budget PCT | --rank N] [--calib FILE]\n"

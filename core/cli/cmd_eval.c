@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "clock.h"
 #include "commands.h"
 #include "eval.h"
 #include "eval_json.h"

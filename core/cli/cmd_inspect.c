@@ -6,8 +6,8 @@
 #include "args.h"
 #include "commands.h"
 #include "gguf.h"
-#include "model.h"
-#include "registry.h"
+#include "model_load.h"
+#include "registry_default.h"
 #include "suffix.h"
 
 static const char inspect_help[] =

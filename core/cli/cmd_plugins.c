@@ -5,7 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "registry.h"
+#include "registry_default.h"
 
 int hc_cmd_plugins(int argc, char **argv)
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "sampler.h"
 #include "session.h"
@@ -24,13 +25,6 @@ static const char run_help[] =
     "      --seed S            random seed (default: from the clock)\n"
     "      --ignore-eos        keep generating past end-of-generation tokens\n"
     "%s";
-
-double hc_now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct run_opts {
     hc_session_opts session;

@@ -12,6 +12,5 @@ int hc_cmd_compress(int argc, char **argv);
 int hc_cmd_bench(int argc, char **argv);
 int hc_cmd_synth(int argc, char **argv);
 
-double hc_now_seconds(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hc/hc_device.h"
+#include "registry_default.h"
 
 const char hc_session_help[] =
     "  -m, --model FILE        model: GGUF, or a llama2.c checkpoint (.bin)\n"

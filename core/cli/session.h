@@ -7,7 +7,7 @@
 
 #include "args.h"
 #include "context.h"
-#include "model.h"
+#include "model_load.h"
 #include "registry.h"
 #include "tokenizer.h"
 

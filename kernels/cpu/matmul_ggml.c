@@ -1,13 +1,7 @@
 /* matmul_ggml.c: runtime dispatch of the GGUF-type matmul kernels and the activation quantizer:
  * the AVX2/FMA/F16C versions when the CPU has them, the plain reference otherwise. */
+#include "hc/hc_cpu.h"
 #include "matmul_ggml.h"
-
-int hc_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();   /* idempotent; needed when called before libgcc's constructor */
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
 
 void hc_act_quantize_q8(const float *x, hc_q8_block *y, int64_t n)
 {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hc/hc_cpu.h"
 #include "hc/hc_status.h"
 #include "hc/hc_tensor.h"
 
@@ -56,9 +57,6 @@ hc_status hc_matmul_rows_ref(hc_dtype wt, const void *w, int64_t in, const float
 /* Checks the arguments of hc_matmul_rows* (the message names the problem). */
 hc_status hc_matmul_check(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
                           int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
-
-/* 1 when this CPU runs the AVX2 kernels (AVX2 + FMA + F16C). */
-int hc_cpu_has_avx2(void);
 
 /* The AVX2/FMA/F16C kernels (call only when hc_cpu_has_avx2()). hc_matmul_avx2_has(t) says
  * whether a type has one; hc_matmul_rows_avx2 assumes checked arguments and a supported type. */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "avx2_common.h"
+#include "hc/hc_avx2.h"
 #include "matmul_ggml.h"
 
 #define AI static inline __attribute__((always_inline))

@@ -45,7 +45,7 @@ typedef const hc_plugin_desc *(*hc_plugin_entry_fn)(void);
 #define HC_PLUGIN_DEFINE(desc)                                                     \
     HC_PLUGIN_EXPORT const hc_plugin_desc *hc_plugin_entry(void) { return &(desc); }
 
-const char *hc_plugin_kind_name(hc_plugin_kind kind);
+HC_API const char *hc_plugin_kind_name(hc_plugin_kind kind);
 
 #ifdef __cplusplus
 }

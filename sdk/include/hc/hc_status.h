@@ -5,6 +5,8 @@
 
 #include <stdarg.h>
 
+#include "hc/hc_api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -24,18 +26,18 @@ typedef enum hc_status {
 } hc_status;
 
 /* The message of the last failure on this thread ("" when none). */
-const char *hc_last_error(void);
+HC_API const char *hc_last_error(void);
 
 /* Sets this thread's message (printf-style) and returns code, so that callers write
  * `return hc_error(HC_E_FORMAT, "%s: truncated", path);`. */
-hc_status hc_error(hc_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-hc_status hc_verror(hc_status code, const char *fmt, va_list ap);
+HC_API hc_status hc_error(hc_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HC_API hc_status hc_verror(hc_status code, const char *fmt, va_list ap);
 
 /* Prepends context to the current message ("model.gguf: " + old message) and returns code. */
-hc_status hc_error_context(hc_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+HC_API hc_status hc_error_context(hc_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-void hc_clear_error(void);
-const char *hc_status_name(hc_status code);
+HC_API void hc_clear_error(void);
+HC_API const char *hc_status_name(hc_status code);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hc/hc_api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,30 +52,30 @@ typedef struct hc_tensor {
 } hc_tensor;
 
 /* Elements per block of a standard type (1 for plain types), 0 for an unknown type. */
-int hc_dtype_block_size(hc_dtype t);
+HC_API int hc_dtype_block_size(hc_dtype t);
 /* Bytes per block of a standard type, 0 for an unknown type. */
-size_t hc_dtype_block_bytes(hc_dtype t);
+HC_API size_t hc_dtype_block_bytes(hc_dtype t);
 /* Bytes of a row of n elements (n must be a multiple of the block size), 0 on error. */
-size_t hc_dtype_row_bytes(hc_dtype t, int64_t n);
-const char *hc_dtype_name(hc_dtype t);
+HC_API size_t hc_dtype_row_bytes(hc_dtype t, int64_t n);
+HC_API const char *hc_dtype_name(hc_dtype t);
 /* 1 when t is a standard type hcinfer can dequantize (see hc_dequantize_row). */
-int hc_dtype_is_known(hc_dtype t);
+HC_API int hc_dtype_is_known(hc_dtype t);
 
-int64_t hc_tensor_nelements(const hc_tensor *t);
+HC_API int64_t hc_tensor_nelements(const hc_tensor *t);
 /* Rows of a 2-D (or higher) tensor: the product of ne[1..]. */
-int64_t hc_tensor_nrows(const hc_tensor *t);
+HC_API int64_t hc_tensor_nrows(const hc_tensor *t);
 
 /* Converts n elements (one row or several whole rows) of a standard type to f32. Reference code. */
-void hc_dequantize_row(hc_dtype t, const void *src, float *dst, int64_t n);
+HC_API void hc_dequantize_row(hc_dtype t, const void *src, float *dst, int64_t n);
 /* Converts n floats (a multiple of 32) to Q8_0 blocks: per block d = max|x| / 127 (f16) and
  * q = round(x / d). Reference code. */
-void hc_quantize_row_q8_0(const float *x, void *dst, int64_t n);
+HC_API void hc_quantize_row_q8_0(const float *x, void *dst, int64_t n);
 
 /* Half precision helpers (IEEE binary16 and bfloat16). */
-float hc_f16_to_f32(uint16_t h);
-uint16_t hc_f32_to_f16(float f);
-float hc_bf16_to_f32(uint16_t h);
-uint16_t hc_f32_to_bf16(float f);
+HC_API float hc_f16_to_f32(uint16_t h);
+HC_API uint16_t hc_f32_to_f16(float f);
+HC_API float hc_bf16_to_f32(uint16_t h);
+HC_API uint16_t hc_f32_to_bf16(float f);
 
 #ifdef __cplusplus
 }

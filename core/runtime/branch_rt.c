@@ -1,0 +1,795 @@
+/* branch_rt.c: branch jobs (the branches of linear stages sharing one input), their host and
+ * device execution, and the calls into the scheduler plugins around every stage of a step. */
+#include "branch_rt.h"
+#include "clock.h"
+
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "host_pool.h"
+#include "moe.h"
+#include "trace.h"
+#include "transpose.h"
+
+#define MAX_GROUP 4
+#define MAX_SCHED 8
+
+enum { JOB_IDLE, JOB_READY, JOB_SUBMITTED, JOB_COMPUTED, JOB_MERGED };
+
+/* One branch applied to a segment of a job's input rows: an expert's branch on its routed rows. */
+typedef struct seg_item {
+    const hc_branch *b;
+    int rank;                           /* active rank */
+    int row0, rows;                     /* its rows of x (and of t, delta and the output buffer) */
+    int t_off, d_off;                   /* its columns of t and delta */
+    hc_buf out;
+    int out_width;
+    const hc_tensor *dev;               /* device without host memory: its factors A, B there (2 views) */
+} seg_item;
+
+struct hc_branch_job {
+    hc_branch_rt *rt;
+    char name[64];
+    int layer;
+    int stage[MAX_GROUP], n_stage;      /* the group's linear stages */
+    hc_buf in;
+    int in_width;
+    int ldt, ldd;                       /* row strides of t (sum of stored ranks) and delta (sum of outs) */
+    int stage_t_off[MAX_GROUP], stage_d_off[MAX_GROUP]; /* per group stage: where its t / delta start */
+    int t_off[MAX_GROUP], d_off[MAX_GROUP];             /* the same per active branch, this step */
+    float *x, *t, *delta;               /* host: input copy, A x, B (A x) */
+    hc_tensor a_view[MAX_GROUP], b_view[MAX_GROUP]; /* device without host memory: the factors there */
+    /* this step */
+    int active[MAX_GROUP], rank[MAX_GROUP], n_active;
+    int n_tok, state, backbone_issued, sched;
+    uint64_t flops, device_ns_step, device_ns_last, host_ns_last;
+    uint64_t t_ready_ns, wait_ns_last, window_ns_last;
+    int ran_last;
+    hc_host_job host;
+    /* an expert job (a group of MOE_LINEAR stages): its branches are per routed expert, as
+       segments of the rows grouped by expert; n_expert 0 for the linear stages' jobs */
+    int n_expert;
+    seg_item *items;
+    int n_items;
+    hc_tensor *expert_view;             /* device without host memory: [group stage][expert][A, B] */
+};
+
+typedef struct sched_slot {
+    char name[65];
+    const hc_sched_ops *ops;
+    void *state;
+    hc_sched_runtime rt;
+} sched_slot;
+
+struct hc_branch_rt {
+    hc_context *c;
+    const hc_comp_ops *comp;
+    hc_host_pool *host;
+    hc_branch_job *jobs;
+    int n_jobs;
+    int *first_of, *last_of;            /* per stage: the job it opens / closes, or -1 */
+    hc_branch_job *pending[HC_BUF_COUNT];
+    sched_slot sched[MAX_SCHED];
+    int n_sched;
+    int host_delay_us;
+    double host_slowdown;     /* > 1: every host job takes this many times its compute time */
+    float *dev_t, *dev_delta;           /* device scratch for run_on_device and uploads */
+    float *repack;                      /* host scratch for uploads to a device without host memory */
+    hc_branch_stats stats;
+};
+
+static const hc_branch *branch_of(const hc_branch_rt *r, int stage) { return r->c->stages[stage].branch; }
+
+/* ---------------- expert jobs: branches on row segments ---------------- */
+
+/* B of a q8_0 branch as f16 [rank][out], which can be transposed element by element. */
+static void *q8_b_as_f16(const hc_branch *b)
+{
+    uint16_t *h = malloc((size_t)(b->rank * b->out) * 2 + 1);
+    float *row = malloc((size_t)b->out * sizeof *row);
+    if (!h || !row) {
+        free(h), free(row);
+        return NULL;
+    }
+    for (int k = 0; k < b->rank; k++) {
+        hc_dequantize_row(HC_Q8_0, (const char *)b->b + (size_t)k * hc_dtype_row_bytes(HC_Q8_0, b->out), row, b->out);
+        for (int64_t o = 0; o < b->out; o++) h[(size_t)k * (size_t)b->out + (size_t)o] = hc_f32_to_f16(row[o]);
+    }
+    free(row);
+    return h;
+}
+
+/* A branch's factors copied to a device without host memory (its run_on_device path), as the
+ * weights of its matmul: A [rank][in] as stored; B transposed to [out][rank] (hc_branch keeps it by
+ * direction, [rank][out]), in f16 when the branch is q8_0 (blocks run along out, not rank). */
+static hc_status upload_factors(hc_device *d, const hc_branch *b, hc_tensor *a_out, hc_tensor *b_out)
+{
+    const int q8 = b->dtype == HC_Q8_0;
+    const hc_dtype bdt = q8 ? HC_F16 : b->dtype;
+    size_t es = hc_dtype_row_bytes(bdt, 1), n_a = (size_t)b->rank * hc_dtype_row_bytes(b->dtype, b->in),
+           n_b = (size_t)(b->rank * b->out) * es;
+    *a_out = (hc_tensor){ .name = b->name, .dtype = b->dtype, .n_dims = 2, .ne = { b->in, b->rank, 1, 1 }, .nbytes = n_a, .device = d };
+    *b_out = (hc_tensor){ .name = b->name, .dtype = bdt, .n_dims = 2, .ne = { b->rank, b->out, 1, 1 }, .nbytes = n_b, .device = d };
+    char *bt = malloc(n_b ? n_b : 1);
+    void *b16 = q8 ? q8_b_as_f16(b) : NULL;
+    if (!bt || (q8 && !b16)) {
+        free(bt), free(b16);
+        return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    }
+    hc_transpose(bt, q8 ? b16 : b->b, b->rank, b->out, es);
+    free(b16);
+    hc_status st = d->ops->alloc(d, n_a, &a_out->data);
+    if (st == HC_OK) st = d->ops->upload(d, a_out->data, b->a, n_a);
+    if (st == HC_OK) st = d->ops->alloc(d, n_b, &b_out->data);
+    if (st == HC_OK) st = d->ops->upload(d, b_out->data, bt, n_b);
+    free(bt);
+    if (st != HC_OK) return hc_error_context(st, "branch runtime: copying the branch of %s to %s: ", b->name, d->name);
+    return HC_OK;
+}
+
+static void free_factors(hc_device *d, hc_tensor *views, int n)
+{
+    for (int i = 0; views && i < n; i++) d->ops->free(d, views[i].data);
+}
+
+/* Phase 1 of an expert job: t = A x of each routed expert's rows (ranks split over threads). */
+static hc_status items_down(hc_branch_job *j, int ith, int nth)
+{
+    hc_branch_rt *r = j->rt;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_items && st == HC_OK; k++) {
+        const seg_item *it = &j->items[k];
+        long k0, k1;
+        hc_split_range(it->rank, ith, nth, 1, &k0, &k1);
+        if (k0 < k1)
+            st = r->comp->down(it->b, it->rank, j->x + (size_t)it->row0 * j->in_width, it->rows,
+                               j->t + (size_t)it->row0 * j->ldt + it->t_off, j->ldt, (int)k0, (int)k1);
+    }
+    return st;
+}
+
+/* Phase 2 of an expert job: delta = B t (outputs split over threads). */
+static hc_status items_up(hc_branch_job *j, int ith, int nth)
+{
+    hc_branch_rt *r = j->rt;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_items && st == HC_OK; k++) {
+        const seg_item *it = &j->items[k];
+        long o0, o1;
+        hc_split_range(it->b->out, ith, nth, 16, &o0, &o1);
+        if (o0 >= o1) continue;
+        float *d = j->delta + (size_t)it->row0 * j->ldd + it->d_off;
+        for (int row = 0; row < it->rows; row++) memset(d + (size_t)row * j->ldd + o0, 0, (size_t)(o1 - o0) * sizeof(float));
+        st = r->comp->up(it->b, it->rank, j->t + (size_t)it->row0 * j->ldt + it->t_off, j->ldt, it->rows, d, j->ldd, o0, o1);
+    }
+    return st;
+}
+
+/* Adds each item's rows of delta into its output buffer's rows. */
+static hc_status merge_items(hc_branch_rt *r, hc_branch_job *j)
+{
+    hc_device *d = r->c->dev;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_items && st == HC_OK; k++) {
+        const seg_item *it = &j->items[k];
+        int out = it->out_width;
+        float *y = r->c->buf[it->out] + (size_t)it->row0 * out;
+        const float *src = j->delta + (size_t)it->row0 * j->ldd + it->d_off;
+        for (int row = 0; row < it->rows && st == HC_OK; row++) {
+            if (d->host_memory) st = d->ops->add(d, y + (size_t)row * out, src + (size_t)row * j->ldd, (size_t)out);
+            else memcpy(r->repack + (size_t)row * out, src + (size_t)row * j->ldd, (size_t)out * sizeof(float));
+        }
+        if (st == HC_OK && !d->host_memory) {
+            st = d->ops->upload(d, r->dev_delta, r->repack, (size_t)it->rows * out * sizeof(float));
+            if (st == HC_OK) st = d->ops->add(d, y, r->dev_delta, (size_t)it->rows * out);
+        }
+    }
+    return st;
+}
+
+/* The device computes each item: t = A x (rows of the segment), t beyond the active rank zeroed, y += B t. */
+static hc_status items_on_device(hc_branch_rt *r, hc_branch_job *j)
+{
+    hc_context *c = r->c;
+    hc_device *d = c->dev;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_items && st == HC_OK; k++) {
+        const seg_item *it = &j->items[k];
+        int stored = it->b->rank;
+        st = d->ops->matmul(d, &it->dev[0], c->buf[j->in] + (size_t)it->row0 * j->in_width, r->dev_t, it->rows);
+        for (int row = 0; row < it->rows && st == HC_OK && it->rank < stored; row++)
+            st = d->ops->scale(d, r->dev_t + (size_t)row * stored + it->rank, (size_t)(stored - it->rank), 0.0f);
+        if (st == HC_OK) st = d->ops->matmul(d, &it->dev[1], r->dev_t, r->dev_delta, it->rows);
+        if (st == HC_OK) st = d->ops->add(d, c->buf[it->out] + (size_t)it->row0 * it->out_width, r->dev_delta, (size_t)it->rows * it->out_width);
+    }
+    return st;
+}
+
+/* This step's items of an expert job, from the routing of its layer; the stages' shared active rank
+ * caps every expert's. Returns the number of items (0: nothing to do). */
+static int collect_items(hc_branch_rt *r, hc_branch_job *j, const hc_moe_routing *rt)
+{
+    hc_context *c = r->c;
+    j->n_items = j->n_active = 0;
+    j->flops = 0;
+    if (!rt || rt->layer != j->layer) return 0;
+    for (int k = 0; k < j->n_stage; k++) {
+        const hc_stage *g = &c->stages[j->stage[k]];
+        if (!g->expert_branch || g->branch_enabled <= 0) continue;
+        int any = 0;
+        for (int e = 0; e < rt->n_expert && e < j->n_expert; e++) {
+            const hc_branch *b = &g->expert_branch[e];
+            int rank = g->active_rank < b->rank ? g->active_rank : b->rank;
+            if (!rt->seg_n[e] || rank <= 0) continue;
+            int t_off = 0; /* the expert's earlier group stages come first in its rows of t */
+            for (int q = 0; q < k; q++) {
+                const hc_stage *h = &c->stages[j->stage[q]];
+                if (h->expert_branch) t_off += h->expert_branch[e].rank;
+            }
+            j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = rt->seg_off[e], .rows = rt->seg_n[e], .t_off = t_off,
+                                                 .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
+                                                 .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
+            j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rt->seg_n[e];
+            r->stats.bytes_touched += hc_branch_factor_bytes(b, rank);
+            any = 1;
+        }
+        if (any) j->active[j->n_active++] = j->stage[k];
+    }
+    return j->n_items;
+}
+
+/* A job for consecutive MOE_LINEAR stages of one layer reading the same input (gate+up, down). */
+static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *dev_t_n, size_t *dev_delta_n)
+{
+    hc_context *c = r->c;
+    const hc_stage *s = &c->stages[i];
+    const hc_model_config *cfg = &c->model->cfg;
+    int end = i + 1;
+    while (end < c->n_stages && end - i < MAX_GROUP && c->stages[end].op == HC_OP_MOE_LINEAR && c->stages[end].in0 == s->in0 &&
+           c->stages[end].layer == s->layer)
+        end++;
+    *end_out = end;
+    int any = 0;
+    for (int k = i; k < end; k++) any |= c->stages[k].expert_branch != NULL;
+    if (!any) return HC_OK;
+    hc_branch_job *j = &r->jobs[r->n_jobs];
+    *j = (hc_branch_job){ .rt = r, .layer = s->layer, .in = s->in0, .in_width = c->width[s->in0], .n_expert = cfg->n_expert };
+    int len = snprintf(j->name, sizeof j->name, "%s", s->name);
+    int max_out = 0;
+    for (int k = i; k < end; k++) {
+        const hc_stage *g = &c->stages[k];
+        if (k > i && len < (int)sizeof j->name) {
+            const char *dot = strrchr(g->name, '.');
+            len += snprintf(j->name + len, sizeof j->name - (size_t)len, "+%s", dot ? dot + 1 : g->name);
+        }
+        j->stage_d_off[j->n_stage] = j->ldd;
+        j->stage[j->n_stage++] = k;
+        j->ldd += c->width[g->out];
+        if (c->width[g->out] > max_out) max_out = c->width[g->out];
+    }
+    int max_rank = 0;
+    for (int e = 0; e < cfg->n_expert; e++) { /* t: per row, its expert's stored ranks of the group */
+        int sum = 0;
+        for (int k = i; k < end; k++) {
+            const hc_branch *arr = c->stages[k].expert_branch;
+            if (!arr) continue;
+            sum += arr[e].rank;
+            if (arr[e].rank > max_rank) max_rank = arr[e].rank;
+        }
+        if (sum > j->ldt) j->ldt = sum;
+    }
+    size_t rows = (size_t)c->n_batch * cfg->n_expert_used;
+    if (!(j->x = malloc(rows * j->in_width * sizeof(float))) || !(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) ||
+        !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
+        !(j->items = malloc((size_t)(end - i) * cfg->n_expert * sizeof *j->items)))
+        return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    if (!c->dev->host_memory) {
+        if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))
+            return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+        for (int k = i; k < end; k++)
+            for (int e = 0; c->stages[k].expert_branch && e < cfg->n_expert; e++) {
+                hc_tensor *v = j->expert_view + 2 * ((size_t)(k - i) * cfg->n_expert + e);
+                hc_status st = upload_factors(c->dev, &c->stages[k].expert_branch[e], &v[0], &v[1]);
+                if (st != HC_OK) return st;
+            }
+    }
+    if (rows * max_rank > *dev_t_n) *dev_t_n = rows * max_rank;
+    if (rows * max_out > *dev_delta_n) *dev_delta_n = rows * max_out;
+    r->first_of[i] = r->last_of[end - 1] = r->n_jobs++;
+    return HC_OK;
+}
+
+/* ---------------- host execution ---------------- */
+
+/* Phase 1 of a job: t = A x for every active branch (ranks split over the threads). */
+static hc_status job_down(hc_branch_job *j, int ith, int nth)
+{
+    if (j->n_expert) return items_down(j, ith, nth);
+    hc_branch_rt *r = j->rt;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_active && st == HC_OK; k++) {
+        long k0, k1;
+        hc_split_range(j->rank[k], ith, nth, 1, &k0, &k1);
+        if (k0 < k1)
+            st = r->comp->down(branch_of(r, j->active[k]), j->rank[k], j->x, j->n_tok, j->t + j->t_off[k], j->ldt, (int)k0, (int)k1);
+    }
+    return st;
+}
+
+/* Phase 2 of a job: delta = B t (outputs split over the threads). */
+static hc_status job_up(hc_branch_job *j, int ith, int nth)
+{
+    if (j->n_expert) return items_up(j, ith, nth);
+    hc_branch_rt *r = j->rt;
+    hc_status st = HC_OK;
+    for (int k = 0; k < j->n_active && st == HC_OK; k++) {
+        const hc_branch *b = branch_of(r, j->active[k]);
+        long o0, o1;
+        hc_split_range(b->out, ith, nth, 16, &o0, &o1);
+        if (o0 >= o1) continue;
+        for (int row = 0; row < j->n_tok; row++)
+            memset(j->delta + (size_t)row * j->ldd + j->d_off[k] + o0, 0, (size_t)(o1 - o0) * sizeof(float));
+        st = r->comp->up(b, j->rank[k], j->t + j->t_off[k], j->ldt, j->n_tok, j->delta + j->d_off[k], j->ldd, o0, o1);
+    }
+    return st;
+}
+
+/* A whole job on nth threads: both phases with a barrier between them. */
+static void host_job_fn(void *arg, int ith, int nth)
+{
+    hc_branch_job *j = arg;
+    hc_status st = job_down(j, ith, nth);
+    if (nth > 1) hc_host_pool_barrier(j->rt->host);
+    if (st == HC_OK) st = job_up(j, ith, nth);
+    hc_pool_error_set(&j->host.err, st);
+}
+
+static void device_down_fn(void *arg, int ith, int nth)
+{
+    hc_branch_job *j = arg;
+    hc_pool_error_set(&j->host.err, job_down(j, ith, nth));
+}
+
+static void device_up_fn(void *arg, int ith, int nth)
+{
+    hc_branch_job *j = arg;
+    hc_pool_error_set(&j->host.err, job_up(j, ith, nth));
+}
+
+/* What the host threads run: the job, plus the synthetic delays of a slow host when asked: a fixed
+ * one per job, and a slowdown that stretches each thread's compute time (it shrinks with the rank). */
+static void host_job_entry(void *arg, int ith, int nth)
+{
+    hc_branch_job *j = arg;
+    uint64_t t0 = hc_now_ns();
+    host_job_fn(arg, ith, nth);
+    uint64_t until = hc_now_ns();
+    if (j->rt->host_slowdown > 1.0) until += (uint64_t)((double)(until - t0) * (j->rt->host_slowdown - 1.0));
+    if (ith == 0 && j->rt->host_delay_us > 0) until += (uint64_t)j->rt->host_delay_us * 1000u;
+    while (hc_now_ns() < until) _mm_pause(); /* a slow core, not a hot one: no pressure on a sibling */
+}
+
+static hc_status rt_submit(void *arg, hc_branch_job *j)
+{
+    hc_branch_rt *r = arg;
+    if (j->state != JOB_READY) return hc_error(HC_E_STATE, "branch job %s submitted twice", j->name);
+    j->host.fn = host_job_entry;
+    j->host.ctx = j;
+    hc_status st = hc_host_pool_submit(r->host, &j->host);
+    if (st == HC_OK) j->state = JOB_SUBMITTED;
+    return st;
+}
+
+static hc_status rt_wait(void *arg, hc_branch_job *j)
+{
+    hc_branch_rt *r = arg;
+    if (j->state != JOB_SUBMITTED) return j->state >= JOB_COMPUTED ? HC_OK : hc_error(HC_E_STATE, "branch job %s waited for before it was submitted", j->name);
+    uint64_t t0 = hc_now_ns();
+    hc_status st = hc_host_pool_wait(r->host, &j->host);
+    uint64_t waited = hc_now_ns() - t0;
+    r->stats.wait_ns += waited;
+    j->wait_ns_last = waited;
+    j->host_ns_last = j->host.t_end_ns - j->host.t_start_ns;
+    if (r->c->trace) {
+        hc_trace_add(r->c->trace, j->name, 1, j->host.t_start_ns, j->host_ns_last);
+        if (waited > 1000) hc_trace_add(r->c->trace, j->name, 2, t0, waited);
+    }
+    r->stats.host_ns += j->host_ns_last;
+    r->stats.flops += j->flops;
+    r->stats.jobs++;
+    if (st == HC_OK) j->state = JOB_COMPUTED;
+    return st;
+}
+
+static hc_status rt_run(void *arg, hc_branch_job *j)
+{
+    hc_status st = rt_submit(arg, j);
+    return st == HC_OK ? rt_wait(arg, j) : st;
+}
+
+static hc_status rt_merge(void *arg, hc_branch_job *j)
+{
+    hc_branch_rt *r = arg;
+    hc_context *c = r->c;
+    hc_device *d = c->dev;
+    if (!j->backbone_issued) return hc_error(HC_E_STATE, "branch job %s merged before its backbone op ran", j->name);
+    if (j->state == JOB_MERGED) return hc_error(HC_E_STATE, "branch job %s merged twice", j->name);
+    hc_status st = j->state == JOB_SUBMITTED ? rt_wait(arg, j) : HC_OK;
+    if (st == HC_OK && j->state != JOB_COMPUTED) st = hc_error(HC_E_STATE, "branch job %s merged before it was computed", j->name);
+    if (st == HC_OK && j->n_expert) {
+        st = merge_items(r, j);
+        if (st == HC_OK) j->state = JOB_MERGED;
+        return st;
+    }
+    for (int k = 0; k < j->n_active && st == HC_OK; k++) {
+        const hc_stage *s = &c->stages[j->active[k]];
+        int out = (int)s->branch->out;
+        float *y = c->buf[s->out];
+        for (int row = 0; row < j->n_tok && st == HC_OK; row++) {
+            const float *src = j->delta + (size_t)row * j->ldd + j->d_off[k];
+            if (d->host_memory) {
+                st = d->ops->add(d, y + (size_t)row * out, src, (size_t)out);
+            } else {
+                memcpy(r->repack + (size_t)row * out, src, (size_t)out * sizeof(float));
+            }
+        }
+        if (st == HC_OK && !d->host_memory) {
+            st = d->ops->upload(d, r->dev_delta, r->repack, (size_t)j->n_tok * out * sizeof(float));
+            if (st == HC_OK) st = d->ops->add(d, y, r->dev_delta, (size_t)j->n_tok * out);
+        }
+    }
+    if (st == HC_OK) j->state = JOB_MERGED;
+    return st;
+}
+
+/* Below this many multiply-adds a job computed by the device is not split over its threads: the
+ * hand-offs would cost more than the work (a SmolLM2 layer's job is 20-45 thousand). Splitting
+ * does not change any result (every thread computes whole directions and whole rows). */
+#define INLINE_SPLIT_MIN_MACS 131072
+
+static long job_macs(const hc_branch_rt *r, const hc_branch_job *j)
+{
+    long macs = 0;
+    for (int k = 0; k < j->n_active; k++) {
+        const hc_branch *b = r->c->stages[j->active[k]].branch;
+        macs += (long)j->rank[k] * (long)(b->in + b->out) * j->n_tok;
+    }
+    return macs;
+}
+
+/* The device computes the branches itself: t = A x, t beyond the active rank zeroed, y += B t. */
+static hc_status rt_run_on_device(void *arg, hc_branch_job *j)
+{
+    hc_branch_rt *r = arg;
+    hc_context *c = r->c;
+    hc_device *d = c->dev;
+    if (!j->backbone_issued) return hc_error(HC_E_STATE, "branch job %s run on the device before its backbone op", j->name);
+    if (j->state != JOB_READY) return hc_error(HC_E_STATE, "branch job %s run twice", j->name);
+    uint64_t t0 = hc_now_ns();
+    hc_status st = HC_OK;
+    if (d->host_memory) {
+        /* the device's memory is the host's: run the very kernels the host threads would (so every
+           scheduler gives bit-identical results) on the device's own threads, then merge */
+        atomic_store(&j->host.err.status, HC_OK);
+        if (d->ops->host_parallel && (j->n_expert || job_macs(r, j) >= INLINE_SPLIT_MIN_MACS)) {
+            st = d->ops->host_parallel(d, device_down_fn, j);
+            if (st == HC_OK) st = d->ops->host_parallel(d, device_up_fn, j);
+        } else {
+            host_job_fn(j, 0, 1);
+        }
+        if (st == HC_OK) st = hc_pool_error_raise(&j->host.err);
+        if (st == HC_OK) {
+            j->state = JOB_COMPUTED;
+            st = rt_merge(arg, j);
+        }
+        r->stats.inline_ns += hc_now_ns() - t0;
+        if (r->c->trace) hc_trace_add(r->c->trace, j->name, 0, t0, hc_now_ns() - t0);
+        return st;
+    }
+    const float *x = c->buf[j->in];
+    if (j->n_expert) st = items_on_device(r, j);
+    for (int k = 0; k < j->n_active && st == HC_OK && !j->n_expert; k++) {
+        const hc_stage *s = &c->stages[j->active[k]];
+        int idx = 0;
+        while (j->stage[idx] != j->active[k]) idx++;
+        int stored = s->branch->rank, out = (int)s->branch->out;
+        st = d->ops->matmul(d, &j->a_view[idx], x, r->dev_t, j->n_tok);
+        for (int row = 0; row < j->n_tok && st == HC_OK && j->rank[k] < stored; row++)
+            st = d->ops->scale(d, r->dev_t + (size_t)row * stored + j->rank[k], (size_t)(stored - j->rank[k]), 0.0f);
+        if (st == HC_OK) st = d->ops->matmul(d, &j->b_view[idx], r->dev_t, r->dev_delta, j->n_tok);
+        if (st == HC_OK) st = d->ops->add(d, c->buf[s->out], r->dev_delta, (size_t)j->n_tok * out);
+    }
+    r->stats.inline_ns += hc_now_ns() - t0;
+    if (r->c->trace) hc_trace_add(r->c->trace, j->name, 0, t0, hc_now_ns() - t0);
+    if (st == HC_OK) j->state = JOB_MERGED;
+    return st;
+}
+
+static void rt_info(void *arg, const hc_branch_job *j, hc_job_info *out)
+{
+    hc_branch_rt *r = arg;
+    int busy = 0;
+    for (int i = 0; i < r->n_jobs; i++) busy += r->jobs[i].state == JOB_SUBMITTED && !hc_host_job_done(&r->jobs[i].host);
+    *out = (hc_job_info){ .name = j->name, .layer = j->layer, .n_branches = j->n_expert ? j->n_items : j->n_active, .n_tok = j->n_tok, .flops = j->flops,
+                          .last_host_ns = j->host_ns_last, .last_device_ns = j->device_ns_last, .host_busy = busy };
+}
+
+/* ---------------- set-up ---------------- */
+
+static hc_status build_jobs(hc_branch_rt *r)
+{
+    hc_context *c = r->c;
+    int n = c->n_stages;
+    if (!(r->jobs = calloc((size_t)n, sizeof *r->jobs)) || !(r->first_of = malloc((size_t)n * sizeof(int))) ||
+        !(r->last_of = malloc((size_t)n * sizeof(int))))
+        return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    for (int i = 0; i < n; i++) r->first_of[i] = r->last_of[i] = -1;
+    size_t max_rows = (size_t)c->n_batch;
+    int max_t = 0, max_out = 0;
+    size_t dev_t_n = 0, dev_delta_n = 0; /* scratch floats the expert jobs need */
+    for (int i = 0; i < n;) {
+        const hc_stage *s = &c->stages[i];
+        if (s->op == HC_OP_MOE_LINEAR) {
+            hc_status st = build_expert_job(r, i, &i, &dev_t_n, &dev_delta_n);
+            if (st != HC_OK) return st;
+            continue;
+        }
+        if (s->op != HC_OP_LINEAR) {
+            i++;
+            continue;
+        }
+        /* a group: consecutive linear stages of one layer reading the same input */
+        int end = i + 1;
+        while (end < n && end - i < MAX_GROUP && c->stages[end].op == HC_OP_LINEAR && c->stages[end].in0 == s->in0 &&
+               c->stages[end].layer == s->layer)
+            end++;
+        int any = 0;
+        for (int k = i; k < end; k++) any |= c->stages[k].branch != NULL;
+        if (any) {
+            hc_branch_job *j = &r->jobs[r->n_jobs];
+            *j = (hc_branch_job){ .rt = r, .layer = s->layer, .in = s->in0, .in_width = c->width[s->in0] };
+            int len = snprintf(j->name, sizeof j->name, "%s", s->name);
+            for (int k = i; k < end; k++) {
+                const hc_stage *g = &c->stages[k];
+                j->stage[j->n_stage++] = k;
+                if (k > i && len < (int)sizeof j->name) {
+                    const char *dot = strrchr(g->name, '.');
+                    len += snprintf(j->name + len, sizeof j->name - (size_t)len, "+%s", dot ? dot + 1 : g->name);
+                }
+                if (!g->branch) continue;
+                int idx = j->n_stage - 1;
+                j->stage_t_off[idx] = j->ldt;
+                j->stage_d_off[idx] = j->ldd;
+                j->ldt += g->branch->rank;
+                j->ldd += (int)g->branch->out;
+                if (g->branch->rank > max_t) max_t = g->branch->rank;
+                if (g->branch->out > max_out) max_out = (int)g->branch->out;
+                if (!c->dev->host_memory) {
+                    hc_status st = upload_factors(c->dev, g->branch, &j->a_view[idx], &j->b_view[idx]);
+                    if (st != HC_OK) return st;
+                }
+            }
+            if (!(j->x = malloc(max_rows * j->in_width * sizeof(float))) || !(j->t = malloc(max_rows * j->ldt * sizeof(float))) ||
+                !(j->delta = malloc(max_rows * j->ldd * sizeof(float))))
+                return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+            r->first_of[i] = r->last_of[end - 1] = r->n_jobs++;
+        }
+        i = end;
+    }
+    if (max_rows * (size_t)max_t > dev_t_n) dev_t_n = max_rows * (size_t)max_t;
+    if (max_rows * (size_t)max_out > dev_delta_n) dev_delta_n = max_rows * (size_t)max_out;
+    if (!c->dev->host_memory && !(r->repack = malloc((dev_delta_n ? dev_delta_n : 1) * sizeof(float))))
+        return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    hc_status st = c->dev->ops->alloc(c->dev, (dev_t_n ? dev_t_n : 1) * sizeof(float), (void **)&r->dev_t);
+    if (st == HC_OK) st = c->dev->ops->alloc(c->dev, (dev_delta_n ? dev_delta_n : 1) * sizeof(float), (void **)&r->dev_delta);
+    return st;
+}
+
+hc_status hc_branch_rt_create(hc_context *c, const hc_comp_ops *comp, int host_threads, const int *host_cpus, int n_host_cpus,
+                              hc_branch_rt **out)
+{
+    hc_branch_rt *r = calloc(1, sizeof *r);
+    if (!r) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    r->c = c;
+    r->comp = comp;
+    hc_status st = hc_host_pool_create(host_threads > 0 ? host_threads : 1, host_cpus, n_host_cpus, &r->host);
+    if (st == HC_OK) st = build_jobs(r);
+    if (st != HC_OK) {
+        hc_branch_rt_free(r);
+        return st;
+    }
+    *out = r;
+    return HC_OK;
+}
+
+void hc_branch_rt_free(hc_branch_rt *r)
+{
+    if (!r) return;
+    hc_host_pool_free(r->host); /* joins the threads: no job runs past this point */
+    for (int i = 0; i < r->n_sched; i++) r->sched[i].ops->destroy(r->sched[i].state);
+    /* the jobs built, and the one being built when set-up failed (zeroed past it) */
+    int n_built = r->jobs && r->n_jobs < r->c->n_stages ? r->n_jobs + 1 : r->n_jobs;
+    for (int i = 0; i < n_built; i++) {
+        free(r->jobs[i].x);
+        free(r->jobs[i].t);
+        free(r->jobs[i].delta);
+        free(r->jobs[i].items);
+        if (r->c && r->c->dev && !r->c->dev->host_memory) {
+            hc_branch_job *j = &r->jobs[i];
+            free_factors(r->c->dev, j->a_view, MAX_GROUP);
+            free_factors(r->c->dev, j->b_view, MAX_GROUP);
+            free_factors(r->c->dev, j->expert_view, j->expert_view ? 2 * j->n_stage * j->n_expert : 0);
+        }
+        free(r->jobs[i].expert_view);
+    }
+    if (r->c && r->c->dev) {
+        r->c->dev->ops->free(r->c->dev, r->dev_t);
+        r->c->dev->ops->free(r->c->dev, r->dev_delta);
+    }
+    free(r->jobs);
+    free(r->first_of);
+    free(r->last_of);
+    free(r->repack);
+    free(r);
+}
+
+int hc_branch_rt_add_scheduler(hc_branch_rt *r, const char *name, const hc_sched_ops *ops)
+{
+    int i = hc_branch_rt_find_scheduler(r, name);
+    if (i >= 0) return i;
+    if (r->n_sched == MAX_SCHED) {
+        hc_error(HC_E_ARG, "at most %d schedulers can be used at once", MAX_SCHED);
+        return -1;
+    }
+    sched_slot *s = &r->sched[r->n_sched];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->ops = ops;
+    s->rt = (hc_sched_runtime){ .rt = r, .run = rt_run, .submit = rt_submit, .wait = rt_wait, .merge = rt_merge,
+                                .run_on_device = rt_run_on_device, .info = rt_info };
+    if (ops->create(&s->rt, &s->state) != HC_OK) {
+        hc_error_context(HC_E_PLUGIN, "scheduler '%s': ", name);
+        return -1;
+    }
+    return r->n_sched++;
+}
+
+int hc_branch_rt_find_scheduler(const hc_branch_rt *r, const char *name)
+{
+    for (int i = 0; i < r->n_sched; i++)
+        if (!strcmp(r->sched[i].name, name)) return i;
+    return -1;
+}
+
+const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index)
+{
+    return index >= 0 && index < r->n_sched ? r->sched[index].name : "?";
+}
+
+void hc_branch_rt_use(hc_branch_rt *r, int index)
+{
+    for (int i = 0; i < r->c->n_stages; i++) r->c->stages[i].sched = index;
+}
+
+/* ---------------- the step ---------------- */
+
+static hc_status need(hc_branch_rt *r, hc_branch_job *j)
+{
+    sched_slot *s = &r->sched[j->sched];
+    j->window_ns_last = hc_now_ns() - j->t_ready_ns;
+    hc_status st = s->ops->output_needed(s->state, j);
+    if (st != HC_OK) return hc_error_context(st, "scheduler '%s', job %s: ", s->name, j->name);
+    if (j->state != JOB_MERGED)
+        return hc_error(HC_E_PLUGIN, "scheduler '%s' left branch job %s unmerged when its output was needed", s->name, j->name);
+    for (int b = 0; b < HC_BUF_COUNT; b++)
+        if (r->pending[b] == j) r->pending[b] = NULL;
+    return HC_OK;
+}
+
+static hc_status flush_buffer(hc_branch_rt *r, int b)
+{
+    return (b >= 0 && r->pending[b]) ? need(r, r->pending[b]) : HC_OK;
+}
+
+hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
+{
+    const hc_stage *s = &r->c->stages[i];
+    hc_status st = flush_buffer(r, s->in0);
+    if (st == HC_OK) st = flush_buffer(r, s->in1);
+    if (st == HC_OK) st = flush_buffer(r, s->out);
+    if (st != HC_OK || r->first_of[i] < 0) return st;
+    hc_branch_job *j = &r->jobs[r->first_of[i]];
+    j->n_active = 0;
+    j->flops = 0;
+    j->device_ns_step = 0;
+    if (j->n_expert) { /* an expert job: the branches of this step's routed experts, on their rows */
+        const hc_moe_routing *rt = hc_moe_routing_of(r->c);
+        collect_items(r, j, rt);
+        rows = rt ? rt->n_rows : 0;
+    }
+    for (int k = 0; k < j->n_stage && !j->n_expert; k++) {
+        const hc_stage *g = &r->c->stages[j->stage[k]];
+        int rank = g->branch ? (g->active_rank < g->branch->rank ? g->active_rank : g->branch->rank) : 0;
+        if (!g->branch || !g->branch_enabled || rank <= 0) continue;
+        r->stats.bytes_touched += hc_branch_factor_bytes(g->branch, rank);
+        j->active[j->n_active] = j->stage[k];
+        j->rank[j->n_active] = rank;
+        j->t_off[j->n_active] = j->stage_t_off[k];
+        j->d_off[j->n_active] = j->stage_d_off[k];
+        j->n_active++;
+        j->flops += 2ull * (uint64_t)rank * (uint64_t)(g->branch->in + g->branch->out) * (uint64_t)rows;
+    }
+    j->state = JOB_IDLE;
+    j->wait_ns_last = j->window_ns_last = j->host_ns_last = 0;
+    j->ran_last = j->n_active > 0;
+    if (!j->n_active) return HC_OK;
+    j->t_ready_ns = hc_now_ns();
+    j->n_tok = rows;
+    j->backbone_issued = 0;
+    j->sched = s->sched;
+    if (j->sched < 0 || j->sched >= r->n_sched) return hc_error(HC_E_STATE, "stage %s has no scheduler", s->name);
+    hc_device *d = r->c->dev;
+    st = d->ops->download(d, j->x, r->c->buf[j->in], (size_t)rows * j->in_width * sizeof(float));
+    if (st != HC_OK) return st;
+    j->state = JOB_READY;
+    sched_slot *sl = &r->sched[j->sched];
+    st = sl->ops->input_ready(sl->state, j);
+    return st == HC_OK ? HC_OK : hc_error_context(st, "scheduler '%s', job %s: ", sl->name, j->name);
+}
+
+hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns)
+{
+    r->stats.device_ns += stage_ns;
+    if (r->last_of[i] < 0) return HC_OK;
+    hc_branch_job *j = &r->jobs[r->last_of[i]];
+    if (j->state == JOB_IDLE) return HC_OK;
+    for (int k = 0; k < j->n_stage; k++) j->device_ns_step += r->c->stages[j->stage[k]].device_ns;
+    j->backbone_issued = 1;
+    sched_slot *sl = &r->sched[j->sched];
+    hc_status st = sl->ops->backbone_done(sl->state, j);
+    if (st != HC_OK) return hc_error_context(st, "scheduler '%s', job %s: ", sl->name, j->name);
+    if (j->state != JOB_MERGED)
+        for (int k = 0; k < j->n_active; k++) r->pending[r->c->stages[j->active[k]].out] = j;
+    else
+        j->window_ns_last = hc_now_ns() - j->t_ready_ns;
+    return HC_OK;
+}
+
+hc_status hc_branch_rt_end_step(hc_branch_rt *r)
+{
+    hc_status st = HC_OK;
+    for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) st = flush_buffer(r, b);
+    for (int i = 0; i < r->n_jobs; i++) r->jobs[i].device_ns_last = r->jobs[i].device_ns_step;
+    r->stats.steps++;
+    return st;
+}
+
+void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out) { *out = r->stats; }
+
+int hc_branch_rt_n_jobs(const hc_branch_rt *r) { return r->n_jobs; }
+
+void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out)
+{
+    const hc_branch_job *j = &r->jobs[job];
+    *out = (hc_job_times){ .host_ns = j->host_ns_last, .wait_ns = j->wait_ns_last, .window_ns = j->window_ns_last, .ran = j->ran_last };
+}
+
+int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages)
+{
+    const hc_branch_job *j = &r->jobs[job];
+    for (int k = 0; k < j->n_stage; k++) stages[k] = j->stage[k];
+    return j->n_stage;
+}
+
+int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage)
+{
+    for (int i = 0; i < r->n_jobs; i++)
+        for (int k = 0; k < r->jobs[i].n_stage; k++)
+            if (r->jobs[i].stage[k] == stage) return i;
+    return -1;
+}
+void hc_branch_rt_reset_stats(hc_branch_rt *r) { memset(&r->stats, 0, sizeof r->stats); }
+void hc_branch_rt_set_host_delay(hc_branch_rt *r, int us) { r->host_delay_us = us; }
+void hc_branch_rt_set_host_slowdown(hc_branch_rt *r, double factor) { r->host_slowdown = factor; }

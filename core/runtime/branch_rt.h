@@ -1,0 +1,64 @@
+/* branch_rt.h: the runtime of the compensation branches: groups the linear stages that share an
+ * input into branch jobs, owns the host threads, and drives scheduler plugins through the step. */
+#ifndef HC_BRANCH_RT_H
+#define HC_BRANCH_RT_H
+
+#include <stdint.h>
+
+#include "hc/hc_comp.h"
+#include "hc/hc_sched.h"
+
+struct hc_context;
+typedef struct hc_branch_rt hc_branch_rt;
+
+/* Counters since the last reset (nanoseconds). */
+typedef struct hc_branch_stats {
+    uint64_t device_ns;       /* time in backbone stages (the device thread) */
+    uint64_t host_ns;         /* time host threads spent on branch jobs (wall, per job) */
+    uint64_t wait_ns;         /* time the device thread waited for the host */
+    uint64_t inline_ns;       /* time the device spent computing branches itself */
+    uint64_t jobs, steps;
+    uint64_t flops;           /* host branch FLOPs */
+    uint64_t bytes_touched;   /* branch parameter bytes read (A and B at the active ranks, each branch
+                                 once per step and job: of a MoE layer only the routed experts') */
+} hc_branch_stats;
+
+hc_status hc_branch_rt_create(struct hc_context *c, const hc_comp_ops *comp, int host_threads, const int *host_cpus,
+                              int n_host_cpus, hc_branch_rt **out);
+void hc_branch_rt_free(hc_branch_rt *r);
+
+/* Registers a scheduler plugin instance; returns its index (>= 0) or -1 with an error set. */
+HC_API int hc_branch_rt_add_scheduler(hc_branch_rt *r, const char *name, const hc_sched_ops *ops);
+/* Makes every linear stage use scheduler `index`. */
+HC_API void hc_branch_rt_use(hc_branch_rt *r, int index);
+int hc_branch_rt_find_scheduler(const hc_branch_rt *r, const char *name); /* -1 when absent */
+const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index);
+
+/* The executor's hooks around stage i (rows: tokens in this pass), and at the end of a step. */
+hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows);
+hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns);
+hc_status hc_branch_rt_end_step(hc_branch_rt *r);
+
+/* The last step's timings of a job (the jobs are numbered 0 .. n_jobs-1). */
+typedef struct hc_job_times {
+    uint64_t host_ns;         /* host threads' time on it */
+    uint64_t wait_ns;         /* the device thread waited for it */
+    uint64_t window_ns;       /* device-thread time from its input being ready to its output being needed */
+    int ran;                  /* it had active branches in the last step */
+} hc_job_times;
+
+int hc_branch_rt_n_jobs(const hc_branch_rt *r);
+void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out);
+/* The linear stages of a job (returns their count, at most 4). */
+int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages);
+/* The job a stage belongs to, or -1. */
+int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
+
+HC_API void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out);
+HC_API void hc_branch_rt_reset_stats(hc_branch_rt *r);
+/* Sets a synthetic extra delay added to every host job (microseconds), to emulate a slow host. */
+HC_API void hc_branch_rt_set_host_delay(hc_branch_rt *r, int us);
+/* A synthetic slow host for benchmarks: host jobs take `factor` times their compute time (1: off). */
+HC_API void hc_branch_rt_set_host_slowdown(hc_branch_rt *r, double factor);
+
+#endif

@@ -1,0 +1,278 @@
+/* context.c: the inference context and the executor that runs the pipeline's stages on the
+ * device for a batch of tokens (prompt processing) or a single token (decode). */
+#include "context.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "host_pool.h"
+#include "moe.h"
+#include "pipeline_lua.h"
+#include "registry.h"
+#include "step_hook.h"
+#include "trace.h"
+
+static int buffer_width(const hc_model_config *c, hc_buf b)
+{
+    switch (b) {
+    case HC_BUF_X: case HC_BUF_XN: case HC_BUF_PROJ: return c->dim;
+    case HC_BUF_Q: case HC_BUF_ATT: return c->n_head * c->head_dim;
+    case HC_BUF_K: case HC_BUF_V: return c->n_head_kv * c->head_dim;
+    case HC_BUF_GATE: case HC_BUF_UP: case HC_BUF_HIDDEN: return c->ffn_dim;
+    case HC_BUF_LOGITS: return c->n_vocab;
+    default: {
+        int rows_per_token;
+        return hc_moe_buffer_width(c, b, &rows_per_token); /* the experts' buffers (moe.c) */
+    }
+    }
+}
+
+void hc_context_free(hc_context *c)
+{
+    if (!c) return;
+    hc_device *d = c->dev;
+    for (int b = 0; b < HC_BUF_COUNT; b++) d->ops->free(d, c->buf[b]);
+    d->ops->free(d, c->k_cache);
+    hc_branch_rt_free(c->brt);
+    hc_rank_control_free(&c->rank_control);
+    hc_moe_ctx_free(c, c->moe);
+    hc_pipeline_script_free(c->script);
+    d->ops->free(d, c->v_cache);
+    free(c->pos);
+    free(c->stages);
+    free(c->logits);
+    free(c);
+}
+
+/* Gives every linear stage its branch (active rank capped by max_rank), then the branch runtime
+ * with its host threads and the chosen scheduler. */
+static hc_status attach_branches(hc_context *c, const hc_context_params *p, const hc_stage_sched *stage_sched)
+{
+    int any = 0;
+    for (int i = 0; i < c->n_stages; i++) {
+        hc_stage *s = &c->stages[i];
+        if (s->op == HC_OP_MOE_LINEAR) { /* the experts' branches (moe.c) */
+            hc_status st = hc_moe_attach_branches(c, s, p->comp, p->max_rank, &any);
+            if (st != HC_OK) return st;
+            continue;
+        }
+        if (s->op != HC_OP_LINEAR) continue;
+        hc_branch *b = s->layer >= 0 ? &c->model->layers[s->layer].branch[s->proj] : &c->model->out_branch;
+        if (b->rank <= 0) continue;
+        if (!p->comp->supports(b->dtype))
+            return hc_error(HC_E_PLUGIN, "the compensation kernel cannot apply %s branches (%s)", hc_dtype_name(b->dtype), b->name);
+        s->branch = b;
+        s->branch_enabled = s->branch_enabled != -1; /* a pipeline script may turn a branch off */
+        s->active_rank = p->max_rank > 0 && p->max_rank < b->rank ? p->max_rank : b->rank;
+        any = 1;
+    }
+    if (!any) return HC_OK;
+    if (!p->sched) return hc_error(HC_E_ARG, "the model has compensation branches but no scheduler was chosen");
+    hc_status st = hc_branch_rt_create(c, p->comp, p->host_threads, p->host_cpus, p->n_host_cpus, &c->brt);
+    if (st != HC_OK) return st;
+    int idx = hc_branch_rt_add_scheduler(c->brt, p->sched_name ? p->sched_name : "default", p->sched);
+    if (idx < 0) return HC_E_PLUGIN;
+    hc_branch_rt_use(c->brt, idx);
+    /* a script's scheduler choices: per stage, else its global `sched`, else the one given */
+    for (int i = 0; stage_sched && i < c->n_stages; i++) {
+        const char *name = stage_sched[i].name[0] ? stage_sched[i].name : c->script->default_sched;
+        if (!name[0] || !c->stages[i].branch) continue;
+        const hc_plugin *sp = p->registry ? hc_registry_find(p->registry, HC_PLUGIN_SCHED, name) : NULL;
+        if (!sp) return hc_error(HC_E_SCRIPT, "%s: stage %s asks for scheduler '%s', which is not loaded", c->script->path, c->stages[i].name, name);
+        int k = hc_branch_rt_add_scheduler(c->brt, name, sp->desc->ops);
+        if (k < 0) return HC_E_PLUGIN;
+        c->stages[i].sched = k;
+    }
+    return HC_OK;
+}
+
+/* The KV cache's element type: f32 unless f16 is asked for (exact against the reference forward);
+ * f16 asked of a device without store_rows is refused. */
+static hc_status kv_cache_dtype(const hc_device *dev, hc_kv_type want, hc_dtype *out)
+{
+    if (want != HC_KV_AUTO && want != HC_KV_F32 && want != HC_KV_F16)
+        return hc_error(HC_E_ARG, "KV cache type %d is neither f32 nor f16", (int)want);
+    int f16 = want == HC_KV_F16;
+    if (f16 && !dev->ops->store_rows)
+        return hc_error(HC_E_UNSUPPORTED, "device '%s' cannot keep an f16 KV cache (it has no store_rows)", dev->name);
+    *out = f16 ? HC_F16 : HC_F32;
+    return HC_OK;
+}
+
+static size_t kv_elem_bytes(const hc_context *c) { return c->kv_dtype == HC_F16 ? sizeof(uint16_t) : sizeof(float); }
+
+hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out)
+{
+    const hc_model_config *cfg = &m->cfg;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (cfg->n_ctx_train < 4096 ? cfg->n_ctx_train : 4096);
+    int n_batch = p && p->n_batch > 0 ? p->n_batch : 128;
+    if (n_ctx > (1 << 20)) return hc_error(HC_E_ARG, "context of %d tokens is too large", n_ctx);
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    hc_dtype kv_dtype = HC_F32;
+    hc_status st = kv_cache_dtype(dev, p ? p->kv_type : HC_KV_AUTO, &kv_dtype);
+    if (st != HC_OK) return st;
+    st = hc_model_place(m, dev);
+    if (st != HC_OK) return st;
+    hc_context *c = calloc(1, sizeof *c);
+    if (!c) return hc_error(HC_E_NOMEM, "context: out of memory");
+    c->model = m;
+    c->dev = dev;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->kv_dtype = kv_dtype;
+    size_t kv = (size_t)cfg->n_layer * n_ctx * cfg->n_head_kv * cfg->head_dim * kv_elem_bytes(c);
+    st = dev->ops->alloc(dev, kv, (void **)&c->k_cache);
+    if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->v_cache);
+    for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) {
+        c->width[b] = buffer_width(cfg, b);
+        int rows_per_token = 1; /* a MoE buffer holds n_expert_used routed rows per token */
+        hc_moe_buffer_width(cfg, b, &rows_per_token);
+        if (c->width[b] > 0)
+            st = dev->ops->alloc(dev, (size_t)n_batch * rows_per_token * c->width[b] * sizeof(float), (void **)&c->buf[b]);
+    }
+    if (st == HC_OK && cfg->n_expert > 0) st = hc_moe_ctx_create(c, &c->moe);
+    if (st == HC_OK && (!(c->pos = malloc((size_t)n_batch * sizeof *c->pos)) ||
+                        !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float)))))
+        st = hc_error(HC_E_NOMEM, "context: out of memory");
+    hc_stage_sched *stage_sched = NULL;
+    c->registry = p ? p->registry : NULL;
+    if (st == HC_OK) {
+        if (p && p->pipeline) st = hc_pipeline_from_lua(m, dev, p->pipeline, &c->stages, &c->n_stages, &stage_sched, &c->script);
+        else st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
+    }
+    if (st == HC_OK && p && p->comp) st = attach_branches(c, p, stage_sched);
+    if (st == HC_OK && p) c->rank_control.host_budget = p->host_budget;
+    free(stage_sched);
+    if (st != HC_OK) {
+        hc_context_free(c);
+        return hc_error_context(st, "creating a context of %d tokens: ", n_ctx);
+    }
+    *out = c;
+    return HC_OK;
+}
+
+void hc_context_reset(hc_context *c) { c->n_past = 0; }
+
+hc_status hc_context_truncate(hc_context *c, int n)
+{
+    if (n < 0 || n > c->n_past) return hc_error(HC_E_ARG, "cannot truncate a context of %d tokens to %d", c->n_past, n);
+    c->n_past = n;
+    return HC_OK;
+}
+
+/* Runs one stage on n rows of its buffers. */
+static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *tokens, int n)
+{
+    hc_device *d = c->dev;
+    const hc_model_config *cfg = &c->model->cfg;
+    float *in0 = s->in0 >= 0 ? c->buf[s->in0] : NULL, *in1 = s->in1 >= 0 ? c->buf[s->in1] : NULL;
+    float *out = s->out >= 0 ? c->buf[s->out] : NULL;
+    size_t kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim;
+    size_t layer_kv = (size_t)c->n_ctx * kv_dim;
+    hc_status st;
+    switch (s->op) {
+    case HC_OP_EMBED:
+        return d->ops->get_rows(d, s->weight, tokens, n, out);
+    case HC_OP_NORM:
+        return d->ops->rmsnorm(d, in0, s->weight->data, out, n, c->width[s->in0], cfg->rms_eps);
+    case HC_OP_LINEAR:
+        if (c->observer && (st = c->observer(c->observer_ctx, s, in0, n, c->width[s->in0])) != HC_OK) return st;
+        st = d->ops->matmul(d, s->weight, in0, out, n);
+        if (st == HC_OK && s->bias) st = d->ops->add_bias(d, out, s->bias->data, n, c->width[s->out]);
+        return st;
+    case HC_OP_ROPE:
+        st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
+        if (st == HC_OK) st = d->ops->rope(d, in1, n, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
+        return st;
+    case HC_OP_KV_STORE: { /* an f16 cache is written by the device's conversion (store_rows) */
+        size_t off = ((size_t)s->layer * layer_kv + (size_t)c->n_past * kv_dim) * kv_elem_bytes(c), count = (size_t)n * kv_dim;
+        char *k = (char *)c->k_cache + off, *v = (char *)c->v_cache + off;
+        if (c->kv_dtype != HC_F32) {
+            st = d->ops->store_rows(d, k, c->kv_dtype, in0, count);
+            return st == HC_OK ? d->ops->store_rows(d, v, c->kv_dtype, in1, count) : st;
+        }
+        st = d->ops->copy(d, k, in0, count * sizeof(float));
+        return st == HC_OK ? d->ops->copy(d, v, in1, count * sizeof(float)) : st;
+    }
+    case HC_OP_ATTENTION: {
+        size_t layer_off = (size_t)s->layer * layer_kv * kv_elem_bytes(c);
+        hc_attn_args a = { .q = in0, .k_cache = (const float *)((const char *)c->k_cache + layer_off),
+                           .v_cache = (const float *)((const char *)c->v_cache + layer_off), .out = out, .n_tok = n,
+                           .pos0 = c->n_past, .n_ctx = c->n_ctx, .n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv,
+                           .head_dim = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim),
+                           .kv_dtype = c->kv_dtype };
+        return d->ops->attention(d, &a);
+    }
+    case HC_OP_SWIGLU:
+        return d->ops->swiglu(d, in0, in1, out, (size_t)n * c->width[s->out]);
+    case HC_OP_ADD:
+        return d->ops->add(d, out, in0, (size_t)n * c->width[s->out]);
+    case HC_OP_HEAD_NORM: { /* rows as long as the weight: a head (qwen3) or all of q or k (olmoe) */
+        int len = (int)s->weight->ne[0];
+        return d->ops->rmsnorm(d, in0, s->weight->data, in0, n * (c->width[s->in0] / len), len, cfg->rms_eps);
+    }
+    case HC_OP_MOE_ROUTE: case HC_OP_MOE_LINEAR: case HC_OP_MOE_ACT: case HC_OP_MOE_COMBINE: case HC_OP_SHEXP_GATE:
+        return hc_moe_run_stage(c, s, n);
+    case HC_OP_COUNT: break;
+    }
+    return hc_error(HC_E_STATE, "stage %s: unknown op %d", s->name, (int)s->op);
+}
+
+/* One forward pass of n <= n_batch tokens. */
+static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits_all)
+{
+    hc_device *d = c->dev;
+    int n_vocab = c->model->cfg.n_vocab;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return hc_error(HC_E_ARG, "token id %d is out of the vocabulary (0..%d)", (int)tokens[i], n_vocab - 1);
+        c->pos[i] = c->n_past + i;
+    }
+    int rows = n;
+    for (int i = 0; i < c->n_stages; i++) {
+        hc_stage *s = &c->stages[i];
+        if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
+            /* past the layers only the last token's scores are wanted */
+            hc_status st = d->ops->copy(d, c->buf[HC_BUF_X], c->buf[HC_BUF_X] + (size_t)(n - 1) * c->width[HC_BUF_X],
+                                        (size_t)c->width[HC_BUF_X] * sizeof(float));
+            if (st != HC_OK) return st;
+            rows = 1;
+        }
+        hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
+        uint64_t t0 = hc_now_ns();
+        if (st == HC_OK) st = run_stage(c, s, tokens, rows);
+        s->device_ns = hc_now_ns() - t0;
+        c->device_ns += s->device_ns;
+        if (c->trace) hc_trace_add(c->trace, s->name, 0, t0, s->device_ns);
+        if (st == HC_OK && c->brt) st = hc_branch_rt_after_stage(c->brt, i, s->device_ns);
+        if (st != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
+    }
+    if (c->brt) {
+        hc_status st = hc_branch_rt_end_step(c->brt);
+        if (st != HC_OK) return st;
+    }
+    hc_status st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
+    if (st != HC_OK) return st;
+    c->n_past += n;
+    return HC_OK;
+}
+
+hc_status hc_decode(hc_context *c, const int32_t *tokens, int n, int logits_all, const float **logits)
+{
+    if (n <= 0) return hc_error(HC_E_ARG, "decode: no tokens");
+    if (logits_all && n > c->n_batch)
+        return hc_error(HC_E_ARG, "decode: %d tokens with all logits exceed the batch of %d", n, c->n_batch);
+    if (c->n_past + n > c->n_ctx)
+        return hc_error(HC_E_STATE, "context full: %d cached + %d new tokens exceed the context of %d", c->n_past, n, c->n_ctx);
+    for (int done = 0; done < n;) {
+        int k = n - done < c->n_batch ? n - done : c->n_batch;
+        hc_status st = forward(c, tokens + done, k, logits_all);
+        if (st == HC_OK) st = hc_step_hooks_run(c, k);
+        if (st != HC_OK) return st;
+        done += k;
+    }
+    *logits = c->logits;
+    return HC_OK;
+}

@@ -1,0 +1,20 @@
+/* hc_cpu.h: what the host CPU can run, read once with CPUID and XGETBV (the instruction sets and
+ * that the OS saves their registers), for kernels that dispatch at run time. */
+#ifndef HC_CPU_H
+#define HC_CPU_H
+
+#include "hc/hc_api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the CPU runs AVX2 + FMA + F16C code (and the OS saves the YMM registers), else 0. */
+HC_API int hc_cpu_has_avx2(void);
+/* 1 when it also runs AVX-512 F, BW, VL and VNNI (and the OS saves the ZMM and mask registers). */
+HC_API int hc_cpu_has_avx512_vnni(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
