@@ -1,4 +1,4 @@
-/* tokenizer_impl.h: the inside of hc_tokenizer, shared by tokenizer.c (vocabulary, loading, special
+/* tokenizer_impl.h: the inside of hc_tokenizer, shared by tok_*.c (tables, vocabulary, loading, special
  * tokens, decoding) and the two encoders, tokenizer_spm.c and tokenizer_gpt2.c. Not a public header. */
 #ifndef HC_TOKENIZER_IMPL_H
 #define HC_TOKENIZER_IMPL_H
@@ -86,7 +86,7 @@ struct hc_tokenizer {
                                    so merges never cross the start of a space after a non-space */
 };
 
-/* ---- shared helpers (tokenizer.c) ---- */
+/* ---- hash tables (tok_maps.c) ---- */
 
 /* The id of a token text, or -1. */
 int32_t hc_tok_lookup(const hc_tokenizer *t, const char *s, size_t n);
@@ -94,6 +94,25 @@ int32_t hc_tok_lookup(const hc_tokenizer *t, const char *s, size_t n);
 int hc_tok_merge_rank(const hc_tokenizer *t, const char *l, size_t ln, const char *r, size_t rn);
 /* The pair table entry of two token ids, or NULL. */
 const hc_pair_slot *hc_tok_pair(const hc_tokenizer *t, int32_t left, int32_t right);
+/* Sizes a table for n_keys (at most half full); 0 on success, -1 when out of memory. */
+int hc_tok_map_alloc(hc_tok_map *m, size_t n_keys);
+int hc_tok_pair_map_alloc(hc_pair_map *m, size_t n_keys);
+/* Inserts token id into the text -> id table, merge k into the merge table, a pair into the pair
+ * table (the first insertion of a key wins). */
+void hc_tok_vocab_insert(hc_tokenizer *t, int32_t id);
+void hc_tok_merge_insert(hc_tokenizer *t, uint32_t k);
+void hc_tok_pair_insert(hc_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t result);
+
+/* ---- building a vocabulary (tok_vocab.c) ---- */
+
+/* A tokenizer of n_vocab empty tokens with room for text_bytes of token text, or NULL. */
+hc_tokenizer *hc_tok_new(hc_tokenizer_kind kind, int n_vocab, size_t text_bytes);
+/* Sets token i (its text is copied at *text_off, which advances). */
+void hc_tok_vocab_set(hc_tokenizer *t, int i, const char *s, size_t len, float score, int32_t type, size_t *text_off);
+/* Once every token is set: the lookup tables, byte tokens, special tokens and pair tables. */
+hc_status hc_tok_vocab_finish(hc_tokenizer *t);
+/* The byte of a byte token's text "<0xXX>", or -1. */
+int hc_tok_byte_of_text(const char *s, size_t n);
 
 /* A growing list of token ids; `failed` is set when memory ran out. */
 typedef struct hc_idvec {
@@ -138,6 +157,10 @@ typedef struct hc_tok_work {
     size_t cp_cap;
 } hc_tok_work;
 
+/* ---- BPE merging (tok_bpe.c) ---- */
+
+/* Grows *p to hold need elements of elem bytes (doubling); 0 on success, -1 when out of memory. */
+int hc_tok_grow(void **p, size_t *cap, size_t need, size_t elem);
 void hc_tok_work_free(hc_tok_work *w);
 /* Grow the buffers; 0 on success, -1 when out of memory. */
 int hc_tok_work_reserve_buf(hc_tok_work *w, size_t n);
@@ -150,6 +173,11 @@ hc_bigram hc_bigram_pop(hc_tok_work *w);
  * bigram; `add` queues the bigram of two adjacent symbols when one exists. */
 typedef void (*hc_bigram_add_fn)(const hc_tokenizer *t, hc_tok_work *w, int left, int right, int *oom);
 int hc_tok_merge_symbols(const hc_tokenizer *t, hc_tok_work *w, size_t n, hc_bigram_add_fn add);
+/* The pair table of a finished vocabulary (SPM: every split of a token into two tokens; GPT-2:
+ * every merge whose sides are tokens), and GPT-2's byte tokens. */
+hc_status hc_tok_build_pairs(hc_tokenizer *t);
+/* SPM: 1 when every space mark inside a token follows another one (words may be cut at spaces). */
+int hc_tok_spm_space_marks_lead(const hc_tokenizer *t);
 
 /* ---- the encoders: text without special tokens -> ids appended to out ---- */
 
