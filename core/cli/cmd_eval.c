@@ -108,6 +108,7 @@ typedef struct eval_results {
     hc_mc_result mc;
     hc_lambada_result lambada;
     double t_ppl, t_mc, t_lambada, t_total;
+    size_t backbone_bytes, branch_bytes; /* the weights on the device, the branches in use (host) */
 } eval_results;
 
 static void print_json(const eval_opts *o, const eval_results *r)
@@ -115,6 +116,7 @@ static void print_json(const eval_opts *o, const eval_results *r)
     int tasks = r->has_ppl + r->has_mc + r->has_lambada;
     printf("{\"model\": ");
     hc_json_write_string(stdout, o->session.model);
+    printf(", \"backbone_bytes\": %zu, \"branch_bytes\": %zu", r->backbone_bytes, r->branch_bytes);
     if (r->has_ppl) {
         printf(", \"ppl\": ");
         json_number(r->ppl.ppl);
@@ -234,6 +236,10 @@ int hc_cmd_eval(int argc, char **argv)
     hc_session s;
     st = hc_session_open(&o.session, &s);
     eval_results r = { 0 };
+    if (st == HC_OK) {
+        r.backbone_bytes = hc_model_backbone_bytes(s.model);
+        r.branch_bytes = s.ctx->brt ? hc_model_branch_bytes(s.model) : 0;
+    }
     if (st == HC_OK && o.ppl) {
         hc_ppl_params pp = { .n_ctx = o.ctx, .stride = o.stride, .max_chunks = o.limit };
         hc_progress prog;
