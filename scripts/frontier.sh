@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# frontier.sh: the accuracy frontier of SmolLM2-135M-Instruct: WikiText-2 test perplexity (20 chunks
+# of 512) against the bytes the device holds, for hcinfer's backbones with and without branches and,
+# when llama.cpp's llama-quantize is found, llama.cpp's Q4_0 and Q3_K_M of the same model. Writes
+# one JSON line per configuration to scripts/results/frontier.jsonl, then draws it (scripts/plot.py).
+# Usage: scripts/frontier.sh [BUILD_DIR]  (env: CONFIGS, LLAMA_QUANTIZE, WORK, THREADS, LIMIT_PPL)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+hc=$build/bin/hcinfer
+shared=${HC_SHARED_DIR:-$root/../shared}
+work=${WORK:-$root/models/frontier}
+out=$root/scripts/results/frontier.jsonl
+t=${THREADS:-2} lp=${LIMIT_PPL:-20}
+src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -x "$hc" ] || { echo "frontier: $hc is not built (cmake --build build)" >&2; exit 1; }
+[ -f "$src" ] || bash "$root/scripts/fetch_model.sh"
+[ -f "$shared/eval/wiki.test.tokens" ] || { echo "frontier: $shared/eval is absent" >&2; exit 1; }
+quantize=${LLAMA_QUANTIZE:-$(find /tmp -maxdepth 7 -name llama-quantize -type f -perm -u+x 2>/dev/null | head -n 1)}
+mkdir -p "$work" "$(dirname "$out")"
+configs=${CONFIGS:-"source llama-q4_0 llama-q3_k_m w4 w4-10 w3 w3-10"}
+calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 4096)
+
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+for c in $configs; do
+  model=$work/$c.gguf run=()
+  case $c in
+    source) model=$src;;
+    llama-*)
+      if [ -z "$quantize" ]; then echo "frontier: $c skipped: no llama-quantize (set LLAMA_QUANTIZE)" >&2; continue; fi
+      type=${c#llama-}
+      [ -f "$model" ] || "$quantize" --allow-requantize "$src" "$model" "${type^^}" "$t" >/dev/null 2>&1;;
+    w4|w3) model=$work/$c-10.gguf run=(--no-comp);;&
+    w4*|w3*)
+      bits=${c:1:1}
+      [ -f "$model" ] || "$hc" compress -m "$src" -o "$model" --quant "rtn:bits=$bits,group=128" --budget 10 "${calib[@]}" -t "$t" >&2;;
+    *) echo "frontier: unknown configuration $c" >&2; exit 1;;
+  esac
+  echo "frontier: $c" >&2
+  line=$("$hc" eval -m "$model" "${run[@]}" --ppl "$shared/eval/wiki.test.tokens" --limit "$lp" -t "$t" --json 2>/dev/null)
+  printf '{"config": "%s", %s\n' "$c" "${line#\{}" >>"$tmp"
+done
+mv "$tmp" "$out"
+trap - EXIT
+echo "frontier: wrote $out" >&2
+python3 "$root/scripts/plot.py" frontier "$out" "$root/scripts/results/frontier.png"
