@@ -1,5 +1,5 @@
 /* ops_cpu.h: the cpu device's non-matmul kernels (RMSNorm, SwiGLU, add, scale, RoPE, f16 rows, attention):
- * dispatchers that run the AVX2/FMA versions when the CPU has them and core/ops_ref.c otherwise. */
+ * dispatchers that run the AVX2/FMA versions when the CPU has them and ops_ref.c otherwise. */
 #ifndef HC_OPS_CPU_H
 #define HC_OPS_CPU_H
 

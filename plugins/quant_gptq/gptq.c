@@ -1,6 +1,6 @@
 /* gptq.c: the quant plugin "gptq" (Frantar et al. 2022): columns quantized in order, each one's
  * error spread over the later columns through the inverse Hessian of the layer's inputs; stored in
- * exactly the rtn layout (kernels/cpu/qrtn.h), so dequantization and kernels are rtn's. */
+ * exactly the rtn layout (plugins/quant_rtn/qrtn.h), so dequantization and kernels are rtn's. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>

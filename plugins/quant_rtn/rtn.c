@@ -1,5 +1,5 @@
 /* rtn.c: the quant plugin "rtn": group-wise asymmetric round-to-nearest (w ~ d q + m per group of
- * 32/64/128, 2/3/4/8 bits), packed in the layout of kernels/cpu/qrtn.h and run by its kernels. */
+ * 32/64/128, 2/3/4/8 bits), packed in the layout of qrtn.h and run by the kernels beside it. */
 #include <stdlib.h>
 
 #include "hc/hc_plugin.h"

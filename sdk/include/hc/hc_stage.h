@@ -21,7 +21,7 @@ typedef enum hc_stage_op {
     HC_OP_ATTENTION,  /* out = attention(in0 queries, the layer's KV cache) */
     HC_OP_SWIGLU,     /* out = silu(in0) * in1 */
     HC_OP_ADD,        /* out += in0 (the residual stream) */
-    /* mixture-of-experts and qwen3 stages (core/moe.c) */
+    /* mixture-of-experts and qwen3 stages (core/runtime/moe.c) */
     HC_OP_HEAD_NORM,  /* rmsnorm of every head of in0 in place, weight [head_dim] (qwen3 q/k norm) */
     HC_OP_MOE_ROUTE,  /* router logits of in0, top-k experts per token, in0's rows gathered into out
                          grouped by expert (row order: expert 0's tokens, expert 1's, ...) */
