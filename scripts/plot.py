@@ -20,9 +20,18 @@ def pyplot():
     return plt
 
 
-def read_lines(path):
+def read_values(path):
+    """Every JSON value in the file: JSON lines, or objects spread over lines (bench --json)."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        text = f.read()
+    dec, values, i = json.JSONDecoder(), [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i == len(text):
+            return values
+        v, i = dec.raw_decode(text, i)
+        values.append(v)
 
 
 def frontier(rows, out):
@@ -81,7 +90,7 @@ def main(argv):
     if len(argv) != 4 or argv[1] not in ("frontier", "sched"):
         sys.stderr.write("usage: plot.py frontier|sched IN.jsonl OUT.png\n")
         return 2
-    rows = read_lines(argv[2])
+    rows = read_values(argv[2])
     if not rows:
         sys.stderr.write("plot.py: %s has no rows\n" % argv[2])
         return 1
