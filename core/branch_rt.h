@@ -54,6 +54,11 @@ int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages);
 /* The job a stage belongs to, or -1. */
 int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
 
+/* A device without host memory whose events time it: after each step (its events done), the
+ * device's time in the stages and its real waits and windows per job (see branch_rt.c). */
+int hc_branch_rt_device_timed(const hc_branch_rt *r);
+hc_status hc_branch_rt_device_times(hc_branch_rt *r, uint64_t step_device_ns);
+
 void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out);
 void hc_branch_rt_reset_stats(hc_branch_rt *r);
 /* Sets a synthetic extra delay added to every host job (microseconds), to emulate a slow host. */
