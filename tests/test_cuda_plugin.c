@@ -15,6 +15,14 @@
 
 #define CUDA_PLUGIN_FILE HC_PLUGIN_BUILD_DIR "/hc-device-cuda.so"
 
+/* HC_REQUIRE_CUDA=1 (scripts/gpu_check.sh on a GPU machine): a missing plugin or a failing probe
+ * fails the suite instead of skipping. */
+static int cuda_required(void)
+{
+    const char *v = getenv("HC_REQUIRE_CUDA");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 /* The plugin's device ops, or NULL after printing SKIP when the plugin was not built. */
 static const hc_plugin *load_plugin(hc_registry **reg, const char *test)
 {
@@ -22,6 +30,7 @@ static const hc_plugin *load_plugin(hc_registry **reg, const char *test)
     if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
         printf("SKIP %s: %s was not built (HC_WITH_CUDA is OFF, or no nvcc / CUDA libraries were found at configure time)\n",
                test, CUDA_PLUGIN_FILE);
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the cuda plugin was not built");
         return NULL;
     }
     HC_ASSERT_OK(hc_registry_create(reg));
@@ -55,6 +64,7 @@ static void test_default_search(void)
 {
     if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
         printf("SKIP default search: %s was not built\n", CUDA_PLUGIN_FILE);
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the cuda plugin was not built");
         return;
     }
     hc_registry *reg;
@@ -393,6 +403,7 @@ static void test_probe(void)
         run_gpu_checks(ops);
     } else {
         printf("probe: %s\n", hc_last_error());
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the probe found no usable GPU");
         CU_ASSERT_EQUAL(st, HC_E_DEVICE);
         CU_ASSERT(strstr(hc_last_error(), "no CUDA device") != NULL);
         CU_ASSERT(strstr(hc_last_error(), "cudaGetDeviceCount") != NULL);
