@@ -67,13 +67,29 @@ static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in)
     for (size_t b = 0; b < nb; b++) {
         uint8_t *blk = w + b * bb;
         for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)rnd_u32();
-        put_f16(blk, rnd() * 0.1f);                                            /* d */
-        if (t == HC_Q4_1 || t == HC_Q5_1) put_f16(blk + 2, rnd() * 0.5f);      /* m */
+        switch (t) { /* finite f16 scales where each layout keeps them */
+        case HC_Q2_K: put_f16(blk + 80, rnd() * 0.01f), put_f16(blk + 82, rnd() * 0.01f); break;
+        case HC_Q3_K: put_f16(blk + 108, rnd() * 0.01f); break;
+        case HC_Q4_K: case HC_Q5_K: put_f16(blk, rnd() * 0.01f), put_f16(blk + 2, rnd() * 0.01f); break;
+        case HC_Q6_K: put_f16(blk + 208, rnd() * 0.01f); break;
+        default:
+            put_f16(blk, rnd() * 0.1f);                                        /* d */
+            if (t == HC_Q4_1 || t == HC_Q5_1) put_f16(blk + 2, rnd() * 0.5f);  /* m */
+        }
     }
     return w;
 }
 
-static const hc_dtype weight_types[] = { HC_F32, HC_F16, HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0 };
+/* A row length near n that type t can hold: K-quants need multiples of 256. */
+static int64_t fit_width(hc_dtype t, int64_t n)
+{
+    int bs = hc_dtype_block_size(t);
+    if (bs <= 32) return n;
+    return n < bs ? bs : (n + bs - 1) / bs * bs;
+}
+
+static const hc_dtype weight_types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1,
+                                          HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K };
 #define N_WEIGHT_TYPES ((int)(sizeof weight_types / sizeof weight_types[0]))
 
 static int close_to(double got, double want, double tol) { return fabs(got - want) <= tol * (1.0 + fabs(want)); }
@@ -109,6 +125,24 @@ static void check_launch_limits(hc_cu_launch l)
 
 /* ---------------- conversions and one element ---------------- */
 
+/* f32 -> f16 (the f16 KV cache's store_rows kernel) equals the library's, over a sweep of every
+ * exponent with random mantissas, the halfway cases, subnormals, overflow, inf and NaN. */
+static void test_to_f16(void)
+{
+    int bad = 0;
+    for (uint32_t e = 0; e < 256; e++)
+        for (int i = 0; i < 2000; i++) {
+            uint32_t man = i < 4 ? (uint32_t[]){ 0, 0x1000, 0x3000, 0x7fffff }[i] : rnd_u32() & 0x7fffffu;
+            uint32_t u = (e << 23) | man | (i & 1 ? 0x80000000u : 0);
+            float f;
+            memcpy(&f, &u, 4);
+            uint16_t want = hc_f32_to_f16(f), got = hc_cu_f32_to_f16(f);
+            if (isnan(f) ? (got & 0x7c00) != 0x7c00 || !(got & 0x3ff) : got != want) bad++;
+        }
+    if (bad) fprintf(stderr, "  %d conversions differ\n", bad);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void test_half_conversions(void)
 {
     int bad = 0;
@@ -132,14 +166,12 @@ static void test_type_table(void)
         hc_dtype t = weight_types[i];
         CU_ASSERT(hc_cu_dtype_supported(t));
         CU_ASSERT_EQUAL((size_t)hc_cu_block_bytes(t), hc_dtype_block_bytes(t));
-        int bs = hc_dtype_block_size(t);
-        CU_ASSERT(bs == 1 || bs == HC_CU_QBLOCK);
+        CU_ASSERT_EQUAL(hc_cu_block_elems(t), hc_dtype_block_size(t));
     }
-    CU_ASSERT_FALSE(hc_cu_dtype_supported(HC_Q4_K));
-    CU_ASSERT_FALSE(hc_cu_dtype_supported(HC_Q6_K));
     CU_ASSERT_FALSE(hc_cu_dtype_supported(HC_PACKED));
-    CU_ASSERT_EQUAL(hc_cu_block_bytes(HC_Q2_K), 0);
-    CU_ASSERT(isnan(hc_cu_deq_elem(HC_Q6_K, (const uint8_t *)"0123456789abcdef", 0)));
+    CU_ASSERT_FALSE(hc_cu_dtype_supported(HC_I8));
+    CU_ASSERT_EQUAL(hc_cu_block_bytes(HC_PACKED), 0);
+    CU_ASSERT(isnan(hc_cu_deq_elem(HC_I32, (const uint8_t *)"0123456789abcdef", 0)));
 }
 
 /* Every element of every supported type equals hc_dequantize_row's, bit for bit. */
@@ -147,7 +179,7 @@ static void test_dequant_elements(void)
 {
     for (int i = 0; i < N_WEIGHT_TYPES; i++) {
         hc_dtype t = weight_types[i];
-        int64_t rows = 5, in = 320;
+        int64_t rows = 5, in = fit_width(t, 320);
         uint8_t *w = make_weights(t, rows, in);
         size_t rb = hc_dtype_row_bytes(t, in);
         float *ref = malloc((size_t)in * sizeof *ref);
@@ -191,7 +223,7 @@ static void test_dequant_rows_grid(void)
     for (int i = 0; i < N_WEIGHT_TYPES; i++)
         for (int wi = 0; wi < 3; wi++) {
             hc_dtype t = weight_types[i];
-            int64_t width = widths[wi], vocab = 10;
+            int64_t width = fit_width(t, widths[wi]) + (hc_dtype_block_size(t) > 32 ? 256 * wi : 0), vocab = 10;
             uint8_t *w = make_weights(t, vocab, width);
             size_t rb = hc_dtype_row_bytes(t, width);
             float *out = malloc((size_t)n * width * sizeof *out), *ref = malloc((size_t)width * sizeof *ref);
@@ -271,7 +303,7 @@ static void test_gemv_grid(void)
         for (int a = 0; a < 3; a++)
             for (int b = 0; b < 3; b++) {
                 hc_dtype t = weight_types[i];
-                int64_t in = ins[a], out = outs[b];
+                int64_t in = fit_width(t, ins[a]) + (hc_dtype_block_size(t) > 32 ? 256 * a : 0), out = outs[b];
                 if (hc_dtype_block_size(t) == 1) in += 5; /* plain types: rows need not fill the warp */
                 uint8_t *w = make_weights(t, out, in);
                 float *x = rnd_floats((size_t)in, 1.0f), *y = calloc((size_t)out, sizeof *y);
@@ -326,7 +358,7 @@ static void test_batched_matmul_chunks(void)
     for (int i = 0; i < N_WEIGHT_TYPES; i++)
         for (int bi = 0; bi < 3; bi++) {
             hc_dtype t = weight_types[i];
-            int64_t in = 96, out = 37;
+            int64_t in = fit_width(t, 96), out = 37;
             int n_tok = 3;
             uint8_t *w = make_weights(t, out, in);
             size_t rb = hc_dtype_row_bytes(t, in);
@@ -518,15 +550,16 @@ static void emulate_attention(const hc_attn_args *a, int *lanes_disagree)
                 for (int i = 0; i < HC_CU_ATTN_DPL; i++) acc[lane][i] = 0.0f;
             }
             for (int j = warp; j < n_keys; j += HC_CU_ATTN_WARPS) {
-                const float *k = hc_cu_attn_cache_row(a->k_cache, j, a->n_head_kv, hd, kvh);
-                const float *v = hc_cu_attn_cache_row(a->v_cache, j, a->n_head_kv, hd, kvh);
+                const int f16 = a->kv_dtype == HC_F16;
+                const void *k = hc_cu_attn_cache_row(a->k_cache, j, a->n_head_kv, hd, kvh, f16);
+                const void *v = hc_cu_attn_cache_row(a->v_cache, j, a->n_head_kv, hd, kvh, f16);
                 float s[HC_CU_WARP];
-                for (int lane = 0; lane < HC_CU_WARP; lane++) s[lane] = hc_cu_attn_lane_dot(sh.q, k, hd, lane);
+                for (int lane = 0; lane < HC_CU_WARP; lane++) s[lane] = hc_cu_attn_lane_dot(sh.q, k, hd, lane, f16);
                 warp_allreduce_xor(s);
                 for (int lane = 0; lane < HC_CU_WARP; lane++) {
                     float corr, p;
                     hc_cu_softmax_step(&m[lane], &lsum[lane], s[lane] * a->scale, &corr, &p);
-                    hc_cu_attn_lane_accumulate(acc[lane], v, hd, lane, corr, p);
+                    hc_cu_attn_lane_accumulate(acc[lane], v, hd, lane, corr, p, f16);
                 }
             }
             for (int lane = 1; lane < HC_CU_WARP; lane++)
@@ -555,14 +588,16 @@ static void test_attention_grid(void)
         { 6, 3, 8, 1, 0, 1 },      /* one key: three warps see nothing */
         { 4, 2, 32, 4, 1, 5 },     /* the last token fills the context */
     };
-    for (int ci = 0; ci < 5; ci++) {
+    for (int ci = 0; ci < 10; ci++) { /* configs 5..9: the same over an f16 KV cache */
         hc_attn_args a = { 0 };
-        a.n_head = cfgs[ci].n_head;
-        a.n_head_kv = cfgs[ci].n_head_kv;
-        a.head_dim = cfgs[ci].head_dim;
-        a.n_tok = cfgs[ci].n_tok;
-        a.pos0 = cfgs[ci].pos0;
-        a.n_ctx = cfgs[ci].n_ctx;
+        const int c5 = ci % 5, f16 = ci >= 5;
+        a.n_head = cfgs[c5].n_head;
+        a.n_head_kv = cfgs[c5].n_head_kv;
+        a.head_dim = cfgs[c5].head_dim;
+        a.n_tok = cfgs[c5].n_tok;
+        a.pos0 = cfgs[c5].pos0;
+        a.n_ctx = cfgs[c5].n_ctx;
+        a.kv_dtype = f16 ? HC_F16 : HC_F32;
         a.scale = 1.0f / sqrtf((float)a.head_dim);
         size_t qn = (size_t)a.n_tok * a.n_head * a.head_dim, kvn = (size_t)a.n_ctx * a.n_head_kv * a.head_dim;
         float *q = rnd_floats(qn, 2.0f), *k = rnd_floats(kvn, 2.0f), *v = rnd_floats(kvn, 1.0f);
@@ -570,9 +605,11 @@ static void test_attention_grid(void)
         for (size_t i = (size_t)(a.pos0 + a.n_tok) * a.n_head_kv * a.head_dim; i < kvn; i++) k[i] = v[i] = NAN;
         float *out = malloc(qn * sizeof *out), *ref = malloc(qn * sizeof *ref);
         float *scores = malloc((size_t)a.n_ctx * sizeof *scores);
+        uint16_t *k16 = malloc(kvn * 2), *v16 = malloc(kvn * 2);
+        for (size_t i = 0; i < kvn; i++) k16[i] = hc_f32_to_f16(k[i]), v16[i] = hc_f32_to_f16(v[i]);
         a.q = q;
-        a.k_cache = k;
-        a.v_cache = v;
+        a.k_cache = f16 ? (const float *)k16 : k;
+        a.v_cache = f16 ? (const float *)v16 : v;
         a.out = ref;
         for (int t = 0; t < a.n_tok; t++)
             for (int h = 0; h < a.n_head; h++) hc_ref_attention_head(&a, t, h, scores);
@@ -586,6 +623,8 @@ static void test_attention_grid(void)
         if (bad) fprintf(stderr, "  attention config %d: %d wrong\n", ci, bad);
         CU_ASSERT_EQUAL(bad, 0);
         CU_ASSERT_EQUAL(disagree, 0);
+        free(k16);
+        free(v16);
         free(q);
         free(k);
         free(v);
@@ -693,6 +732,7 @@ int main(void)
 {
     static const hc_test_case cases[] = {
         { "f16 and bf16 conversions match the library's", test_half_conversions },
+        { "f32 to f16 (the f16 KV cache) matches the library's", test_to_f16 },
         { "the kernels' type table matches hc_tensor's", test_type_table },
         { "one element of every type matches hc_dequantize_row", test_dequant_elements },
         { "dequant_rows grid (by ids and by range)", test_dequant_rows_grid },

@@ -15,6 +15,14 @@
 
 #define CUDA_PLUGIN_FILE HC_PLUGIN_BUILD_DIR "/hc-device-cuda.so"
 
+/* HC_REQUIRE_CUDA=1 (scripts/gpu_check.sh on a GPU machine): a missing plugin or a failing probe
+ * fails the suite instead of skipping. */
+static int cuda_required(void)
+{
+    const char *v = getenv("HC_REQUIRE_CUDA");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 /* The plugin's device ops, or NULL after printing SKIP when the plugin was not built. */
 static const hc_plugin *load_plugin(hc_registry **reg, const char *test)
 {
@@ -22,6 +30,7 @@ static const hc_plugin *load_plugin(hc_registry **reg, const char *test)
     if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
         printf("SKIP %s: %s was not built (HC_WITH_CUDA is OFF, or no nvcc / CUDA libraries were found at configure time)\n",
                test, CUDA_PLUGIN_FILE);
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the cuda plugin was not built");
         return NULL;
     }
     HC_ASSERT_OK(hc_registry_create(reg));
@@ -55,6 +64,7 @@ static void test_default_search(void)
 {
     if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
         printf("SKIP default search: %s was not built\n", CUDA_PLUGIN_FILE);
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the cuda plugin was not built");
         return;
     }
     hc_registry *reg;
@@ -190,20 +200,28 @@ static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in, size_t *bytes
     for (size_t b = 0; b < *bytes / bb; b++) {
         uint8_t *blk = w + b * bb;
         for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)(rnd() * 127 + 128);
-        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f);
-        memcpy(blk, &d, 2);
-        if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
+        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f), k = hc_f32_to_f16(rnd() * 0.01f);
+        switch (t) { /* finite f16 scales where each layout keeps them */
+        case HC_Q2_K: memcpy(blk + 80, &k, 2), memcpy(blk + 82, &k, 2); break;
+        case HC_Q3_K: memcpy(blk + 108, &k, 2); break;
+        case HC_Q4_K: case HC_Q5_K: memcpy(blk, &k, 2), memcpy(blk + 2, &k, 2); break;
+        case HC_Q6_K: memcpy(blk + 208, &k, 2); break;
+        default:
+            memcpy(blk, &d, 2);
+            if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
+        }
     }
     return w;
 }
 
 static void check_matmul(hc_device *g)
 {
-    const hc_dtype types[] = { HC_F32, HC_F16, HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0 };
+    const hc_dtype types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1,
+                               HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K };
     const int toks[] = { 1, 5 };
-    for (int ti = 0; ti < 8; ti++)
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++)
         for (int k = 0; k < 2; k++) {
-            int64_t in = 256, out = 67;
+            int64_t in = 512, out = 67;
             int n_tok = toks[k];
             size_t wbytes;
             uint8_t *w = make_weights(types[ti], out, in, &wbytes);
@@ -236,15 +254,16 @@ static void check_matmul(hc_device *g)
             free(want);
             free(got);
         }
-    /* types without a kernel say so */
-    hc_tensor k4 = { .name = "k4", .dtype = HC_Q4_K, .n_dims = 2, .ne = { 256, 4, 1, 1 }, .data = (void *)1 };
-    CU_ASSERT_EQUAL(g->ops->matmul(g, &k4, NULL, NULL, 1), HC_E_UNSUPPORTED);
-    CU_ASSERT(strstr(hc_last_error(), "q4_K") != NULL);
+    /* types without a kernel say so: a packed format whose plugin gives none */
+    hc_tensor i8 = { .name = "i8", .dtype = HC_I8, .n_dims = 2, .ne = { 256, 4, 1, 1 }, .data = (void *)1 };
+    CU_ASSERT_EQUAL(g->ops->matmul(g, &i8, NULL, NULL, 1), HC_E_UNSUPPORTED);
+    CU_ASSERT(strstr(hc_last_error(), "i8") != NULL);
     hc_quant_format fmt = { .plugin = "rtn" };
     hc_tensor packed = { .name = "packed", .dtype = HC_PACKED, .n_dims = 2, .ne = { 256, 4, 1, 1 }, .data = (void *)1,
                          .qfmt = &fmt };
     CU_ASSERT_EQUAL(g->ops->matmul(g, &packed, NULL, NULL, 1), HC_E_UNSUPPORTED);
     CU_ASSERT(strstr(hc_last_error(), "packed") != NULL && strstr(hc_last_error(), "rtn") != NULL);
+    CU_ASSERT_EQUAL(g->ops->check_weights(g, &packed), HC_E_UNSUPPORTED);
 }
 
 static void check_get_rows(pair *p)
@@ -384,6 +403,7 @@ static void test_probe(void)
         run_gpu_checks(ops);
     } else {
         printf("probe: %s\n", hc_last_error());
+        if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the probe found no usable GPU");
         CU_ASSERT_EQUAL(st, HC_E_DEVICE);
         CU_ASSERT(strstr(hc_last_error(), "no CUDA device") != NULL);
         CU_ASSERT(strstr(hc_last_error(), "cudaGetDeviceCount") != NULL);

@@ -131,7 +131,7 @@ static void test_descriptor(void)
     CU_ASSERT_STRING_EQUAL(p->desc->version, "1.0.0");
     CU_ASSERT_PTR_NOT_NULL(p->desc->description);
     CU_ASSERT_PTR_NOT_NULL(gptq->input_bytes);
-    CU_ASSERT_PTR_NULL(gptq->device_kernels);
+    CU_ASSERT_PTR_NOT_NULL(gptq->device_kernels); /* rtn's CUDA kernels: tests/test_qrtn_cuda_cpu.c */
 }
 
 static void test_options(void)

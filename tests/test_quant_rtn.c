@@ -68,7 +68,7 @@ static void test_descriptor(void)
     CU_ASSERT_PTR_NOT_NULL(p->desc->description);
     CU_ASSERT_PTR_NOT_NULL(ops->input_bytes);
     CU_ASSERT_PTR_NOT_NULL(ops->prepare_input);
-    CU_ASSERT_PTR_NULL(ops->device_kernels);
+    CU_ASSERT_PTR_NOT_NULL(ops->device_kernels); /* CUDA kernels: tests/test_qrtn_cuda_cpu.c */
 }
 
 /* ---- options ---- */

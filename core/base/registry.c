@@ -177,7 +177,7 @@ static hc_status scan_dir(hc_registry *r, const char *dir)
         n++;
     }
     closedir(d);
-    if (st == HC_OK) qsort(names, n, sizeof *names, compare_names);
+    if (st == HC_OK && n > 1) qsort(names, n, sizeof *names, compare_names);
     char path[PATH_MAX];
     for (size_t i = 0; i < n; i++) {
         if (st == HC_OK) {

@@ -16,6 +16,9 @@
 
 #define MAX_GROUP 4
 #define MAX_SCHED 8
+/* Device buffers the corrections are uploaded into, reused in turn: a slot is written again only
+ * once the add that read it is done (an event, waited for on the device's copy queue). */
+#define N_SLOT 8
 
 enum { JOB_IDLE, JOB_READY, JOB_SUBMITTED, JOB_COMPUTED, JOB_MERGED };
 
@@ -55,7 +58,20 @@ struct hc_branch_job {
     seg_item *items;
     int n_items;
     hc_tensor *expert_view;             /* device without host memory: [group stage][expert][A, B] */
+    /* the hand-off with a device without host memory (r->handoff) */
+    hc_event *ev_in;                    /* the copy of the input into x (page-locked) is done */
+    int in_async;                       /* this step's input comes by download_async: wait for ev_in */
+    float *out_pinned;                  /* page-locked: the corrections packed for their upload */
+    hc_event *ev_ready, *ev_wait0, *ev_wait1; /* device timing: input ready; the compute queue's wait */
+    int timed;                          /* those were recorded this step */
 };
+
+/* One device buffer for uploaded corrections (see N_SLOT). */
+typedef struct corr_slot {
+    float *dev;
+    hc_event *uploaded, *consumed;
+    int used;
+} corr_slot;
 
 typedef struct sched_slot {
     char name[65];
@@ -79,9 +95,64 @@ struct hc_branch_rt {
     float *dev_t, *dev_delta;           /* device scratch for run_on_device and uploads */
     float *repack;                      /* host scratch for uploads to a device without host memory */
     hc_branch_stats stats;
+    /* a device without host memory that has a copy queue: inputs go down by download_async into
+       page-locked memory, corrections come back by upload_copyq into slots, added after queue_wait;
+       no stream drain, no allocation per token (else: the synchronous download / upload) */
+    int handoff;
+    int timing;                         /* its events time the device's waits and windows */
+    corr_slot slot[N_SLOT];
+    int next_slot;
+    size_t slot_floats;
 };
 
 static const hc_branch *branch_of(const hc_branch_rt *r, int stage) { return r->c->stages[stage].branch; }
+
+/* ---------------- host buffers and the hand-off's events ---------------- */
+
+/* A host buffer of n floats: page-locked (host_alloc) when the input or the corrections travel by
+ * the asynchronous hand-off, so that the device's copy queue reads and writes it directly. */
+static float *host_floats(hc_branch_rt *r, size_t n)
+{
+    hc_device *d = r->c->dev;
+    void *p = NULL;
+    if (!r->handoff) return malloc((n ? n : 1) * sizeof(float));
+    return d->ops->host_alloc(d, (n ? n : 1) * sizeof(float), &p) == HC_OK ? p : NULL;
+}
+
+static void host_floats_free(hc_branch_rt *r, float *p)
+{
+    if (!p) return;
+    if (r->handoff) r->c->dev->ops->host_free(r->c->dev, p);
+    else free(p);
+}
+
+/* The job's buffers for the hand-off: x (page-locked), its copy event, the packed corrections, and
+ * the timing events. rows: the most rows it takes. */
+static hc_status job_handoff_alloc(hc_branch_rt *r, hc_branch_job *j, size_t rows)
+{
+    hc_device *d = r->c->dev;
+    if (!(j->x = host_floats(r, rows * j->in_width)))
+        return hc_error(HC_E_NOMEM, "branch runtime: out of (page-locked) memory for the input of %s", j->name);
+    if (!r->handoff) return HC_OK;
+    if (!(j->out_pinned = host_floats(r, rows * j->ldd)))
+        return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the corrections of %s", j->name);
+    if (rows * (size_t)j->ldd > r->slot_floats) r->slot_floats = rows * (size_t)j->ldd;
+    hc_status st = d->ops->event_create(d, &j->ev_in);
+    if (st == HC_OK && r->timing) st = d->ops->event_create(d, &j->ev_ready);
+    if (st == HC_OK && r->timing) st = d->ops->event_create(d, &j->ev_wait0);
+    if (st == HC_OK && r->timing) st = d->ops->event_create(d, &j->ev_wait1);
+    return st;
+}
+
+static void job_handoff_free(hc_branch_rt *r, hc_branch_job *j)
+{
+    hc_device *d = r->c->dev;
+    host_floats_free(r, j->x);
+    host_floats_free(r, j->out_pinned);
+    hc_event *evs[] = { j->ev_in, j->ev_ready, j->ev_wait0, j->ev_wait1 };
+    for (int i = 0; i < 4; i++)
+        if (evs[i]) d->ops->event_destroy(d, evs[i]);
+}
 
 /* ---------------- expert jobs: branches on row segments ---------------- */
 
@@ -168,11 +239,33 @@ static hc_status items_up(hc_branch_job *j, int ith, int nth)
     return st;
 }
 
+static hc_status slot_merge_begin(hc_branch_rt *r, hc_branch_job *j, size_t n, corr_slot **out);
+static hc_status slot_merge_end(hc_branch_rt *r, hc_branch_job *j, corr_slot *sl);
+
 /* Adds each item's rows of delta into its output buffer's rows. */
 static hc_status merge_items(hc_branch_rt *r, hc_branch_job *j)
 {
     hc_device *d = r->c->dev;
     hc_status st = HC_OK;
+    if (r->handoff) { /* packed into page-locked memory, one upload, an add per item */
+        size_t off = 0;
+        for (int k = 0; k < j->n_items; k++) {
+            const seg_item *it = &j->items[k];
+            for (int row = 0; row < it->rows; row++)
+                memcpy(j->out_pinned + off + (size_t)row * it->out_width, j->delta + (size_t)(it->row0 + row) * j->ldd + it->d_off,
+                       (size_t)it->out_width * sizeof(float));
+            off += (size_t)it->rows * it->out_width;
+        }
+        corr_slot *sl;
+        st = slot_merge_begin(r, j, off, &sl);
+        off = 0;
+        for (int k = 0; k < j->n_items && st == HC_OK; k++) {
+            const seg_item *it = &j->items[k];
+            st = d->ops->add(d, r->c->buf[it->out] + (size_t)it->row0 * it->out_width, sl->dev + off, (size_t)it->rows * it->out_width);
+            off += (size_t)it->rows * it->out_width;
+        }
+        return st == HC_OK ? slot_merge_end(r, j, sl) : st;
+    }
     for (int k = 0; k < j->n_items && st == HC_OK; k++) {
         const seg_item *it = &j->items[k];
         int out = it->out_width;
@@ -282,8 +375,9 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
         if (sum > j->ldt) j->ldt = sum;
     }
     size_t rows = (size_t)c->n_batch * cfg->n_expert_used;
-    if (!(j->x = malloc(rows * j->in_width * sizeof(float))) || !(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) ||
-        !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
+    hc_status hst = job_handoff_alloc(r, j, rows);
+    if (hst != HC_OK) return hst;
+    if (!(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) || !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
         !(j->items = malloc((size_t)(end - i) * cfg->n_expert * sizeof *j->items)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
     if (!c->dev->host_memory) {
@@ -341,7 +435,12 @@ static hc_status job_up(hc_branch_job *j, int ith, int nth)
 static void host_job_fn(void *arg, int ith, int nth)
 {
     hc_branch_job *j = arg;
-    hc_status st = job_down(j, ith, nth);
+    hc_status st = HC_OK;
+    if (j->in_async) { /* the input is on its way on the device's copy queue */
+        hc_device *d = j->rt->c->dev;
+        st = d->ops->event_wait(d, j->ev_in);
+    }
+    if (st == HC_OK) st = job_down(j, ith, nth);
     if (nth > 1) hc_host_pool_barrier(j->rt->host);
     if (st == HC_OK) st = job_up(j, ith, nth);
     hc_pool_error_set(&j->host.err, st);
@@ -390,8 +489,10 @@ static hc_status rt_wait(void *arg, hc_branch_job *j)
     uint64_t t0 = hc_now_ns();
     hc_status st = hc_host_pool_wait(r->host, &j->host);
     uint64_t waited = hc_now_ns() - t0;
-    r->stats.wait_ns += waited;
-    j->wait_ns_last = waited;
+    if (!r->timing) { /* with device timing the device's own wait is counted (hc_branch_rt_device_times) */
+        r->stats.wait_ns += waited;
+        j->wait_ns_last = waited;
+    }
     j->host_ns_last = j->host.t_end_ns - j->host.t_start_ns;
     if (r->c->trace) {
         hc_trace_add(r->c->trace, j->name, 1, j->host.t_start_ns, j->host_ns_last);
@@ -406,8 +507,40 @@ static hc_status rt_wait(void *arg, hc_branch_job *j)
 
 static hc_status rt_run(void *arg, hc_branch_job *j)
 {
-    hc_status st = rt_submit(arg, j);
+    hc_branch_rt *r = arg;
+    hc_device *d = r->c->dev;
+    hc_status st = HC_OK;
+    /* run after the backbone (serial): on a device that computes on its own, the host starts only
+       once the device has finished what was enqueued, so that nothing overlaps */
+    if (j->backbone_issued && !d->host_memory) st = d->ops->synchronize(d);
+    if (st == HC_OK) st = rt_submit(arg, j);
     return st == HC_OK ? rt_wait(arg, j) : st;
+}
+
+/* The next slot, its upload of n floats of j->out_pinned enqueued on the copy queue (after the add
+ * that last read the slot), and the compute queue told to wait for it; the caller enqueues its adds. */
+static hc_status slot_merge_begin(hc_branch_rt *r, hc_branch_job *j, size_t n, corr_slot **out)
+{
+    hc_device *d = r->c->dev;
+    corr_slot *sl = &r->slot[r->next_slot];
+    r->next_slot = (r->next_slot + 1) % N_SLOT;
+    *out = sl;
+    if (n > r->slot_floats)
+        return hc_error(HC_E_STATE, "branch job %s: %zu floats of corrections exceed the slot of %zu", j->name, n, r->slot_floats);
+    hc_status st = d->ops->upload_copyq(d, sl->dev, j->out_pinned, n * sizeof(float), sl->used ? sl->consumed : NULL, sl->uploaded);
+    if (st == HC_OK && r->timing) st = d->ops->event_record(d, j->ev_wait0);
+    if (st == HC_OK) st = d->ops->queue_wait(d, sl->uploaded);
+    if (st == HC_OK && r->timing) st = d->ops->event_record(d, j->ev_wait1);
+    if (st == HC_OK && r->timing) j->timed = 1;
+    return st;
+}
+
+/* After the adds: the slot may be written again once they are done. */
+static hc_status slot_merge_end(hc_branch_rt *r, hc_branch_job *j, corr_slot *sl)
+{
+    hc_device *d = r->c->dev;
+    sl->used = 1;
+    return d->ops->event_record(d, sl->consumed);
 }
 
 static hc_status rt_merge(void *arg, hc_branch_job *j)
@@ -421,6 +554,27 @@ static hc_status rt_merge(void *arg, hc_branch_job *j)
     if (st == HC_OK && j->state != JOB_COMPUTED) st = hc_error(HC_E_STATE, "branch job %s merged before it was computed", j->name);
     if (st == HC_OK && j->n_expert) {
         st = merge_items(r, j);
+        if (st == HC_OK) j->state = JOB_MERGED;
+        return st;
+    }
+    if (st == HC_OK && r->handoff) { /* packed into page-locked memory, one upload, an add per stage */
+        size_t off = 0;
+        for (int k = 0; k < j->n_active; k++) {
+            int out = (int)c->stages[j->active[k]].branch->out;
+            for (int row = 0; row < j->n_tok; row++)
+                memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k], (size_t)out * sizeof(float));
+            off += (size_t)j->n_tok * out;
+        }
+        corr_slot *sl;
+        st = slot_merge_begin(r, j, off, &sl);
+        off = 0;
+        for (int k = 0; k < j->n_active && st == HC_OK; k++) {
+            const hc_stage *s = &c->stages[j->active[k]];
+            size_t n = (size_t)j->n_tok * s->branch->out;
+            st = d->ops->add(d, c->buf[s->out], sl->dev + off, n);
+            off += n;
+        }
+        if (st == HC_OK) st = slot_merge_end(r, j, sl);
         if (st == HC_OK) j->state = JOB_MERGED;
         return st;
     }
@@ -572,8 +726,9 @@ static hc_status build_jobs(hc_branch_rt *r)
                     if (st != HC_OK) return st;
                 }
             }
-            if (!(j->x = malloc(max_rows * j->in_width * sizeof(float))) || !(j->t = malloc(max_rows * j->ldt * sizeof(float))) ||
-                !(j->delta = malloc(max_rows * j->ldd * sizeof(float))))
+            hc_status hst = job_handoff_alloc(r, j, max_rows);
+            if (hst != HC_OK) return hst;
+            if (!(j->t = malloc(max_rows * j->ldt * sizeof(float))) || !(j->delta = malloc(max_rows * j->ldd * sizeof(float))))
                 return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
             r->first_of[i] = r->last_of[end - 1] = r->n_jobs++;
         }
@@ -585,6 +740,12 @@ static hc_status build_jobs(hc_branch_rt *r)
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
     hc_status st = c->dev->ops->alloc(c->dev, (dev_t_n ? dev_t_n : 1) * sizeof(float), (void **)&r->dev_t);
     if (st == HC_OK) st = c->dev->ops->alloc(c->dev, (dev_delta_n ? dev_delta_n : 1) * sizeof(float), (void **)&r->dev_delta);
+    for (int k = 0; k < N_SLOT && st == HC_OK && r->handoff && r->n_jobs; k++) {
+        corr_slot *sl = &r->slot[k];
+        st = c->dev->ops->alloc(c->dev, (r->slot_floats ? r->slot_floats : 1) * sizeof(float), (void **)&sl->dev);
+        if (st == HC_OK) st = c->dev->ops->event_create(c->dev, &sl->uploaded);
+        if (st == HC_OK) st = c->dev->ops->event_create(c->dev, &sl->consumed);
+    }
     return st;
 }
 
@@ -595,6 +756,10 @@ hc_status hc_branch_rt_create(hc_context *c, const hc_comp_ops *comp, int host_t
     if (!r) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
     r->c = c;
     r->comp = comp;
+    const hc_device_ops *o = c->dev->ops;
+    r->handoff = !c->dev->host_memory && o->download_async && o->upload_copyq && o->queue_wait && o->host_alloc &&
+                 o->host_free && o->event_create && o->event_record && o->event_wait;
+    r->timing = r->handoff && o->event_elapsed;
     hc_status st = hc_host_pool_create(host_threads > 0 ? host_threads : 1, host_cpus, n_host_cpus, &r->host);
     if (st == HC_OK) st = build_jobs(r);
     if (st != HC_OK) {
@@ -613,7 +778,7 @@ void hc_branch_rt_free(hc_branch_rt *r)
     /* the jobs built, and the one being built when set-up failed (zeroed past it) */
     int n_built = r->jobs && r->n_jobs < r->c->n_stages ? r->n_jobs + 1 : r->n_jobs;
     for (int i = 0; i < n_built; i++) {
-        free(r->jobs[i].x);
+        job_handoff_free(r, &r->jobs[i]);
         free(r->jobs[i].t);
         free(r->jobs[i].delta);
         free(r->jobs[i].items);
@@ -626,8 +791,15 @@ void hc_branch_rt_free(hc_branch_rt *r)
         free(r->jobs[i].expert_view);
     }
     if (r->c && r->c->dev) {
-        r->c->dev->ops->free(r->c->dev, r->dev_t);
-        r->c->dev->ops->free(r->c->dev, r->dev_delta);
+        hc_device *d = r->c->dev;
+        if (r->handoff && d->ops->synchronize) d->ops->synchronize(d); /* no copy or add in flight on what goes */
+        d->ops->free(d, r->dev_t);
+        d->ops->free(d, r->dev_delta);
+        for (int k = 0; k < N_SLOT; k++) {
+            d->ops->free(d, r->slot[k].dev);
+            if (r->slot[k].uploaded) d->ops->event_destroy(d, r->slot[k].uploaded);
+            if (r->slot[k].consumed) d->ops->event_destroy(d, r->slot[k].consumed);
+        }
     }
     free(r->jobs);
     free(r->first_of);
@@ -731,7 +903,15 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     j->sched = s->sched;
     if (j->sched < 0 || j->sched >= r->n_sched) return hc_error(HC_E_STATE, "stage %s has no scheduler", s->name);
     hc_device *d = r->c->dev;
-    st = d->ops->download(d, j->x, r->c->buf[j->in], (size_t)rows * j->in_width * sizeof(float));
+    size_t in_bytes = (size_t)rows * j->in_width * sizeof(float);
+    j->in_async = r->handoff;
+    j->timed = 0;
+    if (r->handoff) { /* on the copy queue into page-locked x; the host job waits for ev_in */
+        if (r->timing) st = d->ops->event_record(d, j->ev_ready);
+        if (st == HC_OK) st = d->ops->download_async(d, j->x, r->c->buf[j->in], in_bytes, j->ev_in);
+    } else {
+        st = d->ops->download(d, j->x, r->c->buf[j->in], in_bytes);
+    }
     if (st != HC_OK) return st;
     j->state = JOB_READY;
     sched_slot *sl = &r->sched[j->sched];
@@ -793,3 +973,31 @@ int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage)
 void hc_branch_rt_reset_stats(hc_branch_rt *r) { memset(&r->stats, 0, sizeof r->stats); }
 void hc_branch_rt_set_host_delay(hc_branch_rt *r, int us) { r->host_delay_us = us; }
 void hc_branch_rt_set_host_slowdown(hc_branch_rt *r, double factor) { r->host_slowdown = factor; }
+
+/* After a step on a device with timing events (all of them done: the step's logits were read):
+ * the device's own time in the stages (step_device_ns), and per job the device's wait for the
+ * corrections and its window from the input being ready to that wait. These replace the host's
+ * view, in which the device thread waits only because it runs ahead of an asynchronous device. */
+hc_status hc_branch_rt_device_times(hc_branch_rt *r, uint64_t step_device_ns)
+{
+    hc_device *d = r->c->dev;
+    r->stats.device_ns += step_device_ns;
+    for (int i = 0; i < r->n_jobs; i++) {
+        hc_branch_job *j = &r->jobs[i];
+        uint64_t dev = 0;
+        for (int k = 0; k < j->n_stage; k++) dev += r->c->stages[j->stage[k]].device_ns;
+        j->device_ns_last = dev;
+        if (!r->timing || !j->timed) continue;
+        uint64_t wait = 0, window = 0;
+        hc_status st = d->ops->event_elapsed(d, j->ev_wait0, j->ev_wait1, &wait);
+        if (st == HC_OK) st = d->ops->event_elapsed(d, j->ev_ready, j->ev_wait0, &window);
+        if (st != HC_OK) return hc_error_context(st, "branch job %s: ", j->name);
+        j->wait_ns_last = wait;
+        j->window_ns_last = window + wait; /* as on the host: the window contains the wait */
+        r->stats.wait_ns += wait;
+        j->timed = 0;
+    }
+    return HC_OK;
+}
+
+int hc_branch_rt_device_timed(const hc_branch_rt *r) { return r->timing; }

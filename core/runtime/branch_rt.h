@@ -47,12 +47,17 @@ typedef struct hc_job_times {
     int ran;                  /* it had active branches in the last step */
 } hc_job_times;
 
-int hc_branch_rt_n_jobs(const hc_branch_rt *r);
+HC_API int hc_branch_rt_n_jobs(const hc_branch_rt *r);
 void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out);
 /* The linear stages of a job (returns their count, at most 4). */
 int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages);
 /* The job a stage belongs to, or -1. */
 int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
+
+/* A device without host memory whose events time it: after each step (its events done), the
+ * device's time in the stages and its real waits and windows per job (see branch_rt.c). */
+HC_API int hc_branch_rt_device_timed(const hc_branch_rt *r);
+hc_status hc_branch_rt_device_times(hc_branch_rt *r, uint64_t step_device_ns);
 
 HC_API void hc_branch_rt_stats(const hc_branch_rt *r, hc_branch_stats *out);
 HC_API void hc_branch_rt_reset_stats(hc_branch_rt *r);

@@ -40,6 +40,9 @@ void hc_context_free(hc_context *c)
     hc_moe_ctx_free(c, c->moe);
     hc_pipeline_script_free(c->script);
     d->ops->free(d, c->v_cache);
+    for (int i = 0; c->stage_ev && i < 2 * c->n_stages; i++)
+        if (c->stage_ev[i]) d->ops->event_destroy(d, c->stage_ev[i]);
+    free(c->stage_ev);
     free(c->pos);
     free(c->stages);
     free(c->logits);
@@ -103,6 +106,52 @@ static hc_status kv_cache_dtype(const hc_device *dev, hc_kv_type want, hc_dtype 
 
 static size_t kv_elem_bytes(const hc_context *c) { return c->kv_dtype == HC_F16 ? sizeof(uint16_t) : sizeof(float); }
 
+typedef struct fit_check {
+    hc_device *dev;
+    hc_status st;
+    size_t unplaced;            /* bytes of weights not yet on the device */
+} fit_check;
+
+static void fit_check_tensor(hc_tensor *t, void *arg)
+{
+    fit_check *f = arg;
+    if (!t->data || t->device == f->dev) return;
+    f->unplaced += t->nbytes;
+    if (f->st == HC_OK && f->dev->ops->check_weights) f->st = f->dev->ops->check_weights(f->dev, t);
+}
+
+/* On a device with memory of its own, before anything is copied there: every weight must have a
+ * kernel (check_weights), and the backbone, the KV cache, the activations and the branches' copies
+ * must fit the memory the device has left (mem_info). Both are said with names and sizes. */
+static hc_status check_device_fit(hc_model *m, hc_device *dev, const hc_context_params *p, int n_ctx, int n_batch,
+                                  size_t kv_elem)
+{
+    if (dev->host_memory) return HC_OK;
+    fit_check f = { .dev = dev, .st = HC_OK };
+    hc_model_for_each_tensor(m, fit_check_tensor, &f);
+    if (f.st != HC_OK) return hc_error_context(f.st, "%s cannot run on device '%s': ", m->path ? m->path : "the model", dev->name);
+    if (!dev->ops->mem_info) return HC_OK;
+    const hc_model_config *cfg = &m->cfg;
+    size_t backbone = f.unplaced;
+    size_t kv = 2 * (size_t)cfg->n_layer * (size_t)n_ctx * (size_t)cfg->n_head_kv * (size_t)cfg->head_dim * kv_elem;
+    size_t act = 0;
+    for (int b = 0; b < HC_BUF_COUNT; b++) {
+        int rows_per_token = 1, w = buffer_width(cfg, b);
+        hc_moe_buffer_width(cfg, b, &rows_per_token);
+        if (w > 0) act += (size_t)n_batch * rows_per_token * (size_t)w * sizeof(float);
+    }
+    /* the branches are copied too (for schedulers that run them on the device), at full rank */
+    size_t branches = p && p->comp ? hc_model_branch_bytes(m) : 0;
+    size_t need = backbone + kv + act + branches, avail = 0, total = 0;
+    if (dev->ops->mem_info(dev, &avail, &total) != HC_OK) return HC_OK; /* the device cannot say: it will fail at alloc */
+    if (need > avail)
+        return hc_error(HC_E_NOMEM, "%s does not fit device '%s': it needs %.1f MiB (backbone %.1f, KV cache of %d tokens %.1f, "
+                                    "activations %.1f, branches %.1f) but %.1f MiB of its %.1f MiB are available",
+                        m->path ? m->path : "the model", dev->name, need / 1048576.0, backbone / 1048576.0, n_ctx, kv / 1048576.0,
+                        act / 1048576.0, branches / 1048576.0, avail / 1048576.0, total / 1048576.0);
+    return HC_OK;
+}
+
 hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out)
 {
     const hc_model_config *cfg = &m->cfg;
@@ -112,6 +161,8 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     if (n_batch > n_ctx) n_batch = n_ctx;
     hc_dtype kv_dtype = HC_F32;
     hc_status st = kv_cache_dtype(dev, p ? p->kv_type : HC_KV_AUTO, &kv_dtype);
+    if (st != HC_OK) return st;
+    st = check_device_fit(m, dev, p, n_ctx, n_batch, kv_dtype == HC_F16 ? sizeof(uint16_t) : sizeof(float));
     if (st != HC_OK) return st;
     st = hc_model_place(m, dev);
     if (st != HC_OK) return st;
@@ -143,6 +194,10 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
         else st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
     }
     if (st == HC_OK && p && p->comp) st = attach_branches(c, p, stage_sched);
+    if (st == HC_OK && !dev->host_memory && dev->ops->event_elapsed && dev->ops->event_create) { /* real stage times */
+        if (!(c->stage_ev = calloc((size_t)(2 * c->n_stages), sizeof *c->stage_ev))) st = hc_error(HC_E_NOMEM, "context: out of memory");
+        for (int i = 0; i < 2 * c->n_stages && st == HC_OK; i++) st = dev->ops->event_create(dev, &c->stage_ev[i]);
+    }
     if (st == HC_OK && p) c->rank_control.host_budget = p->host_budget;
     free(stage_sched);
     if (st != HC_OK) {
@@ -242,11 +297,16 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         }
         hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
         uint64_t t0 = hc_now_ns();
+        if (st == HC_OK && c->stage_ev) st = d->ops->event_record(d, c->stage_ev[2 * i]);
         if (st == HC_OK) st = run_stage(c, s, tokens, rows);
-        s->device_ns = hc_now_ns() - t0;
-        c->device_ns += s->device_ns;
-        if (c->trace) hc_trace_add(c->trace, s->name, 0, t0, s->device_ns);
-        if (st == HC_OK && c->brt) st = hc_branch_rt_after_stage(c->brt, i, s->device_ns);
+        if (st == HC_OK && c->stage_ev) st = d->ops->event_record(d, c->stage_ev[2 * i + 1]);
+        uint64_t host_ns = hc_now_ns() - t0; /* the time to enqueue it; the device's time follows the step */
+        if (!c->stage_ev) {
+            s->device_ns = host_ns;
+            c->device_ns += s->device_ns;
+        }
+        if (c->trace) hc_trace_add(c->trace, s->name, 0, t0, host_ns);
+        if (st == HC_OK && c->brt) st = hc_branch_rt_after_stage(c->brt, i, c->stage_ev ? 0 : s->device_ns);
         if (st != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
     }
     if (c->brt) {
@@ -254,6 +314,16 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         if (st != HC_OK) return st;
     }
     hc_status st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
+    if (st == HC_OK && c->stage_ev) { /* the step is done on the device: read its stage times */
+        uint64_t step_ns = 0; /* the download waited for the compute queue: its events are done */
+        for (int i = 0; i < c->n_stages && st == HC_OK; i++) {
+            hc_stage *s = &c->stages[i];
+            st = d->ops->event_elapsed(d, c->stage_ev[2 * i], c->stage_ev[2 * i + 1], &s->device_ns);
+            step_ns += s->device_ns;
+        }
+        c->device_ns += step_ns;
+        if (st == HC_OK && c->brt) st = hc_branch_rt_device_times(c->brt, step_ns);
+    }
     if (st != HC_OK) return st;
     c->n_past += n;
     return HC_OK;

@@ -59,6 +59,9 @@ typedef struct hc_context {
     struct hc_moe_ctx *moe;     /* routing of a mixture-of-experts model (moe.h), NULL for a dense one */
     hc_stage_observer observer; /* calibration hook, NULL normally */
     void *observer_ctx;
+    /* a device without host memory that times with events: each stage's device time is measured
+       between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) */
+    struct hc_event **stage_ev;
 } hc_context;
 
 HC_API hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out);

@@ -7,8 +7,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hc/hc_quant.h"
+#include "clock.h"
 #include "matmul_ggml.h"
 #include "ops_cpu.h"
 #include "ops_ref.h"
@@ -24,7 +26,10 @@ typedef struct cpu_device {
     hc_rope_cache rope;
 } cpu_device;
 
-struct hc_event { int done; };
+struct hc_event {
+    int done;
+    uint64_t t_ns;   /* when it was recorded: cpu ops are done when they return */
+};
 
 static cpu_device *impl(hc_device *d) { return d->impl; }
 
@@ -71,7 +76,15 @@ static void cpu_host_free(hc_device *d, void *ptr) { free(ptr); }
 static hc_status cpu_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
 {
     cpu_copy(d, dst, src, n);
-    if (ev) ev->done = 1;
+    if (ev) ev->done = 1, ev->t_ns = hc_now_ns();
+    return HC_OK;
+}
+
+/* The copy queue of the cpu device is the calling thread: the copy is done when this returns. */
+static hc_status cpu_upload_copyq(hc_device *d, void *dst, const void *src, size_t n, hc_event *after, hc_event *done)
+{
+    cpu_copy(d, dst, src, n);
+    if (done) done->done = 1, done->t_ns = hc_now_ns();
     return HC_OK;
 }
 
@@ -87,10 +100,48 @@ static void cpu_event_destroy(hc_device *d, hc_event *ev) { free(ev); }
 static hc_status cpu_event_record(hc_device *d, hc_event *ev)
 {
     ev->done = 1;
+    ev->t_ns = hc_now_ns();
     return HC_OK;
 }
 
 static hc_status cpu_nothing_pending(hc_device *d, hc_event *ev) { return HC_OK; }
+
+static hc_status cpu_event_elapsed(hc_device *d, hc_event *start, hc_event *end, uint64_t *ns)
+{
+    if (!start->done || !end->done) return hc_error(HC_E_STATE, "cpu device: event_elapsed of an event never recorded");
+    *ns = end->t_ns > start->t_ns ? end->t_ns - start->t_ns : 0;
+    return HC_OK;
+}
+
+/* Within the budget when there is one, else the memory the system has free. */
+static hc_status cpu_mem_info(hc_device *d, size_t *available, size_t *total)
+{
+    size_t used = atomic_load(&impl(d)->used), budget = d->config.mem_budget;
+    if (budget) {
+        *total = budget;
+        *available = used < budget ? budget - used : 0;
+        return HC_OK;
+    }
+    long page = sysconf(_SC_PAGESIZE), avail = sysconf(_SC_AVPHYS_PAGES), all = sysconf(_SC_PHYS_PAGES);
+    if (page <= 0 || avail < 0 || all <= 0) return hc_error(HC_E_UNSUPPORTED, "cpu device: the system does not say its memory");
+    *available = (size_t)avail * (size_t)page;
+    *total = (size_t)all * (size_t)page;
+    return HC_OK;
+}
+
+/* Every standard type is read by hc_dequantize_row and the ggml kernels; a packed one by its plugin. */
+static hc_status cpu_check_weights(hc_device *d, const hc_tensor *w)
+{
+    const char *name = w->name ? w->name : "(unnamed)";
+    if (w->dtype == HC_PACKED) {
+        if (!w->qfmt || !w->qfmt->ops || !w->qfmt->ops->matmul_rows || !w->qfmt->ops->dequantize_rows)
+            return hc_error(HC_E_UNSUPPORTED, "cpu device: %s: its packed format has no CPU kernel", name);
+        return HC_OK;
+    }
+    if (!hc_dtype_is_known(w->dtype))
+        return hc_error(HC_E_UNSUPPORTED, "cpu device: %s: weight type %d is unknown", name, (int)w->dtype);
+    return HC_OK;
+}
 static hc_status cpu_synchronize(hc_device *d) { return HC_OK; }
 static size_t cpu_mem_used(hc_device *d) { return atomic_load(&impl(d)->used); }
 
@@ -438,6 +489,11 @@ static const hc_device_ops cpu_ops = {
     .destroy = cpu_destroy,
     .store_rows = cpu_store_rows,
     .host_parallel = cpu_host_parallel,
+    .upload_copyq = cpu_upload_copyq,
+    .queue_wait = cpu_nothing_pending,
+    .event_elapsed = cpu_event_elapsed,
+    .mem_info = cpu_mem_info,
+    .check_weights = cpu_check_weights,
 };
 
 hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)

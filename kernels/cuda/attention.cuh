@@ -35,14 +35,22 @@ static inline HC_CU_HD int hc_cu_attn_kv_head(int h, int n_head, int n_head_kv) 
 /* Causal: token t (at position pos0 + t) sees cache rows 0 .. pos0 + t. */
 static inline HC_CU_HD int hc_cu_attn_n_keys(int pos0, int t) { return pos0 + t + 1; }
 
+/* Element d of a cache row of f32 (f16 = 0) or IEEE f16 (f16 = 1) elements: an f16 KV cache is
+ * read widened exactly, as the reference reads it. */
+static inline HC_CU_HD float hc_cu_kv_at(const void *row, int d, int f16)
+{
+    if (f16) return hc_cu_f16_to_f32(((const uint16_t *)row)[d]);
+    return ((const float *)row)[d];
+}
+
 /* Lane's share of q . k over dims lane, lane + 32, ... < head_dim (loops of constant length, so
  * nvcc unrolls them and keeps acc[] in registers). */
-static inline HC_CU_HD float hc_cu_attn_lane_dot(const float *q, const float *k, int head_dim, int lane)
+static inline HC_CU_HD float hc_cu_attn_lane_dot(const float *q, const void *k, int head_dim, int lane, int f16)
 {
     float s = 0.0f;
     for (int i = 0; i < HC_CU_ATTN_DPL; i++) {
         int d = lane + i * HC_CU_WARP;
-        if (d < head_dim) s += q[d] * k[d];
+        if (d < head_dim) s += q[d] * hc_cu_kv_at(k, d, f16);
     }
     return s;
 }
@@ -59,12 +67,12 @@ static inline HC_CU_HD void hc_cu_softmax_step(float *m, float *l, float s, floa
 }
 
 /* acc[i] (dim lane + 32 i) = acc[i] * corr + p * v[dim]. */
-static inline HC_CU_HD void hc_cu_attn_lane_accumulate(float *acc, const float *v, int head_dim, int lane, float corr,
-                                                       float p)
+static inline HC_CU_HD void hc_cu_attn_lane_accumulate(float *acc, const void *v, int head_dim, int lane, float corr,
+                                                       float p, int f16)
 {
     for (int i = 0; i < HC_CU_ATTN_DPL; i++) {
         int d = lane + i * HC_CU_WARP;
-        if (d < head_dim) acc[i] = acc[i] * corr + p * v[d];
+        if (d < head_dim) acc[i] = acc[i] * corr + p * hc_cu_kv_at(v, d, f16);
     }
 }
 
@@ -84,10 +92,11 @@ static inline HC_CU_HD float hc_cu_attn_merge(const hc_cu_attn_shared *sh, int d
     return num / den;
 }
 
-/* Row j of a cache [n_ctx][n_head_kv * head_dim] for kv head kvh. */
-static inline HC_CU_HD const float *hc_cu_attn_cache_row(const float *cache, int j, int n_head_kv, int head_dim, int kvh)
+/* Row j of a cache [n_ctx][n_head_kv * head_dim] (f32, or f16 when f16) for kv head kvh. */
+static inline HC_CU_HD const void *hc_cu_attn_cache_row(const void *cache, int j, int n_head_kv, int head_dim, int kvh, int f16)
 {
-    return cache + (size_t)j * n_head_kv * head_dim + (size_t)kvh * head_dim;
+    size_t i = (size_t)j * n_head_kv * head_dim + (size_t)kvh * head_dim;
+    return (const uint8_t *)cache + i * (f16 ? 2u : 4u);
 }
 
 #endif

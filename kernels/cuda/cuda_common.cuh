@@ -1,5 +1,5 @@
 /* cuda_common.cuh: what every CUDA kernel header shares: HC_CU_HD (host+device under nvcc, nothing
- * under gcc, so the math also builds for the CPU tests), launch geometry structs, f16/bf16 -> f32. */
+ * under gcc, so the math also builds for the CPU tests), launch geometry structs, f16/bf16 <-> f32. */
 #ifndef HC_CUDA_COMMON_CUH
 #define HC_CUDA_COMMON_CUH
 
@@ -80,6 +80,38 @@ static inline HC_CU_HD float hc_cu_f16_to_f32(uint32_t h)
     if (exp != 0) return hc_cu_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
     float v = (float)man * 5.9604644775390625e-8f; /* 2^-24 */
     return sign ? -v : v;
+}
+
+static inline HC_CU_HD uint32_t hc_cu_f32_bits(float f)
+{
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+
+/* f32 -> IEEE binary16, rounded to nearest even (overflow to inf, NaN stays NaN). */
+static inline HC_CU_HD uint16_t hc_cu_f32_to_f16(float f)
+{
+    uint32_t x = hc_cu_f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+    if (e == 0xffu) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0u));
+    int ex = (int)e - 127 + 15;
+    if (ex >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (ex <= 0) {
+        if (ex < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - ex;
+        uint32_t h = man >> shift, rest = man & ((1u << shift) - 1u), half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (h & 1u))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)ex << 10) | (man >> 13), rest = man & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
 }
 
 static inline HC_CU_HD float hc_cu_bf16_to_f32(uint32_t h) { return hc_cu_bits_f32((h & 0xffffu) << 16); }

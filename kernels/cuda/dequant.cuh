@@ -1,20 +1,22 @@
-/* dequant.cuh: one weight element of any type the CUDA kernels read (f32, f16, bf16, Q4_0, Q4_1,
- * Q5_0, Q5_1, Q8_0), and the geometry of the dequantizing kernels (rows to f32, warp-per-row GEMV). */
+/* dequant.cuh: one weight element of any type the CUDA kernels read (f32, f16, bf16, Q4_0 .. Q8_0 and
+ * the K-quants Q2_K .. Q6_K), and the geometry of the dequantizing kernels (rows to f32, GEMV). */
 #ifndef HC_CUDA_DEQUANT_CUH
 #define HC_CUDA_DEQUANT_CUH
 
 #include "cuda_common.cuh"
 #include "hc/hc_tensor.h"
 
-/* Elements per block of the block formats below. */
+/* Elements per block of the 32-blocks below, and per super-block of the K-quants. */
 #define HC_CU_QBLOCK 32
+#define HC_CU_QK 256
 
 /* 1 when the CUDA kernels can read weights of type t. */
 static inline HC_CU_HD int hc_cu_dtype_supported(int t)
 {
     switch (t) {
     case HC_F32: case HC_F16: case HC_BF16:
-    case HC_Q4_0: case HC_Q4_1: case HC_Q5_0: case HC_Q5_1: case HC_Q8_0: return 1;
+    case HC_Q4_0: case HC_Q4_1: case HC_Q5_0: case HC_Q5_1: case HC_Q8_0:
+    case HC_Q2_K: case HC_Q3_K: case HC_Q4_K: case HC_Q5_K: case HC_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -62,6 +64,95 @@ static inline HC_CU_HD float hc_cu_q8_0_elem(const uint8_t *b, int j)
     return hc_cu_f16_to_f32(hc_cu_rd_u16(b)) * (float)(int8_t)b[2 + j];
 }
 
+
+/* ---- element j (0..255) of one K-quant super-block (layouts as core/tensor.c reads them) ---- */
+
+/* Q2_K: scales[16] (low nibble scale, high nibble min, per 16 elements), qs[64], f16 d, f16 dmin.
+ * Element j: half h = j / 128, bit pair s = (j % 128) / 32, part (j % 32) / 16, l = j % 16;
+ * q = bits 2s of qs[32 h + 16 part + l]; scale pair 8 h + 2 s + part; w = d sc q - dmin mn. */
+static inline HC_CU_HD float hc_cu_q2_k_elem(const uint8_t *b, int j)
+{
+    int h = j >> 7, s = (j >> 5) & 3, part = (j >> 4) & 1, l = j & 15;
+    uint32_t sc = b[8 * h + 2 * s + part];
+    uint32_t q = ((uint32_t)b[16 + 32 * h + 16 * part + l] >> (2 * s)) & 3u;
+    float d = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 80)), dmin = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 82));
+    return d * (float)(sc & 0xfu) * (float)q - dmin * (float)(sc >> 4);
+}
+
+/* Q3_K: hmask[32], qs[64] (as Q2_K's), scales[12] (sixteen 6-bit, biased by 32), f16 d. The third bit
+ * of element j is bit 4 h + s of hmask[16 part + l] (clear: subtract 4); w = d (sc - 32) q. */
+static inline HC_CU_HD int hc_cu_q3_k_scale(const uint8_t *sc, int i)
+{
+    int lo = i < 8 ? (sc[i] & 0xf) : (sc[i - 8] >> 4);
+    int hi = (sc[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+static inline HC_CU_HD float hc_cu_q3_k_elem(const uint8_t *b, int j)
+{
+    int h = j >> 7, s = (j >> 5) & 3, part = (j >> 4) & 1, l = j & 15, idx = 16 * part + l;
+    int v = (int)(((uint32_t)b[32 + 32 * h + idx] >> (2 * s)) & 3u);
+    if (!(((uint32_t)b[idx] >> (4 * h + s)) & 1u)) v -= 4;
+    float d = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 108));
+    return d * (float)hc_cu_q3_k_scale(b + 96, 8 * h + 2 * s + part) * (float)v;
+}
+
+/* Q4_K / Q5_K: eight 6-bit (scale, min) pairs in 12 bytes (see core/tensor.c). */
+static inline HC_CU_HD void hc_cu_k4_scale_min(const uint8_t *q, int j, int *sc, int *mn)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K: f16 d, f16 dmin, scales[12], qs[128]: element j, i = j / 64, sub-block 2 i + (j % 64 >= 32),
+ * l = j % 32: a nibble of qs[32 i + l]; w = d sc q - dmin mn. */
+static inline HC_CU_HD float hc_cu_q4_k_elem(const uint8_t *b, int j)
+{
+    int i = j >> 6, upper = (j >> 5) & 1, l = j & 31, sc, mn;
+    hc_cu_k4_scale_min(b + 4, 2 * i + upper, &sc, &mn);
+    uint32_t q = ((uint32_t)b[16 + 32 * i + l] >> (4 * upper)) & 0xfu;
+    float d = hc_cu_f16_to_f32(hc_cu_rd_u16(b)), dmin = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 2));
+    return d * (float)sc * (float)q - dmin * (float)mn;
+}
+
+/* Q5_K: as Q4_K with qh[32] at 16 and qs at 48; the fifth bit is bit (sub-block) of qh[l]. */
+static inline HC_CU_HD float hc_cu_q5_k_elem(const uint8_t *b, int j)
+{
+    int i = j >> 6, upper = (j >> 5) & 1, l = j & 31, sub = 2 * i + upper, sc, mn;
+    hc_cu_k4_scale_min(b + 4, sub, &sc, &mn);
+    uint32_t q = (((uint32_t)b[48 + 32 * i + l] >> (4 * upper)) & 0xfu) | ((((uint32_t)b[16 + l] >> sub) & 1u) << 4);
+    float d = hc_cu_f16_to_f32(hc_cu_rd_u16(b)), dmin = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 2));
+    return d * (float)sc * (float)q - dmin * (float)mn;
+}
+
+/* Q6_K: ql[128], qh[64], int8 scales[16], f16 d. Element j: half h, k = (j % 128) / 32, l = j % 32:
+ * low nibble (k < 2) or high nibble of ql[64 h + l + 32 (k & 1)], bits 2k of qh[32 h + l];
+ * scale 8 h + l / 16 + 2 k; w = d sc (q - 32). */
+static inline HC_CU_HD float hc_cu_q6_k_elem(const uint8_t *b, int j)
+{
+    int h = j >> 7, k = (j >> 5) & 3, l = j & 31;
+    uint32_t lo = ((uint32_t)b[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xfu;
+    uint32_t hi = ((uint32_t)b[128 + 32 * h + l] >> (2 * k)) & 3u;
+    int q = (int)(lo | (hi << 4)) - 32;
+    float d = hc_cu_f16_to_f32(hc_cu_rd_u16(b + 208));
+    return d * (float)(int8_t)b[192 + 8 * h + l / 16 + 2 * k] * (float)q;
+}
+
+/* Elements of one block: 1 for plain types, 32 or 256 (K-quants). */
+static inline HC_CU_HD int hc_cu_block_elems(int t)
+{
+    switch (t) {
+    case HC_F32: case HC_F16: case HC_BF16: return 1;
+    case HC_Q2_K: case HC_Q3_K: case HC_Q4_K: case HC_Q5_K: case HC_Q6_K: return HC_CU_QK;
+    default: return HC_CU_QBLOCK;
+    }
+}
+
 /* Bytes of one block (one element for plain types); 0 for a type the kernels cannot read. */
 static inline HC_CU_HD int hc_cu_block_bytes(int t)
 {
@@ -73,6 +164,11 @@ static inline HC_CU_HD int hc_cu_block_bytes(int t)
     case HC_Q5_0: return 22;
     case HC_Q5_1: return 24;
     case HC_Q8_0: return 34;
+    case HC_Q2_K: return 84;
+    case HC_Q3_K: return 110;
+    case HC_Q4_K: return 144;
+    case HC_Q5_K: return 176;
+    case HC_Q6_K: return 210;
     default: return 0;
     }
 }
@@ -81,8 +177,9 @@ static inline HC_CU_HD int hc_cu_block_bytes(int t)
  * folds away. NaN for an unsupported type (the host refuses those before launching). */
 static inline HC_CU_HD float hc_cu_deq_elem(int t, const uint8_t *row, int64_t k)
 {
-    const uint8_t *blk = row + (size_t)(k / HC_CU_QBLOCK) * (size_t)hc_cu_block_bytes(t);
-    int j = (int)(k % HC_CU_QBLOCK);
+    const int be = hc_cu_block_elems(t);
+    const uint8_t *blk = row + (size_t)(k / be) * (size_t)hc_cu_block_bytes(t);
+    int j = (int)(k % be);
     switch (t) {
     case HC_F32: return hc_cu_bits_f32(hc_cu_rd_u32(row + (size_t)k * 4));
     case HC_F16: return hc_cu_f16_to_f32(hc_cu_rd_u16(row + (size_t)k * 2));
@@ -92,6 +189,11 @@ static inline HC_CU_HD float hc_cu_deq_elem(int t, const uint8_t *row, int64_t k
     case HC_Q5_0: return hc_cu_q5_0_elem(blk, j);
     case HC_Q5_1: return hc_cu_q5_1_elem(blk, j);
     case HC_Q8_0: return hc_cu_q8_0_elem(blk, j);
+    case HC_Q2_K: return hc_cu_q2_k_elem(blk, j);
+    case HC_Q3_K: return hc_cu_q3_k_elem(blk, j);
+    case HC_Q4_K: return hc_cu_q4_k_elem(blk, j);
+    case HC_Q5_K: return hc_cu_q5_k_elem(blk, j);
+    case HC_Q6_K: return hc_cu_q6_k_elem(blk, j);
     default: return NAN;
     }
 }

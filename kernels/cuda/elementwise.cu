@@ -1,5 +1,5 @@
-/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, add, add_bias, scale),
- * grid-stride loops over flat arrays (see elementwise.cuh). */
+/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, add, add_bias, scale, f32 to f16
+ * for the KV cache), grid-stride loops over flat arrays (see elementwise.cuh). */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 
@@ -48,6 +48,16 @@ extern "C" cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, 
     if (width <= 0) return cudaSuccess;
     size_t n = (size_t)n_tok * (size_t)width;
     HC_CU_EW_LAUNCH(n, add_bias_kernel, y, b, n, width);
+}
+
+__global__ void to_f16_kernel(const float *x, uint16_t *y, size_t n)
+{
+    HC_CU_EW_LOOP(i, n) y[i] = (uint16_t)hc_cu_f32_to_f16(x[i]);
+}
+
+extern "C" cudaError_t hc_cu_to_f16(cudaStream_t s, const float *x, void *y, size_t n)
+{
+    HC_CU_EW_LAUNCH(n, to_f16_kernel, x, (uint16_t *)y, n);
 }
 
 extern "C" cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f)

@@ -33,6 +33,11 @@ __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int6
     case HC_Q5_0: LAUNCH(HC_Q5_0); break;                                                         \
     case HC_Q5_1: LAUNCH(HC_Q5_1); break;                                                         \
     case HC_Q8_0: LAUNCH(HC_Q8_0); break;                                                         \
+    case HC_Q2_K: LAUNCH(HC_Q2_K); break;                                                         \
+    case HC_Q3_K: LAUNCH(HC_Q3_K); break;                                                         \
+    case HC_Q4_K: LAUNCH(HC_Q4_K); break;                                                         \
+    case HC_Q5_K: LAUNCH(HC_Q5_K); break;                                                         \
+    case HC_Q6_K: LAUNCH(HC_Q6_K); break;                                                         \
     default: return cudaErrorInvalidValue;                                                        \
     }
 

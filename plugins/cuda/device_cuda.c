@@ -14,6 +14,7 @@
 #include "hc/hc_device.h"
 #include "hc/hc_plugin.h"
 #include "hc/hc_quant.h"
+#include "hc/hc_quant_cuda.h"
 
 /* Largest f32 scratch (in floats) for dequantized weight rows when n_tok > 1: 64 MiB. */
 #define CU_SCRATCH_MAX_FLOATS ((size_t)16 << 20)
@@ -37,9 +38,11 @@ typedef struct cu_stage {
 typedef struct cuda_device {
     int index;
     char gpu[256];
-    cudaStream_t stream;
+    cudaStream_t stream;    /* the compute queue */
+    cudaStream_t copy;      /* the copy queue: activations to the host, corrections back */
+    cudaEvent_t copy_after; /* download_async: the compute queue's point the copy waits for */
     cublasHandle_t blas;
-    int has_stream, has_blas, has_lock;
+    int has_stream, has_copy, has_copy_after, has_blas, has_lock;
     pthread_mutex_t lock;   /* guards the allocation table and `used` */
     cu_alloc *allocs;       /* sorted by pointer */
     size_t n_allocs, cap_allocs;
@@ -83,10 +86,16 @@ static hc_status blas_fail(cublasStatus_t s, const char *op)
         if (s_ != CUBLAS_STATUS_SUCCESS) return blas_fail(s_, op);                                 \
     } while (0)
 
-/* Makes this device current on the calling thread (ops may come from any host thread). */
+/* The device current on this host thread, as this plugin last set it (-1: not yet). */
+static _Thread_local int current_index = -1;
+
+/* Makes this device current on the calling thread (ops may come from any host thread): a call to
+ * cudaSetDevice only when the thread last used another device, not per op. */
 static hc_status enter(cuda_device *c, const char *op)
 {
+    if (current_index == c->index) return HC_OK;
     CU_CHECK(cudaSetDevice(c->index), op);
+    current_index = c->index;
     return HC_OK;
 }
 
@@ -264,13 +273,63 @@ static void cuda_host_free(hc_device *d, void *ptr)
 
 /* ---------------- ordering ---------------- */
 
+/* On the copy queue, after the compute queue's ops so far: the compute queue goes on meanwhile. */
 static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
 {
     cuda_device *c = impl(d);
     hc_status st = enter(c, "download_async");
     if (st != HC_OK) return st;
-    if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download_async");
-    if (ev) CU_CHECK(cudaEventRecord(ev->ev, c->stream), "download_async");
+    CU_CHECK(cudaEventRecord(c->copy_after, c->stream), "download_async");
+    CU_CHECK(cudaStreamWaitEvent(c->copy, c->copy_after, 0), "download_async");
+    if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->copy), "download_async");
+    if (ev) CU_CHECK(cudaEventRecord(ev->ev, c->copy), "download_async");
+    return HC_OK;
+}
+
+static hc_status cuda_upload_copyq(hc_device *d, void *dst, const void *src, size_t n, hc_event *after, hc_event *done)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "upload_copyq");
+    if (st != HC_OK) return st;
+    if (after) CU_CHECK(cudaStreamWaitEvent(c->copy, after->ev, 0), "upload_copyq");
+    if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->copy), "upload_copyq");
+    if (done) CU_CHECK(cudaEventRecord(done->ev, c->copy), "upload_copyq");
+    return HC_OK;
+}
+
+static hc_status cuda_queue_wait(hc_device *d, hc_event *ev)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "queue_wait");
+    if (st != HC_OK) return st;
+    CU_CHECK(cudaStreamWaitEvent(c->stream, ev->ev, 0), "queue_wait");
+    return HC_OK;
+}
+
+static hc_status cuda_event_elapsed(hc_device *d, hc_event *start, hc_event *end, uint64_t *ns)
+{
+    float ms = 0.0f;
+    CU_CHECK(cudaEventElapsedTime(&ms, start->ev, end->ev), "event_elapsed");
+    *ns = ms > 0.0f ? (uint64_t)((double)ms * 1e6) : 0;
+    return HC_OK;
+}
+
+/* The GPU's free memory, within the budget when there is one. */
+static hc_status cuda_mem_info(hc_device *d, size_t *available, size_t *total)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "mem_info");
+    if (st != HC_OK) return st;
+    size_t free_b = 0, total_b = 0;
+    CU_CHECK(cudaMemGetInfo(&free_b, &total_b), "mem_info");
+    size_t budget = d->config.mem_budget, used = cuda_mem_used(d);
+    if (budget) {
+        size_t left = used < budget ? budget - used : 0;
+        if (left < free_b) free_b = left;
+        if (budget < total_b) total_b = budget;
+    }
+    *available = free_b;
+    *total = total_b;
     return HC_OK;
 }
 
@@ -292,7 +351,7 @@ static hc_status cuda_event_create(hc_device *d, hc_event **out)
     if (st != HC_OK) return st;
     hc_event *ev = calloc(1, sizeof *ev);
     if (!ev) return hc_error(HC_E_NOMEM, "cuda event_create: out of memory");
-    cudaError_t e = cudaEventCreateWithFlags(&ev->ev, cudaEventDisableTiming);
+    cudaError_t e = cudaEventCreate(&ev->ev); /* timing events: event_elapsed gives real device times */
     if (e != cudaSuccess) {
         free(ev);
         return cu_fail(e, "event_create");
@@ -368,25 +427,82 @@ static hc_status stage_ints(cuda_device *c, const int32_t *src, int n, const int
 
 static const char *tname(const hc_tensor *t) { return t->name ? t->name : "(unnamed)"; }
 
-/* HC_OK when the kernels can read t's weights; the message names the tensor and the reason. */
-static hc_status check_weights(const hc_tensor *t, const char *op)
+/* The CUDA kernels of t's packed format, asked of its quant plugin (device_kernels(params, "cuda")),
+ * or NULL with the reason in *why. */
+static const hc_quant_cuda_kernels *packed_kernels(const hc_tensor *t, char *why, size_t cap)
 {
+    const hc_quant_format *f = t->qfmt;
+    why[0] = 0;
+    if (!f || !f->ops) {
+        snprintf(why, cap, "the tensor has no quant format");
+        return NULL;
+    }
+    if (!f->ops->device_kernels) {
+        snprintf(why, cap, "the plugin has no device_kernels hook");
+        return NULL;
+    }
+    hc_clear_error();
+    const hc_quant_cuda_kernels *k = f->ops->device_kernels(f->params, "cuda");
+    if (!k) {
+        snprintf(why, cap, "the plugin gives no kernels for device cuda%s%.400s", hc_last_error()[0] ? ": " : "", hc_last_error());
+        return NULL;
+    }
+    if (k->abi != HC_QUANT_CUDA_ABI || !k->gemv || !k->dequant_rows || k->max_fused_tokens < 1) {
+        snprintf(why, cap, "its CUDA kernel table is of version %u, this device reads version %u", k->abi, HC_QUANT_CUDA_ABI);
+        return NULL;
+    }
+    if (k->check && k->check(f->params, t->ne[1], t->ne[0]) != 0) {
+        snprintf(why, cap, "its CUDA kernels cannot read a %lld x %lld weight", (long long)t->ne[1], (long long)t->ne[0]);
+        return NULL;
+    }
+    return k;
+}
+
+/* HC_OK when the kernels can read t's weights (its data is not looked at); the message names the
+ * tensor, its format and the reason. */
+static hc_status check_format(const hc_tensor *t, const char *op, const hc_quant_cuda_kernels **pk)
+{
+    if (pk) *pk = NULL;
+    if (t->ne[0] <= 0 || t->ne[0] > INT_MAX || t->ne[1] <= 0 || t->ne[1] > INT_MAX)
+        return hc_error(HC_E_ARG, "cuda %s %s: bad shape %lld x %lld", op, tname(t), (long long)t->ne[0], (long long)t->ne[1]);
     if (t->dtype == HC_PACKED) {
         const char *plugin = t->qfmt && t->qfmt->plugin[0] ? t->qfmt->plugin : "?";
         const char *spec = t->qfmt && t->qfmt->spec[0] ? t->qfmt->spec : plugin;
-        return hc_error(HC_E_UNSUPPORTED,
-                        "cuda %s %s: weights in the packed format of quant plugin '%s' (%s) have no CUDA kernel yet "
-                        "(use a standard type such as q8_0, q4_0 or f16, or the cpu device)", op, tname(t), plugin, spec);
+        char why[512];
+        const hc_quant_cuda_kernels *k = packed_kernels(t, why, sizeof why);
+        if (!k)
+            return hc_error(HC_E_UNSUPPORTED,
+                            "cuda %s %s: weights in the packed format of quant plugin '%s' (%s) have no CUDA kernel: %s "
+                            "(use a format with one, e.g. rtn or gptq, a standard type such as q4_K, q8_0 or f16, or the cpu device)",
+                            op, tname(t), plugin, spec, why);
+        if (pk) *pk = k;
+        return HC_OK;
     }
     if (!hc_cu_dtype_supported(t->dtype))
         return hc_error(HC_E_UNSUPPORTED, "cuda %s %s: weight type %s has no CUDA kernel (supported: f32, f16, bf16, "
-                                          "q4_0, q4_1, q5_0, q5_1, q8_0)", op, tname(t), hc_dtype_name(t->dtype));
-    if (t->ne[0] <= 0 || t->ne[0] > INT_MAX || t->ne[1] <= 0 || t->ne[1] > INT_MAX ||
-        hc_dtype_row_bytes(t->dtype, t->ne[0]) == 0)
+                                          "q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, and the packed "
+                                          "formats whose plugins give CUDA kernels)", op, tname(t), hc_dtype_name(t->dtype));
+    if (hc_dtype_row_bytes(t->dtype, t->ne[0]) == 0)
         return hc_error(HC_E_ARG, "cuda %s %s: bad shape %lld x %lld for type %s", op, tname(t), (long long)t->ne[0],
                         (long long)t->ne[1], hc_dtype_name(t->dtype));
+    return HC_OK;
+}
+
+/* check_format, and the tensor must have its data. */
+static hc_status check_weights(const hc_tensor *t, const char *op, const hc_quant_cuda_kernels **pk)
+{
+    hc_status st = check_format(t, op, pk);
+    if (st != HC_OK) return st;
     if (!t->data) return hc_error(HC_E_ARG, "cuda %s %s: the tensor has no data", op, tname(t));
     return HC_OK;
+}
+
+/* The device op: before any byte of a model is uploaded, whether matmul and get_rows can read w. */
+static hc_status cuda_check_weights(hc_device *d, const hc_tensor *w)
+{
+    (void)d;
+    if (w->n_dims < 2 && w->dtype == HC_F32) return HC_OK; /* vectors: norms and biases, read as floats */
+    return check_format(w, "weights", NULL);
 }
 
 static hc_status ensure_scratch(cuda_device *c, size_t floats)
@@ -402,6 +518,32 @@ static hc_status ensure_scratch(cuda_device *c, size_t floats)
 }
 
 static cublasOperation_t blas_op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+/* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens, else its rows
+ * dequantized to f32 in chunks and one SGEMM per chunk. */
+static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
+                               int n_tok)
+{
+    static const float one = 1.0f, zero = 0.0f;
+    int64_t in = w->ne[0], out = w->ne[1];
+    const void *params = w->qfmt->params;
+    if (n_tok <= k->max_fused_tokens) {
+        CU_CHECK((cudaError_t)k->gemv(params, c->stream, w->data, in, out, x, n_tok, y), "matmul (packed gemv kernel)");
+        return HC_OK;
+    }
+    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_FLOATS);
+    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in);
+    if (st != HC_OK) return st;
+    for (int64_t r0 = 0; r0 < out; r0 += rows) {
+        int64_t nr = out - r0 < rows ? out - r0 : rows;
+        CU_CHECK((cudaError_t)k->dequant_rows(params, c->stream, w->data, in, NULL, r0, (int)nr, c->scratch, 0),
+                 "matmul (packed dequant kernel)");
+        hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, n_tok);
+        BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, c->scratch, g.lda, x,
+                               g.ldb, &zero, y + r0, g.ldc), "matmul");
+    }
+    return HC_OK;
+}
 
 static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x, float *y, int n_tok)
 {
@@ -441,11 +583,12 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
 static hc_status cuda_matmul(hc_device *d, const hc_tensor *w, const float *x, float *y, int n_tok)
 {
     cuda_device *c = impl(d);
-    hc_status st = check_weights(w, "matmul");
+    const hc_quant_cuda_kernels *k;
+    hc_status st = check_weights(w, "matmul", &k);
     if (st != HC_OK) return st;
     if (n_tok <= 0) return n_tok ? hc_error(HC_E_ARG, "cuda matmul %s: %d tokens", tname(w), n_tok) : HC_OK;
     if ((st = enter(c, "matmul")) != HC_OK) return st;
-    st = matmul_impl(c, w, x, y, n_tok);
+    st = k ? matmul_packed(c, w, k, x, y, n_tok) : matmul_impl(c, w, x, y, n_tok);
     if (st != HC_OK) return hc_error_context(st, "%s: ", tname(w));
     return HC_OK;
 }
@@ -453,7 +596,8 @@ static hc_status cuda_matmul(hc_device *d, const hc_tensor *w, const float *x, f
 static hc_status cuda_get_rows(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out)
 {
     cuda_device *c = impl(d);
-    hc_status st = check_weights(table, "get_rows");
+    const hc_quant_cuda_kernels *k;
+    hc_status st = check_weights(table, "get_rows", &k);
     if (st != HC_OK) return st;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= table->ne[1])
@@ -463,6 +607,11 @@ static hc_status cuda_get_rows(hc_device *d, const hc_tensor *table, const int32
     if ((st = enter(c, "get_rows")) != HC_OK) return st;
     const int32_t *dev_ids;
     if ((st = stage_ints(c, ids, n, &dev_ids, "get_rows")) != HC_OK) return st;
+    if (k) {
+        CU_CHECK((cudaError_t)k->dequant_rows(table->qfmt->params, c->stream, table->data, table->ne[0], dev_ids, 0, n, out, 0),
+                 "get_rows (packed dequant kernel)");
+        return HC_OK;
+    }
     CU_CHECK(hc_cu_dequant_rows(c->stream, (int)table->dtype, table->data, hc_dtype_row_bytes(table->dtype, table->ne[0]),
                                 table->ne[0], dev_ids, 0, n, out), "get_rows");
     return HC_OK;
@@ -505,7 +654,8 @@ static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int he
 static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 {
     cuda_device *c = impl(d);
-    if (a->kv_dtype != HC_F32) return hc_error(HC_E_UNSUPPORTED, "cuda attention: only an f32 KV cache is implemented");
+    if (a->kv_dtype != HC_F32 && a->kv_dtype != HC_F16)
+        return hc_error(HC_E_UNSUPPORTED, "cuda attention: a KV cache of %s (f32 or f16 only)", hc_dtype_name(a->kv_dtype));
     if (a->pos0 < 0 || a->pos0 + a->n_tok > a->n_ctx)
         return hc_error(HC_E_STATE, "cuda attention: positions %d..%d exceed the context of %d", a->pos0,
                         a->pos0 + a->n_tok - 1, a->n_ctx);
@@ -556,6 +706,17 @@ static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
     return HC_OK;
 }
 
+/* dst (f32 or f16) = n floats of src: the KV cache's rows. */
+static hc_status cuda_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
+{
+    if (t != HC_F32 && t != HC_F16) return hc_error(HC_E_UNSUPPORTED, "cuda store_rows into %s", hc_dtype_name(t));
+    hc_status st = enter(impl(d), "store_rows");
+    if (st != HC_OK) return st;
+    if (t == HC_F32) return cuda_copy(d, dst, src, n * sizeof(float));
+    CU_CHECK(hc_cu_to_f16(impl(d)->stream, src, dst, n), "store_rows");
+    return HC_OK;
+}
+
 /* ---------------- life cycle ---------------- */
 
 static void cuda_destroy(hc_device *d)
@@ -573,6 +734,11 @@ static void cuda_destroy(hc_device *d)
             cudaFree(c->stage[i].dev);
             if (c->stage[i].has_event) cudaEventDestroy(c->stage[i].copied);
         }
+        if (c->has_copy) {
+            cudaStreamSynchronize(c->copy);
+            cudaStreamDestroy(c->copy);
+        }
+        if (c->has_copy_after) cudaEventDestroy(c->copy_after);
         if (c->has_blas) cublasDestroy(c->blas);
         if (c->has_stream) cudaStreamDestroy(c->stream);
         if (c->has_lock) pthread_mutex_destroy(&c->lock);
@@ -608,6 +774,12 @@ static const hc_device_ops cuda_ops = {
     .scale = cuda_scale,
     .mem_used = cuda_mem_used,
     .destroy = cuda_destroy,
+    .store_rows = cuda_store_rows,
+    .upload_copyq = cuda_upload_copyq,
+    .queue_wait = cuda_queue_wait,
+    .event_elapsed = cuda_event_elapsed,
+    .mem_info = cuda_mem_info,
+    .check_weights = cuda_check_weights,
 };
 
 /* The steps of create that can fail, on a zeroed device; cuda_destroy undoes any prefix of them. */
@@ -615,7 +787,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    CU_CHECK(cudaSetDevice(c->index), "create (cudaSetDevice)");
+    hc_status st = enter(c, "create (cudaSetDevice)");
+    if (st != HC_OK) return st;
     struct cudaDeviceProp prop;
     CU_CHECK(cudaGetDeviceProperties(&prop, c->index), "create (cudaGetDeviceProperties)");
     snprintf(c->gpu, sizeof c->gpu, "%.200s, sm_%d%d", prop.name, prop.major, prop.minor);
@@ -624,6 +797,10 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
                         c->index, c->gpu);
     CU_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "create (cudaStreamCreate)");
     c->has_stream = 1;
+    CU_CHECK(cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking), "create (cudaStreamCreate, copy queue)");
+    c->has_copy = 1;
+    CU_CHECK(cudaEventCreateWithFlags(&c->copy_after, cudaEventDisableTiming), "create (cudaEventCreate)");
+    c->has_copy_after = 1;
     BLAS_CHECK(cublasCreate(&c->blas), "create (cublasCreate)");
     c->has_blas = 1;
     BLAS_CHECK(cublasSetStream(c->blas, c->stream), "create (cublasSetStream)");
@@ -674,7 +851,8 @@ static const hc_plugin_desc cuda_descriptor = {
     .kind = HC_PLUGIN_DEVICE,
     .name = "cuda",
     .version = "0.1.0",
-    .description = "NVIDIA GPU device: cuBLAS plus hcinfer's CUDA kernels (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0)",
+    .description = "NVIDIA GPU device: cuBLAS plus hcinfer's CUDA kernels (f32, f16, bf16, q4_0 .. q8_0, q2_K .. q6_K, "
+                   "and packed formats whose quant plugins give CUDA kernels: rtn, gptq)",
     .ops = &cuda_plugin_ops,
 };
 

@@ -11,6 +11,7 @@
 #include "hc/hc_quant.h"
 #include "hc/hc_tensor.h"
 #include "qrtn.h"
+#include "qrtn_device_kernels.h"
 
 #define WHO "gptq"
 #define BLOCK 128   /* lazy batch: columns whose updates reach the rest of the matrix at once */
@@ -200,7 +201,7 @@ static const hc_quant_ops gptq_ops = {
     .input_bytes = gptq_input_bytes,
     .prepare_input = gptq_prepare_input,
     .matmul_rows = gptq_matmul_rows,
-    .device_kernels = NULL,
+    .device_kernels = hc_qrtn_device_kernels,
 };
 
 static const hc_plugin_desc gptq_desc = {

@@ -5,6 +5,7 @@
 #include "hc/hc_plugin.h"
 #include "hc/hc_quant.h"
 #include "qrtn.h"
+#include "qrtn_device_kernels.h"
 
 #define WHO "rtn"
 
@@ -88,7 +89,7 @@ static const hc_quant_ops rtn_ops = {
     .input_bytes = rtn_input_bytes,
     .prepare_input = rtn_prepare_input,
     .matmul_rows = rtn_matmul_rows,
-    .device_kernels = NULL,
+    .device_kernels = hc_qrtn_device_kernels,
 };
 
 static const hc_plugin_desc rtn_desc = {

@@ -50,12 +50,15 @@ typedef struct hc_device_ops {
     /* page-locked host memory for small transfers (plain malloc where the device has none) */
     hc_status (*host_alloc)(hc_device *d, size_t nbytes, void **ptr);
     void (*host_free)(hc_device *d, void *ptr);
-    /* ordering with the host: download_async enqueues a copy and records ev after it */
+    /* ordering with the host: download_async copies src to host_dst (page-locked, from host_alloc)
+       once the ops enqueued so far are done, on a copy queue of the device's own where it has one
+       (the compute queue goes on), and records ev after the copy; the host waits with event_wait */
     hc_status (*download_async)(hc_device *d, void *host_dst, const void *src, size_t nbytes, hc_event *ev);
-    hc_status (*upload_async)(hc_device *d, void *dst, const void *host_src, size_t nbytes);
+    hc_status (*upload_async)(hc_device *d, void *dst, const void *host_src, size_t nbytes); /* in queue order */
+    /* events time the device (event_elapsed): create them once, not per token */
     hc_status (*event_create)(hc_device *d, hc_event **ev);
     void (*event_destroy)(hc_device *d, hc_event *ev);
-    hc_status (*event_record)(hc_device *d, hc_event *ev);
+    hc_status (*event_record)(hc_device *d, hc_event *ev); /* on the compute queue, after the ops enqueued so far */
     hc_status (*event_wait)(hc_device *d, hc_event *ev);   /* the host blocks until ev is done */
     hc_status (*synchronize)(hc_device *d);
 
@@ -89,6 +92,24 @@ typedef struct hc_device_ops {
     /* runs fn(ctx, ith, nth) on each of the device's threads and returns when all are done; only
        for devices whose memory is host memory (the cpu device): host code on the device's cores */
     hc_status (*host_parallel)(hc_device *d, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+
+    /* optional (NULL where absent), since ABI 4: the hand-off of a device with memory of its own,
+       its real timings and its memory, and refusing weights before they are copied */
+    /* host_src (page-locked) to dst on the copy queue, without waiting for the compute queue: once
+       `after` is done (NULL: at once); records `done` after the copy. host_src stays untouched
+       until done; the compute queue sees dst only after queue_wait(done). */
+    hc_status (*upload_copyq)(hc_device *d, void *dst, const void *host_src, size_t nbytes, hc_event *after, hc_event *done);
+    /* the compute queue waits for ev (recorded on any queue) before the ops enqueued next; the host
+       does not block */
+    hc_status (*queue_wait)(hc_device *d, hc_event *ev);
+    /* the device time between two recorded events that are done, in nanoseconds */
+    hc_status (*event_elapsed)(hc_device *d, hc_event *start, hc_event *end, uint64_t *ns);
+    /* bytes the device can still allocate (its free memory, within mem_budget) and its total */
+    hc_status (*mem_info)(hc_device *d, size_t *available, size_t *total);
+    /* HC_OK when matmul and get_rows can read weights like w (type, format and shape; the data is
+       not read): asked for every tensor of a model before any byte of it is copied to the device.
+       Otherwise HC_E_UNSUPPORTED with a message naming the tensor and its format. */
+    hc_status (*check_weights)(hc_device *d, const hc_tensor *w);
 } hc_device_ops;
 
 struct hc_device {

@@ -1,0 +1,118 @@
+/* qrtn_cuda.cu: the CUDA kernels of the rtn/gptq packed format: the fused dequant-GEMV for 1..8 tokens
+ * (decode) and rows dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
+#include <cuda_runtime_api.h>
+
+#include "qrtn_cuda.cuh"
+#include "qrtn_cuda_api.h"
+
+template <int BITS, int NT>
+__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uint8_t *__restrict__ w, int group, int64_t cols,
+                                                                         int64_t rows, const float *__restrict__ x,
+                                                                         float *__restrict__ y)
+{
+    extern __shared__ float part[]; /* [warp][HC_QRTN_CU_MAX_TOK] */
+    int64_t row;
+    int wi, wpr, lane;
+    hc_qrtn_cu_gemv_thread(rows, cols, blockIdx.x, threadIdx.x, &row, &wi, &wpr, &lane);
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if (row < rows)
+        hc_qrtn_cu_lane_dot(BITS, group, cols, w + (size_t)row * hc_qrtn_cu_row_bytes(BITS, group, cols), x, NT, wi, wpr,
+                            lane, acc);
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
+    int warp = (int)threadIdx.x / HC_CU_WARP;
+    if (lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) part[warp * HC_QRTN_CU_MAX_TOK + t] = acc[t];
+    __syncthreads();
+    if (wi == 0 && lane < NT && row < rows) {
+        float s = 0.0f;
+        for (int k = 0; k < wpr; k++) s += part[(warp + k) * HC_QRTN_CU_MAX_TOK + lane];
+        y[(size_t)lane * (size_t)rows + (size_t)row] = s;
+    }
+}
+
+template <int BITS, int F16>
+__global__ void qrtn_dequant_kernel(const uint8_t *__restrict__ w, int group, int64_t cols, const int32_t *ids, int64_t row0,
+                                    void *out)
+{
+    int64_t r = ids ? (int64_t)ids[blockIdx.x] : row0 + (int64_t)blockIdx.x;
+    const uint8_t *row = w + (size_t)r * hc_qrtn_cu_row_bytes(BITS, group, cols);
+    size_t base = (size_t)blockIdx.x * (size_t)cols;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+        float v = hc_qrtn_cu_elem(BITS, group, cols, row, c);
+        if (F16) ((uint16_t *)out)[base + (size_t)c] = hc_cu_f32_to_f16(v);
+        else ((float *)out)[base + (size_t)c] = v;
+    }
+}
+
+static bool valid(int bits, int group, int64_t cols)
+{
+    return (bits == 2 || bits == 3 || bits == 4 || bits == 8) && (group == 32 || group == 64 || group == 128) && cols > 0 &&
+           cols % 32 == 0;
+}
+
+template <int BITS>
+static cudaError_t gemv_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
+                             int n_tok, float *y)
+{
+    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    switch (n_tok) {
+#define CASE(N)                                                                                                    \
+    case N: qrtn_gemv_kernel<BITS, N><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+static int qrtn_gemv(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                     float *y)
+{
+    if (!valid(bits, group, cols) || rows < 0 || n_tok < 1 || n_tok > HC_QRTN_CU_MAX_TOK) return (int)cudaErrorInvalidValue;
+    if (rows == 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    const uint8_t *wb = (const uint8_t *)w;
+    switch (bits) {
+    case 2: return (int)gemv_bits<2>(s, group, wb, cols, rows, x, n_tok, y);
+    case 3: return (int)gemv_bits<3>(s, group, wb, cols, rows, x, n_tok, y);
+    case 4: return (int)gemv_bits<4>(s, group, wb, cols, rows, x, n_tok, y);
+    default: return (int)gemv_bits<8>(s, group, wb, cols, rows, x, n_tok, y);
+    }
+}
+
+template <int BITS>
+static cudaError_t dequant_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, const int32_t *ids, int64_t row0,
+                                int n_rows, void *out, int out_f16)
+{
+    hc_cu_launch l = hc_qrtn_cu_dequant_geometry(n_rows);
+    if (out_f16)
+        qrtn_dequant_kernel<BITS, 1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(w, group, cols, ids, row0, out);
+    else
+        qrtn_dequant_kernel<BITS, 0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(w, group, cols, ids, row0, out);
+    return cudaGetLastError();
+}
+
+static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, int64_t cols, const int32_t *ids, int64_t row0,
+                             int n_rows, void *out, int out_f16)
+{
+    if (!valid(bits, group, cols) || n_rows < 0) return (int)cudaErrorInvalidValue;
+    if (n_rows == 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    const uint8_t *wb = (const uint8_t *)w;
+    switch (bits) {
+    case 2: return (int)dequant_bits<2>(s, group, wb, cols, ids, row0, n_rows, out, out_f16);
+    case 3: return (int)dequant_bits<3>(s, group, wb, cols, ids, row0, n_rows, out, out_f16);
+    case 4: return (int)dequant_bits<4>(s, group, wb, cols, ids, row0, n_rows, out, out_f16);
+    default: return (int)dequant_bits<8>(s, group, wb, cols, ids, row0, n_rows, out, out_f16);
+    }
+}
+
+static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows };
+
+extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

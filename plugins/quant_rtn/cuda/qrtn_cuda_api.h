@@ -1,0 +1,32 @@
+/* qrtn_cuda_api.h: the entry point of hc-qrtn-cuda.so, the CUDA kernels of the rtn/gptq packed format,
+ * which the rtn and gptq plugins load on demand (a plugin without CUDA loads on any machine). */
+#ifndef HC_QRTN_CUDA_API_H
+#define HC_QRTN_CUDA_API_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HC_QRTN_CUDA_API 1u
+#define HC_QRTN_CUDA_LIB "hc-qrtn-cuda.so"        /* in kernels/ beside the plugin */
+#define HC_QRTN_CUDA_ENTRY "hc_qrtn_cuda_entry"
+
+/* The format's parameters travel as plain ints (bits 2/3/4/8, group 32/64/128); the rest as in
+ * hc_quant_cuda_kernels (hc/hc_quant_cuda.h): device pointers, a cudaStream_t, cudaError_t results. */
+typedef struct hc_qrtn_cuda_api {
+    uint32_t api;               /* HC_QRTN_CUDA_API */
+    int max_fused_tokens;
+    int (*gemv)(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                float *y);
+    int (*dequant_rows)(int bits, int group, void *stream, const void *w, int64_t cols, const int32_t *ids, int64_t row0,
+                        int n_rows, void *out, int out_f16);
+} hc_qrtn_cuda_api;
+
+typedef const hc_qrtn_cuda_api *(*hc_qrtn_cuda_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,79 @@
+/* qrtn_device_kernels.c: the device_kernels hook of the rtn and gptq plugins: for "cuda", the format's
+ * CUDA kernels from hc-qrtn-cuda.so (kernels/ beside the plugin), loaded once, on first use. */
+#define _GNU_SOURCE
+#include "qrtn_device_kernels.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hc/hc_quant_cuda.h"
+#include "qrtn.h"
+#include "qrtn_cuda_api.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static const hc_qrtn_cuda_api *api;
+static char why[600];   /* why there are no kernels, for the message of the device that asked */
+
+static void load(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)&hc_qrtn_device_kernels, &info) || !info.dli_fname) {
+        snprintf(why, sizeof why, "the plugin's own file could not be found (dladdr)");
+        return;
+    }
+    char path[4096];
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dir = slash ? (int)(slash - info.dli_fname) : 1;
+    snprintf(path, sizeof path, "%.*s/kernels/%s", dir, slash ? info.dli_fname : ".", HC_QRTN_CUDA_LIB);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!h) {
+        snprintf(why, sizeof why, "its CUDA kernels %.300s could not be loaded (built only where nvcc was found): %.200s", path,
+                 dlerror());
+        return;
+    }
+    hc_qrtn_cuda_entry_fn entry;
+    *(void **)&entry = dlsym(h, HC_QRTN_CUDA_ENTRY);
+    const hc_qrtn_cuda_api *a = entry ? entry() : NULL;
+    if (!a || a->api != HC_QRTN_CUDA_API) {
+        snprintf(why, sizeof why, "%.300s is not the kernel library of this build (entry %s %s, version %u, expected %u)", path,
+                 HC_QRTN_CUDA_ENTRY, entry ? "found" : "missing", a ? a->api : 0u, HC_QRTN_CUDA_API);
+        return;
+    }
+    api = a;
+}
+
+static int check(const void *params, int64_t rows, int64_t cols)
+{
+    const hc_qrtn_params *p = params;
+    return hc_qrtn_row_bytes(p->bits, p->group, cols) == 0 || rows < 0;
+}
+
+static int gemv(const void *params, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                float *y)
+{
+    const hc_qrtn_params *p = params;
+    return api->gemv(p->bits, p->group, stream, w, cols, rows, x, n_tok, y);
+}
+
+static int dequant_rows(const void *params, void *stream, const void *w, int64_t cols, const int32_t *ids, int64_t row0,
+                        int n_rows, void *out, int out_f16)
+{
+    const hc_qrtn_params *p = params;
+    return api->dequant_rows(p->bits, p->group, stream, w, cols, ids, row0, n_rows, out, out_f16);
+}
+
+static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows };
+
+const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
+{
+    if (!device_name || strcmp(device_name, "cuda") != 0) return NULL;
+    pthread_once(&once, load);
+    if (!api) {
+        hc_error(HC_E_UNSUPPORTED, "%s", why);
+        return NULL;
+    }
+    table.max_fused_tokens = api->max_fused_tokens;
+    return &table;
+}

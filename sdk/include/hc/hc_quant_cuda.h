@@ -1,0 +1,38 @@
+/* hc_quant_cuda.h: what a quant plugin's device_kernels(params, "cuda") returns: the CUDA kernels of
+ * its packed format, which the cuda device launches on its stream (no CUDA header needed here). */
+#ifndef HC_QUANT_CUDA_H
+#define HC_QUANT_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Raised whenever this table changes; the cuda device refuses a table of another version. */
+#define HC_QUANT_CUDA_ABI 1u
+
+/* Every pointer but params is device memory; stream is a cudaStream_t. A kernel returns the
+ * cudaError_t of its launch (0: enqueued). The kernels must be built against the same CUDA runtime
+ * as the device (the shared libcudart), so that streams and errors mean the same to both. */
+typedef struct hc_quant_cuda_kernels {
+    uint32_t abi;              /* HC_QUANT_CUDA_ABI */
+    const char *name;          /* the kernels' name for messages ("qrtn") */
+    int max_fused_tokens;      /* gemv takes 1 .. this many tokens in one pass over the weights */
+    /* 0 when a rows x cols weight can be read by these kernels, else nonzero */
+    int (*check)(const void *params, int64_t rows, int64_t cols);
+    /* y[t * rows + o] = sum_i W[o][i] x[t * cols + i] for o < rows, t < n_tok (1 .. max_fused_tokens):
+       the weights are read once, dequantized in registers (decode) */
+    int (*gemv)(const void *params, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
+                int n_tok, float *y);
+    /* out[r][0 .. cols) = row (ids ? ids[r] : row0 + r) of W for r < n_rows, as f32 (out_f16 0) or
+       as IEEE f16 (out_f16 1): embeddings, and tiles for a GEMM on many tokens (prefill) */
+    int (*dequant_rows)(const void *params, void *stream, const void *w, int64_t cols, const int32_t *ids,
+                        int64_t row0, int n_rows, void *out, int out_f16);
+} hc_quant_cuda_kernels;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,339 @@
+/* test_qrtn_cuda_cpu.c: the rtn/gptq CUDA kernels' index arithmetic (plugins/quant_rtn/cuda/qrtn_cuda.cuh)
+ * run on the CPU, block by block and lane by lane, against the reference dequantizer (kernels/cpu/qrtn). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../plugins/quant_rtn/cuda/qrtn_cuda.cuh"
+#include "hc/hc_quant.h"
+#include "hc/hc_quant_cuda.h"
+#include "hc/hc_tensor.h"
+#include "qrtn.h"
+#include "registry.h"
+#include "test_util.h"
+
+static uint64_t rng_state = 0x5851f42d4c957f2dull;
+
+static float rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 4503599627370496.0 - 1.0);
+}
+
+static const int bits_all[] = { 2, 3, 4, 8 }, groups_all[] = { 32, 64, 128 };
+/* every unit mix: 32, 64, 96 (64 + 32), 128, 224 (128 + 64 + 32), short last groups (576 = 4 x 128 + 64,
+   608 in groups of 128: 4 x 128 + 96), many units (1056) */
+static const int64_t cols_all[] = { 32, 64, 96, 128, 224, 576, 608, 1056 };
+#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
+
+/* rows x cols random weights (some groups constant), quantized by rtn into the packed layout. */
+static uint8_t *make_packed(int bits, int group, int64_t rows, int64_t cols)
+{
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = rnd() * (1.0f + (float)(i % 7));
+    for (int64_t i = 0; i < cols && i < 32; i++) w[i] = 0.25f; /* a constant group: d = 0 */
+    uint8_t *p = malloc(hc_qrtn_packed_bytes(bits, group, rows, cols));
+    HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, rows, cols, p));
+    free(w);
+    return p;
+}
+
+static void check_launch(hc_cu_launch l)
+{
+    CU_ASSERT(l.grid.x >= 1 && l.grid.x <= HC_CU_MAX_GRID_X && l.grid.y == 1 && l.grid.z == 1);
+    CU_ASSERT(l.block.x * l.block.y * l.block.z <= HC_CU_MAX_BLOCK_THREADS);
+    CU_ASSERT(l.shared_bytes <= HC_CU_MAX_STATIC_SHARED);
+}
+
+/* The geometry of a row: row bytes, units that tile the row from the left, groups. */
+static void test_row_geometry(void)
+{
+    for (int bi = 0; bi < N_OF(bits_all); bi++)
+        for (int gi = 0; gi < N_OF(groups_all); gi++)
+            for (int ci = 0; ci < N_OF(cols_all); ci++) {
+                int bits = bits_all[bi], group = groups_all[gi];
+                int64_t cols = cols_all[ci];
+                CU_ASSERT_EQUAL(hc_qrtn_cu_row_bytes(bits, group, cols), hc_qrtn_row_bytes(bits, group, cols));
+                CU_ASSERT_EQUAL(hc_qrtn_cu_row_bytes(bits, group, cols) % 4, 0);
+                CU_ASSERT_EQUAL(hc_qrtn_cu_groups(group, cols), hc_qrtn_groups(group, cols));
+                int64_t c = 0, nu = hc_qrtn_cu_n_units(cols);
+                for (int64_t u = 0; u < nu; u++) {
+                    int S;
+                    CU_ASSERT_EQUAL(hc_qrtn_cu_unit_col(cols, u, &S), c);
+                    CU_ASSERT(S == 128 || S == 64 || S == 32);
+                    CU_ASSERT(u == 0 || S <= 128);
+                    CU_ASSERT_EQUAL((c * bits / 8) % 4, 0); /* every unit starts 4-byte aligned */
+                    c += S;
+                }
+                CU_ASSERT_EQUAL(c, cols);
+            }
+}
+
+/* Every code and every element of every format equals the reference's, bit for bit. */
+static void test_codes_and_elements(void)
+{
+    for (int bi = 0; bi < N_OF(bits_all); bi++)
+        for (int gi = 0; gi < N_OF(groups_all); gi++)
+            for (int ci = 0; ci < N_OF(cols_all); ci++) {
+                int bits = bits_all[bi], group = groups_all[gi];
+                int64_t cols = cols_all[ci], rows = 3;
+                uint8_t *p = make_packed(bits, group, rows, cols);
+                size_t rb = hc_qrtn_row_bytes(bits, group, cols);
+                int64_t G = hc_qrtn_groups(group, cols);
+                uint8_t *q = malloc((size_t)cols);
+                float *ref = malloc((size_t)(rows * cols) * sizeof *ref);
+                hc_qrtn_dequantize_rows(bits, group, p, cols, 0, rows, ref);
+                int bad_codes = 0, bad_elems = 0;
+                for (int64_t r = 0; r < rows; r++) {
+                    const uint8_t *row = p + (size_t)r * rb;
+                    hc_qrtn_read_codes(bits, group, cols, row, q);
+                    for (int64_t c = 0; c < cols; c++) {
+                        if (hc_qrtn_cu_code_at(bits, cols, row + 4 * G, c) != q[c]) bad_codes++;
+                        float e = hc_qrtn_cu_elem(bits, group, cols, row, c);
+                        if (memcmp(&e, &ref[r * cols + c], 4) != 0) bad_elems++;
+                    }
+                }
+                if (bad_codes || bad_elems)
+                    fprintf(stderr, "  bits %d group %d cols %lld: %d codes, %d elements differ\n", bits, group, (long long)cols,
+                            bad_codes, bad_elems);
+                CU_ASSERT_EQUAL(bad_codes, 0);
+                CU_ASSERT_EQUAL(bad_elems, 0);
+                free(q);
+                free(ref);
+                free(p);
+            }
+}
+
+/* The lanes of a unit cover its columns exactly once: lane p, code k is column 32 k + p. */
+static void test_lane_codes_cover_units(void)
+{
+    for (int bi = 0; bi < N_OF(bits_all); bi++)
+        for (int S = 32; S <= 128; S *= 2) {
+            int bits = bits_all[bi];
+            uint8_t qin[128], packed[128], got[128];
+            for (int i = 0; i < S; i++) qin[i] = (uint8_t)((i * 37 + 11) & ((1 << bits) - 1));
+            /* one row of exactly S columns is one unit (the header: one group of f16 zeros) */
+            uint16_t dm[2] = { 0, 0 };
+            uint8_t row[4 + 128];
+            hc_qrtn_write_row(bits, 128, S, qin, dm, dm + 1, row);
+            memcpy(packed, row + 4, (size_t)(S * bits / 8));
+            memset(got, 0xff, sizeof got);
+            for (int p = 0; p < 32; p++) {
+                uint32_t q[4];
+                int n = hc_qrtn_cu_lane_codes(bits, S, packed, p, q);
+                CU_ASSERT_EQUAL(n, S / 32);
+                for (int k = 0; k < n; k++) got[32 * k + p] = (uint8_t)q[k];
+            }
+            CU_ASSERT(memcmp(got, qin, (size_t)S) == 0);
+        }
+}
+
+/* The code's float form: f = 1 + q 2^-bits exactly, so D f + M = d q + m up to rounding. */
+static void test_code_float(void)
+{
+    for (int bi = 0; bi < N_OF(bits_all); bi++) {
+        int bits = bits_all[bi];
+        for (uint32_t q = 0; q < (1u << bits); q++)
+            CU_ASSERT_EQUAL(hc_qrtn_cu_code_f(q, bits), 1.0f + (float)q / (float)(1 << bits));
+    }
+}
+
+/* The GEMV kernel emulated: every block, warp and lane; the shuffle tree; the warps of a row meeting
+ * in shared memory. Against the dequantized rows times x, in double. */
+static void emulate_gemv(int bits, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                         float *y, int *writes)
+{
+    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
+    check_launch(l);
+    CU_ASSERT_EQUAL(l.block.x, HC_QRTN_CU_THREADS);
+    CU_ASSERT(l.shared_bytes >= HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK * sizeof(float));
+    size_t rb = hc_qrtn_cu_row_bytes(bits, group, cols);
+    for (unsigned b = 0; b < l.grid.x; b++) {
+        float part[HC_QRTN_CU_WARPS][HC_QRTN_CU_MAX_TOK];
+        for (int wv = 0; wv < HC_QRTN_CU_WARPS; wv++) {
+            float acc[HC_CU_WARP][HC_QRTN_CU_MAX_TOK];
+            int64_t row = 0;
+            int wi = 0, wpr = 0;
+            for (int lane = 0; lane < HC_CU_WARP; lane++) {
+                int ln;
+                hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP + lane), &row, &wi, &wpr, &ln);
+                CU_ASSERT_EQUAL(ln, lane);
+                for (int t = 0; t < n_tok; t++) acc[lane][t] = 0.0f;
+                if (row < rows) hc_qrtn_cu_lane_dot(bits, group, cols, w + (size_t)row * rb, x, n_tok, wi, wpr, lane, acc[lane]);
+            }
+            for (int t = 0; t < n_tok; t++) { /* __shfl_xor_sync: every lane ends with the sum */
+                for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) {
+                    float tmp[HC_CU_WARP];
+                    for (int ln = 0; ln < HC_CU_WARP; ln++) tmp[ln] = acc[ln][t] + acc[ln ^ off][t];
+                    for (int ln = 0; ln < HC_CU_WARP; ln++) acc[ln][t] = tmp[ln];
+                }
+                part[wv][t] = acc[0][t];
+            }
+        }
+        /* __syncthreads(); then lane t < n_tok of a row's first warp sums the row's warps */
+        for (int wv = 0; wv < HC_QRTN_CU_WARPS; wv++) {
+            int64_t row;
+            int wi, wpr, ln;
+            hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP), &row, &wi, &wpr, &ln);
+            if (wi != 0 || row >= rows) continue;
+            for (int t = 0; t < n_tok; t++) {
+                float s = 0.0f;
+                for (int k = 0; k < wpr; k++) s += part[wv + k][t];
+                y[(size_t)t * (size_t)rows + (size_t)row] = s;
+                writes[(size_t)t * (size_t)rows + (size_t)row]++;
+            }
+        }
+    }
+}
+
+static void test_gemv_grid(void)
+{
+    const int64_t shapes[][2] = { { 1, 32 }, { 7, 96 }, { 37, 224 }, { 192, 576 }, { 9, 608 }, { 300, 1056 } };
+    const int toks[] = { 1, 3, 8 };
+    for (int bi = 0; bi < N_OF(bits_all); bi++)
+        for (int gi = 0; gi < N_OF(groups_all); gi++)
+            for (int si = 0; si < N_OF(shapes); si++)
+                for (int ti = 0; ti < N_OF(toks); ti++) {
+                    int bits = bits_all[bi], group = groups_all[gi], n_tok = toks[ti];
+                    int64_t rows = shapes[si][0], cols = shapes[si][1];
+                    if (n_tok > 1 && rows > 40) continue; /* the big shapes once, for the split-K geometry */
+                    uint8_t *w = make_packed(bits, group, rows, cols);
+                    float *x = malloc((size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
+                    for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
+                    float *y = calloc((size_t)(n_tok * rows), sizeof *y);
+                    int *writes = calloc((size_t)(n_tok * rows), sizeof *writes);
+                    emulate_gemv(bits, group, w, cols, rows, x, n_tok, y, writes);
+                    int bad = 0;
+                    for (int64_t o = 0; o < rows; o++) {
+                        hc_qrtn_dequantize_rows(bits, group, w, cols, o, 1, wr);
+                        for (int t = 0; t < n_tok; t++) {
+                            double s = 0, mag = 0;
+                            for (int64_t i = 0; i < cols; i++) {
+                                s += (double)wr[i] * x[t * cols + i];
+                                mag += fabs((double)wr[i] * x[t * cols + i]);
+                            }
+                            size_t k = (size_t)t * (size_t)rows + (size_t)o;
+                            if (writes[k] != 1 || !(fabs(y[k] - s) <= 2e-6 * (mag + 1e-3) * sqrt((double)cols))) bad++;
+                        }
+                    }
+                    if (bad)
+                        fprintf(stderr, "  gemv bits %d group %d %lldx%lld, %d tokens: %d wrong\n", bits, group, (long long)rows,
+                                (long long)cols, n_tok, bad);
+                    CU_ASSERT_EQUAL(bad, 0);
+                    free(w), free(x), free(wr), free(y), free(writes);
+                }
+}
+
+/* Small outputs are split over more warps per row (enough blocks for the GPU); big ones are not. */
+static void test_gemv_split(void)
+{
+    CU_ASSERT_EQUAL(hc_qrtn_cu_warps_per_row(14336, 4096), 1);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_warps_per_row(192, 576), 4);    /* 5 units: not 8 warps, 3 would idle */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_warps_per_row(192, 4096), 8);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_warps_per_row(1024, 4096), 4);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_warps_per_row(3, 32), 1);       /* one unit: one warp */
+    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(192, 4096);
+    CU_ASSERT_EQUAL(l.grid.x, 192u);                             /* 8 warps of one row per block */
+    l = hc_qrtn_cu_gemv_geometry(4096, 14336);
+    CU_ASSERT_EQUAL(l.grid.x, 512u);
+}
+
+/* dequant_rows emulated, f32 and f16, by ids and by range. */
+static void test_dequant_rows_grid(void)
+{
+    const int32_t ids[] = { 4, 0, 2, 2, 5 };
+    for (int bi = 0; bi < N_OF(bits_all); bi++)
+        for (int gi = 0; gi < N_OF(groups_all); gi++)
+            for (int ci = 0; ci < N_OF(cols_all); ci++)
+                for (int f16 = 0; f16 <= 1; f16++)
+                    for (int by_ids = 0; by_ids <= 1; by_ids++) {
+                        int bits = bits_all[bi], group = groups_all[gi], n = by_ids ? 5 : 3;
+                        int64_t cols = cols_all[ci], rows = 6, row0 = 2;
+                        uint8_t *w = make_packed(bits, group, rows, cols);
+                        size_t rb = hc_qrtn_cu_row_bytes(bits, group, cols);
+                        float *ref = malloc((size_t)cols * sizeof *ref), *out32 = malloc((size_t)(n * cols) * sizeof *out32);
+                        uint16_t *out16 = malloc((size_t)(n * cols) * sizeof *out16);
+                        hc_cu_launch l = hc_qrtn_cu_dequant_geometry(n);
+                        check_launch(l);
+                        for (unsigned b = 0; b < l.grid.x; b++)
+                            for (unsigned tid = 0; tid < l.block.x; tid++) {
+                                int64_t r = by_ids ? ids[b] : row0 + (int64_t)b;
+                                for (int64_t c = tid; c < cols; c += l.block.x) {
+                                    float v = hc_qrtn_cu_elem(bits, group, cols, w + (size_t)r * rb, c);
+                                    if (f16) out16[b * cols + c] = hc_cu_f32_to_f16(v);
+                                    else out32[b * cols + c] = v;
+                                }
+                            }
+                        int bad = 0;
+                        for (int b = 0; b < n; b++) {
+                            hc_qrtn_dequantize_rows(bits, group, w, cols, by_ids ? ids[b] : row0 + b, 1, ref);
+                            for (int64_t c = 0; c < cols; c++) {
+                                if (f16) bad += out16[b * cols + c] != hc_f32_to_f16(ref[c]);
+                                else bad += memcmp(&out32[b * cols + c], &ref[c], 4) != 0;
+                            }
+                        }
+                        CU_ASSERT_EQUAL(bad, 0);
+                        free(w), free(ref), free(out32), free(out16);
+                    }
+}
+
+/* The rtn and gptq plugins answer device_kernels: nothing for other devices, for "cuda" the table of
+ * hc-qrtn-cuda.so where it was built (else NULL, saying why). No GPU is touched. */
+static void check_plugin_hook(const char *file, const char *name)
+{
+    hc_registry *reg;
+    HC_ASSERT_OK(hc_registry_create(&reg));
+    HC_ASSERT_OK(hc_registry_load_file(reg, file));
+    const hc_plugin *p = hc_registry_find(reg, HC_PLUGIN_QUANT, name);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    const hc_quant_ops *ops = p->desc->ops;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ops->device_kernels);
+    void *params = NULL;
+    HC_ASSERT_OK(ops->parse("bits=3,group=128", &params));
+    CU_ASSERT_PTR_NULL(ops->device_kernels(params, "cpu"));
+    CU_ASSERT_PTR_NULL(ops->device_kernels(params, "vulkan"));
+    int built = access(HC_PLUGIN_BUILD_DIR "/kernels/hc-qrtn-cuda.so", R_OK) == 0;
+    const hc_quant_cuda_kernels *k = ops->device_kernels(params, "cuda");
+    if (built) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+        CU_ASSERT_EQUAL(k->abi, HC_QUANT_CUDA_ABI);
+        CU_ASSERT_EQUAL(k->max_fused_tokens, HC_QRTN_CU_MAX_TOK);
+        CU_ASSERT(k->gemv && k->dequant_rows && k->check);
+        CU_ASSERT_EQUAL(k->check(params, 576, 1536), 0);
+        CU_ASSERT_NOT_EQUAL(k->check(params, 576, 100), 0); /* not a multiple of 32 */
+        CU_ASSERT_PTR_EQUAL(ops->device_kernels(params, "cuda"), k); /* loaded once */
+    } else {
+        printf("(%s not built: checking the refusal)\n", HC_PLUGIN_BUILD_DIR "/kernels/hc-qrtn-cuda.so");
+        CU_ASSERT_PTR_NULL(k);
+        CU_ASSERT(strstr(hc_last_error(), "could not be loaded") != NULL);
+    }
+    ops->free_params(params);
+    hc_registry_free(reg);
+}
+
+static void test_plugin_hook(void)
+{
+    check_plugin_hook(HC_PLUGIN_BUILD_DIR "/hc-quant-rtn.so", "rtn");
+    check_plugin_hook(HC_PLUGIN_BUILD_DIR "/hc-quant-gptq.so", "gptq");
+}
+
+int main(void)
+{
+    static const hc_test_case cases[] = {
+        { "row geometry: bytes, units, groups", test_row_geometry },
+        { "every code and element equals the reference's (2/3/4/8 bits, groups 32/64/128, short last groups)",
+          test_codes_and_elements },
+        { "a warp's lanes cover a unit's columns once", test_lane_codes_cover_units },
+        { "the code's float form", test_code_float },
+        { "gemv grid: split-K warps, shuffles, 1..8 tokens", test_gemv_grid },
+        { "gemv geometry fills the GPU for small outputs", test_gemv_split },
+        { "dequant_rows grid: f32 and f16, by ids and range", test_dequant_rows_grid },
+        { "rtn and gptq give their CUDA kernels through device_kernels", test_plugin_hook },
+        { NULL, NULL },
+    };
+    return hc_test_run("qrtn_cuda_cpu", cases);
+}
