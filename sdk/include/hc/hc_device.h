@@ -89,6 +89,9 @@ typedef struct hc_device_ops {
     /* runs fn(ctx, ith, nth) on each of the device's threads and returns when all are done; only
        for devices whose memory is host memory (the cpu device): host code on the device's cores */
     hc_status (*host_parallel)(hc_device *d, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+    /* out[i] = gelu(gate[i]) * up[i], GELU's tanh form 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))):
+       gemma's gated FFN; a device without it cannot run those models (ABI 4) */
+    hc_status (*geglu)(hc_device *d, const float *gate, const float *up, float *out, size_t n);
 } hc_device_ops;
 
 struct hc_device {
