@@ -7,12 +7,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "compress.h"
 #include "context.h"
 #include "device_cpu.h"
 #include "geglu.h"
 #include "gguf.h"
 #include "hc/hc_cpu.h"
 #include "model_load.h"
+#include "registry.h"
 #include "synth.h"
 #include "test_util.h"
 #include "tokenizer.h"
@@ -186,12 +188,13 @@ static void ref_forward(ref_model *r, int token, int pos, float *logits)
 
 static char model_path[600];
 
-/* A small gemma3: 4 layers (layer 2 global with period 3), head width 24 (not dim / heads). */
-static void synth_gemma3(int window, int period, hc_dtype type, const char *name)
+/* A small gemma3: 4 layers, 2 heads of head_dim (24: not dim / heads; 32 where rows must be multiples
+ * of 32), a window and a period (period 3: layer 2 global). */
+static void synth_gemma3(int window, int period, hc_dtype type, int head_dim, const char *name)
 {
     snprintf(model_path, sizeof model_path, "%s", hc_test_tmp(name));
     hc_synth_opts o = { .arch = "gemma3", .output = model_path, .dim = 64, .n_layer = 4, .n_head = 2, .n_head_kv = 1,
-                        .head_dim = type == HC_Q8_0 ? 32 : 24, .ffn_dim = 96, .n_vocab = 300, .seed = 21, .type = type,
+                        .head_dim = head_dim, .ffn_dim = 96, .n_vocab = 300, .seed = 21, .type = type,
                         .norm_noise = 0.2f, .n_swa = window, .swa_period = period };
     HC_ASSERT_OK(hc_synth(&o));
 }
@@ -264,7 +267,7 @@ static void compare_with_reference(const char *path, int n_prompt, int n_gen, in
 
 static void test_config_from_keys(void)
 {
-    synth_gemma3(5, 3, HC_F32, "facts.gguf");
+    synth_gemma3(5, 3, HC_F32, 24, "facts.gguf");
     hc_model *m;
     hc_model_load_opts lo = { 0 };
     HC_ASSERT_OK(hc_model_load(model_path, &lo, &m));
@@ -294,7 +297,7 @@ static void test_config_from_keys(void)
  * over 40 positions; global layers keep all 64. */
 static void test_matches_reference_window(void)
 {
-    synth_gemma3(5, 3, HC_F32, "w5.gguf");
+    synth_gemma3(5, 3, HC_F32, 24, "w5.gguf");
     compare_with_reference(model_path, 24, 16, 64, 4, HC_KV_F32, 2e-4);
     compare_with_reference(model_path, 30, 10, 64, 16, HC_KV_F32, 2e-4);  /* batches crossing the window */
     compare_with_reference(model_path, 1, 40, 64, 8, HC_KV_F32, 2e-4);    /* decode only */
@@ -303,16 +306,16 @@ static void test_matches_reference_window(void)
 /* The window larger than the context: no moving, every layer as global ones, the default period 6. */
 static void test_matches_reference_wide_window(void)
 {
-    synth_gemma3(512, 0, HC_F32, "w512.gguf");
+    synth_gemma3(512, 0, HC_F32, 24, "w512.gguf");
     compare_with_reference(model_path, 12, 6, 32, 8, HC_KV_F32, 2e-4);
 }
 
 /* An f16 KV cache and q8_0 weights: close to the reference (its f32 values), not equal. */
 static void test_f16_cache_and_q8_0(void)
 {
-    synth_gemma3(6, 2, HC_F32, "f16kv.gguf");
+    synth_gemma3(6, 2, HC_F32, 24, "f16kv.gguf");
     compare_with_reference(model_path, 20, 12, 48, 8, HC_KV_F16, 0.05);
-    synth_gemma3(6, 2, HC_Q8_0, "q8.gguf");
+    synth_gemma3(6, 2, HC_Q8_0, 32, "q8.gguf");
     compare_with_reference(model_path, 20, 12, 48, 8, HC_KV_F32, 0.5);
 }
 
@@ -333,7 +336,7 @@ static float *last_logits(runner *rn, const int32_t *t, int n)
  * the same and changes those of position 4 * 3. The local layers keep 2W + n_batch rows. */
 static void test_window_honoured(void)
 {
-    synth_gemma3(4, 100, HC_F32, "all_local.gguf");
+    synth_gemma3(4, 100, HC_F32, 24, "all_local.gguf");
     runner rn;
     runner_open(&rn, model_path, 64, 8, HC_KV_F32);
     for (int l = 0; l < 4; l++) {
@@ -366,7 +369,7 @@ static void test_window_honoured(void)
 /* Going back is allowed while the local layers still hold the window of the new position. */
 static void test_truncate(void)
 {
-    synth_gemma3(4, 2, HC_F32, "trunc.gguf");
+    synth_gemma3(4, 2, HC_F32, 24, "trunc.gguf");
     runner rn;
     runner_open(&rn, model_path, 64, 4, HC_KV_F32);
     CU_ASSERT_EQUAL(rn.c->kv_rows[0], 2 * 4 + 4);
@@ -425,6 +428,90 @@ static void test_geglu_kernels(void)
     memcpy(got, g, sizeof got); /* in place over gate */
     hc_cpu_geglu(got, u, got, N);
     for (int i = 0; i < N; i++) CU_ASSERT_DOUBLE_EQUAL(got[i], want[i], 1e-6 * (1e-6 + fabs((double)g[i] * u[i])));
+}
+
+/* ---------------- compression ---------------- */
+
+/* Logits of 24 tokens (batches of 4: the window-5 layers' rows move) with an optional scheduler
+ * driving the branches; the backbone dequantized to f32 so its matmuls add no error of their own. */
+static float *compressed_logits(const char *path, const hc_registry *reg, const char *sched)
+{
+    hc_device *dev;
+    hc_device_config dc = { .n_threads = 1 };
+    HC_ASSERT_OK(hc_cpu_device_create(&dc, &dev));
+    hc_model *m;
+    hc_model_load_opts lo = { .registry = reg, .to_f32 = 1 };
+    HC_ASSERT_OK(hc_model_load(path, &lo, &m));
+    hc_context_params cp = { .n_ctx = 64, .n_batch = 4, .host_threads = 1, .sched_name = sched, .registry = reg };
+    if (sched) {
+        cp.comp = hc_registry_find(reg, HC_PLUGIN_COMP, "host")->desc->ops;
+        cp.sched = hc_registry_find(reg, HC_PLUGIN_SCHED, sched)->desc->ops;
+    }
+    hc_context *c;
+    HC_ASSERT_OK(hc_context_create(m, dev, &cp, &c));
+    int32_t t[24];
+    random_tokens(t, 24, 300, 11);
+    float *out = malloc((size_t)24 * 300 * sizeof *out);
+    const float *lg;
+    for (int t0 = 0; t0 < 24; t0 += 4) {
+        HC_ASSERT_OK(hc_decode(c, t + t0, 4, 1, &lg));
+        memcpy(out + (size_t)t0 * 300, lg, (size_t)4 * 300 * sizeof *lg);
+    }
+    hc_context_free(c);
+    hc_model_free(m);
+    dev->ops->destroy(dev);
+    return out;
+}
+
+/* W3 + full-rank f32 branches reproduce every layer's residual: with its branches the compressed
+ * model gives the source's logits (serial and async schedulers), without them it does not; the file
+ * keeps gemma3's keys, post norms and tied head. */
+static void test_compress_full_rank_restores(void)
+{
+    hc_registry *reg;
+    HC_ASSERT_OK(hc_registry_create(&reg));
+    HC_ASSERT_OK(hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR));
+    if (!hc_registry_find(reg, HC_PLUGIN_QUANT, "rtn") || !hc_registry_find(reg, HC_PLUGIN_COMP, "host")) {
+        printf("\n  SKIP compress: the rtn and host plugins are not built in %s\n", HC_PLUGIN_BUILD_DIR);
+        hc_registry_free(reg);
+        return;
+    }
+    synth_gemma3(5, 3, HC_F32, 32, "csrc.gguf");
+    char src[600], out[600];
+    snprintf(src, sizeof src, "%s", model_path);
+    snprintf(out, sizeof out, "%s", hc_test_tmp("cw3.gguf"));
+    hc_compress_opts co = { .input = src, .output = out, .quant = "rtn:bits=3,group=32", .rank = 96, .branch_dtype = HC_F32,
+                            .threads = 2, .registry = reg };
+    hc_compress_report rep;
+    HC_ASSERT_OK(hc_compress(&co, &rep));
+    CU_ASSERT_EQUAL(rep.n_linear, 4 * 7);
+    CU_ASSERT_EQUAL(rep.n_branches, 4 * 7);
+    hc_model *m;
+    hc_model_load_opts lo = { .registry = reg };
+    HC_ASSERT_OK(hc_model_load(out, &lo, &m));
+    CU_ASSERT_STRING_EQUAL(m->cfg.arch, "gemma3");
+    CU_ASSERT_EQUAL(m->cfg.n_swa, 5);
+    CU_ASSERT_TRUE(m->cfg.tied_output);
+    CU_ASSERT_EQUAL(m->layers[2].swa, 0);
+    CU_ASSERT_PTR_NOT_NULL(m->layers[3].ffn_post_norm.data);
+    CU_ASSERT_EQUAL(m->layers[0].proj[HC_PROJ_Q].dtype, HC_PACKED);
+    hc_model_free(m);
+    float *ref = compressed_logits(src, reg, NULL), *bare = compressed_logits(out, reg, NULL);
+    double without = 0;
+    for (int i = 0; i < 24 * 300; i++) without = fmax(without, fabs((double)ref[i] - bare[i]));
+    CU_ASSERT(without > 1e-2);
+    static const char *const scheds[2] = { "serial", "async" };
+    for (int k = 0; k < 2; k++) {
+        float *got = compressed_logits(out, reg, scheds[k]);
+        double with = 0;
+        for (int i = 0; i < 24 * 300; i++) with = fmax(with, fabs((double)ref[i] - got[i]));
+        if (with > 2e-3) fprintf(stderr, "  %s: %.3g (without branches %.3g)\n", scheds[k], with, without);
+        CU_ASSERT(with < 2e-3);
+        free(got);
+    }
+    free(ref);
+    free(bare);
+    hc_registry_free(reg);
 }
 
 static void test_synth_refuses(void)
@@ -518,6 +605,7 @@ int main(void)
         { "truncate within and past what the window layers keep", test_truncate },
         { "geglu: avx2 = reference", test_geglu_kernels },
         { "synth refuses gemma3-only options elsewhere", test_synth_refuses },
+        { "compress: full-rank branches restore the source", test_compress_full_rank_restores },
         { "real Gemma 3 270M: config and tokens (skips when absent)", test_real_model },
         { NULL, NULL },
     };
