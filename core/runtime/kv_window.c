@@ -13,8 +13,6 @@ int hc_kv_layer_window(const hc_context *c, int layer)
     return m->cfg.n_swa > 0 && m->layers[layer].swa ? m->cfg.n_swa : 0;
 }
 
-int hc_kv_layer_rows(const hc_context *c, int layer) { return c->kv_rows[layer]; }
-
 hc_status hc_kv_layout_create(hc_context *c, size_t *total_rows)
 {
     int n_layer = c->model->cfg.n_layer;

@@ -16,9 +16,8 @@
 hc_status hc_kv_layout_create(hc_context *c, size_t *total_rows);
 void hc_kv_layout_free(hc_context *c);
 
-/* Rows a layer keeps, and 1 when the layer attends within a sliding window. */
-int hc_kv_layer_rows(const hc_context *c, int layer);
-int hc_kv_layer_window(const hc_context *c, int layer);   /* the window W, 0: global */
+/* The sliding window W of a layer, 0 when it attends globally. */
+int hc_kv_layer_window(const hc_context *c, int layer);
 
 /* Byte offset in k_cache / v_cache of position pos of a layer (pos must be held). */
 size_t hc_kv_offset(const hc_context *c, int layer, int pos);
