@@ -265,6 +265,25 @@ static void compare_with_reference(const char *path, int n_prompt, int n_gen, in
     runner_close(&rn);
 }
 
+/* A copy of the model file with one more key: an f32 (n 0) or an array of n bools. */
+static void copy_with_key(const char *from, const char *to, const char *key, float value, const uint8_t *bools, int n)
+{
+    hc_gguf *g;
+    HC_ASSERT_OK(hc_gguf_open(from, &g));
+    hc_gguf_writer *w;
+    HC_ASSERT_OK(hc_gguf_writer_create(&w));
+    HC_ASSERT_OK(hc_gguf_copy_kv(w, g, NULL, NULL));
+    if (n) HC_ASSERT_OK(hc_gguf_set_arr(w, key, HC_GGUF_BOOL, bools, (uint64_t)n));
+    else HC_ASSERT_OK(hc_gguf_set_f32(w, key, value));
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const hc_gguf_tensor *t = &g->tensors[i];
+        HC_ASSERT_OK(hc_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes));
+    }
+    HC_ASSERT_OK(hc_gguf_writer_write(w, to));
+    hc_gguf_writer_free(w);
+    hc_gguf_close(g);
+}
+
 static void test_config_from_keys(void)
 {
     synth_gemma3(5, 3, HC_F32, 24, "facts.gguf");
@@ -291,6 +310,18 @@ static void test_config_from_keys(void)
         CU_ASSERT_EQUAL(m->layers[l].attn_q_norm.ne[0], 24);
     }
     hc_model_free(m);
+    /* the pattern as one bool per layer (llama.cpp's other form) */
+    const uint8_t local[4] = { 0, 1, 1, 0 };
+    char bools[600];
+    snprintf(bools, sizeof bools, "%s", hc_test_tmp("bools.gguf"));
+    copy_with_key(model_path, bools, "gemma3.attention.sliding_window_pattern", 0, local, 4);
+    HC_ASSERT_OK(hc_model_load(bools, &lo, &m));
+    for (int l = 0; l < 4; l++) CU_ASSERT_EQUAL(m->layers[l].swa, local[l]);
+    hc_model_free(m);
+    copy_with_key(model_path, bools, "gemma3.attention.sliding_window_pattern", 0, local, 3);
+    m = NULL;
+    CU_ASSERT_EQUAL(hc_model_load(bools, &lo, &m), HC_E_FORMAT); /* 3 entries for 4 layers */
+    CU_ASSERT_PTR_NULL(m);
 }
 
 /* Windows of 5 with batches of 4: local layers keep 2*5+4 = 14 rows and move them four times
@@ -428,6 +459,38 @@ static void test_geglu_kernels(void)
     memcpy(got, g, sizeof got); /* in place over gate */
     hc_cpu_geglu(got, u, got, N);
     for (int i = 0; i < N; i++) CU_ASSERT_DOUBLE_EQUAL(got[i], want[i], 1e-6 * (1e-6 + fabs((double)g[i] * u[i])));
+}
+
+/* gemma3.final_logit_softcapping c: logits = c tanh(logits / c); gemma3.attention.scale replaces
+ * 1/sqrt(head_dim) (a scale of 0.5 / sqrt(24) is not the default: the logits change). */
+static void test_softcap_and_scale_keys(void)
+{
+    synth_gemma3(5, 3, HC_F32, 24, "plain.gguf");
+    char plain[600], capped[600], scaled[600];
+    snprintf(plain, sizeof plain, "%s", model_path);
+    snprintf(capped, sizeof capped, "%s", hc_test_tmp("capped.gguf"));
+    snprintf(scaled, sizeof scaled, "%s", hc_test_tmp("scaled.gguf"));
+    copy_with_key(plain, capped, "gemma3.final_logit_softcapping", 3.0f, NULL, 0);
+    copy_with_key(plain, scaled, "gemma3.attention.scale", 0.5f / sqrtf(24.0f), NULL, 0);
+    int32_t t[12];
+    random_tokens(t, 12, 300, 13);
+    float out[3][300];
+    const char *paths[3] = { plain, capped, scaled };
+    for (int k = 0; k < 3; k++) {
+        runner rn;
+        runner_open(&rn, paths[k], 32, 4, HC_KV_F32);
+        const float *lg;
+        HC_ASSERT_OK(hc_decode(rn.c, t, 12, 0, &lg));
+        memcpy(out[k], lg, sizeof out[k]);
+        if (k == 1) CU_ASSERT_DOUBLE_EQUAL(rn.m->cfg.logit_softcap, 3.0, 0);
+        runner_close(&rn);
+    }
+    double changed = 0;
+    for (int i = 0; i < 300; i++) {
+        CU_ASSERT_DOUBLE_EQUAL(out[1][i], 3.0 * tanh(out[0][i] / 3.0), 1e-5);
+        changed = fmax(changed, fabs((double)out[2][i] - out[0][i]));
+    }
+    CU_ASSERT(changed > 1e-3);
 }
 
 /* ---------------- compression ---------------- */
@@ -604,6 +667,7 @@ int main(void)
         { "the sliding window is honoured (all-local model)", test_window_honoured },
         { "truncate within and past what the window layers keep", test_truncate },
         { "geglu: avx2 = reference", test_geglu_kernels },
+        { "final logit soft-capping and attention scale from their keys", test_softcap_and_scale_keys },
         { "synth refuses gemma3-only options elsewhere", test_synth_refuses },
         { "compress: full-rank branches restore the source", test_compress_full_rank_restores },
         { "real Gemma 3 270M: config and tokens (skips when absent)", test_real_model },
