@@ -331,7 +331,9 @@ hc_status hc_synth(const hc_synth_opts *in)
     if ((st = hc_gguf_writer_create(&s.w)) != HC_OK) return st;
     st = add_metadata(&s);
     if (st == HC_OK) {
-        add_random(&s, "token_embd.weight", o.type, 2, o.dim, o.n_vocab, 1, 0.0f, 1.0f);
+        /* gemma3 scales embeddings by sqrt(dim) and its head is the embedding: N(0, 1/dim) keeps both at unit scale */
+        float emb_std = hc_arch_is_gemma3(o.arch) ? 1.0f / sqrtf((float)o.dim) : 1.0f;
+        add_random(&s, "token_embd.weight", o.type, 2, o.dim, o.n_vocab, 1, 0.0f, emb_std);
         for (int l = 0; l < o.n_layer; l++) add_layer(&s, l);
         add_norm(&s, "output_norm.weight", o.dim);
         if (!hc_arch_is_gemma3(o.arch)) add_matrix(&s, "output.weight", o.dim, o.n_vocab, 1, o.type); /* gemma3: tied */

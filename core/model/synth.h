@@ -34,7 +34,9 @@ typedef struct hc_synth_opts {
 hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *out);
 
 /* Writes the model. Weights are N(0, 1/in) per matrix (so activations keep their scale through the
- * layers), the embedding N(0, 1), norms 1; each tensor's numbers depend only on seed and its name. */
+ * layers), the embedding N(0, 1) (gemma3: N(0, 1/dim), which its sqrt(dim) scale brings to 1, and
+ * its tied head then gives logits of unit scale), norms 1; each tensor's numbers depend only on
+ * seed and its name. */
 hc_status hc_synth(const hc_synth_opts *o);
 
 #endif
