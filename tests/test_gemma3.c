@@ -324,8 +324,8 @@ static void test_config_from_keys(void)
     CU_ASSERT_PTR_NULL(m);
 }
 
-/* Windows of 5 with batches of 4: local layers keep 2*5+4 = 14 rows and move them four times
- * over 40 positions; global layers keep all 64. */
+/* Windows of 5 with batches of 4: local layers keep 5-1+4 = 8 rows and move them every few
+ * positions; global layers keep all 64. */
 static void test_matches_reference_window(void)
 {
     synth_gemma3(5, 3, HC_F32, 24, "w5.gguf");
@@ -364,7 +364,7 @@ static float *last_logits(runner *rn, const int32_t *t, int n)
 
 /* Every layer local (period larger than the layers): a token sees at most n_layer * (W - 1)
  * positions back, so changing the first token leaves the logits of position 4 * 3 + 1 bit for bit
- * the same and changes those of position 4 * 3. The local layers keep 2W + n_batch rows. */
+ * the same and changes those of position 4 * 3. The local layers keep W - 1 + n_batch rows. */
 static void test_window_honoured(void)
 {
     synth_gemma3(4, 100, HC_F32, 24, "all_local.gguf");
@@ -372,7 +372,7 @@ static void test_window_honoured(void)
     runner_open(&rn, model_path, 64, 8, HC_KV_F32);
     for (int l = 0; l < 4; l++) {
         CU_ASSERT_EQUAL(rn.m->layers[l].swa, 1);
-        CU_ASSERT_EQUAL(rn.c->kv_rows[l], 2 * 4 + 8);
+        CU_ASSERT_EQUAL(rn.c->kv_rows[l], 4 - 1 + 8);
     }
     int32_t a[20], b[20];
     random_tokens(a, 20, 300, 3);
@@ -388,7 +388,7 @@ static void test_window_honoured(void)
     lb = last_logits(&rn, b, reach + 2);
     CU_ASSERT_EQUAL(memcmp(la, lb, 300 * sizeof *la), 0);
     free(la), free(lb);
-    /* and past the rows the local layers keep (16): the cache has moved and still agrees */
+    /* and past the rows the local layers keep (11): the cache has moved and still agrees */
     la = last_logits(&rn, a, 20);
     lb = last_logits(&rn, b, 20);
     CU_ASSERT_EQUAL(memcmp(la, lb, 300 * sizeof *la), 0);
@@ -403,25 +403,29 @@ static void test_truncate(void)
     synth_gemma3(4, 2, HC_F32, 24, "trunc.gguf");
     runner rn;
     runner_open(&rn, model_path, 64, 4, HC_KV_F32);
-    CU_ASSERT_EQUAL(rn.c->kv_rows[0], 2 * 4 + 4);
+    CU_ASSERT_EQUAL(rn.c->kv_rows[0], 4 - 1 + 4);
     CU_ASSERT_EQUAL(rn.c->kv_rows[1], 64); /* layer 1 is global */
     int32_t t[40];
     random_tokens(t, 40, 300, 5);
     const float *logits;
-    HC_ASSERT_OK(hc_decode(rn.c, t, 10, 0, &logits));
-    HC_ASSERT_OK(hc_context_truncate(rn.c, 6)); /* nothing moved yet */
-    HC_ASSERT_OK(hc_decode(rn.c, t + 6, 4, 0, &logits));
-    float first[300];
-    memcpy(first, logits, sizeof first);
-    HC_ASSERT_OK(hc_decode(rn.c, t + 10, 30, 0, &logits)); /* 40 positions: the local rows (12) moved */
+    HC_ASSERT_OK(hc_decode(rn.c, t, 6, 0, &logits));
+    CU_ASSERT_EQUAL(rn.c->kv_first[0], 0);
+    HC_ASSERT_OK(hc_context_truncate(rn.c, 3)); /* nothing moved yet */
+    HC_ASSERT_OK(hc_decode(rn.c, t + 3, 3, 0, &logits));
+    float first[300], last[300];
+    memcpy(first, logits, sizeof first); /* position 5 */
+    HC_ASSERT_OK(hc_decode(rn.c, t + 6, 34, 0, &logits)); /* 40 positions: the local rows (7) moved */
+    memcpy(last, logits, sizeof last);    /* position 39 */
     int kept_from = rn.c->kv_first[0];
     CU_ASSERT(kept_from > 0);
     CU_ASSERT_EQUAL(hc_context_truncate(rn.c, kept_from + 1), HC_E_STATE); /* its window starts before kept_from */
     CU_ASSERT(strstr(hc_last_error(), "sliding window") != NULL);
-    HC_ASSERT_OK(hc_context_truncate(rn.c, 38));
+    HC_ASSERT_OK(hc_context_truncate(rn.c, 38)); /* its window (35..38) is still held */
     HC_ASSERT_OK(hc_decode(rn.c, t + 38, 2, 0, &logits));
+    for (int i = 0; i < 300; i++) CU_ASSERT_DOUBLE_EQUAL(last[i], logits[i], 1e-4);
     hc_context_reset(rn.c); /* from scratch: the logits of the first time (other batches: rounding) */
-    HC_ASSERT_OK(hc_decode(rn.c, t, 10, 0, &logits));
+    CU_ASSERT_EQUAL(rn.c->kv_first[0], 0);
+    HC_ASSERT_OK(hc_decode(rn.c, t, 6, 0, &logits));
     for (int i = 0; i < 300; i++) CU_ASSERT_DOUBLE_EQUAL(first[i], logits[i], 1e-4);
     runner_close(&rn);
 }

@@ -23,7 +23,7 @@ hc_status hc_kv_layout_create(hc_context *c, size_t *total_rows)
     size_t rows = 0;
     for (int l = 0; l < n_layer; l++) {
         long w = hc_kv_layer_window(c, l), keep = c->n_ctx;
-        if (w > 0 && 2 * w + c->n_batch < keep) keep = 2 * w + c->n_batch;
+        if (w > 0 && w - 1 + c->n_batch < keep) keep = w - 1 + c->n_batch; /* a window and one batch */
         c->kv_rows[l] = (int)keep;
         c->kv_off[l] = rows * kv_dim(c) * elem_bytes(c);
         rows += (size_t)keep;

@@ -2,10 +2,11 @@
  * keeping only what their window can still see, and attention that honours each layer's window.
  *
  * A global layer keeps n_ctx rows, row r holding position r. A sliding-window layer (window W)
- * keeps min(n_ctx, 2 W + n_batch) rows, row r holding position kv_first[l] + r; before a batch
- * would run past its last row, the W - 1 newest positions move to the front (hc_kv_slide), so a
- * window is always contiguous and the cost of the move is about one row per token. A token at
- * position p of such a layer sees positions max(0, p - W + 1) .. p (llama.cpp's standard SWA mask). */
+ * keeps min(n_ctx, W - 1 + n_batch) rows -- the window of the batch's first token and the batch --,
+ * row r holding position kv_first[l] + r; before a batch would run past its last row, the W - 1
+ * newest positions move to the front (hc_kv_slide), so a window is always contiguous: decoding
+ * moves W - 1 rows every n_batch tokens. A token at position p of such a layer sees positions
+ * max(0, p - W + 1) .. p (llama.cpp's standard SWA mask). */
 #ifndef HC_KV_WINDOW_H
 #define HC_KV_WINDOW_H
 
