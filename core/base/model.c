@@ -44,6 +44,8 @@ void hc_model_for_each_tensor(hc_model *m, void (*fn)(hc_tensor *t, void *ctx), 
         }
         if (L->attn_q_norm.data) fn(&L->attn_q_norm, ctx);
         if (L->attn_k_norm.data) fn(&L->attn_k_norm, ctx);
+        if (L->attn_post_norm.data) fn(&L->attn_post_norm, ctx);
+        if (L->ffn_post_norm.data) fn(&L->ffn_post_norm, ctx);
         if (L->moe.router.data) fn(&L->moe.router, ctx);
         for (int k = 0; k < HC_EXP_COUNT; k++)
             if (L->moe.exps[k].data) fn(&L->moe.exps[k], ctx);

@@ -10,6 +10,12 @@
 
 struct hc_gguf;
 
+/* Activation of a gated FFN: out = act(gate) * up. */
+typedef enum hc_ffn_act {
+    HC_ACT_SILU = 0,        /* SwiGLU: llama, qwen, ... */
+    HC_ACT_GELU_TANH = 1    /* GeGLU with GELU's tanh approximation: gemma */
+} hc_ffn_act;
+
 typedef struct hc_model_config {
     char arch[32];          /* "llama" (GGUF general.architecture, or "llama2c") */
     int n_layer;
@@ -29,6 +35,14 @@ typedef struct hc_model_config {
     int expert_ffn_dim;     /* hidden width of one expert (<arch>.expert_feed_forward_length) */
     int shexp_ffn_dim;      /* hidden width of the shared expert, 0: none (qwen2moe) */
     int norm_topk_prob;     /* renormalise the k routing weights to sum 1 (qwen3moe: yes, qwen2moe: no) */
+    /* gemma3 (model_gemma3.c); 0 for the other architectures, which then behave as before */
+    float embd_scale;       /* token embeddings are multiplied by this (gemma: sqrt(dim)); 0: not scaled */
+    float attn_scale;       /* attention's query scale; 0: 1/sqrt(head_dim) */
+    float logit_softcap;    /* > 0: logits = cap * tanh(logits / cap) (<arch>.final_logit_softcapping) */
+    int n_swa;              /* sliding window of the layers with hc_layer.swa set: a token sees itself
+                               and the n_swa - 1 before it; 0: every layer attends globally */
+    float rope_theta_swa;   /* RoPE base of the sliding-window layers */
+    hc_ffn_act ffn_act;     /* the gated FFN's activation: SiLU (SwiGLU) or tanh GELU (GeGLU) */
 } hc_model_config;
 
 /* The linear projections of a decoder layer, in a fixed order (stage names use these). */
@@ -59,6 +73,9 @@ typedef struct hc_layer {
     /* projections a layer lacks have data NULL: a MoE layer has no dense ffn_gate/up/down */
     hc_tensor attn_q_norm, attn_k_norm; /* qwen3: per-head RMS norm weights [head_dim]; data NULL when none */
     hc_moe_layer moe;                   /* cfg.n_expert > 0 */
+    hc_tensor attn_post_norm, ffn_post_norm; /* gemma3: RMS norms of the attention and FFN outputs
+                                                before their residual adds; data NULL when none */
+    int swa;                            /* 1: this layer attends within cfg.n_swa (gemma3's local layers) */
 } hc_layer;
 
 /* The hcinfer file format (hc.format_version) this build writes and reads back: 1 stored a branch's

@@ -76,6 +76,8 @@ static int kind_of(const char *stage_name)
     if (!strcmp(k, "output_norm") || !strcmp(k, "ffn_residual")) return !strcmp(k, "output_norm") ? 15 : 9;
     if (!strcmp(k, "ffn_residual_shexp")) return 9;
     if (!strcmp(k, "attn_q_norm") || !strcmp(k, "attn_k_norm")) return 16;
+    if (!strcmp(k, "post_attention_norm")) return 1; /* gemma3's post norms: with the layer's norms */
+    if (!strcmp(k, "post_ffw_norm")) return 10;
     for (int i = 0; i < N_KINDS; i++)
         if (!strcmp(k, kinds[i])) return i;
     return -1;

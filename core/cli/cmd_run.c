@@ -73,6 +73,7 @@ static hc_status prompt_tokens(const run_opts *o, const hc_session *s, int32_t *
         const char *tmpl = NULL;
         if (s->model->gguf) hc_gguf_get_str(s->model->gguf, "tokenizer.chat_template", &tmpl);
         hc_clear_error();
+        if (!tmpl) tmpl = hc_chat_default_template(s->tok);
         hc_chat_message msgs[2];
         int nm = 0;
         if (o->system) msgs[nm++] = (hc_chat_message){ "system", o->system };

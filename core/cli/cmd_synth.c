@@ -1,5 +1,5 @@
-/* cmd_synth.c: `hcinfer synth`: writes a model with random weights (dense llama/qwen3 or mixture of
- * experts qwen2moe/qwen3moe) and a small byte-level vocabulary, for tests and benchmarks. */
+/* cmd_synth.c: `hcinfer synth`: writes a model with random weights (dense llama/qwen3/gemma3 or mixture
+ * of experts qwen2moe/qwen3moe/olmoe) and a small byte-level vocabulary, for tests and benchmarks. */
 #include <stdio.h>
 #include <string.h>
 
@@ -12,12 +12,15 @@ static const char synth_help[] =
     "Writes a GGUF model with random weights, GGUF's tensor names and metadata for the architecture,\n"
     "and a byte-level SentencePiece vocabulary (<unk> <s> </s>, <0x00>..<0xFF>, letter pieces), so that\n"
     "hcinfer run, compress and bench work on it. Weights are N(0, 1/in), norms 1.\n"
-    "  --arch ARCH            llama, qwen3 (q/k norms), qwen2moe (shared expert), qwen3moe, olmoe; llama with\n"
-    "                         --experts is Mixtral-style\n"
+    "  --arch ARCH            llama, qwen3 (q/k norms), gemma3 (post norms, GeGLU, tied head, sliding-window\n"
+    "                         layers), qwen2moe (shared expert), qwen3moe, olmoe; llama with --experts is\n"
+    "                         Mixtral-style\n"
     "  --dim N                embedding width\n"
     "  --layers N             decoder layers\n"
     "  --heads N              attention heads (default dim/64); --kv-heads N (default: heads)\n"
-    "  --ffn N                dense FFN width (default 4*dim)\n"
+    "  --ffn N                dense FFN width (default 4*dim)\n"    "  --head-dim N           gemma3: width of a head (default dim/heads)\n"
+    "  --window N             gemma3: sliding window of the local layers (default 512)\n"
+    "  --swa-period P         gemma3: every P-th layer is global, the others local (default 6)\n"
     "  --experts E            routed experts per layer; --top-k K experts per token (default 2)\n"
     "  --expert-ffn N         width of one expert (default ffn/top-k)\n"
     "  --shared-experts S     qwen2moe: shared expert of S expert widths (default 1)\n"
@@ -44,6 +47,9 @@ int hc_cmd_synth(int argc, char **argv)
         else if (hc_arg_is(&a, "--heads", NULL)) st = hc_arg_int(&a, 1, 1024, &o.n_head);
         else if (hc_arg_is(&a, "--kv-heads", NULL)) st = hc_arg_int(&a, 1, 1024, &o.n_head_kv);
         else if (hc_arg_is(&a, "--ffn", NULL)) st = hc_arg_int(&a, 1, 1 << 20, &o.ffn_dim);
+        else if (hc_arg_is(&a, "--head-dim", NULL)) st = hc_arg_int(&a, 2, 1 << 12, &o.head_dim);
+        else if (hc_arg_is(&a, "--window", NULL)) st = hc_arg_int(&a, 1, 1 << 24, &o.n_swa);
+        else if (hc_arg_is(&a, "--swa-period", NULL)) st = hc_arg_int(&a, 1, 1024, &o.swa_period);
         else if (hc_arg_is(&a, "--experts", NULL)) st = hc_arg_int(&a, 1, 4096, &o.n_expert);
         else if (hc_arg_is(&a, "--top-k", NULL)) st = hc_arg_int(&a, 1, 4096, &o.n_expert_used);
         else if (hc_arg_is(&a, "--expert-ffn", NULL)) st = hc_arg_int(&a, 1, 1 << 20, &o.expert_ffn_dim);
@@ -60,7 +66,7 @@ int hc_cmd_synth(int argc, char **argv)
             }
         } else st = hc_error(HC_E_ARG, "unknown option '%s'", argv[a.i]);
     }
-    if (st == HC_OK && !o.arch) st = hc_error(HC_E_ARG, "no architecture given (--arch llama|qwen3|qwen2moe|qwen3moe)");
+    if (st == HC_OK && !o.arch) st = hc_error(HC_E_ARG, "no architecture given (--arch llama|qwen3|gemma3|qwen2moe|qwen3moe|olmoe)");
     if (st == HC_OK && !o.dim) st = hc_error(HC_E_ARG, "no width given (--dim N)");
     if (st == HC_OK && !o.n_layer) st = hc_error(HC_E_ARG, "no layer count given (--layers N)");
     hc_synth_opts r;
@@ -72,6 +78,7 @@ int hc_cmd_synth(int argc, char **argv)
         fprintf(stderr, "%d experts (top-%d) of width %d%s, ", r.n_expert, r.n_expert_used, r.expert_ffn_dim,
                 r.n_shared_expert ? " + a shared expert" : "");
     else fprintf(stderr, "ffn %d, ", r.ffn_dim);
+    if (r.n_swa) fprintf(stderr, "head %d, window %d every layer but each %d-th, ", r.head_dim, r.n_swa, r.swa_period ? r.swa_period : 6);
     fprintf(stderr, "vocab %d, %s\n", r.n_vocab, hc_dtype_name(r.type));
     return 0;
 }

@@ -22,6 +22,7 @@ static const arch_info known_archs[] = {
     { "qwen2moe", HC_ROPE_NEOX },  /* mixture of experts with a gated shared expert (model_moe.c) */
     { "qwen3moe", HC_ROPE_NEOX },  /* mixture of experts, q/k norms */
     { "olmoe", HC_ROPE_NORM },     /* mixture of experts, q/k norms over the whole projection */
+    { "gemma3", HC_ROPE_NEOX },    /* post norms, GeGLU, sliding-window layers (model_gemma3.c) */
 };
 
 static hc_status read_config(hc_model *m, const hc_gguf *g)
@@ -33,7 +34,7 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     const arch_info *info = NULL;
     for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
         if (!strcmp(arch, known_archs[i].name)) info = &known_archs[i];
-    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe)", arch);
+    if (!info) return hc_error(HC_E_UNSUPPORTED, "architecture '%s' is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe, olmoe, gemma3)", arch);
     snprintf(c->arch, sizeof c->arch, "%s", arch);
     c->rope_mode = info->rope;
 
@@ -69,6 +70,7 @@ static hc_status read_config(hc_model *m, const hc_gguf *g)
     if (c->n_rot <= 0 || c->n_rot > c->head_dim || c->n_rot % 2)
         return hc_error(HC_E_FORMAT, "rope dimension count %d does not fit head size %d", c->n_rot, c->head_dim);
     if ((st = hc_model_read_moe_config(g, arch, c)) != HC_OK) return st;
+    if ((st = hc_model_read_gemma3_config(g, arch, c)) != HC_OK) return st;
     return hc_model_check_config(c);
 }
 
@@ -112,7 +114,7 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
         { c->dim, c->shexp_ffn_dim }, { c->dim, c->shexp_ffn_dim }, { c->shexp_ffn_dim, c->dim },
     };
     /* q/k RMS norms: qwen3 per head (head_dim weights), olmoe over the whole q and k (their widths) */
-    int olmoe = !strcmp(c->arch, "olmoe"), qk_norm = !strncmp(c->arch, "qwen3", 5) || olmoe;
+    int olmoe = !strcmp(c->arch, "olmoe"), qk_norm = !strncmp(c->arch, "qwen3", 5) || olmoe || hc_arch_is_gemma3(c->arch);
     int64_t q_norm_len = olmoe ? q_dim : c->head_dim, k_norm_len = olmoe ? kv_dim : c->head_dim;
     char name[96];
     for (int l = 0; l < c->n_layer && st == HC_OK; l++) {
@@ -137,6 +139,7 @@ static hc_status bind_weights(hc_model *m, const hc_model_load_opts *opts)
         if (st == HC_OK) st = bind(m, opts, &L->attn_k_norm, name, k_norm_len, 0, qk_norm);
         if (st == HC_OK && c->n_expert > 0) st = hc_model_bind_moe(m, opts, l, branches);
     }
+    if (st == HC_OK) st = hc_model_bind_gemma3(m, opts);
     return st;
 }
 

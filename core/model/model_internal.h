@@ -24,6 +24,10 @@ hc_status hc_model_bind_branch(hc_model *m, hc_branch *b, const char *weight_nam
  * a MoE layer's router, expert tensors, shared-expert gate and per-expert branches. */
 hc_status hc_model_read_moe_config(const hc_gguf *g, const char *arch, hc_model_config *c);
 hc_status hc_model_bind_moe(hc_model *m, const hc_model_load_opts *opts, int layer, int branches);
+/* gemma3 (model_gemma3.c): its keys into c (nothing for another arch), and each layer's post norms
+ * and sliding-window flag. */
+hc_status hc_model_read_gemma3_config(const hc_gguf *g, const char *arch, hc_model_config *c);
+hc_status hc_model_bind_gemma3(hc_model *m, const hc_model_load_opts *opts);
 /* Replaces every weight by an f32 copy the model owns. */
 hc_status hc_model_convert_f32(hc_model *m);
 

@@ -20,6 +20,8 @@ hc_status hc_model_load(const char *path, const hc_model_load_opts *opts, hc_mod
 /* 1 for the architectures whose layers are all mixtures of experts (qwen2moe, qwen3moe, olmoe);
  * llama may have experts (Mixtral) or not. */
 int hc_arch_is_moe(const char *arch);
+/* 1 for "gemma3" (model_gemma3.c). */
+int hc_arch_is_gemma3(const char *arch);
 void hc_model_free(hc_model *m);
 
 /* The llama2.c tokenizer file beside a llama2.c checkpoint: tokenizer.bin, then tok<n_vocab>.bin. */

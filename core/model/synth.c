@@ -18,8 +18,9 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     *o = *in;
     if (!o->arch) o->arch = "llama";
     const char *a = o->arch;
-    if (strcmp(a, "llama") && strcmp(a, "qwen3") && !hc_arch_is_moe(a))
-        return hc_error(HC_E_ARG, "--arch %s: not one of llama, qwen3, qwen2moe, qwen3moe, olmoe", a);
+    int gemma = hc_arch_is_gemma3(a);
+    if (strcmp(a, "llama") && strcmp(a, "qwen3") && !gemma && !hc_arch_is_moe(a))
+        return hc_error(HC_E_ARG, "--arch %s: not one of llama, qwen3, gemma3, qwen2moe, qwen3moe, olmoe", a);
     if (!o->output || !o->output[0]) return hc_error(HC_E_ARG, "no output file given (-o FILE)");
 #define RANGE(v, lo, hi, opt)                                                                               \
     if ((v) < (lo) || (v) > (hi)) return hc_error(HC_E_ARG, opt " %d is out of range (%d..%d)", (int)(v), (int)(lo), (int)(hi));
@@ -29,9 +30,17 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     if (!o->n_head_kv) o->n_head_kv = o->n_head;
     RANGE(o->n_head, 1, 1024, "--heads");
     RANGE(o->n_head_kv, 1, o->n_head, "--kv-heads");
-    if (o->dim % o->n_head) return hc_error(HC_E_ARG, "--dim %d is not a multiple of --heads %d", o->dim, o->n_head);
+    if (o->head_dim && !gemma) return hc_error(HC_E_ARG, "--head-dim: only gemma3's heads may differ from --dim / --heads");
+    if (!o->head_dim && o->dim % o->n_head) return hc_error(HC_E_ARG, "--dim %d is not a multiple of --heads %d", o->dim, o->n_head);
     if (o->n_head % o->n_head_kv) return hc_error(HC_E_ARG, "--heads %d is not a multiple of --kv-heads %d", o->n_head, o->n_head_kv);
-    if ((o->dim / o->n_head) % 2) return hc_error(HC_E_ARG, "the head size %d (--dim / --heads) must be even for rope", o->dim / o->n_head);
+    if (!o->head_dim) o->head_dim = o->dim / o->n_head;
+    RANGE(o->head_dim, 2, 1 << 12, "--head-dim");
+    if (o->head_dim % 2) return hc_error(HC_E_ARG, "the head size %d must be even for rope", o->head_dim);
+    if ((o->n_swa || o->swa_period) && !gemma) return hc_error(HC_E_ARG, "--window and --swa-period: only gemma3 has sliding-window layers");
+    if (gemma && !o->n_swa) o->n_swa = 512;
+    RANGE(o->n_swa, 0, 1 << 24, "--window");
+    RANGE(o->swa_period, 0, 1024, "--swa-period");
+    if (gemma && o->n_expert) return hc_error(HC_E_ARG, "--arch gemma3 is dense: it has no experts");
     if (!o->ffn_dim) o->ffn_dim = (4 * o->dim + 31) / 32 * 32;
     RANGE(o->ffn_dim, 1, 1 << 20, "--ffn");
     int moe = hc_arch_is_moe(a);
@@ -58,9 +67,9 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     if (o->type != HC_F32 && o->type != HC_F16 && o->type != HC_Q8_0)
         return hc_error(HC_E_ARG, "--type %s: only f32, f16 and q8_0 are written", hc_dtype_name(o->type));
     if (o->type == HC_Q8_0) {
-        const int widths[] = { o->dim, o->ffn_dim, o->expert_ffn_dim, o->n_shared_expert * o->expert_ffn_dim };
-        const char *names[] = { "--dim", "--ffn", "--expert-ffn", "the shared expert's width" };
-        for (int i = 0; i < 4; i++)
+        const int widths[] = { o->dim, o->ffn_dim, o->expert_ffn_dim, o->n_shared_expert * o->expert_ffn_dim, o->n_head * o->head_dim };
+        const char *names[] = { "--dim", "--ffn", "--expert-ffn", "the shared expert's width", "the query width (--heads x --head-dim)" };
+        for (int i = 0; i < 5; i++)
             if (widths[i] % 32)
                 return hc_error(HC_E_ARG, "--type q8_0 needs rows that are multiples of 32: %s is %d", names[i], widths[i]);
     }
@@ -159,7 +168,7 @@ static void add_norm(synth *s, const char *name, int64_t n)
 static void add_layer(synth *s, int l)
 {
     const hc_synth_opts *o = s->o;
-    int hd = o->dim / o->n_head, q = o->n_head * hd, kv = o->n_head_kv * hd;
+    int hd = o->head_dim, q = o->n_head * hd, kv = o->n_head_kv * hd, gemma = hc_arch_is_gemma3(o->arch);
     char name[96];
 #define NAME(fmt) (snprintf(name, sizeof name, "blk.%d." fmt, l), name)
     add_norm(s, NAME("attn_norm.weight"), o->dim);
@@ -171,7 +180,7 @@ static void add_layer(synth *s, int l)
         add_random(s, NAME("attn_k.bias"), HC_F32, 1, kv, 1, 1, 0.0f, 0.02f);
         add_random(s, NAME("attn_v.bias"), HC_F32, 1, kv, 1, 1, 0.0f, 0.02f);
     }
-    if (!strncmp(o->arch, "qwen3", 5)) {
+    if (!strncmp(o->arch, "qwen3", 5) || gemma) {
         add_norm(s, NAME("attn_q_norm.weight"), hd);
         add_norm(s, NAME("attn_k_norm.weight"), hd);
     } else if (!strcmp(o->arch, "olmoe")) { /* over the whole q and k */
@@ -179,11 +188,13 @@ static void add_layer(synth *s, int l)
         add_norm(s, NAME("attn_k_norm.weight"), kv);
     }
     add_matrix(s, NAME("attn_output.weight"), q, o->dim, 1, o->type);
+    if (gemma) add_norm(s, NAME("post_attention_norm.weight"), o->dim);
     add_norm(s, NAME("ffn_norm.weight"), o->dim);
     if (!o->n_expert) {
         add_matrix(s, NAME("ffn_gate.weight"), o->dim, o->ffn_dim, 1, o->type);
         add_matrix(s, NAME("ffn_up.weight"), o->dim, o->ffn_dim, 1, o->type);
         add_matrix(s, NAME("ffn_down.weight"), o->ffn_dim, o->dim, 1, o->type);
+        if (gemma) add_norm(s, NAME("post_ffw_norm.weight"), o->dim);
         return;
     }
     int E = o->n_expert, f = o->expert_ffn_dim;
@@ -273,7 +284,7 @@ static hc_status add_metadata(synth *s)
     hc_gguf_writer *w = s->w;
     const char *a = o->arch;
     char key[128], name[96];
-    int hd = o->dim / o->n_head;
+    int hd = o->head_dim;
     snprintf(name, sizeof name, "synthetic %s %dx%d%s", a, o->n_layer, o->dim, o->n_expert ? " moe" : "");
     hc_status st = hc_gguf_set_str(w, "general.architecture", a);
 #define TRY(call) if (st == HC_OK) st = (call)
@@ -292,6 +303,12 @@ static hc_status add_metadata(synth *s)
     TRY(U32("vocab_size", o->n_vocab));
     snprintf(key, sizeof key, "%s.rope.freq_base", a);
     TRY(hc_gguf_set_f32(w, key, !strcmp(a, "llama") ? 10000.0f : 1000000.0f));
+    if (hc_arch_is_gemma3(a)) { /* the window, the local layers' RoPE base; the period only when asked */
+        TRY(U32("attention.sliding_window", o->n_swa));
+        snprintf(key, sizeof key, "%s.rope.freq_base_swa", a);
+        TRY(hc_gguf_set_f32(w, key, 10000.0f));
+        if (o->swa_period) TRY(U32("attention.sliding_window_pattern", o->swa_period));
+    }
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
     TRY(hc_gguf_set_f32(w, key, !strcmp(a, "llama") ? 1e-5f : 1e-6f));
     if (o->n_expert) {
@@ -314,10 +331,12 @@ hc_status hc_synth(const hc_synth_opts *in)
     if ((st = hc_gguf_writer_create(&s.w)) != HC_OK) return st;
     st = add_metadata(&s);
     if (st == HC_OK) {
-        add_random(&s, "token_embd.weight", o.type, 2, o.dim, o.n_vocab, 1, 0.0f, 1.0f);
+        /* gemma3 scales embeddings by sqrt(dim) and its head is the embedding: N(0, 1/dim) keeps both at unit scale */
+        float emb_std = hc_arch_is_gemma3(o.arch) ? 1.0f / sqrtf((float)o.dim) : 1.0f;
+        add_random(&s, "token_embd.weight", o.type, 2, o.dim, o.n_vocab, 1, 0.0f, emb_std);
         for (int l = 0; l < o.n_layer; l++) add_layer(&s, l);
         add_norm(&s, "output_norm.weight", o.dim);
-        add_matrix(&s, "output.weight", o.dim, o.n_vocab, 1, o.type);
+        if (!hc_arch_is_gemma3(o.arch)) add_matrix(&s, "output.weight", o.dim, o.n_vocab, 1, o.type); /* gemma3: tied */
         st = s.st;
     }
     if (st == HC_OK) st = hc_gguf_writer_write(s.w, o.output);

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "host_pool.h"
+#include "kv_window.h"
 #include "moe.h"
 #include "pipeline_lua.h"
 #include "registry.h"
@@ -44,6 +45,7 @@ void hc_context_free(hc_context *c)
         if (c->stage_ev[i]) d->ops->event_destroy(d, c->stage_ev[i]);
     free(c->stage_ev);
     free(c->pos);
+    hc_kv_layout_free(c);
     free(c->stages);
     free(c->logits);
     free(c);
@@ -173,8 +175,10 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->kv_dtype = kv_dtype;
-    size_t kv = (size_t)cfg->n_layer * n_ctx * cfg->n_head_kv * cfg->head_dim * kv_elem_bytes(c);
-    st = dev->ops->alloc(dev, kv, (void **)&c->k_cache);
+    size_t kv_rows = 0;
+    st = hc_kv_layout_create(c, &kv_rows);
+    size_t kv = kv_rows * cfg->n_head_kv * cfg->head_dim * kv_elem_bytes(c);
+    if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->k_cache);
     if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->v_cache);
     for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) {
         c->width[b] = buffer_width(cfg, b);
@@ -193,6 +197,9 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
         if (p && p->pipeline) st = hc_pipeline_from_lua(m, dev, p->pipeline, &c->stages, &c->n_stages, &stage_sched, &c->script);
         else st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
     }
+    for (int i = 0; st == HC_OK && i < c->n_stages; i++)
+        if (c->stages[i].op == HC_OP_GEGLU && !dev->ops->geglu)
+            st = hc_error(HC_E_UNSUPPORTED, "device '%s' has no GeGLU (gelu-gated FFN) op, which %s needs", dev->name, cfg->arch);
     if (st == HC_OK && p && p->comp) st = attach_branches(c, p, stage_sched);
     if (st == HC_OK && !dev->host_memory && dev->ops->event_elapsed && dev->ops->event_create) { /* real stage times */
         if (!(c->stage_ev = calloc((size_t)(2 * c->n_stages), sizeof *c->stage_ev))) st = hc_error(HC_E_NOMEM, "context: out of memory");
@@ -208,13 +215,32 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     return HC_OK;
 }
 
-void hc_context_reset(hc_context *c) { c->n_past = 0; }
+void hc_context_reset(hc_context *c)
+{
+    c->n_past = 0;
+    hc_kv_reset(c);
+}
 
 hc_status hc_context_truncate(hc_context *c, int n)
 {
     if (n < 0 || n > c->n_past) return hc_error(HC_E_ARG, "cannot truncate a context of %d tokens to %d", c->n_past, n);
+    hc_status st = hc_kv_truncate(c, n);
+    if (st != HC_OK) return st;
     c->n_past = n;
     return HC_OK;
+}
+
+/* The RoPE base of a layer: a sliding-window layer may have its own (gemma3's local layers). */
+static float rope_base(const hc_context *c, int layer)
+{
+    const hc_model_config *cfg = &c->model->cfg;
+    return hc_kv_layer_window(c, layer) && cfg->rope_theta_swa > 0.0f ? cfg->rope_theta_swa : cfg->rope_theta;
+}
+
+/* logits = cap * tanh(logits / cap) (final logit soft-capping) */
+static void softcap(float *x, size_t n, float cap)
+{
+    for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
 /* Runs one stage on n rows of its buffers. */
@@ -225,11 +251,12 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
     float *in0 = s->in0 >= 0 ? c->buf[s->in0] : NULL, *in1 = s->in1 >= 0 ? c->buf[s->in1] : NULL;
     float *out = s->out >= 0 ? c->buf[s->out] : NULL;
     size_t kv_dim = (size_t)cfg->n_head_kv * cfg->head_dim;
-    size_t layer_kv = (size_t)c->n_ctx * kv_dim;
     hc_status st;
     switch (s->op) {
     case HC_OP_EMBED:
-        return d->ops->get_rows(d, s->weight, tokens, n, out);
+        st = d->ops->get_rows(d, s->weight, tokens, n, out);
+        if (st == HC_OK && cfg->embd_scale > 0.0f) st = d->ops->scale(d, out, (size_t)n * c->width[s->out], cfg->embd_scale);
+        return st;
     case HC_OP_NORM:
         return d->ops->rmsnorm(d, in0, s->weight->data, out, n, c->width[s->in0], cfg->rms_eps);
     case HC_OP_LINEAR:
@@ -237,12 +264,14 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         st = d->ops->matmul(d, s->weight, in0, out, n);
         if (st == HC_OK && s->bias) st = d->ops->add_bias(d, out, s->bias->data, n, c->width[s->out]);
         return st;
-    case HC_OP_ROPE:
-        st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
-        if (st == HC_OK) st = d->ops->rope(d, in1, n, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, cfg->rope_theta, cfg->rope_mode);
+    case HC_OP_ROPE: {
+        float theta = rope_base(c, s->layer);
+        st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, theta, cfg->rope_mode);
+        if (st == HC_OK) st = d->ops->rope(d, in1, n, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, theta, cfg->rope_mode);
         return st;
+    }
     case HC_OP_KV_STORE: { /* an f16 cache is written by the device's conversion (store_rows) */
-        size_t off = ((size_t)s->layer * layer_kv + (size_t)c->n_past * kv_dim) * kv_elem_bytes(c), count = (size_t)n * kv_dim;
+        size_t off = hc_kv_offset(c, s->layer, c->n_past), count = (size_t)n * kv_dim;
         char *k = (char *)c->k_cache + off, *v = (char *)c->v_cache + off;
         if (c->kv_dtype != HC_F32) {
             st = d->ops->store_rows(d, k, c->kv_dtype, in0, count);
@@ -251,17 +280,12 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         st = d->ops->copy(d, k, in0, count * sizeof(float));
         return st == HC_OK ? d->ops->copy(d, v, in1, count * sizeof(float)) : st;
     }
-    case HC_OP_ATTENTION: {
-        size_t layer_off = (size_t)s->layer * layer_kv * kv_elem_bytes(c);
-        hc_attn_args a = { .q = in0, .k_cache = (const float *)((const char *)c->k_cache + layer_off),
-                           .v_cache = (const float *)((const char *)c->v_cache + layer_off), .out = out, .n_tok = n,
-                           .pos0 = c->n_past, .n_ctx = c->n_ctx, .n_head = cfg->n_head, .n_head_kv = cfg->n_head_kv,
-                           .head_dim = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim),
-                           .kv_dtype = c->kv_dtype };
-        return d->ops->attention(d, &a);
-    }
+    case HC_OP_ATTENTION: /* within the layer's window, if it has one (kv_window.c) */
+        return hc_kv_attention(c, s->layer, in0, out, n, cfg->attn_scale > 0.0f ? cfg->attn_scale : 1.0f / sqrtf((float)cfg->head_dim));
     case HC_OP_SWIGLU:
         return d->ops->swiglu(d, in0, in1, out, (size_t)n * c->width[s->out]);
+    case HC_OP_GEGLU:
+        return d->ops->geglu(d, in0, in1, out, (size_t)n * c->width[s->out]);
     case HC_OP_ADD:
         return d->ops->add(d, out, in0, (size_t)n * c->width[s->out]);
     case HC_OP_HEAD_NORM: { /* rows as long as the weight: a head (qwen3) or all of q or k (olmoe) */
@@ -285,6 +309,8 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
             return hc_error(HC_E_ARG, "token id %d is out of the vocabulary (0..%d)", (int)tokens[i], n_vocab - 1);
         c->pos[i] = c->n_past + i;
     }
+    hc_status kst = hc_kv_slide(c, n); /* room in the sliding-window layers' rows */
+    if (kst != HC_OK) return kst;
     int rows = n;
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
@@ -325,6 +351,7 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         if (st == HC_OK && c->brt) st = hc_branch_rt_device_times(c->brt, step_ns);
     }
     if (st != HC_OK) return st;
+    if (c->model->cfg.logit_softcap > 0.0f) softcap(c->logits, (size_t)rows * n_vocab, c->model->cfg.logit_softcap);
     c->n_past += n;
     return HC_OK;
 }

@@ -41,7 +41,7 @@ typedef struct hc_context {
     hc_device *dev;
     int n_ctx, n_batch;
     int n_past;                 /* tokens already in the KV cache */
-    void *k_cache, *v_cache;    /* device: [n_layer][n_ctx][kv_dim] of kv_dtype */
+    void *k_cache, *v_cache;    /* device: each layer's kv_rows[l] rows of kv_dim, of kv_dtype (kv_window.h) */
     hc_dtype kv_dtype;          /* HC_F32, or HC_F16 (written by the device's store_rows) */
     float *buf[HC_BUF_COUNT];   /* device activation buffers [n_batch][width] */
     int width[HC_BUF_COUNT];
@@ -62,6 +62,11 @@ typedef struct hc_context {
     /* a device without host memory that times with events: each stage's device time is measured
        between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) */
     struct hc_event **stage_ev;
+    /* the KV cache's layout (kv_window.c): rows each layer keeps (n_ctx, or less in a sliding-window
+       layer), the byte offset of its rows in k_cache/v_cache, and the position its row 0 holds */
+    int *kv_rows;
+    size_t *kv_off;
+    int *kv_first;
 } hc_context;
 
 HC_API hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params *p, hc_context **out);

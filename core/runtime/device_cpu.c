@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "geglu.h"
 #include "hc/hc_quant.h"
 #include "clock.h"
 #include "matmul_ggml.h"
@@ -23,7 +24,8 @@ typedef struct cpu_device {
     size_t act_scratch_bytes;
     float *attn_scratch;          /* attention: per thread hc_cpu_attention_scratch_floats, 64-byte aligned */
     size_t attn_scratch_n;
-    hc_rope_cache rope;
+    hc_rope_cache rope[2];        /* two RoPE bases kept (gemma3's local and global layers alternate) */
+    int rope_last;                /* the entry used last */
 } cpu_device;
 
 struct hc_event {
@@ -304,6 +306,14 @@ static void rope_task(void *arg, int ith, int nth)
                     j->cache->cos + (size_t)j->pos[t] * half, j->cache->sin + (size_t)j->pos[t] * half, j->mode);
 }
 
+/* The cache entry of (theta, n_rot), else the one not used last. */
+static int rope_entry(const cpu_device *c, float theta, int n_rot)
+{
+    for (int e = 0; e < 2; e++)
+        if (c->rope[e].theta == theta && c->rope[e].n_rot == n_rot) return e;
+    return 1 - c->rope_last;
+}
+
 static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot,
                           const int32_t *pos, float theta, hc_rope_mode mode)
 {
@@ -313,10 +323,12 @@ static hc_status cpu_rope(hc_device *d, float *x, int n_tok, int n_head, int hea
         if (pos[t] < 0) return hc_error(HC_E_ARG, "rope: negative position %d", (int)pos[t]);
         if (pos[t] > max_pos) max_pos = pos[t];
     }
-    hc_status st = hc_rope_cache_prepare(&c->rope, theta, n_rot, max_pos + 1);
+    int e = rope_entry(c, theta, n_rot);
+    hc_status st = hc_rope_cache_prepare(&c->rope[e], theta, n_rot, max_pos + 1);
     if (st != HC_OK) return st;
+    c->rope_last = e;
     rope_job j = { .x = x, .n_tok = n_tok, .n_head = n_head, .head_dim = head_dim, .n_rot = n_rot, .pos = pos,
-                   .cache = &c->rope, .mode = mode };
+                   .cache = &c->rope[e], .mode = mode };
     run_sized(d, (size_t)n_tok * (size_t)n_head * (size_t)head_dim, rope_task, &j);
     return HC_OK;
 }
@@ -372,7 +384,7 @@ typedef struct elem_job {
     int op;         /* ELEM_* */
 } elem_job;
 
-enum { ELEM_SWIGLU, ELEM_ADD, ELEM_ADD_BIAS, ELEM_SCALE };
+enum { ELEM_SWIGLU, ELEM_ADD, ELEM_ADD_BIAS, ELEM_SCALE, ELEM_GEGLU };
 
 static void elem_task(void *arg, int ith, int nth)
 {
@@ -388,6 +400,7 @@ static void elem_task(void *arg, int ith, int nth)
     switch (j->op) {
     case ELEM_SWIGLU: hc_cpu_swiglu(j->x0 + b, j->x1 + b, j->y + b, n); break;
     case ELEM_ADD: hc_cpu_add(j->y + b, j->x0 + b, n); break;
+    case ELEM_GEGLU: hc_cpu_geglu(j->x0 + b, j->x1 + b, j->y + b, n); break;
     default: hc_cpu_scale(j->y + b, n, j->s); break;
     }
 }
@@ -400,6 +413,13 @@ static void elem_run(hc_device *d, elem_job *j)
 static hc_status cpu_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
     elem_job j = { .y = out, .x0 = gate, .x1 = up, .n = n, .op = ELEM_SWIGLU };
+    elem_run(d, &j);
+    return HC_OK;
+}
+
+static hc_status cpu_geglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
+{
+    elem_job j = { .y = out, .x0 = gate, .x1 = up, .n = n, .op = ELEM_GEGLU };
     elem_run(d, &j);
     return HC_OK;
 }
@@ -455,7 +475,8 @@ static void cpu_destroy(hc_device *d)
         hc_pool_free(c->pool);
         free(c->act_scratch);
         free(c->attn_scratch);
-        hc_rope_cache_free(&c->rope);
+        hc_rope_cache_free(&c->rope[0]);
+        hc_rope_cache_free(&c->rope[1]);
         free(c);
     }
     free(d);
@@ -494,6 +515,7 @@ static const hc_device_ops cpu_ops = {
     .event_elapsed = cpu_event_elapsed,
     .mem_info = cpu_mem_info,
     .check_weights = cpu_check_weights,
+    .geglu = cpu_geglu,
 };
 
 hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)

@@ -1,5 +1,5 @@
 /* pipeline_default.c: the stage list of a Llama-family decoder, the same order llama2.c's
- * forward() computes; a Lua pipeline script may rearrange or annotate it. */
+ * forward() computes (with gemma3's post norms and GeGLU); a Lua pipeline script may rearrange it. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -76,6 +76,8 @@ hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stag
         add(&b, "kv_store", l, HC_OP_KV_STORE, HC_BUF_K, HC_BUF_V, HC_BUF_NONE);
         add(&b, "attention", l, HC_OP_ATTENTION, HC_BUF_Q, HC_BUF_NONE, HC_BUF_ATT);
         add_linear(&b, L, l, HC_PROJ_O, HC_BUF_ATT, HC_BUF_PROJ);
+        if (L->attn_post_norm.data) /* gemma3: the attention's output normalised before the residual add */
+            add(&b, "post_attention_norm", l, HC_OP_NORM, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_PROJ)->weight = &L->attn_post_norm;
         add(&b, "attn_residual", l, HC_OP_ADD, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_X);
         add(&b, "ffn_norm", l, HC_OP_NORM, HC_BUF_X, HC_BUF_NONE, HC_BUF_XN)->weight = &L->ffn_norm;
         if (m->cfg.n_expert > 0) {
@@ -84,8 +86,11 @@ hc_status hc_pipeline_default(const hc_model *m, hc_device *dev, hc_stage **stag
         }
         add_linear(&b, L, l, HC_PROJ_GATE, HC_BUF_XN, HC_BUF_GATE);
         add_linear(&b, L, l, HC_PROJ_UP, HC_BUF_XN, HC_BUF_UP);
-        add(&b, "ffn_act", l, HC_OP_SWIGLU, HC_BUF_GATE, HC_BUF_UP, HC_BUF_HIDDEN);
+        hc_stage_op act = m->cfg.ffn_act == HC_ACT_GELU_TANH ? HC_OP_GEGLU : HC_OP_SWIGLU;
+        add(&b, "ffn_act", l, act, HC_BUF_GATE, HC_BUF_UP, HC_BUF_HIDDEN);
         add_linear(&b, L, l, HC_PROJ_DOWN, HC_BUF_HIDDEN, HC_BUF_PROJ);
+        if (L->ffn_post_norm.data) /* gemma3 */
+            add(&b, "post_ffw_norm", l, HC_OP_NORM, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_PROJ)->weight = &L->ffn_post_norm;
         add(&b, "ffn_residual", l, HC_OP_ADD, HC_BUF_PROJ, HC_BUF_NONE, HC_BUF_X);
     }
     add(&b, "output_norm", -1, HC_OP_NORM, HC_BUF_X, HC_BUF_NONE, HC_BUF_XN)->weight = &m->out_norm;

@@ -233,6 +233,9 @@ static const stage_spec default_head[2] = {
 hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, hc_stage **stages, int *n_stages,
                                hc_stage_sched **sched, hc_pipeline_script **script)
 {
+    if (m->cfg.ffn_act != HC_ACT_SILU || (m->cfg.n_layer > 0 && m->layers[0].attn_post_norm.data))
+        return hc_error(HC_E_SCRIPT, "%s: a Lua pipeline cannot describe %s's layer (post norms, GeGLU): run it without a pipeline script",
+                        path, m->cfg.arch);
     hc_pipeline_script *ps = calloc(1, sizeof *ps);
     spec_list *sl = calloc(1, sizeof *sl);
     build_ctx b = { .m = m, .dev = dev, .path = path };

@@ -1,5 +1,5 @@
-/* chat.c: turning chat messages into a prompt with the model's chat template. Only ChatML is
- * recognised (no Jinja interpreter): "<|im_start|>role\ncontent<|im_end|>\n" per message. */
+/* chat.c: turning chat messages into a prompt with the model's chat template, recognised (no Jinja
+ * interpreter) as ChatML ("<|im_start|>role\ncontent<|im_end|>\n") or Gemma's turns. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +77,62 @@ static int default_system_prompt(const char *tmpl, char **out)
     return 0;
 }
 
+/* ChatML: a default system turn first when the template has one and the first message is not one
+ * (as the template's loop.first test). Returns -1 when out of memory. */
+static int chatml_format(strbuf *b, const char *template_text, const hc_chat_message *msgs, int n_msgs, int add_assistant)
+{
+    if (template_text && n_msgs > 0 && strcmp(msgs[0].role, "system") != 0) {
+        char *sys;
+        if (default_system_prompt(template_text, &sys) != 0) return -1;
+        if (sys) {
+            chatml_turn(b, "system", sys, strlen(sys));
+            free(sys);
+        }
+    }
+    for (int i = 0; i < n_msgs; i++) chatml_turn(b, msgs[i].role, msgs[i].content, strlen(msgs[i].content));
+    if (add_assistant) sb_str(b, "<|im_start|>assistant\n");
+    return 0;
+}
+
+/* Gemma's template: "<start_of_turn>role\ncontent<end_of_turn>\n" with content trimmed, the assistant
+ * role named "model", a system message put in front of the first user turn followed by a blank line
+ * (Gemma has no system role); BOS comes from the tokenizer, not from here. */
+static int is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+static void gemma_content(strbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    while (n && is_space(*s)) s++, n--;
+    while (n && is_space(s[n - 1])) n--;
+    sb_put(b, s, n);
+}
+
+static void gemma_format(strbuf *b, const hc_chat_message *msgs, int n_msgs, int add_assistant)
+{
+    const char *system = NULL;
+    int i = 0;
+    if (n_msgs > 0 && !strcmp(msgs[0].role, "system")) system = msgs[i++].content;
+    for (int first = 1; i < n_msgs; i++, first = 0) {
+        sb_str(b, "<start_of_turn>");
+        sb_str(b, !strcmp(msgs[i].role, "assistant") ? "model" : msgs[i].role);
+        sb_str(b, "\n");
+        if (first && system) {
+            gemma_content(b, system);
+            sb_str(b, "\n\n");
+        }
+        gemma_content(b, msgs[i].content);
+        sb_str(b, "<end_of_turn>\n");
+    }
+    if (add_assistant) sb_str(b, "<start_of_turn>model\n");
+}
+
+const char *hc_chat_default_template(const hc_tokenizer *t)
+{
+    if (t && hc_tokenizer_find(t, "<start_of_turn>") >= 0 && hc_tokenizer_find(t, "<end_of_turn>") >= 0)
+        return "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}";
+    return NULL;
+}
+
 hc_status hc_chat_format(const char *template_text, const hc_chat_message *msgs, int n_msgs, int add_assistant,
                          char **out)
 {
@@ -85,22 +141,15 @@ hc_status hc_chat_format(const char *template_text, const hc_chat_message *msgs,
     for (int i = 0; i < n_msgs; i++)
         if (!msgs[i].role || !msgs[i].content || !msgs[i].role[0])
             return hc_error(HC_E_ARG, "hc_chat_format: message %d has no role or no content", i);
-    if (template_text && !strstr(template_text, "<|im_start|>"))
-        return hc_error(HC_E_UNSUPPORTED,
-                        "chat template not recognised: only ChatML templates (with <|im_start|>) are supported");
+    int gemma = template_text && strstr(template_text, "<start_of_turn>") != NULL;
+    if (template_text && !gemma && !strstr(template_text, "<|im_start|>"))
+        return hc_error(HC_E_UNSUPPORTED, "chat template not recognised: only ChatML (with <|im_start|>) and Gemma "
+                                          "(<start_of_turn>) templates are supported");
 
     strbuf b = { 0 };
-    /* as the template's loop.first test: a default system turn when the first message is not one */
-    if (template_text && n_msgs > 0 && strcmp(msgs[0].role, "system") != 0) {
-        char *sys;
-        if (default_system_prompt(template_text, &sys) != 0) return hc_error(HC_E_NOMEM, "hc_chat_format: out of memory");
-        if (sys) {
-            chatml_turn(&b, "system", sys, strlen(sys));
-            free(sys);
-        }
-    }
-    for (int i = 0; i < n_msgs; i++) chatml_turn(&b, msgs[i].role, msgs[i].content, strlen(msgs[i].content));
-    if (add_assistant) sb_str(&b, "<|im_start|>assistant\n");
+    if (gemma) gemma_format(&b, msgs, n_msgs, add_assistant);
+    else if (chatml_format(&b, template_text, msgs, n_msgs, add_assistant) != 0)
+        b.failed = 1;
     if (!b.failed && !b.s) sb_put(&b, "", 0);
     if (b.failed) {
         free(b.s);

@@ -56,8 +56,13 @@ typedef struct hc_chat_message {
 
 /* Formats messages with the model's chat template (tokenizer.chat_template). ChatML
  * (<|im_start|>role\ncontent<|im_end|>\n, SmolLM2's default system prompt when none is given)
- * is recognised; add_assistant appends "<|im_start|>assistant\n". *out is malloc'd. */
+ * and Gemma (<start_of_turn>role\ncontent<end_of_turn>\n, assistant as "model", a system message
+ * in front of the first user turn) are recognised; add_assistant appends the assistant's header
+ * ("<|im_start|>assistant\n", "<start_of_turn>model\n"). NULL: ChatML. *out is malloc'd. */
 hc_status hc_chat_format(const char *template_text, const hc_chat_message *msgs, int n_msgs,
                          int add_assistant, char **out);
+/* The template to use when a model file stores none: Gemma's when the vocabulary has
+ * <start_of_turn> and <end_of_turn> (gemma GGUFs often come without a template), else NULL. */
+const char *hc_chat_default_template(const hc_tokenizer *t);
 
 #endif

@@ -110,6 +110,9 @@ typedef struct hc_device_ops {
        not read): asked for every tensor of a model before any byte of it is copied to the device.
        Otherwise HC_E_UNSUPPORTED with a message naming the tensor and its format. */
     hc_status (*check_weights)(hc_device *d, const hc_tensor *w);
+    /* out[i] = gelu(gate[i]) * up[i], GELU's tanh form 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))):
+       gemma's gated FFN; optional: a device without it cannot run those models (ABI 4) */
+    hc_status (*geglu)(hc_device *d, const float *gate, const float *up, float *out, size_t n);
 } hc_device_ops;
 
 struct hc_device {

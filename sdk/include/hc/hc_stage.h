@@ -29,6 +29,7 @@ typedef enum hc_stage_op {
     HC_OP_MOE_ACT,    /* out = silu(in0) * in1 over every routed row */
     HC_OP_MOE_COMBINE,/* out[t] = sum over token t's routed rows of weight_k * in0[row] */
     HC_OP_SHEXP_GATE, /* out[t] *= sigmoid(weight . in0[t]) (qwen2moe's shared-expert gate) */
+    HC_OP_GEGLU,      /* out = gelu_tanh(in0) * in1 (gemma's gated FFN) */
     HC_OP_COUNT
 } hc_stage_op;
 
