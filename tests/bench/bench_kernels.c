@@ -2,7 +2,9 @@
  * matmul kernels: ns per call and GB/s of weights read, per type, shape and token count.
  *
  * usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,q8_0,...] [--tokens 1,16] [--seconds S]
+ *                         [--shapes INxOUT,...]
  *   --ref    also time the plain reference kernels
+ *   --shapes weight shapes, e.g. 2048x8192,8192x2048 (default: SmolLM2-135M's)
  *   --cold   cycle through enough copies of each matrix (>= 96 MiB) that the weights come from
  *            memory, as in decoding a whole model, instead of from the caches */
 #define _POSIX_C_SOURCE 200809L
@@ -151,6 +153,8 @@ int main(int argc, char **argv)
     hc_dtype types[32] = {HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0, HC_Q4_K, HC_Q6_K, HC_F16, HC_BF16, HC_F32};
     int n_types = 10;
     int toks[8] = {1, 16}, n_toks = 2;
+    int64_t shapes[16][2] = {{576, 576}, {576, 1536}, {1536, 576}, {576, 49152}};
+    int n_shapes = 4;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ref")) cfg.ref = 1;
         else if (!strcmp(argv[i], "--cold")) cfg.cold = 1;
@@ -170,16 +174,27 @@ int main(int argc, char **argv)
             for (char *tok = strtok_r(list, ",", &save); tok && n_toks < 8; tok = strtok_r(NULL, ",", &save))
                 toks[n_toks++] = atoi(tok);
             free(list);
+        } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+            n_shapes = 0;
+            char *list = strdup(argv[++i]), *save = NULL;
+            for (char *tok = strtok_r(list, ",", &save); tok && n_shapes < 16; tok = strtok_r(NULL, ",", &save)) {
+                long long a = 0, b = 0;
+                if (sscanf(tok, "%lldx%lld", &a, &b) != 2 || a <= 0 || b <= 0) {
+                    fprintf(stderr, "hc-bench-kernels: bad shape %s (INxOUT)\n", tok);
+                    return 2;
+                }
+                shapes[n_shapes][0] = a, shapes[n_shapes][1] = b, n_shapes++;
+            }
+            free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S]\n");
+            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S] [--shapes INxOUT,...]\n");
             return 2;
         }
     }
     printf("kernels: %s, single thread%s\n", hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
            cfg.cold ? ", weights from memory (--cold)" : ", weights hot in cache");
-    static const int64_t shapes[][2] = {{576, 576}, {576, 1536}, {1536, 576}, {576, 49152}};
     for (int ti = 0; ti < n_types; ti++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (int s = 0; s < n_shapes; s++) {
             int64_t in = shapes[s][0], out = shapes[s][1];
             if (in % hc_dtype_block_size(types[ti]) != 0) continue;   /* K-quants need in % 256 */
             for (int k = 0; k < n_toks; k++) {
