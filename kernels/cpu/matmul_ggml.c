@@ -1,5 +1,6 @@
 /* matmul_ggml.c: runtime dispatch of the GGUF-type matmul kernels and the activation quantizer:
- * the AVX2/FMA/F16C versions when the CPU has them, the plain reference otherwise. */
+ * the AVX-512 (VNNI) versions, else the AVX2/FMA/F16C ones when the CPU has them, else the plain
+ * reference. */
 #include "matmul_ggml.h"
 
 int hc_cpu_has_avx2(void)
@@ -7,6 +8,19 @@ int hc_cpu_has_avx2(void)
     __builtin_cpu_init();   /* idempotent; needed when called before libgcc's constructor */
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
            __builtin_cpu_supports("f16c");
+}
+
+int hc_cpu_has_avx512(void)
+{
+    static _Atomic int cached = -1;   /* every thread computes the same value */
+    int v = cached;
+    if (v < 0) {
+        __builtin_cpu_init();
+        cached = v = hc_cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                 __builtin_cpu_supports("gfni") && __builtin_cpu_supports("bmi2");
+    }
+    return v;
 }
 
 void hc_act_quantize_q8(const float *x, hc_q8_block *y, int64_t n)
@@ -20,10 +34,12 @@ void hc_act_quantize_q8(const float *x, hc_q8_block *y, int64_t n)
 hc_status hc_matmul_rows(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1)
 {
-    if (!hc_cpu_has_avx2() || !hc_matmul_avx2_has(wt))
+    const int avx512 = hc_cpu_has_avx512() && hc_matmul_avx512_has(wt);
+    if (!avx512 && (!hc_cpu_has_avx2() || !hc_matmul_avx2_has(wt)))
         return hc_matmul_rows_ref(wt, w, in, x, xq, n_tok, y, ldy, row0, row1);
     hc_status st = hc_matmul_check(wt, w, in, x, xq, n_tok, y, ldy, row0, row1);
     if (st != HC_OK || n_tok == 0 || row0 == row1) return st;
+    if (avx512 && hc_matmul_rows_avx512(wt, w, in, xq, n_tok, y, ldy, row0, row1)) return HC_OK;
     hc_matmul_rows_avx2(wt, w, in, x, xq, n_tok, y, ldy, row0, row1);
     return HC_OK;
 }

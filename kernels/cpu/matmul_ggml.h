@@ -67,6 +67,17 @@ void hc_matmul_rows_avx2(hc_dtype wt, const void *w, int64_t in, const float *x,
                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
 void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n);
 
+/* 1 when this CPU runs the AVX-512 kernels (AVX-512 F/BW/VL/VNNI, GFNI, BMI2, and the AVX2 set). */
+int hc_cpu_has_avx512(void);
+
+/* The AVX-512 kernels (call only when hc_cpu_has_avx512()): Q4_0, Q8_0, Q4_K, Q6_K
+ * (hc_matmul_avx512_has). hc_matmul_rows_avx512 assumes checked arguments and a supported type;
+ * it returns 0 without touching y when it could not get its scratch memory (the caller then runs
+ * another kernel), 1 when done. */
+int hc_matmul_avx512_has(hc_dtype t);
+int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                          int64_t ldy, int64_t row0, int64_t row1);
+
 #ifdef __cplusplus
 }
 #endif
