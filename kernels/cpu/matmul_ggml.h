@@ -77,6 +77,11 @@ int hc_cpu_has_avx512(void);
 int hc_matmul_avx512_has(hc_dtype t);
 int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
                           int64_t ldy, int64_t row0, int64_t row1);
+/* The same types for many tokens (prefill: 16 tokens in the vector lanes), any n_tok >= 1; what
+ * hc_matmul_rows_avx512 runs from HC_AVX512_BATCH_MIN tokens on. Returns as above. */
+#define HC_AVX512_BATCH_MIN 8
+int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                           int64_t ldy, int64_t row0, int64_t row1);
 
 #ifdef __cplusplus
 }

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "avx512_common.h"
 #include "matmul_ggml.h"
-
-#define AI static inline __attribute__((always_inline))
 
 /* How a row is read: the weights stream once, in their GGUF layout (no repacking), 64 weights
  * per 512-bit vector; the int8 activations are laid out once per call (x_prep) so that each weight
@@ -19,14 +18,6 @@
  * block sums s = d_x * sum(q_x); Q8_0's +128 and Q6_K's -32 are taken off in the integers (the
  * accumulator starts from -128 or -32 times the sums of the activations of its lane).
  * A few tokens (n_tok > 1) are done row by row, the row staying in L1 while every token passes. */
-
-/* ---------------- GF2P8AFFINE bit matrices ---------------- */
-
-/* out bit i = parity(row_i & in): the 8x8 bit matrix as gf2p8affineqb wants it (row i in byte 7-i). */
-#define GF_ROW(i, m) ((unsigned long long)(m) << (8 * (7 - (i))))
-#define GF_LO ((long long)(GF_ROW(0, 1) | GF_ROW(1, 2) | GF_ROW(2, 4) | GF_ROW(3, 8)))        /* low nibble */
-#define GF_HI ((long long)(GF_ROW(0, 16) | GF_ROW(1, 32) | GF_ROW(2, 64) | GF_ROW(3, 128)))   /* high nibble */
-#define GF_B45(b) ((long long)(GF_ROW(4, 1u << (b)) | GF_ROW(5, 1u << ((b) + 1))))            /* bits b, b+1 to 4, 5 */
 
 /* ---------------- the activations, laid out per call ---------------- */
 
@@ -103,19 +94,6 @@ AI void prefetch_span(const uint8_t *p, int n)
 {
     const uint8_t *a = p + PREFETCH_DIST;
     for (int l = 0; l < n + 63; l += 64) _mm_prefetch((const char *)a + l, _MM_HINT_T0);
-}
-
-/* The 64 bytes at p, of which only the first n (any value) are read; the others are 0. */
-AI __m512i load_upto(const uint8_t *p, int64_t n)
-{
-    __mmask64 m = n >= 64 ? ~0ULL : n > 0 ? _bzhi_u64(~0ULL, (unsigned)n) : 0ULL;
-    return _mm512_maskz_loadu_epi8(m, p);
-}
-
-/* vpermps index: lanes 0-7 take a, lanes 8-15 take b. */
-AI __m512i pair_idx(int a, int b)
-{
-    return _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(a), _mm512_set1_epi32(b));
 }
 
 /* ---------------- Q4_0: chunks of 16 blocks of 18 bytes ---------------- */
@@ -228,27 +206,6 @@ static float q8_0_row(const uint8_t *row, int64_t nblk, const x_prep *x)
 
 /* ---------------- Q4_K: blocks of 256 (144 bytes) ---------------- */
 
-/* The eight 6-bit scales and mins of the block at b as floats (see core/tensor.c, k4_scale_min). */
-AI void q4_k_scales(const uint8_t *b, __m256 *sc, __m256 *mn)
-{
-    uint32_t a, m, c;
-    memcpy(&a, b + 4, 4);
-    memcpy(&m, b + 8, 4);
-    memcpy(&c, b + 12, 4);
-    const uint32_t m3f = 0x3f3f3f3fu, m0f = 0x0f0f0f0fu, m03 = 0x03030303u;
-    const uint64_t s = (a & m3f) | (uint64_t)((c & m0f) | (((a >> 6) & m03) << 4)) << 32;
-    const uint64_t n = (m & m3f) | (uint64_t)(((c >> 4) & m0f) | (((m >> 6) & m03) << 4)) << 32;
-    *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s)));
-    *mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)n)));
-}
-
-AI float f16_at(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0f), gfhi = _mm512_set1_epi64(GF_HI);
@@ -335,6 +292,7 @@ int hc_matmul_avx512_has(hc_dtype t)
 int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
                           int64_t ldy, int64_t row0, int64_t row1)
 {
+    if (n_tok >= HC_AVX512_BATCH_MIN && hc_matmul_batch_avx512(wt, w, in, xq, n_tok, y, ldy, row0, row1)) return 1;
     const int64_t nblk = in / 32;
     const size_t per = x_prep_bytes(wt, nblk), need = per * (size_t)n_tok, rb = hc_dtype_row_bytes(wt, in);
     _Alignas(64) uint8_t stack[STACK_PREP];

@@ -5,6 +5,7 @@
  *                         [--shapes INxOUT,...]
  *   --ref    also time the plain reference kernels
  *   --shapes weight shapes, e.g. 2048x8192,8192x2048 (default: SmolLM2-135M's)
+ *   --isa    avx2 or avx512: time that kernel set instead of what the dispatcher picks
  *   --cold   cycle through enough copies of each matrix (>= 96 MiB) that the weights come from
  *            memory, as in decoding a whole model, instead of from the caches */
 #define _POSIX_C_SOURCE 200809L
@@ -71,6 +72,21 @@ typedef struct bench_cfg {
     double seconds;
 } bench_cfg;
 
+static int isa;   /* 0: the dispatcher; 2: AVX2; 5: AVX-512 */
+
+static hc_status rows_isa(hc_dtype t, const void *w, int64_t in, const float *x, const void *xq, int n_tok, float *y,
+                          int64_t ldy, int64_t row0, int64_t row1)
+{
+    if (isa == 5 && hc_cpu_has_avx512() && hc_matmul_avx512_has(t) &&
+        hc_matmul_rows_avx512(t, w, in, xq, n_tok, y, ldy, row0, row1))
+        return HC_OK;
+    if (isa == 2 && hc_cpu_has_avx2() && hc_matmul_avx2_has(t)) {
+        hc_matmul_rows_avx2(t, w, in, x, xq, n_tok, y, ldy, row0, row1);
+        return HC_OK;
+    }
+    return hc_matmul_rows(t, w, in, x, xq, n_tok, y, ldy, row0, row1);
+}
+
 /* Times one (type, in, out, n_tok): the fastest of the runs that fit in cfg->seconds. */
 static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out, int n_tok, int use_ref)
 {
@@ -95,7 +111,7 @@ static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out,
         for (int k = 0; k < n_tok; k++) hc_act_quantize_q8(x + k * in, (hc_q8_block *)((char *)xq + k * xrb), in);
 
     hc_status (*fn)(hc_dtype, const void *, int64_t, const float *, const void *, int, float *, int64_t, int64_t,
-                    int64_t) = use_ref ? hc_matmul_rows_ref : hc_matmul_rows;
+                    int64_t) = use_ref ? hc_matmul_rows_ref : isa ? rows_isa : hc_matmul_rows;
     if (fn(t, w, in, x, xq, n_tok, y, out, 0, out) != HC_OK) {
         printf("%-5s %5lld x %-6lld tok %2d  %s\n", hc_dtype_name(t), (long long)in, (long long)out, n_tok, hc_last_error());
         goto done;
@@ -174,6 +190,13 @@ int main(int argc, char **argv)
             for (char *tok = strtok_r(list, ",", &save); tok && n_toks < 8; tok = strtok_r(NULL, ",", &save))
                 toks[n_toks++] = atoi(tok);
             free(list);
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            i++;
+            isa = !strcmp(argv[i], "avx2") ? 2 : !strcmp(argv[i], "avx512") ? 5 : -1;
+            if (isa < 0) {
+                fprintf(stderr, "hc-bench-kernels: --isa avx2 or avx512\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
             n_shapes = 0;
             char *list = strdup(argv[++i]), *save = NULL;
@@ -187,11 +210,13 @@ int main(int argc, char **argv)
             }
             free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S] [--shapes INxOUT,...]\n");
+            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S] [--shapes INxOUT,...] [--isa avx2|avx512]\n");
             return 2;
         }
     }
-    printf("kernels: %s, single thread%s\n", hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
+    printf("kernels: %s, single thread%s\n",
+           isa == 2 ? "avx2+fma+f16c" : isa == 5 || hc_cpu_has_avx512() ? "avx512 (vnni, gfni) where a type has one, else avx2"
+                                    : hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
            cfg.cold ? ", weights from memory (--cold)" : ", weights hot in cache");
     for (int ti = 0; ti < n_types; ti++)
         for (int s = 0; s < n_shapes; s++) {
