@@ -57,7 +57,7 @@ static void x_prep_build(hc_dtype t, const hc_q8_block *xq, int64_t nblk, void *
     float *d = (float *)(void *)(q + np * 32), *s = d + np;
     int32_t *bias = (int32_t *)(void *)(s + np);
     float *d16 = (float *)(void *)(bias + (has_bias(t) ? np * 8 : 0));
-    const int32_t off = t == HC_Q8_0 ? -128 : -32;
+    const int shift = t == HC_Q8_0 ? 7 : 5;   /* the offsets 128 and 32 */
     for (int64_t b = 0; b < np; b++) {
         int64_t at = b;
         if (t == HC_Q4_K) at = (b & ~(int64_t)3) + ((b & 1) << 1) + ((b & 2) >> 1);   /* 0 2 1 3 */
@@ -68,12 +68,12 @@ static void x_prep_build(hc_dtype t, const hc_q8_block *xq, int64_t nblk, void *
             memset(q + at * 32, 0, 32);
             d[b] = s[b] = 0.0f;
         }
-        if (has_bias(t))
-            for (int l = 0; l < 8; l++) {
-                int32_t sum = 0;
-                for (int k = 0; k < 4 && b < nblk; k++) sum += xq[b].q[4 * l + k];
-                bias[b * 8 + l] = off * sum;
-            }
+        if (has_bias(t)) {   /* lane sums of 4 bytes: vpdpbusd with ones; -128 x or -32 x by a shift */
+            const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
+                                                     _mm256_load_si256((const __m256i *)(const void *)(q + at * 32)));
+            _mm256_store_si256((__m256i *)(void *)(bias + b * 8),
+                               _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_sll_epi32(sums, _mm_cvtsi32_si128(shift))));
+        }
         if (t == HC_Q6_K) d16[2 * b] = d16[2 * b + 1] = d[b];
     }
     xp->q = q, xp->d = d, xp->s = s;
