@@ -3,6 +3,9 @@
  * reference. */
 #include "matmul_ggml.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 int hc_cpu_has_avx2(void)
 {
     __builtin_cpu_init();   /* idempotent; needed when called before libgcc's constructor */
@@ -16,7 +19,8 @@ int hc_cpu_has_avx512(void)
     int v = cached;
     if (v < 0) {
         __builtin_cpu_init();
-        cached = v = hc_cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        const char *cap = getenv("HC_CPU_ISA");   /* "avx2": leave the AVX-512 kernels out (comparisons) */
+        cached = v = hc_cpu_has_avx2() && !(cap && !strcmp(cap, "avx2")) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
                  __builtin_cpu_supports("gfni") && __builtin_cpu_supports("bmi2");
     }

@@ -67,7 +67,8 @@ void hc_matmul_rows_avx2(hc_dtype wt, const void *w, int64_t in, const float *x,
                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
 void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n);
 
-/* 1 when this CPU runs the AVX-512 kernels (AVX-512 F/BW/VL/VNNI, GFNI, BMI2, and the AVX2 set). */
+/* 1 when this CPU runs the AVX-512 kernels (AVX-512 F/BW/VL/VNNI, GFNI, BMI2, and the AVX2 set) and
+ * the environment does not say HC_CPU_ISA=avx2 (read once: for side-by-side comparisons). */
 int hc_cpu_has_avx512(void);
 
 /* The AVX-512 kernels (call only when hc_cpu_has_avx512()): Q4_0, Q8_0, Q4_K, Q6_K

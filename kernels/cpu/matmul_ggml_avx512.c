@@ -89,10 +89,13 @@ static void x_prep_build(hc_dtype t, const hc_q8_block *xq, int64_t nblk, void *
  * bytes, 36 at 3 KiB, 40-42 at 6-8 KiB, 42-48 at 12-24 KiB. */
 #define PREFETCH_DIST 12288
 
-/* Prefetches the cache lines of [p, p + n) PREFETCH_DIST ahead (n small: a chunk or block). */
-AI void prefetch_span(const uint8_t *p, int n)
+/* Prefetches the cache lines of [p, p + n) PREFETCH_DIST ahead (n small: a chunk or block), short
+ * of `end`: the rows past a thread's range are another thread's (a line this core prefetched
+ * would be read from memory a second time by the other core: AMD's L3 holds what L2 evicts). */
+AI void prefetch_span(const uint8_t *p, int n, const uint8_t *end)
 {
     const uint8_t *a = p + PREFETCH_DIST;
+    if (a >= end) return;
     for (int l = 0; l < n + 63; l += 64) _mm_prefetch((const char *)a + l, _MM_HINT_T0);
 }
 
@@ -140,13 +143,13 @@ AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
     }
 }
 
-static float q4_0_row(const uint8_t *row, int64_t nblk, const x_prep *x)
+static float q4_0_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __m512 macc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 16 <= nblk; b += 16) {
-        prefetch_span(row + b * 18, 288);
+        prefetch_span(row + b * 18, 288, end);
         q4_0_chunk(row + b * 18, 16, x, b, acc, &macc);
     }
     if (b < nblk) q4_0_chunk(row + b * 18, (int)(nblk - b), x, b, acc, &macc);
@@ -192,12 +195,12 @@ AI void q8_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
     }
 }
 
-static float q8_0_row(const uint8_t *row, int64_t nblk, const x_prep *x)
+static float q8_0_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t b = 0;
     for (; b + 16 <= nblk; b += 16) {
-        prefetch_span(row + b * 34, 544);
+        prefetch_span(row + b * 34, 544, end);
         q8_0_chunk(row + b * 34, 16, x, b, acc);
     }
     if (b < nblk) q8_0_chunk(row + b * 34, (int)(nblk - b), x, b, acc);
@@ -206,13 +209,13 @@ static float q8_0_row(const uint8_t *row, int64_t nblk, const x_prep *x)
 
 /* ---------------- Q4_K: blocks of 256 (144 bytes) ---------------- */
 
-static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
+static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0f), gfhi = _mm512_set1_epi64(GF_HI);
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     __m256 macc = _mm256_setzero_ps();
     for (int64_t g = 0; g < nblk; g += 8, row += 144) {
-        prefetch_span(row, 144);
+        prefetch_span(row, 144, end);
         __m256 sc, mn;
         q4_k_scales(row, &sc, &mn);
         const __m256 s8 = _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(f16_at(row))), _mm256_loadu_ps(x->d + g));
@@ -236,7 +239,7 @@ static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
 
 /* ---------------- Q6_K: blocks of 256 (210 bytes) ---------------- */
 
-static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
+static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0f), gfhi = _mm512_set1_epi64(GF_HI);
     /* qh of a half, twice: the first 32 bytes give bits (0,1) or (4,5), the second (2,3) or (6,7) */
@@ -244,7 +247,7 @@ static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
     const __m512i gq_hi = _mm512_set_epi64(GF_B45(6), GF_B45(6), GF_B45(6), GF_B45(6), GF_B45(4), GF_B45(4), GF_B45(4), GF_B45(4));
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t g = 0; g < nblk; g += 8, row += 210) {
-        prefetch_span(row, 210);
+        prefetch_span(row, 210, end);
         const __m512 sub = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 192))));
         const __m512 s16 = _mm512_mul_ps(_mm512_mul_ps(sub, _mm512_set1_ps(f16_at(row + 208))), _mm512_loadu_ps(x->d16 + 2 * g));
         const int8_t *xq = x->q + g * 32;
@@ -269,14 +272,16 @@ static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x)
 
 /* ---------------- rows x tokens ---------------- */
 
-typedef float (*row_fn)(const uint8_t *row, int64_t nblk, const x_prep *x);
+/* One row's dot product with one token; end: where the thread's rows end (prefetching stops there). */
+typedef float (*row_fn)(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end);
 
 AI void rows_tokens(const row_fn fn, const hc_dtype t, const uint8_t *w, size_t rb, int64_t nblk, const x_prep *xs,
                     int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1)
 {
+    const uint8_t *end = w + (size_t)row1 * rb;
     for (int64_t o = row0; o < row1; o++) {
         const uint8_t *row = w + (size_t)o * rb;
-        for (int k = 0; k < n_tok; k++) y[(size_t)k * (size_t)ldy + (size_t)o] = fn(row, nblk, &xs[k]);
+        for (int k = 0; k < n_tok; k++) y[(size_t)k * (size_t)ldy + (size_t)o] = fn(row, nblk, &xs[k], end);
     }
     (void)t;
 }
