@@ -1,4 +1,4 @@
-/* matmul_batch_avx512.c: AVX-512 VNNI kernels of the GGUF-type matmuls Q4_0, Q8_0, Q4_K, Q6_K for
+/* matmul_batch_avx512.c: AVX-512 VNNI kernels of the GGUF-type matmuls Q4_0/1, Q8_0, Q4_K, Q6_K for
  * many tokens (prefill): 16 tokens in the lanes of a vector, each weight read from memory once. */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
  * 4 bytes are broadcast to all lanes (a load) and vpdpbusd multiplies them by the 16 tokens' bytes.
  * Per group of 32 weights, row and tile of 16 tokens: 8 vpdpbusd, one conversion, two or three
  * float ops. The offsets (Q4_0 -8, Q8_0 -128, Q6_K -32) start the integer accumulators from the
- * tokens' sums (exact); Q4_K's mins go through the tokens' block sums s = d_x * sum(q_x).
+ * tokens' sums (exact); Q4_1's and Q4_K's mins go through the tokens' block sums s = d_x * sum(q_x).
  * Loops: K blocks of KC elements (the transposed activations of a block stay in L2 while every
  * row tile passes), tiles of R rows (unpacked into L1), tiles of 16 tokens. Partial sums of the
  * K blocks are added into y. */
@@ -72,13 +72,15 @@ typedef struct w_tile {
  * of 8) into q (32 bytes a group), sc and mn. */
 AI void unpack_row(const hc_dtype t, const uint8_t *row, int64_t g0, int ng, uint8_t *q, float *sc, float *mn)
 {
-    if (t == HC_Q4_0) {
+    if (t == HC_Q4_0 || t == HC_Q4_1) {   /* Q4_1: the min is stored negated (acc -= s * mn) */
         const __m256i gf = _mm256_set_epi64x(GF_HI, GF_HI, GF_LO, GF_LO);
+        const int bb = t == HC_Q4_0 ? 18 : 20, qo = t == HC_Q4_0 ? 2 : 4;
         for (int g = 0; g < ng; g++) {
-            const uint8_t *b = row + (size_t)(g0 + g) * 18;
-            const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b + 2)));
+            const uint8_t *b = row + (size_t)(g0 + g) * (size_t)bb;
+            const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b + qo)));
             _mm256_store_si256((__m256i *)(void *)(q + 32 * g), _mm256_gf2p8affine_epi64_epi8(v, gf, 0));
             sc[2 * g] = f16_at(b);
+            if (t == HC_Q4_1) mn[g] = -f16_at(b + 2);
         }
     } else if (t == HC_Q8_0) {
         const __m256i flip = _mm256_set1_epi8((char)0x80);
@@ -140,7 +142,7 @@ AI void tile_dot(const hc_dtype t, const int rr, const w_tile *wt, const x_group
         const x_group *x = xg + g;
         __m512i a[R], b[R];
         _Pragma("GCC unroll 8") for (int r = 0; r < rr; r++) {
-            a[r] = t == HC_Q4_K ? _mm512_setzero_si512() : x->bias[0];
+            a[r] = t == HC_Q4_K || t == HC_Q4_1 ? _mm512_setzero_si512() : x->bias[0];
             if (t == HC_Q6_K) b[r] = x->bias[1];
         }
         _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
@@ -158,7 +160,7 @@ AI void tile_dot(const hc_dtype t, const int rr, const w_tile *wt, const x_group
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), _mm512_mul_ps(dx, _mm512_set1_ps(sc[0])), acc[r]);
             if (t == HC_Q6_K)
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b[r]), _mm512_mul_ps(dx, _mm512_set1_ps(sc[1])), acc[r]);
-            if (t == HC_Q4_K)
+            if (t == HC_Q4_K || t == HC_Q4_1)
                 acc[r] = _mm512_fnmadd_ps(_mm512_load_ps((const float *)&x->s), _mm512_set1_ps(wt->mn[(size_t)r * (KC / 32) + g]), acc[r]);
         }
     }
@@ -221,6 +223,7 @@ AI void batch_rows(const hc_dtype t, const uint8_t *w, int64_t in, const x_group
     }
 
 BATCH_KERNEL(batch_q4_0, HC_Q4_0)
+BATCH_KERNEL(batch_q4_1, HC_Q4_1)
 BATCH_KERNEL(batch_q8_0, HC_Q8_0)
 BATCH_KERNEL(batch_q4_k, HC_Q4_K)
 BATCH_KERNEL(batch_q6_k, HC_Q6_K)
@@ -243,6 +246,7 @@ int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *x
         x_tile_build(wt, xq, xrb, u * TOK, (int)min64(TOK, n_tok - u * TOK), nblk, xg + (size_t)u * (size_t)nblk);
     switch (wt) {
     case HC_Q4_0: batch_q4_0(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
+    case HC_Q4_1: batch_q4_1(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
     case HC_Q8_0: batch_q8_0(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
     case HC_Q4_K: batch_q4_k(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
     case HC_Q6_K: batch_q6_k(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;

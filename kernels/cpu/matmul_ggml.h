@@ -71,7 +71,7 @@ void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n);
  * the environment does not say HC_CPU_ISA=avx2 (read once: for side-by-side comparisons). */
 int hc_cpu_has_avx512(void);
 
-/* The AVX-512 kernels (call only when hc_cpu_has_avx512()): Q4_0, Q8_0, Q4_K, Q6_K
+/* The AVX-512 kernels (call only when hc_cpu_has_avx512()): Q4_0, Q4_1, Q8_0, Q4_K, Q6_K
  * (hc_matmul_avx512_has). hc_matmul_rows_avx512 assumes checked arguments and a supported type;
  * it returns 0 without touching y when it could not get its scratch memory (the caller then runs
  * another kernel), 1 when done. */

@@ -1,5 +1,5 @@
 /* matmul_ggml_avx512.c: AVX-512 kernels (F/BW/VL, VNNI vpdpbusd, VBMI word permutes, GFNI nibble
- * and bit extraction) of the GGUF-type matmuls Q4_0, Q8_0, Q4_K and Q6_K, a few tokens at a time. */
+ * and bit extraction) of the GGUF-type matmuls Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, a few tokens at a time. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@
  * blocks of 32 (8 lanes each). Its lanes are converted to float and scaled by a vector holding the
  * two blocks' scales (d_w * d_x), one vpermps out of the 16 block scales of a chunk of 16 blocks
  * (Q4_0, Q8_0: gathered from the blocks with vpermt2w) or of a K-quant block.
- * The offset of Q4_0 (-8) and the mins of Q4_K go to a second accumulator through the activation
+ * The offset of Q4_0 (-8) and the mins of Q4_1 and Q4_K go to a second accumulator through the activation
  * block sums s = d_x * sum(q_x); Q8_0's +128 and Q6_K's -32 are taken off in the integers (the
  * accumulator starts from -128 or -32 times the sums of the activations of its lane).
  * A few tokens (n_tok > 1) are done row by row, the row staying in L1 while every token passes. */
@@ -99,6 +99,20 @@ AI void prefetch_span(const uint8_t *p, int n, const uint8_t *end)
     for (int l = 0; l < n + 63; l += 64) _mm_prefetch((const char *)a + l, _MM_HINT_T0);
 }
 
+/* The f16 scales at p + k bb for k < nb (nb <= 4), the other lanes 0. */
+AI __m512 tail_scales(const uint8_t *p, const int nb, const int bb)
+{
+    /* inserted one by one: 2-byte stores read back as one load would stall store forwarding */
+    uint16_t h;
+    __m128i v = _mm_setzero_si128();
+    memcpy(&h, p, 2);
+    v = _mm_insert_epi16(v, h, 0);
+    if (nb > 1) memcpy(&h, p + bb, 2), v = _mm_insert_epi16(v, h, 1);
+    if (nb > 2) memcpy(&h, p + 2 * bb, 2), v = _mm_insert_epi16(v, h, 2);
+    if (nb > 3) memcpy(&h, p + 3 * bb, 2), v = _mm_insert_epi16(v, h, 3);
+    return _mm512_cvtph_ps(_mm256_zextsi128_si256(v));
+}
+
 /* ---------------- Q4_0: chunks of 16 blocks of 18 bytes ---------------- */
 
 /* The scales of the blocks of the chunk at p (the first nb valid, the others 0) as floats: the
@@ -112,6 +126,8 @@ AI __m512 q4_0_scales(const uint8_t *p, const int nb)
     if (nb == 16) {
         a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64);
         b0 = _mm512_loadu_si512(p + 144), b1 = _mm512_loadu_si512(p + 208);
+    } else if (nb <= 4) {   /* a short tail: the scales one by one */
+        return tail_scales(p, nb, 18);
     } else {
         const int64_t v = (int64_t)nb * 18;
         a0 = load_upto(p, v), a1 = load_upto(p + 64, v - 64);
@@ -131,15 +147,16 @@ AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
     *macc = _mm512_fmadd_ps(dw, _mm512_load_ps(x->s + b0), *macc);
     const int8_t *xq = x->q + b0 * 32;
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-        if (nb < 16 && 2 * j >= nb) break;
-        const uint8_t *b = p + 36 * j;
-        __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b + 2)));
-        if (nb == 16 || 2 * j + 1 < nb)   /* else the lanes of the missing block meet zero activations */
-            w = _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(b + 20)));
-        w = _mm512_gf2p8affine_epi64_epi8(w, gf, 0);   /* [lo(q0) hi(q0) lo(q1) hi(q1)] */
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(xq + 64 * j));
-        acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
-                                     acc[j & 3]);
+        if (nb == 16 || 2 * j < nb) {   /* constant j: the loop unrolls, acc stays in registers */
+            const uint8_t *b = p + 36 * j;
+            __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b + 2)));
+            if (nb == 16 || 2 * j + 1 < nb)   /* else the lanes of the missing block meet zero activations */
+                w = _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(b + 20)));
+            w = _mm512_gf2p8affine_epi64_epi8(w, gf, 0);   /* [lo(q0) hi(q0) lo(q1) hi(q1)] */
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(xq + 64 * j));
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+                                         acc[j & 3]);
+        }
     }
 }
 
@@ -157,6 +174,72 @@ static float q4_0_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
            8.0f * _mm512_reduce_add_ps(macc);
 }
 
+/* ---------------- Q4_1: chunks of 16 blocks of 20 bytes ---------------- */
+
+/* The scales (word 10k) and mins (word 10k + 1) of the chunk's blocks: blocks 0..6 lie within the
+ * 128 bytes from 0, 6..12 within those from 120, 12..15 within those from 240 (read up to the
+ * chunk's end only). */
+AI void q4_1_scales(const uint8_t *p, const int nb, __m512 *d, __m512 *m)
+{
+    if (nb < 16 && nb <= 4) {
+        *d = tail_scales(p, nb, 20), *m = tail_scales(p + 2, nb, 20);
+        return;
+    }
+    const int64_t v = (int64_t)nb * 20;
+    __m512i rd = _mm512_setzero_si512(), rm = rd;
+    static const int base[3] = {0, 6, 12};
+    _Pragma("GCC unroll 3") for (int w = 0; w < 3; w++) {
+        const int64_t off = 20 * base[w];
+        __m512i a0, a1;
+        if (nb == 16 && w < 2) a0 = _mm512_loadu_si512(p + off), a1 = _mm512_loadu_si512(p + off + 64);
+        else a0 = load_upto(p + off, v - off), a1 = load_upto(p + off + 64, v - off - 64);
+        /* lane k takes word 10 (k - base) of the window (lanes outside it are not kept) */
+        const __m512i idx = _mm512_mullo_epi16(_mm512_max_epi16(_mm512_sub_epi16(
+            _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi16((short)base[w])), _mm512_setzero_si512()), _mm512_set1_epi16(10));
+        const __mmask32 keep = (__mmask32)(w == 0 ? 0x003f : w == 1 ? 0x0fc0 : 0xf000);
+        rd = _mm512_mask_mov_epi16(rd, keep, _mm512_permutex2var_epi16(a0, idx, a1));
+        rm = _mm512_mask_mov_epi16(rm, keep, _mm512_permutex2var_epi16(a0, _mm512_add_epi16(idx, _mm512_set1_epi16(1)), a1));
+    }
+    *d = _mm512_cvtph_ps(_mm512_castsi512_si256(rd));
+    *m = _mm512_cvtph_ps(_mm512_castsi512_si256(rm));
+}
+
+AI void q4_1_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, __m512 *acc, __m512 *macc)
+{
+    const __m512i gf = _mm512_set_epi64(GF_HI, GF_HI, GF_LO, GF_LO, GF_HI, GF_HI, GF_LO, GF_LO);
+    __m512 dw, mw;
+    q4_1_scales(p, nb, &dw, &mw);
+    const __m512 sc = _mm512_mul_ps(dw, _mm512_load_ps(x->d + b0));
+    *macc = _mm512_fmadd_ps(mw, _mm512_load_ps(x->s + b0), *macc);   /* w = d q + m */
+    const int8_t *xq = x->q + b0 * 32;
+    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
+        if (nb == 16 || 2 * j < nb) {   /* constant j: the loop unrolls, acc stays in registers */
+            const uint8_t *b = p + 40 * j;
+            __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b + 4)));
+            if (nb == 16 || 2 * j + 1 < nb) w = _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(b + 24)));
+            w = _mm512_gf2p8affine_epi64_epi8(w, gf, 0);
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(xq + 64 * j));
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+                                         acc[j & 3]);
+        }
+    }
+}
+
+static float q4_1_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 macc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 16 <= nblk; b += 16) {
+        prefetch_span(row + b * 20, 320, end);
+        q4_1_chunk(row + b * 20, 16, x, b, acc, &macc);
+    }
+    if (b < nblk) q4_1_chunk(row + b * 20, (int)(nblk - b), x, b, acc, &macc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) +
+           _mm512_reduce_add_ps(macc);
+}
+
 /* ---------------- Q8_0: chunks of 16 blocks of 34 bytes ---------------- */
 
 /* The 16 scales: word 17k of the chunk; blocks 4g .. 4g+3 within the 128 bytes from 136 g. */
@@ -164,6 +247,7 @@ AI __m512 q8_0_scales(const uint8_t *p, const int nb)
 {
     const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                          51, 34, 17, 0, 51, 34, 17, 0, 51, 34, 17, 0, 51, 34, 17, 0);
+    if (nb < 16 && nb <= 4) return tail_scales(p, nb, 34);
     __m512i r = _mm512_setzero_si512();
     const int64_t v = (int64_t)nb * 34;
     _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
@@ -183,15 +267,16 @@ AI void q8_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
     const int32_t *bias = x->bias + b0 * 8;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
-        if (nb < 16 && 2 * j >= nb) break;
-        const uint8_t *b = p + 68 * j;
-        __m512i w = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
-        if (nb == 16 || 2 * j + 1 < nb) w = _mm512_inserti64x4(w, _mm256_loadu_si256((const __m256i *)(b + 36)), 1);
-        else w = _mm512_zextsi256_si512(_mm512_castsi512_si256(w));
-        w = _mm512_xor_si512(w, flip);   /* q + 128, unsigned */
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(bias + 16 * j), w, _mm512_load_si512(xq + 64 * j));
-        acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
-                                     acc[j & 3]);
+        if (nb == 16 || 2 * j < nb) {   /* constant j: the loop unrolls, acc stays in registers */
+            const uint8_t *b = p + 68 * j;
+            __m512i w = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b + 2)));
+            if (nb == 16 || 2 * j + 1 < nb) w = _mm512_inserti64x4(w, _mm256_loadu_si256((const __m256i *)(b + 36)), 1);
+            else w = _mm512_zextsi256_si512(_mm512_castsi512_si256(w));
+            w = _mm512_xor_si512(w, flip);   /* q + 128, unsigned */
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(bias + 16 * j), w, _mm512_load_si512(xq + 64 * j));
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+                                         acc[j & 3]);
+        }
     }
 }
 
@@ -288,7 +373,7 @@ AI void rows_tokens(const row_fn fn, const hc_dtype t, const uint8_t *w, size_t 
 
 int hc_matmul_avx512_has(hc_dtype t)
 {
-    return t == HC_Q4_0 || t == HC_Q8_0 || t == HC_Q4_K || t == HC_Q6_K;
+    return t == HC_Q4_0 || t == HC_Q4_1 || t == HC_Q8_0 || t == HC_Q4_K || t == HC_Q6_K;
 }
 
 #define STACK_PREP 65536
@@ -317,6 +402,7 @@ int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq
         x_prep_build(wt, (const hc_q8_block *)(const void *)((const uint8_t *)xq + (size_t)k * xrb), nblk, mem + (size_t)k * per, &xs[k]);
     switch (wt) {
     case HC_Q4_0: rows_tokens(q4_0_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
+    case HC_Q4_1: rows_tokens(q4_1_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
     case HC_Q8_0: rows_tokens(q8_0_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
     case HC_Q4_K: rows_tokens(q4_k_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
     case HC_Q6_K: rows_tokens(q6_k_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
