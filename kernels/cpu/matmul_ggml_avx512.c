@@ -25,7 +25,8 @@
  * zeros to a multiple of 16 blocks (npad) so that whole chunks can be read:
  *   q     int8[npad * 32]   the quantized activations (Q4_K: groups 0 2 1 3 of every 4)
  *   d     float[npad]       the block scales d_x
- *   s     float[npad]       d_x * sum(q) of each block
+ *   s     float[npad]       d_x * sum(q) of each block, times the weights' offset: -8 for Q4_0,
+ *                           -1 for Q4_K (its mins are subtracted), 1 otherwise
  *   bias  int32[npad * 8]   Q8_0: -128, Q6_K: -32, times the sum of the 4 q of each lane
  *   d16   float[npad * 2]   Q6_K: the scale of each half-block of 16 (d_x twice) */
 typedef struct x_prep {
@@ -58,12 +59,14 @@ static void x_prep_build(hc_dtype t, const hc_q8_block *xq, int64_t nblk, void *
     int32_t *bias = (int32_t *)(void *)(s + np);
     float *d16 = (float *)(void *)(bias + (has_bias(t) ? np * 8 : 0));
     const int shift = t == HC_Q8_0 ? 7 : 5;   /* the offsets 128 and 32 */
+    /* s as the kernels add it: Q4_0 w = d (q - 8); Q4_1 w = d q + m; Q4_K w = d sc q - dmin mn */
+    const float soff = t == HC_Q4_0 ? -8.0f : t == HC_Q4_K ? -1.0f : 1.0f;
     for (int64_t b = 0; b < np; b++) {
         int64_t at = b;
         if (t == HC_Q4_K) at = (b & ~(int64_t)3) + ((b & 1) << 1) + ((b & 2) >> 1);   /* 0 2 1 3 */
         if (b < nblk) {
             memcpy(q + at * 32, xq[b].q, 32);
-            d[b] = xq[b].d, s[b] = xq[b].s;
+            d[b] = xq[b].d, s[b] = soff * xq[b].s;
         } else {
             memset(q + at * 32, 0, 32);
             d[b] = s[b] = 0.0f;
@@ -139,12 +142,12 @@ AI __m512 q4_0_scales(const uint8_t *p, const int nb)
 }
 
 /* Adds the chunk of nb blocks at p (one row) times the activations of x from block b0. */
-AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, __m512 *acc, __m512 *macc)
+AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, __m512 *acc)
 {
     const __m512i gf = _mm512_set_epi64(GF_HI, GF_HI, GF_LO, GF_LO, GF_HI, GF_HI, GF_LO, GF_LO);
     const __m512 dw = q4_0_scales(p, nb);
     const __m512 sc = _mm512_mul_ps(dw, _mm512_load_ps(x->d + b0));
-    *macc = _mm512_fmadd_ps(dw, _mm512_load_ps(x->s + b0), *macc);
+    acc[3] = _mm512_fmadd_ps(dw, _mm512_load_ps(x->s + b0), acc[3]);   /* -8 d_w s: every lane is summed */
     const int8_t *xq = x->q + b0 * 32;
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
         if (nb == 16 || 2 * j < nb) {   /* constant j: the loop unrolls, acc stays in registers */
@@ -163,15 +166,13 @@ AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
 static float q4_0_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m512 macc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 16 <= nblk; b += 16) {
         prefetch_span(row + b * 18, 288, end);
-        q4_0_chunk(row + b * 18, 16, x, b, acc, &macc);
+        q4_0_chunk(row + b * 18, 16, x, b, acc);
     }
-    if (b < nblk) q4_0_chunk(row + b * 18, (int)(nblk - b), x, b, acc, &macc);
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) -
-           8.0f * _mm512_reduce_add_ps(macc);
+    if (b < nblk) q4_0_chunk(row + b * 18, (int)(nblk - b), x, b, acc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
 /* ---------------- Q4_1: chunks of 16 blocks of 20 bytes ---------------- */
@@ -205,13 +206,13 @@ AI void q4_1_scales(const uint8_t *p, const int nb, __m512 *d, __m512 *m)
     *m = _mm512_cvtph_ps(_mm512_castsi512_si256(rm));
 }
 
-AI void q4_1_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, __m512 *acc, __m512 *macc)
+AI void q4_1_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, __m512 *acc)
 {
     const __m512i gf = _mm512_set_epi64(GF_HI, GF_HI, GF_LO, GF_LO, GF_HI, GF_HI, GF_LO, GF_LO);
     __m512 dw, mw;
     q4_1_scales(p, nb, &dw, &mw);
     const __m512 sc = _mm512_mul_ps(dw, _mm512_load_ps(x->d + b0));
-    *macc = _mm512_fmadd_ps(mw, _mm512_load_ps(x->s + b0), *macc);   /* w = d q + m */
+    acc[3] = _mm512_fmadd_ps(mw, _mm512_load_ps(x->s + b0), acc[3]);   /* w = d q + m */
     const int8_t *xq = x->q + b0 * 32;
     _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {
         if (nb == 16 || 2 * j < nb) {   /* constant j: the loop unrolls, acc stays in registers */
@@ -229,15 +230,13 @@ AI void q4_1_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
 static float q4_1_row(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end)
 {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m512 macc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 16 <= nblk; b += 16) {
         prefetch_span(row + b * 20, 320, end);
-        q4_1_chunk(row + b * 20, 16, x, b, acc, &macc);
+        q4_1_chunk(row + b * 20, 16, x, b, acc);
     }
-    if (b < nblk) q4_1_chunk(row + b * 20, (int)(nblk - b), x, b, acc, &macc);
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) +
-           _mm512_reduce_add_ps(macc);
+    if (b < nblk) q4_1_chunk(row + b * 20, (int)(nblk - b), x, b, acc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
 /* ---------------- Q8_0: chunks of 16 blocks of 34 bytes ---------------- */
@@ -298,13 +297,14 @@ static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
 {
     const __m512i lo4 = _mm512_set1_epi8(0x0f), gfhi = _mm512_set1_epi64(GF_HI);
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    __m256 macc = _mm256_setzero_ps();
     for (int64_t g = 0; g < nblk; g += 8, row += 144) {
         prefetch_span(row, 144, end);
         __m256 sc, mn;
         q4_k_scales(row, &sc, &mn);
         const __m256 s8 = _mm256_mul_ps(_mm256_mul_ps(sc, _mm256_set1_ps(f16_at(row))), _mm256_loadu_ps(x->d + g));
-        macc = _mm256_fmadd_ps(_mm256_mul_ps(mn, _mm256_set1_ps(f16_at(row + 2))), _mm256_loadu_ps(x->s + g), macc);
+        /* - dmin mn s (s carries the sign): the 8 lanes join acc[1]'s low half, every lane is summed */
+        acc[1] = _mm512_add_ps(acc[1], _mm512_zextps256_ps512(
+                                           _mm256_mul_ps(_mm256_mul_ps(mn, _mm256_set1_ps(f16_at(row + 2))), _mm256_loadu_ps(x->s + g))));
         const __m512 s16 = _mm512_castps256_ps512(s8);
         const __m512i a = _mm512_loadu_si512(row + 16), b = _mm512_loadu_si512(row + 80);
         const __m512i w[4] = {_mm512_and_si512(a, lo4), _mm512_gf2p8affine_epi64_epi8(a, gfhi, 0),
@@ -317,9 +317,7 @@ static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
                                          acc[k & 1]);
         }
     }
-    const __m128 m = _mm_add_ps(_mm256_castps256_ps128(macc), _mm256_extractf128_ps(macc, 1));
-    const __m128 m2 = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
 }
 
 /* ---------------- Q6_K: blocks of 256 (210 bytes) ---------------- */
