@@ -1,6 +1,7 @@
 /* matmul_batch_avx512.c: AVX-512 VNNI kernels of the GGUF-type matmuls Q4_0/1, Q8_0, Q4_K, Q6_K for
  * many tokens (prefill): 16 tokens in the lanes of a vector, each weight read from memory once. */
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,30 +34,36 @@ typedef struct x_group {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Builds the tile of tokens t0 .. t0+nt-1 (nt <= 16; missing lanes are 0) for all nblk groups. */
+/* Builds the tile of tokens t0 .. t0+nt-1 (nt <= 16; missing lanes are 0) for all nblk groups:
+ * gathers, lane t from token t's block (16 tokens' blocks are 16 activation rows apart). */
 static void x_tile_build(hc_dtype t, const uint8_t *xq, size_t xrb, int t0, int nt, int64_t nblk, x_group *xg)
 {
-    const int32_t off = t == HC_Q4_0 ? -8 : t == HC_Q8_0 ? -128 : t == HC_Q6_K ? -32 : 0;
+    const int shift = t == HC_Q4_0 ? 3 : t == HC_Q8_0 ? 7 : t == HC_Q6_K ? 5 : -1;   /* offsets 8, 128, 32 */
+    const __mmask16 m = (__mmask16)((1u << nt) - 1);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)xrb));
+    const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();
+    const uint8_t *base = xq + (size_t)t0 * xrb;
     for (int64_t g = 0; g < nblk; g++) {
-        _Alignas(64) int32_t q[8][TOK], b0[TOK], b1[TOK];
-        _Alignas(64) float d[TOK], s[TOK];
-        for (int k = 0; k < TOK; k++) {
-            if (k >= nt) {
-                for (int c = 0; c < 8; c++) q[c][k] = 0;
-                d[k] = s[k] = 0.0f, b0[k] = b1[k] = 0;
-                continue;
-            }
-            const hc_q8_block *b = (const hc_q8_block *)(const void *)(xq + (size_t)(t0 + k) * xrb) + g;
-            int32_t s0 = 0, s1 = 0;
-            for (int c = 0; c < 8; c++) memcpy(&q[c][k], b->q + 4 * c, 4);
-            for (int i = 0; i < 16; i++) s0 += b->q[i], s1 += b->q[16 + i];
-            d[k] = b->d, s[k] = b->s;
-            if (t == HC_Q6_K) b0[k] = off * s0, b1[k] = off * s1;
-            else b0[k] = off * (s0 + s1), b1[k] = 0;
+        const uint8_t *b = base + (size_t)g * sizeof(hc_q8_block);
+        x_group *o = xg + g;
+        o->d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, b + offsetof(hc_q8_block, d), 1);
+        o->s = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, b + offsetof(hc_q8_block, s), 1);
+        __m512i s0 = zero, s1 = zero;
+        for (int c = 0; c < 8; c++) {
+            o->q[c] = _mm512_mask_i32gather_epi32(zero, m, idx, b + offsetof(hc_q8_block, q) + 4 * c, 1);
+            if (c < 4) s0 = _mm512_dpbusd_epi32(s0, ones, o->q[c]);
+            else s1 = _mm512_dpbusd_epi32(s1, ones, o->q[c]);
         }
-        for (int c = 0; c < 8; c++) xg[g].q[c] = _mm512_load_si512(q[c]);
-        xg[g].d = _mm512_load_ps(d), xg[g].s = _mm512_load_ps(s);
-        xg[g].bias[0] = _mm512_load_si512(b0), xg[g].bias[1] = _mm512_load_si512(b1);
+        if (shift < 0) {
+            o->bias[0] = o->bias[1] = zero;
+        } else if (t == HC_Q6_K) {   /* one offset sum per half of 16 */
+            o->bias[0] = _mm512_sub_epi32(zero, _mm512_slli_epi32(s0, 5));
+            o->bias[1] = _mm512_sub_epi32(zero, _mm512_slli_epi32(s1, 5));
+        } else {
+            o->bias[0] = _mm512_sub_epi32(zero, _mm512_sll_epi32(_mm512_add_epi32(s0, s1), _mm_cvtsi32_si128(shift)));
+            o->bias[1] = zero;
+        }
     }
 }
 

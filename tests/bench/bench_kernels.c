@@ -7,7 +7,8 @@
  *   --shapes weight shapes, e.g. 2048x8192,8192x2048 (default: SmolLM2-135M's)
  *   --isa    avx2 or avx512: time that kernel set instead of what the dispatcher picks
  *   --threads N  split each call's rows over N threads of an hc_pool (16-row aligned parts, as the
- *            cpu device does); GB/s is then the whole matrix over the wall time
+ *            cpu device does); GB/s is then the whole matrix over the wall time (one thread: over
+ *            the thread's CPU time, so that time other processes take is not counted)
  *   --cold   cycle through enough copies of each matrix (>= 96 MiB) that the weights come from
  *            memory, as in decoding a whole model, instead of from the caches */
 #define _POSIX_C_SOURCE 200809L
@@ -20,10 +21,12 @@
 #include "matmul_ggml.h"
 #include "threadpool.h"
 
+static int use_wall;   /* --threads > 1: wall-clock time; else this thread's CPU time (robust to a busy machine) */
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -226,6 +229,7 @@ int main(int argc, char **argv)
             free(list);
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             int n = atoi(argv[++i]);
+            use_wall = n > 1;
             if (n > 1 && hc_pool_create(n, NULL, 0, &pool) != HC_OK) {
                 fprintf(stderr, "hc-bench-kernels: %s\n", hc_last_error());
                 return 2;
