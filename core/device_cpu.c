@@ -475,7 +475,7 @@ static const hc_plugin_desc cpu_descriptor = {
     .kind = HC_PLUGIN_DEVICE,
     .name = "cpu",
     .version = "1.0.0",
-    .description = "built-in CPU device: OpenBLAS + AVX2 kernels on its own thread pool",
+    .description = "built-in CPU device: OpenBLAS + AVX2/AVX-512 kernels on its own thread pool",
     .ops = &cpu_plugin_ops,
 };
 
