@@ -158,6 +158,16 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
     atomic_store(&p->caller_sleeping, 0);
 }
 
+void hc_pool_barrier_wait(hc_pool_barrier *b, int nth)
+{
+    atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel);
+    /* spin, then yield: a thread of the job may have been descheduled on a busy machine */
+    for (int i = 0; atomic_load_explicit(&b->arrived, memory_order_acquire) < nth; i++) {
+        if (i < HC_SPIN_PAUSES) _mm_pause();
+        else sched_yield();
+    }
+}
+
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end)
 {
     if (align < 1) align = 1;

@@ -34,6 +34,14 @@ void hc_pool_error_set(hc_pool_error *e, hc_status st);
 /* In the caller after hc_pool_run: HC_OK, or the recorded status with its message set again. */
 hc_status hc_pool_error_raise(hc_pool_error *e);
 
+/* A barrier inside one pool job: every thread of the job calls hc_pool_barrier_wait once, and
+ * none returns before all nth have called it. Zero it before hc_pool_run (single use). */
+typedef struct hc_pool_barrier {
+    _Atomic int arrived;
+} hc_pool_barrier;
+
+void hc_pool_barrier_wait(hc_pool_barrier *b, int nth);
+
 /* Pins the calling thread to one CPU (no-op when cpu < 0). */
 void hc_pin_thread(int cpu);
 
