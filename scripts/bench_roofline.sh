@@ -7,6 +7,9 @@
 #   SHAPES         which models, from: smollm2 1b 3b 8b (default: all four)
 #   THREADS        thread counts (default "1 2")
 #   N_DECODE, N_PROMPT, REPS   decoded tokens, prompt tokens, repetitions (default 64, 128, 3)
+#   PAIRS          run hcinfer bench and llama-bench one after the other this many times per model
+#                  and thread count (default 1); medians are printed, the ratios are the medians of
+#                  the pairs' ratios (on a busy machine: a drift touches both sides of a pair alike)
 #   MODELS_DIR     where the synthetic models are made and kept (default: models/); an 8B f16
 #                  intermediate needs 16 GB free there for a while
 #   LLAMA_CPP_BIN  a folder with llama.cpp's llama-bench and llama-quantize (default: the first of
@@ -33,6 +36,7 @@ threads=${THREADS:-1 2}
 n_decode=${N_DECODE:-64}
 n_prompt=${N_PROMPT:-128}
 reps=${REPS:-3}
+pairs=${PAIRS:-1}
 out=${OUT:-$root/models/bench_roofline.jsonl}
 for f in "$hc" "$membw"; do
   [ -x "$f" ] || { echo "bench_roofline: $f is missing (build the project first)" >&2; exit 1; }
@@ -94,27 +98,37 @@ for shape in $shapes; do
   m=$(model_of "$shape")
   for t in $threads; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    echo "== $shape, $t thread(s): hcinfer bench (load $load)" >&2
-    hj=$("$hc" bench -m "$m" --sched none -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
-    dec=$(jq -r '.results[0].decode_tok_s' <<< "$hj")
-    pre=$(jq -r '.results[0].prompt_tok_s' <<< "$hj")
-    bpt=$(jq -r '.results[0].bytes_per_token' <<< "$hj")
+    decs=() pres=() ldecs=() lpres=()
+    for ((p = 0; p < pairs; p++)); do
+      echo "== $shape, $t thread(s): hcinfer bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      hj=$("$hc" bench -m "$m" --sched none -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
+      decs+=("$(jq -r '.results[0].decode_tok_s' <<< "$hj")")
+      pres+=("$(jq -r '.results[0].prompt_tok_s' <<< "$hj")")
+      bpt=$(jq -r '.results[0].bytes_per_token' <<< "$hj")
+      if [ -n "$llama_bin" ]; then
+        echo "== $shape, $t thread(s): llama-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        lj=$("$llama_bin/llama-bench" -m "$m" -t "$t" -p "$n_prompt" -n "$n_decode" -r "$reps" -o json 2> /dev/null)
+        ldecs+=("$(jq -r '[.[] | select(.n_gen > 0)][0].avg_ts' <<< "$lj")")
+        lpres+=("$(jq -r '[.[] | select(.n_prompt > 0)][0].avg_ts' <<< "$lj")")
+      fi
+    done
+    load="$load .. $(cut -d' ' -f1-3 /proc/loadavg)"
+    med() { printf '%s\n' "$@" | jq -s 'sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end'; }
+    ratios() { local -n a=$1 b=$2; for i in "${!a[@]}"; do jq -n --argjson x "${a[$i]}" --argjson y "${b[$i]}" '$x / $y'; done; }
+    dec=$(med "${decs[@]}") pre=$(med "${pres[@]}")
     bw=$(bw_of "$t")
     gbs=$(jq -n --argjson d "$dec" --argjson b "$bpt" '$d * $b / 1e9')
-    ldec=null lpre=null
+    ldec=null lpre=null rdec=null rpre=null
     if [ -n "$llama_bin" ]; then
-      echo "== $shape, $t thread(s): llama-bench" >&2
-      lj=$("$llama_bin/llama-bench" -m "$m" -t "$t" -p "$n_prompt" -n "$n_decode" -r "$reps" -o json 2> /dev/null)
-      ldec=$(jq -r '[.[] | select(.n_gen > 0)][0].avg_ts' <<< "$lj")
-      lpre=$(jq -r '[.[] | select(.n_prompt > 0)][0].avg_ts' <<< "$lj")
+      ldec=$(med "${ldecs[@]}") lpre=$(med "${lpres[@]}")
+      rdec=$(med $(ratios decs ldecs)) rpre=$(med $(ratios pres lpres))
     fi
     line=$(jq -nc --arg shape "$shape" --arg model "$(basename "$m")" --argjson t "$t" --argjson dec "$dec" \
       --argjson pre "$pre" --argjson bpt "$bpt" --argjson gbs "$gbs" --argjson bw "$bw" --argjson ldec "$ldec" \
-      --argjson lpre "$lpre" --arg load "$load" \
+      --argjson lpre "$lpre" --argjson rdec "$rdec" --argjson rpre "$rpre" --argjson pairs "$pairs" --arg load "$load" \
       '{shape: $shape, model: $model, threads: $t, decode_tok_s: $dec, prefill_tok_s: $pre, bytes_per_token: $bpt,
         gbs: $gbs, membw_gbs: $bw, share: ($gbs / $bw), llama_decode_tok_s: $ldec, llama_prefill_tok_s: $lpre,
-        decode_ratio: (if $ldec then $dec / $ldec else null end),
-        prefill_ratio: (if $lpre then $pre / $lpre else null end), load: $load}')
+        decode_ratio: $rdec, prefill_ratio: $rpre, pairs: $pairs, load: $load}')
     echo "$line" >> "$out"
     rows+=("$line")
   done
