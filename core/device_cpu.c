@@ -106,8 +106,27 @@ typedef struct matmul_job {
     void *xq_fill;          /* non-NULL: the threads quantize the tokens into it (it is xq) together
                                first, then meet at a barrier */
     hc_pool_barrier quantized;
+    hc_row_share *share;    /* GGUF block and float types: rows taken in chunks, stolen at the end */
     hc_pool_error err;      /* first failure of any thread */
 } matmul_job;
+
+/* The chunks a thread takes from a shared matmul: about this many bytes of weights (an atomic
+ * per chunk on the thread's own cache line; 16-row aligned, as the static parts were). */
+#define SHARE_CHUNK_BYTES (128 << 10)
+
+typedef struct share_ctx {
+    hc_row_share *share;
+    int ith;
+} share_ctx;
+
+static int share_next(void *arg, int64_t *row0, int64_t *row1, int64_t *pf_end)
+{
+    share_ctx *c = arg;
+    long b, e, pf;
+    if (!hc_row_share_next(c->share, c->ith, &b, &e, &pf)) return 0;
+    *row0 = b, *row1 = e, *pf_end = pf;
+    return 1;
+}
 
 /* From this many tokens the activations of a matmul are quantized by all threads, each a share of
  * the tokens, and a barrier follows (for fewer, the calling thread alone costs less than a barrier:
@@ -125,10 +144,16 @@ static void matmul_task(void *arg, int ith, int nth)
             hc_act_quantize_q8(j->x + (size_t)t * (size_t)j->in, (hc_q8_block *)((char *)j->xq_fill + row * (size_t)t), j->in);
         hc_pool_barrier_wait(&j->quantized, nth);
     }
+    const hc_tensor *w = j->w;
+    if (j->share) {
+        share_ctx c = { j->share, ith };
+        hc_pool_error_set(&j->err, hc_matmul_rows_dyn(w->dtype, w->data, j->in, j->x, j->xq, j->n_tok, j->y, j->out,
+                                                      j->out, share_next, &c));
+        return;
+    }
     long r0, r1;
     hc_split_range(j->out, ith, nth, 16, &r0, &r1);
     if (r0 >= r1) return;
-    const hc_tensor *w = j->w;
     if (w->dtype == HC_F32) {
         const float *wp = (const float *)w->data + (size_t)r0 * j->in;
         if (j->n_tok == 1)
@@ -178,6 +203,13 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
         if (n_tok >= SPLIT_QUANT_MIN_TOK && hc_pool_threads(c->pool) > 1) j.xq_fill = c->act_scratch;
         for (int t = 0; t < n_tok && !j.xq_fill; t++)
             hc_act_quantize_q8(x + (size_t)t * j.in, (hc_q8_block *)((char *)c->act_scratch + row * t), j.in);
+    }
+    hc_row_share share;   /* on the stack: a cache line per thread */
+    if (w->dtype != HC_F32 && w->dtype != HC_PACKED && hc_pool_threads(c->pool) > 1) {
+        size_t rb = hc_dtype_row_bytes(w->dtype, j.in);
+        long chunk = rb ? (long)(SHARE_CHUNK_BYTES / rb) : 16;
+        hc_row_share_init(&share, (long)j.out, hc_pool_threads(c->pool), 16, chunk);
+        j.share = &share;
     }
     hc_pool_run(c->pool, matmul_task, &j);
     hc_status st = hc_pool_error_raise(&j.err);

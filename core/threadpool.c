@@ -168,6 +168,52 @@ void hc_pool_barrier_wait(hc_pool_barrier *b, int nth)
     }
 }
 
+static unsigned long long pack_range(long lo, long hi) { return (unsigned long long)lo | (unsigned long long)hi << 32; }
+
+void hc_row_share_init(hc_row_share *s, long n, int nth, long align, long chunk)
+{
+    s->nth = nth;
+    s->align = align < 1 ? 1 : align;
+    s->chunk = chunk < s->align ? s->align : chunk / s->align * s->align;
+    for (int i = 0; i < nth; i++) {
+        long b, e;
+        hc_split_range(n, i, nth, s->align, &b, &e);
+        atomic_store_explicit(&s->part[i].range, pack_range(b, e), memory_order_relaxed);
+    }
+}
+
+int hc_row_share_next(hc_row_share *s, int ith, long *begin, long *end, long *pf_end)
+{
+    /* the front of our own part */
+    _Atomic unsigned long long *own = &s->part[ith].range;
+    unsigned long long v = atomic_load_explicit(own, memory_order_relaxed);
+    for (;;) {
+        long lo = (long)(v & 0xffffffffu), hi = (long)(v >> 32);
+        if (lo >= hi) break;
+        long e = lo + s->chunk < hi ? lo + s->chunk : hi;
+        if (atomic_compare_exchange_weak_explicit(own, &v, pack_range(e, hi), memory_order_relaxed, memory_order_relaxed)) {
+            *begin = lo, *end = e, *pf_end = hi;
+            return 1;
+        }
+    }
+    /* the back of the others' parts */
+    for (int d = 1; d < s->nth; d++) {
+        _Atomic unsigned long long *other = &s->part[(ith + d) % s->nth].range;
+        v = atomic_load_explicit(other, memory_order_relaxed);
+        for (;;) {
+            long lo = (long)(v & 0xffffffffu), hi = (long)(v >> 32);
+            if (lo >= hi) break;
+            long b = (hi - s->chunk) / s->align * s->align;   /* chunk boundaries stay aligned */
+            if (b < lo) b = lo;
+            if (atomic_compare_exchange_weak_explicit(other, &v, pack_range(lo, b), memory_order_relaxed, memory_order_relaxed)) {
+                *begin = b, *end = hi, *pf_end = hi;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end)
 {
     if (align < 1) align = 1;

@@ -42,6 +42,26 @@ typedef struct hc_pool_barrier {
 
 void hc_pool_barrier_wait(hc_pool_barrier *b, int nth);
 
+/* Rows [0, n) shared by the nth threads of a pool job, one barrier's worth of synchronisation: each
+ * thread owns the contiguous part hc_split_range gives it and takes chunks from its front (an
+ * atomic on its own cache line, uncontended); a thread whose part is done takes chunks from the
+ * back of another's part, so a thread that was descheduled on a busy machine or runs slower does
+ * not hold the others at the join. Chunks are multiples of `align` rows (but the last). */
+#define HC_SHARE_MAX 256   /* the pool's largest size */
+typedef struct hc_row_share {
+    struct {
+        _Alignas(64) _Atomic unsigned long long range;   /* lo | hi << 32 */
+    } part[HC_SHARE_MAX];
+    int nth;
+    long chunk, align;
+} hc_row_share;
+
+/* nth <= HC_SHARE_MAX (a pool's size). */
+void hc_row_share_init(hc_row_share *s, long n, int nth, long align, long chunk);
+/* Thread ith's next chunk [*begin, *end): 1, or 0 when no rows are left anywhere. *pf_end: where
+ * the thread's coming rows likely end (its part's end), how far it may prefetch. */
+int hc_row_share_next(hc_row_share *s, int ith, long *begin, long *end, long *pf_end);
+
 /* Pins the calling thread to one CPU (no-op when cpu < 0). */
 void hc_pin_thread(int cpu);
 

@@ -3,8 +3,10 @@
  * matmul on 1 and 2 threads, block-type matmuls through the device (1..40 tokens, 1..3 threads)
  * against the reference kernel; and the thread pool's range splitting and in-job barrier. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "device_cpu.h"
 #include "matmul_ggml.h"
@@ -226,6 +228,59 @@ static void barrier_task(void *arg, int ith, int nth)
         if (j->slot[i] != j->round) j->bad = 1;
 }
 
+/* Shared rows: every row is taken exactly once, chunks aligned, whichever thread is late (thread
+ * 1 sleeps first in some rounds, so that the others steal its rows). */
+typedef struct share_job {
+    hc_row_share share;
+    _Atomic int *count;
+    long n;
+    int late, bad;
+    _Atomic int stolen;
+} share_job;
+
+static void share_task(void *arg, int ith, int nth)
+{
+    share_job *j = arg;
+    if (ith == j->late) {
+        struct timespec ts = { 0, 2000000 };
+        nanosleep(&ts, NULL);
+    }
+    long b, e, pf, own_b, own_e;
+    hc_split_range(j->n, ith, nth, 16, &own_b, &own_e);
+    while (hc_row_share_next(&j->share, ith, &b, &e, &pf)) {
+        if (b >= e || b % 16 || (e % 16 && e != j->n) || pf < e) j->bad = 1;
+        if (b < own_b || b >= own_e) atomic_fetch_add(&j->stolen, 1);
+        for (long i = b; i < e; i++) atomic_fetch_add(&j->count[i], 1);
+    }
+}
+
+static void test_row_share(void)
+{
+    int stolen = 0;
+    for (int threads = 1; threads <= 4; threads++) {
+        hc_pool *p;
+        HC_ASSERT_OK(hc_pool_create(threads, NULL, 0, &p));
+        for (long n = 1; n < 3000; n = n * 3 + 7)
+            for (int late = -1; late < 2; late++) {
+                share_job *j = calloc(1, sizeof *j);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+                j->n = n, j->late = late;
+                j->count = calloc((size_t)n, sizeof *j->count);
+                hc_row_share_init(&j->share, n, threads, 16, 40);   /* chunks of 32 rows */
+                hc_pool_run(p, share_task, j);
+                int wrong = 0;
+                for (long i = 0; i < n; i++) wrong += j->count[i] != 1;
+                CU_ASSERT_EQUAL(wrong, 0);
+                CU_ASSERT_EQUAL(j->bad, 0);
+                stolen += j->stolen;
+                free((void *)j->count);
+                free(j);
+            }
+        hc_pool_free(p);
+    }
+    CU_ASSERT(stolen > 0);   /* the late threads' rows were taken by the others */
+}
+
 static void test_pool_barrier(void)
 {
     for (int threads = 1; threads <= 4; threads++) {
@@ -288,6 +343,7 @@ int main(void)
         { "device memory budget", test_memory_budget },
         { "thread pool", test_thread_pool },
         { "thread pool barrier", test_pool_barrier },
+        { "rows shared by a pool's threads", test_row_share },
         { NULL, NULL },
     };
     return hc_test_run("ops", cases);

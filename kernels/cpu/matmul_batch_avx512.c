@@ -187,35 +187,38 @@ AI void tile_store(const int rr, const __m512 *acc, int first, float *y, int64_t
 }
 
 AI void batch_rows(const hc_dtype t, const uint8_t *w, int64_t in, const x_group *xg, int n_tiles, int n_tok,
-                   float *y, int64_t ldy, int64_t row0, int64_t row1, w_tile *wt)
+                   float *y, int64_t ldy, hc_rows_next_fn next, void *ctx, w_tile *wt)
 {
     const int64_t nblk = in / 32;
     const size_t rb = hc_dtype_row_bytes(t, in);
-    for (int64_t k0 = 0; k0 < nblk; k0 += KC / 32) {
-        const int ng = (int)min64(KC / 32, nblk - k0);
-        for (int64_t o = row0; o < row1; o += R) {
-            const int rr = (int)min64(R, row1 - o);
-            for (int r = 0; r < rr; r++)
-                unpack_row(t, w + (size_t)(o + r) * rb, k0, ng, wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16),
-                           wt->mn + (size_t)r * (KC / 32));
-            for (int u = 0; u < n_tiles; u++) {
-                const int nt = (int)min64(TOK, n_tok - u * TOK);
-                __m512 acc[R];
-                const x_group *x = xg + (size_t)u * (size_t)nblk + k0;
-                if (rr == R) tile_dot(t, R, wt, x, ng, acc);
-                else if (rr >= 4) {
-                    tile_dot(t, 4, wt, x, ng, acc);
-                    for (int r = 4; r < rr; r++) {
-                        w_tile one = {wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16), wt->mn + (size_t)r * (KC / 32)};
-                        tile_dot(t, 1, &one, x, ng, acc + r);
+    int64_t row0, row1, pf;
+    while (next(ctx, &row0, &row1, &pf)) {   /* every K block of a chunk of rows, then the next chunk */
+        for (int64_t k0 = 0; k0 < nblk; k0 += KC / 32) {
+            const int ng = (int)min64(KC / 32, nblk - k0);
+            for (int64_t o = row0; o < row1; o += R) {
+                const int rr = (int)min64(R, row1 - o);
+                for (int r = 0; r < rr; r++)
+                    unpack_row(t, w + (size_t)(o + r) * rb, k0, ng, wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16),
+                               wt->mn + (size_t)r * (KC / 32));
+                for (int u = 0; u < n_tiles; u++) {
+                    const int nt = (int)min64(TOK, n_tok - u * TOK);
+                    __m512 acc[R];
+                    const x_group *x = xg + (size_t)u * (size_t)nblk + k0;
+                    if (rr == R) tile_dot(t, R, wt, x, ng, acc);
+                    else if (rr >= 4) {
+                        tile_dot(t, 4, wt, x, ng, acc);
+                        for (int r = 4; r < rr; r++) {
+                            w_tile one = {wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16), wt->mn + (size_t)r * (KC / 32)};
+                            tile_dot(t, 1, &one, x, ng, acc + r);
+                        }
+                    } else {
+                        for (int r = 0; r < rr; r++) {
+                            w_tile one = {wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16), wt->mn + (size_t)r * (KC / 32)};
+                            tile_dot(t, 1, &one, x, ng, acc + r);
+                        }
                     }
-                } else {
-                    for (int r = 0; r < rr; r++) {
-                        w_tile one = {wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16), wt->mn + (size_t)r * (KC / 32)};
-                        tile_dot(t, 1, &one, x, ng, acc + r);
-                    }
+                    tile_store(rr, acc, k0 == 0, y, ldy, u * TOK, nt, o);
                 }
-                tile_store(rr, acc, k0 == 0, y, ldy, u * TOK, nt, o);
             }
         }
     }
@@ -223,10 +226,10 @@ AI void batch_rows(const hc_dtype t, const uint8_t *w, int64_t in, const x_group
 
 #define BATCH_KERNEL(name, type)                                                                              \
     static __attribute__((noinline)) void name(const uint8_t *w, int64_t in, const x_group *xg, int n_tiles,   \
-                                               int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1,   \
-                                               w_tile *wt)                                                     \
+                                               int n_tok, float *y, int64_t ldy, hc_rows_next_fn next,         \
+                                               void *ctx, w_tile *wt)                                          \
     {                                                                                                          \
-        batch_rows(type, w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, wt);                                   \
+        batch_rows(type, w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, wt);                                    \
     }
 
 BATCH_KERNEL(batch_q4_0, HC_Q4_0)
@@ -237,6 +240,13 @@ BATCH_KERNEL(batch_q6_k, HC_Q6_K)
 
 int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y, int64_t ldy,
                            int64_t row0, int64_t row1)
+{
+    hc_one_range r = {row0, row1, 0};
+    return hc_matmul_batch_avx512_dyn(wt, w, in, xq, n_tok, y, ldy, hc_one_range_next, &r);
+}
+
+int hc_matmul_batch_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                               int64_t ldy, hc_rows_next_fn next, void *ctx)
 {
     const int64_t nblk = in / 32;
     const int n_tiles = (n_tok + TOK - 1) / TOK;
@@ -252,11 +262,11 @@ int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *x
     for (int u = 0; u < n_tiles; u++)
         x_tile_build(wt, xq, xrb, u * TOK, (int)min64(TOK, n_tok - u * TOK), nblk, xg + (size_t)u * (size_t)nblk);
     switch (wt) {
-    case HC_Q4_0: batch_q4_0(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
-    case HC_Q4_1: batch_q4_1(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
-    case HC_Q8_0: batch_q8_0(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
-    case HC_Q4_K: batch_q4_k(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
-    case HC_Q6_K: batch_q6_k(w, in, xg, n_tiles, n_tok, y, ldy, row0, row1, &tile); break;
+    case HC_Q4_0: batch_q4_0(w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, &tile); break;
+    case HC_Q4_1: batch_q4_1(w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, &tile); break;
+    case HC_Q8_0: batch_q8_0(w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, &tile); break;
+    case HC_Q4_K: batch_q4_k(w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, &tile); break;
+    case HC_Q6_K: batch_q6_k(w, in, xg, n_tiles, n_tok, y, ldy, next, ctx, &tile); break;
     default: break;
     }
     free(mem);

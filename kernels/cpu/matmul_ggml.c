@@ -47,3 +47,26 @@ hc_status hc_matmul_rows(hc_dtype wt, const void *w, int64_t in, const float *x,
     hc_matmul_rows_avx2(wt, w, in, x, xq, n_tok, y, ldy, row0, row1);
     return HC_OK;
 }
+
+int hc_one_range_next(void *ctx, int64_t *row0, int64_t *row1, int64_t *pf_end)
+{
+    hc_one_range *r = ctx;
+    if (r->given) return 0;
+    r->given = 1;
+    *row0 = r->row0, *row1 = r->row1, *pf_end = r->row1;
+    return 1;
+}
+
+hc_status hc_matmul_rows_dyn(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq, int n_tok,
+                             float *y, int64_t ldy, int64_t n_rows, hc_rows_next_fn next, void *ctx)
+{
+    hc_status st = hc_matmul_check(wt, w, in, x, xq, n_tok, y, ldy, 0, n_rows);
+    if (st != HC_OK) return st;
+    if (hc_cpu_has_avx512() && hc_matmul_avx512_has(wt) && n_tok > 0 &&
+        hc_matmul_rows_avx512_dyn(wt, w, in, xq, n_tok, y, ldy, next, ctx))
+        return HC_OK;
+    int64_t r0, r1, pf;
+    while (next(ctx, &r0, &r1, &pf))
+        if ((st = hc_matmul_rows(wt, w, in, x, xq, n_tok, y, ldy, r0, r1)) != HC_OK) return st;
+    return HC_OK;
+}

@@ -358,15 +358,17 @@ static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
 /* One row's dot product with one token; end: where the thread's rows end (prefetching stops there). */
 typedef float (*row_fn)(const uint8_t *row, int64_t nblk, const x_prep *x, const uint8_t *end);
 
-AI void rows_tokens(const row_fn fn, const hc_dtype t, const uint8_t *w, size_t rb, int64_t nblk, const x_prep *xs,
-                    int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1)
+AI void rows_tokens(const row_fn fn, const uint8_t *w, size_t rb, int64_t nblk, const x_prep *xs, int n_tok, float *y,
+                    int64_t ldy, hc_rows_next_fn next, void *ctx)
 {
-    const uint8_t *end = w + (size_t)row1 * rb;
-    for (int64_t o = row0; o < row1; o++) {
-        const uint8_t *row = w + (size_t)o * rb;
-        for (int k = 0; k < n_tok; k++) y[(size_t)k * (size_t)ldy + (size_t)o] = fn(row, nblk, &xs[k], end);
+    int64_t row0, row1, pf;
+    while (next(ctx, &row0, &row1, &pf)) {
+        const uint8_t *end = w + (size_t)pf * rb;
+        for (int64_t o = row0; o < row1; o++) {
+            const uint8_t *row = w + (size_t)o * rb;
+            for (int k = 0; k < n_tok; k++) y[(size_t)k * (size_t)ldy + (size_t)o] = fn(row, nblk, &xs[k], end);
+        }
     }
-    (void)t;
 }
 
 int hc_matmul_avx512_has(hc_dtype t)
@@ -380,7 +382,14 @@ int hc_matmul_avx512_has(hc_dtype t)
 int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
                           int64_t ldy, int64_t row0, int64_t row1)
 {
-    if (n_tok >= HC_AVX512_BATCH_MIN && hc_matmul_batch_avx512(wt, w, in, xq, n_tok, y, ldy, row0, row1)) return 1;
+    hc_one_range r = {row0, row1, 0};
+    return hc_matmul_rows_avx512_dyn(wt, w, in, xq, n_tok, y, ldy, hc_one_range_next, &r);
+}
+
+int hc_matmul_rows_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                              int64_t ldy, hc_rows_next_fn next, void *ctx)
+{
+    if (n_tok >= HC_AVX512_BATCH_MIN && hc_matmul_batch_avx512_dyn(wt, w, in, xq, n_tok, y, ldy, next, ctx)) return 1;
     const int64_t nblk = in / 32;
     const size_t per = x_prep_bytes(wt, nblk), need = per * (size_t)n_tok, rb = hc_dtype_row_bytes(wt, in);
     _Alignas(64) uint8_t stack[STACK_PREP];
@@ -399,11 +408,11 @@ int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq
     for (int k = 0; k < n_tok; k++)
         x_prep_build(wt, (const hc_q8_block *)(const void *)((const uint8_t *)xq + (size_t)k * xrb), nblk, mem + (size_t)k * per, &xs[k]);
     switch (wt) {
-    case HC_Q4_0: rows_tokens(q4_0_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
-    case HC_Q4_1: rows_tokens(q4_1_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
-    case HC_Q8_0: rows_tokens(q8_0_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
-    case HC_Q4_K: rows_tokens(q4_k_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
-    case HC_Q6_K: rows_tokens(q6_k_row, wt, w, rb, nblk, xs, n_tok, y, ldy, row0, row1); break;
+    case HC_Q4_0: rows_tokens(q4_0_row, w, rb, nblk, xs, n_tok, y, ldy, next, ctx); break;
+    case HC_Q4_1: rows_tokens(q4_1_row, w, rb, nblk, xs, n_tok, y, ldy, next, ctx); break;
+    case HC_Q8_0: rows_tokens(q8_0_row, w, rb, nblk, xs, n_tok, y, ldy, next, ctx); break;
+    case HC_Q4_K: rows_tokens(q4_k_row, w, rb, nblk, xs, n_tok, y, ldy, next, ctx); break;
+    case HC_Q6_K: rows_tokens(q6_k_row, w, rb, nblk, xs, n_tok, y, ldy, next, ctx); break;
     default: break;
     }
     if (xs != xs_stack) free(xs);
