@@ -195,11 +195,17 @@ AI void batch_rows(const hc_dtype t, const uint8_t *w, int64_t in, const x_group
     while (next(ctx, &row0, &row1, &pf)) {   /* every K block of a chunk of rows, then the next chunk */
         for (int64_t k0 = 0; k0 < nblk; k0 += KC / 32) {
             const int ng = (int)min64(KC / 32, nblk - k0);
+            const size_t seg0 = hc_dtype_row_bytes(t, k0 * 32), seg = hc_dtype_row_bytes(t, (int64_t)ng * 32);
             for (int64_t o = row0; o < row1; o += R) {
                 const int rr = (int)min64(R, row1 - o);
                 for (int r = 0; r < rr; r++)
                     unpack_row(t, w + (size_t)(o + r) * rb, k0, ng, wt->q + (size_t)r * KC, wt->sc + (size_t)r * (KC / 16),
                                wt->mn + (size_t)r * (KC / 32));
+                /* the next tile's weights come from memory while this one is multiplied (the rows'
+                 * K segments are apart: the hardware prefetcher does not follow them) */
+                for (int64_t r = o + R; r < o + 2 * R && r < row1; r++)
+                    for (size_t l = 0; l < seg + 63; l += 64)
+                        _mm_prefetch((const char *)w + (size_t)r * rb + seg0 + l, _MM_HINT_T0);
                 for (int u = 0; u < n_tiles; u++) {
                     const int nt = (int)min64(TOK, n_tok - u * TOK);
                     __m512 acc[R];
