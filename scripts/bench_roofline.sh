@@ -4,7 +4,8 @@
 #
 # Usage: scripts/bench_roofline.sh [BUILD_DIR]      (on an otherwise idle machine)
 # Environment:
-#   SHAPES         which models, from: smollm2 1b 3b 8b (default: all four)
+#   SHAPES         which models, from: smollm2 (the shipped Q4_1), smollm2-q4_0 (it requantized to
+#                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp)
 #   THREADS        thread counts (default "1 2")
 #   N_DECODE, N_PROMPT, REPS   decoded tokens, prompt tokens, repetitions (default 64, 128, 3)
 #   PAIRS          run hcinfer bench and llama-bench one after the other this many times per model
@@ -31,7 +32,7 @@ build=${1:-$root/build}
 hc=$build/bin/hcinfer
 membw=$build/bin/hc-bench-membw
 models=${MODELS_DIR:-$root/models}
-shapes=${SHAPES:-smollm2 1b 3b 8b}
+shapes=${SHAPES:-smollm2 smollm2-q4_0 1b 3b 8b}
 threads=${THREADS:-1 2}
 n_decode=${N_DECODE:-64}
 n_prompt=${N_PROMPT:-128}
@@ -50,6 +51,7 @@ if [ -z "$llama_bin" ]; then
   done
 fi
 [ -n "$llama_bin" ] && [ ! -x "$llama_bin/llama-bench" ] && { echo "bench_roofline: no llama-bench in $llama_bin" >&2; exit 1; }
+[ -z "$llama_bin" ] && shapes=${shapes//smollm2-q4_0/}
 mkdir -p "$models" "$(dirname "$out")"
 : > "$out"
 
@@ -62,10 +64,18 @@ model_of() {
       [ -f "$f" ] || bash "$root/scripts/fetch_model.sh" >&2
       echo "$f"
       return ;;
+    smollm2-q4_0)   # the shipped Q4_1 requantized to Q4_0 by llama-quantize: llama.cpp's fastest 4-bit type
+      local src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf f=$models/SmolLM2-135M-Instruct.q4_0-requant.gguf
+      [ -n "$llama_bin" ] || { echo "bench_roofline: smollm2-q4_0 needs llama-quantize" >&2; exit 1; }
+      [ -f "$src" ] || bash "$root/scripts/fetch_model.sh" >&2
+      [ -f "$f" ] || "$llama_bin/llama-quantize" --allow-requantize "$src" "$f" Q4_0 > /dev/null 2>&1 ||
+        { rm -f "$f"; echo "llama-quantize failed" >&2; exit 1; }
+      echo "$f"
+      return ;;
     1b) args="--dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
     3b) args="--dim 3072 --layers 28 --heads 24 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
     8b) args="--dim 4096 --layers 32 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256" ;;
-    *) echo "bench_roofline: unknown shape $shape (smollm2 1b 3b 8b)" >&2; exit 1 ;;
+    *) echo "bench_roofline: unknown shape $shape (smollm2 smollm2-q4_0 1b 3b 8b)" >&2; exit 1 ;;
   esac
   local q=$models/synth-llama-$shape.q4_0.gguf q8=$models/synth-llama-$shape.q8_0.gguf
   if [ -n "$llama_bin" ]; then
@@ -136,13 +146,13 @@ done
 
 echo
 echo "read bandwidth: $(for t in $threads; do printf '%s thread(s) %s GB/s  ' "$t" "$(bw_of "$t")"; done)"
-printf '%-8s %3s %9s %9s %8s %6s %9s %9s %8s %8s %7s %s\n' shape thr "dec t/s" "MB/token" "GB/s" share \
+printf '%-12s %3s %9s %9s %8s %6s %9s %9s %8s %8s %7s %s\n' shape thr "dec t/s" "MB/token" "GB/s" share \
   "pre t/s" "llama dec" "x llama" "llama pp" "x llama" load
 for r in "${rows[@]}"; do
   jq -r '[.shape, .threads, .decode_tok_s, .bytes_per_token / 1e6, .gbs, .share * 100, .prefill_tok_s,
           (.llama_decode_tok_s // "-"), (.decode_ratio // "-"), (.llama_prefill_tok_s // "-"), (.prefill_ratio // "-"), .load]
          | @tsv' <<< "$r" |
-    awk -F'\t' '{ f = "%-8s %3s %9.1f %9.0f %8.1f %5.0f%% %9.1f "; printf f, $1, $2, $3, $4, $5, $6, $7;
+    awk -F'\t' '{ f = "%-12s %3s %9.1f %9.0f %8.1f %5.0f%% %9.1f "; printf f, $1, $2, $3, $4, $5, $6, $7;
                  if ($8 == "-") printf "%9s %8s %8s %7s", "-", "-", "-", "-";
                  else printf "%9.1f %7.2fx %8.1f %6.2fx", $8, $9, $10, $11;
                  printf " %s\n", $12 }'
