@@ -211,7 +211,8 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
         hc_row_share_init(&share, (long)j.out, hc_pool_threads(c->pool), 16, chunk);
         j.share = &share;
     }
-    hc_pool_run(c->pool, matmul_task, &j);
+    if (j.share && !j.xq_fill) hc_pool_run_shared(c->pool, matmul_task, &j);   /* no barrier inside */
+    else hc_pool_run(c->pool, matmul_task, &j);
     hc_status st = hc_pool_error_raise(&j.err);
     if (st != HC_OK) return hc_error_context(st, "matmul %s: ", w->name ? w->name : "");
     return HC_OK;

@@ -19,6 +19,13 @@ int hc_pool_threads(const hc_pool *p);
 /* Runs fn on all threads and returns when every thread has finished. Not reentrant. */
 void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx);
 
+/* As hc_pool_run, for a job whose work the threads share dynamically, so that the calling thread
+ * alone would finish it (hc_row_share): a worker that has not joined by the time the caller's own
+ * call returns skips the job, and the caller waits only for the workers that joined. On a busy
+ * machine a descheduled worker then costs nothing, instead of holding the join until it runs.
+ * fn must not use nth to divide fixed parts of the work, nor wait for other threads. */
+void hc_pool_run_shared(hc_pool *p, hc_pool_fn fn, void *ctx);
+
 /* Splits [0, n) into nth nearly equal parts aligned to `align`; the part of thread ith. */
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end);
 

@@ -228,8 +228,24 @@ static void barrier_task(void *arg, int ith, int nth)
         if (j->slot[i] != j->round) j->bad = 1;
 }
 
+typedef struct sum_job {
+    long n;
+    long partial[8];
+} sum_job;
+
+static void sum_task(void *arg, int ith, int nth)
+{
+    sum_job *j = arg;
+    long b, e;
+    hc_split_range(j->n, ith, nth, 4, &b, &e);
+    long s = 0;
+    for (long i = b; i < e; i++) s += i;
+    j->partial[ith] = s;
+}
+
 /* Shared rows: every row is taken exactly once, chunks aligned, whichever thread is late (thread
- * 1 sleeps first in some rounds, so that the others steal its rows). */
+ * 1 sleeps first in some rounds, so that the others steal its rows), with hc_pool_run and with
+ * hc_pool_run_shared (where a late thread may skip the job altogether). */
 typedef struct share_job {
     hc_row_share share;
     _Atomic int *count;
@@ -267,7 +283,13 @@ static void test_row_share(void)
                 j->n = n, j->late = late;
                 j->count = calloc((size_t)n, sizeof *j->count);
                 hc_row_share_init(&j->share, n, threads, 16, 40);   /* chunks of 32 rows */
-                hc_pool_run(p, share_task, j);
+                if (n % 2) hc_pool_run(p, share_task, j);
+                else hc_pool_run_shared(p, share_task, j);   /* the late thread may skip the job */
+                sum_job sj = { .n = n };   /* a job for every thread right after: the pool is whole */
+                hc_pool_run(p, sum_task, &sj);
+                long sum = 0;
+                for (int i = 0; i < threads; i++) sum += sj.partial[i];
+                CU_ASSERT_EQUAL(sum, n * (n - 1) / 2);
                 int wrong = 0;
                 for (long i = 0; i < n; i++) wrong += j->count[i] != 1;
                 CU_ASSERT_EQUAL(wrong, 0);
@@ -293,21 +315,6 @@ static void test_pool_barrier(void)
         }
         hc_pool_free(p);
     }
-}
-
-typedef struct sum_job {
-    long n;
-    long partial[8];
-} sum_job;
-
-static void sum_task(void *arg, int ith, int nth)
-{
-    sum_job *j = arg;
-    long b, e;
-    hc_split_range(j->n, ith, nth, 4, &b, &e);
-    long s = 0;
-    for (long i = b; i < e; i++) s += i;
-    j->partial[ith] = s;
 }
 
 static void test_thread_pool(void)
