@@ -24,11 +24,25 @@ AI __m512i load_upto(const uint8_t *p, int64_t n)
     return _mm512_maskz_loadu_epi8(m, p);
 }
 
-/* vpermps index: lanes 0-7 take a, lanes 8-15 take b. */
-AI __m512i pair_idx(int a, int b)
-{
-    return _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(a), _mm512_set1_epi32(b));
-}
+/* vpermps indices, loaded from a table (built in registers they cost three operations each time:
+ * gcc does not keep them out of the loops): PAIR_IDX[j] has lanes 0-7 = 2j, lanes 8-15 = 2j + 1
+ * (j < 8); PAIR_IDX[8 + k] lanes 0-7 = k, 8-15 = k + 2 (Q4_K's groups, k = 0, 1, 4, 5);
+ * QUAD_IDX[k] lane l = 4k + l / 4 (Q6_K's sub-scales of 16, k < 4). */
+static const int32_t PAIR_IDX[14][16] __attribute__((aligned(64))) = {
+#define P2(a, b) {a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b}
+    P2(0, 1), P2(2, 3), P2(4, 5), P2(6, 7), P2(8, 9), P2(10, 11), P2(12, 13), P2(14, 15),
+    P2(0, 2), P2(1, 3), P2(2, 4), P2(3, 5), P2(4, 6), P2(5, 7),
+#undef P2
+};
+static const int32_t QUAD_IDX[4][16] __attribute__((aligned(64))) = {
+#define Q4(k) {4 * (k), 4 * (k), 4 * (k), 4 * (k), 4 * (k) + 1, 4 * (k) + 1, 4 * (k) + 1, 4 * (k) + 1, \
+               4 * (k) + 2, 4 * (k) + 2, 4 * (k) + 2, 4 * (k) + 2, 4 * (k) + 3, 4 * (k) + 3, 4 * (k) + 3, 4 * (k) + 3}
+    Q4(0), Q4(1), Q4(2), Q4(3),
+#undef Q4
+};
+
+/* Lanes 0-7 from the scale of block 2j, 8-15 from 2j + 1. */
+AI __m512i pair_idx(int j) { return _mm512_load_si512(PAIR_IDX[j]); }
 
 /* The eight 6-bit scales and mins of the block at b as floats (see core/tensor.c, k4_scale_min). */
 AI void q4_k_scales(const uint8_t *b, __m256 *sc, __m256 *mn)

@@ -157,7 +157,7 @@ AI void q4_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
                 w = _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(b + 20)));
             w = _mm512_gf2p8affine_epi64_epi8(w, gf, 0);   /* [lo(q0) hi(q0) lo(q1) hi(q1)] */
             const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(xq + 64 * j));
-            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(j), sc),
                                          acc[j & 3]);
         }
     }
@@ -221,7 +221,7 @@ AI void q4_1_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
             if (nb == 16 || 2 * j + 1 < nb) w = _mm512_mask_broadcast_i32x4(w, 0xff00, _mm_loadu_si128((const __m128i *)(b + 24)));
             w = _mm512_gf2p8affine_epi64_epi8(w, gf, 0);
             const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_load_si512(xq + 64 * j));
-            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(j), sc),
                                          acc[j & 3]);
         }
     }
@@ -273,7 +273,7 @@ AI void q8_0_chunk(const uint8_t *p, const int nb, const x_prep *x, int64_t b0, 
             else w = _mm512_zextsi256_si512(_mm512_castsi512_si256(w));
             w = _mm512_xor_si512(w, flip);   /* q + 128, unsigned */
             const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(bias + 16 * j), w, _mm512_load_si512(xq + 64 * j));
-            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(2 * j, 2 * j + 1), sc),
+            acc[j & 3] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(j), sc),
                                          acc[j & 3]);
         }
     }
@@ -313,7 +313,7 @@ static float q4_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
         const int8_t *xq = x->q + g * 32;
         _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
             const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[k], _mm512_load_si512(xq + 64 * k));
-            acc[k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pair_idx(ga[k], ga[k] + 2), s16),
+            acc[k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(_mm512_load_si512(PAIR_IDX[8 + ga[k]]), s16),
                                          acc[k & 1]);
         }
     }
@@ -344,8 +344,7 @@ static float q6_k_row(const uint8_t *row, int64_t nblk, const x_prep *x, const u
             _Pragma("GCC unroll 2") for (int u = 0; u < 2; u++) {
                 const int k = 2 * h + u;   /* elements 64k .. 64k+63: sub-scales 4k .. 4k+3 */
                 const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(bias + 16 * k), w[u], _mm512_load_si512(xq + 64 * k));
-                const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(4 * k),
-                                                     _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 2));
+                const __m512i idx = _mm512_load_si512(QUAD_IDX[k]);
                 acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, s16), acc[u]);
             }
         }
