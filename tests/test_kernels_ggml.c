@@ -1,5 +1,5 @@
-/* test_kernels_ggml.c: the GGUF-type CPU matmul kernels: AVX2 equals the reference, both equal a
- * float dot of the dequantized weights within the activation-quantization bound; bad calls fail. */
+/* test_kernels_ggml.c: the GGUF-type CPU matmul kernels: AVX2 and AVX-512 equal the reference, all
+ * equal a float dot of the dequantized weights within the activation-quantization bound; bad calls fail. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,12 +166,27 @@ static void check_case(hc_dtype t, int64_t in, int64_t out, int n_tok, stats *st
     }
     size_t ny = (size_t)(out * n_tok);
     float *y_ref = malloc(ny * sizeof(float)), *y_avx = malloc(ny * sizeof(float)), *y_dis = malloc(ny * sizeof(float));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(y_ref && y_avx && y_dis);
+    float *y_512 = malloc(ny * sizeof(float));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y_ref && y_avx && y_dis && y_512);
     HC_ASSERT_OK(hc_matmul_rows_ref(t, w, in, x, xq, n_tok, y_ref, out, 0, out));
     HC_ASSERT_OK(hc_matmul_rows(t, w, in, x, xq, n_tok, y_dis, out, 0, out));
     int have_avx = hc_cpu_has_avx2() && hc_matmul_avx2_has(t);
     if (have_avx) hc_matmul_rows_avx2(t, w, in, x, xq, n_tok, y_avx, out, 0, out);
     else memcpy(y_avx, y_ref, ny * sizeof(float));
+    int have_512 = hc_cpu_has_avx512() && hc_matmul_avx512_has(t);
+    if (have_512) {
+        CU_ASSERT_EQUAL(hc_matmul_rows_avx512(t, w, in, xq, n_tok, y_512, out, 0, out), 1);
+    } else {
+        memcpy(y_512, y_avx, ny * sizeof(float));
+    }
+    const float *y_chosen = have_512 ? y_512 : y_avx;   /* what the dispatcher runs */
+    float *y_bat = malloc(ny * sizeof(float));            /* the many-token kernel, whatever n_tok */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y_bat);
+    if (have_512) {
+        CU_ASSERT_EQUAL(hc_matmul_batch_avx512(t, w, in, xq, n_tok, y_bat, out, 0, out), 1);
+    } else {
+        memcpy(y_bat, y_512, ny * sizeof(float));
+    }
 
     int fails = 0;
     for (int k = 0; k < n_tok; k++) {
@@ -191,15 +206,20 @@ static void check_case(hc_dtype t, int64_t in, int64_t out, int n_tok, stats *st
                 }
             double tol = 1e-6 * mag + 1e-30;   /* float rounding of the kernels' sums */
             size_t at = (size_t)k * (size_t)out + (size_t)o;
-            double e_ref = fabs(y_ref[at] - exact), e_avx = fabs(y_avx[at] - exact);
-            double e_f = fabs(y_avx[at] - fdot);
-            if (e_ref > 1e-6 * mag + 1e-30 || e_avx > tol || y_dis[at] != y_avx[at] ||
-                fabs(y_ref[at] - fdot) > bound * (1 + 1e-6) + tol || e_f > bound * (1 + 1e-6) + tol) {
+            double e_ref = fabs(y_ref[at] - exact), e_avx = fabs(y_avx[at] - exact), e_512 = fabs(y_512[at] - exact);
+            double e_f = fabs(y_avx[at] - fdot), e_f512 = fabs(y_512[at] - fdot);
+            if (fabs(y_bat[at] - exact) > e_512) e_512 = fabs(y_bat[at] - exact);
+            if (fabs(y_bat[at] - fdot) > e_f512) e_f512 = fabs(y_bat[at] - fdot);
+            if (e_ref > 1e-6 * mag + 1e-30 || e_avx > tol || e_512 > tol || y_dis[at] != y_chosen[at] ||
+                fabs(y_ref[at] - fdot) > bound * (1 + 1e-6) + tol || e_f > bound * (1 + 1e-6) + tol ||
+                e_f512 > bound * (1 + 1e-6) + tol) {
                 if (fails++ < 5)
-                    printf("\n  %s in=%lld out=%lld tok %d row %lld: ref %.8g avx2 %.8g dispatch %.8g exact %.8g "
-                           "float %.8g bound %.3g mag %.3g", hc_dtype_name(t), (long long)in, (long long)out, k,
-                           (long long)o, y_ref[at], y_avx[at], y_dis[at], exact, fdot, bound, mag);
+                    printf("\n  %s in=%lld out=%lld tok %d row %lld: ref %.8g avx2 %.8g avx512 %.8g batch %.8g dispatch %.8g "
+                           "exact %.8g float %.8g bound %.3g mag %.3g", hc_dtype_name(t), (long long)in, (long long)out, k,
+                           (long long)o, y_ref[at], y_avx[at], y_512[at], y_bat[at], y_dis[at], exact, fdot, bound, mag);
             }
+            if (e_512 > e_avx) e_avx = e_512;
+            if (e_f512 > e_f) e_f = e_f512;
             if (mag > 0) {
                 double rel = (e_ref > e_avx ? e_ref : e_avx) / mag;
                 if (rel > st->worst_kernel) st->worst_kernel = rel;
@@ -208,7 +228,7 @@ static void check_case(hc_dtype t, int64_t in, int64_t out, int n_tok, stats *st
         }
     }
     CU_ASSERT_EQUAL(fails, 0);
-    free(w), free(wf), free(x), free(xq), free(xh), free(y_ref), free(y_avx), free(y_dis);
+    free(w), free(wf), free(x), free(xq), free(xh), free(y_ref), free(y_avx), free(y_dis), free(y_512), free(y_bat);
 }
 
 typedef struct shape {
@@ -218,14 +238,17 @@ typedef struct shape {
 static void check_type(hc_dtype t)
 {
     int bs = hc_dtype_block_size(t);
-    static const shape small_blocks[] = {{96, 64}, {160, 37}, {576, 576}, {576, 1536}, {1536, 576}, {0, 0}};
-    static const shape k_blocks[] = {{256, 64}, {512, 37}, {1536, 576}, {768, 1536}, {0, 0}};
+    /* rows of 1, 3, 5, 13 (a tail reaching the second half of a chunk of 16), 18, 31, 48 blocks */
+    /* 2304 and 2560: more than one K block of the many-token kernels (2048) */
+    static const shape small_blocks[] = {{32, 9}, {96, 64}, {160, 37}, {416, 19}, {576, 576}, {992, 23},
+                                         {2304, 13}, {576, 1536}, {1536, 576}, {0, 0}};
+    static const shape k_blocks[] = {{256, 64}, {512, 37}, {1792, 11}, {2560, 19}, {1536, 576}, {768, 1536}, {0, 0}};
     static const shape plain[] = {{96, 64}, {100, 37}, {13, 5}, {576, 576}, {576, 1536}, {1536, 576}, {0, 0}};
     const shape *shapes = bs == 256 ? k_blocks : bs == 32 ? small_blocks : plain;
     stats st = {0, 0};
     for (const shape *s = shapes; s->in; s++) {
         int small = s->in * s->out <= 100000;
-        static const int tok_small[] = {1, 2, 3, 5, 7, 0}, tok_big[] = {1, 3, 7, 0};
+        static const int tok_small[] = {1, 2, 3, 5, 7, 8, 17, 0}, tok_big[] = {1, 3, 7, 16, 33, 0};
         for (const int *nt = small ? tok_small : tok_big; *nt; nt++) check_case(t, s->in, s->out, *nt, &st);
     }
     printf("\n  %-5s worst |kernel - exact| / sum|w x| = %.2e, worst |kernel - float dot| / bound = %.3f",
@@ -404,6 +427,7 @@ static void test_wants_q8(void)
     static const hc_dtype q[] = {HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K};
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) CU_ASSERT_EQUAL(hc_matmul_wants_q8(q[i]), 1);
     if (!hc_cpu_has_avx2()) printf("\n  NOTE: no AVX2/FMA/F16C on this CPU: only the reference was tested");
+    else if (!hc_cpu_has_avx512()) printf("\n  NOTE: no AVX-512 VNNI/GFNI on this CPU: its kernels were not tested");
 }
 
 int main(void)

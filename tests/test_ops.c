@@ -1,11 +1,15 @@
 /* test_ops.c: the cpu device's decoder ops against naive references written here in double
  * precision: RMSNorm, RoPE (both modes), grouped-query attention with a KV cache, SwiGLU, f32
- * matmul on 1 and 2 threads; and the thread pool's range splitting. */
+ * matmul on 1 and 2 threads, block-type matmuls through the device (1..40 tokens, 1..3 threads)
+ * against the reference kernel; and the thread pool's range splitting and in-job barrier. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "device_cpu.h"
+#include "matmul_ggml.h"
 #include "test_util.h"
 #include "threadpool.h"
 
@@ -164,6 +168,66 @@ static void test_memory_budget(void)
     d->ops->destroy(d);
 }
 
+/* Q4_0 and Q6_K weights through the device: its threads, its activation quantization (by the
+ * calling thread below 16 tokens, split over the threads with a barrier from 16 on) and the
+ * dispatcher's kernels, against the reference kernel on the same quantized activations. */
+static void test_matmul_blocks(void)
+{
+    static const hc_dtype types[] = { HC_Q4_0, HC_Q6_K };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const hc_dtype t = types[ti];
+        const int IN = 512, OUT = 37, T = 40;
+        size_t rb = hc_dtype_row_bytes(t, IN), bb = hc_dtype_block_bytes(t);
+        uint8_t *w = malloc(rb * OUT);
+        float *x = malloc(sizeof(float) * IN * T), *y = malloc(sizeof(float) * OUT * T), *yr = malloc(sizeof(float) * OUT * T);
+        void *xq = malloc(hc_act_q8_bytes(IN) * T);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w && x && y && yr && xq);
+        unsigned s = 5 + (unsigned)ti;
+        for (size_t i = 0; i < rb * OUT; i++) w[i] = (uint8_t)(frand(&s) * 127.0f);
+        for (size_t b = 0; b < rb * OUT / bb; b++) {   /* sane f16 scales: Q4_0 at 0, Q6_K at 208 */
+            uint16_t h = hc_f32_to_f16(0.01f + 0.01f * fabsf(frand(&s)));
+            memcpy(w + b * bb + (t == HC_Q6_K ? 208 : 0), &h, 2);
+        }
+        for (int i = 0; i < IN * T; i++) x[i] = frand(&s);
+        hc_tensor wt = { .name = "w", .dtype = t, .n_dims = 2, .ne = { IN, OUT, 1, 1 }, .data = w, .nbytes = rb * OUT };
+        static const int toks[] = { 1, 5, 16, 17, 40 };
+        for (int threads = 1; threads <= 3; threads++) {
+            hc_device *d = make_device(threads);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+            for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+                int n_tok = toks[k];
+                for (int i = 0; i < n_tok; i++)
+                    hc_act_quantize_q8_ref(x + i * IN, (hc_q8_block *)((char *)xq + hc_act_q8_bytes(IN) * i), IN);
+                HC_ASSERT_OK(hc_matmul_rows_ref(t, w, IN, NULL, xq, n_tok, yr, OUT, 0, OUT));
+                HC_ASSERT_OK(d->ops->matmul(d, &wt, x, y, n_tok));
+                int bad = 0;
+                for (int i = 0; i < OUT * n_tok; i++) bad += fabsf(y[i] - yr[i]) > 1e-4f * (1.0f + fabsf(yr[i]));
+                if (bad) printf("\n  %s, %d threads, %d tokens: %d values differ", hc_dtype_name(t), threads, n_tok, bad);
+                CU_ASSERT_EQUAL(bad, 0);
+            }
+            d->ops->destroy(d);
+        }
+        free(w), free(x), free(y), free(yr), free(xq);
+    }
+}
+
+/* Every thread writes its slot, waits at the barrier, then reads all slots: none may be missing. */
+typedef struct barrier_job {
+    hc_pool_barrier bar;
+    _Atomic long slot[8];
+    int bad;
+    int round;
+} barrier_job;
+
+static void barrier_task(void *arg, int ith, int nth)
+{
+    barrier_job *j = arg;
+    j->slot[ith] = j->round;
+    hc_pool_barrier_wait(&j->bar, nth);
+    for (int i = 0; i < nth; i++)
+        if (j->slot[i] != j->round) j->bad = 1;
+}
+
 typedef struct sum_job {
     long n;
     long partial[8];
@@ -177,6 +241,80 @@ static void sum_task(void *arg, int ith, int nth)
     long s = 0;
     for (long i = b; i < e; i++) s += i;
     j->partial[ith] = s;
+}
+
+/* Shared rows: every row is taken exactly once, chunks aligned, whichever thread is late (thread
+ * 1 sleeps first in some rounds, so that the others steal its rows), with hc_pool_run and with
+ * hc_pool_run_shared (where a late thread may skip the job altogether). */
+typedef struct share_job {
+    hc_row_share share;
+    _Atomic int *count;
+    long n;
+    int late, bad;
+    _Atomic int stolen;
+} share_job;
+
+static void share_task(void *arg, int ith, int nth)
+{
+    share_job *j = arg;
+    if (ith == j->late) {
+        struct timespec ts = { 0, 2000000 };
+        nanosleep(&ts, NULL);
+    }
+    long b, e, pf, own_b, own_e;
+    hc_split_range(j->n, ith, nth, 16, &own_b, &own_e);
+    while (hc_row_share_next(&j->share, ith, &b, &e, &pf)) {
+        if (b >= e || b % 16 || (e % 16 && e != j->n) || pf < e) j->bad = 1;
+        if (b < own_b || b >= own_e) atomic_fetch_add(&j->stolen, 1);
+        for (long i = b; i < e; i++) atomic_fetch_add(&j->count[i], 1);
+    }
+}
+
+static void test_row_share(void)
+{
+    int stolen = 0;
+    for (int threads = 1; threads <= 4; threads++) {
+        hc_pool *p;
+        HC_ASSERT_OK(hc_pool_create(threads, NULL, 0, &p));
+        for (long n = 1; n < 3000; n = n * 3 + 7)
+            for (int late = -1; late < 2; late++) {
+                share_job *j = calloc(1, sizeof *j);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+                j->n = n, j->late = late;
+                j->count = calloc((size_t)n, sizeof *j->count);
+                hc_row_share_init(&j->share, n, threads, 16, 40);   /* chunks of 32 rows */
+                if (n % 2) hc_pool_run(p, share_task, j);
+                else hc_pool_run_shared(p, share_task, j);   /* the late thread may skip the job */
+                sum_job sj = { .n = n };   /* a job for every thread right after: the pool is whole */
+                hc_pool_run(p, sum_task, &sj);
+                long sum = 0;
+                for (int i = 0; i < threads; i++) sum += sj.partial[i];
+                CU_ASSERT_EQUAL(sum, n * (n - 1) / 2);
+                int wrong = 0;
+                for (long i = 0; i < n; i++) wrong += j->count[i] != 1;
+                CU_ASSERT_EQUAL(wrong, 0);
+                CU_ASSERT_EQUAL(j->bad, 0);
+                stolen += j->stolen;
+                free((void *)j->count);
+                free(j);
+            }
+        hc_pool_free(p);
+    }
+    CU_ASSERT(stolen > 0);   /* the late threads' rows were taken by the others */
+}
+
+static void test_pool_barrier(void)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        hc_pool *p;
+        HC_ASSERT_OK(hc_pool_create(threads, NULL, 0, &p));
+        for (int round = 1; round <= 300; round++) {
+            barrier_job j = { .round = round };
+            hc_pool_run(p, barrier_task, &j);
+            CU_ASSERT_EQUAL_FATAL(j.bad, 0);
+        }
+        hc_pool_free(p);
+    }
 }
 
 static void test_thread_pool(void)
@@ -208,8 +346,11 @@ int main(void)
         { "attention gqa causal", test_attention_gqa },
         { "swiglu", test_swiglu },
         { "matmul f32", test_matmul_f32 },
+        { "matmul q4_0, q6_K through the device", test_matmul_blocks },
         { "device memory budget", test_memory_budget },
         { "thread pool", test_thread_pool },
+        { "thread pool barrier", test_pool_barrier },
+        { "rows shared by a pool's threads", test_row_share },
         { NULL, NULL },
     };
     return hc_test_run("ops", cases);

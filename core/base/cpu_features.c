@@ -1,11 +1,14 @@
 /* cpu_features.c: the host CPU's instruction sets for run-time kernel dispatch, read with CPUID
- * and XGETBV (no compiler built-ins, so gcc and clang both build it); x86-64 only, else none. */
+ * and XGETBV (no compiler built-ins, so gcc and clang both build it); x86-64 only, else none.
+ * HC_CPU_ISA=avx2 in the environment caps it at AVX2. */
 #include "hc/hc_cpu.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdint.h>
 
 enum { F_AVX2 = 1, F_AVX512 = 2 };
@@ -27,10 +30,14 @@ static int detect(void)
     if ((xcr0 & 0x6) != 0x6) return 0;                 /* XMM and YMM state */
     __cpuid_count(7, 0, a, b, c, d);
     int avx2 = (b >> 5) & 1;
-    int f512 = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    int f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    int bmi2 = (b >> 8) & 1, vnni = (c >> 11) & 1, gfni = (c >> 8) & 1;
     int flags = 0;
     if (avx2 && fma && f16c) flags |= F_AVX2;
-    if ((flags & F_AVX2) && f512 && bw && vl && vnni && (xcr0 & 0xe0) == 0xe0) flags |= F_AVX512;
+    const char *cap = getenv("HC_CPU_ISA");   /* "avx2": leave the AVX-512 kernels out */
+    if ((flags & F_AVX2) && f512 && dq && bw && vl && vnni && gfni && bmi2 && (xcr0 & 0xe0) == 0xe0 &&
+        !(cap && !strcmp(cap, "avx2")))
+        flags |= F_AVX512;
     return flags;
 }
 
@@ -47,8 +54,8 @@ static int features(void)
 }
 
 int hc_cpu_has_avx2(void) { return (features() & F_AVX2) != 0; }
-int hc_cpu_has_avx512_vnni(void) { return (features() & F_AVX512) != 0; }
+int hc_cpu_has_avx512(void) { return (features() & F_AVX512) != 0; }
 #else
 int hc_cpu_has_avx2(void) { return 0; }
-int hc_cpu_has_avx512_vnni(void) { return 0; }
+int hc_cpu_has_avx512(void) { return 0; }
 #endif

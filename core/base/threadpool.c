@@ -31,9 +31,15 @@ struct hc_pool {
     atomic_int caller_sleeping;
     atomic_int n_sleeping;
     atomic_int stop;
+    /* who takes part in the current job: its generation << 32 | JOB_CLOSED | workers joined. A
+     * worker joins before it reads fn and ctx; a shared job's caller closes it when its own call
+     * returns, and a worker that comes later skips that job (see hc_pool_run_shared). */
+    _Alignas(64) _Atomic unsigned long long join;
     hc_pool_fn fn;
     void *ctx;
 };
+
+#define JOB_CLOSED 0x80000000ull
 
 static void futex_wait(atomic_uint *addr, unsigned expected)
 {
@@ -88,6 +94,14 @@ static void *worker_main(void *arg)
     for (;;) {
         seen = wait_for_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        unsigned long long j = atomic_load_explicit(&p->join, memory_order_acquire);
+        int joined = 0;
+        while ((unsigned)(j >> 32) == seen && !(j & JOB_CLOSED))
+            if (atomic_compare_exchange_weak_explicit(&p->join, &j, j + 1, memory_order_acq_rel, memory_order_acquire)) {
+                joined = 1;
+                break;
+            }
+        if (!joined) continue;   /* a shared job finished without us (or a newer one is out) */
         p->fn(p->ctx, w->ith, p->n_threads);
         atomic_fetch_add_explicit(&p->n_done, 1, memory_order_seq_cst);
         if (atomic_load(&p->caller_sleeping)) futex_wake_one(&p->n_done);
@@ -135,7 +149,7 @@ void hc_pool_free(hc_pool *p)
 
 int hc_pool_threads(const hc_pool *p) { return p->n_threads; }
 
-void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
+static void pool_run(hc_pool *p, hc_pool_fn fn, void *ctx, int shared)
 {
     if (p->n_threads == 1) {
         fn(ctx, 0, 1);
@@ -144,10 +158,14 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    unsigned g = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;   /* the only publisher */
+    atomic_store_explicit(&p->join, (unsigned long long)g << 32, memory_order_relaxed);
+    atomic_store_explicit(&p->generation, g, memory_order_release);
     if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->generation);
     fn(ctx, 0, p->n_threads);
     unsigned want = (unsigned)p->n_threads - 1, seen;
+    if (shared)   /* close the job: wait only for the workers that joined it */
+        want = (unsigned)(atomic_fetch_or_explicit(&p->join, JOB_CLOSED, memory_order_acq_rel) & 0x7fffffffu);
     for (int i = 0; i < HC_SPIN_PAUSES; i++) {
         if (atomic_load_explicit(&p->n_done, memory_order_acquire) == want) return;
         _mm_pause();
@@ -156,6 +174,66 @@ void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx)
     atomic_store(&p->caller_sleeping, 1);
     while ((seen = atomic_load(&p->n_done)) != want) futex_wait(&p->n_done, seen);
     atomic_store(&p->caller_sleeping, 0);
+}
+
+void hc_pool_run(hc_pool *p, hc_pool_fn fn, void *ctx) { pool_run(p, fn, ctx, 0); }
+
+void hc_pool_run_shared(hc_pool *p, hc_pool_fn fn, void *ctx) { pool_run(p, fn, ctx, 1); }
+
+void hc_pool_barrier_wait(hc_pool_barrier *b, int nth)
+{
+    atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel);
+    /* spin, then yield: a thread of the job may have been descheduled on a busy machine */
+    for (int i = 0; atomic_load_explicit(&b->arrived, memory_order_acquire) < nth; i++) {
+        if (i < HC_SPIN_PAUSES) _mm_pause();
+        else sched_yield();
+    }
+}
+
+static unsigned long long pack_range(long lo, long hi) { return (unsigned long long)lo | (unsigned long long)hi << 32; }
+
+void hc_row_share_init(hc_row_share *s, long n, int nth, long align, long chunk)
+{
+    s->nth = nth;
+    s->align = align < 1 ? 1 : align;
+    s->chunk = chunk < s->align ? s->align : chunk / s->align * s->align;
+    for (int i = 0; i < nth; i++) {
+        long b, e;
+        hc_split_range(n, i, nth, s->align, &b, &e);
+        atomic_store_explicit(&s->part[i].range, pack_range(b, e), memory_order_relaxed);
+    }
+}
+
+int hc_row_share_next(hc_row_share *s, int ith, long *begin, long *end, long *pf_end)
+{
+    /* the front of our own part */
+    _Atomic unsigned long long *own = &s->part[ith].range;
+    unsigned long long v = atomic_load_explicit(own, memory_order_relaxed);
+    for (;;) {
+        long lo = (long)(v & 0xffffffffu), hi = (long)(v >> 32);
+        if (lo >= hi) break;
+        long e = lo + s->chunk < hi ? lo + s->chunk : hi;
+        if (atomic_compare_exchange_weak_explicit(own, &v, pack_range(e, hi), memory_order_relaxed, memory_order_relaxed)) {
+            *begin = lo, *end = e, *pf_end = hi;
+            return 1;
+        }
+    }
+    /* the back of the others' parts */
+    for (int d = 1; d < s->nth; d++) {
+        _Atomic unsigned long long *other = &s->part[(ith + d) % s->nth].range;
+        v = atomic_load_explicit(other, memory_order_relaxed);
+        for (;;) {
+            long lo = (long)(v & 0xffffffffu), hi = (long)(v >> 32);
+            if (lo >= hi) break;
+            long b = (hi - s->chunk) / s->align * s->align;   /* chunk boundaries stay aligned */
+            if (b < lo) b = lo;
+            if (atomic_compare_exchange_weak_explicit(other, &v, pack_range(lo, b), memory_order_relaxed, memory_order_relaxed)) {
+                *begin = b, *end = hi, *pf_end = hi;
+                return 1;
+            }
+        }
+    }
+    return 0;
 }
 
 void hc_split_range(long n, int ith, int nth, long align, long *begin, long *end)

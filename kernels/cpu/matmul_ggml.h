@@ -48,6 +48,17 @@ int hc_matmul_wants_q8(hc_dtype t);
 hc_status hc_matmul_rows(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
 
+/* A source of row ranges for a matmul whose rows several threads share: each call gives the
+ * calling thread its next range [*row0, *row1) and returns 1, or returns 0 when no rows are left.
+ * *pf_end: the row up to which the thread may prefetch (where its coming ranges likely end). */
+typedef int (*hc_rows_next_fn)(void *ctx, int64_t *row0, int64_t *row1, int64_t *pf_end);
+
+/* hc_matmul_rows over every range next(ctx) gives, all within [0, n_rows), with one preparation
+ * of the activations for all of them (the AVX-512 kernels lay them out per call). Arguments are
+ * checked against [0, n_rows) before the first range is asked for. */
+hc_status hc_matmul_rows_dyn(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq, int n_tok,
+                             float *y, int64_t ldy, int64_t n_rows, hc_rows_next_fn next, void *ctx);
+
 /* The plain reference behind it (no SIMD): the same contract, every standard block type. */
 hc_status hc_matmul_rows_ref(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
                              int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
@@ -64,6 +75,31 @@ int hc_matmul_avx2_has(hc_dtype t);
 void hc_matmul_rows_avx2(hc_dtype wt, const void *w, int64_t in, const float *x, const void *xq,
                          int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
 void hc_act_quantize_q8_avx2(const float *x, hc_q8_block *y, int64_t n);
+
+/* The AVX-512 kernels (call only when hc_cpu_has_avx512()): Q4_0, Q4_1, Q8_0, Q4_K, Q6_K
+ * (hc_matmul_avx512_has). hc_matmul_rows_avx512 assumes checked arguments and a supported type;
+ * it returns 0 without touching y when it could not get its scratch memory (the caller then runs
+ * another kernel), 1 when done. */
+int hc_matmul_avx512_has(hc_dtype t);
+int hc_matmul_rows_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                          int64_t ldy, int64_t row0, int64_t row1);
+/* The same over the ranges next(ctx) gives (see hc_matmul_rows_dyn); 0 before asking for any. */
+int hc_matmul_rows_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                              int64_t ldy, hc_rows_next_fn next, void *ctx);
+/* The same types for many tokens (prefill: 16 tokens in the vector lanes), any n_tok >= 1; what
+ * hc_matmul_rows_avx512 runs from HC_AVX512_BATCH_MIN tokens on. Returns as above. */
+#define HC_AVX512_BATCH_MIN 8
+int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                           int64_t ldy, int64_t row0, int64_t row1);
+int hc_matmul_batch_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
+                               int64_t ldy, hc_rows_next_fn next, void *ctx);
+
+/* A next() giving one range once (hc_one_range_next, ctx an hc_one_range). */
+typedef struct hc_one_range {
+    int64_t row0, row1;
+    int given;
+} hc_one_range;
+int hc_one_range_next(void *ctx, int64_t *row0, int64_t *row1, int64_t *pf_end);
 
 #ifdef __cplusplus
 }

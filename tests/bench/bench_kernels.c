@@ -1,8 +1,14 @@
-/* bench_kernels.c: hc-bench-kernels, a single-threaded micro-benchmark of the GGUF-type CPU
+/* bench_kernels.c: hc-bench-kernels, a micro-benchmark (one thread unless --threads) of the GGUF-type CPU
  * matmul kernels: ns per call and GB/s of weights read, per type, shape and token count.
  *
  * usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,q8_0,...] [--tokens 1,16] [--seconds S]
+ *                         [--shapes INxOUT,...]
  *   --ref    also time the plain reference kernels
+ *   --shapes weight shapes, e.g. 2048x8192,8192x2048 (default: SmolLM2-135M's)
+ *   --isa    avx2 or avx512: time that kernel set instead of what the dispatcher picks
+ *   --threads N  split each call's rows over N threads of an hc_pool (16-row aligned parts, as the
+ *            cpu device does); GB/s is then the whole matrix over the wall time (one thread: over
+ *            the thread's CPU time, so that time other processes take is not counted)
  *   --cold   cycle through enough copies of each matrix (>= 96 MiB) that the weights come from
  *            memory, as in decoding a whole model, instead of from the caches */
 #define _POSIX_C_SOURCE 200809L
@@ -13,11 +19,14 @@
 #include <time.h>
 
 #include "matmul_ggml.h"
+#include "threadpool.h"
+
+static int use_wall;   /* --threads > 1: wall-clock time; else this thread's CPU time (robust to a busy machine) */
 
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -69,6 +78,51 @@ typedef struct bench_cfg {
     double seconds;
 } bench_cfg;
 
+static int isa;   /* 0: the dispatcher; 2: AVX2; 5: AVX-512 */
+static hc_pool *pool;   /* --threads > 1 */
+
+typedef hc_status (*kernel_fn)(hc_dtype, const void *, int64_t, const float *, const void *, int, float *, int64_t,
+                               int64_t, int64_t);
+static kernel_fn kernel;   /* what one thread runs */
+
+typedef struct pool_job {
+    hc_dtype t;
+    const void *w, *xq;
+    const float *x;
+    int64_t in, ldy, row0, row1;
+    int n_tok;
+    float *y;
+} pool_job;
+
+static void pool_task(void *arg, int ith, int nth)
+{
+    const pool_job *j = arg;
+    long b, e;
+    hc_split_range((long)(j->row1 - j->row0), ith, nth, 16, &b, &e);
+    if (b < e) kernel(j->t, j->w, j->in, j->x, j->xq, j->n_tok, j->y, j->ldy, j->row0 + b, j->row0 + e);
+}
+
+static hc_status rows_pool(hc_dtype t, const void *w, int64_t in, const float *x, const void *xq, int n_tok, float *y,
+                           int64_t ldy, int64_t row0, int64_t row1)
+{
+    pool_job j = {t, w, xq, x, in, ldy, row0, row1, n_tok, y};
+    hc_pool_run(pool, pool_task, &j);
+    return HC_OK;
+}
+
+static hc_status rows_isa(hc_dtype t, const void *w, int64_t in, const float *x, const void *xq, int n_tok, float *y,
+                          int64_t ldy, int64_t row0, int64_t row1)
+{
+    if (isa == 5 && hc_cpu_has_avx512() && hc_matmul_avx512_has(t) &&
+        hc_matmul_rows_avx512(t, w, in, xq, n_tok, y, ldy, row0, row1))
+        return HC_OK;
+    if (isa == 2 && hc_cpu_has_avx2() && hc_matmul_avx2_has(t)) {
+        hc_matmul_rows_avx2(t, w, in, x, xq, n_tok, y, ldy, row0, row1);
+        return HC_OK;
+    }
+    return hc_matmul_rows(t, w, in, x, xq, n_tok, y, ldy, row0, row1);
+}
+
 /* Times one (type, in, out, n_tok): the fastest of the runs that fit in cfg->seconds. */
 static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out, int n_tok, int use_ref)
 {
@@ -92,8 +146,8 @@ static void bench_one(const bench_cfg *cfg, hc_dtype t, int64_t in, int64_t out,
     if (xq)
         for (int k = 0; k < n_tok; k++) hc_act_quantize_q8(x + k * in, (hc_q8_block *)((char *)xq + k * xrb), in);
 
-    hc_status (*fn)(hc_dtype, const void *, int64_t, const float *, const void *, int, float *, int64_t, int64_t,
-                    int64_t) = use_ref ? hc_matmul_rows_ref : hc_matmul_rows;
+    kernel = use_ref ? hc_matmul_rows_ref : isa ? rows_isa : hc_matmul_rows;
+    kernel_fn fn = pool ? rows_pool : kernel;
     if (fn(t, w, in, x, xq, n_tok, y, out, 0, out) != HC_OK) {
         printf("%-5s %5lld x %-6lld tok %2d  %s\n", hc_dtype_name(t), (long long)in, (long long)out, n_tok, hc_last_error());
         goto done;
@@ -142,6 +196,7 @@ static int parse_type(const char *s, hc_dtype *t)
             *t = (hc_dtype)i;
             return 1;
         }
+    hc_pool_free(pool);
     return 0;
 }
 
@@ -151,6 +206,8 @@ int main(int argc, char **argv)
     hc_dtype types[32] = {HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1, HC_Q8_0, HC_Q4_K, HC_Q6_K, HC_F16, HC_BF16, HC_F32};
     int n_types = 10;
     int toks[8] = {1, 16}, n_toks = 2;
+    int64_t shapes[16][2] = {{576, 576}, {576, 1536}, {1536, 576}, {576, 49152}};
+    int n_shapes = 4;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ref")) cfg.ref = 1;
         else if (!strcmp(argv[i], "--cold")) cfg.cold = 1;
@@ -170,16 +227,44 @@ int main(int argc, char **argv)
             for (char *tok = strtok_r(list, ",", &save); tok && n_toks < 8; tok = strtok_r(NULL, ",", &save))
                 toks[n_toks++] = atoi(tok);
             free(list);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            int n = atoi(argv[++i]);
+            use_wall = n > 1;
+            if (n > 1 && hc_pool_create(n, NULL, 0, &pool) != HC_OK) {
+                fprintf(stderr, "hc-bench-kernels: %s\n", hc_last_error());
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            i++;
+            isa = !strcmp(argv[i], "avx2") ? 2 : !strcmp(argv[i], "avx512") ? 5 : -1;
+            if (isa < 0) {
+                fprintf(stderr, "hc-bench-kernels: --isa avx2 or avx512\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+            n_shapes = 0;
+            char *list = strdup(argv[++i]), *save = NULL;
+            for (char *tok = strtok_r(list, ",", &save); tok && n_shapes < 16; tok = strtok_r(NULL, ",", &save)) {
+                long long a = 0, b = 0;
+                if (sscanf(tok, "%lldx%lld", &a, &b) != 2 || a <= 0 || b <= 0) {
+                    fprintf(stderr, "hc-bench-kernels: bad shape %s (INxOUT)\n", tok);
+                    return 2;
+                }
+                shapes[n_shapes][0] = a, shapes[n_shapes][1] = b, n_shapes++;
+            }
+            free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S]\n");
+            fprintf(stderr, "usage: hc-bench-kernels [--ref] [--cold] [--types q4_0,f16,...] [--tokens 1,16] [--seconds S] [--shapes INxOUT,...] [--isa avx2|avx512] [--threads N]\n");
             return 2;
         }
     }
-    printf("kernels: %s, single thread%s\n", hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
+    printf("kernels: %s, %d thread(s)%s\n",
+           isa == 2 ? "avx2+fma+f16c" : isa == 5 || hc_cpu_has_avx512() ? "avx512 (vnni, gfni) where a type has one, else avx2"
+                                    : hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
+           pool ? hc_pool_threads(pool) : 1,
            cfg.cold ? ", weights from memory (--cold)" : ", weights hot in cache");
-    static const int64_t shapes[][2] = {{576, 576}, {576, 1536}, {1536, 576}, {576, 49152}};
     for (int ti = 0; ti < n_types; ti++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (int s = 0; s < n_shapes; s++) {
             int64_t in = shapes[s][0], out = shapes[s][1];
             if (in % hc_dtype_block_size(types[ti]) != 0) continue;   /* K-quants need in % 256 */
             for (int k = 0; k < n_toks; k++) {
@@ -187,5 +272,6 @@ int main(int argc, char **argv)
                 if (cfg.ref) bench_one(&cfg, types[ti], in, out, toks[k], 1);
             }
         }
+    hc_pool_free(pool);
     return 0;
 }

@@ -11,8 +11,10 @@ extern "C" {
 
 /* 1 when the CPU runs AVX2 + FMA + F16C code (and the OS saves the YMM registers), else 0. */
 HC_API int hc_cpu_has_avx2(void);
-/* 1 when it also runs AVX-512 F, BW, VL and VNNI (and the OS saves the ZMM and mask registers). */
-HC_API int hc_cpu_has_avx512_vnni(void);
+/* 1 when it also runs AVX-512 F, BW, VL, DQ and VNNI, GFNI and BMI2 (and the OS saves the ZMM and
+ * mask registers), and the environment does not say HC_CPU_ISA=avx2 (read once: that leaves the
+ * AVX-512 kernels out, for side-by-side comparisons). */
+HC_API int hc_cpu_has_avx512(void);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# bench_roofline.sh: decode and prefill speed against this machine's read bandwidth (the memory
+# roofline of decoding) at SmolLM2-135M and the Llama-3.2-1B, 3B and Llama-3-8B shapes, beside llama.cpp.
+#
+# Usage: scripts/bench_roofline.sh [BUILD_DIR]      (on an otherwise idle machine)
+# Environment:
+#   SHAPES         which models, from: smollm2 (the shipped Q4_1), smollm2-q4_0 (it requantized to
+#                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp)
+#   THREADS        thread counts (default "1 2")
+#   N_DECODE, N_PROMPT, REPS   decoded tokens, prompt tokens, repetitions (default 64, 128, 3)
+#   PAIRS          run hcinfer bench and llama-bench one after the other this many times per model
+#                  and thread count (default 1); medians are printed, the ratios are the medians of
+#                  the pairs' ratios (on a busy machine: a drift touches both sides of a pair alike)
+#   MODELS_DIR     where the synthetic models are made and kept (default: models/); an 8B f16
+#                  intermediate needs 16 GB free there for a while
+#   LLAMA_CPP_BIN  a folder with llama.cpp's llama-bench and llama-quantize (default: the first of
+#                  ../llama.cpp/build/bin, /tmp/llama.cpp/build/bin that has them). Without it the
+#                  synthetic shapes are written in Q8_0 by hcinfer synth and there is no comparison.
+#   OUT            JSON lines, one per model and thread count (default models/bench_roofline.jsonl)
+# llama.cpp beside the project, as the figures were made: llama-cpp-python 0.3.36's sdist holds
+# it (pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36, untar), built with
+#   cmake -S vendor/llama.cpp -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF
+#   cmake --build build -j2 --target llama-bench llama-quantize
+#
+# The synthetic models have random weights shaped like the real ones (hcinfer synth, f16), made
+# Q4_0 by llama-quantize (which keeps the output head in Q6_K): hcinfer and llama-bench read the
+# same file. The bandwidth is hc-bench-membw's (anonymous memory, huge pages, 16 KiB software
+# prefetch, median of 7 passes over 1 GiB); GB/s achieved = decode tok/s x the bytes a token reads.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+hc=$build/bin/hcinfer
+membw=$build/bin/hc-bench-membw
+models=${MODELS_DIR:-$root/models}
+shapes=${SHAPES:-smollm2 smollm2-q4_0 1b 3b 8b}
+threads=${THREADS:-1 2}
+n_decode=${N_DECODE:-64}
+n_prompt=${N_PROMPT:-128}
+reps=${REPS:-3}
+pairs=${PAIRS:-1}
+out=${OUT:-$root/models/bench_roofline.jsonl}
+for f in "$hc" "$membw"; do
+  [ -x "$f" ] || { echo "bench_roofline: $f is missing (build the project first)" >&2; exit 1; }
+done
+command -v jq > /dev/null || { echo "bench_roofline: needs jq" >&2; exit 1; }
+
+llama_bin=${LLAMA_CPP_BIN:-}
+if [ -z "$llama_bin" ]; then
+  for d in "$root/../llama.cpp/build/bin" /tmp/llama.cpp/build/bin; do
+    [ -x "$d/llama-bench" ] && [ -x "$d/llama-quantize" ] && { llama_bin=$d; break; }
+  done
+fi
+[ -n "$llama_bin" ] && [ ! -x "$llama_bin/llama-bench" ] && { echo "bench_roofline: no llama-bench in $llama_bin" >&2; exit 1; }
+[ -z "$llama_bin" ] && shapes=${shapes//smollm2-q4_0/}
+mkdir -p "$models" "$(dirname "$out")"
+: > "$out"
+
+# the synthetic model of a shape: its file (made when missing)
+model_of() {
+  local shape=$1 args
+  case $shape in
+    smollm2)
+      local f=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
+      [ -f "$f" ] || bash "$root/scripts/fetch_model.sh" >&2
+      echo "$f"
+      return ;;
+    smollm2-q4_0)   # the shipped Q4_1 requantized to Q4_0 by llama-quantize: llama.cpp's fastest 4-bit type
+      local src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf f=$models/SmolLM2-135M-Instruct.q4_0-requant.gguf
+      [ -n "$llama_bin" ] || { echo "bench_roofline: smollm2-q4_0 needs llama-quantize" >&2; exit 1; }
+      [ -f "$src" ] || bash "$root/scripts/fetch_model.sh" >&2
+      [ -f "$f" ] || "$llama_bin/llama-quantize" --allow-requantize "$src" "$f" Q4_0 > /dev/null 2>&1 ||
+        { rm -f "$f"; echo "llama-quantize failed" >&2; exit 1; }
+      echo "$f"
+      return ;;
+    1b) args="--dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
+    3b) args="--dim 3072 --layers 28 --heads 24 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
+    8b) args="--dim 4096 --layers 32 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256" ;;
+    *) echo "bench_roofline: unknown shape $shape (smollm2 smollm2-q4_0 1b 3b 8b)" >&2; exit 1 ;;
+  esac
+  local q=$models/synth-llama-$shape.q4_0.gguf q8=$models/synth-llama-$shape.q8_0.gguf
+  if [ -n "$llama_bin" ]; then
+    if [ ! -f "$q" ]; then
+      local f16=$models/synth-llama-$shape.f16.tmp.gguf
+      echo "== making $q (hcinfer synth f16, llama-quantize Q4_0)" >&2
+      # shellcheck disable=SC2086
+      "$hc" synth --arch llama $args --type f16 -o "$f16" >&2
+      "$llama_bin/llama-quantize" "$f16" "$q" Q4_0 > /dev/null 2>&1 || { rm -f "$f16" "$q"; echo "llama-quantize failed" >&2; exit 1; }
+      rm -f "$f16"
+    fi
+    echo "$q"
+  else
+    if [ ! -f "$q8" ]; then
+      echo "== making $q8 (hcinfer synth q8_0: no llama-quantize for Q4_0)" >&2
+      # shellcheck disable=SC2086
+      "$hc" synth --arch llama $args --type q8_0 -o "$q8" >&2
+    fi
+    echo "$q8"
+  fi
+}
+
+echo "== read bandwidth (hc-bench-membw)" >&2
+bw_json=$("$membw" --threads "$(echo $threads | tr ' ' ',')" --json)
+bw_of() { jq -r --argjson t "$1" '.gbs[.threads | index($t)]' <<< "$bw_json"; }
+echo "{\"membw\": $bw_json, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> "$out"
+
+rows=()
+for shape in $shapes; do
+  m=$(model_of "$shape")
+  for t in $threads; do
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    decs=() pres=() ldecs=() lpres=()
+    for ((p = 0; p < pairs; p++)); do
+      echo "== $shape, $t thread(s): hcinfer bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      hj=$("$hc" bench -m "$m" --sched none -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
+      decs+=("$(jq -r '.results[0].decode_tok_s' <<< "$hj")")
+      pres+=("$(jq -r '.results[0].prompt_tok_s' <<< "$hj")")
+      bpt=$(jq -r '.results[0].bytes_per_token' <<< "$hj")
+      if [ -n "$llama_bin" ]; then
+        echo "== $shape, $t thread(s): llama-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        lj=$("$llama_bin/llama-bench" -m "$m" -t "$t" -p "$n_prompt" -n "$n_decode" -r "$reps" -o json 2> /dev/null)
+        ldecs+=("$(jq -r '[.[] | select(.n_gen > 0)][0].avg_ts' <<< "$lj")")
+        lpres+=("$(jq -r '[.[] | select(.n_prompt > 0)][0].avg_ts' <<< "$lj")")
+      fi
+    done
+    load="$load .. $(cut -d' ' -f1-3 /proc/loadavg)"
+    med() { printf '%s\n' "$@" | jq -s 'sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end'; }
+    ratios() { local -n a=$1 b=$2; for i in "${!a[@]}"; do jq -n --argjson x "${a[$i]}" --argjson y "${b[$i]}" '$x / $y'; done; }
+    dec=$(med "${decs[@]}") pre=$(med "${pres[@]}")
+    bw=$(bw_of "$t")
+    gbs=$(jq -n --argjson d "$dec" --argjson b "$bpt" '$d * $b / 1e9')
+    ldec=null lpre=null rdec=null rpre=null
+    if [ -n "$llama_bin" ]; then
+      ldec=$(med "${ldecs[@]}") lpre=$(med "${lpres[@]}")
+      rdec=$(med $(ratios decs ldecs)) rpre=$(med $(ratios pres lpres))
+    fi
+    line=$(jq -nc --arg shape "$shape" --arg model "$(basename "$m")" --argjson t "$t" --argjson dec "$dec" \
+      --argjson pre "$pre" --argjson bpt "$bpt" --argjson gbs "$gbs" --argjson bw "$bw" --argjson ldec "$ldec" \
+      --argjson lpre "$lpre" --argjson rdec "$rdec" --argjson rpre "$rpre" --argjson pairs "$pairs" --arg load "$load" \
+      '{shape: $shape, model: $model, threads: $t, decode_tok_s: $dec, prefill_tok_s: $pre, bytes_per_token: $bpt,
+        gbs: $gbs, membw_gbs: $bw, share: ($gbs / $bw), llama_decode_tok_s: $ldec, llama_prefill_tok_s: $lpre,
+        decode_ratio: $rdec, prefill_ratio: $rpre, pairs: $pairs, load: $load}')
+    echo "$line" >> "$out"
+    rows+=("$line")
+  done
+done
+
+echo
+echo "read bandwidth: $(for t in $threads; do printf '%s thread(s) %s GB/s  ' "$t" "$(bw_of "$t")"; done)"
+printf '%-12s %3s %9s %9s %8s %6s %9s %9s %8s %8s %7s %s\n' shape thr "dec t/s" "MB/token" "GB/s" share \
+  "pre t/s" "llama dec" "x llama" "llama pp" "x llama" load
+for r in "${rows[@]}"; do
+  jq -r '[.shape, .threads, .decode_tok_s, .bytes_per_token / 1e6, .gbs, .share * 100, .prefill_tok_s,
+          (.llama_decode_tok_s // "-"), (.decode_ratio // "-"), (.llama_prefill_tok_s // "-"), (.prefill_ratio // "-"), .load]
+         | @tsv' <<< "$r" |
+    awk -F'\t' '{ f = "%-12s %3s %9.1f %9.0f %8.1f %5.0f%% %9.1f "; printf f, $1, $2, $3, $4, $5, $6, $7;
+                 if ($8 == "-") printf "%9s %8s %8s %7s", "-", "-", "-", "-";
+                 else printf "%9.1f %7.2fx %8.1f %6.2fx", $8, $9, $10, $11;
+                 printf " %s\n", $12 }'
+done
+echo "(JSON lines: $out)"
