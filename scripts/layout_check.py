@@ -12,16 +12,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The rooms and what each may include (besides the SDK headers and itself).
 ALLOWED = {
     "base": [],
-    "script": ["base"],
     "kernels/cpu": ["base"],
-    "runtime": ["base", "script", "kernels/cpu"],
+    "runtime": ["base", "kernels/cpu"],
+    "script": ["base", "kernels/cpu", "runtime"],
     "model": ["base"],
     "text": ["base", "model"],
     "compress": ["base", "script", "runtime", "kernels/cpu", "model", "text"],
     "eval": ["base", "script", "runtime", "kernels/cpu", "model", "text"],
     "cli": ["base", "script", "runtime", "kernels/cpu", "model", "text", "compress", "eval"],
 }
-LIBHC = ["base", "script", "runtime", "kernels/cpu"]
+LIBHC = ["base", "runtime", "kernels/cpu"]
 SOURCE_EXT = (".c", ".h", ".cu", ".cuh")
 
 

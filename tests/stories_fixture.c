@@ -11,6 +11,7 @@
 #include "compress.h"
 #include "device_cpu.h"
 #include "model_load.h"
+#include "pipeline_lua.h"
 #include "registry_default.h"
 #include "sampler.h"
 #include "test_util.h"
@@ -58,7 +59,9 @@ hc_status hc_fix_generate(const hc_fix_run *ro, int32_t *out, hc_context **keep)
     if (st == HC_OK && ro->separate_memory) d->host_memory = 0;
     hc_model_load_opts lo = { .registry = r, .no_branches = ro->sched == NULL };
     if (st == HC_OK) st = hc_model_load(ro->model ? ro->model : hc_fix_path, &lo, &m);
-    hc_context_params cp = { .n_ctx = 128, .registry = r, .pipeline = ro->pipeline, .host_budget = ro->host_budget,
+    hc_pipeline_source *src = NULL;
+    if (st == HC_OK && ro->pipeline) st = hc_pipeline_lua_open(ro->pipeline, &src);
+    hc_context_params cp = { .n_ctx = 128, .registry = r, .pipeline = src, .host_budget = ro->host_budget,
                              .host_threads = ro->host_threads };
     if (st == HC_OK && ro->sched) {
         const hc_plugin *comp = hc_registry_find(r, HC_PLUGIN_COMP, "host");
@@ -84,6 +87,7 @@ hc_status hc_fix_generate(const hc_fix_run *ro, int32_t *out, hc_context **keep)
         return st;
     }
     hc_context_free(c);
+    hc_pipeline_lua_close(src);
     hc_model_free(m);
     if (d) d->ops->destroy(d);
     hc_registry_free(r);
@@ -96,7 +100,9 @@ void hc_fix_keep_free(hc_context *c)
     hc_model *m = c->model;
     hc_device *d = c->dev;
     const hc_registry *r = c->registry;
+    hc_pipeline_source *src = (hc_pipeline_source *)c->source;
     hc_context_free(c);
+    hc_pipeline_lua_close(src);
     hc_model_free(m);
     d->ops->destroy(d);
     hc_registry_free((hc_registry *)r);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hc/hc_device.h"
+#include "pipeline_lua.h"
 #include "registry_default.h"
 
 const char hc_session_help[] =
@@ -148,7 +149,8 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     if (st == HC_OK && hc_tokenizer_n_vocab(s->tok) > s->model->cfg.n_vocab)
         st = hc_error(HC_E_FORMAT, "the tokenizer has %d tokens but the model only %d", hc_tokenizer_n_vocab(s->tok),
                       s->model->cfg.n_vocab);
-    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = o->pipeline,
+    if (st == HC_OK && o->pipeline) st = hc_pipeline_lua_open(o->pipeline, &s->pipeline);
+    hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = s->pipeline,
                              .registry = s->registry, .host_budget = o->host_budget };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
@@ -179,6 +181,7 @@ void hc_session_describe(const hc_session *s, FILE *f)
 void hc_session_close(hc_session *s)
 {
     hc_context_free(s->ctx);
+    hc_pipeline_lua_close(s->pipeline);
     hc_tokenizer_free(s->tok);
     hc_model_free(s->model);
     if (s->device) s->device->ops->destroy(s->device);

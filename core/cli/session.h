@@ -35,6 +35,7 @@ typedef struct hc_session {
     hc_model *model;
     hc_tokenizer *tok;
     hc_context *ctx;
+    hc_pipeline_source *pipeline; /* --pipeline: the Lua script the context builds from, or NULL */
     int device_threads;       /* the device's threads, as resolved */
     int host_threads;         /* threads running branches on the host (0: none) */
     const char *sched;        /* the scheduler, as resolved */

@@ -32,7 +32,7 @@ HC_API int hc_branch_rt_add_scheduler(hc_branch_rt *r, const char *name, const h
 /* Makes every linear stage use scheduler `index`. */
 HC_API void hc_branch_rt_use(hc_branch_rt *r, int index);
 int hc_branch_rt_find_scheduler(const hc_branch_rt *r, const char *name); /* -1 when absent */
-const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index);
+HC_API const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index);
 
 /* The executor's hooks around stage i (rows: tokens in this pass), and at the end of a step. */
 hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows);
@@ -48,11 +48,11 @@ typedef struct hc_job_times {
 } hc_job_times;
 
 HC_API int hc_branch_rt_n_jobs(const hc_branch_rt *r);
-void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out);
+HC_API void hc_branch_rt_job_times(const hc_branch_rt *r, int job, hc_job_times *out);
 /* The linear stages of a job (returns their count, at most 4). */
 int hc_branch_rt_job_stages(const hc_branch_rt *r, int job, int *stages);
 /* The job a stage belongs to, or -1. */
-int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
+HC_API int hc_branch_rt_job_of_stage(const hc_branch_rt *r, int stage);
 
 /* A device without host memory whose events time it: after each step (its events done), the
  * device's time in the stages and its real waits and windows per job (see branch_rt.c). */

@@ -10,7 +10,6 @@
 #include "host_pool.h"
 #include "kv_window.h"
 #include "moe.h"
-#include "pipeline_lua.h"
 #include "registry.h"
 #include "step_hook.h"
 #include "trace.h"
@@ -39,7 +38,6 @@ void hc_context_free(hc_context *c)
     hc_branch_rt_free(c->brt);
     hc_rank_control_free(&c->rank_control);
     hc_moe_ctx_free(c, c->moe);
-    hc_pipeline_script_free(c->script);
     d->ops->free(d, c->v_cache);
     for (int i = 0; c->stage_ev && i < 2 * c->n_stages; i++)
         if (c->stage_ev[i]) d->ops->event_destroy(d, c->stage_ev[i]);
@@ -82,10 +80,10 @@ static hc_status attach_branches(hc_context *c, const hc_context_params *p, cons
     hc_branch_rt_use(c->brt, idx);
     /* a script's scheduler choices: per stage, else its global `sched`, else the one given */
     for (int i = 0; stage_sched && i < c->n_stages; i++) {
-        const char *name = stage_sched[i].name[0] ? stage_sched[i].name : c->script->default_sched;
+        const char *name = stage_sched[i].name[0] ? stage_sched[i].name : c->source->default_sched(c->source->self);
         if (!name[0] || !c->stages[i].branch) continue;
         const hc_plugin *sp = p->registry ? hc_registry_find(p->registry, HC_PLUGIN_SCHED, name) : NULL;
-        if (!sp) return hc_error(HC_E_SCRIPT, "%s: stage %s asks for scheduler '%s', which is not loaded", c->script->path, c->stages[i].name, name);
+        if (!sp) return hc_error(HC_E_SCRIPT, "%s: stage %s asks for scheduler '%s', which is not loaded", c->source->name, c->stages[i].name, name);
         int k = hc_branch_rt_add_scheduler(c->brt, name, sp->desc->ops);
         if (k < 0) return HC_E_PLUGIN;
         c->stages[i].sched = k;
@@ -194,7 +192,10 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     hc_stage_sched *stage_sched = NULL;
     c->registry = p ? p->registry : NULL;
     if (st == HC_OK) {
-        if (p && p->pipeline) st = hc_pipeline_from_lua(m, dev, p->pipeline, &c->stages, &c->n_stages, &stage_sched, &c->script);
+        if (p && p->pipeline) {
+            c->source = p->pipeline;
+            st = p->pipeline->build(p->pipeline->self, m, dev, &c->stages, &c->n_stages, &stage_sched);
+        }
         else st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
     }
     for (int i = 0; st == HC_OK && i < c->n_stages; i++)

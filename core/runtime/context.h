@@ -17,6 +17,30 @@ typedef enum hc_kv_type {
     HC_KV_F16         /* half the memory and the attention's traffic; refused without store_rows */
 } hc_kv_type;
 
+struct hc_context;
+
+/* Scheduler choice of a stage as a pipeline source names it ("" = the default); resolved to plugins
+ * by the context. */
+typedef struct hc_stage_sched {
+    char name[65];
+} hc_stage_sched;
+
+/* Where the stage list comes from when it is not the default pipeline: a Lua pipeline script
+ * (core/script/pipeline_lua.h makes one). The context calls build once and on_step after every
+ * on_step_every-th step; it borrows the source, which must outlive it. */
+typedef struct hc_pipeline_source {
+    const char *name;           /* for messages: the script's path */
+    void *self;
+    /* the stage list and per stage the scheduler it asks for (*sched malloc'd, freed by the context) */
+    hc_status (*build)(void *self, const hc_model *m, hc_device *dev, hc_stage **stages, int *n_stages,
+                       hc_stage_sched **sched);
+    /* the scheduler a source asks for globally, "" when none (read after build) */
+    const char *(*default_sched)(void *self);
+    /* NULL, or a policy called after steps (its answers checked before they are applied) */
+    hc_status (*on_step)(void *self, struct hc_context *c, int n_tok);
+    int (*on_step_every)(void *self);
+} hc_pipeline_source;
+
 typedef struct hc_context_params {
     int n_ctx;        /* tokens of KV cache (0: min(model's training context, 4096)) */
     hc_kv_type kv_type; /* element type of the KV cache (0: HC_KV_AUTO) */
@@ -26,8 +50,8 @@ typedef struct hc_context_params {
     const struct hc_sched_ops *sched; /* scheduler plugin driving the branches (required with comp) */
     const char *sched_name;
     int host_threads; /* threads running branches on the host (default 1) */
-    const char *pipeline; /* Lua pipeline script (scripts/pipelines/NAME.lua), NULL: the default pipeline */
-    const struct hc_registry *registry; /* resolves scheduler names of a pipeline script and on_step */
+    const hc_pipeline_source *pipeline; /* NULL: the default pipeline (borrowed: must outlive the context) */
+    const struct hc_registry *registry; /* resolves scheduler names of a pipeline source and its on_step */
     double host_budget; /* > 0: the rank controller keeps host time within this share of device time */
     const int *host_cpus; /* optional CPUs to pin the host threads to */
     int n_host_cpus;
@@ -52,7 +76,7 @@ typedef struct hc_context {
     struct hc_branch_rt *brt;   /* branch jobs, host threads, schedulers; NULL without branches */
     uint64_t device_ns;         /* time in stages since the context was made (all steps) */
     struct hc_trace *trace;     /* timeline recorder (bench --trace), NULL normally */
-    struct hc_pipeline_script *script; /* the pipeline script (kept for on_step), NULL normally */
+    const hc_pipeline_source *source; /* the pipeline's source (for on_step), NULL for the default pipeline */
     const struct hc_registry *registry;
     hc_rank_control rank_control;
     long steps;                 /* forward passes so far */

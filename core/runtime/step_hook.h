@@ -1,5 +1,5 @@
-/* step_hook.h: what runs after every step of the forward pass: the dynamic-rank controller and a
- * pipeline script's on_step(stats) function, whose answer is checked before it is acted on. */
+/* step_hook.h: what runs after every step of the forward pass: the dynamic-rank controller, then a
+ * pipeline source's on_step (a Lua script's: core/script/on_step_lua.c). */
 #ifndef HC_STEP_HOOK_H
 #define HC_STEP_HOOK_H
 

@@ -26,46 +26,46 @@ typedef struct hc_lua_limits {
  * table, math (random seeded with a fixed seed, so runs repeat). Reading one of the removed
  * globals (io, os, package, require, debug, load, loadfile, dofile, ...) raises an error naming
  * it; any other absent global is nil as usual. */
-HC_API hc_status hc_lua_open(const hc_lua_limits *lim, hc_lua **out);
-HC_API void hc_lua_close(hc_lua *L);
+hc_status hc_lua_open(const hc_lua_limits *lim, hc_lua **out);
+void hc_lua_close(hc_lua *L);
 
 /* Loads a text chunk (binary chunks are refused) and runs it with a fresh instruction budget.
  * Errors: HC_E_SCRIPT with "file:line: message" (plus the Lua call stack); an unreadable file
  * is HC_E_IO. The state stays usable after any error. */
-HC_API hc_status hc_lua_run_file(hc_lua *L, const char *path);
-HC_API hc_status hc_lua_run_string(hc_lua *L, const char *name, const char *code);
+hc_status hc_lua_run_file(hc_lua *L, const char *path);
+hc_status hc_lua_run_string(hc_lua *L, const char *name, const char *code);
 
 /* The interpreter, to push arguments and read results. Anything that allocates (tables, strings)
  * can raise a Lua error once the memory limit is reached: build arguments inside hc_lua_pcall_c. */
-HC_API lua_State *hc_lua_state(hc_lua *L);
+lua_State *hc_lua_state(hc_lua *L);
 
 /* Calls the global function `fn` with the nargs values the caller pushed, with a fresh
  * instruction budget. On success exactly nresults values (LUA_MULTRET: all) replace the
  * arguments; on failure the arguments are popped, nothing is pushed, and the error is
  * HC_E_SCRIPT naming the file and line where the error was raised. */
-HC_API hc_status hc_lua_call(hc_lua *L, const char *fn, int nargs, int nresults);
+hc_status hc_lua_call(hc_lua *L, const char *fn, int nargs, int nresults);
 
 /* 1 when the global `fn` is a function. */
-HC_API int hc_lua_has_function(hc_lua *L, const char *fn);
+int hc_lua_has_function(hc_lua *L, const char *fn);
 
 /* Runs the C function fn in protected mode with one argument, ud as a light userdata; it leaves
  * nresults values on the stack. A Lua error inside (out of memory included) becomes HC_E_SCRIPT
  * and leaves nothing. Lua code it triggers (metamethods) gets a fresh instruction budget. */
-HC_API hc_status hc_lua_pcall_c(hc_lua *L, lua_CFunction fn, void *ud, int nresults);
+hc_status hc_lua_pcall_c(hc_lua *L, lua_CFunction fn, void *ud, int nresults);
 
 /* Sets the global `name` to the C function fn with ud as its first upvalue
  * (lua_touserdata(L, lua_upvalueindex(1)) inside fn). */
-HC_API hc_status hc_lua_register(hc_lua *L, const char *name, lua_CFunction fn, void *ud);
+hc_status hc_lua_register(hc_lua *L, const char *name, lua_CFunction fn, void *ud);
 
 /* t[key] = v for the table on top of the stack (the table stays there). */
-HC_API void hc_lua_set_int(lua_State *S, const char *key, lua_Integer v);
-HC_API void hc_lua_set_num(lua_State *S, const char *key, lua_Number v);
-HC_API void hc_lua_set_str(lua_State *S, const char *key, const char *v);
+void hc_lua_set_int(lua_State *S, const char *key, lua_Integer v);
+void hc_lua_set_num(lua_State *S, const char *key, lua_Number v);
+void hc_lua_set_str(lua_State *S, const char *key, const char *v);
 void hc_lua_set_bool(lua_State *S, const char *key, int v);
 
 /* Lua memory in use now, and the VM instructions the last run or call executed (counted in
  * steps of the hook's granularity, at most 1000). */
-HC_API size_t hc_lua_memory(const hc_lua *L);
+size_t hc_lua_memory(const hc_lua *L);
 uint64_t hc_lua_instructions(const hc_lua *L);
 
 #endif

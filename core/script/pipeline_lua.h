@@ -4,14 +4,10 @@
 #ifndef HC_PIPELINE_LUA_H
 #define HC_PIPELINE_LUA_H
 
+#include "context.h"
 #include "hc/hc_stage.h"
 #include "lua_host.h"
 #include "model.h"
-
-/* Scheduler choice of a stage as the script names it; resolved to plugins by the caller. */
-typedef struct hc_stage_sched {
-    char name[65];
-} hc_stage_sched;
 
 typedef struct hc_pipeline_script {
     hc_lua *lua;              /* kept open for the script's on_step function */
@@ -27,5 +23,11 @@ typedef struct hc_pipeline_script {
 hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, hc_stage **stages, int *n_stages,
                                hc_stage_sched **sched, hc_pipeline_script **script);
 void hc_pipeline_script_free(hc_pipeline_script *s);
+
+/* The pipeline source (context.h) of the script at path: the script is read when a context builds
+ * its stages, and its on_step runs after the steps. One context at a time; close it after that
+ * context is freed. */
+hc_status hc_pipeline_lua_open(const char *path, hc_pipeline_source **out);
+void hc_pipeline_lua_close(hc_pipeline_source *src);
 
 #endif

@@ -9,6 +9,6 @@
 struct hc_lua;
 
 /* Sets the sandbox's global fill_steps(layers, ranks, bytes_left, ratio). */
-HC_API hc_status hc_policy_register_steps(struct hc_lua *L);
+hc_status hc_policy_register_steps(struct hc_lua *L);
 
 #endif
