@@ -156,26 +156,85 @@ int hc_tok_spm_space_marks_lead(const hc_tokenizer *t)
     return 1;
 }
 
-/* SPM: every split of a token's text into two tokens. */
+/* The vocabulary by the hash of each token's text read backwards (the first id of a text wins, as
+ * in t->vocab), so that a token's suffixes can be hashed a byte at a time from its end. */
+static void rev_insert(const hc_tokenizer *t, hc_tok_map *m, int32_t id)
+{
+    const hc_tok_entry *e = &t->tok[id];
+    const char *s = t->text + e->off;
+    uint64_t h = HC_TOK_HASH_INIT;
+    for (uint32_t i = e->len; i-- > 0;) h = hc_tok_hash_byte(h, (uint8_t)s[i]);
+    uint32_t f = hc_tok_hash_fold(h);
+    for (uint32_t i = f & m->mask;; i = (i + 1) & m->mask) {
+        hc_tok_slot *sl = &m->slots[i];
+        if (!sl->val) {
+            sl->hash = f;
+            sl->val = (uint32_t)id + 1;
+            return;
+        }
+        const hc_tok_entry *o = &t->tok[sl->val - 1];
+        if (sl->hash == f && o->len == e->len && memcmp(t->text + o->off, s, e->len) == 0) return;
+    }
+}
+
+/* The id of s[0..n), whose backwards hash (folded) is f, or -1. */
+static int32_t rev_lookup(const hc_tokenizer *t, const hc_tok_map *m, const char *s, size_t n, uint32_t f)
+{
+    for (uint32_t i = f & m->mask;; i = (i + 1) & m->mask) {
+        const hc_tok_slot *sl = &m->slots[i];
+        if (!sl->val) return -1;
+        const hc_tok_entry *e = &t->tok[sl->val - 1];
+        if (sl->hash == f && e->len == n && memcmp(t->text + e->off, s, n) == 0) return (int32_t)(sl->val - 1);
+    }
+}
+
+/* SPM: every split of a token's text into two tokens. A token's prefixes are hashed forwards a byte
+ * at a time, its suffixes backwards, and a suffix is looked up only where the prefix before it is a
+ * token: O(n) hashing for a token of n bytes plus a comparison per prefix or suffix that is a token
+ * (hashing each prefix and suffix anew was O(n^2): a 256 KB token took 145 s to load). */
 static hc_status spm_build_pairs(hc_tokenizer *t)
 {
+    uint32_t longest = 1;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].len > longest) longest = t->tok[id].len;
+    hc_tok_map rev = { 0 };
+    int32_t *prefix = malloc((size_t)longest * sizeof *prefix); /* prefix[k]: the token s[0..k), or -1 */
+    if (!prefix || hc_tok_map_alloc(&rev, (size_t)t->n_vocab) != 0) {
+        free(prefix);
+        return hc_error(HC_E_NOMEM, "tokenizer: out of memory");
+    }
+    for (int32_t id = 0; id < t->n_vocab; id++) rev_insert(t, &rev, id);
+    hc_status st = HC_OK;
     size_t n_pairs = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 2 && st == HC_OK; pass++) {
         for (int32_t id = 0; id < t->n_vocab; id++) {
             const hc_tok_entry *e = &t->tok[id];
             const char *s = t->text + e->off;
-            for (uint32_t k = 1; k < e->len; k++) {
-                int32_t a = hc_tok_lookup(t, s, k);
-                if (a < 0) continue;
-                int32_t b = hc_tok_lookup(t, s + k, e->len - k);
+            uint32_t n = e->len;
+            int any = 0;
+            uint64_t h = HC_TOK_HASH_INIT;
+            for (uint32_t k = 1; k < n; k++) {
+                h = hc_tok_hash_byte(h, (uint8_t)s[k - 1]);
+                prefix[k] = hc_tok_lookup_hashed(t, s, k, hc_tok_hash_fold(h));
+                any |= prefix[k] >= 0;
+            }
+            if (!any) continue;
+            int32_t whole = pass == 1 ? hc_tok_lookup(t, s, n) : -1;
+            h = HC_TOK_HASH_INIT;
+            for (uint32_t k = n - 1; k >= 1; k--) {
+                h = hc_tok_hash_byte(h, (uint8_t)s[k]);
+                if (prefix[k] < 0) continue;
+                int32_t b = rev_lookup(t, &rev, s + k, n - k, hc_tok_hash_fold(h));
                 if (b < 0) continue;
                 if (pass == 0) n_pairs++;
-                else hc_tok_pair_insert(t, a, b, 0, hc_tok_lookup(t, s, e->len));
+                else hc_tok_pair_insert(t, prefix[k], b, 0, whole);
             }
         }
-        if (pass == 0 && hc_tok_pair_map_alloc(&t->pairs, n_pairs) != 0) return hc_error(HC_E_NOMEM, "tokenizer: out of memory");
+        if (pass == 0 && hc_tok_pair_map_alloc(&t->pairs, n_pairs) != 0) st = hc_error(HC_E_NOMEM, "tokenizer: out of memory");
     }
-    return HC_OK;
+    free(rev.slots);
+    free(prefix);
+    return st;
 }
 
 /* GPT-2: every merge whose two sides are tokens, with the token it makes. */
