@@ -139,7 +139,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     hc_stage_sched *stage_sched = NULL;
     c->registry = p ? p->registry : NULL;
     if (st == HC_OK) {
-        if (p && p->pipeline) st = hc_pipeline_from_lua(m, dev, p->pipeline, &c->stages, &c->n_stages, &stage_sched, &c->script);
+        if (p && p->pipeline) st = hc_pipeline_from_lua(m, dev, p->pipeline, p->lua_limits, &c->stages, &c->n_stages, &stage_sched, &c->script);
         else st = hc_pipeline_default(m, dev, &c->stages, &c->n_stages);
     }
     if (st == HC_OK && p && p->comp) st = attach_branches(c, p, stage_sched);

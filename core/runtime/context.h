@@ -27,6 +27,7 @@ typedef struct hc_context_params {
     const char *sched_name;
     int host_threads; /* threads running branches on the host (default 1) */
     const char *pipeline; /* Lua pipeline script (scripts/pipelines/NAME.lua), NULL: the default pipeline */
+    const struct hc_lua_limits *lua_limits; /* the pipeline script's sandbox limits (NULL: lua_host.h's defaults) */
     const struct hc_registry *registry; /* resolves scheduler names of a pipeline script and on_step */
     double host_budget; /* > 0: the rank controller keeps host time within this share of device time */
     const int *host_cpus; /* optional CPUs to pin the host threads to */
