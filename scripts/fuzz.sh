@@ -26,7 +26,7 @@ rm -rf "$seeds"
 # per target: the longest input and the dictionary
 max_len() {
   case "$1" in
-    gguf|model) echo 65536 ;;
+    gguf|model) echo 32768 ;;
     vocab) echo 16384 ;;
     pipeline) echo 8192 ;;
     *) echo 4096 ;;

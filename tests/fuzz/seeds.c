@@ -61,6 +61,33 @@ static void put_file(const char *path, const char *name, const char *t1, const c
 
 /* ---- models ---- */
 
+static int is_tokenizer_key(const char *key, void *ctx)
+{
+    (void)ctx;
+    return !strncmp(key, "tokenizer.", 10);
+}
+
+/* A model file as a seed: whole for the GGUF reader; for model loading without its vocabulary
+ * (loading reads none of it, and 259 token strings would be most of the parsing). */
+static void put_model(const char *path, const char *name)
+{
+    put_file(path, name, "gguf", NULL);
+    hc_gguf *g = NULL;
+    hc_gguf_writer *w = NULL;
+    if (hc_gguf_open(path, &g) != HC_OK || hc_gguf_writer_create(&w) != HC_OK) die(name);
+    hc_status st = hc_gguf_copy_kv(w, g, is_tokenizer_key, NULL);
+    for (uint64_t i = 0; st == HC_OK && i < g->n_tensors; i++) {
+        const hc_gguf_tensor *t = &g->tensors[i];
+        st = hc_gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes);
+    }
+    const char *bare = fuzz_tmp("bare.gguf");
+    if (st == HC_OK) st = hc_gguf_writer_write(w, bare);
+    if (st != HC_OK) die(name);
+    hc_gguf_writer_free(w);
+    hc_gguf_close(g);
+    put_file(bare, name, "model", NULL);
+}
+
 static const char *tmp_model(const char *name)
 {
     static char path[4][600];
@@ -77,7 +104,7 @@ static void synth_seed(const char *name, hc_synth_opts o)
     if (!o.n_vocab) o.n_vocab = 259;
     if (!o.seed) o.seed = 1;
     if (hc_synth(&o) != HC_OK) die(name);
-    put_file(path, name, "model", "gguf");
+    put_model(path, name);
 }
 
 /* A copy of src with the architecture's keys renamed from `from` to `to` (same tensors). */
@@ -116,7 +143,7 @@ static void rearch_seed(const char *name, const char *src, const char *from, con
     if (hc_gguf_writer_write(w, path) != HC_OK) die(name);
     hc_gguf_writer_free(w);
     hc_gguf_close(g);
-    put_file(path, name, "model", "gguf");
+    put_model(path, name);
 }
 
 static void compressed_seed(const hc_registry *reg)
@@ -124,17 +151,17 @@ static void compressed_seed(const hc_registry *reg)
     char src[600], dst[600];
     snprintf(src, sizeof src, "%s", fuzz_tmp("c-src.gguf"));
     snprintf(dst, sizeof dst, "%s", fuzz_tmp("c-dst.gguf"));
-    hc_synth_opts so = { .arch = "llama", .output = src, .dim = 32, .n_layer = 1, .n_vocab = 259, .ffn_dim = 32, .seed = 3 };
+    hc_synth_opts so = { .arch = "llama", .output = src, .dim = 32, .n_layer = 1, .n_vocab = 259, .ffn_dim = 32, .seed = 3, .type = HC_Q8_0 };
     if (hc_synth(&so) != HC_OK) die("compressed: synth");
     hc_compress_opts co = { .input = src, .output = dst, .quant = "rtn:bits=4,group=32", .head_quant = "rtn:bits=4,group=32",
                             .rank = 2, .threads = 1, .registry = reg };
     hc_compress_report rep;
     if (hc_compress(&co, &rep) != HC_OK) die("compressed: compress");
-    put_file(dst, "llama-rtn4-rank2.gguf", "model", "gguf");
+    put_model(dst, "llama-rtn4-rank2.gguf");
     co.branch_dtype = HC_Q8_0;
     co.quant = "rtn:bits=3,group=32";
     if (hc_compress(&co, &rep) != HC_OK) die("compressed: compress q8_0 branches");
-    put_file(dst, "llama-rtn3-q8branches.gguf", "model", "gguf");
+    put_model(dst, "llama-rtn3-q8branches.gguf");
 }
 
 /* llama2.c's legacy checkpoint: the header, then every weight as f32 (llama2.c's order). */
