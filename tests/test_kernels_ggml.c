@@ -166,7 +166,7 @@ static void check_case(hc_dtype t, int64_t in, int64_t out, int n_tok, stats *st
     }
     size_t ny = (size_t)(out * n_tok);
     float *y_ref = malloc(ny * sizeof(float)), *y_avx = malloc(ny * sizeof(float)), *y_dis = malloc(ny * sizeof(float));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(y_ref && y_avx && y_dis);
+    CU_ASSERT_FATAL(y_ref && y_avx && y_dis);
     HC_ASSERT_OK(hc_matmul_rows_ref(t, w, in, x, xq, n_tok, y_ref, out, 0, out));
     HC_ASSERT_OK(hc_matmul_rows(t, w, in, x, xq, n_tok, y_dis, out, 0, out));
     int have_avx = hc_cpu_has_avx2() && hc_matmul_avx2_has(t);

@@ -599,7 +599,7 @@ static hc_status tokenizer_of_file(const char *path, hc_tokenizer **t)
 static void test_small_vocab(void)
 {
     /* "Ġ" is the space byte; "<|x|>" a control token, "<u>" user-defined */
-    const char *toks[] = { "a", "b", "c", "ab", "abc", "\xC4\xA0", "\xC4\xA0" "a", "<|x|>", "<u>", "<", "|", "x", ">", "u" };
+    const char *toks[] = { "a", "b", "c", "ab", "abc", "\xC4\xA0", ("\xC4\xA0" "a"), "<|x|>", "<u>", "<", "|", "x", ">", "u" };
     const int32_t types[] = { 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1, 1, 1, 1 };
     const char *merges[] = { "a b", "ab c", "\xC4\xA0 a", "nospace" };
     const char *path = hc_test_tmp("small.gguf");
