@@ -29,6 +29,7 @@ max_len() {
     gguf|model) echo 32768 ;;
     vocab) echo 16384 ;;
     pipeline) echo 8192 ;;
+    tokenizer) echo 2048 ;;
     *) echo 4096 ;;
   esac
 }

@@ -15,7 +15,7 @@
 #include "tokenizer_impl.h"
 #include "unicode.h"
 
-const hc_lua_limits fuzz_lua_limits = { .max_instructions = 1000000, .max_memory = (size_t)16 << 20, .max_ms = 100 };
+const hc_lua_limits fuzz_lua_limits = { .max_instructions = 100000, .max_memory = (size_t)4 << 20, .max_ms = 100 };
 
 /* ---- files ---- */
 

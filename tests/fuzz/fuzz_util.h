@@ -28,7 +28,8 @@ const char *fuzz_file(const void *data, size_t size);
 /* A path in this process's scratch folder (removed at exit), e.g. fuzz_tmp("rt.gguf"). */
 const char *fuzz_tmp(const char *name);
 
-/* The sandbox limits every harness runs scripts under: 10^6 instructions, 100 ms, 16 MiB. */
+/* The sandbox limits every harness runs scripts under: 10^5 instructions, 100 ms, 4 MiB (small, so
+ * that the endless loops the fuzzer soon writes cost a millisecond, not a second). */
 extern const hc_lua_limits fuzz_lua_limits;
 
 /* Reading an input piece by piece; past the end everything reads as zero / empty. */
