@@ -355,8 +355,8 @@ static void test_c_loops(void)
         "table.sort(setmetatable({}, { __len = function() return (1 << 31) - 2 end, __index = rawlen, __newindex = rawequal }))",
         "table.unpack(setmetatable({}, { __index = table.concat }), 1, 999000) while true do end",
     };
-    hc_lua *L = open_timed(10000000, 0);
-    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "instruction limit of 10000000 exceeded");
+    hc_lua *L = open_timed(1000000, 0);
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "instruction limit of 1000000 exceeded");
     hc_lua_close(L);
     L = open_timed(UINT64_MAX, 300);
     for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "time limit of 300 ms exceeded");
