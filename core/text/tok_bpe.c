@@ -256,13 +256,11 @@ static void token_splits(pair_build *b, int32_t id, int insert, size_t *n_pairs)
     b->ls[id] = known;
 }
 
-static const hc_tok_entry *sort_tok; /* qsort has no context argument */
-
-static int by_length(const void *pa, const void *pb)
+/* Keys length << 32 | id: sorted, the ids shortest first (ties by id). */
+static int by_key(const void *pa, const void *pb)
 {
-    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    uint32_t la = sort_tok[a].len, lb = sort_tok[b].len;
-    return la != lb ? (la < lb ? -1 : 1) : (a > b) - (a < b);
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return (a > b) - (a < b);
 }
 
 /* SPM: every split of a token's text into two tokens. Tokens are taken shortest first; a token's
@@ -278,7 +276,7 @@ static hc_status spm_build_pairs(hc_tokenizer *t)
         if (t->tok[id].len > longest) longest = t->tok[id].len;
     size_t nv = t->n_vocab > 0 ? (size_t)t->n_vocab : 1;
     pair_build b = { .t = t };
-    int32_t *order = malloc(nv * sizeof *order);
+    uint64_t *order = malloc(nv * sizeof *order);
     b.lp = malloc(nv * sizeof *b.lp);
     b.ls = malloc(nv * sizeof *b.ls);
     b.prefix = malloc((size_t)longest * sizeof *b.prefix);
@@ -288,15 +286,14 @@ static hc_status spm_build_pairs(hc_tokenizer *t)
     if (st == HC_OK) {
         for (int32_t id = 0; id < t->n_vocab; id++) {
             rev_insert(t, &b.rev, id);
-            order[id] = id;
+            order[id] = (uint64_t)t->tok[id].len << 32 | (uint32_t)id;
             b.lp[id] = b.ls[id] = -1;
         }
-        sort_tok = t->tok;
-        qsort(order, (size_t)t->n_vocab, sizeof *order, by_length);
+        qsort(order, (size_t)t->n_vocab, sizeof *order, by_key);
         size_t n_pairs = 0;
-        for (int32_t i = 0; i < t->n_vocab; i++) token_splits(&b, order[i], 0, &n_pairs);
+        for (int32_t i = 0; i < t->n_vocab; i++) token_splits(&b, (int32_t)(uint32_t)order[i], 0, &n_pairs);
         if (hc_tok_pair_map_alloc(&t->pairs, n_pairs) != 0) st = hc_error(HC_E_NOMEM, "tokenizer: out of memory");
-        for (int32_t i = 0; st == HC_OK && i < t->n_vocab; i++) token_splits(&b, order[i], 1, &n_pairs);
+        for (int32_t i = 0; st == HC_OK && i < t->n_vocab; i++) token_splits(&b, (int32_t)(uint32_t)order[i], 1, &n_pairs);
     }
     free(b.rev.slots);
     free(order);
