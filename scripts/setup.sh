@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh: installs the Debian packages hcinfer builds with (CMake, gcc, OpenBLAS + LAPACKE,
-# Lua 5.4, CUnit, pkg-config, python3-pip for model downloads). Skips what is already there.
+# Lua 5.4, CUnit, pkg-config, python3-pip for model downloads; clang with its sanitizer and libFuzzer
+# runtimes for scripts/fuzz.sh). Skips what is already there.
 set -euo pipefail
-packages=(cmake gcc make pkg-config libopenblas-dev liblapacke-dev liblua5.4-dev libcunit1-dev)
+packages=(cmake gcc make pkg-config libopenblas-dev liblapacke-dev liblua5.4-dev libcunit1-dev clang libclang-rt-dev)
 # python3 with pip may come from elsewhere (pyenv): ask apt for it only when none works
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-pip)
 missing=()

@@ -60,7 +60,7 @@ hc_status hc_fix_generate(const hc_fix_run *ro, int32_t *out, hc_context **keep)
     hc_model_load_opts lo = { .registry = r, .no_branches = ro->sched == NULL };
     if (st == HC_OK) st = hc_model_load(ro->model ? ro->model : hc_fix_path, &lo, &m);
     hc_pipeline_source *src = NULL;
-    if (st == HC_OK && ro->pipeline) st = hc_pipeline_lua_open(ro->pipeline, &src);
+    if (st == HC_OK && ro->pipeline) st = hc_pipeline_lua_open(ro->pipeline, NULL, &src);
     hc_context_params cp = { .n_ctx = 128, .registry = r, .pipeline = src, .host_budget = ro->host_budget,
                              .host_threads = ro->host_threads };
     if (st == HC_OK && ro->sched) {

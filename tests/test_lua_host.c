@@ -1,17 +1,18 @@
-/* test_lua_host.c: the Lua sandbox: what scripts cannot reach, the instruction and memory limits,
- * error positions (syntax, runtime, inside called functions), calls and the stack, recovery. */
+/* test_lua_host.c: the Lua sandbox: what scripts cannot reach, the instruction, time and memory
+ * limits (loops inside C functions included), error positions, calls and the stack, recovery. */
 #include <lauxlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "lua_host.h"
 #include "test_util.h"
 
 static hc_lua *open_sandbox(uint64_t instructions, size_t memory)
 {
-    hc_lua_limits lim = { instructions, memory };
+    hc_lua_limits lim = { instructions, memory, 0 };
     hc_lua *L = NULL;
     HC_ASSERT_OK(hc_lua_open(&lim, &L));
     return L;
@@ -289,6 +290,113 @@ static void test_no_finalizers(void)
     CU_PASS("closed");
 }
 
+static hc_lua *open_timed(uint64_t instructions, uint32_t max_ms)
+{
+    hc_lua_limits lim = { .max_instructions = instructions, .max_ms = max_ms };
+    hc_lua *L = NULL;
+    HC_ASSERT_OK(hc_lua_open(&lim, &L));
+    return L;
+}
+
+/* The wall-clock limit: a loop that the instruction limit would allow for hours stops after the
+ * time given, with the script's name and line; a caught error is raised again; calls and runs
+ * each get their own time; the state stays usable. */
+static void test_time_limit(void)
+{
+    hc_lua *L = open_timed(UINT64_MAX, 200);
+    double t0 = hc_now_seconds();
+    expect_error(L, "spin.lua", "local n = 0\nwhile true do n = n + 1 end", HC_E_SCRIPT, "spin.lua:2:",
+                 "time limit of 200 ms exceeded", "endless loop", NULL);
+    double took = hc_now_seconds() - t0;
+    CU_ASSERT(took >= 0.19 && took < 3.0);
+    expect_error(L, "catch.lua", "while true do pcall(function() while true do end end) end", HC_E_SCRIPT,
+                 "time limit of 200 ms exceeded", NULL);
+    HC_ASSERT_OK(hc_lua_run_string(L, "def", "function spin(n)\n  local i = 0\n  while i < n do i = i + 1 end\n  return i\nend"));
+    lua_State *S = hc_lua_state(L);
+    lua_pushinteger(S, 1000);
+    HC_ASSERT_OK(hc_lua_call(L, "spin", 1, 1));
+    lua_pop(S, 1);
+    lua_pushinteger(S, LUA_MAXINTEGER);
+    CU_ASSERT_EQUAL(hc_lua_call(L, "spin", 1, 1), HC_E_SCRIPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "def:3: time limit of 200 ms exceeded"));
+    expect_usable(L);
+    hc_lua_close(L);
+}
+
+/* Runs code that must fail within both limits with msg, named "c.lua" at line 1, in under 5 s. */
+static void expect_bounded(hc_lua *L, const char *code, const char *msg)
+{
+    double t0 = hc_now_seconds();
+    expect_error(L, "c.lua", code, HC_E_SCRIPT, "c.lua:1:", msg, NULL);
+    double took = hc_now_seconds() - t0;
+    if (took >= 5.0) printf("\n  '%s' took %.1f s\n", code, took);
+    CU_ASSERT(took < 5.0);
+}
+
+/* Loops inside the library's C functions run no Lua instruction, so the hook alone never sees
+ * them (issue 22, finding 5: Lua's pattern matcher backtracking without bound). Each is charged to
+ * the budget: the instruction limit stops it, or the time limit when the instructions would not. */
+static void test_c_loops(void)
+{
+    static const char *const loops[] = {
+        /* the matcher: backtracking of many a*, in find, match, gmatch and gsub; and plain find */
+        "string.find(('a'):rep(40), ('a*'):rep(20) .. 'b')",
+        "local s = ('a'):rep(40) return s:match(('a*'):rep(20) .. 'b')",
+        "for w in (('a'):rep(40)):gmatch(('a-'):rep(20) .. 'b') do end",
+        "string.gsub(('a'):rep(40), ('a?'):rep(30) .. ('a*'):rep(10) .. 'b', 'x')",
+        "string.find(('a'):rep(1 << 20), ('a'):rep(1 << 19) .. 'b', 1, true)",
+        "string.find(('('):rep(1 << 20), '%b()')",
+        /* table functions whose loops run in C over lengths or ranges a script chooses */
+        "table.move({}, 1, math.maxinteger, 1)",
+        "table.move({}, 1, math.maxinteger - 1, 2, {})",
+        "table.remove(setmetatable({}, { __len = function() return math.maxinteger end }), 1)",
+        "table.insert(setmetatable({}, { __len = function() return math.maxinteger - 1 end }), 1, 0)",
+        "table.concat(setmetatable({}, { __index = table.concat }), '', 1, math.maxinteger)",
+        "table.sort(setmetatable({}, { __len = function() return (1 << 31) - 2 end, __index = rawlen, __newindex = rawequal }))",
+        "table.unpack(setmetatable({}, { __index = table.concat }), 1, 999000) while true do end",
+    };
+    hc_lua *L = open_timed(1000000, 0);
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "instruction limit of 1000000 exceeded");
+    hc_lua_close(L);
+    L = open_timed(UINT64_MAX, 300);
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "time limit of 300 ms exceeded");
+    /* string.rep of empty pieces is "" at once (it made n empty copies) */
+    HC_ASSERT_OK(hc_lua_run_string(L, "rep", "assert(string.rep('', math.maxinteger) == '' and ('x'):rep(0) == '')\n"
+                                              "assert(string.rep('', math.maxinteger, '') == '' and ('ab'):rep(3, ',') == 'ab,ab,ab')"));
+    expect_usable(L);
+    hc_lua_close(L);
+}
+
+/* The sandbox's own string and table functions answer as Lua's. */
+static void test_library_answers(void)
+{
+    hc_lua *L = open_sandbox(0, 0);
+    HC_ASSERT_OK(hc_lua_run_string(L, "lib",
+        "assert(('hello world'):gsub('o', '0') == 'hell0 w0rld')\n"
+        "assert(select(2, ('hello world'):gsub('o', '0')) == 2)\n"
+        "assert(('key = value'):match('^(%w+)%s*=%s*(%w+)$') == 'key')\n"
+        "assert(select(2, ('key = value'):match('^(%w+)%s*=%s*(%w+)$')) == 'value')\n"
+        "local s, e = string.find('a.b.c', '.', 1, true) assert(s == 2 and e == 2)\n"
+        "s, e = string.find('abc', 'b()') assert(s == 2 and e == 2)\n"
+        "assert(select(3, string.find('abc', 'b()')) == 3)\n"
+        "local w = {} for k in ('one two  three'):gmatch('%a+') do w[#w + 1] = k end\n"
+        "assert(#w == 3 and w[3] == 'three')\n"
+        "assert(('THE (quick) fox'):find('%f[%a]%a+', 5) == 6)\n"
+        "assert(('x(a(b)c)y'):match('%b()') == '(a(b)c)')\n"
+        "assert(('abc'):gsub('%w', { a = 'A', b = false }) == 'Abc')\n"
+        "assert(('abc'):gsub('(%w)', function(c) return c .. c end) == 'aabbcc')\n"
+        "assert(('hello'):gsub('l+', '%0%0') == 'hellllo')\n"
+        "assert(not pcall(string.find, 'x', '[a'))\n"
+        "assert(not pcall(string.gsub, 'x', 'x', '%2'))\n"
+        "local t = {5, 3, 8, 1} table.sort(t) assert(table.concat(t, ',') == '1,3,5,8')\n"
+        "table.sort(t, function(a, b) return a > b end) assert(table.concat(t, ',') == '8,5,3,1')\n"
+        "table.insert(t, 1, 9) table.insert(t, 0) assert(table.concat(t, ',') == '9,8,5,3,1,0')\n"
+        "assert(table.remove(t, 1) == 9 and table.remove(t) == 0 and #t == 4)\n"
+        "local m = table.move(t, 1, 4, 2, {}) assert(m[1] == nil and m[5] == 1)\n"
+        "assert(select('#', table.unpack({1, 2, 3})) == 3 and table.pack(1, nil, 3).n == 3)"));
+    hc_lua_close(L);
+}
+
 int main(void)
 {
     static const hc_test_case cases[] = {
@@ -300,6 +408,9 @@ int main(void)
         {"C functions and protected building", test_c_side},
         {"math.random repeats", test_deterministic_random},
         {"no finalizers: __gc is refused", test_no_finalizers},
+        {"an endless loop stops at the time limit", test_time_limit},
+        {"loops inside C functions are bounded", test_c_loops},
+        {"the sandbox's string and table functions answer as Lua's", test_library_answers},
         {NULL, NULL},
     };
     return hc_test_run("lua_host", cases);

@@ -11,7 +11,9 @@
 #include "context.h"
 #include "device_cpu.h"
 #include "gguf.h"
+#include "clock.h"
 #include "lua_host.h"
+#include "policy_steps.h"
 #include "lowrank.h"
 #include "model_load.h"
 #include "registry_default.h"
@@ -203,7 +205,7 @@ static double optimum(const synth *s)
 static hc_status run_policy(const char *path, const synth *s, int *ranks)
 {
     hc_lua *L = NULL;
-    hc_status st = hc_policy_open(path, &L);
+    hc_status st = hc_policy_open(path, NULL, &L);
     if (st == HC_OK) st = hc_policy_allocate(L, path, &s->budget, s->layers, NL, ranks);
     hc_lua_close(L);
     return st;
@@ -332,6 +334,61 @@ static void test_fill_steps(void)
     expect_refused("fill_args.lua", "fill_steps(l, {}, 'many') return {}", "bad argument #3 to 'fill_steps'");
 }
 
+/* Runs code in a policy sandbox (fill_steps registered) under the given limits, as "hostile.lua";
+ * returns its status and, in *ms, the time it took. */
+static hc_status run_hostile(const char *code, uint64_t instructions, uint32_t max_ms, double *ms)
+{
+    hc_lua_limits lim = { .max_instructions = instructions, .max_ms = max_ms };
+    hc_lua *L = NULL;
+    double t0 = hc_now_seconds();
+    hc_status st = hc_lua_open(&lim, &L);
+    if (st == HC_OK) st = hc_policy_register_steps(L);
+    if (st == HC_OK) st = hc_lua_run_string(L, "hostile.lua", code);
+    *ms = (hc_now_seconds() - t0) * 1e3;
+    hc_lua_close(L);
+    return st;
+}
+
+static void expect_hostile(const char *code, uint64_t instructions, uint32_t max_ms, const char *want)
+{
+    double ms;
+    hc_status st = run_hostile(code, instructions, max_ms, &ms);
+    CU_ASSERT_EQUAL(st, HC_E_SCRIPT);
+    if (!strstr(hc_last_error(), want) || !strstr(hc_last_error(), "hostile.lua:1:")) {
+        printf("\n  '%s': message '%s' lacks '%s' or the position\n", code, hc_last_error(), want);
+        CU_FAIL("wrong refusal message");
+    }
+    CU_ASSERT(ms < 5000);
+}
+
+/* fill_steps on hostile arguments (issue 22, findings 2 to 4): a negative bytes_per_rank is refused
+ * (left -= cost overflowed with math.mininteger); a ratio that sets a rank to math.maxinteger ends
+ * that layer (rank + 1 overflowed); a ratio written in C, which runs no Lua instruction, offering
+ * steps of 0 bytes up to rank math.maxinteger stops at the instruction limit, or at the time limit
+ * when the instructions would allow it, with the script's name and line. */
+static void test_fill_steps_hostile(void)
+{
+    expect_hostile("fill_steps({{rank_max = 10, bytes_per_rank = math.mininteger}}, {0}, 100, function() return 1 end)", 0, 0,
+                   "fill_steps: layers[1].bytes_per_rank is negative");
+    double ms;
+    HC_ASSERT_OK(run_hostile("local r = {0}\n"
+                             "local left = fill_steps({{rank_max = 10, bytes_per_rank = 1}}, r, 100,\n"
+                             "  function(i, taken) r[i] = math.maxinteger return 1 end)\n"
+                             "assert(r[1] == math.maxinteger and left == 100)\n"
+                             "r = {0, 0}\n" /* a rank lowered by ratio is stepped from where it is now */
+                             "left = fill_steps({{rank_max = 3, bytes_per_rank = 1}, {rank_max = 3, bytes_per_rank = 1}}, r, 100,\n"
+                             "  function(i, taken) if i == 2 then r[1] = 0 end return i end)\n"
+                             "assert(r[2] == 3 and r[1] >= 1 and r[1] <= 3 and left == 100 - r[1] - r[2])",
+                             0, 0, &ms));
+    const char *forever = "fill_steps({{rank_max = math.maxinteger, bytes_per_rank = 0}}, {0}, 0, math.max)";
+    expect_hostile(forever, 1000000, 0, "fill_steps");
+    expect_hostile(forever, 1000000, 0, "instruction limit of 1000000 exceeded");
+    expect_hostile(forever, UINT64_MAX, 200, "time limit of 200 ms exceeded");
+    /* a pcall around it does not help: the limit is raised again outside */
+    expect_hostile("pcall(fill_steps, {{rank_max = math.maxinteger, bytes_per_rank = 0}}, {0}, 0, math.max) while true do end",
+                   UINT64_MAX, 200, "time limit of 200 ms exceeded");
+}
+
 static void test_bad_answers(void)
 {
     const char *fill = "local r = {} for i, x in ipairs(l) do r[i] = 1 end\n";
@@ -385,10 +442,10 @@ static void test_bad_answers(void)
     FILE *f = fopen(noalloc, "w");
     fputs("function allocat(b, l) return {} end\n", f);
     fclose(f);
-    CU_ASSERT_EQUAL(hc_policy_open(noalloc, &L), HC_E_SCRIPT);
+    CU_ASSERT_EQUAL(hc_policy_open(noalloc, NULL, &L), HC_E_SCRIPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "defines no function allocate(budget, layers)"));
     CU_ASSERT_PTR_NULL(L);
-    CU_ASSERT_EQUAL(hc_policy_open(write_policy("syntax.lua", "return {1,,2}"), &L), HC_E_SCRIPT);
+    CU_ASSERT_EQUAL(hc_policy_open(write_policy("syntax.lua", "return {1,,2}"), NULL, &L), HC_E_SCRIPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "syntax.lua:3:"));
     /* the example in sdk/POLICIES.md runs, and answers as greedy.lua does */
     char *doc = hc_test_read_file(HC_SOURCE_DIR "/sdk/POLICIES.md", NULL);
@@ -846,6 +903,7 @@ int main(void)
         {"greedy beats uniform and is near the optimum", test_greedy_beats_uniform},
         {"bad answers are refused with their message", test_bad_answers},
         {"fill_steps takes steps in value order within the budget", test_fill_steps},
+        {"fill_steps on hostile arguments stays bounded", test_fill_steps_hostile},
         {"compress stories260K with --policy greedy", test_compress_greedy},
         {"compress stories260K with --sens-tokens", test_compress_measured},
         {"--calib-skip draws other calibration text", test_calib_skip},

@@ -725,6 +725,40 @@ static void cpu_device_case(int group)
     free(w), free(x), free(packed), free(xq);
 }
 
+/* Activations with inf and NaN (a model with broken weights makes them): the preparation, plain and
+ * AVX2, gives every block a multiplier in [0, cmax] instead of converting inf/inf to int, which is
+ * undefined (found by tests/fuzz/fuzz_model: "-nan is outside the range of representable values
+ * of type 'int'" in hc_qrtn_block_mult). */
+static void test_prepare_non_finite(void)
+{
+    for (int bits = 2; bits <= 8; bits = bits == 4 ? 8 : bits + 1) {
+        const int cmax = hc_qrtn_cmax(bits);
+        CU_ASSERT_EQUAL(hc_qrtn_block_mult(INFINITY, INFINITY, INFINITY, cmax), cmax);
+        CU_ASSERT_EQUAL(hc_qrtn_block_mult(NAN, NAN, NAN, cmax), 0);
+        CU_ASSERT_EQUAL(hc_qrtn_block_mult(1.0f, INFINITY, INFINITY, cmax), 1);
+        int c = hc_qrtn_block_mult(INFINITY, INFINITY, 1.0f, cmax);
+        CU_ASSERT(c >= 1 && c <= cmax);
+        float x[128];
+        for (int i = 0; i < 128; i++) x[i] = (float)(i % 5) - 2.0f;
+        x[3] = INFINITY;
+        x[40] = NAN;
+        x[70] = -INFINITY;
+        x[71] = NAN;
+        const size_t xrb = hc_qrtn_input_row_bytes(bits, 64, 128);
+        uint8_t *a = malloc(xrb), *b = malloc(xrb);
+        hc_qrtn_prepare_input_ref(bits, 64, x, 128, 1, a);
+        hc_qrtn_prepare_input(bits, 64, x, 128, 1, b);
+        for (int blk = 0; blk < 4; blk++) {
+            int16_t ca, cb;
+            memcpy(&ca, a + blk * HC_QRTN_XBLOCK + 32, 2);
+            memcpy(&cb, b + blk * HC_QRTN_XBLOCK + 32, 2);
+            CU_ASSERT(ca >= 0 && cb >= 0);
+        }
+        free(a);
+        free(b);
+    }
+}
+
 static void test_cpu_device(void)
 {
     cpu_device_case(64);
@@ -751,6 +785,7 @@ int main(void)
         {"round-trip within d/2, short last groups", test_roundtrip_short_last_group},
         {"quantize edge cases", test_quantize_edge_cases},
         {"prepared activations", test_prepare_input},
+        {"prepared activations: inf and NaN", test_prepare_non_finite},
         {"kernels: avx2 = reference = float dot", test_kernels_match},
         {"kernels: short last groups", test_kernels_short_last_group},
         {"kernels: extreme sums", test_kernel_extremes},

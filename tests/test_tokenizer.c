@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "gguf.h"
 #include "pretokenize.h"
 #include "tokenizer.h"
@@ -598,7 +599,7 @@ static hc_status tokenizer_of_file(const char *path, hc_tokenizer **t)
 static void test_small_vocab(void)
 {
     /* "Ġ" is the space byte; "<|x|>" a control token, "<u>" user-defined */
-    const char *toks[] = { "a", "b", "c", "ab", "abc", "\xC4\xA0", "\xC4\xA0" "a", "<|x|>", "<u>", "<", "|", "x", ">", "u" };
+    const char *toks[] = { "a", "b", "c", "ab", "abc", "\xC4\xA0", ("\xC4\xA0" "a"), "<|x|>", "<u>", "<", "|", "x", ">", "u" };
     const int32_t types[] = { 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1, 1, 1, 1 };
     const char *merges[] = { "a b", "ab c", "\xC4\xA0 a", "nospace" };
     const char *path = hc_test_tmp("small.gguf");
@@ -832,6 +833,61 @@ static void test_pairs_exact(void)
     }
 }
 
+/* Long tokens (issue 22, finding 6): building the SPM pair table hashed every prefix and suffix of
+ * every token, O(n^2) in a token's length: one 256 KB token took 145 s to load. Each vocabulary
+ * here -- a 256 KB token; and beside it a staircase a, aa, ..., a^256 whose every prefix is a
+ * token, and 64 KB of other bytes -- must load in under a second, and its pair table must tokenize
+ * as the plain string lookups do. */
+static void test_long_tokens(void)
+{
+    enum { LONG = 256 * 1024, STAIRS = 256, OTHER = 64 * 1024 };
+    const char *toks[3 + STAIRS + 3];
+    char *mem[STAIRS + 3];
+    int n = 0, m = 0;
+    toks[n++] = "<unk>";
+    toks[n++] = "<s>";
+    toks[n++] = "</s>";
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            for (int k = 1; k <= STAIRS; k++) {
+                char *a = mem[m++] = malloc((size_t)k + 1);
+                memset(a, 'a', (size_t)k);
+                a[k] = '\0';
+                toks[n++] = a;
+            }
+        char *big = mem[m++] = malloc(LONG + 1);
+        memset(big, 'a', LONG);
+        big[LONG] = '\0';
+        toks[n++] = big;
+        if (pass == 1) {
+            char *other = mem[m++] = malloc(OTHER + 1);
+            uint64_t x = 0x9E3779B97F4A7C15ull;
+            for (int i = 0; i < OTHER; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                other[i] = (char)(1 + x % 255);
+            }
+            other[OTHER] = '\0';
+            toks[n++] = other;
+            toks[n++] = "b";
+        }
+        const char *path = hc_test_tmp("long.gguf");
+        HC_ASSERT_OK(write_vocab(path, "llama", NULL, toks, NULL, n, NULL, 0));
+        double t0 = hc_now_seconds();
+        hc_tokenizer *t = NULL;
+        HC_ASSERT_OK(tokenizer_of_file(path, &t));
+        double took = hc_now_seconds() - t0;
+        printf("\n  %d tokens, the longest %d bytes: loaded in %.3f s", n, LONG, took);
+        CU_ASSERT(took < 1.0);
+        char text[1200];
+        memset(text, 'a', 1000);
+        memcpy(text + 1000, " ab aaaab", 9);
+        check_pairs_exact(t, "long", text, 1009);
+        hc_tokenizer_free(t);
+        n = 3;
+    }
+    for (int i = 0; i < m; i++) free(mem[i]);
+}
+
 /* SPM merges each stretch between spaces on its own when the vocabulary allows it: the result
  * must be the one of merging the whole text at once. */
 static void check_segments_exact(hc_tokenizer *t, const char *name, const char *text, size_t len)
@@ -888,6 +944,7 @@ int main(void)
         {"small_vocab", test_small_vocab},
         {"random_bytes", test_random_bytes},
         {"pairs_exact", test_pairs_exact},
+        {"long_tokens", test_long_tokens},
         {"spm_segments_exact", test_spm_segments_exact},
         {"speed_1mb", test_speed_1mb},
         {NULL, NULL},

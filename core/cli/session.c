@@ -149,7 +149,7 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
     if (st == HC_OK && hc_tokenizer_n_vocab(s->tok) > s->model->cfg.n_vocab)
         st = hc_error(HC_E_FORMAT, "the tokenizer has %d tokens but the model only %d", hc_tokenizer_n_vocab(s->tok),
                       s->model->cfg.n_vocab);
-    if (st == HC_OK && o->pipeline) st = hc_pipeline_lua_open(o->pipeline, &s->pipeline);
+    if (st == HC_OK && o->pipeline) st = hc_pipeline_lua_open(o->pipeline, NULL, &s->pipeline);
     hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = s->pipeline,
                              .registry = s->registry, .host_budget = o->host_budget };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {

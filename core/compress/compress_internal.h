@@ -141,8 +141,9 @@ typedef struct hc_policy_budget {
  * the source tree; ".lua" may be left out). */
 hc_status hc_policy_resolve(const char *name, char *path, size_t cap);
 /* Loads the script in a sandbox (with fill_steps(), policy_steps.c) and checks that it defines
- * allocate(budget, layers). */
-hc_status hc_policy_open(const char *path, struct hc_lua **out);
+ * allocate(budget, layers). lim: the sandbox's limits (NULL: lua_host.h's defaults). */
+struct hc_lua_limits;
+hc_status hc_policy_open(const char *path, const struct hc_lua_limits *lim, struct hc_lua **out);
 /* Calls allocate(budget, layers) and checks the answer: one integer rank in [0, rank_max] per
  * layer (an array in layer order or a table name -> rank) within the budget. Any violation is
  * HC_E_SCRIPT naming the script, the layer and the bound; ranks is written only on success. */

@@ -143,7 +143,7 @@ hc_status hc_compress_plan_ranks(hc_compress_state *cs)
     if (!o->policy) return HC_OK;
     char path[4096];
     hc_status st = hc_policy_resolve(o->policy, path, sizeof path);
-    if (st == HC_OK) st = hc_policy_open(path, &cs->policy);
+    if (st == HC_OK) st = hc_policy_open(path, NULL, &cs->policy);
     return st;
 }
 
@@ -231,11 +231,11 @@ hc_status hc_policy_resolve(const char *name, char *path, size_t cap)
                     dirs[0] ? dirs[0] : "scripts/policies");
 }
 
-hc_status hc_policy_open(const char *path, hc_lua **out)
+hc_status hc_policy_open(const char *path, const hc_lua_limits *lim, hc_lua **out)
 {
     *out = NULL;
     hc_lua *L = NULL;
-    hc_status st = hc_lua_open(NULL, &L);
+    hc_status st = hc_lua_open(lim, &L);
     if (st == HC_OK) st = hc_policy_register_steps(L);
     if (st == HC_OK) st = hc_lua_run_file(L, path);
     if (st == HC_OK && !hc_lua_has_function(L, "allocate"))

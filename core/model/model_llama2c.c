@@ -95,16 +95,19 @@ hc_status hc_model_load_llama2c(hc_model *m, const hc_model_load_opts *opts)
     memcpy(&h, map, sizeof h);
     hc_model_config *c = &m->cfg;
     int shared = h.vocab_size > 0;
+    /* the magnitude in 64 bits: -INT32_MIN does not fit an int32 */
+    int64_t vocab = shared ? (int64_t)h.vocab_size : -(int64_t)h.vocab_size;
+    if (vocab < 1 || vocab > (1 << 24))
+        return hc_error(HC_E_FORMAT, "%s: not a valid llama2.c checkpoint (and no GGUF magic): vocab_size = %lld is out of range",
+                        m->path, (long long)h.vocab_size);
     *c = (hc_model_config){ .n_layer = h.n_layers, .dim = h.dim, .n_head = h.n_heads, .n_head_kv = h.n_kv_heads,
-                            .ffn_dim = h.hidden_dim, .n_vocab = shared ? h.vocab_size : -h.vocab_size,
+                            .ffn_dim = h.hidden_dim, .n_vocab = (int)vocab,
                             .n_ctx_train = h.seq_len, .rope_theta = 10000.0f, .rope_mode = HC_ROPE_NORM,
                             .rms_eps = 1e-5f, .tied_output = shared };
     snprintf(c->arch, sizeof c->arch, "llama2c");
     if (c->n_head > 0 && c->dim % c->n_head == 0) c->head_dim = c->dim / c->n_head;
     c->n_rot = c->head_dim;
     hc_status st = hc_model_check_config(c);
-    if (st == HC_OK && (c->n_vocab < 1 || c->n_vocab > (1 << 24)))
-        st = hc_error(HC_E_FORMAT, "vocab_size = %d is out of range", c->n_vocab);
     if (st != HC_OK)
         return hc_error_context(st, "%s: not a valid llama2.c checkpoint (and no GGUF magic): ", m->path);
     size_t want = sizeof h + expected_floats(c, shared) * sizeof(float);

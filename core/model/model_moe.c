@@ -34,29 +34,32 @@ hc_status hc_model_read_moe_config(const hc_gguf *g, const char *arch, hc_model_
     int moe_arch = hc_arch_is_moe(arch);
     snprintf(key, sizeof key, "%s.expert_count", arch);
     if ((st = hc_gguf_get_u32_or(g, key, 0, &v)) != HC_OK) return st;
-    c->n_expert = (int)v;
-    if (c->n_expert == 0) {
+    if (v == 0) {
+        c->n_expert = 0;
         if (moe_arch) return hc_error(HC_E_FORMAT, "a %s model needs %s > 0", arch, key);
         return HC_OK;
     }
     if (strcmp(arch, "llama") && !moe_arch)
-        return hc_error(HC_E_UNSUPPORTED, "experts (%s = %d) are not supported for architecture %s", key, c->n_expert, arch);
-    if (c->n_expert > 4096) return hc_error(HC_E_FORMAT, "%s = %d is out of range (1..4096)", key, c->n_expert);
+        return hc_error(HC_E_UNSUPPORTED, "experts (%s = %u) are not supported for architecture %s", key, v, arch);
+    /* every count is range-checked as the uint32 it is stored as, before it becomes an int */
+    if (v > 4096) return hc_error(HC_E_FORMAT, "%s = %u is out of range (1..4096)", key, v);
+    c->n_expert = (int)v;
     snprintf(key, sizeof key, "%s.expert_used_count", arch);
     if ((st = hc_gguf_get_u32(g, key, &v)) != HC_OK) return st;
-    if (v < 1 || (int)v > c->n_expert)
+    if (v < 1 || v > (uint32_t)c->n_expert)
         return hc_error(HC_E_FORMAT, "%s = %u does not fit %d experts", key, v, c->n_expert);
     c->n_expert_used = (int)v;
     /* llama.cpp's defaults when the widths are not stored */
     snprintf(key, sizeof key, "%s.expert_feed_forward_length", arch);
     uint32_t dflt = !strcmp(arch, "llama") ? (uint32_t)c->ffn_dim : (uint32_t)(c->ffn_dim / c->n_expert_used);
     if ((st = hc_gguf_get_u32_or(g, key, dflt, &v)) != HC_OK) return st;
-    c->expert_ffn_dim = (int)v;
+    uint32_t routed = v;
     snprintf(key, sizeof key, "%s.expert_shared_feed_forward_length", arch);
     if ((st = hc_gguf_get_u32_or(g, key, !strcmp(arch, "qwen2moe") ? (uint32_t)c->ffn_dim : 0, &v)) != HC_OK) return st;
+    if (routed < 1 || routed > (1u << 20) || v > (1u << 20))
+        return hc_error(HC_E_FORMAT, "expert widths %u (routed) and %u (shared) are out of range", routed, v);
+    c->expert_ffn_dim = (int)routed;
     c->shexp_ffn_dim = (int)v;
-    if (c->expert_ffn_dim < 1 || c->expert_ffn_dim > (1 << 20) || c->shexp_ffn_dim > (1 << 20))
-        return hc_error(HC_E_FORMAT, "expert widths %d (routed) and %d (shared) are out of range", c->expert_ffn_dim, c->shexp_ffn_dim);
     snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
     c->norm_topk_prob = default_norm_topk(arch);
     if (hc_gguf_find(g, key) && (st = hc_gguf_get_bool(g, key, &c->norm_topk_prob)) != HC_OK) return st;

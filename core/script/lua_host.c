@@ -1,6 +1,9 @@
 /* lua_host.c: the Lua sandbox (after Redis' script_lua.c): a curated global table, a counting
- * allocator with a hard limit, an instruction-count hook, and errors turned into "file:line" text. */
+ * allocator with a hard limit, an instruction and wall-clock hook, and errors as "file:line" text. */
 #include "lua_host.h"
+
+#include "clock.h"
+#include "lua_libs.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -19,6 +22,8 @@ struct hc_lua {
     size_t used, max_memory;
     int mem_refused;            /* the allocator refused a request since the last reset */
     uint64_t max_instructions, count;
+    uint64_t max_ns, deadline;  /* wall-clock limit per run or call, and its end (hc_now_ns) */
+    uint64_t unclocked;         /* units charged by C code since the clock was last read */
     int hook_every;             /* instructions between two hook calls */
     char chunk[256];            /* the last chunk loaded, for messages */
     const char *calling;        /* the global function hc_lua_call runs, for the call stack */
@@ -58,23 +63,58 @@ static hc_lua *host_of(lua_State *L)
     return ud;
 }
 
+/* Which limit the current run or call has passed: 0 none, 1 instructions, 2 time. */
+static int limit_passed(const hc_lua *h)
+{
+    if (h->count >= h->max_instructions) return 1;
+    return hc_now_ns() >= h->deadline ? 2 : 0;
+}
+
+/* The limit's text, "instruction limit of N exceeded (endless loop?)" or the time's. */
+static const char *limit_text(lua_State *L, const hc_lua *h, int which)
+{
+    if (which == 1) return lua_pushfstring(L, "instruction limit of %I exceeded (endless loop?)", (lua_Integer)h->max_instructions);
+    return lua_pushfstring(L, "time limit of %I ms exceeded (endless loop?)", (lua_Integer)(h->max_ns / 1000000));
+}
+
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
     hc_lua *h = host_of(L);
     h->count += (uint64_t)h->hook_every;
-    if (h->count < h->max_instructions) return;
+    int which = limit_passed(h);
+    if (!which) return;
     /* from now on the hook runs at every instruction and raises again each time, so that a
        script cannot pcall its way past the limit: the first instruction outside the pcall fails */
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     lua_getinfo(L, "Sl", ar);
-    lua_pushfstring(L, "%s:%d: instruction limit of %I exceeded (endless loop?)", ar->short_src, ar->currentline,
-                    (lua_Integer)h->max_instructions);
+    lua_pushfstring(L, "%s:%d: ", ar->short_src, ar->currentline);
+    limit_text(L, h, which);
+    lua_concat(L, 2);
     lua_error(L);
+}
+
+void hc_lua_charge(lua_State *S, uint64_t units)
+{
+    hc_lua *h = host_of(S);
+    h->count = units > UINT64_MAX - h->count ? UINT64_MAX : h->count + units;
+    h->unclocked += units;
+    int which = 0;
+    if (h->count >= h->max_instructions) which = 1;
+    else if (h->unclocked >= 1024) {
+        h->unclocked = 0;
+        which = limit_passed(h);
+    }
+    if (!which) return;
+    lua_sethook(S, count_hook, LUA_MASKCOUNT, 1); /* as the hook does: every later instruction fails too */
+    limit_text(S, h, which);
+    lua_error(S); /* no position here: the host locates the script's line that called into C */
 }
 
 static void reset_budget(hc_lua *h)
 {
     h->count = 0;
+    h->unclocked = 0;
+    h->deadline = hc_now_ns() + h->max_ns;
     h->mem_refused = 0;
     if (h->L) lua_sethook(h->L, count_hook, LUA_MASKCOUNT, h->hook_every);
 }
@@ -171,9 +211,10 @@ static int renew_worker(lua_State *L)
 static int open_sandbox(lua_State *L)
 {
     hc_lua *h = lua_touserdata(L, 1);
+    /* table is the sandbox's own (lua_tablib.c: its loops are charged to the budget) */
     static const struct { const char *name; lua_CFunction open; } libs[] = {
         { LUA_GNAME, luaopen_base }, { LUA_STRLIBNAME, luaopen_string },
-        { LUA_TABLIBNAME, luaopen_table }, { LUA_MATHLIBNAME, luaopen_math },
+        { LUA_TABLIBNAME, hc_lua_open_table }, { LUA_MATHLIBNAME, luaopen_math },
     };
     for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
         luaL_requiref(L, libs[i].name, libs[i].open, 1);
@@ -189,6 +230,7 @@ static int open_sandbox(lua_State *L)
     lua_getglobal(L, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump"); /* bytecode is never loaded, so never produced either */
+    hc_lua_bound_string(L);      /* find, match, gmatch, gsub, rep: bounded (lua_strlib.c) */
     lua_pop(L, 1);
     /* a fixed seed: the same script gives the same answer every run */
     lua_getglobal(L, LUA_MATHLIBNAME);
@@ -345,6 +387,8 @@ hc_status hc_lua_open(const hc_lua_limits *lim, hc_lua **out)
     if (!h) return hc_error(HC_E_NOMEM, "lua: out of memory");
     h->max_instructions = lim && lim->max_instructions ? lim->max_instructions : HC_LUA_DEFAULT_INSTRUCTIONS;
     h->max_memory = lim && lim->max_memory ? lim->max_memory : HC_LUA_DEFAULT_MEMORY;
+    h->max_ns = (uint64_t)(lim && lim->max_ms ? lim->max_ms : HC_LUA_DEFAULT_MS) * 1000000u;
+    h->deadline = UINT64_MAX;
     h->hook_every = h->max_instructions < 1000 ? (int)h->max_instructions : 1000;
     h->co_ref = LUA_NOREF;
     snprintf(h->chunk, sizeof h->chunk, "lua");

@@ -1,5 +1,5 @@
 /* lua_host.h: a sandboxed Lua 5.4 interpreter for policy and pipeline scripts: base, string, table
- * and math only (no files, processes, modules or bytecode), bounded instructions and memory. */
+ * and math only (no files, processes, modules or bytecode), bounded instructions, time and memory. */
 #ifndef HC_LUA_HOST_H
 #define HC_LUA_HOST_H
 
@@ -12,14 +12,18 @@
 
 typedef struct hc_lua hc_lua;
 
-/* 0 selects the default: 1e8 VM instructions per run or call, 64 MiB of Lua memory in all. */
+/* 0 selects the default: 1e8 VM instructions and 10 s of wall-clock time per run or call, 64 MiB
+ * of Lua memory in all. The library's loops in C (pattern matching, table.move, fill_steps, ...)
+ * count against the instructions too, and check the time, so no call escapes either bound. */
 typedef struct hc_lua_limits {
     uint64_t max_instructions;
     size_t max_memory;
+    uint32_t max_ms;
 } hc_lua_limits;
 
 #define HC_LUA_DEFAULT_INSTRUCTIONS 100000000ull
 #define HC_LUA_DEFAULT_MEMORY ((size_t)64 << 20)
+#define HC_LUA_DEFAULT_MS 10000u
 
 /* A fresh sandbox. Globals: the base library without dofile, loadfile and load (collectgarbage
  * accepts only "count", "collect" and "step"; print writes to stderr), string without dump,
@@ -62,6 +66,13 @@ void hc_lua_set_int(lua_State *S, const char *key, lua_Integer v);
 void hc_lua_set_num(lua_State *S, const char *key, lua_Number v);
 void hc_lua_set_str(lua_State *S, const char *key, const char *v);
 void hc_lua_set_bool(lua_State *S, const char *key, int v);
+
+/* For C functions the sandbox runs (library loops, host helpers such as fill_steps): counts units
+ * of work against the instruction budget of the current run or call and, every 1024 units, checks
+ * its deadline. Past either, it raises the same error as the instruction hook ("instruction limit
+ * of N exceeded" or "time limit of N ms exceeded", located at the calling script's line by the
+ * host) and keeps raising at every later instruction, so that a pcall cannot swallow it. */
+HC_API void hc_lua_charge(lua_State *S, uint64_t units);
 
 /* Lua memory in use now, and the VM instructions the last run or call executed (counted in
  * steps of the hook's granularity, at most 1000). */

@@ -230,8 +230,8 @@ static const stage_spec default_head[2] = {
     { .op = "linear", .name = "output", .in0 = "xn", .out = "logits", .branch = 1 },
 };
 
-hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, hc_stage **stages, int *n_stages,
-                               hc_stage_sched **sched, hc_pipeline_script **script)
+hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, const hc_lua_limits *lim,
+                               hc_stage **stages, int *n_stages, hc_stage_sched **sched, hc_pipeline_script **script)
 {
     if (m->cfg.ffn_act != HC_ACT_SILU || (m->cfg.n_layer > 0 && m->layers[0].attn_post_norm.data))
         return hc_error(HC_E_SCRIPT, "%s: a Lua pipeline cannot describe %s's layer (post norms, GeGLU): run it without a pipeline script",
@@ -243,7 +243,7 @@ hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *pa
     if (st == HC_OK) {
         snprintf(ps->path, sizeof ps->path, "%s", path);
         sl->on_step_every = 1;
-        st = hc_lua_open(NULL, &ps->lua);
+        st = hc_lua_open(lim, &ps->lua);
     }
     if (st == HC_OK) st = hc_lua_run_file(ps->lua, path);
     if (st == HC_OK) st = hc_lua_pcall_c(ps->lua, read_script, sl, 0);

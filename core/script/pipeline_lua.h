@@ -18,16 +18,17 @@ typedef struct hc_pipeline_script {
 } hc_pipeline_script;
 
 /* Builds the full stage list (embed, n_layer x the script's `layer`, the script's `head`) and
- * per stage the scheduler name it asks for (sched[i].name, "" = the default). Errors name the
- * script and, for a bad stage description, the stage's position and name. */
-hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, hc_stage **stages, int *n_stages,
-                               hc_stage_sched **sched, hc_pipeline_script **script);
+ * per stage the scheduler name it asks for (sched[i].name, "" = the default). The script's sandbox
+ * gets the limits lim (NULL: the defaults), for loading and for every on_step call. Errors name
+ * the script and, for a bad stage description, the stage's position and name. */
+hc_status hc_pipeline_from_lua(const hc_model *m, hc_device *dev, const char *path, const hc_lua_limits *lim,
+                               hc_stage **stages, int *n_stages, hc_stage_sched **sched, hc_pipeline_script **script);
 void hc_pipeline_script_free(hc_pipeline_script *s);
 
 /* The pipeline source (context.h) of the script at path: the script is read when a context builds
- * its stages, and its on_step runs after the steps. One context at a time; close it after that
- * context is freed. */
-hc_status hc_pipeline_lua_open(const char *path, hc_pipeline_source **out);
+ * its stages, and its on_step runs after the steps, in a sandbox of limits lim (NULL: lua_host.h's
+ * defaults). One context at a time; close it after that context is freed. */
+hc_status hc_pipeline_lua_open(const char *path, const hc_lua_limits *lim, hc_pipeline_source **out);
 void hc_pipeline_lua_close(hc_pipeline_source *src);
 
 #endif

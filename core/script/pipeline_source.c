@@ -9,6 +9,8 @@
 typedef struct lua_source {
     hc_pipeline_source src;
     char path[1024];
+    hc_lua_limits lim;
+    int has_lim;
     hc_pipeline_script *script;   /* after build */
 } lua_source;
 
@@ -17,7 +19,7 @@ static hc_status build(void *self, const hc_model *m, hc_device *dev, hc_stage *
     lua_source *ls = self;
     hc_pipeline_script_free(ls->script);
     ls->script = NULL;
-    return hc_pipeline_from_lua(m, dev, ls->path, stages, n_stages, sched, &ls->script);
+    return hc_pipeline_from_lua(m, dev, ls->path, ls->has_lim ? &ls->lim : NULL, stages, n_stages, sched, &ls->script);
 }
 
 static const char *default_sched(void *self)
@@ -38,11 +40,12 @@ static int on_step_every(void *self)
     return ls->script && ls->script->on_step_every > 0 ? ls->script->on_step_every : 1;
 }
 
-hc_status hc_pipeline_lua_open(const char *path, hc_pipeline_source **out)
+hc_status hc_pipeline_lua_open(const char *path, const hc_lua_limits *lim, hc_pipeline_source **out)
 {
     lua_source *ls = calloc(1, sizeof *ls);
     if (!ls) return hc_error(HC_E_NOMEM, "pipeline %s: out of memory", path);
     snprintf(ls->path, sizeof ls->path, "%s", path);
+    if (lim) ls->lim = *lim, ls->has_lim = 1;
     ls->src = (hc_pipeline_source){ .name = ls->path, .self = ls, .build = build, .default_sched = default_sched,
                                     .on_step = on_step, .on_step_every = on_step_every };
     *out = &ls->src;

@@ -12,9 +12,11 @@
  * ranks[i] is layer i's rank so far (changed in place). ratio(i, taken) is the value of layer i's
  * next step, from rank taken to taken + 1 (nil: no further step for this layer). The step of the
  * largest value goes first (ties: the lower i); it is taken when its layer's bytes_per_rank still
- * fit, else that layer gets no more steps; a layer never goes beyond its rank_max. One value per
- * layer waits at a time, in a binary heap here in C (a userdata: the sandbox's memory limit counts
- * it, and a Lua error raised inside ratio() leaks nothing). */
+ * fit, else that layer gets no more steps; a layer never goes beyond its rank_max (ratio may change
+ * ranks[] itself: a step is taken from the rank found then). bytes_per_rank must not be negative.
+ * One value per layer waits at a time, in a binary heap here in C (a userdata: the sandbox's memory
+ * limit counts it, and a Lua error raised inside ratio() leaks nothing). Every step is charged to
+ * the sandbox's budget, so a ratio written in C (math.max) cannot loop unseen by its limits. */
 typedef struct step {
     double value;
     lua_Integer layer;
@@ -87,9 +89,9 @@ static void offer(lua_State *S, step *heap, int *n, lua_Integer i, lua_Integer t
         return;
     }
     if (lua_type(S, -1) != LUA_TNUMBER) /* no strings converted */
-        luaL_error(S, "fill_steps: ratio(%d, %d) returned a %s, not a number or nil", (int)i, (int)taken, luaL_typename(S, -1));
+        luaL_error(S, "fill_steps: ratio(%d, %I) returned a %s, not a number or nil", (int)i, (LUAI_UACINT)taken, luaL_typename(S, -1));
     double v = lua_tonumber(S, -1);
-    if (isnan(v)) luaL_error(S, "fill_steps: ratio(%d, %d) returned NaN", (int)i, (int)taken);
+    if (isnan(v)) luaL_error(S, "fill_steps: ratio(%d, %I) returned NaN", (int)i, (LUAI_UACINT)taken);
     lua_pop(S, 1);
     push(heap, n, (step){ v, i });
 }
@@ -104,13 +106,21 @@ static int fill_steps(lua_State *S)
     if (n_layers < 0 || n_layers > (1 << 24)) return luaL_error(S, "fill_steps: %d layers", (int)n_layers);
     step *heap = lua_newuserdatauv(S, (size_t)(n_layers ? n_layers : 1) * sizeof *heap, 0);
     int n = 0;
-    for (lua_Integer i = 1; i <= n_layers; i++) offer(S, heap, &n, i, rank_of(S, i));
+    for (lua_Integer i = 1; i <= n_layers; i++) {
+        hc_lua_charge(S, 1);
+        offer(S, heap, &n, i, rank_of(S, i));
+    }
     while (n > 0) {
+        hc_lua_charge(S, 1);
         step s = pop(heap, &n);
         lua_Integer cost = layer_int(S, s.layer, "bytes_per_rank");
+        if (cost < 0) return luaL_error(S, "fill_steps: layers[%d].bytes_per_rank is negative (%I)", (int)s.layer, (LUAI_UACINT)cost);
         if (cost > left) continue;
-        left -= cost;
-        lua_Integer taken = rank_of(S, s.layer) + 1;
+        /* the rank now: ratio() may have changed it, so it is checked against rank_max again */
+        lua_Integer rank = rank_of(S, s.layer);
+        if (rank >= layer_int(S, s.layer, "rank_max")) continue;
+        left -= cost;  /* 0 <= cost <= left */
+        lua_Integer taken = rank + 1;
         lua_pushinteger(S, taken);
         lua_seti(S, 2, s.layer);
         offer(S, heap, &n, s.layer, taken);

@@ -156,26 +156,151 @@ int hc_tok_spm_space_marks_lead(const hc_tokenizer *t)
     return 1;
 }
 
-/* SPM: every split of a token's text into two tokens. */
+/* The vocabulary by the hash of each token's text read backwards (the first id of a text wins, as
+ * in t->vocab), so that a token's suffixes can be hashed a byte at a time from its end. */
+static void rev_insert(const hc_tokenizer *t, hc_tok_map *m, int32_t id)
+{
+    const hc_tok_entry *e = &t->tok[id];
+    const char *s = t->text + e->off;
+    uint64_t h = HC_TOK_HASH_INIT;
+    for (uint32_t i = e->len; i-- > 0;) h = hc_tok_hash_byte(h, (uint8_t)s[i]);
+    uint32_t f = hc_tok_hash_fold(h);
+    for (uint32_t i = f & m->mask;; i = (i + 1) & m->mask) {
+        hc_tok_slot *sl = &m->slots[i];
+        if (!sl->val) {
+            sl->hash = f;
+            sl->val = (uint32_t)id + 1;
+            return;
+        }
+        const hc_tok_entry *o = &t->tok[sl->val - 1];
+        if (sl->hash == f && o->len == e->len && memcmp(t->text + o->off, s, e->len) == 0) return;
+    }
+}
+
+/* What finding a token's inner tokens needs: the tables, and per token (by id) the longest proper
+ * prefix and suffix that are tokens (-1: none), known for every token shorter than the current. */
+typedef struct pair_build {
+    const hc_tokenizer *t;
+    hc_tok_map rev;
+    int32_t *lp, *ls;
+    int32_t *prefix;            /* the current token's prefix of each length as a token, or -1 */
+} pair_build;
+
+/* The token s[0..k) (hash f), given that the longest token s[0..kn), kn < k, is `known` (-1 and 0:
+ * none). A token of that hash and length is that text exactly when its own longest proper prefix
+ * token is `known` and its bytes kn..k match: bytes before kn are never compared again, so the
+ * comparisons of one token cost O(its length) however many of its prefixes are tokens. */
+static int32_t prefix_token(const pair_build *b, const char *s, uint32_t k, uint32_t f, int32_t known, uint32_t kn)
+{
+    const hc_tokenizer *t = b->t;
+    const hc_tok_map *m = &t->vocab;
+    for (uint32_t i = f & m->mask;; i = (i + 1) & m->mask) {
+        const hc_tok_slot *sl = &m->slots[i];
+        if (!sl->val) return -1;
+        int32_t c = (int32_t)sl->val - 1;
+        const hc_tok_entry *e = &t->tok[c];
+        if (sl->hash == f && e->len == k && b->lp[c] == known && memcmp(t->text + e->off + kn, s + kn, k - kn) == 0) return c;
+    }
+}
+
+/* The same for the suffix s[n-k..n) (backwards hash f), the longest shorter suffix token `known`
+ * of length kn: the candidate's first k - kn bytes are compared. */
+static int32_t suffix_token(const pair_build *b, const char *s, uint32_t n, uint32_t k, uint32_t f, int32_t known, uint32_t kn)
+{
+    const hc_tokenizer *t = b->t;
+    const hc_tok_map *m = &b->rev;
+    for (uint32_t i = f & m->mask;; i = (i + 1) & m->mask) {
+        const hc_tok_slot *sl = &m->slots[i];
+        if (!sl->val) return -1;
+        int32_t c = (int32_t)sl->val - 1;
+        const hc_tok_entry *e = &t->tok[c];
+        if (sl->hash == f && e->len == k && b->ls[c] == known && memcmp(t->text + e->off, s + n - k, k - kn) == 0) return c;
+    }
+}
+
+/* Token id's splits into two tokens: counted into *n_pairs, or inserted when insert is set. Fills
+ * lp[id] and ls[id]. */
+static void token_splits(pair_build *b, int32_t id, int insert, size_t *n_pairs)
+{
+    hc_tokenizer *t = (hc_tokenizer *)b->t;
+    const hc_tok_entry *e = &t->tok[id];
+    const char *s = t->text + e->off;
+    uint32_t n = e->len, kn = 0;
+    int32_t known = -1;
+    uint64_t h = HC_TOK_HASH_INIT;
+    for (uint32_t k = 1; k < n; k++) {
+        h = hc_tok_hash_byte(h, (uint8_t)s[k - 1]);
+        int32_t c = prefix_token(b, s, k, hc_tok_hash_fold(h), known, kn);
+        b->prefix[k] = c;
+        if (c >= 0) {
+            known = c;
+            kn = k;
+        }
+    }
+    b->lp[id] = known;
+    int32_t whole = known >= 0 && insert ? hc_tok_lookup(t, s, n) : -1;
+    known = -1;
+    kn = 0;
+    h = HC_TOK_HASH_INIT;
+    for (uint32_t k = 1; k < n; k++) { /* the suffix of k bytes, after the prefix of n - k */
+        h = hc_tok_hash_byte(h, (uint8_t)s[n - k]);
+        int32_t c = suffix_token(b, s, n, k, hc_tok_hash_fold(h), known, kn);
+        if (c < 0) continue;
+        if (b->prefix[n - k] >= 0) {
+            if (insert) hc_tok_pair_insert(t, b->prefix[n - k], c, 0, whole);
+            else (*n_pairs)++;
+        }
+        known = c;
+        kn = k;
+    }
+    b->ls[id] = known;
+}
+
+/* Keys length << 32 | id: sorted, the ids shortest first (ties by id). */
+static int by_key(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* SPM: every split of a token's text into two tokens. Tokens are taken shortest first; a token's
+ * prefixes are hashed forwards a byte at a time and its suffixes backwards (against a table of the
+ * texts' backwards hashes), and a candidate is confirmed from where the last confirmed one ended
+ * (prefix_token): O(n) for a token of n bytes, whatever the vocabulary. Hashing each prefix and
+ * suffix anew was O(n^2) per token (a 256 KB token took 145 s to load), and confirming each by a
+ * full comparison O(n^2) for a token whose every prefix is a token (a, aa, ..., a^4000: 12 s). */
 static hc_status spm_build_pairs(hc_tokenizer *t)
 {
-    size_t n_pairs = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    uint32_t longest = 1;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].len > longest) longest = t->tok[id].len;
+    size_t nv = t->n_vocab > 0 ? (size_t)t->n_vocab : 1;
+    pair_build b = { .t = t };
+    uint64_t *order = malloc(nv * sizeof *order);
+    b.lp = malloc(nv * sizeof *b.lp);
+    b.ls = malloc(nv * sizeof *b.ls);
+    b.prefix = malloc((size_t)longest * sizeof *b.prefix);
+    hc_status st = HC_OK;
+    if (!order || !b.lp || !b.ls || !b.prefix || hc_tok_map_alloc(&b.rev, (size_t)t->n_vocab) != 0)
+        st = hc_error(HC_E_NOMEM, "tokenizer: out of memory");
+    if (st == HC_OK) {
         for (int32_t id = 0; id < t->n_vocab; id++) {
-            const hc_tok_entry *e = &t->tok[id];
-            const char *s = t->text + e->off;
-            for (uint32_t k = 1; k < e->len; k++) {
-                int32_t a = hc_tok_lookup(t, s, k);
-                if (a < 0) continue;
-                int32_t b = hc_tok_lookup(t, s + k, e->len - k);
-                if (b < 0) continue;
-                if (pass == 0) n_pairs++;
-                else hc_tok_pair_insert(t, a, b, 0, hc_tok_lookup(t, s, e->len));
-            }
+            rev_insert(t, &b.rev, id);
+            order[id] = (uint64_t)t->tok[id].len << 32 | (uint32_t)id;
+            b.lp[id] = b.ls[id] = -1;
         }
-        if (pass == 0 && hc_tok_pair_map_alloc(&t->pairs, n_pairs) != 0) return hc_error(HC_E_NOMEM, "tokenizer: out of memory");
+        qsort(order, (size_t)t->n_vocab, sizeof *order, by_key);
+        size_t n_pairs = 0;
+        for (int32_t i = 0; i < t->n_vocab; i++) token_splits(&b, (int32_t)(uint32_t)order[i], 0, &n_pairs);
+        if (hc_tok_pair_map_alloc(&t->pairs, n_pairs) != 0) st = hc_error(HC_E_NOMEM, "tokenizer: out of memory");
+        for (int32_t i = 0; st == HC_OK && i < t->n_vocab; i++) token_splits(&b, (int32_t)(uint32_t)order[i], 1, &n_pairs);
     }
-    return HC_OK;
+    free(b.rev.slots);
+    free(order);
+    free(b.lp);
+    free(b.ls);
+    free(b.prefix);
+    return st;
 }
 
 /* GPT-2: every merge whose two sides are tokens, with the token it makes. */

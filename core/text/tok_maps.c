@@ -11,18 +11,15 @@
 
 /* ---- hashing ---- */
 
-#define FNV_INIT 0xcbf29ce484222325ull
+#define FNV_INIT HC_TOK_HASH_INIT
 
 static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
 {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 0x100000001b3ull;
-    }
+    for (size_t i = 0; i < n; i++) h = hc_tok_hash_byte(h, (uint8_t)s[i]);
     return h;
 }
 
-static uint32_t fold(uint64_t h) { return (uint32_t)(h ^ (h >> 32)); }
+static uint32_t fold(uint64_t h) { return hc_tok_hash_fold(h); }
 
 int hc_tok_map_alloc(hc_tok_map *m, size_t n_keys)
 {
@@ -37,8 +34,12 @@ int hc_tok_map_alloc(hc_tok_map *m, size_t n_keys)
 
 int32_t hc_tok_lookup(const hc_tokenizer *t, const char *s, size_t n)
 {
+    return hc_tok_lookup_hashed(t, s, n, fold(fnv1a(s, n, FNV_INIT)));
+}
+
+int32_t hc_tok_lookup_hashed(const hc_tokenizer *t, const char *s, size_t n, uint32_t h)
+{
     if (!t->vocab.slots) return -1;
-    uint32_t h = fold(fnv1a(s, n, FNV_INIT));
     for (uint32_t i = h & t->vocab.mask;; i = (i + 1) & t->vocab.mask) {
         const hc_tok_slot *sl = &t->vocab.slots[i];
         if (!sl->val) return -1;

@@ -90,6 +90,13 @@ struct hc_tokenizer {
 
 /* The id of a token text, or -1. */
 int32_t hc_tok_lookup(const hc_tokenizer *t, const char *s, size_t n);
+/* The text hash the vocabulary table uses, built a byte at a time: h = hc_tok_hash_byte(h, c) from
+ * HC_TOK_HASH_INIT over the bytes, then hc_tok_hash_fold(h) is what hc_tok_lookup_hashed takes. */
+#define HC_TOK_HASH_INIT 0xcbf29ce484222325ull
+static inline uint64_t hc_tok_hash_byte(uint64_t h, uint8_t c) { return (h ^ c) * 0x100000001b3ull; }
+static inline uint32_t hc_tok_hash_fold(uint64_t h) { return (uint32_t)(h ^ (h >> 32)); }
+/* hc_tok_lookup with the folded hash of s[0..n) already known. */
+int32_t hc_tok_lookup_hashed(const hc_tokenizer *t, const char *s, size_t n, uint32_t h);
 /* The rank of merging left and right, or -1. */
 int hc_tok_merge_rank(const hc_tokenizer *t, const char *l, size_t ln, const char *r, size_t rn);
 /* The pair table entry of two token ids, or NULL. */

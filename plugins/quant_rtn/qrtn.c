@@ -448,7 +448,11 @@ size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok)
 int hc_qrtn_block_mult(float amax, float top, float D, int cmax)
 {
     if (!(amax > 0.0f)) return 0;
-    int c = (int)ceilf(amax / top * (float)cmax);   /* the smallest multiple of D that spans the block */
+    /* the smallest multiple of D that spans the block; the ratio is in (0, cmax] for finite values,
+       but an infinite or NaN activation (from broken weights) gives inf/inf: no float-to-int
+       conversion outside int's range then, cmax instead */
+    const float r = amax / top * (float)cmax;
+    int c = r < (float)cmax ? (int)ceilf(r) : cmax;
     c = c < 1 ? 1 : c > cmax ? cmax : c;
     while (c < cmax && 127.0f * D * (float)c < amax) c++;
     return c;
