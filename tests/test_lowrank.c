@@ -157,7 +157,7 @@ static double weighted_error(const float *r, const hc_lowrank *f, int k, int out
 
 /* The truncated factorization against the full SVD of the whitened residual, R S with
  * S S^T = E[x x^T] + d I, with the input rows themselves (fewer rows than inputs: whiten.c's root
- * from their SVD) and with the moment (Cholesky), at the compressor's settings: 64 directions
+ * from their Gram matrix) and with the moment (Cholesky), at the compressor's settings: 64 directions
  * factored (oversampling 16, 2 power iterations), of which a uniform rank keeps the first quarter.
  * Stated tolerance for those kept directions: singular values within 1% of the exact ones and
  * every prefix's weighted error within 1% of the optimum (the energy of the directions dropped),

@@ -329,7 +329,7 @@ static void test_moe_equals_in_memory(void)
     CU_ASSERT(t.sigma < 1e-5 && t.gains < 1e-4 && t.removed < 1e-5 && t.product < 2e-3);
 }
 
-/* Fewer calibration rows than an input's width (the rows path: whitening from the rows' SVD, gains
+/* Fewer calibration rows than an input's width (the rows path: whitening from the rows' Gram matrix, gains
  * from the rows): the same factorization in exact arithmetic, another random basis in practice, so
  * within the truncated factorization's own accuracy (test_lowrank: 1% on the kept directions):
  * singular values and the error the written rank removes within 1%. The branch itself may turn

@@ -1,5 +1,5 @@
 /* calib_stats.c: one input's statistics for its layers: the moment path (f32 products of each
- * observation summed in f64, Cholesky whitening) or the rows path (whitening from the rows' SVD). */
+ * observation summed in f64, Cholesky whitening) or the rows path (whitening from the rows' Gram matrix). */
 #include "calib_stats.h"
 
 #include <cblas.h>

@@ -1,5 +1,6 @@
 /* whiten.c: the whitening factors: a Cholesky factor of the damped moment (LAPACK, in double), the
- * diagonal root, or a symmetric root from the input rows' SVD; products with S and with S^-1. */
+ * diagonal root, or a symmetric root from the input rows (their Gram matrix's eigenvectors); products
+ * with S and with S^-1. */
 #include "whiten.h"
 
 #include <cblas.h>
@@ -71,42 +72,47 @@ hc_status hc_whiten_from_rows(const float *x, int64_t n, int64_t in, double damp
     w->kind = HC_WHITEN_FULL;
     w->in = in;
     if (n <= 0 || n >= in) return hc_error(HC_E_ARG, "low-rank: whitening from %lld rows of width %lld", (long long)n, (long long)in);
-    /* X / sqrt(n) = U diag(s) V^T: E[x x^T] = V diag(s^2) V^T */
-    double *a = malloc((size_t)(n * in) * sizeof *a), *vt = malloc((size_t)(n * in) * sizeof *vt);
-    double *u = malloc((size_t)(n * n) * sizeof *u), *s = malloc((size_t)n * sizeof *s);
+    /* E[x x^T] = X^T X / n = V diag(l) V^T from the small Gram matrix X X^T / n = U diag(l) U^T
+       (n x n, in double): V = X^T U diag(l)^-1/2 / sqrt(n); nothing in in x in */
+    double *a = malloc((size_t)(n * in) * sizeof *a), *g = malloc((size_t)(n * n) * sizeof *g), *l = malloc((size_t)n * sizeof *l);
+    double *v = malloc((size_t)(n * in) * sizeof *v);
     w->vt = malloc((size_t)(n * in) * sizeof *w->vt);
     w->c = malloc((size_t)n * sizeof *w->c);
     w->ci = malloc((size_t)n * sizeof *w->ci);
     hc_status st = HC_OK;
-    if (!a || !vt || !u || !s || !w->vt || !w->c || !w->ci) st = hc_error(HC_E_NOMEM, "low-rank: out of memory for %lld rows of width %lld", (long long)n, (long long)in);
+    if (!a || !g || !l || !v || !w->vt || !w->c || !w->ci)
+        st = hc_error(HC_E_NOMEM, "low-rank: out of memory for %lld rows of width %lld", (long long)n, (long long)in);
     double mean = 0, scale = 1.0 / sqrt((double)n);
     for (int64_t i = 0; st == HC_OK && i < n * in; i++) {
         a[i] = x[i] * scale;
         mean += a[i] * a[i];
     }
     if (st == HC_OK) {
-        lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)n, (lapack_int)in, a, (lapack_int)in, s, u, (lapack_int)n,
-                                         vt, (lapack_int)in);
-        if (info != 0) st = hc_error(HC_E_NUMERIC, "low-rank: SVD of the input rows did not converge (dgesdd info %d)", (int)info);
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)n, (int)in, 1.0, a, (int)in, 0.0, g, (int)n);
+        lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)n, g, (lapack_int)n, l);
+        if (info != 0) st = hc_error(HC_E_NUMERIC, "low-rank: eigendecomposition of the rows' Gram matrix failed (dsyevd info %d)", (int)info);
     }
     if (st == HC_OK) {
-        double d = hc_whiten_damping(mean / (double)in, damp), sd = sqrt(d);
+        /* V^T = U^T A, one row per eigenvalue, largest first (dsyevd's are increasing) */
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)in, (int)n, 1.0, g, (int)n, a, (int)in, 0.0, v, (int)in);
+        double d = hc_whiten_damping(mean / (double)in, damp), sd = sqrt(d), top = l[n - 1];
         w->sd = (float)sd;
         int m = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (!(s[i] > 0)) break; /* decreasing: the rest adds nothing to the moment */
-            double l = s[i] * s[i];
-            w->c[m] = (float)(sqrt(l + d) - sd);
-            w->ci[m] = (float)(1.0 / sqrt(l + d) - 1.0 / sd);
-            for (int64_t j = 0; j < in; j++) w->vt[(size_t)m * in + j] = (float)vt[i * in + j];
+        for (int64_t k = n - 1; k >= 0; k--) {
+            double lk = l[k];
+            if (!(lk > 1e-12 * top)) break; /* numerically nothing of the moment (and c ~ 0 there) */
+            double inv = 1.0 / sqrt(lk);
+            w->c[m] = (float)(sqrt(lk + d) - sd);
+            w->ci[m] = (float)(1.0 / sqrt(lk + d) - 1.0 / sd);
+            for (int64_t j = 0; j < in; j++) w->vt[(size_t)m * in + j] = (float)(v[k * in + j] * inv);
             m++;
         }
         w->m = m;
     }
     free(a);
-    free(vt);
-    free(u);
-    free(s);
+    free(g);
+    free(l);
+    free(v);
     if (st != HC_OK) hc_whiten_free(w);
     return st;
 }

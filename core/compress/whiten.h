@@ -1,6 +1,6 @@
 /* whiten.h: how a residual's factorization weighs its errors: S with S S^T = E[x x^T] + d I, from
- * the input moment (Cholesky) or from the input rows themselves (a symmetric root through their SVD,
- * never in x in), the diagonal root (L2QER), or none; applied on the right of row-major matrices. */
+ * the input moment (Cholesky) or from the input rows themselves (a symmetric root through their
+ * n x n Gram matrix, never in x in), the diagonal root (L2QER), or none; applied on the right of row-major matrices. */
 #ifndef HC_WHITEN_H
 #define HC_WHITEN_H
 
@@ -19,7 +19,7 @@ typedef struct hc_whiten {
     int64_t in;
     float *diag;          /* DIAG: [in] sqrt(E[x_i^2] + d) */
     float *chol;          /* FULL from a moment: [in][in] lower Cholesky factor of E[x x^T] + d I */
-    /* FULL from n < in rows: S = sqrt(d) I + V diag(c) V^T over the rows' right singular vectors */
+    /* FULL from n < in rows: S = sqrt(d) I + V diag(c) V^T over the moment's eigenvectors in the rows' span */
     int m;                /* their number */
     float *vt;            /* [m][in] V^T */
     float *c, *ci;        /* [m] sqrt(l + d) - sqrt(d) and 1 / sqrt(l + d) - 1 / sqrt(d), l the moment's eigenvalues */
