@@ -146,9 +146,9 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
 static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
 {
     double mib = 1048576.0;
-    fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, quantization and factorization %.1f s, "
-            "writing %.1f s)\n", o->input, o->output, r->seconds_total, r->seconds_calib, (long long)r->calib_tokens,
-            r->seconds_quant, r->seconds_write);
+    fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, source read %.1f s, quantization and "
+            "factorization %.1f s, writing %.1f s)\n", o->input, o->output, r->seconds_total, r->seconds_calib,
+            (long long)r->calib_tokens, r->seconds_source, r->seconds_quant, r->seconds_write);
     fprintf(stderr, "  source weights  %8.2f MiB\n", r->source_bytes / mib);
     if (o->head_quant)   /* the head is one of the linear layers */
         fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s, the output head as %s)\n", r->backbone_bytes / mib,

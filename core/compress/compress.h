@@ -61,6 +61,7 @@ typedef struct hc_compress_report {
     int64_t calib_tokens;
     int64_t sens_tokens;        /* tokens the sensitivity was measured on (0: not measured) */
     double seconds_calib;       /* embedding, the layers' forward passes, their inputs' statistics */
+    double seconds_source;      /* the source's layers read and converted to f32, their pages released */
     double seconds_quant;       /* the jobs: quantization, factorization, sensitivity (their packed bytes and
                                    factors are written to the file as they finish) */
     double seconds_measure, seconds_total;

@@ -202,8 +202,10 @@ static hc_status one_layer(stream *s, int l, hc_compress_report *r)
     hc_compress_state *cs = s->cs;
     const hc_compress_opts *o = cs->opts;
     hc_source_layer sl;
+    double ts = hc_now_seconds();
     hc_status st = hc_source_layer_open(cs->model, l, &sl);
     double t0 = hc_now_seconds();
+    r->seconds_source += t0 - ts;
     if (st == HC_OK && s->calib) {
         if (l >= 0) {
             size_t bytes = (size_t)s->n * cs->model->cfg.dim * sizeof *s->x;
@@ -229,7 +231,9 @@ static hc_status one_layer(stream *s, int l, hc_compress_report *r)
         s->x_in = t;
         r->seconds_calib += hc_now_seconds() - t2;
     }
+    ts = hc_now_seconds();
     hc_source_layer_close(&sl);
+    r->seconds_source += hc_now_seconds() - ts;
     return st;
 }
 
