@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "clock.h"
-#include "compress_factor.h"
 #include "compress_measure.h"
 #include "compress_moe.h"
 #include "compress_out.h"
@@ -64,7 +63,7 @@ static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
 static void free_state(hc_compress_state *cs)
 {
     hc_compress_out_abort(cs); /* nothing when it was finished */
-    for (int i = 0; i < cs->n_jobs; i++) hc_compress_job_free(&cs->jobs[i]);
+    free(cs->spectra);
     hc_compress_policy_free(cs);
     free(cs->jobs);
     hc_compress_experts_free(cs);

@@ -13,14 +13,6 @@
 #include "compress_sens.h"
 #include "lowrank.h"
 
-void hc_compress_job_free(hc_compress_job *j)
-{
-    free(j->sigma);
-    free(j->gain);
-    j->sigma = NULL;
-    j->gain = NULL;
-}
-
 /* A row of n floats in the branch's storage type (q8_0: n a multiple of 32). */
 static void store_row(hc_dtype t, const float *v, int64_t n, void *dst)
 {
@@ -90,11 +82,11 @@ hc_status hc_compress_factor(hc_compress_state *cs, hc_compress_job *j, const hc
         hc_lowrank_opts lo = { .rank = j->n_dirs, .whiten = wh, .seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(j - cs->jobs) };
         st = hc_lowrank_factor(deq, out, in, &lo, &lr);
         if (st == HC_OK && lr.rank != j->n_dirs) st = hc_error(HC_E_STATE, "%d directions factored, %d planned", lr.rank, j->n_dirs);
-        if (st == HC_OK) st = hc_compress_sensitivity(j, w, deq, &lr, s);
-        if (st == HC_OK) {
-            free(j->sigma);
-            j->sigma = lr.sigma; /* kept for the policy */
-            lr.sigma = NULL;
+        if (st == HC_OK) st = hc_compress_sensitivity(j, w, deq, &lr, s, j->slot + j->n_dirs);
+        if (st == HC_OK) { /* kept for the policy */
+            memcpy(j->slot, lr.sigma, (size_t)j->n_dirs * sizeof *j->slot);
+            j->sigma = j->slot;
+            j->gain = j->slot + j->n_dirs;
             st = store_factors(cs, j, &lr);
         }
         if (st == HC_OK && forward_rank >= 0) { /* W - R + B A = Q(W) + B A: back into the weights */

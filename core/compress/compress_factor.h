@@ -11,7 +11,5 @@
  * Q(W) + B A at that many directions, for the forward pass that makes the next layer's inputs
  * (-1: left as they are). */
 hc_status hc_compress_factor(hc_compress_state *cs, hc_compress_job *j, const hc_input_stats *s, int forward_rank);
-/* Frees what a job keeps after its work (spectrum, gains). */
-void hc_compress_job_free(hc_compress_job *j);
 
 #endif

@@ -5,7 +5,7 @@
  * weights are read from the parent, f32 while its layer is open);
  * its branch is written as blk.L.ffn_gate_exps.e<E>.lora_a/.lora_b/.lora_s and the packed experts of
  * one tensor as a single I8 tensor blk.L.ffn_gate_exps.weight holding the n_expert packed matrices in
- * expert order, with hc.tensor.<name>.shape = [in, out, n_expert] (compress_write.c). */
+ * expert order, with hc.tensor.<name>.shape = [in, out, n_expert] (compress_out.c, compress_meta.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

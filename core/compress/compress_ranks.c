@@ -34,13 +34,17 @@ hc_status hc_compress_plan_ranks(hc_compress_state *cs)
     cs->uniform_rank = r > 0 ? r : 0;
     int branches = o->rank > 0 || o->budget > 0;
     int want = o->rank_max > 0 ? o->rank_max : (4 * cs->uniform_rank > 64 ? 4 * cs->uniform_rank : 64);
+    size_t total = 0;
     for (int i = 0; i < cs->n_jobs; i++) {
         hc_compress_job *j = &cs->jobs[i];
         int64_t mn = j->in < j->out ? j->in : j->out;
         j->rank_max = branches ? (want < mn ? want : (int)mn) : 0;
         j->n_dirs = j->rank_max; /* the factorization's min(rank, in, out) */
         j->branch_dtype = hc_compress_branch_dtype(j, o->branch_dtype);
+        total += 2 * (size_t)j->n_dirs;
     }
+    if (!(cs->spectra = malloc((total ? total : 1) * sizeof *cs->spectra))) return hc_error(HC_E_NOMEM, "compress: out of memory");
+    for (int i = 0, at = 0; i < cs->n_jobs; at += 2 * cs->jobs[i].n_dirs, i++) cs->jobs[i].slot = cs->spectra + at;
     if (!o->policy) return HC_OK;
     char path[4096];
     hc_status st = hc_policy_resolve(o->policy, path, sizeof path);

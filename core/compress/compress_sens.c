@@ -116,16 +116,15 @@ static hc_status output_energy(const float *w, int64_t out, int64_t in, const hc
     return HC_OK;
 }
 
-hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const float *r, const hc_lowrank *lr, const hc_input_stats *s)
+hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const float *r, const hc_lowrank *lr, const hc_input_stats *s,
+                                  float *gain)
 {
     int k = lr->rank;
     hc_status st = output_energy(w, j->out, j->in, s, &j->signal);
     if (st != HC_OK) return st;
-    free(j->gain);
-    if (!(j->gain = malloc((size_t)(k > 0 ? k : 1) * sizeof *j->gain))) return hc_error(HC_E_NOMEM, "sensitivity: out of memory");
     if (!s) {
         /* the plain SVD: sigma_k^2 is exactly the reduction of ||R||_F^2 */
-        for (int i = 0; i < k; i++) j->gain[i] = lr->sigma[i] * lr->sigma[i];
+        for (int i = 0; i < k; i++) gain[i] = lr->sigma[i] * lr->sigma[i];
         j->energy = lr->energy;
         j->measure = HC_SENS_FROBENIUS;
         return HC_OK;
@@ -134,6 +133,6 @@ hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const floa
        (d = 1% of its mean diagonal), which overstates small steps by a few percent; the exact
        reduction under the moment itself costs one more product of the layer's size. */
     j->measure = HC_SENS_ACTIVATION;
-    if (s->rows) return hc_compress_step_gains_rows(r, lr, s->rows, s->n, j->gain, &j->energy);
-    return hc_compress_step_gains(r, lr, s->h, j->gain, &j->energy);
+    if (s->rows) return hc_compress_step_gains_rows(r, lr, s->rows, s->n, gain, &j->energy);
+    return hc_compress_step_gains(r, lr, s->h, gain, &j->energy);
 }

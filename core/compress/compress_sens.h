@@ -15,8 +15,9 @@ const char *hc_sens_measure_name(hc_sens_measure m);
 hc_status hc_compress_step_gains(const float *r, const hc_lowrank *lr, const float *moment, float *gain, double *total);
 /* The same under E[x x^T] = X^T X / n of the rows x[n][in], in time and memory of n x in. */
 hc_status hc_compress_step_gains_rows(const float *r, const hc_lowrank *lr, const float *x, int64_t n, float *gain, double *total);
-/* j's gain, energy, signal and measure from its weights w, residual r, factors and input statistics
- * (NULL without calibration). */
-hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const float *r, const hc_lowrank *lr, const hc_input_stats *s);
+/* j's gains (into gain[lr->rank]), energy, signal and measure from its weights w, residual r, factors
+ * and input statistics (NULL without calibration). */
+hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const float *r, const hc_lowrank *lr, const hc_input_stats *s,
+                                  float *gain);
 
 #endif

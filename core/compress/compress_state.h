@@ -36,8 +36,9 @@ typedef struct hc_compress_job {
     hc_dtype branch_dtype;    /* how its factors are stored */
     uint64_t scratch;         /* output data offset of its factors at n_dirs (A's rows, B's rows, sigma),
                                  kept past the backbone until the ranks are known */
-    float *sigma;             /* [n_dirs] singular values of the whitened residual, decreasing */
-    float *gain;              /* [n_dirs] reduction of the layer's error by each rank step */
+    float *slot;              /* [2 n_dirs] room for sigma and gain in the state's spectra */
+    float *sigma;             /* [n_dirs] singular values of the whitened residual, decreasing (NULL: not factored) */
+    float *gain;              /* [n_dirs] reduction of the layer's error by each rank step (NULL: not factored) */
     double energy;            /* the layer's error with no branch, in the same measure */
     double signal;            /* the layer's output energy, tr(W H W^T) (or |W|_F^2), same measure */
     hc_sens_measure measure;  /* what gain, energy and signal measure */
@@ -67,6 +68,9 @@ typedef struct hc_compress_state {
     struct hc_lua *policy;    /* the loaded rank policy (--policy), NULL: uniform */
     int64_t loss_tokens;      /* measured (--sens-tokens): tokens the losses were measured on, 0: not measured */
     int64_t calib_tokens;     /* tokens calibrated on (0: none) */
+    float *spectra;           /* every job's sigma and gain, one block made before the work: what lives to
+                                 the end is not scattered among the layers' passing buffers (whose memory
+                                 malloc could then not give back) */
     struct hc_gguf_writer *meta;  /* the output's metadata and tensor list */
     struct hc_gguf_stream *out;   /* the output file being written (compress_out.c) */
     size_t header_room;

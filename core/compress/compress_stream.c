@@ -7,6 +7,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "calib.h"
 #include "calib_stats.h"
@@ -233,6 +236,11 @@ static hc_status one_layer(stream *s, int l, hc_compress_report *r)
     }
     ts = hc_now_seconds();
     hc_source_layer_close(&sl);
+#ifdef __GLIBC__
+    /* the layer's buffers (many, of a few MiB: below malloc's mmap threshold) are free now; give
+       their pages back, or the pool threads' arenas keep them from layer to layer */
+    malloc_trim(0);
+#endif
     r->seconds_source += hc_now_seconds() - ts;
     return st;
 }
