@@ -22,9 +22,8 @@ hc_source_raw hc_source_raw_of(const hc_model *m, const hc_tensor *t)
 
 void hc_source_release(const void *data, size_t n)
 {
-    static long page;
     if (!data || !n) return;
-    if (!page) page = sysconf(_SC_PAGESIZE);
+    long page = sysconf(_SC_PAGESIZE);
     uintptr_t b = (uintptr_t)data / (uintptr_t)page * (uintptr_t)page, e = (uintptr_t)data + n;
     madvise((void *)b, e - b, MADV_DONTNEED); /* clean file pages: read again if touched */
 }
