@@ -66,8 +66,21 @@ hc_status hc_input_stats_build(const hc_calib_input *in, hc_whitening kind, int 
             else st = hc_whiten_from_moment(kind, NULL, d, w, 0, &s->whiten);
         }
         free(d);
+    } else if (n == 0 && !need_hessian) {
+        /* an expert calibration never routed to: an identity moment (plain rounding, plain SVD), held
+           as what it is rather than in width x width (a deep layer of a MoE model may have dozens) */
+        s->identity = 1;
+        double *one = malloc((size_t)w * sizeof *one);
+        if (!one) st = hc_error(HC_E_NOMEM, "calibration: out of memory");
+        for (int64_t i = 0; st == HC_OK && i < w; i++) {
+            one[i] = 1.0;
+            s->x2[i] = 1.0f;
+        }
+        /* the Cholesky factor of (1 + d) I is sqrt(1 + d) I: the diagonal root, the same numbers */
+        if (st == HC_OK) st = hc_whiten_from_moment(kind == HC_WHITEN_NONE ? HC_WHITEN_NONE : HC_WHITEN_DIAG, NULL, one, w, 0, &s->whiten);
+        free(one);
     } else {
-        /* the moment path; an expert calibration never routed to: an identity moment (plain rounding, plain SVD) */
+        /* the moment path; an identity moment for a quantizer that reads it */
         double *h = NULL;
         if (n == 0) {
             s->identity = 1;

@@ -14,7 +14,8 @@ typedef struct hc_input_stats {
     float *h;                 /* moment path: [width][width] E[x x^T] in f32, else NULL */
     float *x2;                /* [width] E[x_i^2] */
     hc_whiten whiten;         /* of the kind asked for */
-    int identity;             /* no rows were seen (an expert never routed to): E[x x^T] = I */
+    int identity;             /* no rows were seen (an expert never routed to): E[x x^T] = I (h is NULL
+                                 unless the quantizer reads it) */
 } hc_input_stats;
 
 /* The moment is summed as each observation's f32 product X^T X accumulated in f64 (threads: BLAS

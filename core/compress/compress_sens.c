@@ -100,6 +100,7 @@ static hc_status output_energy(const float *w, int64_t out, int64_t in, const hc
         *signal = e;
         return HC_OK;
     }
+    if (s->identity) return output_energy(w, out, in, NULL, signal);
     int64_t cols = s->rows ? s->n : in;
     float *wh = malloc((size_t)(out * cols) * sizeof *wh);
     if (!wh) return hc_error(HC_E_NOMEM, "sensitivity: out of memory for a %lld x %lld layer", (long long)out, (long long)in);
@@ -133,6 +134,7 @@ hc_status hc_compress_sensitivity(hc_compress_job *j, const float *w, const floa
        (d = 1% of its mean diagonal), which overstates small steps by a few percent; the exact
        reduction under the moment itself costs one more product of the layer's size. */
     j->measure = HC_SENS_ACTIVATION;
+    if (s->identity) return hc_compress_step_gains(r, lr, NULL, gain, &j->energy); /* H = I */
     if (s->rows) return hc_compress_step_gains_rows(r, lr, s->rows, s->n, gain, &j->energy);
     return hc_compress_step_gains(r, lr, s->h, gain, &j->energy);
 }
