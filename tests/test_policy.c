@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "compress.h"
-#include "compress_internal.h"
+#include "compress_policy.h"
+#include "compress_sens.h"
 #include "context.h"
 #include "device_cpu.h"
 #include "gguf.h"

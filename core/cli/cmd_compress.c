@@ -30,6 +30,9 @@ static const char compress_help[] =
     "      --calib-skip N      skip the text's first N tokens (another draw of the same text)\n"
     "      --calib-seed N      the seed of the sampled text of --calib self and --sens-source self\n"
     "                          (another draw; default 20261124)\n"
+    "      --calib-forward F   the inputs each layer is calibrated on: source (the source model's layers\n"
+    "                          before it, default) or compressed (those layers compressed: Q(W) + B A at\n"
+    "                          the uniform rank, sequential calibration as in GPTQ)\n"
     "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
     "      --branch-dtype T    f16 (default), bf16, f32 or q8_0 (8-bit rows in blocks of 32, about half\n"
     "                          the bytes of f16 per rank; f16 for layers whose widths are not multiples of 32)\n"
@@ -90,6 +93,13 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
             int seed = 0;
             if ((st = hc_arg_int(&a, 1, 1 << 30, &seed)) == HC_OK) o->calib_seed = (unsigned)seed;
         }
+        else if (hc_arg_is(&a, "--calib-forward", NULL)) {
+            if ((st = hc_arg_value(&a, &v)) == HC_OK) {
+                if (!strcmp(v, "compressed")) o->calib_sequential = 1;
+                else if (!strcmp(v, "source")) o->calib_sequential = 0;
+                else st = hc_error(HC_E_ARG, "--calib-forward: '%s' is neither source nor compressed", v);
+            }
+        }
         else if (hc_arg_is(&a, "--policy", NULL)) st = hc_arg_value(&a, &o->policy);
         else if (hc_arg_is(&a, "--sens-tokens", NULL)) st = hc_arg_int(&a, 1, 4096, &o->sens_tokens);
         else if (hc_arg_is(&a, "--sens-source", NULL)) {
@@ -136,8 +146,9 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
 static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
 {
     double mib = 1048576.0;
-    fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, quantization %.1f s, writing %.1f s)\n",
-            o->input, o->output, r->seconds_total, r->seconds_calib, (long long)r->calib_tokens, r->seconds_quant, r->seconds_write);
+    fprintf(stderr, "compressed %s -> %s in %.1f s (calibration %.1f s on %lld tokens, source read %.1f s, quantization and "
+            "factorization %.1f s, writing %.1f s)\n", o->input, o->output, r->seconds_total, r->seconds_calib,
+            (long long)r->calib_tokens, r->seconds_source, r->seconds_quant, r->seconds_write);
     fprintf(stderr, "  source weights  %8.2f MiB\n", r->source_bytes / mib);
     if (o->head_quant)   /* the head is one of the linear layers */
         fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s, the output head as %s)\n", r->backbone_bytes / mib,

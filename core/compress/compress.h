@@ -1,6 +1,7 @@
 /* compress.h: `hcinfer compress`: quantize every linear layer of a model with a quant plugin,
  * factor each quantization residual into a low-rank branch (ranks within a memory budget), and
- * write one GGUF file holding the packed backbone, the branches and the metadata to run it. */
+ * write one GGUF file holding the packed backbone, the branches and the metadata to run it; one
+ * decoder layer at a time, the source mapped, the output written as it goes. */
 #ifndef HC_COMPRESS_H
 #define HC_COMPRESS_H
 
@@ -26,6 +27,8 @@ typedef struct hc_compress_opts {
     int calib_tokens;           /* tokens of it to use (default 8192) */
     int calib_seq;              /* sequence length (default 512) */
     int calib_skip;             /* tokens of it skipped before those used (another draw of the text) */
+    int calib_sequential;       /* --calib-forward compressed: calibrate each layer on the outputs of the layers
+                                   before it as compressed (Q(W) + B A at the uniform rank), not the source's */
     unsigned calib_seed;        /* --calib self / --sens-source self: the sampler's seed (0: the default) */
     hc_whitening whitening;     /* how the factorization weighs errors (default: full when calibrated) */
     int whitening_given;        /* whitening was chosen explicitly */
@@ -57,7 +60,13 @@ typedef struct hc_compress_report {
     const char *error_measure;  /* "activation" or "frobenius"; NULL without branches */
     int64_t calib_tokens;
     int64_t sens_tokens;        /* tokens the sensitivity was measured on (0: not measured) */
-    double seconds_calib, seconds_quant, seconds_measure, seconds_write, seconds_total;
+    double seconds_calib;       /* embedding, the layers' forward passes, their inputs' statistics */
+    double seconds_source;      /* the source's layers read and converted to f32, their pages released */
+    double seconds_quant;       /* the jobs: quantization, factorization, sensitivity (their packed bytes and
+                                   factors are written to the file as they finish) */
+    double seconds_measure, seconds_total;
+    double seconds_write;       /* the file opened (the tensors kept as stored copied) and finished (branches
+                                   truncated into place, the header, fsync) */
 } hc_compress_report;
 
 hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress_internal.h"
+#include "compress_measure.h"
+#include "compress_out.h"
+#include "compress_sample.h"
+#include "compress_source.h"
+#include "compress_text.h"
 #include "context.h"
 
 /* The calibration loss is the mean KL divergence KL(p_source || p_model) of the next-token
@@ -90,19 +94,26 @@ static hc_status measure_experts(measure *m, hc_context *ctx, int first, int *en
     int last = first;
     while (last < cs->n_jobs && cs->jobs[last].parent == parent) last++;
     *end = last;
-    float *deq = malloc(parent->nbytes);
-    if (!deq) return hc_error(HC_E_NOMEM, "%s: out of memory", parent->name);
-    for (int i = first; i < last; i++) {
+    size_t per = (size_t)(cs->jobs[first].out * cs->jobs[first].in);
+    float *deq = malloc((size_t)parent->ne[2] * per * sizeof *deq);
+    void *packed = malloc(cs->jobs[first].packed_bytes);
+    hc_status st = deq && packed ? HC_OK : hc_error(HC_E_NOMEM, "%s: out of memory", parent->name);
+    for (int i = first; i < last && st == HC_OK; i++) {
         hc_compress_job *j = &cs->jobs[i];
-        float *dst = deq + (size_t)j->expert * (size_t)(j->out * j->in);
-        if (j->packed) j->fmt->ops->dequantize_rows(j->fmt->params, j->packed, j->in, j->out, 0, j->out, dst);
-        else memcpy(dst, j->weight->data, (size_t)(j->out * j->in) * sizeof *dst);
+        if ((st = hc_compress_out_read_packed(cs, j, packed)) == HC_OK)
+            j->fmt->ops->dequantize_rows(j->fmt->params, packed, j->in, j->out, 0, j->out, deq + (size_t)j->expert * per);
     }
-    void *source = parent->data;
-    parent->data = deq;
+    free(packed);
+    /* the source tensor (the model's own, read by the forward) points at the copy while it runs */
+    hc_tensor source = *parent;
     double loss = 0, total = 0;
-    hc_status st = run(m, ctx, NULL, &loss);
-    parent->data = source;
+    if (st == HC_OK) {
+        parent->data = deq;
+        parent->dtype = HC_F32;
+        parent->nbytes = (size_t)parent->ne[2] * per * sizeof *deq;
+        st = run(m, ctx, NULL, &loss);
+        *parent = source;
+    }
     free(deq);
     if (st != HC_OK) return hc_error_context(st, "%s: ", parent->name);
     for (int i = first; i < last; i++) total += expert_share(&cs->jobs[i]);
@@ -136,12 +147,19 @@ static hc_status measure_layers(measure *m, hc_context *ctx)
         }
         if (j->rank_max <= 0) continue;
         float *deq = malloc((size_t)(j->out * j->in) * sizeof *deq);
-        if (!deq) return hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
-        j->fmt->ops->dequantize_rows(j->fmt->params, j->packed, j->in, j->out, 0, j->out, deq);
-        void *source = j->weight->data;
-        j->weight->data = deq;
-        st = run(m, ctx, NULL, &j->loss);
-        j->weight->data = source;
+        void *packed = malloc(j->packed_bytes);
+        st = deq && packed ? HC_OK : hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
+        if (st == HC_OK) st = hc_compress_out_read_packed(cs, j, packed);
+        if (st == HC_OK) {
+            j->fmt->ops->dequantize_rows(j->fmt->params, packed, j->in, j->out, 0, j->out, deq);
+            hc_tensor source = *j->weight;
+            j->weight->data = deq;
+            j->weight->dtype = HC_F32;
+            j->weight->nbytes = (size_t)(j->out * j->in) * sizeof *deq;
+            st = run(m, ctx, NULL, &j->loss);
+            *j->weight = source;
+        }
+        free(packed);
         free(deq);
         j->loss_measured = st == HC_OK;
         if (o->progress) o->progress(o->progress_ctx, "measure", ++done, total);
@@ -156,7 +174,7 @@ static hc_status measure_all(measure *m)
     hc_context *ctx = NULL;
     float *ref = malloc((size_t)m->n * (size_t)m->n_vocab * sizeof *ref);
     hc_status st = ref ? HC_OK : hc_error(HC_E_NOMEM, "out of memory for %lld x %d log-probabilities", (long long)m->n, m->n_vocab);
-    if (st == HC_OK) st = hc_compress_source_open(m->cs, m->seq, &dev, &ctx);
+    if (st == HC_OK) st = hc_source_context(m->cs->model, m->cs->opts->threads, m->seq, 0, &dev, &ctx);
     if (st == HC_OK && m->self) st = hc_compress_sample_ids(m->cs, ctx, m->ids, m->n, m->seq, "measurement");
     if (st == HC_OK) st = run(m, ctx, ref, NULL);
     if (st == HC_OK) {
@@ -164,7 +182,7 @@ static hc_status measure_all(measure *m)
         ref = NULL;
         st = measure_layers(m, ctx);
     }
-    hc_compress_source_close(m->cs, dev, ctx);
+    hc_source_context_close(m->cs->model, dev, ctx);
     free(ref);
     return st;
 }

@@ -1,15 +1,16 @@
 /* compress_moe.c: the compressor's view of a mixture-of-experts model: every expert's gate, up and
  * down is a linear layer of its own (its own quantization, branch, rank and calibration moments).
  *
- * An expert's job works on a 2-D view of the f32 3-D tensor, named blk.L.ffn_gate_exps.e<E>.weight;
+ * An expert's job works on a 2-D view of the 3-D tensor, named blk.L.ffn_gate_exps.e<E>.weight (its
+ * weights are read from the parent, f32 while its layer is open);
  * its branch is written as blk.L.ffn_gate_exps.e<E>.lora_a/.lora_b/.lora_s and the packed experts of
  * one tensor as a single I8 tensor blk.L.ffn_gate_exps.weight holding the n_expert packed matrices in
- * expert order, with hc.tensor.<name>.shape = [in, out, n_expert] (compress_write.c). */
+ * expert order, with hc.tensor.<name>.shape = [in, out, n_expert] (compress_out.c, compress_meta.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress_internal.h"
+#include "compress_moe.h"
 #include "moe.h"
 #include "suffix.h"
 
@@ -42,7 +43,6 @@ hc_status hc_compress_plan_experts(hc_compress_state *cs)
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int k = 0; k < HC_EXP_COUNT; k++) {
             const hc_tensor *t = &m->layers[l].moe.exps[k];
-            if (t->dtype != HC_F32) return hc_error(HC_E_STATE, "%s: the compressor needs f32 experts", t->name);
             size_t len = hc_len_without(t->name, ".weight");
             for (int e = 0; e < m->cfg.n_expert; e++) {
                 expert_view *v = &x->views[x->n++];
@@ -54,14 +54,6 @@ hc_status hc_compress_plan_experts(hc_compress_state *cs)
             }
         }
     return HC_OK;
-}
-
-void hc_compress_experts_calibrated(hc_compress_state *cs)
-{
-    for (int i = 0; cs->calib && i < cs->n_jobs; i++) {
-        hc_compress_job *j = &cs->jobs[i];
-        if (j->parent) j->routing_frequency = hc_calib_routing_frequency(cs->calib, j->layer, j->expert);
-    }
 }
 
 void hc_compress_experts_free(hc_compress_state *cs)

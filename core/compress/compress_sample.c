@@ -3,10 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compress_internal.h"
-#include "context.h"
+#include "compress_sample.h"
+#include "compress_text.h"
 #include "sampler.h"
-#include "tokenizer.h"
 
 /* Sequences of SELF_SEQ tokens at temperature 1 (no top-k, no top-p: draws from the model's own
  * distribution), each from BOS, with a fixed seed (--calib-seed: another draw). Short sequences: many starts, so many topics,

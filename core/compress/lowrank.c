@@ -1,5 +1,5 @@
-/* lowrank.c: randomized SVD (Halko, Martinsson, Tropp 2011) of the whitened residual with
- * OpenBLAS and LAPACKE; small problems take the exact SVD. No hand-written eigen-solver. */
+/* lowrank.c: randomized SVD (Halko, Martinsson, Tropp 2011) of the whitened residual, only the
+ * directions wanted plus oversampling, with OpenBLAS and LAPACKE; small problems take the exact SVD. */
 #include "lowrank.h"
 
 #include <cblas.h>
@@ -30,51 +30,25 @@ static hc_status orthonormalize(float *y, int64_t rows, int cols, float *tau)
     return HC_OK;
 }
 
-/* The whitening factor: l = lower Cholesky factor of (moment + damping), in f32, or the diagonal. */
-static hc_status whitening_factor(const hc_lowrank_opts *o, int64_t in, float *l, float *d)
-{
-    if (o->whitening == HC_WHITEN_DIAG) {
-        double mean = 0;
-        for (int64_t i = 0; i < in; i++) mean += o->moment ? o->moment[i * in + i] : o->diag[i];
-        mean /= (double)in;
-        double damp = (o->damp > 0 ? o->damp : 0.01) * mean + 1e-12;
-        for (int64_t i = 0; i < in; i++) d[i] = (float)sqrt((o->moment ? o->moment[i * in + i] : o->diag[i]) + damp);
-        return HC_OK;
-    }
-    double *h = malloc((size_t)(in * in) * sizeof *h);
-    if (!h) return hc_error(HC_E_NOMEM, "low-rank: out of memory");
-    memcpy(h, o->moment, (size_t)(in * in) * sizeof *h);
-    double mean = 0;
-    for (int64_t i = 0; i < in; i++) mean += h[i * in + i];
-    mean /= (double)in;
-    double damp = (o->damp > 0 ? o->damp : 0.01) * mean + 1e-12;
-    for (int64_t i = 0; i < in; i++) h[i * in + i] += damp;
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)in, h, (lapack_int)in);
-    if (info != 0) {
-        free(h);
-        return hc_error(HC_E_NUMERIC, "low-rank: the input moment matrix is not positive definite (dpotrf info %d)", (int)info);
-    }
-    for (int64_t i = 0; i < in; i++)
-        for (int64_t j = 0; j < in; j++) l[i * in + j] = j <= i ? (float)h[i * in + j] : 0.0f;
-    free(h);
-    return HC_OK;
-}
-
 hc_status hc_lowrank_factor(const float *r, int64_t out, int64_t in, const hc_lowrank_opts *o, hc_lowrank *res)
 {
     memset(res, 0, sizeof *res);
     int64_t mn = out < in ? out : in;
     int k = o->rank < mn ? o->rank : (int)mn;
     if (k <= 0) return hc_error(HC_E_ARG, "low-rank: rank %d must be positive", o->rank);
-    if (o->whitening == HC_WHITEN_FULL && !o->moment) return hc_error(HC_E_ARG, "low-rank: full whitening needs the input moment");
-    if (o->whitening == HC_WHITEN_DIAG && !o->moment && !o->diag) return hc_error(HC_E_ARG, "low-rank: diagonal whitening needs input statistics");
+    if (o->whiten && (o->whiten->in != in)) return hc_error(HC_E_ARG, "low-rank: a whitening factor of width %lld for %lld inputs", (long long)o->whiten->in, (long long)in);
     int p = o->oversample > 0 ? o->oversample : 16, q = o->power_iters >= 0 ? o->power_iters : 2;
     int l_cols = k + p < mn ? k + p : (int)mn;
     hc_status st = HC_OK;
 
+    hc_whiten own = { 0 };
+    const hc_whiten *wh = o->whiten;
+    if (!wh) {
+        hc_status ws = hc_whiten_from_moment(o->whitening, o->moment, o->diag, in, o->damp, &own);
+        if (ws != HC_OK) return ws;
+        wh = &own;
+    }
     float *m = malloc((size_t)(out * in) * sizeof *m);               /* M = R S */
-    float *wl = o->whitening == HC_WHITEN_FULL ? malloc((size_t)(in * in) * sizeof *wl) : NULL;
-    float *wd = o->whitening == HC_WHITEN_DIAG ? malloc((size_t)in * sizeof *wd) : NULL;
     float *y = malloc((size_t)(out * l_cols) * sizeof *y);          /* range basis, out x l */
     float *z = malloc((size_t)(in * l_cols) * sizeof *z);           /* co-range, in x l */
     float *tau = malloc((size_t)(l_cols + 1) * sizeof *tau);
@@ -84,20 +58,13 @@ hc_status hc_lowrank_factor(const float *r, int64_t out, int64_t in, const hc_lo
     res->b = malloc((size_t)(out * k) * sizeof *res->b);
     res->a = malloc((size_t)(k * in) * sizeof *res->a);
     res->sigma = malloc((size_t)k * sizeof *res->sigma);
-    if (!m || (o->whitening == HC_WHITEN_FULL && !wl) || (o->whitening == HC_WHITEN_DIAG && !wd) || !y || !z || !tau ||
+    if (!m || !y || !z || !tau ||
         !small || !su || !ss || !svt || !res->b || !res->a || !res->sigma) {
         st = hc_error(HC_E_NOMEM, "low-rank: out of memory for a %lld x %lld factorization", (long long)out, (long long)in);
         goto done;
     }
     /* M = R S */
-    if (o->whitening == HC_WHITEN_FULL) {
-        if ((st = whitening_factor(o, in, wl, NULL)) != HC_OK) goto done;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)out, (int)in, (int)in, 1.0f, r, (int)in, wl, (int)in, 0.0f, m, (int)in);
-    } else {
-        if (o->whitening == HC_WHITEN_DIAG && (st = whitening_factor(o, in, NULL, wd)) != HC_OK) goto done;
-        for (int64_t i = 0; i < out; i++)
-            for (int64_t j = 0; j < in; j++) m[i * in + j] = r[i * in + j] * (wd ? wd[j] : 1.0f);
-    }
+    if ((st = hc_whiten_apply(wh, r, out, m)) != HC_OK) goto done;
     double energy = 0;
     for (int64_t i = 0; i < out * in; i++) energy += (double)m[i] * m[i];
     res->energy = energy;
@@ -154,16 +121,13 @@ hc_status hc_lowrank_factor(const float *r, int64_t out, int64_t in, const hc_lo
         }
     }
     /* undo the whitening: A = A' S^-1 */
-    if (o->whitening == HC_WHITEN_FULL)
-        cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, k, (int)in, 1.0f, wl, (int)in, res->a, (int)in);
-    else if (o->whitening == HC_WHITEN_DIAG)
-        for (int c = 0; c < k; c++)
-            for (int64_t j = 0; j < in; j++) res->a[c * in + j] /= wd[j];
+    if ((st = hc_whiten_solve(wh, res->a, k)) != HC_OK) goto done;
     res->rank = k;
     res->out = out;
     res->in = in;
 done:
-    free(m); free(wl); free(wd); free(y); free(z); free(tau); free(small); free(su); free(ss); free(svt);
+    hc_whiten_free(&own);
+    free(m); free(y); free(z); free(tau); free(small); free(su); free(ss); free(svt);
     if (st != HC_OK) hc_lowrank_free(res);
     return st;
 }

@@ -1,18 +1,14 @@
-/* lowrank.h: the rank-r factorization of a quantization residual, R ~ B A, by a randomized SVD
- * of R S, where S whitens by the layer's input statistics (EoRA: S = chol(E[x x^T]); L2QER:
- * S = diag(sqrt(E[x^2])); plain: S = I). Directions come out in decreasing order. */
+/* lowrank.h: the truncated rank-r factorization of a quantization residual, R ~ B A: a randomized
+ * SVD of R S (only the r wanted directions), where S whitens by the layer's input statistics
+ * (EoRA: a root of E[x x^T]; L2QER: diag(sqrt(E[x^2])); plain: S = I; whiten.h). Directions come
+ * out in decreasing order. */
 #ifndef HC_LOWRANK_H
 #define HC_LOWRANK_H
 
 #include <stdint.h>
 
 #include "hc/hc_status.h"
-
-typedef enum hc_whitening {
-    HC_WHITEN_NONE = 0,   /* plain SVD of R */
-    HC_WHITEN_DIAG = 1,   /* diagonal scaling by the root mean square of each input (L2QER) */
-    HC_WHITEN_FULL = 2    /* Cholesky factor of the input's second moment (EoRA-style) */
-} hc_whitening;
+#include "whiten.h"
 
 typedef struct hc_lowrank_opts {
     int rank;                 /* directions wanted (capped at min(out, in)) */
@@ -23,6 +19,8 @@ typedef struct hc_lowrank_opts {
     int oversample;           /* randomized SVD oversampling (default 16) */
     int power_iters;          /* power iterations (default 2) */
     uint64_t seed;
+    const hc_whiten *whiten;  /* a whitening factor made beforehand (shared by the layers reading one
+                                 input); when given, whitening, moment, diag and damp are not read */
 } hc_lowrank_opts;
 
 typedef struct hc_lowrank {

@@ -107,8 +107,48 @@ hc_status hc_gguf_copy_kv(hc_gguf_writer *w, const hc_gguf *g, int (*skip)(const
  * nbytes must equal the size implied by type and ne (for standard types). */
 hc_status hc_gguf_add_tensor(hc_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                              const int64_t *ne, const void *data, size_t nbytes);
+/* Like add_tensor, but data may be NULL: the tensor's bytes are written later through a stream
+ * (hc_gguf_writer_write refuses a tensor declared without them). */
+hc_status hc_gguf_declare_tensor(hc_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                 const int64_t *ne, const void *data, size_t nbytes);
 /* Writes to path + ".tmp" and renames it into place; on any failure removes the temporary file
  * and leaves no file at path. */
 hc_status hc_gguf_writer_write(hc_gguf_writer *w, const char *path);
+
+/* Bytes the header of the writer's current metadata and tensor infos takes; bytes a tensor info
+ * adds to it; the room to reserve for a header of at most header_bytes (padding key included). */
+size_t hc_gguf_writer_header_bytes(const hc_gguf_writer *w);
+size_t hc_gguf_tensor_info_bytes(const char *name, uint32_t n_dims);
+size_t hc_gguf_header_room(size_t header_bytes, uint32_t alignment);
+
+/* ---- streaming: a file written while its tensors are made (gguf_stream.c) ----
+ * The tensors declared on the writer when the stream opens have their offsets fixed; their bytes
+ * are written whenever they are ready, in any order; more tensors may be appended after them; the
+ * header (the writer's metadata as it is at the end) is written last, into room reserved ahead of
+ * the data (a key hc.header_padding fills what it leaves). The file is path.tmp until
+ * hc_gguf_stream_finish renames it; hc_gguf_stream_abort, or any failure, removes it. */
+typedef struct hc_gguf_stream hc_gguf_stream;
+
+/* Opens path.tmp for w (borrowed until finish or abort) with `room` header bytes (a multiple of
+ * the alignment, from hc_gguf_header_room) and `extra` bytes the caller will write beyond the
+ * declared tensors. The whole size is checked against the free space of the file system and the
+ * process's file size limit (RLIMIT_FSIZE) and reserved (fallocate) before anything is written:
+ * HC_E_IO naming both sizes when it does not fit, and no file left. */
+hc_status hc_gguf_stream_open(hc_gguf_writer *w, const char *path, size_t room, uint64_t extra, hc_gguf_stream **out);
+/* The data offset (from the start of the data section) of tensor `name`. */
+hc_status hc_gguf_stream_offset(const hc_gguf_stream *s, const char *name, uint64_t *offset);
+/* The end of the declared tensors' data (where appended tensors, or scratch bytes, go). */
+uint64_t hc_gguf_stream_data_end(const hc_gguf_stream *s);
+/* Bytes at a data offset: written, or read back. */
+hc_status hc_gguf_stream_pwrite(hc_gguf_stream *s, uint64_t offset, const void *data, size_t n);
+hc_status hc_gguf_stream_pread(const hc_gguf_stream *s, uint64_t offset, void *data, size_t n);
+/* Declares one more tensor after the others (its offset in *offset); write its bytes with pwrite. */
+hc_status hc_gguf_stream_add_tensor(hc_gguf_stream *s, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                                    size_t nbytes, uint64_t *offset);
+/* Writes the header, cuts the file at the end of the data, syncs and renames it into place;
+ * frees s (the temporary file is removed on failure). */
+hc_status hc_gguf_stream_finish(hc_gguf_stream *s);
+/* Removes the temporary file and frees s (NULL: nothing). */
+void hc_gguf_stream_abort(hc_gguf_stream *s);
 
 #endif

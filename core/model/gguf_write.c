@@ -1,6 +1,7 @@
 /* gguf_write.c: the GGUF writer: collects metadata and tensor references in memory, then writes
  * a v3 file with aligned tensor data, atomically (path.tmp, fsync, rename; no file on failure). */
 #include "gguf.h"
+#include "gguf_write_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,11 @@
 
 /* From gguf_read.c: the exact bytes of a kv's value (type field onwards) in the file. */
 int hc_gguf_internal_kv_bytes(const hc_gguf *g, const hc_gguf_kv *kv, const uint8_t **bytes, size_t *len);
+
+typedef struct name_index {
+    size_t *slot;
+    size_t n, cap;       /* cap: a power of two */
+} name_index;
 
 typedef struct writer_kv {
     char *key;
@@ -34,7 +40,54 @@ struct hc_gguf_writer {
     size_t n_kv, cap_kv;
     writer_tensor *t;
     size_t n_t, cap_t;
+    name_index kv_index, t_index;  /* key -> kv, name -> tensor: a model's thousands of keys and tensors */
 };
+
+/* ---- an index of names (open addressing on FNV-1a; slots hold index + 1, 0 is empty) ---- */
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The index of `name` among n names (names(ctx, i) gives the i-th), or -1. */
+static long index_find(const name_index *x, const char *name, const char *(*names)(const void *, size_t), const void *ctx)
+{
+    if (!x->cap) return -1;
+    for (size_t i = name_hash(name) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+        if (!x->slot[i]) return -1;
+        if (!strcmp(names(ctx, x->slot[i] - 1), name)) return (long)(x->slot[i] - 1);
+    }
+}
+
+/* Adds entry `idx` (named name); grows to keep the table at most half full. */
+static int index_add(name_index *x, const char *name, size_t idx, const char *(*names)(const void *, size_t), const void *ctx)
+{
+    if (2 * (x->n + 1) > x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 64;
+        size_t *slot = calloc(cap, sizeof *slot);
+        if (!slot) return 0;
+        for (size_t i = 0; i < x->cap; i++) {
+            if (!x->slot[i]) continue;
+            size_t j = name_hash(names(ctx, x->slot[i] - 1)) & (cap - 1);
+            while (slot[j]) j = (j + 1) & (cap - 1);
+            slot[j] = x->slot[i];
+        }
+        free(x->slot);
+        x->slot = slot;
+        x->cap = cap;
+    }
+    size_t j = name_hash(name) & (x->cap - 1);
+    while (x->slot[j]) j = (j + 1) & (x->cap - 1);
+    x->slot[j] = idx + 1;
+    x->n++;
+    return 1;
+}
+
+static const char *kv_name(const void *w, size_t i) { return ((const hc_gguf_writer *)w)->kv[i].key; }
+static const char *t_name(const void *w, size_t i) { return ((const hc_gguf_writer *)w)->t[i].name; }
 
 /* ---- a growable byte buffer ---- */
 
@@ -104,14 +157,15 @@ void hc_gguf_writer_free(hc_gguf_writer *w)
     for (size_t i = 0; i < w->n_t; i++) free(w->t[i].name);
     free(w->kv);
     free(w->t);
+    free(w->kv_index.slot);
+    free(w->t_index.slot);
     free(w);
 }
 
-static writer_kv *find_kv(hc_gguf_writer *w, const char *key)
+static writer_kv *find_kv(const hc_gguf_writer *w, const char *key)
 {
-    for (size_t i = 0; i < w->n_kv; i++)
-        if (!strcmp(w->kv[i].key, key)) return &w->kv[i];
-    return NULL;
+    long i = index_find(&w->kv_index, key, kv_name, w);
+    return i < 0 ? NULL : &w->kv[i];
 }
 
 /* Takes ownership of the serialized value b (freed on failure too). */
@@ -143,7 +197,13 @@ static hc_status set_value(hc_gguf_writer *w, const char *key, bytes *b)
         free(b->p);
         return hc_error(HC_E_NOMEM, "gguf writer: out of memory for key '%s'", key);
     }
-    w->kv[w->n_kv++] = (writer_kv){k, b->p, b->len};
+    w->kv[w->n_kv] = (writer_kv){k, b->p, b->len};
+    if (!index_add(&w->kv_index, k, w->n_kv, kv_name, w)) {
+        free(k);
+        free(b->p);
+        return hc_error(HC_E_NOMEM, "gguf writer: out of memory for key '%s'", key);
+    }
+    w->n_kv++;
     return HC_OK;
 }
 
@@ -274,12 +334,17 @@ hc_status hc_gguf_copy_kv(hc_gguf_writer *w, const hc_gguf *g, int (*skip)(const
 hc_status hc_gguf_add_tensor(hc_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                              const int64_t *ne, const void *data, size_t nbytes)
 {
+    if (nbytes && !data) return hc_error(HC_E_ARG, "gguf writer: tensor '%s': NULL data", name ? name : "");
+    return hc_gguf_declare_tensor(w, name, type, n_dims, ne, data, nbytes);
+}
+
+hc_status hc_gguf_declare_tensor(hc_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                 const int64_t *ne, const void *data, size_t nbytes)
+{
     if (!w || !name || !name[0]) return hc_error(HC_E_ARG, "gguf writer: tensor without a name");
     if (n_dims > HC_MAX_DIMS || (n_dims && !ne))
         return hc_error(HC_E_ARG, "gguf writer: tensor '%s': %" PRIu32 " dimensions, at most %d", name, n_dims, HC_MAX_DIMS);
-    if (nbytes && !data) return hc_error(HC_E_ARG, "gguf writer: tensor '%s': NULL data", name);
-    for (size_t i = 0; i < w->n_t; i++)
-        if (!strcmp(w->t[i].name, name)) return hc_error(HC_E_ARG, "gguf writer: tensor '%s' added twice", name);
+    if (index_find(&w->t_index, name, t_name, w) >= 0) return hc_error(HC_E_ARG, "gguf writer: tensor '%s' added twice", name);
     writer_tensor t = {.type = type, .n_dims = n_dims, .data = data, .nbytes = nbytes};
     uint64_t n = 1;
     for (int d = 0; d < HC_MAX_DIMS; d++) t.ne[d] = 1;
@@ -310,15 +375,20 @@ hc_status hc_gguf_add_tensor(hc_gguf_writer *w, const char *name, uint32_t type,
     }
     t.name = strdup(name);
     if (!t.name) return hc_error(HC_E_NOMEM, "gguf writer: out of memory for tensor '%s'", name);
-    w->t[w->n_t++] = t;
+    w->t[w->n_t] = t;
+    if (!index_add(&w->t_index, t.name, w->n_t, t_name, w)) {
+        free(t.name);
+        return hc_error(HC_E_NOMEM, "gguf writer: out of memory for tensor '%s'", name);
+    }
+    w->n_t++;
     return HC_OK;
 }
 
 /* The alignment the file will declare: general.alignment when set, else 32. */
-static hc_status writer_alignment(hc_gguf_writer *w, uint32_t *out)
+static hc_status writer_alignment(const hc_gguf_writer *w, uint32_t *out)
 {
     *out = GGUF_DEFAULT_ALIGNMENT;
-    writer_kv *kv = find_kv(w, "general.alignment");
+    const writer_kv *kv = find_kv(w, "general.alignment");
     if (!kv) return HC_OK;
     uint32_t t = kv->value[0] | (kv->value[1] << 8) | (kv->value[2] << 16) | ((uint32_t)kv->value[3] << 24);
     uint32_t a = 0;
@@ -328,6 +398,96 @@ static hc_status writer_alignment(hc_gguf_writer *w, uint32_t *out)
     *out = a;
     return HC_OK;
 }
+
+/* The key that fills a streamed file's header to the room reserved for it: an array of u8 zeros. */
+#define PAD_KEY "hc.header_padding"
+#define PAD_OVERHEAD (8 + sizeof PAD_KEY - 1 + 4 + 4 + 8)
+
+size_t hc_gguf_tensor_info_bytes(const char *name, uint32_t n_dims)
+{
+    return 8 + strlen(name) + 4 + 8 * (size_t)n_dims + 4 + 8;
+}
+
+size_t hc_gguf_writer_header_bytes(const hc_gguf_writer *w)
+{
+    size_t n = 4 + 4 + 8 + 8;
+    for (size_t i = 0; i < w->n_kv; i++) n += 8 + strlen(w->kv[i].key) + w->kv[i].len;
+    for (size_t i = 0; i < w->n_t; i++) n += hc_gguf_tensor_info_bytes(w->t[i].name, w->t[i].n_dims);
+    return n;
+}
+
+size_t hc_gguf_header_room(size_t header_bytes, uint32_t alignment)
+{
+    size_t n = header_bytes + PAD_OVERHEAD;
+    return (n + alignment - 1) / alignment * alignment;
+}
+
+hc_status hc_gguf_internal_layout(const hc_gguf_writer *w, uint32_t *align, uint64_t *offsets, uint64_t *end)
+{
+    hc_status st = writer_alignment(w, align);
+    if (st) return st;
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const writer_tensor *t = &w->t[i];
+        uint64_t padded = ((uint64_t)t->nbytes + *align - 1) / *align * *align;
+        if (padded < t->nbytes || offset > UINT64_MAX - padded) return hc_error(HC_E_ARG, "gguf writer: tensor data too large");
+        if (offsets) offsets[i] = offset;
+        offset += padded;
+    }
+    *end = offset;
+    return HC_OK;
+}
+
+hc_status hc_gguf_internal_header(const hc_gguf_writer *w, size_t room, uint8_t **out, size_t *len)
+{
+    uint32_t align;
+    uint64_t end;
+    hc_status st = hc_gguf_internal_layout(w, &align, NULL, &end);
+    if (st) return st;
+    size_t natural = hc_gguf_writer_header_bytes(w);
+    if (room && (room % align || room < natural + PAD_OVERHEAD))
+        return hc_error(HC_E_ARG, "gguf writer: a header of %zu bytes does not fit the %zu reserved for it", natural, room);
+    bytes h = {0};
+    put(&h, "GGUF", 4);
+    put_u32(&h, 3);
+    put_u64(&h, w->n_t);
+    put_u64(&h, w->n_kv + (room ? 1 : 0));
+    for (size_t i = 0; i < w->n_kv; i++) {
+        put_str(&h, w->kv[i].key, strlen(w->kv[i].key));
+        put(&h, w->kv[i].value, w->kv[i].len);
+    }
+    if (room) { /* the padding key first among the tensor infos' predecessors: its length makes room */
+        uint64_t n = room - natural - PAD_OVERHEAD;
+        put_str(&h, PAD_KEY, sizeof PAD_KEY - 1);
+        put_u32(&h, HC_GGUF_ARRAY);
+        put_u32(&h, HC_GGUF_UINT8);
+        put_u64(&h, n);
+        for (uint64_t k = 0; k < n; k++) put(&h, "", 1);
+    }
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const writer_tensor *t = &w->t[i];
+        put_str(&h, t->name, strlen(t->name));
+        put_u32(&h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&h, (uint64_t)t->ne[d]);
+        put_u32(&h, t->type);
+        put_u64(&h, offset);
+        offset += ((uint64_t)t->nbytes + align - 1) / align * align;
+    }
+    size_t pad = !room && w->n_t ? (align - h.len % align) % align : 0;   /* no data section: no padding */
+    while (pad--) put(&h, "", 1);
+    if (h.oom) {
+        free(h.p);
+        return hc_error(HC_E_NOMEM, "gguf writer: out of memory for the header");
+    }
+    *out = h.p;
+    *len = h.len;
+    return HC_OK;
+}
+
+size_t hc_gguf_internal_n_tensors(const hc_gguf_writer *w) { return w->n_t; }
+
+long hc_gguf_internal_find_tensor(const hc_gguf_writer *w, const char *name) { return index_find(&w->t_index, name, t_name, w); }
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -359,46 +519,21 @@ static int write_zeros(int fd, size_t n)
 hc_status hc_gguf_writer_write(hc_gguf_writer *w, const char *path)
 {
     if (!w || !path) return hc_error(HC_E_ARG, "gguf writer: NULL argument");
+    for (size_t i = 0; i < w->n_t; i++)
+        if (w->t[i].nbytes && !w->t[i].data)
+            return hc_error(HC_E_ARG, "gguf writer: %s: tensor '%s' was declared without its data", path, w->t[i].name);
     uint32_t align;
-    hc_status st = writer_alignment(w, &align);
-    if (st) return st;
-
-    /* everything before the tensor data, in memory */
-    bytes h = {0};
-    put(&h, "GGUF", 4);
-    put_u32(&h, 3);
-    put_u64(&h, w->n_t);
-    put_u64(&h, w->n_kv);
-    for (size_t i = 0; i < w->n_kv; i++) {
-        put_str(&h, w->kv[i].key, strlen(w->kv[i].key));
-        put(&h, w->kv[i].value, w->kv[i].len);
-    }
-    uint64_t offset = 0;
-    for (size_t i = 0; i < w->n_t; i++) {
-        const writer_tensor *t = &w->t[i];
-        put_str(&h, t->name, strlen(t->name));
-        put_u32(&h, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&h, (uint64_t)t->ne[d]);
-        put_u32(&h, t->type);
-        put_u64(&h, offset);
-        uint64_t padded = ((uint64_t)t->nbytes + align - 1) / align * align;
-        if (padded < t->nbytes || offset > UINT64_MAX - padded) {
-            free(h.p);
-            return hc_error(HC_E_ARG, "gguf writer: %s: tensor data too large", path);
-        }
-        offset += padded;
-    }
-    size_t pad = w->n_t ? (align - h.len % align) % align : 0;   /* no data section: no padding */
-    while (pad--) put(&h, "", 1);
-    if (h.oom) {
-        free(h.p);
-        return hc_error(HC_E_NOMEM, "gguf writer: %s: out of memory", path);
-    }
+    uint64_t end;
+    hc_status st = hc_gguf_internal_layout(w, &align, NULL, &end);
+    uint8_t *hp = NULL;
+    size_t hlen = 0;
+    if (st == HC_OK) st = hc_gguf_internal_header(w, 0, &hp, &hlen);
+    if (st) return hc_error_context(st, "%s: ", path);
 
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) {
-        free(h.p);
+        free(hp);
         return hc_error(HC_E_NOMEM, "gguf writer: %s: out of memory", path);
     }
     memcpy(tmp, path, plen);
@@ -406,12 +541,12 @@ hc_status hc_gguf_writer_write(hc_gguf_writer *w, const char *path)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = hc_error(HC_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(h.p);
+        free(hp);
         free(tmp);
         return st;
     }
-    int ok = write_all(fd, h.p, h.len);
-    free(h.p);
+    int ok = write_all(fd, hp, hlen);
+    free(hp);
     for (size_t i = 0; ok && i < w->n_t; i++) {
         const writer_tensor *t = &w->t[i];
         ok = write_all(fd, t->data, t->nbytes) && write_zeros(fd, (align - t->nbytes % align) % align);

@@ -109,10 +109,13 @@ static void fill_normal(float *x, size_t n, uint64_t seed, float mean, float std
 
 /* ---------------- tensors ---------------- */
 
+/* Tensors are made twice over: declared first (shapes: the file's layout), then drawn one at a
+ * time and written to the stream, so that memory holds one tensor, not the model. */
 typedef struct synth {
     const hc_synth_opts *o;
     hc_gguf_writer *w;
-    void **keep;             /* tensor data, alive until the file is written */
+    hc_gguf_stream *out;     /* NULL while declaring */
+    void **keep;             /* the vocabulary's arrays, alive until the file is written */
     int n_keep, cap_keep;
     hc_status st;
 } synth;
@@ -131,16 +134,22 @@ static void *keep(synth *s, size_t n)
     return b;
 }
 
-/* A tensor of ne[0] x ne[1] x ne[2] random numbers, stored as type. */
+/* A tensor of ne[0] x ne[1] x ne[2] random numbers, stored as type: declared, or drawn and written. */
 static void add_random(synth *s, const char *name, hc_dtype type, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2, float mean, float std)
 {
     if (s->st != HC_OK) return;
     size_t n = (size_t)(ne0 * ne1 * ne2);
-    float *f = type == HC_F32 ? keep(s, n * sizeof *f) : malloc(n * sizeof *f);
     size_t bytes = hc_dtype_row_bytes(type, ne0) * (size_t)(ne1 * ne2);
-    void *data = type == HC_F32 ? f : keep(s, bytes);
+    const int64_t ne[3] = { ne0, ne1, ne2 };
+    if (!s->out) {
+        s->st = hc_gguf_declare_tensor(s->w, name, type, (uint32_t)n_dims, ne, NULL, bytes);
+        return;
+    }
+    float *f = malloc(n * sizeof *f);
+    void *data = type == HC_F32 ? f : malloc(bytes);
     if (!f || !data) {
-        if (type != HC_F32) free(f);
+        if (data != f) free(data);
+        free(f);
         s->st = hc_error(HC_E_NOMEM, "out of memory for tensor %s (%zu MiB)", name, bytes >> 20);
         return;
     }
@@ -149,9 +158,11 @@ static void add_random(synth *s, const char *name, hc_dtype type, int n_dims, in
         for (size_t i = 0; i < n; i++) ((uint16_t *)data)[i] = hc_f32_to_f16(f[i]);
     else if (type == HC_Q8_0)
         hc_quantize_row_q8_0(f, data, (int64_t)n);
-    if (type != HC_F32) free(f);
-    const int64_t ne[3] = { ne0, ne1, ne2 };
-    s->st = hc_gguf_add_tensor(s->w, name, type, (uint32_t)n_dims, ne, data, bytes);
+    uint64_t off = 0;
+    s->st = hc_gguf_stream_offset(s->out, name, &off);
+    if (s->st == HC_OK) s->st = hc_gguf_stream_pwrite(s->out, off, data, bytes);
+    if (data != f) free(data);
+    free(f);
 }
 
 /* A weight matrix (or n_mat of them) [in, out]: N(0, 1/in). */
@@ -330,7 +341,9 @@ hc_status hc_synth(const hc_synth_opts *in)
     synth s = { .o = &o, .st = HC_OK };
     if ((st = hc_gguf_writer_create(&s.w)) != HC_OK) return st;
     st = add_metadata(&s);
-    if (st == HC_OK) {
+    for (int pass = 0; pass < 2 && st == HC_OK; pass++) { /* declare, then draw and write */
+        if (pass == 1) st = hc_gguf_stream_open(s.w, o.output, hc_gguf_header_room(hc_gguf_writer_header_bytes(s.w), 32), 0, &s.out);
+        if (st != HC_OK) break;
         /* gemma3 scales embeddings by sqrt(dim) and its head is the embedding: N(0, 1/dim) keeps both at unit scale */
         float emb_std = hc_arch_is_gemma3(o.arch) ? 1.0f / sqrtf((float)o.dim) : 1.0f;
         add_random(&s, "token_embd.weight", o.type, 2, o.dim, o.n_vocab, 1, 0.0f, emb_std);
@@ -339,7 +352,11 @@ hc_status hc_synth(const hc_synth_opts *in)
         if (!hc_arch_is_gemma3(o.arch)) add_matrix(&s, "output.weight", o.dim, o.n_vocab, 1, o.type); /* gemma3: tied */
         st = s.st;
     }
-    if (st == HC_OK) st = hc_gguf_writer_write(s.w, o.output);
+    if (st == HC_OK) {
+        st = hc_gguf_stream_finish(s.out);
+        s.out = NULL;
+    }
+    hc_gguf_stream_abort(s.out);
     for (int i = 0; i < s.n_keep; i++) free(s.keep[i]);
     free(s.keep);
     hc_gguf_writer_free(s.w);

@@ -179,7 +179,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->k_cache);
     if (st == HC_OK) st = dev->ops->alloc(dev, kv, (void **)&c->v_cache);
     for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) {
-        c->width[b] = buffer_width(cfg, b);
+        c->width[b] = p && p->layers_only && b == HC_BUF_LOGITS ? 0 : buffer_width(cfg, b);
         int rows_per_token = 1; /* a MoE buffer holds n_expert_used routed rows per token */
         hc_moe_buffer_width(cfg, b, &rows_per_token);
         if (c->width[b] > 0)
@@ -187,7 +187,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
     }
     if (st == HC_OK && cfg->n_expert > 0) st = hc_moe_ctx_create(c, &c->moe);
     if (st == HC_OK && (!(c->pos = malloc((size_t)n_batch * sizeof *c->pos)) ||
-                        !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float)))))
+                        (!(p && p->layers_only) && !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float))))))
         st = hc_error(HC_E_NOMEM, "context: out of memory");
     hc_stage_sched *stage_sched = NULL;
     c->registry = p ? p->registry : NULL;
@@ -357,8 +357,27 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
     return HC_OK;
 }
 
+hc_status hc_context_run_layer(hc_context *c, int layer, float *x, int n)
+{
+    hc_device *d = c->dev;
+    if (layer < 0 || layer >= c->model->cfg.n_layer) return hc_error(HC_E_ARG, "run_layer: layer %d is out of range", layer);
+    if (n <= 0 || n > c->n_batch) return hc_error(HC_E_ARG, "run_layer: %d rows do not fit the batch of %d", n, c->n_batch);
+    if (c->n_past + n > c->n_ctx)
+        return hc_error(HC_E_STATE, "context full: %d cached + %d new tokens exceed the context of %d", c->n_past, n, c->n_ctx);
+    for (int i = 0; i < n; i++) c->pos[i] = c->n_past + i;
+    size_t bytes = (size_t)n * c->width[HC_BUF_X] * sizeof(float);
+    hc_status st = d->ops->upload(d, c->buf[HC_BUF_X], x, bytes);
+    for (int i = 0; i < c->n_stages && st == HC_OK; i++) {
+        const hc_stage *s = &c->stages[i];
+        if (s->layer != layer) continue;
+        if ((st = run_stage(c, s, NULL, n)) != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
+    }
+    return st == HC_OK ? d->ops->download(d, x, c->buf[HC_BUF_X], bytes) : st;
+}
+
 hc_status hc_decode(hc_context *c, const int32_t *tokens, int n, int logits_all, const float **logits)
 {
+    if (!c->logits) return hc_error(HC_E_STATE, "decode: the context was made to run single layers only");
     if (n <= 0) return hc_error(HC_E_ARG, "decode: no tokens");
     if (logits_all && n > c->n_batch)
         return hc_error(HC_E_ARG, "decode: %d tokens with all logits exceed the batch of %d", n, c->n_batch);

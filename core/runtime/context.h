@@ -55,6 +55,8 @@ typedef struct hc_context_params {
     double host_budget; /* > 0: the rank controller keeps host time within this share of device time */
     const int *host_cpus; /* optional CPUs to pin the host threads to */
     int n_host_cpus;
+    int layers_only;  /* the context only runs single layers (hc_context_run_layer), never the head:
+                         no logits buffers (a 128k vocabulary's take n_batch x 0.5 MiB each) */
 } hc_context_params;
 
 /* Called before each LINEAR stage with its input (device memory, n rows of width in). */
@@ -104,6 +106,12 @@ HC_API hc_status hc_context_truncate(hc_context *c, int n);
  * logits_all: *logits receives n rows of n_vocab scores (n <= n_batch then), else the last
  * token's row only. The pointer stays valid until the next call. */
 HC_API hc_status hc_decode(hc_context *c, const int32_t *tokens, int n, int logits_all, const float **logits);
+
+/* Runs the stages of decoder layer `layer` alone on n <= n_batch rows of the residual stream x
+ * (host memory, [n][dim], replaced by the layer's output) at positions n_past .. n_past + n - 1,
+ * with the observers but without branches; n_past is left as it is. The compressor streams a
+ * model through its layers one at a time with it. */
+HC_API hc_status hc_context_run_layer(hc_context *c, int layer, float *x, int n);
 
 /* Builds the default pipeline of a Llama-family model: embed, then per layer norm, q/k/v,
  * rope, kv store, attention, o, add, norm, gate/up, swiglu, down, add; then norm and logits. */

@@ -3,7 +3,7 @@
  * model and the answer checked; the stack stays balanced and the state usable after any error. */
 #include <string.h>
 
-#include "compress_internal.h"
+#include "compress_policy.h"
 #include "fuzz_util.h"
 #include "lua_host.h"
 #include "policy_steps.h"
