@@ -44,6 +44,8 @@ static const char compress_help[] =
     "      --sens-source S     where those tokens come from: calib (the --calib text, default) or\n"
     "                          self (sampled from the source model, sequences of 64 tokens from BOS:\n"
     "                          the KL between the two models' own text distributions; no data)\n"
+    "      --joint N           quantization that knows its branch: N rounds of Q <- quant(W - B A),\n"
+    "                          B A <- svd_r(W - Q) at the uniform rank, the best Q kept (default 0)\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -99,6 +101,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
                 else st = hc_error(HC_E_ARG, "--sens-source: '%s' is neither calib nor self", v);
             }
         }
+        else if (hc_arg_is(&a, "--joint", NULL)) st = hc_arg_int(&a, 0, 100, &o->joint_rounds);
         else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
         else if (hc_arg_is(&a, "--whitening", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
@@ -150,6 +153,12 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     if (r->error_measure && r->error_total > 0)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
+    if (r->error_measure && r->error_total > 0)
+        fprintf(stderr, "  error left      %.6g of %.6g (sum over layers, %s measure)\n", r->error_total - r->error_removed,
+                r->error_total, r->error_measure);
+    if (o->joint_rounds > 0)
+        fprintf(stderr, "  joint           %d rounds: the uniform-rank branches leave %.6g, %.6g after one quantization\n",
+                o->joint_rounds, r->joint_best, r->joint_first);
     if (r->sens_tokens)
         fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer or expert tensor)\n", (long long)r->sens_tokens,
                 hc_compress_sens_is_self(o) ? "sampled from the source model" : "of the calibration text",

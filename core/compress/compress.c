@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "compress_internal.h"
 #include "device_cpu.h"
+#include "qjoint.h"
 #include "quant_format.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -99,7 +100,14 @@ static hc_status compress_one(hc_compress_state *cs, hc_compress_job *j)
         qc.x2_mean = x2;
     }
     if (st == HC_OK && !(j->packed = malloc(j->packed_bytes))) st = hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
-    if (st == HC_OK) st = j->fmt->ops->quantize(j->fmt->params, j->weight->data, out, in, mean ? &qc : NULL, j->packed);
+    if (st == HC_OK && o->joint_rounds > 0 && j->rank_max > 0) {
+        /* --joint N: the backbone chosen for what its branch leaves (qjoint.c) */
+        hc_qjoint_opts jo = { .rank = cs->uniform_rank < j->rank_max ? cs->uniform_rank : j->rank_max, .rounds = o->joint_rounds,
+                              .whitening = mean ? o->whitening : HC_WHITEN_NONE, .moment = mean, .seed = 0x5851F42D4C957F2Dull ^ (uint64_t)(j - cs->jobs) };
+        hc_qjoint_report jr;
+        st = hc_qjoint_quantize(j->fmt, j->weight->data, out, in, mean ? &qc : NULL, &jo, j->packed, &jr);
+        j->joint_first = jr.error_first, j->joint_best = jr.error_best;
+    } else if (st == HC_OK) st = j->fmt->ops->quantize(j->fmt->params, j->weight->data, out, in, mean ? &qc : NULL, j->packed);
     if (st == HC_OK && j->rank_max > 0) {
         if (!(deq = malloc((size_t)(out * in) * sizeof *deq))) st = hc_error(HC_E_NOMEM, "%s: out of memory", j->weight->name);
         if (st == HC_OK) {
@@ -285,6 +293,7 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
             st = hc_pool_error_raise(&w.err);
         }
         report->seconds_quant = hc_now_seconds() - tq;
+        for (int i = 0; i < cs.n_jobs; i++) report->joint_first += cs.jobs[i].joint_first, report->joint_best += cs.jobs[i].joint_best;
     }
     if (st == HC_OK && o->sens_tokens > 0) {
         double tm = hc_now_seconds();

@@ -36,6 +36,8 @@ typedef struct hc_compress_opts {
                                    tokens (the KL from the source with only this layer quantized) */
     int sens_self;              /* the measurement tokens are sampled from the source model itself
                                    (--sens-source self) instead of taken from the calibration text */
+    int joint_rounds;           /* > 0: quantization that knows its branch, alternating Q <- quant(W - B A)
+                                   and B A <- svd_r(W - Q) this many rounds at the uniform rank (qjoint.c) */
     int threads;
     const hc_registry *registry;
     hc_compress_progress progress;
@@ -57,6 +59,8 @@ typedef struct hc_compress_report {
     const char *error_measure;  /* "activation" or "frobenius"; NULL without branches */
     int64_t calib_tokens;
     int64_t sens_tokens;        /* tokens the sensitivity was measured on (0: not measured) */
+    double joint_first, joint_best; /* --joint: the error the uniform-rank branches leave (the factorization's
+                                   measure, summed over layers) after the first quantization and as kept */
     double seconds_calib, seconds_quant, seconds_measure, seconds_write, seconds_total;
 } hc_compress_report;
 
