@@ -11,14 +11,16 @@
 #include "registry_default.h"
 
 static const char compress_help[] =
-    "usage: hcinfer compress -m IN -o OUT --quant SPEC [--budget PCT | --rank N] [--calib FILE]\n"
+    "usage: hcinfer compress -m IN -o OUT [--quant SPEC] [--budget PCT | --rank N] [--calib FILE]\n"
     "                        [--policy FILE.lua] [options]\n"
     "Quantizes every linear layer of IN with a quant plugin, factors each layer's quantization\n"
     "error into a low-rank branch (R = W - Q(W) ~ B A) and writes one GGUF file, OUT.\n"
     "  -m, --model FILE        input: a GGUF model or a llama2.c checkpoint\n"
     "  -z, --tokenizer FILE    llama2.c tokenizer (default: beside a llama2.c input)\n"
     "  -o, --output FILE       output GGUF (written atomically; nothing is left on failure)\n"
-    "      --quant SPEC        backbone format, e.g. rtn:bits=3,group=128 or gptq:bits=3,group=128\n"
+    "      --quant SPEC        backbone format, e.g. rtn:bits=3,group=128,search=1 or gptq:bits=3,group=128\n"
+    "                          (default: " HC_COMPRESS_DEFAULT_QUANT ",\n"
+    "                          and without --calib then --calib self)\n"
     "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
     "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none)\n"
     "      --rank N            the same rank for every layer instead of --budget\n"
@@ -125,7 +127,11 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
     if (*help) return HC_OK;
     if (!o->input) return hc_error(HC_E_ARG, "no input model (-m FILE)");
     if (!o->output) return hc_error(HC_E_ARG, "no output file (-o FILE)");
-    if (!o->quant) return hc_error(HC_E_ARG, "no backbone format (--quant SPEC, e.g. rtn:bits=3,group=128)");
+    if (!o->quant) { /* the default backbone, and calibration it can always have */
+        o->quant = HC_COMPRESS_DEFAULT_QUANT;
+        if (!o->calib) o->calib = "self";
+        fprintf(stderr, "compress: no --quant: the default backbone %s, --calib %s\n", o->quant, o->calib);
+    }
     if (!strcmp(o->input, o->output)) return hc_error(HC_E_ARG, "the output would overwrite the input");
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");

@@ -10,6 +10,11 @@
 #include "lowrank.h"
 #include "registry.h"
 
+/* The backbone `compress` uses when given no --quant: the best measured at or below llama.cpp
+ * Q4_0's device bytes with 10% branches (scripts/RESULTS-accuracy.md); without --calib it then
+ * calibrates on text the model samples itself (--calib self), since GPTQ needs calibration. */
+#define HC_COMPRESS_DEFAULT_QUANT "gptq:bits=4,group=128,act_order=1,search=1"
+
 typedef void (*hc_compress_progress)(void *ctx, const char *phase, int64_t done, int64_t total);
 
 typedef struct hc_compress_opts {
