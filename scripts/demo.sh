@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # demo.sh: the main job on a fresh machine: install the build dependencies, build hcinfer, fetch
-# SmolLM2-135M-Instruct, compress it (3-bit backbone + low-rank branches within a 10% budget),
-# answer a question with the branches applied, and report sizes and perplexity with and without.
+# SmolLM2-135M-Instruct, compress it (compress's default: a 4-bit GPTQ backbone, act-order and
+# searched scales, + low-rank branches within a 10% budget; HC_DEMO_QUANT picks another), answer
+# a question with and without the branches, and report perplexity with and without.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 shared=${HC_SHARED_DIR:-$root/../shared}
-quant=${HC_DEMO_QUANT:-rtn:bits=3,group=128}
+quant=${HC_DEMO_QUANT:-}
 budget=${HC_DEMO_BUDGET:-10}
 threads=${HC_DEMO_THREADS:-2}
 
@@ -16,24 +17,28 @@ cmake --build build -j"$(nproc)" >/dev/null
 bash scripts/fetch_model.sh
 hc=build/bin/hcinfer
 src=models/SmolLM2-135M-Instruct.Q4_1.gguf
-out=models/SmolLM2-135M-Instruct.w3.hc.gguf
+out=models/SmolLM2-135M-Instruct.hc.gguf
+qargs=()
+[ -n "$quant" ] && qargs=(--quant "$quant")
+label=${quant:-the default backbone}
 
 calib=()
 if [ -f "$shared/eval/wiki.valid.tokens" ]; then
-  calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 4096)
+  calib=(--calib "$shared/eval/wiki.valid.tokens")
 else
-  echo "demo: $shared/eval is absent: compressing without calibration (plain SVD branches)"
+  echo "demo: $shared/eval is absent: calibrating on text the model samples itself (--calib self)"
+  calib=(--calib self)
 fi
-echo "== compress: $quant backbone + branches within ${budget}% of it"
-$hc compress -m "$src" -o "$out" --quant "$quant" --budget "$budget" "${calib[@]}" -t "$threads"
+echo "== compress: $label + branches within ${budget}% of it"
+$hc compress -m "$src" -o "$out" "${qargs[@]}" --budget "$budget" "${calib[@]}" -t "$threads"
 
 q="What is the capital of France?"
 echo "== run: $q (greedy, 48 tokens at most)"
 echo "-- the source model (Q4_1):"
 $hc run -m "$src" --chat -p "$q" -n 48 --temp 0
-echo "-- $quant backbone alone (--no-comp):"
+echo "-- $label alone (--no-comp):"
 $hc run -m "$out" --chat -p "$q" -n 48 --temp 0 --no-comp
-echo "-- $quant backbone + branches (default scheduler: inline, the device threads compute them):"
+echo "-- $label + branches (default scheduler: inline, the device threads compute them):"
 $hc run -m "$out" --chat -p "$q" -n 48 --temp 0
 
 if [ -f "$shared/eval/wiki.test.tokens" ]; then
@@ -43,8 +48,8 @@ if [ -f "$shared/eval/wiki.test.tokens" ]; then
   ref=$(ppl "$src" --f32)
   bare=$(ppl "$out" --no-comp)
   comp=$(ppl "$out")
-  printf '  %-44s %8s\n' "reference (Q4_1 dequantized to f32)" "$ref" "$quant, backbone alone (--no-comp)" "$bare" \
-    "$quant + branches" "$comp"
+  printf '  %-44s %8s\n' "reference (Q4_1 dequantized to f32)" "$ref" "$label alone (--no-comp)" "$bare" \
+    "$label + branches" "$comp"
   awk -v r="$ref" -v b="$bare" -v c="$comp" 'BEGIN { if (b > r) printf "  the branches close %.0f%% of the gap to the reference\n", 100 * (b - c) / (b - r) }'
 else
   echo "demo: $shared/eval is absent: no perplexity report"

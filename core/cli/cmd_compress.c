@@ -11,14 +11,16 @@
 #include "registry_default.h"
 
 static const char compress_help[] =
-    "usage: hcinfer compress -m IN -o OUT --quant SPEC [--budget PCT | --rank N] [--calib FILE]\n"
+    "usage: hcinfer compress -m IN -o OUT [--quant SPEC] [--budget PCT | --rank N] [--calib FILE]\n"
     "                        [--policy FILE.lua] [options]\n"
     "Quantizes every linear layer of IN with a quant plugin, factors each layer's quantization\n"
     "error into a low-rank branch (R = W - Q(W) ~ B A) and writes one GGUF file, OUT.\n"
     "  -m, --model FILE        input: a GGUF model or a llama2.c checkpoint\n"
     "  -z, --tokenizer FILE    llama2.c tokenizer (default: beside a llama2.c input)\n"
     "  -o, --output FILE       output GGUF (written atomically; nothing is left on failure)\n"
-    "      --quant SPEC        backbone format, e.g. rtn:bits=3,group=128 or gptq:bits=3,group=128\n"
+    "      --quant SPEC        backbone format, e.g. rtn:bits=3,group=128,search=1 or gptq:bits=3,group=128\n"
+    "                          (default: " HC_COMPRESS_DEFAULT_QUANT ",\n"
+    "                          and without --calib then --calib self)\n"
     "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
     "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none)\n"
     "      --rank N            the same rank for every layer instead of --budget\n"
@@ -47,6 +49,8 @@ static const char compress_help[] =
     "      --sens-source S     where those tokens come from: calib (the --calib text, default) or\n"
     "                          self (sampled from the source model, sequences of 64 tokens from BOS:\n"
     "                          the KL between the two models' own text distributions; no data)\n"
+    "      --joint N           quantization that knows its branch: N rounds of Q <- quant(W - B A),\n"
+    "                          B A <- svd_r(W - Q) at the uniform rank, the best Q kept (default 0)\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -109,6 +113,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
                 else st = hc_error(HC_E_ARG, "--sens-source: '%s' is neither calib nor self", v);
             }
         }
+        else if (hc_arg_is(&a, "--joint", NULL)) st = hc_arg_int(&a, 0, 100, &o->joint_rounds);
         else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
         else if (hc_arg_is(&a, "--whitening", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
@@ -132,7 +137,11 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
     if (*help) return HC_OK;
     if (!o->input) return hc_error(HC_E_ARG, "no input model (-m FILE)");
     if (!o->output) return hc_error(HC_E_ARG, "no output file (-o FILE)");
-    if (!o->quant) return hc_error(HC_E_ARG, "no backbone format (--quant SPEC, e.g. rtn:bits=3,group=128)");
+    if (!o->quant) { /* the default backbone, and calibration it can always have */
+        o->quant = HC_COMPRESS_DEFAULT_QUANT;
+        if (!o->calib) o->calib = "self";
+        fprintf(stderr, "compress: no --quant: the default backbone %s, --calib %s\n", o->quant, o->calib);
+    }
     if (!strcmp(o->input, o->output)) return hc_error(HC_E_ARG, "the output would overwrite the input");
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
@@ -161,6 +170,12 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     if (r->error_measure && r->error_total > 0)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",
                 100.0 * r->error_removed / r->error_total, r->error_measure, o->policy ? o->policy : o->rank > 0 ? "fixed rank" : "uniform");
+    if (r->error_measure && r->error_total > 0)
+        fprintf(stderr, "  error left      %.6g of %.6g (sum over layers, %s measure)\n", r->error_total - r->error_removed,
+                r->error_total, r->error_measure);
+    if (o->joint_rounds > 0)
+        fprintf(stderr, "  joint           %d rounds: the uniform-rank branches leave %.6g, %.6g after one quantization\n",
+                o->joint_rounds, r->joint_best, r->joint_first);
     if (r->sens_tokens)
         fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer or expert tensor)\n", (long long)r->sens_tokens,
                 hc_compress_sens_is_self(o) ? "sampled from the source model" : "of the calibration text",

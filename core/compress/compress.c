@@ -100,6 +100,8 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (st == HC_OK) st = hc_compress_out_open(&cs);
     report->seconds_write += hc_now_seconds() - tw;
     if (st == HC_OK) st = hc_compress_stream(&cs, report);
+    for (int i = 0; st == HC_OK && i < cs.n_jobs; i++)
+        report->joint_first += cs.jobs[i].joint_first, report->joint_best += cs.jobs[i].joint_best;
     if (st == HC_OK && o->sens_tokens > 0) {
         double tm = hc_now_seconds();
         st = hc_compress_measure(&cs);

@@ -11,6 +11,11 @@
 #include "lowrank.h"
 #include "registry.h"
 
+/* The backbone `compress` uses when given no --quant: the best measured at or below llama.cpp
+ * Q4_0's device bytes with 10% branches (scripts/RESULTS-accuracy.md); without --calib it then
+ * calibrates on text the model samples itself (--calib self), since GPTQ needs calibration. */
+#define HC_COMPRESS_DEFAULT_QUANT "gptq:bits=4,group=128,act_order=1,search=1"
+
 typedef void (*hc_compress_progress)(void *ctx, const char *phase, int64_t done, int64_t total);
 
 typedef struct hc_compress_opts {
@@ -39,6 +44,8 @@ typedef struct hc_compress_opts {
                                    tokens (the KL from the source with only this layer quantized) */
     int sens_self;              /* the measurement tokens are sampled from the source model itself
                                    (--sens-source self) instead of taken from the calibration text */
+    int joint_rounds;           /* > 0: quantization that knows its branch, alternating Q <- quant(W - B A)
+                                   and B A <- svd_r(W - Q) this many rounds at the uniform rank (qjoint.c) */
     int threads;
     const hc_registry *registry;
     hc_compress_progress progress;
@@ -67,6 +74,8 @@ typedef struct hc_compress_report {
     double seconds_measure, seconds_total;
     double seconds_write;       /* the file opened (the tensors kept as stored copied) and finished (branches
                                    truncated into place, the header, fsync) */
+    double joint_first, joint_best; /* --joint: the error the uniform-rank branches leave (the factorization's
+                                   measure, summed over layers) after the first quantization and as kept */
 } hc_compress_report;
 
 hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);

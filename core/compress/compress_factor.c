@@ -12,6 +12,7 @@
 #include "compress_plan.h"
 #include "compress_sens.h"
 #include "lowrank.h"
+#include "qjoint.h"
 
 /* A row of n floats in the branch's storage type (q8_0: n a multiple of 32). */
 static void store_row(hc_dtype t, const float *v, int64_t n, void *dst)
@@ -67,7 +68,16 @@ hc_status hc_compress_factor(hc_compress_state *cs, hc_compress_job *j, const hc
     float *deq = NULL;
     hc_lowrank lr = { 0 };
     hc_status st = packed ? HC_OK : hc_error(HC_E_NOMEM, "out of memory");
-    if (st == HC_OK) st = j->fmt->ops->quantize(j->fmt->params, w, out, in, s ? &qc : NULL, packed);
+    hc_whiten none = { .kind = HC_WHITEN_NONE, .in = in };
+    const hc_whiten *wh = s && o->whitening != HC_WHITEN_NONE ? &s->whiten : &none;
+    if (st == HC_OK && o->joint_rounds > 0 && j->rank_max > 0) {
+        /* --joint N: the backbone chosen for what its uniform-rank branch leaves (qjoint.c) */
+        hc_qjoint_opts jo = { .rank = cs->uniform_rank < j->n_dirs ? cs->uniform_rank : j->n_dirs, .rounds = o->joint_rounds,
+                              .whiten = wh, .seed = 0x5851F42D4C957F2Dull ^ (uint64_t)(j - cs->jobs) };
+        hc_qjoint_report jr;
+        st = hc_qjoint_quantize(j->fmt, w, out, in, s ? &qc : NULL, &jo, packed, &jr);
+        j->joint_first = jr.error_first, j->joint_best = jr.error_best;
+    } else if (st == HC_OK) st = j->fmt->ops->quantize(j->fmt->params, w, out, in, s ? &qc : NULL, packed);
     if (st == HC_OK) st = hc_compress_out_packed(cs, j, packed);
     if (st == HC_OK && (j->rank_max > 0 || forward_rank >= 0)) {
         if (!(deq = malloc((size_t)(out * in) * sizeof *deq))) st = hc_error(HC_E_NOMEM, "out of memory");
@@ -77,8 +87,6 @@ hc_status hc_compress_factor(hc_compress_state *cs, hc_compress_job *j, const hc
     if (st == HC_OK && j->rank_max > 0) {
         for (int64_t i = 0; i < out * in; i++) deq[i] = w[i] - deq[i];
         /* factored at n_dirs; the file keeps the prefix the ranks choose */
-        hc_whiten none = { .kind = HC_WHITEN_NONE, .in = in };
-        const hc_whiten *wh = s && o->whitening != HC_WHITEN_NONE ? &s->whiten : &none;
         hc_lowrank_opts lo = { .rank = j->n_dirs, .whiten = wh, .seed = 0x9E3779B97F4A7C15ull ^ (uint64_t)(j - cs->jobs) };
         st = hc_lowrank_factor(deq, out, in, &lo, &lr);
         if (st == HC_OK && lr.rank != j->n_dirs) st = hc_error(HC_E_STATE, "%d directions factored, %d planned", lr.rank, j->n_dirs);

@@ -52,6 +52,7 @@ typedef struct hc_compress_job {
     double loss;              /* measured (--sens-tokens): the calibration loss (KL from the source, nats per
                                  token) of the source with only this layer quantized, no branch */
     int loss_measured;
+    double joint_first, joint_best; /* --joint: the error its uniform-rank branch leaves, first Q and kept Q */
 } hc_compress_job;
 
 typedef struct hc_compress_state {

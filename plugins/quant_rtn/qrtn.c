@@ -48,11 +48,40 @@ static int parse_float(const char *s, size_t n, float *out)
     return 1;
 }
 
-hc_status hc_qrtn_parse_options(const char *who, const char *options, int with_damp, hc_qrtn_params *out)
+/* One option: its key, the plugins that take it, and where its value goes. */
+typedef enum { OPT_BITS, OPT_GROUP, OPT_DAMP, OPT_ACT_ORDER, OPT_BLOCK, OPT_SEARCH, OPT_COUNT } opt_id;
+static const struct {
+    const char *key;
+    int gptq_only;
+    const char *allowed;
+} opts[OPT_COUNT] = {
+    [OPT_BITS] = {"bits", 0, BITS_ALLOWED},
+    [OPT_GROUP] = {"group", 0, GROUP_ALLOWED},
+    [OPT_DAMP] = {"damp", 1, DAMP_ALLOWED},
+    [OPT_ACT_ORDER] = {"act_order", 1, "0 or 1"},
+    [OPT_BLOCK] = {"block", 1, "an integer in 1..4096"},
+    [OPT_SEARCH] = {"search", 0, "0 or 1"},
+};
+
+static int set_option(opt_id id, const char *v, size_t vlen, hc_qrtn_params *p)
 {
-    hc_qrtn_params p = {HC_QRTN_DEFAULT_BITS, HC_QRTN_DEFAULT_GROUP, HC_QRTN_DEFAULT_DAMP};
-    const char *keys = with_damp ? "bits, group, damp" : "bits, group";
-    int seen_bits = 0, seen_group = 0, seen_damp = 0;
+    switch (id) {
+    case OPT_BITS: return parse_int(v, vlen, &p->bits) && valid_bits(p->bits);
+    case OPT_GROUP: return parse_int(v, vlen, &p->group) && valid_group(p->group);
+    case OPT_DAMP: return parse_float(v, vlen, &p->damp) && p->damp > 0.0f && p->damp <= 1.0f;
+    case OPT_ACT_ORDER: return parse_int(v, vlen, &p->act_order) && (p->act_order == 0 || p->act_order == 1);
+    case OPT_BLOCK: return parse_int(v, vlen, &p->block) && p->block >= 1 && p->block <= 4096;
+    case OPT_SEARCH: return parse_int(v, vlen, &p->search) && (p->search == 0 || p->search == 1);
+    default: return 0;
+    }
+}
+
+hc_status hc_qrtn_parse_options(const char *who, const char *options, int gptq, hc_qrtn_params *out)
+{
+    hc_qrtn_params p = {HC_QRTN_DEFAULT_BITS, HC_QRTN_DEFAULT_GROUP, HC_QRTN_DEFAULT_DAMP,
+                        gptq ? HC_QRTN_DEFAULT_ACT_ORDER : 0, HC_QRTN_DEFAULT_BLOCK, 0};
+    const char *keys = gptq ? "bits, group, damp, act_order, block, search" : "bits, group, search";
+    int seen[OPT_COUNT] = {0};
     const char *s = options ? options : "";
     while (*s) {
         while (*s == ' ') s++;
@@ -69,27 +98,16 @@ hc_status hc_qrtn_parse_options(const char *who, const char *options, int with_d
         const char *v = eq ? eq + 1 : NULL;
         while (v && *v == ' ') v++;
         size_t vlen = v ? len - (size_t)(v - s) : 0;
-        int *seen = NULL;
-        if (klen == 4 && !strncmp(s, "bits", 4)) seen = &seen_bits;
-        else if (klen == 5 && !strncmp(s, "group", 5)) seen = &seen_group;
-        else if (with_damp && klen == 4 && !strncmp(s, "damp", 4)) seen = &seen_damp;
-        if (!seen)
+        int id = -1;
+        for (int k = 0; k < OPT_COUNT && id < 0; k++)
+            if ((gptq || !opts[k].gptq_only) && strlen(opts[k].key) == klen && !strncmp(s, opts[k].key, klen)) id = k;
+        if (id < 0)
             return hc_error(HC_E_ARG, "%s: unknown option '%.*s' (allowed options: %s)", who, (int)klen, s, keys);
-        if (*seen) return hc_error(HC_E_ARG, "%s: option %.*s given twice", who, (int)klen, s);
-        *seen = 1;
-        if (seen == &seen_bits) {
-            if (!v || !parse_int(v, vlen, &p.bits) || !valid_bits(p.bits))
-                return hc_error(HC_E_ARG, "%s: bad value '%.*s' for option bits (allowed: %s)", who, (int)vlen,
-                                v ? v : "", BITS_ALLOWED);
-        } else if (seen == &seen_group) {
-            if (!v || !parse_int(v, vlen, &p.group) || !valid_group(p.group))
-                return hc_error(HC_E_ARG, "%s: bad value '%.*s' for option group (allowed: %s)", who, (int)vlen,
-                                v ? v : "", GROUP_ALLOWED);
-        } else {
-            if (!v || !parse_float(v, vlen, &p.damp) || !(p.damp > 0.0f && p.damp <= 1.0f))
-                return hc_error(HC_E_ARG, "%s: bad value '%.*s' for option damp (allowed: %s)", who, (int)vlen,
-                                v ? v : "", DAMP_ALLOWED);
-        }
+        if (seen[id]) return hc_error(HC_E_ARG, "%s: option %.*s given twice", who, (int)klen, s);
+        seen[id] = 1;
+        if (!v || !set_option((opt_id)id, v, vlen, &p))
+            return hc_error(HC_E_ARG, "%s: bad value '%.*s' for option %s (allowed: %s)", who, (int)vlen, v ? v : "",
+                            opts[id].key, opts[id].allowed);
         if (!end) break;
         s = end + 1;
     }
@@ -97,10 +115,11 @@ hc_status hc_qrtn_parse_options(const char *who, const char *options, int with_d
     return HC_OK;
 }
 
-hc_status hc_qrtn_format_options(const char *who, const hc_qrtn_params *p, int with_damp, char *buf, size_t cap)
+hc_status hc_qrtn_format_options(const char *who, const hc_qrtn_params *p, int gptq, char *buf, size_t cap)
 {
-    int n = with_damp ? snprintf(buf, cap, "bits=%d,group=%d,damp=%g", p->bits, p->group, (double)p->damp)
-                      : snprintf(buf, cap, "bits=%d,group=%d", p->bits, p->group);
+    int n = gptq ? snprintf(buf, cap, "bits=%d,group=%d,damp=%g,act_order=%d,block=%d,search=%d", p->bits, p->group,
+                            (double)p->damp, p->act_order, p->block, p->search)
+                 : snprintf(buf, cap, "bits=%d,group=%d%s", p->bits, p->group, p->search ? ",search=1" : "");
     if (n < 0 || (size_t)n >= cap)
         return hc_error(HC_E_ARG, "%s: the option string needs %d bytes, the buffer has %zu", who, n + 1, cap);
     return HC_OK;
@@ -373,7 +392,8 @@ static uint16_t rd16(const uint8_t *p)
     return h;
 }
 
-hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows, int64_t cols, void *packed)
+static hc_status quantize_rows(int bits, int group, const float *w, int64_t rows, int64_t cols, int search,
+                               const float *imp, void *packed)
 {
     hc_status st = hc_qrtn_check_shape("rtn", bits, group, rows, cols);
     if (st != HC_OK) return st;
@@ -390,7 +410,8 @@ hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows
         const float *wr = w + (size_t)o * (size_t)cols;
         for (int64_t g = 0; g < G; g++) {
             const int64_t c0 = g * group, n = cols - c0 < group ? cols - c0 : group;   /* the last may be short */
-            st = hc_qrtn_grid(wr + c0, n, bits, &dm[g], &dm[G + g]);
+            st = search ? hc_qrtn_grid_search(wr + c0, imp ? imp + c0 : NULL, n, bits, &dm[g], &dm[G + g])
+                        : hc_qrtn_grid(wr + c0, n, bits, &dm[g], &dm[G + g]);
             if (st != HC_OK) {
                 st = hc_error_context(st, "rtn: row %lld, columns %lld..%lld: ", (long long)o, (long long)c0,
                                       (long long)(c0 + n - 1));
@@ -403,6 +424,17 @@ hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows
     }
     free(q), free(dm);
     return st;
+}
+
+hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows, int64_t cols, void *packed)
+{
+    return quantize_rows(bits, group, w, rows, cols, 0, NULL, packed);
+}
+
+hc_status hc_qrtn_quantize_rtn_search(int bits, int group, const float *w, int64_t rows, int64_t cols,
+                                      const float *imp, void *packed)
+{
+    return quantize_rows(bits, group, w, rows, cols, 1, imp, packed);
 }
 
 void hc_qrtn_dequantize_rows(int bits, int group, const void *packed, int64_t cols, int64_t row0,

@@ -67,23 +67,31 @@
 extern "C" {
 #endif
 
-/* The options of both plugins: "bits=3,group=128" (rtn), plus ",damp=0.01" (gptq). */
+/* The options of both plugins: "bits=3,group=128[,search=1]" (rtn), plus damp, act_order and
+ * block (gptq): "bits=3,group=128,damp=0.01,act_order=1,block=128,search=0". */
 typedef struct hc_qrtn_params {
     int bits;      /* 2, 3, 4, 8; default 4 */
     int group;     /* 32, 64, 128; default 128 */
     float damp;    /* gptq: dampening as a fraction of the mean Hessian diagonal; default 0.01 */
+    int act_order; /* gptq: columns in decreasing order of their Hessian diagonal (desc_act); default 1 */
+    int block;     /* gptq: columns per lazy batch update; default 128 */
+    int search;    /* each group's scale and minimum by an activation-weighted least-squares search
+                      (hc_qrtn_grid_search) instead of the group's min and max; default 0 */
 } hc_qrtn_params;
 
 #define HC_QRTN_DEFAULT_BITS 4
 #define HC_QRTN_DEFAULT_GROUP 128
 #define HC_QRTN_DEFAULT_DAMP 0.01f
+#define HC_QRTN_DEFAULT_ACT_ORDER 1
+#define HC_QRTN_DEFAULT_BLOCK 128
 
 /* Parses options (NULL or "" gives the defaults). who names the plugin in messages ("rtn");
- * with_damp accepts the damp key. Unknown keys, repeated keys and bad values are HC_E_ARG with a
- * message naming the option and the allowed values. */
-hc_status hc_qrtn_parse_options(const char *who, const char *options, int with_damp, hc_qrtn_params *out);
-/* The canonical option string: "bits=3,group=128" (+ ",damp=0.01" with_damp). */
-hc_status hc_qrtn_format_options(const char *who, const hc_qrtn_params *p, int with_damp, char *buf, size_t cap);
+ * gptq accepts gptq's keys too (damp, act_order, block). Unknown keys, repeated keys and bad
+ * values are HC_E_ARG with a message naming the option and the allowed values. */
+hc_status hc_qrtn_parse_options(const char *who, const char *options, int gptq, hc_qrtn_params *out);
+/* The canonical option string, which parses back to the same parameters: rtn's
+ * "bits=3,group=128" (",search=1" when on), gptq's with every key. */
+hc_status hc_qrtn_format_options(const char *who, const hc_qrtn_params *p, int gptq, char *buf, size_t cap);
 
 /* HC_OK when rows x cols can be stored (cols a positive multiple of 32 -- not necessarily of the
  * group: the last group of a row may be shorter -- and rows >= 0); otherwise HC_E_ARG naming the
@@ -102,6 +110,15 @@ size_t hc_qrtn_packed_bytes(int bits, int group, int64_t rows, int64_t cols);
  * finite or the range does not fit f16. */
 hc_status hc_qrtn_grid(const float *w, int64_t n, int bits, uint16_t *d16, uint16_t *m16);
 
+/* The grid of one group chosen by search (qrtn_search.c): the (d, m), both f16, that minimise
+ * sum_i imp_i (w_i - d q_i - m)^2 with q_i = hc_qrtn_code(w_i, d, m) over a set of candidates
+ * that includes hc_qrtn_grid's, so its weighted error never exceeds that of the min-max grid
+ * (clipping the range is allowed: codes clamp). imp NULL (or all zero): every weight counts the
+ * same. HC_E_ARG as hc_qrtn_grid. */
+hc_status hc_qrtn_grid_search(const float *w, const float *imp, int64_t n, int bits, uint16_t *d16, uint16_t *m16);
+/* sum_i imp_i (w_i - (d q_i + m))^2 on the grid (d16, m16) (imp NULL: weights 1). */
+double hc_qrtn_grid_error(const float *w, const float *imp, int64_t n, int bits, uint16_t d16, uint16_t m16);
+
 /* The code of w on the grid (d, m) (as floats): round((w - m) / d) clamped to [0, qmax]. */
 static inline int hc_qrtn_code(float w, float d, float m, int qmax)
 {
@@ -116,8 +133,12 @@ void hc_qrtn_write_row(int bits, int group, int64_t cols, const uint8_t *q, cons
 /* Reads the codes of one packed row back (q[cols], each in [0, 2^bits - 1]). */
 void hc_qrtn_read_codes(int bits, int group, int64_t cols, const void *row, uint8_t *q);
 
-/* Round-to-nearest quantization of w (rows x cols) into packed (hc_qrtn_packed_bytes). */
+/* Round-to-nearest quantization of w (rows x cols) into packed (hc_qrtn_packed_bytes): each
+ * group's grid by hc_qrtn_grid, or with imp (the importance of each input, cols floats, e.g.
+ * E[x_i^2]; may be NULL for equal weights) by hc_qrtn_grid_search. */
 hc_status hc_qrtn_quantize_rtn(int bits, int group, const float *w, int64_t rows, int64_t cols, void *packed);
+hc_status hc_qrtn_quantize_rtn_search(int bits, int group, const float *w, int64_t rows, int64_t cols,
+                                      const float *imp, void *packed);
 
 /* Rows [row0, row0 + n_rows) dequantized into out (n_rows x cols): d * q + m. */
 void hc_qrtn_dequantize_rows(int bits, int group, const void *packed, int64_t cols, int64_t row0,

@@ -1,5 +1,6 @@
 /* rtn.c: the quant plugin "rtn": group-wise asymmetric round-to-nearest (w ~ d q + m per group of
- * 32/64/128, 2/3/4/8 bits), packed in the layout of qrtn.h and run by the kernels beside it. */
+ * 32/64/128, 2/3/4/8 bits; search=1: each group's grid by weighted least squares), packed in the
+ * layout of qrtn.h and run by the kernels beside it. */
 #include <stdlib.h>
 
 #include "hc/hc_plugin.h"
@@ -44,8 +45,9 @@ static hc_status rtn_quantize(const void *params, const float *w, int64_t rows, 
                               const hc_quant_calib *calib, void *packed)
 {
     const hc_qrtn_params *p = params;
-    (void)calib;   /* round-to-nearest needs no calibration */
     if (!w || !packed) return hc_error(HC_E_ARG, WHO ": missing weights or output");
+    if (p->search)   /* weighted by E[x_i^2] when calibrated, plain squared error otherwise */
+        return hc_qrtn_quantize_rtn_search(p->bits, p->group, w, rows, cols, calib ? calib->x2_mean : NULL, packed);
     return hc_qrtn_quantize_rtn(p->bits, p->group, w, rows, cols, packed);
 }
 
@@ -94,7 +96,8 @@ static const hc_quant_ops rtn_ops = {
 
 static const hc_plugin_desc rtn_desc = {
     HC_ABI_VERSION, HC_PLUGIN_QUANT, "rtn", "1.0.0",
-    "group-wise asymmetric round-to-nearest, 2/3/4/8 bits, groups of 32/64/128 (bits=4,group=128)",
+    "group-wise asymmetric round-to-nearest, 2/3/4/8 bits, groups of 32/64/128; search=1: scales by "
+    "activation-weighted least squares (bits=4,group=128)",
     &rtn_ops,
 };
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# accuracy_table.sh: the backbone methods of issue 24 at W3 and W4 g128 (rtn, rtn with the grid
+# search, GPTQ, GPTQ with search, --joint): perplexity, device bytes, compression time, ARC/PIQA.
+# Each configuration is compressed once (10% branches, 8192 tokens of WikiText-2 *validation*) and
+# measured with and without its branches (--no-comp): WikiText-2 test perplexity over LIMIT_PPL
+# chunks of 512, and with MC=1 ARC-Easy and PIQA on the full sets (acc). One JSON line per
+# configuration and mode goes to $OUT (default scripts/results/accuracy.jsonl); a Markdown table
+# is printed at the end. Usage: scripts/accuracy_table.sh [BUILD_DIR]
+# (env: CONFIGS, MC=0|1, MC_CONFIGS, LIMIT_PPL, THREADS, WORK: where the models go, default
+# /tmp/acc-models; a model already there is measured, not compressed again)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+hc=$build/bin/hcinfer
+shared=${HC_SHARED_DIR:-$root/../shared}
+out=${OUT:-$root/scripts/results/accuracy.jsonl}
+work=${WORK:-/tmp/acc-models}
+lp=${LIMIT_PPL:-20} t=${THREADS:-2} mc=${MC:-0}
+src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -f "$src" ] || bash "$root/scripts/fetch_model.sh"
+[ -d "$shared/eval" ] || { echo "accuracy_table: $shared/eval is absent" >&2; exit 1; }
+mkdir -p "$work" "$(dirname "$out")"
+calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 8192)
+
+configs=${CONFIGS:-"w3-rtn w3-rtn-s w3-gptq w3-gptq-s w3-rtn-s-j2 w3-gptq-s-j2 w4-rtn w4-rtn-s w4-gptq w4-gptq-s w4-gptq-s-j2"}
+mc_configs=${MC_CONFIGS:-$configs}   # with MC=1: the configurations that also get ARC-Easy and PIQA
+
+# name -> compress arguments: w<bits>-<method>[-s: search=1][-j<N>: --joint N]
+compress_args() {
+  local name=$1 bits=${1:1:1} method spec joint=""
+  method=$(echo "$name" | cut -d- -f2)
+  case $method in
+    rtn) spec="rtn:bits=$bits,group=128";;
+    gptq) spec="gptq:bits=$bits,group=128,act_order=1";;
+    *) echo "accuracy_table: unknown configuration $name" >&2; exit 1;;
+  esac
+  case $name in *-s|*-s-*) spec="$spec,search=1";; esac
+  case $name in *-j*) joint="--joint ${name##*-j}";; esac
+  echo "--quant $spec --budget 10 $joint ${calib[*]}"
+}
+
+field() { grep -o "\"$1\": [0-9.e+-]*" | head -1 | cut -d' ' -f2; }
+
+for name in $configs; do
+  model=$work/$name.gguf
+  # shellcheck disable=SC2046
+  [ -f "$model" ] || $hc compress -m "$src" -o "$model" $(compress_args "$name") -t "$t" 2> "$work/$name.log"
+  secs=$(grep -o 'in [0-9.]* s (calibration [0-9.]* s' "$work/$name.log" | awk '{ print $2, $5 }')
+  for mode in comp bare; do
+    run=()
+    [ $mode = bare ] && run=(--no-comp)
+    line=$($hc eval -m "$model" "${run[@]}" --ppl "$shared/eval/wiki.test.tokens" --limit "$lp" --json --no-progress -t "$t")
+    arc=null piqa=null
+    if [ "$mc" = 1 ] && [[ " $mc_configs " == *" $name "* ]]; then
+      arc=$($hc eval -m "$model" "${run[@]}" --mc "$shared/eval/arc_easy.jsonl" --json --no-progress -t "$t" | field acc)
+      piqa=$($hc eval -m "$model" "${run[@]}" --mc "$shared/eval/piqa.jsonl" --json --no-progress -t "$t" | field acc)
+    fi
+    printf '{"config": "%s", "mode": "%s", "args": "%s", "backbone_bytes": %s, "branch_bytes": %s, "ppl": %s, "seconds_total": %s, "seconds_calib": %s, "arc_acc": %s, "piqa_acc": %s}\n' \
+      "$name" "$mode" "$(compress_args "$name")" "$(echo "$line" | field backbone_bytes)" "$(echo "$line" | field branch_bytes)" \
+      "$(echo "$line" | field ppl)" "${secs% *}" "${secs#* }" "$arc" "$piqa" | tee -a "$out"
+  done
+done
+
+echo
+echo "| config | mode | device MB | ppl (20 chunks) | compress s (of which calib) | ARC-Easy | PIQA | mean |"
+echo "|---|---|---|---|---|---|---|---|"
+python3 - "$out" <<'EOF'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    mc = r["arc_acc"] is not None
+    mean = 50 * (r["arc_acc"] + r["piqa_acc"]) if mc else None
+    print("| %s | %s | %.1f | %.2f | %.0f (%.0f) | %s | %s | %s |" % (r["config"], r["mode"], r["backbone_bytes"] / 1e6, r["ppl"],
+          r["seconds_total"], r["seconds_calib"], "%.2f" % (100 * r["arc_acc"]) if mc else "-",
+          "%.2f" % (100 * r["piqa_acc"]) if mc else "-", "%.2f" % mean if mc else "-"))
+EOF
