@@ -71,7 +71,7 @@ static double left_after_branch(const hc_quant_format *f, const layer *L, const 
     f->ops->dequantize_rows(f->params, packed, L->in, L->out, 0, L->out, r);
     for (int64_t i = 0; i < L->out * L->in; i++) r[i] = L->w[i] - r[i];
     hc_lowrank lr;
-    hc_lowrank_opts lo = {.rank = o->rank, .whitening = o->whitening, .moment = o->moment, .seed = o->seed};
+    hc_lowrank_opts lo = {.rank = o->rank, .whiten = o->whiten, .seed = o->seed};
     HC_ASSERT_OK(hc_lowrank_factor(r, L->out, L->in, &lo, &lr));
     double e = lr.energy;
     for (int k = 0; k < lr.rank; k++) e -= (double)lr.sigma[k] * lr.sigma[k];
@@ -88,7 +88,9 @@ static void joint_case(const char *spec, int rounds, double must_gain)
     const size_t bytes = f->ops->packed_bytes(f->params, L.out, L.in);
     uint8_t *a = malloc(bytes), *b = malloc(bytes);
     hc_quant_calib qc = {L.x2, L.hf};
-    hc_qjoint_opts o = {.rank = 4, .rounds = 0, .whitening = HC_WHITEN_FULL, .moment = L.moment, .seed = 3};
+    hc_whiten wh; /* the factorization's full whitening, as compress makes it */
+    HC_ASSERT_OK(hc_whiten_from_moment(HC_WHITEN_FULL, L.moment, NULL, L.in, 0.01, &wh));
+    hc_qjoint_opts o = {.rank = 4, .rounds = 0, .whiten = &wh, .seed = 3};
     hc_qjoint_report rep;
     /* no rounds: the plugin's own quantize, byte for byte */
     HC_ASSERT_OK(hc_qjoint_quantize(f, L.w, L.out, L.in, &qc, &o, a, &rep));
@@ -104,6 +106,7 @@ static void joint_case(const char *spec, int rounds, double must_gain)
     CU_ASSERT(kept <= first);
     CU_ASSERT(kept <= must_gain * first);
     free(a), free(b);
+    hc_whiten_free(&wh);
     hc_quant_format_free(f);
     free_layer(&L);
 }
@@ -118,7 +121,7 @@ static void test_errors_pass_through(void)
     hc_quant_format *f = NULL;
     HC_ASSERT_OK(hc_quant_format_create(reg, "gptq:bits=3,group=64", &f));
     uint8_t *a = malloc(f->ops->packed_bytes(f->params, L.out, L.in));
-    hc_qjoint_opts o = {.rank = 2, .rounds = 2, .whitening = HC_WHITEN_NONE};
+    hc_qjoint_opts o = {.rank = 2, .rounds = 2};
     CU_ASSERT_EQUAL(hc_qjoint_quantize(f, L.w, L.out, L.in, NULL, &o, a, NULL), HC_E_ARG);   /* gptq needs calibration */
     CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "calibration"));
     free(a);
