@@ -346,6 +346,10 @@ static void test_c_loops(void)
         "string.gsub(('a'):rep(40), ('a?'):rep(30) .. ('a*'):rep(10) .. 'b', 'x')",
         "string.find(('a'):rep(1 << 20), ('a'):rep(1 << 19) .. 'b', 1, true)",
         "string.find(('('):rep(1 << 20), '%b()')",
+        /* long sets, read anew at each test */
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. ']')",
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. 'a]*d')",
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '%f[' .. set .. ']')",
         /* table functions whose loops run in C over lengths or ranges a script chooses */
         "table.move({}, 1, math.maxinteger, 1)",
         "table.move({}, 1, math.maxinteger - 1, 2, {})",

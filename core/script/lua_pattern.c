@@ -23,6 +23,7 @@ typedef struct item {
     uint8_t a, b;   /* T_CHAR: the char; T_CLASS: the class letter; I_BALANCE: open and close; I_BACKREF: the digit */
     uint8_t negate; /* T_SET, I_FRONTIER: [^...] */
     size_t lo, hi;  /* T_SET, I_FRONTIER: the set's members, p[lo .. hi) (hi is its ']') */
+    size_t cost;    /* T_SET, I_FRONTIER: steps one test of a char costs (a set is read anew each time) */
     size_t next;    /* where the item ends in the pattern, its repetition included */
 } item;
 
@@ -127,9 +128,11 @@ static int test_char(const hc_pat *m, const item *it, int c)
 }
 
 /* Whether the single-character item matches the subject's char at offset at. */
-static inline int matches_at(const hc_pat *m, const item *it, size_t at)
+static inline int matches_at(hc_pat *m, const item *it, size_t at)
 {
-    return at < m->slen && test_char(m, it, m->s[at]);
+    if (at >= m->slen) return 0;
+    if (it->test == T_SET && it->cost) hc_pat_bill(m, it->cost);
+    return test_char(m, it, m->s[at]);
 }
 
 /* ---- decoding ---- */
@@ -149,6 +152,8 @@ static void decode_set(hc_pat *m, size_t b, item *it)
         if (j < n && p[j] == ']') break;
     }
     it->hi = j;
+    it->cost = (j - it->lo) / 32;
+    hc_pat_bill(m, it->cost); /* finding the ']' read it once */
 }
 
 /* The item at offset at (< plen). A malformed one raises here: the engine decodes an item only
@@ -250,8 +255,9 @@ static size_t balanced(hc_pat *m, const item *it, size_t at)
 
 /* %f[set] at offset at: the char before is out of the set, the char at is in it (the subject's
  * ends count as '\0'). */
-static int frontier(const hc_pat *m, const item *it, size_t at)
+static int frontier(hc_pat *m, const item *it, size_t at)
 {
+    hc_pat_bill(m, 2 * it->cost);
     int before = at == 0 ? 0 : m->s[at - 1];
     int here = at < m->slen ? m->s[at] : 0;
     return !in_set(m->p, it->lo, it->hi, it->negate, before) && in_set(m->p, it->lo, it->hi, it->negate, here);
