@@ -346,6 +346,8 @@ static void test_c_loops(void)
         "string.gsub(('a'):rep(40), ('a?'):rep(30) .. ('a*'):rep(10) .. 'b', 'x')",
         "string.find(('a'):rep(1 << 20), ('a'):rep(1 << 19) .. 'b', 1, true)",
         "string.find(('('):rep(1 << 20), '%b()')",
+        /* a long pattern read whole at each call, to see that it is plain */
+        "local p = ('a'):rep(1 << 20) for i = 1, 1e6 do string.find('x', p) end",
         /* long sets, read anew at each test */
         "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. ']')",
         "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. 'a]*d')",

@@ -16,12 +16,17 @@ static size_t start_offset(lua_State *L, int arg, size_t len)
     return len - (size_t)(-init);
 }
 
-/* Whether the pattern uses none of the chars that make a pattern more than a plain string. */
-static int is_plain(const char *p, size_t n)
+/* Whether the pattern uses none of the chars that make a pattern more than a plain string (read
+ * whole, so charged by its length). */
+static int is_plain(hc_pat *m, const char *p, size_t n)
 {
-    static const char magic[] = "^$*+?.([%-";
-    for (size_t i = 0; i < n; i++)
-        if (p[i] && memchr(magic, p[i], sizeof magic - 1)) return 0;
+    hc_pat_bill(m, n / 64);
+    for (size_t i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '^': case '$': case '*': case '+': case '?': case '.': case '(': case '[': case '%': case '-': return 0;
+        default: break;
+        }
+    }
     return 1;
 }
 
@@ -65,7 +70,7 @@ static int search(lua_State *L, int find)
     }
     hc_pat m;
     hc_pat_init(&m, L, s, ls, p, lp);
-    if (find && (lua_toboolean(L, 4) || is_plain(p, lp))) {
+    if (find && (lua_toboolean(L, 4) || is_plain(&m, p, lp))) {
         ptrdiff_t where = plain_find(&m, s, ls, at, p, lp);
         hc_pat_pay(&m);
         if (where < 0) {
