@@ -346,6 +346,12 @@ static void test_c_loops(void)
         "string.gsub(('a'):rep(40), ('a?'):rep(30) .. ('a*'):rep(10) .. 'b', 'x')",
         "string.find(('a'):rep(1 << 20), ('a'):rep(1 << 19) .. 'b', 1, true)",
         "string.find(('('):rep(1 << 20), '%b()')",
+        /* a long pattern read whole at each call, to see that it is plain */
+        "local p = ('a'):rep(1 << 20) for i = 1, 1e6 do string.find('x', p) end",
+        /* long sets, read anew at each test */
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. ']')",
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '[' .. set .. 'a]*d')",
+        "local set = ('b'):rep(1 << 16) string.find(('a'):rep(1 << 16), '%f[' .. set .. ']')",
         /* table functions whose loops run in C over lengths or ranges a script chooses */
         "table.move({}, 1, math.maxinteger, 1)",
         "table.move({}, 1, math.maxinteger - 1, 2, {})",
@@ -360,6 +366,12 @@ static void test_c_loops(void)
     hc_lua_close(L);
     L = open_timed(UINT64_MAX, 300);
     for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) expect_bounded(L, loops[i], "time limit of 300 ms exceeded");
+    /* a __len that answers more the second time: the stock function gets the length charged */
+    HC_ASSERT_OK(hc_lua_run_string(L, "len", "local n = 0\n"
+                                              "local mt = { __len = function() n = n + 1 return n == 1 and 2 or math.maxinteger end }\n"
+                                              "local t = setmetatable({ 1, 2 }, mt)\n"
+                                              "for _, f in ipairs({ table.sort, table.concat, table.unpack, table.remove }) do n = 0 f(t) end\n"
+                                              "n = 0 table.insert(t, 1, 5) n = 0 table.remove(t, 1) assert(rawget(t, 1) == 1 and rawget(t, 2) == nil)"));
     /* string.rep of empty pieces is "" at once (it made n empty copies) */
     HC_ASSERT_OK(hc_lua_run_string(L, "rep", "assert(string.rep('', math.maxinteger) == '' and ('x'):rep(0) == '')\n"
                                               "assert(string.rep('', math.maxinteger, '') == '' and ('ab'):rep(3, ',') == 'ab,ab,ab')"));

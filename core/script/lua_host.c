@@ -101,14 +101,19 @@ void hc_lua_charge(lua_State *S, uint64_t units)
     int which = 0;
     if (h->count >= h->max_instructions) which = 1;
     else if (h->unclocked >= 1024) {
+        /* a large charge is work about to be done (a stock function's loop, lua_guard.c): at 1 ns a
+           unit at the least, it must also end before the deadline */
         h->unclocked = 0;
-        which = limit_passed(h);
+        uint64_t now = hc_now_ns();
+        if (now >= h->deadline || units > h->deadline - now) which = 2;
     }
     if (!which) return;
     lua_sethook(S, count_hook, LUA_MASKCOUNT, 1); /* as the hook does: every later instruction fails too */
     limit_text(S, h, which);
     lua_error(S); /* no position here: the host locates the script's line that called into C */
 }
+
+size_t hc_lua_memory_limit(lua_State *S) { return host_of(S)->max_memory; }
 
 static void reset_budget(hc_lua *h)
 {
@@ -211,10 +216,9 @@ static int renew_worker(lua_State *L)
 static int open_sandbox(lua_State *L)
 {
     hc_lua *h = lua_touserdata(L, 1);
-    /* table is the sandbox's own (lua_tablib.c: its loops are charged to the budget) */
     static const struct { const char *name; lua_CFunction open; } libs[] = {
         { LUA_GNAME, luaopen_base }, { LUA_STRLIBNAME, luaopen_string },
-        { LUA_TABLIBNAME, hc_lua_open_table }, { LUA_MATHLIBNAME, luaopen_math },
+        { LUA_TABLIBNAME, luaopen_table }, { LUA_MATHLIBNAME, luaopen_math },
     };
     for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
         luaL_requiref(L, libs[i].name, libs[i].open, 1);
@@ -230,7 +234,13 @@ static int open_sandbox(lua_State *L)
     lua_getglobal(L, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump"); /* bytecode is never loaded, so never produced either */
-    hc_lua_bound_string(L);      /* find, match, gmatch, gsub, rep: bounded (lua_strlib.c) */
+    /* loops in C that a script could make endless are charged to the budget: the pattern
+       functions are the sandbox's own, rep and the table library are guarded (lua_libs.h) */
+    hc_lua_set_patterns(L);
+    hc_lua_guard_string(L);
+    lua_pop(L, 1);
+    lua_getglobal(L, LUA_TABLIBNAME);
+    hc_lua_guard_table(L);
     lua_pop(L, 1);
     /* a fixed seed: the same script gives the same answer every run */
     lua_getglobal(L, LUA_MATHLIBNAME);

@@ -69,9 +69,10 @@ void hc_lua_set_bool(lua_State *S, const char *key, int v);
 
 /* For C functions the sandbox runs (library loops, host helpers such as fill_steps): counts units
  * of work against the instruction budget of the current run or call and, every 1024 units, checks
- * its deadline. Past either, it raises the same error as the instruction hook ("instruction limit
- * of N exceeded" or "time limit of N ms exceeded", located at the calling script's line by the
- * host) and keeps raising at every later instruction, so that a pcall cannot swallow it. */
+ * its deadline; a charge of 1024 units or more, work about to be done, must also fit in the time
+ * left at 1 ns a unit. Past either, it raises the same error as the instruction hook ("instruction
+ * limit of N exceeded" or "time limit of N ms exceeded", located at the calling script's line by
+ * the host) and keeps raising at every later instruction, so that a pcall cannot swallow it. */
 HC_API void hc_lua_charge(lua_State *S, uint64_t units);
 
 /* Lua memory in use now, and the VM instructions the last run or call executed (counted in
