@@ -510,6 +510,10 @@ static float *make_acts(rng *r, int64_t cols, int n_tok)
 
 #define SENTINEL 12345.0f
 
+/* The kernels compared with the reference: the plugin's (dispatched), and each SIMD one the CPU runs. */
+enum { K_PLUGIN, K_AVX2, K_AVX512, N_KERNELS };
+static const char *const kernel_name[N_KERNELS] = {"plugin", "avx2", "avx512"};
+
 static void check_kernels(int bits, int group, int64_t rows, int64_t cols, int n_tok, int64_t row0, int64_t row1)
 {
     rng r = {(uint64_t)(bits * 77 + group * 3 + cols * 11 + n_tok)};
@@ -527,51 +531,62 @@ static void check_kernels(int bits, int group, int64_t rows, int64_t cols, int n
     HC_ASSERT_OK(ops->quantize(p, w, rows, cols, NULL, packed));
     ops->dequantize_rows(p, packed, cols, rows, 0, rows, deq);
     ops->prepare_input(p, x, cols, n_tok, xq);
-    for (int64_t i = 0; i < rows * n_tok; i++) y[i] = yr[i] = SENTINEL;
-    HC_ASSERT_OK(ops->matmul_rows(p, packed, cols, rows, x, xq, n_tok, y, rows, row0, row1));
+    for (int64_t i = 0; i < rows * n_tok; i++) yr[i] = SENTINEL;
     HC_ASSERT_OK(hc_qrtn_matmul_rows_ref(bits, group, packed, cols, rows, xq, n_tok, yr, rows, row0, row1));
     const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols), rb = hc_qrtn_row_bytes(bits, group, cols);
     const int64_t G = (cols + group - 1) / group;
     float *xhat = malloc(sizeof(float) * (size_t)cols), *step = malloc(sizeof(float) * (size_t)cols);
-    int bad_ref = 0, bad_float = 0, touched = 0;
-    for (int t = 0; t < n_tok; t++) {
-        hc_qrtn_input_values(bits, group, cols, (const uint8_t *)xq + (size_t)t * xrb, xhat, step);
-        for (int64_t o2 = 0; o2 < rows; o2++) {
-            const float ya = y[t * rows + o2], yb = yr[t * rows + o2];
-            if (o2 < row0 || o2 >= row1) {
-                touched += ya != SENTINEL || yb != SENTINEL;
-                continue;
-            }
-            /* exact: sum deq * x; the kernels see xhat with |x - xhat| <= step / 2 per element.
-               mag: the size of the terms the kernels add, d q xhat and m xhat separately (8 bits: the
-               codes are stored minus 128, the terms are d (q - 128) xhat and (m + 128 d) xhat) */
-            const uint8_t *pr = packed + (size_t)o2 * rb;
-            double exact = 0, mag = 0, act_bound = 0;
-            for (int64_t i = 0; i < cols; i++) {
-                const double wd = deq[o2 * cols + i], xi = x[t * cols + i], m = f16_at(pr + 2 * (G + i / group));
-                const double d8 = bits == 8 ? 256.0 * f16_at(pr + 2 * (i / group)) : 0.0;
-                exact += wd * xi;
-                mag += (fabs(wd) + 2 * fabs(m) + d8) * fabs((double)xhat[i]) + fabs(wd * xi);
-                act_bound += 0.5 * (double)step[i] * fabs(wd);
-            }
-            const double tight = 2e-6 * mag + 1e-6;
-            if (!(fabs((double)ya - (double)yb) <= tight)) {
-                if (bad_ref++ < 3)
-                    printf("\n  bits %d group %d cols %lld tok %d row %lld: avx2 %.9g ref %.9g (tol %.3g)", bits, group,
-                           (long long)cols, t, (long long)o2, (double)ya, (double)yb, tight);
-            }
-            const double loose = act_bound * 1.0001 + 1e-5 * mag + 1e-6;
-            if (!(fabs((double)ya - exact) <= loose) || !(fabs((double)yb - exact) <= loose)) {
-                if (bad_float++ < 3)
-                    printf("\n  bits %d group %d cols %lld tok %d row %lld: kernel %.9g ref %.9g float %.9g (bound %.3g)",
-                           bits, group, (long long)cols, t, (long long)o2, (double)ya, (double)yb, exact, loose);
+    for (int k = 0; k < N_KERNELS; k++) {
+        if ((k == K_AVX2 && !hc_cpu_has_avx2()) || (k == K_AVX512 && !hc_cpu_has_avx512())) continue;
+        for (int64_t i = 0; i < rows * n_tok; i++) y[i] = SENTINEL;
+        if (k == K_PLUGIN)
+            HC_ASSERT_OK(ops->matmul_rows(p, packed, cols, rows, x, xq, n_tok, y, rows, row0, row1));
+        else if (k == K_AVX2 && n_tok > 0 && row0 < row1)
+            hc_qrtn_matmul_rows_avx2(bits, group, packed, cols, xq, n_tok, y, rows, row0, row1);
+        else if (k == K_AVX512 && n_tok > 0 && row0 < row1)
+            hc_qrtn_matmul_rows_avx512(bits, group, packed, cols, rows, xq, n_tok, y, rows, row0, row1);
+        int bad_ref = 0, bad_float = 0, touched = 0;
+        for (int t = 0; t < n_tok; t++) {
+            hc_qrtn_input_values(bits, group, cols, (const uint8_t *)xq + (size_t)t * xrb, xhat, step);
+            for (int64_t o2 = 0; o2 < rows; o2++) {
+                const float ya = y[t * rows + o2], yb = yr[t * rows + o2];
+                if (o2 < row0 || o2 >= row1) {
+                    touched += ya != SENTINEL || yb != SENTINEL;
+                    continue;
+                }
+                /* exact: sum deq * x; the kernels see xhat with |x - xhat| <= step / 2 per element.
+                   mag: the size of the terms the kernels add, d q xhat and m xhat separately (8 bits: the
+                   codes are stored minus 128, the terms are d (q - 128) xhat and (m + 128 d) xhat) */
+                const uint8_t *pr = packed + (size_t)o2 * rb;
+                double exact = 0, mag = 0, act_bound = 0;
+                for (int64_t i = 0; i < cols; i++) {
+                    const double wd = deq[o2 * cols + i], xi = x[t * cols + i], m = f16_at(pr + 2 * (G + i / group));
+                    const double d8 = bits == 8 ? 256.0 * f16_at(pr + 2 * (i / group)) : 0.0;
+                    exact += wd * xi;
+                    mag += (fabs(wd) + 2 * fabs(m) + d8) * fabs((double)xhat[i]) + fabs(wd * xi);
+                    act_bound += 0.5 * (double)step[i] * fabs(wd);
+                }
+                const double tight = 2e-6 * mag + 1e-6;
+                if (!(fabs((double)ya - (double)yb) <= tight)) {
+                    if (bad_ref++ < 3)
+                        printf("\n  %s: bits %d group %d cols %lld tok %d/%d row %lld: kernel %.9g ref %.9g (tol %.3g)",
+                               kernel_name[k], bits, group, (long long)cols, t, n_tok, (long long)o2, (double)ya, (double)yb,
+                               tight);
+                }
+                const double loose = act_bound * 1.0001 + 1e-5 * mag + 1e-6;
+                if (!(fabs((double)ya - exact) <= loose) || !(fabs((double)yb - exact) <= loose)) {
+                    if (bad_float++ < 3)
+                        printf("\n  %s: bits %d group %d cols %lld tok %d row %lld: kernel %.9g ref %.9g float %.9g (bound %.3g)",
+                               kernel_name[k], bits, group, (long long)cols, t, (long long)o2, (double)ya, (double)yb, exact,
+                               loose);
+                }
             }
         }
+        CU_ASSERT_EQUAL(bad_ref, 0);
+        CU_ASSERT_EQUAL(bad_float, 0);
+        CU_ASSERT_EQUAL(touched, 0);
     }
     free(xhat), free(step);
-    CU_ASSERT_EQUAL(bad_ref, 0);
-    CU_ASSERT_EQUAL(bad_float, 0);
-    CU_ASSERT_EQUAL(touched, 0);
     free(w), free(x), free(deq), free(packed), free(xq), free(y), free(yr);
     ops->free_params(p);
 }
@@ -594,6 +609,25 @@ static void test_kernels_match(void)
                 if (groups[g] == 64) check_kernels(bits[b], 64, 9, 4160, t, 2, 9);   /* several segments + tail */
             }
     check_kernels(3, 64, 19, 576, 70, 1, 19);   /* more tokens than one round of activation views */
+}
+
+/* 1..40 tokens (the decode kernels below HC_QRTN_BATCH_MIN, the prefill kernel's tiles of 16 from it,
+ * partly filled), odd row counts and ranges, units 128 + 64 + 32 (a short last group of 96 or 32),
+ * several K blocks of the prefill kernel (4160, 4128 columns). */
+static void test_kernels_tokens(void)
+{
+    for (int n_tok = 1; n_tok <= 40; n_tok++) {
+        check_kernels(3, 128, 21, 224, n_tok, 3, 20);
+        check_kernels(4, 64, 13, 736, n_tok, 0, 13);
+        check_kernels(n_tok % 2 ? 2 : 8, n_tok % 3 ? 32 : 128, 11, 480, n_tok, 1, 10);
+    }
+    static const int toks[] = {1, 5, 8, 17, 33};
+    for (int k = 0; k < 5; k++) {
+        check_kernels(3, 64, 9, 4160, toks[k], 1, 9);
+        check_kernels(4, 128, 10, 4128, toks[k], 0, 10);
+        check_kernels(8, 128, 3, 4128, toks[k], 0, 3);
+        check_kernels(2, 32, 17, 2080, toks[k], 2, 17);
+    }
 }
 
 /* Short last groups: 576 in groups of 128 (last 64) and of 64, 160 in groups of 128 (last 32),
@@ -705,7 +739,7 @@ static void test_prepare_input(void)
             const int cmax = hc_qrtn_cmax(bits);
             const size_t xrb = hc_qrtn_input_row_bytes(bits, group, cols);
             CU_ASSERT_EQUAL(xrb % 64, 0);
-            uint8_t *xq = malloc(2 * xrb);
+            uint8_t *xq = malloc(hc_qrtn_input_bytes(bits, group, cols, 2));   /* with the AVX-512 section */
             float xhat[320], step[320];
             hc_qrtn_prepare_input(bits, group, x, cols, 2, xq);
             uint8_t *xq_ref = malloc(2 * xrb);   /* the dispatched (AVX2) preparation: the reference's bytes */
@@ -749,7 +783,7 @@ static void test_prepare_input(void)
         }
     /* an all-zero input: zero steps, zero values */
     float z[64] = {0}, zh[64], zs[64];
-    uint8_t *xq = malloc(hc_qrtn_input_row_bytes(3, 64, 64));
+    uint8_t *xq = malloc(hc_qrtn_input_bytes(3, 64, 64, 1));
     hc_qrtn_prepare_input(3, 64, z, 64, 1, xq);
     hc_qrtn_input_values(3, 64, 64, xq, zh, zs);
     int zero = 1;
@@ -816,7 +850,7 @@ static void test_prepare_non_finite(void)
         x[70] = -INFINITY;
         x[71] = NAN;
         const size_t xrb = hc_qrtn_input_row_bytes(bits, 64, 128);
-        uint8_t *a = malloc(xrb), *b = malloc(xrb);
+        uint8_t *a = malloc(xrb), *b = malloc(hc_qrtn_input_bytes(bits, 64, 128, 1));
         hc_qrtn_prepare_input_ref(bits, 64, x, 128, 1, a);
         hc_qrtn_prepare_input(bits, 64, x, 128, 1, b);
         for (int blk = 0; blk < 4; blk++) {
@@ -858,8 +892,9 @@ int main(void)
         {"activation-weighted grid search", test_grid_search},
         {"prepared activations", test_prepare_input},
         {"prepared activations: inf and NaN", test_prepare_non_finite},
-        {"kernels: avx2 = reference = float dot", test_kernels_match},
+        {"kernels: avx2 = avx512 = reference = float dot", test_kernels_match},
         {"kernels: short last groups", test_kernels_short_last_group},
+        {"kernels: 1..40 tokens", test_kernels_tokens},
         {"kernels: extreme sums", test_kernel_extremes},
         {"kernels: bad calls", test_kernel_bad_calls},
         {"through the cpu device", test_cpu_device},

@@ -1,6 +1,6 @@
 /* qrtn.c: the group-wise integer formats shared by the rtn and gptq plugins: options, shapes, the
  * f16 grid of a group, packing codes into the layout of qrtn.h, dequantization, activation
- * preparation and the runtime dispatch of the matmul kernel (AVX2 when the CPU has it). */
+ * preparation and the runtime dispatch of the matmul kernel (AVX-512 or AVX2 when the CPU has them). */
 #include "qrtn.h"
 
 #include <errno.h>
@@ -474,7 +474,9 @@ size_t hc_qrtn_input_row_bytes(int bits, int group, int64_t cols)
 
 size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok)
 {
-    return n_tok < 0 ? 0 : hc_qrtn_input_row_bytes(bits, group, cols) * (size_t)n_tok;
+    if (n_tok < 0) return 0;
+    size_t n = hc_qrtn_input_row_bytes(bits, group, cols) * (size_t)n_tok;
+    return n && hc_cpu_has_avx512() ? n + hc_qrtn_avx512_section_bytes(bits, group, cols, n_tok) : n;
 }
 
 int hc_qrtn_block_mult(float amax, float top, float D, int cmax)
@@ -554,6 +556,7 @@ void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, in
 {
     prepare_rows(hc_cpu_has_avx2() ? hc_qrtn_prepare_group_avx2 : hc_qrtn_prepare_group_ref, bits, group, x, cols,
                  n_tok, xq);
+    if (hc_cpu_has_avx512()) hc_qrtn_avx512_prepare(bits, group, cols, n_tok, xq);
 }
 
 void hc_qrtn_input_values(int bits, int group, int64_t cols, const void *xq_row, float *xhat, float *step)
@@ -601,6 +604,9 @@ hc_status hc_qrtn_matmul_rows(int bits, int group, const void *packed, int64_t c
     if (!hc_cpu_has_avx2()) return hc_qrtn_matmul_rows_ref(bits, group, packed, cols, rows, xq, n_tok, y, ldy, row0, row1);
     hc_status st = hc_qrtn_matmul_check(bits, group, packed, cols, rows, xq, n_tok, y, ldy, row0, row1);
     if (st != HC_OK || n_tok == 0 || row0 == row1) return st;
-    hc_qrtn_matmul_rows_avx2(bits, group, packed, cols, xq, n_tok, y, ldy, row0, row1);
+    if (hc_cpu_has_avx512())
+        hc_qrtn_matmul_rows_avx512(bits, group, packed, cols, rows, xq, n_tok, y, ldy, row0, row1);
+    else
+        hc_qrtn_matmul_rows_avx2(bits, group, packed, cols, xq, n_tok, y, ldy, row0, row1);
     return HC_OK;
 }

@@ -144,12 +144,15 @@ hc_status hc_qrtn_quantize_rtn_search(int bits, int group, const float *w, int64
 void hc_qrtn_dequantize_rows(int bits, int group, const void *packed, int64_t cols, int64_t row0,
                              int64_t n_rows, float *out);
 
-/* Prepared activations: bytes per token row, for n_tok rows, and the preparation (layout above). */
+/* Prepared activations: bytes per token row (the layout above), for n_tok rows (the rows, plus the
+ * AVX-512 kernels' own layout of them when the CPU runs those: see hc_qrtn_avx512_prepare), and the
+ * preparation. hc_qrtn_matmul_rows takes what hc_qrtn_prepare_input made for the same n_tok. */
 size_t hc_qrtn_input_row_bytes(int bits, int group, int64_t cols);
 size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok);
 /* xq: hc_qrtn_input_bytes; 64-byte aligned for speed (the blocks then never straddle cache lines). */
 void hc_qrtn_prepare_input(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq);
-/* The plain C reference of it (the same bytes). */
+/* The plain C reference of the rows (the same bytes; n_tok * hc_qrtn_input_row_bytes of them, no
+ * AVX-512 section: for hc_qrtn_matmul_rows_ref and _avx2). */
 void hc_qrtn_prepare_input_ref(int bits, int group, const float *x, int64_t cols, int n_tok, void *xq);
 /* What one prepared token row stands for: xhat[i] = D_g c_b qx_i, the value the kernels use, and
  * step[i] = D_g c_b, its quantization step (|x_i - xhat[i]| <= step[i] / 2). Either may be NULL. */
@@ -188,6 +191,23 @@ void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, con
 /* The AVX2 kernel: checked arguments, n_tok >= 1, row0 < row1; call only when hc_cpu_has_avx2(). */
 void hc_qrtn_matmul_rows_avx2(int bits, int group, const void *packed, int64_t cols, const void *xq,
                               int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+
+/* The AVX-512 kernels (qrtn_avx512.c decodes, qrtn_batch_avx512.c prefills from HC_QRTN_BATCH_MIN
+ * tokens on) read a layout of their own that hc_qrtn_prepare_input writes after the standard one,
+ * at xq + n_tok * hc_qrtn_input_row_bytes(), when hc_cpu_has_avx512() (hc_qrtn_input_bytes counts
+ * it then): the section's bytes for n_tok tokens, and its making from the standard rows at xq. */
+#define HC_QRTN_BATCH_MIN 8
+size_t hc_qrtn_avx512_section_bytes(int bits, int group, int64_t cols, int n_tok);
+void hc_qrtn_avx512_prepare(int bits, int group, int64_t cols, int n_tok, void *xq);
+size_t hc_qrtn_avx512_decode_bytes(int64_t cols);
+size_t hc_qrtn_avx512_batch_bytes(int group, int64_t cols, int n_tok);
+void hc_qrtn_avx512_batch_prepare(int bits, int group, int64_t cols, int n_tok, void *xq);
+/* The AVX-512 kernel: checked arguments, n_tok >= 1, row0 < row1, xq with its section (above);
+ * call only when hc_cpu_has_avx512(). rows: the matrix's (prefetching stays inside it). */
+void hc_qrtn_matmul_rows_avx512(int bits, int group, const void *packed, int64_t cols, int64_t rows, const void *xq,
+                                int n_tok, float *y, int64_t ldy, int64_t row0, int64_t row1);
+void hc_qrtn_matmul_batch_avx512(int bits, int group, const void *packed, int64_t cols, const void *xq, int n_tok,
+                                 float *y, int64_t ldy, int64_t row0, int64_t row1);
 
 #ifdef __cplusplus
 }
