@@ -159,7 +159,8 @@ typedef struct matmul_job {
     void *xq_fill;          /* non-NULL: the threads quantize the tokens into it (it is xq) together
                                first, then meet at a barrier */
     hc_pool_barrier quantized;
-    hc_row_share *share;    /* GGUF block and float types: rows taken in chunks, stolen at the end */
+    hc_row_share *share;    /* GGUF block and packed types: rows taken in chunks, stolen at the end
+                               (a packed type's kernel is called once per chunk) */
     hc_pool_error err;      /* first failure of any thread */
 } matmul_job;
 
@@ -198,6 +199,14 @@ static void matmul_task(void *arg, int ith, int nth)
         hc_pool_barrier_wait(&j->quantized, nth);
     }
     const hc_tensor *w = j->w;
+    if (j->share && w->dtype == HC_PACKED) {   /* the plugin's kernel, once per chunk */
+        long b, e, pf;
+        hc_status st = HC_OK;
+        while (st == HC_OK && hc_row_share_next(j->share, ith, &b, &e, &pf))
+            st = w->qfmt->ops->matmul_rows(w->qfmt->params, w->data, j->in, j->out, j->x, j->xq, j->n_tok, j->y, j->out, b, e);
+        hc_pool_error_set(&j->err, st);
+        return;
+    }
     if (j->share) {
         share_ctx c = { j->share, ith };
         hc_pool_error_set(&j->err, hc_matmul_rows_dyn(w->dtype, w->data, j->in, j->x, j->xq, j->n_tok, j->y, j->out,
@@ -258,8 +267,10 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
             hc_act_quantize_q8(x + (size_t)t * j.in, (hc_q8_block *)((char *)c->act_scratch + row * t), j.in);
     }
     hc_row_share share;   /* on the stack: a cache line per thread */
-    if (w->dtype != HC_F32 && w->dtype != HC_PACKED && hc_pool_threads(c->pool) > 1) {
-        size_t rb = hc_dtype_row_bytes(w->dtype, j.in);
+    if (w->dtype != HC_F32 && hc_pool_threads(c->pool) > 1) {
+        /* a packed row's bytes, from the plugin's size of the whole matrix */
+        size_t rb = w->dtype == HC_PACKED ? w->qfmt->ops->packed_bytes(w->qfmt->params, j.out, j.in) / (size_t)(j.out > 0 ? j.out : 1)
+                                          : hc_dtype_row_bytes(w->dtype, j.in);
         long chunk = rb ? (long)(SHARE_CHUNK_BYTES / rb) : 16;
         hc_row_share_init(&share, (long)j.out, hc_pool_threads(c->pool), 16, chunk);
         j.share = &share;
