@@ -2,6 +2,8 @@
  * kernels y += B (A x): ns per down+up and GB/s of branch bytes (A and B) read, per shape and rank.
  *
  * usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32,q8_0] [--tokens 1,16] [--seconds S]
+ *                         [--shapes 2048x8192x102,...]   (in x out x rank; default SmolLM2's widths, ranks 8-64)
+ *   (HC_CPU_ISA=avx2 in the environment times the AVX2 kernels on an AVX-512 machine.)
  *   --ref    also time the plain reference kernels
  *   --active run only the first R stored directions (an active prefix, as the rank controller
  *            sets it); the bytes are those of the prefix
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hc/hc_cpu.h"
 #include "lowrank_apply.h"
 #include "matmul_ggml.h"
 
@@ -155,6 +158,14 @@ int main(int argc, char **argv)
     hc_dtype types[4] = {HC_F16};
     int n_types = 1;
     int toks[8] = {1, 16}, n_toks = 2;
+    int64_t shapes[16][3];   /* in, out, rank */
+    int n_shapes = 0;
+    {
+        static const int64_t io[][2] = {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}};
+        static const int ranks[] = {8, 16, 32, 64};
+        for (int s = 0; s < 4; s++)
+            for (int r = 0; r < 4; r++) shapes[n_shapes][0] = io[s][0], shapes[n_shapes][1] = io[s][1], shapes[n_shapes++][2] = ranks[r];
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ref")) cfg.ref = 1;
         else if (!strcmp(argv[i], "--cold")) cfg.cold = 1;
@@ -181,22 +192,28 @@ int main(int argc, char **argv)
             for (char *tok = strtok_r(list, ",", &save); tok && n_toks < 8; tok = strtok_r(NULL, ",", &save))
                 if (atoi(tok) > 0) toks[n_toks++] = atoi(tok);
             free(list);
+        } else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+            n_shapes = 0;
+            char *list = strdup(argv[++i]), *save = NULL;
+            for (char *tok = strtok_r(list, ",", &save); tok && n_shapes < 16; tok = strtok_r(NULL, ",", &save)) {
+                long long a, b, c;
+                if (sscanf(tok, "%lldx%lldx%lld", &a, &b, &c) == 3 && a > 0 && b > 0 && c > 0)
+                    shapes[n_shapes][0] = a, shapes[n_shapes][1] = b, shapes[n_shapes++][2] = c;
+            }
+            free(list);
         } else {
-            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32,q8_0] [--tokens 1,16] [--seconds S]\n");
+            fprintf(stderr, "usage: hc-bench-lowrank [--ref] [--cold] [--active R] [--types f16,bf16,f32,q8_0] [--tokens 1,16] [--seconds S] [--shapes INxOUTxRANK,...]\n");
             return 2;
         }
     }
     printf("branch kernels: %s, single thread%s; bytes = A + B at the stored rank\n",
-           hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
+           hc_cpu_has_avx512() ? "avx-512" : hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
            cfg.cold ? ", branches from memory (--cold)" : ", branches hot in cache");
-    static const int64_t shapes[][2] = {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}};
-    static const int ranks[] = {8, 16, 32, 64};
     for (int ti = 0; ti < n_types; ti++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++)
-                for (int k = 0; k < n_toks; k++) {
-                    bench_one(&cfg, types[ti], shapes[s][0], shapes[s][1], ranks[r], toks[k], 0);
-                    if (cfg.ref) bench_one(&cfg, types[ti], shapes[s][0], shapes[s][1], ranks[r], toks[k], 1);
-                }
+        for (int sh = 0; sh < n_shapes; sh++)
+            for (int k = 0; k < n_toks; k++) {
+                bench_one(&cfg, types[ti], shapes[sh][0], shapes[sh][1], (int)shapes[sh][2], toks[k], 0);
+                if (cfg.ref) bench_one(&cfg, types[ti], shapes[sh][0], shapes[sh][1], (int)shapes[sh][2], toks[k], 1);
+            }
     return 0;
 }

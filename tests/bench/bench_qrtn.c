@@ -1,6 +1,7 @@
 /* bench_qrtn.c: hc-bench-qrtn, a micro-benchmark (one thread unless --threads) of the rtn/gptq
  * (qrtn) CPU matmul kernel beside the GGUF Q4_0 kernel: ns per call, GB/s of weights, ps/weight.
  *
+ * (HC_CPU_ISA=avx2 in the environment times the AVX2 kernels on an AVX-512 machine.)
  * usage: hc-bench-qrtn [--cold] [--ref] [--wall] [--threads N] [--group G] [--bits 2,3,4,8] [--tokens 1,16]
  *                      [--seconds S] [--shapes 576x576,...]   (shape = rows x cols: rows outputs of cols inputs)
  *   Times are this thread's CPU time (robust when other processes share the cores); --wall: wall clock.
@@ -237,7 +238,7 @@ int main(int argc, char **argv)
         }
         use_wall = 1;
     }
-    printf("qrtn kernels: %s, %d thread%s%s, group %d, %s time\n", hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
+    printf("qrtn kernels: %s, %d thread%s%s, group %d, %s time\n", hc_cpu_has_avx512() ? "avx-512 (vnni, gfni)" : hc_cpu_has_avx2() ? "avx2+fma+f16c" : "reference (no avx2)",
            threads > 1 ? threads : 1, threads > 1 ? "s" : "", cfg.cold ? ", weights from memory (--cold)" : ", weights hot in cache",
            cfg.group, use_wall ? "wall-clock" : "thread CPU");
     for (int s = 0; s < n_shapes; s++) {
@@ -248,12 +249,12 @@ int main(int argc, char **argv)
             continue;
         }
         float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
-        float *x = malloc(sizeof(float) * (size_t)(cols * 64));
+        float *x = malloc(sizeof(float) * (size_t)(cols * 128));
         if (!wf || !x) return 1;
         for (int64_t i = 0; i < rows * cols; i++) wf[i] = 0.05f * rnd_unit();
-        for (int64_t i = 0; i < cols * 64; i++) x[i] = rnd_unit();
+        for (int64_t i = 0; i < cols * 128; i++) x[i] = rnd_unit();
         for (int t = 0; t < n_toks; t++) {
-            if (toks[t] < 1 || toks[t] > 64) continue;
+            if (toks[t] < 1 || toks[t] > 128) continue;
             bench_q4_0(&cfg, rows, cols, toks[t], x);
             for (int b = 0; b < n_bits; b++) bench_qrtn(&cfg, bits[b], rows, cols, toks[t], wf, x);
         }
