@@ -173,16 +173,20 @@ static void check_case(hc_dtype t, int64_t in, int64_t out, int n_tok, stats *st
     int have_avx = hc_cpu_has_avx2() && hc_matmul_avx2_has(t);
     if (have_avx) hc_matmul_rows_avx2(t, w, in, x, xq, n_tok, y_avx, out, 0, out);
     else memcpy(y_avx, y_ref, ny * sizeof(float));
-    int have_512 = hc_cpu_has_avx512() && hc_matmul_avx512_has(t);
-    if (have_512) {
+    const int float_512 = hc_cpu_has_avx512() && hc_matmul_float_avx512_has(t);
+    int have_512 = float_512 || (hc_cpu_has_avx512() && hc_matmul_avx512_has(t));
+    if (float_512) {
+        hc_matmul_float_avx512(t, w, in, x, n_tok, y_512, out, 0, out);
+    } else if (have_512) {
         CU_ASSERT_EQUAL(hc_matmul_rows_avx512(t, w, in, xq, n_tok, y_512, out, 0, out), 1);
     } else {
         memcpy(y_512, y_avx, ny * sizeof(float));
     }
-    const float *y_chosen = have_512 ? y_512 : y_avx;   /* what the dispatcher runs */
+    /* what the dispatcher runs */
+    const float *y_chosen = float_512 && n_tok > HC_AVX512_FLOAT_MAX_TOK ? y_avx : have_512 ? y_512 : y_avx;
     float *y_bat = malloc(ny * sizeof(float));            /* the many-token kernel, whatever n_tok */
     CU_ASSERT_PTR_NOT_NULL_FATAL(y_bat);
-    if (have_512) {
+    if (have_512 && !float_512) {
         CU_ASSERT_EQUAL(hc_matmul_batch_avx512(t, w, in, xq, n_tok, y_bat, out, 0, out), 1);
     } else {
         memcpy(y_bat, y_512, ny * sizeof(float));

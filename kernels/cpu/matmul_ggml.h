@@ -94,6 +94,17 @@ int hc_matmul_batch_avx512(hc_dtype wt, const void *w, int64_t in, const void *x
 int hc_matmul_batch_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const void *xq, int n_tok, float *y,
                                int64_t ldy, hc_rows_next_fn next, void *ctx);
 
+/* The AVX-512 kernels of the float types f32, f16, bf16 (hc_matmul_float_avx512_has; call only
+ * when hc_cpu_has_avx512()): x in f32, any n_tok >= 1, checked arguments (matmul_float_avx512.c).
+ * The dispatch runs them up to HC_AVX512_FLOAT_MAX_TOK tokens (decoding; the AVX2 kernel's tiles of
+ * 2 rows x 4 tokens measured faster from 16 tokens on: 55 against 63 ns per row and token). */
+#define HC_AVX512_FLOAT_MAX_TOK 4
+int hc_matmul_float_avx512_has(hc_dtype t);
+void hc_matmul_float_avx512(hc_dtype wt, const void *w, int64_t in, const float *x, int n_tok, float *y, int64_t ldy,
+                            int64_t row0, int64_t row1);
+void hc_matmul_float_avx512_dyn(hc_dtype wt, const void *w, int64_t in, const float *x, int n_tok, float *y,
+                                int64_t ldy, hc_rows_next_fn next, void *ctx);
+
 /* A next() giving one range once (hc_one_range_next, ctx an hc_one_range). */
 typedef struct hc_one_range {
     int64_t row0, row1;
