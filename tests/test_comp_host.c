@@ -50,6 +50,23 @@ static hc_status up_avx2(const hc_branch *b, int rank, const float *t, int64_t l
     return st;
 }
 
+/* The AVX-512 kernels called directly: f32, f16, bf16 (q8_0: the dispatch runs AVX2). */
+static hc_status down_avx512(const hc_branch *b, int rank, const float *x, int n_tok, float *t, int64_t ldt, int k0,
+                             int k1)
+{
+    hc_status st = hc_branch_check_down(b, rank, x, n_tok, t, ldt, k0, k1);
+    if (st == HC_OK && n_tok > 0 && k0 < k1) hc_branch_down_avx512(b, x, n_tok, t, ldt, k0, k1);
+    return st;
+}
+
+static hc_status up_avx512(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y, int64_t ldy,
+                           int64_t o0, int64_t o1)
+{
+    hc_status st = hc_branch_check_up(b, rank, t, ldt, n_tok, y, ldy, o0, o1);
+    if (st == HC_OK && n_tok > 0 && o0 < o1 && rank > 0) hc_branch_up_avx512(b, rank, t, ldt, n_tok, y, ldy, o0, o1);
+    return st;
+}
+
 typedef struct impl {
     const char *name;
     down_fn down;
@@ -58,6 +75,7 @@ typedef struct impl {
 
 static const impl IMPL_REF = {"ref", hc_branch_down_ref, hc_branch_up_ref};
 static const impl IMPL_AVX2 = {"avx2", down_avx2, up_avx2};
+static const impl IMPL_AVX512 = {"avx512", down_avx512, up_avx512};
 static const impl IMPL_DISPATCH = {"dispatch", hc_branch_down, hc_branch_up};
 
 /* ---- test branches ---- */
@@ -249,9 +267,10 @@ static void check_cfg(rng *r, const run_cfg *c)
     for (size_t i = 0; i < ny; i++) y0[i] = (int64_t)(i % (size_t)ldy) < c->out ? rnd_unit(r) : SENTINEL;
     naive(&b, c->rank, x, c->n_tok, y0, ldy, ye, mag);
 
-    const impl *ims[3] = {&IMPL_REF, &IMPL_AVX2, &IMPL_DISPATCH};
-    for (int m = 0; m < 3; m++) {
+    const impl *ims[4] = {&IMPL_REF, &IMPL_AVX2, &IMPL_AVX512, &IMPL_DISPATCH};
+    for (int m = 0; m < 4; m++) {
         if (ims[m] == &IMPL_AVX2 && !hc_cpu_has_avx2()) continue;
+        if (ims[m] == &IMPL_AVX512 && !(hc_cpu_has_avx512() && hc_branch_avx512_has(c->dtype))) continue;
         float *yo = m == 0 ? yr : ya;
         double e = run_one(ims[m], c, &b, x, y0, ye, mag, yo);
         if (!(e <= TOL))
@@ -259,7 +278,7 @@ static void check_cfg(rng *r, const run_cfg *c)
                     ims[m]->name, hc_dtype_name(c->dtype), (long long)c->in, (long long)c->out, c->stored, c->rank,
                     c->n_tok, c->parts, e);
         CU_ASSERT(e <= TOL);
-        if (ims[m] == &IMPL_AVX2) {   /* avx2 against ref, element by element */
+        if (ims[m] == &IMPL_AVX2 || ims[m] == &IMPL_AVX512) {   /* against ref, element by element */
             double worst = 0;
             for (int j = 0; j < c->n_tok; j++)
                 for (int64_t o = 0; o < c->out; o++) {
@@ -315,6 +334,28 @@ static void test_split_ranges(void)
                     check_cfg(&r, &c);
                 }
             }
+}
+
+/* 1..40 tokens (tiles of 4 with 1-3 left), widths with 16-wide tails (in 100, out 75 and 150),
+ * one token over more outputs than the AVX-512 kernel's segment of 2048 (2100 and 4111), and a
+ * wide input (down's 4-row tiles, their prefetching) with split ranges. */
+static void test_many_tokens(void)
+{
+    rng r = {0x5eed};
+    for (int d = 0; d < 3; d++) {
+        for (int tok = 1; tok <= 40; tok++) {
+            run_cfg c = {DTYPES[d], 100, tok % 2 ? 75 : 150, 33, tok % 3 ? 33 : 20, tok, tok % 4, tok % 5, 1 + tok % 3};
+            check_cfg(&r, &c);
+        }
+        run_cfg w1 = {DTYPES[d], 64, 2100, 9, 9, 1, 0, 3, 2};
+        check_cfg(&r, &w1);
+        run_cfg w2 = {DTYPES[d], 48, 4111, 5, 4, 1, 1, 0, 3};
+        check_cfg(&r, &w2);
+        run_cfg w3 = {DTYPES[d], 4103, 40, 70, 66, 1, 0, 0, 2};
+        check_cfg(&r, &w3);
+        w3.n_tok = 7;
+        check_cfg(&r, &w3);
+    }
 }
 
 /* Ranks beyond the kernels' chunks (64 directions for several tokens, 256 for one). */
@@ -428,9 +469,10 @@ static void test_empty_work(void)
     float x[2 * 32] = {0}, t[2 * 8], y[2 * 16];
     for (int i = 0; i < 16; i++) t[i] = SENTINEL;
     for (int i = 0; i < 32; i++) y[i] = 1.0f;
-    const impl *ims[3] = {&IMPL_REF, &IMPL_AVX2, &IMPL_DISPATCH};
-    for (int m = 0; m < 3; m++) {
+    const impl *ims[4] = {&IMPL_REF, &IMPL_AVX2, &IMPL_AVX512, &IMPL_DISPATCH};
+    for (int m = 0; m < 4; m++) {
         if (ims[m] == &IMPL_AVX2 && !hc_cpu_has_avx2()) continue;
+        if (ims[m] == &IMPL_AVX512 && !hc_cpu_has_avx512()) continue;
         HC_ASSERT_OK(ims[m]->down(&b, 8, x, 0, t, 8, 0, 8));
         HC_ASSERT_OK(ims[m]->down(&b, 8, x, 2, t, 8, 3, 3));
         HC_ASSERT_OK(ims[m]->up(&b, 8, t, 8, 0, y, 16, 0, 16));
@@ -558,7 +600,8 @@ int main(void)
 {
     if (!hc_cpu_has_avx2()) printf("SKIP: this CPU has no AVX2+FMA+F16C: only the reference kernels are tested\n");
     static const hc_test_case cases[] = {
-        {"down+up equal double-precision B(Ax) (ref, avx2, dispatch)", test_matches_naive},
+        {"down+up equal double-precision B(Ax) (ref, avx2, avx512, dispatch)", test_matches_naive},
+        {"1..40 tokens, tails, wide rows (ref, avx2, avx512, dispatch)", test_many_tokens},
         {"ranges split in parts, larger strides, 1/5/16 tokens", test_split_ranges},
         {"ranks beyond the kernels' chunks", test_large_rank},
         {"directions past the active prefix are never read", test_prefix_ignores_rest},

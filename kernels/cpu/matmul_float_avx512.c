@@ -17,6 +17,14 @@ AI size_t elem_bytes(const hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
 /* 16 elements of a row from element i as floats; m: which of them to read (the others are 0). */
 AI __m512 load16(const hc_dtype ty, const uint8_t *row, int64_t i, __mmask16 m)
 {
+    if (__builtin_constant_p(m) && m == 0xffff) {   /* a whole vector: plain loads */
+        switch (ty) {
+        case HC_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * i)));
+        case HC_BF16:
+            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * i))), 16));
+        default: return _mm512_loadu_ps(row + 4 * i);
+        }
+    }
     switch (ty) {
     case HC_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
     case HC_BF16:

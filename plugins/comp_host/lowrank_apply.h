@@ -24,7 +24,8 @@ int hc_branch_supports(hc_dtype t);
  * then ldt >= k1 (down), ldt >= rank and ldy >= o1 (up) are required.
  * Errors: HC_E_ARG for an unsupported storage type, a missing pointer, a rank or range out of
  * bounds, a negative count or a short stride; the message names the branch.
- * These dispatch to the AVX2/FMA/F16C kernels when the CPU has them, else to the reference. */
+ * These dispatch to the AVX-512 kernels (f32, f16, bf16) or the AVX2/FMA/F16C ones when the CPU has
+ * them, else to the reference. */
 hc_status hc_branch_down(const hc_branch *b, int rank, const float *x, int n_tok, float *t, int64_t ldt,
                          int k0, int k1);
 hc_status hc_branch_up(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
@@ -50,6 +51,13 @@ hc_status hc_branch_check_up(const hc_branch *b, int rank, const float *t, int64
 void hc_branch_down_avx2(const hc_branch *b, const float *x, int n_tok, float *t, int64_t ldt, int k0, int k1);
 void hc_branch_up_avx2(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
                        int64_t ldy, int64_t o0, int64_t o1);
+
+/* The AVX-512 kernels (F, BW, VL; f32, f16, bf16 factors: hc_branch_avx512_has): call only when
+ * hc_cpu_has_avx512(), with the AVX2 kernels' preconditions. */
+int hc_branch_avx512_has(hc_dtype t);
+void hc_branch_down_avx512(const hc_branch *b, const float *x, int n_tok, float *t, int64_t ldt, int k0, int k1);
+void hc_branch_up_avx512(const hc_branch *b, int rank, const float *t, int64_t ldt, int n_tok, float *y,
+                         int64_t ldy, int64_t o0, int64_t o1);
 
 #ifdef __cplusplus
 }
