@@ -5,14 +5,22 @@
 # Usage: scripts/bench_roofline.sh [BUILD_DIR]      (on an otherwise idle machine)
 # Environment:
 #   SHAPES         which models, from: smollm2 (the shipped Q4_1), smollm2-q4_0 (it requantized to
-#                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp)
+#                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp);
+#                  and our own backbones with 10% branches: smollm2-w3, smollm2-w4 (models/frontier's
+#                  w3-10.gguf, w4-10.gguf) and 1b-w3, 1b-w4, 3b-w3, ... (the shape's f16 synth made
+#                  rtn:bits=N,group=128 + 10% by hcinfer compress, calibrated on 512 tokens of
+#                  wiki.valid). These run hcinfer bench --sched none,inline (the branches on the
+#                  device's own threads): the figures are with the branches, the backbone alone in
+#                  brackets; llama.cpp runs the Q4_0 file of the same shape beside them.
 #   THREADS        thread counts (default "1 2")
 #   N_DECODE, N_PROMPT, REPS   decoded tokens, prompt tokens, repetitions (default 64, 128, 3)
 #   PAIRS          run hcinfer bench and llama-bench one after the other this many times per model
 #                  and thread count (default 1); medians are printed, the ratios are the medians of
 #                  the pairs' ratios (on a busy machine: a drift touches both sides of a pair alike)
 #   MODELS_DIR     where the synthetic models are made and kept (default: models/); an 8B f16
-#                  intermediate needs 16 GB free there for a while
+#                  intermediate needs 16 GB free there for a while (the *-w3/w4 shapes keep it,
+#                  as synth-llama-SHAPE.f16.gguf, for both bit widths)
+#   CALIB          calibration text of the *-w3/w4 shapes (default ../shared/eval/wiki.valid.tokens)
 #   LLAMA_CPP_BIN  a folder with llama.cpp's llama-bench and llama-quantize (default: the first of
 #                  ../llama.cpp/build/bin, /tmp/llama.cpp/build/bin that has them). Without it the
 #                  synthetic shapes are written in Q8_0 by hcinfer synth and there is no comparison.
@@ -55,6 +63,38 @@ fi
 mkdir -p "$models" "$(dirname "$out")"
 : > "$out"
 
+# the arguments of hcinfer synth for a synthetic shape
+synth_args() {
+  case $1 in
+    1b) echo "--dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
+    3b) echo "--dim 3072 --layers 28 --heads 24 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
+    8b) echo "--dim 4096 --layers 32 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256" ;;
+    *) echo "bench_roofline: unknown shape $1 (1b 3b 8b)" >&2; exit 1 ;;
+  esac
+}
+
+# our own backbone of a shape (smollm2-w3, 1b-w4, ...): its file (made when missing)
+ours_of() {
+  local shape=$1 base=${1%-w*} bits=${1##*-w}
+  case $bits in 3|4) ;; *) echo "bench_roofline: unknown shape $shape (BASE-w3 or BASE-w4)" >&2; exit 1 ;; esac
+  if [ "$base" = smollm2 ]; then
+    echo "$root/models/frontier/w$bits-10.gguf"
+    return
+  fi
+  local f16=$models/synth-llama-$base.f16.gguf f=$models/synth-llama-$base.w${bits}g128-10.gguf
+  if [ ! -f "$f" ]; then
+    if [ ! -f "$f16" ]; then
+      echo "== making $f16 (hcinfer synth f16, kept for the other bit width)" >&2
+      # shellcheck disable=SC2046
+      "$hc" synth --arch llama $(synth_args "$base") --type f16 -o "$f16" >&2
+    fi
+    echo "== making $f (hcinfer compress rtn:bits=$bits,group=128, 10% branches)" >&2
+    "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=128" --budget 10 \
+      --calib "${CALIB:-$root/../shared/eval/wiki.valid.tokens}" --calib-tokens 512 >&2
+  fi
+  echo "$f"
+}
+
 # the synthetic model of a shape: its file (made when missing)
 model_of() {
   local shape=$1 args
@@ -72,10 +112,8 @@ model_of() {
         { rm -f "$f"; echo "llama-quantize failed" >&2; exit 1; }
       echo "$f"
       return ;;
-    1b) args="--dim 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
-    3b) args="--dim 3072 --layers 28 --heads 24 --kv-heads 8 --ffn 8192 --vocab 128256" ;;
-    8b) args="--dim 4096 --layers 32 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256" ;;
-    *) echo "bench_roofline: unknown shape $shape (smollm2 smollm2-q4_0 1b 3b 8b)" >&2; exit 1 ;;
+    1b|3b|8b) args=$(synth_args "$shape") ;;
+    *) echo "bench_roofline: unknown shape $shape (smollm2 smollm2-q4_0 1b 3b 8b, BASE-w3, BASE-w4)" >&2; exit 1 ;;
   esac
   local q=$models/synth-llama-$shape.q4_0.gguf q8=$models/synth-llama-$shape.q8_0.gguf
   if [ -n "$llama_bin" ]; then
@@ -105,19 +143,31 @@ echo "{\"membw\": $bw_json, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >> 
 
 rows=()
 for shape in $shapes; do
-  m=$(model_of "$shape")
+  ours=0 sched=none lm=
+  case $shape in
+    *-w3|*-w4)   # our backbone + branches; llama.cpp runs the same shape's Q4_0
+      ours=1 sched=none,inline
+      m=$(ours_of "$shape")
+      base=${shape%-w*}
+      [ "$base" = smollm2 ] && base=smollm2-q4_0
+      [ -n "$llama_bin" ] && lm=$(model_of "$base") ;;
+    *) m=$(model_of "$shape") lm=$m ;;
+  esac
   for t in $threads; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    decs=() pres=() ldecs=() lpres=()
+    decs=() pres=() ldecs=() lpres=() bdecs=() bpres=()
     for ((p = 0; p < pairs; p++)); do
-      echo "== $shape, $t thread(s): hcinfer bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-      hj=$("$hc" bench -m "$m" --sched none -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
-      decs+=("$(jq -r '.results[0].decode_tok_s' <<< "$hj")")
-      pres+=("$(jq -r '.results[0].prompt_tok_s' <<< "$hj")")
-      bpt=$(jq -r '.results[0].bytes_per_token' <<< "$hj")
+      echo "== $shape, $t thread(s): hcinfer bench --sched $sched (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      hj=$("$hc" bench -m "$m" --sched "$sched" -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
+      sel='.results[-1]'   # with branches when there are any (inline), else the backbone
+      decs+=("$(jq -r "$sel.decode_tok_s" <<< "$hj")")
+      pres+=("$(jq -r "$sel.prompt_tok_s" <<< "$hj")")
+      bdecs+=("$(jq -r '.results[0].decode_tok_s' <<< "$hj")")
+      bpres+=("$(jq -r '.results[0].prompt_tok_s' <<< "$hj")")
+      bpt=$(jq -r "$sel.bytes_per_token" <<< "$hj")
       if [ -n "$llama_bin" ]; then
-        echo "== $shape, $t thread(s): llama-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-        lj=$("$llama_bin/llama-bench" -m "$m" -t "$t" -p "$n_prompt" -n "$n_decode" -r "$reps" -o json 2> /dev/null)
+        echo "== $shape, $t thread(s): llama-bench on $(basename "$lm") (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        lj=$("$llama_bin/llama-bench" -m "$lm" -t "$t" -p "$n_prompt" -n "$n_decode" -r "$reps" -o json 2> /dev/null)
         ldecs+=("$(jq -r '[.[] | select(.n_gen > 0)][0].avg_ts' <<< "$lj")")
         lpres+=("$(jq -r '[.[] | select(.n_prompt > 0)][0].avg_ts' <<< "$lj")")
       fi
@@ -125,7 +175,7 @@ for shape in $shapes; do
     load="$load .. $(cut -d' ' -f1-3 /proc/loadavg)"
     med() { printf '%s\n' "$@" | jq -s 'sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end'; }
     ratios() { local -n a=$1 b=$2; for i in "${!a[@]}"; do jq -n --argjson x "${a[$i]}" --argjson y "${b[$i]}" '$x / $y'; done; }
-    dec=$(med "${decs[@]}") pre=$(med "${pres[@]}")
+    dec=$(med "${decs[@]}") pre=$(med "${pres[@]}") bdec=$(med "${bdecs[@]}") bpre=$(med "${bpres[@]}")
     bw=$(bw_of "$t")
     gbs=$(jq -n --argjson d "$dec" --argjson b "$bpt" '$d * $b / 1e9')
     ldec=null lpre=null rdec=null rpre=null
@@ -136,9 +186,11 @@ for shape in $shapes; do
     line=$(jq -nc --arg shape "$shape" --arg model "$(basename "$m")" --argjson t "$t" --argjson dec "$dec" \
       --argjson pre "$pre" --argjson bpt "$bpt" --argjson gbs "$gbs" --argjson bw "$bw" --argjson ldec "$ldec" \
       --argjson lpre "$lpre" --argjson rdec "$rdec" --argjson rpre "$rpre" --argjson pairs "$pairs" --arg load "$load" \
+      --argjson ours "$ours" --argjson bdec "$bdec" --argjson bpre "$bpre" --arg lmodel "$(basename "${lm:-}")" \
       '{shape: $shape, model: $model, threads: $t, decode_tok_s: $dec, prefill_tok_s: $pre, bytes_per_token: $bpt,
-        gbs: $gbs, membw_gbs: $bw, share: ($gbs / $bw), llama_decode_tok_s: $ldec, llama_prefill_tok_s: $lpre,
-        decode_ratio: $rdec, prefill_ratio: $rpre, pairs: $pairs, load: $load}')
+        gbs: $gbs, membw_gbs: $bw, share: ($gbs / $bw), llama_model: $lmodel, llama_decode_tok_s: $ldec,
+        llama_prefill_tok_s: $lpre, decode_ratio: $rdec, prefill_ratio: $rpre, pairs: $pairs, load: $load}
+       + (if $ours == 1 then {branches: true, backbone_decode_tok_s: $bdec, backbone_prefill_tok_s: $bpre} else {} end)')
     echo "$line" >> "$out"
     rows+=("$line")
   done
@@ -156,5 +208,6 @@ for r in "${rows[@]}"; do
                  if ($8 == "-") printf "%9s %8s %8s %7s", "-", "-", "-", "-";
                  else printf "%9.1f %7.2fx %8.1f %6.2fx", $8, $9, $10, $11;
                  printf " %s\n", $12 }'
+  jq -r 'select(.branches) | "             (with 10% branches; the backbone alone: decode \(.backbone_decode_tok_s), prefill \(.backbone_prefill_tok_s); llama.cpp on \(.llama_model))"' <<< "$r"
 done
 echo "(JSON lines: $out)"
