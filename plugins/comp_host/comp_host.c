@@ -1,5 +1,5 @@
 /* comp_host.c: the "host" compensation-kernel plugin: applies a low-rank branch y += B (A x) on
- * the CPU with libhc's branch kernels (AVX2/FMA/F16C when the CPU has them, plain C otherwise). */
+ * the CPU with its branch kernels (AVX-512 or AVX2/FMA/F16C when the CPU has them, plain C otherwise). */
 #include "hc/hc_comp.h"
 #include "hc/hc_plugin.h"
 #include "lowrank_apply.h"
@@ -15,7 +15,7 @@ static const hc_plugin_desc host_desc = {
     .kind = HC_PLUGIN_COMP,
     .name = "host",
     .version = "1.0.0",
-    .description = "low-rank branches on the CPU (f32, f16, bf16 storage; AVX2/FMA/F16C or plain C)",
+    .description = "low-rank branches on the CPU (f32, f16, bf16, q8_0 storage; AVX-512, AVX2/FMA/F16C or plain C)",
     .ops = &host_ops,
 };
 

@@ -1,5 +1,5 @@
 /* qrtn.h: the packed layout of the group-wise asymmetric integer formats (quant plugins "rtn" and
- * "gptq"), their quantize / dequantize helpers and the CPU matmul kernels (AVX2 and reference).
+ * "gptq"), their quantize / dequantize helpers and the CPU matmul kernels (AVX-512, AVX2, reference).
  *
  * Numbers. A weight matrix is rows x cols f32 (a row = one output, cols = the input width, any
  * positive multiple of 32). Each row is cut along cols from the left into G = ceil(cols / group)
