@@ -9,9 +9,11 @@
 #                  and our own backbones with 10% branches: smollm2-w3, smollm2-w4 (models/frontier's
 #                  w3-10.gguf, w4-10.gguf) and 1b-w3, 1b-w4, 3b-w3, ... (the shape's f16 synth made
 #                  rtn:bits=N,group=128 + 10% by hcinfer compress, calibrated on 512 tokens of
-#                  wiki.valid). These run hcinfer bench --sched none,inline (the branches on the
-#                  device's own threads): the figures are with the branches, the backbone alone in
-#                  brackets; llama.cpp runs the Q4_0 file of the same shape beside them.
+#                  wiki.valid; the output head in HEAD_QUANT, default rtn:bits=8,group=128: 8.25
+#                  bits a weight against the 6.56 of llama.cpp's Q6_K head). These run hcinfer
+#                  bench --sched none,inline (the branches on the device's own threads): the
+#                  figures are with the branches, the backbone alone in brackets;
+#                  llama.cpp runs the Q4_0 file of the same shape beside them.
 #   THREADS        thread counts (default "1 2")
 #   N_DECODE, N_PROMPT, REPS   decoded tokens, prompt tokens, repetitions (default 64, 128, 3)
 #   PAIRS          run hcinfer bench and llama-bench one after the other this many times per model
@@ -81,15 +83,16 @@ ours_of() {
     echo "$root/models/frontier/w$bits-10.gguf"
     return
   fi
-  local f16=$models/synth-llama-$base.f16.gguf f=$models/synth-llama-$base.w${bits}g128-10.gguf
+  local f16=$models/synth-llama-$base.f16.gguf head=${HEAD_QUANT:-rtn:bits=8,group=128}
+  local f=$models/synth-llama-$base.w${bits}g128-h$(echo "$head" | tr -c 'a-z0-9\n' '-')-10.gguf
   if [ ! -f "$f" ]; then
     if [ ! -f "$f16" ]; then
       echo "== making $f16 (hcinfer synth f16, kept for the other bit width)" >&2
       # shellcheck disable=SC2046
       "$hc" synth --arch llama $(synth_args "$base") --type f16 -o "$f16" >&2
     fi
-    echo "== making $f (hcinfer compress rtn:bits=$bits,group=128, 10% branches)" >&2
-    "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=128" --budget 10 \
+    echo "== making $f (hcinfer compress rtn:bits=$bits,group=128, head $head, 10% branches)" >&2
+    "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=128" --head-quant "$head" --budget 10 \
       --calib "${CALIB:-$root/../shared/eval/wiki.valid.tokens}" --calib-tokens 512 >&2
   fi
   echo "$f"

@@ -1,6 +1,6 @@
 /* fuzz_chat.c: libFuzzer harness of the chat template: a template text and messages (pieces of the
- * input between 0 bytes: flags, template, then role and content pairs) are formatted; the prompt
- * holds every turn in order and tokenizes with special tokens parsed (the GPT-2 test vocabulary). */
+ * input between 0 bytes: flags, template, then role and content pairs) are formatted as ChatML or
+ * Gemma turns; the prompt holds every turn in order and tokenizes with special tokens parsed. */
 #include <string.h>
 
 #include "fuzz_util.h"
@@ -25,6 +25,49 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 enum { MAX_MSGS = 8 };
 
+/* Gemma's turns hold the content without surrounding whitespace: the span [*at, *at + *len) */
+static void trimmed(const char *s, const char **at, size_t *len)
+{
+    size_t n = strlen(s);
+    while (n && strchr(" \t\n\r", *s)) s++, n--;
+    while (n && strchr(" \t\n\r", s[n - 1])) n--;
+    *at = s, *len = n;
+}
+
+/* the next occurrence of s[0, len) at or after *at, which moves past it */
+static void expect(const char **at, const char *s, size_t len, int turn, const char *what)
+{
+    char *piece = strndup(s, len);
+    FUZZ_CHECK(piece != NULL, "out of memory");
+    const char *hit = strstr(*at, piece);
+    FUZZ_CHECK(hit != NULL, "turn %d's %s is missing", turn, what);
+    free(piece);
+    *at = hit + len;
+}
+
+/* the turns of out, in order: each role as the template names it, then its content; Gemma puts a
+ * leading system message (trimmed) after the first turn's role, and trims every content */
+static void check_turns(const char *out, hc_chat_message *msgs, int n, int gemma)
+{
+    const char *at = out, *sys = NULL;
+    int i = 0;
+    if (gemma && n > 0 && !strcmp(msgs[0].role, "system")) sys = msgs[i++].content;
+    for (int first = 1; i < n; i++, first = 0) {
+        const char *role = msgs[i].role, *content = msgs[i].content;
+        size_t len = strlen(content);
+        if (gemma && !strcmp(role, "assistant")) role = "model";
+        expect(&at, role, strlen(role), i, "role");
+        if (gemma && first && sys) {
+            const char *s;
+            size_t k;
+            trimmed(sys, &s, &k);
+            expect(&at, s, k, 0, "system content");
+        }
+        if (gemma) trimmed(content, &content, &len);
+        expect(&at, content, len, i, "content");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_cursor c = { data, size };
@@ -41,20 +84,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char *out = NULL;
     hc_clear_error();
-    hc_status st = hc_chat_format(flags & 1 ? NULL : tmpl, msgs, n, flags & 2, &out);
+    const char *t_used = flags & 1 ? NULL : tmpl;
+    hc_status st = hc_chat_format(t_used, msgs, n, flags & 2, &out);
     if (st == HC_OK) {
         FUZZ_CHECK(out != NULL, "no prompt");
-        const char *at = out;
-        for (int i = 0; i < n; i++) { /* each turn, in order */
-            const char *r = strstr(at, role[i]);
-            FUZZ_CHECK(r != NULL, "turn %d's role is missing", i);
-            const char *t = strstr(r, content[i]);
-            FUZZ_CHECK(t != NULL, "turn %d's content is missing", i);
-            at = t + strlen(content[i]);
-        }
+        const int gemma = t_used && strstr(t_used, "<start_of_turn>");
+        check_turns(out, msgs, n, gemma);
         if (flags & 2) {
-            size_t len = strlen(out), k = strlen("<|im_start|>assistant\n");
-            FUZZ_CHECK(len >= k && !strcmp(out + len - k, "<|im_start|>assistant\n"), "no assistant prompt at the end");
+            const char *ask = gemma ? "<start_of_turn>model\n" : "<|im_start|>assistant\n";
+            size_t len = strlen(out), k = strlen(ask);
+            FUZZ_CHECK(len >= k && !strcmp(out + len - k, ask), "no assistant prompt at the end");
         }
         int32_t *ids = NULL;
         int n_ids = 0;
