@@ -2,6 +2,8 @@
  * time, 16 elements per vector, the row prefetched 12 KiB ahead (a large f16 output head). */
 #include <immintrin.h>
 
+#include "hc/hc_avx512.h"
+
 #include "avx512_common.h"
 #include "matmul_ggml.h"
 
@@ -12,32 +14,11 @@
 #define PREFETCH_DIST 12288   /* as the GGUF kernels (matmul_ggml_avx512.c) */
 #define TOK 4                 /* tokens per pass over a row */
 
-AI size_t elem_bytes(const hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
-
-/* 16 elements of a row from element i as floats; m: which of them to read (the others are 0). */
-AI __m512 load16(const hc_dtype ty, const uint8_t *row, int64_t i, __mmask16 m)
-{
-    if (__builtin_constant_p(m) && m == 0xffff) {   /* a whole vector: plain loads */
-        switch (ty) {
-        case HC_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * i)));
-        case HC_BF16:
-            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * i))), 16));
-        default: return _mm512_loadu_ps(row + 4 * i);
-        }
-    }
-    switch (ty) {
-    case HC_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
-    case HC_BF16:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * i)), 16));
-    default: return _mm512_maskz_loadu_ps(m, row + 4 * i);
-    }
-}
-
 /* y[t * ldy] = row . x[t * in] for T tokens; prefetches PREFETCH_DIST ahead, short of end. */
 AI void row_tokens(const hc_dtype ty, const int T, const uint8_t *row, int64_t in, const float *x, float *y, int64_t ldy,
                    const uint8_t *end)
 {
-    const size_t es = elem_bytes(ty);
+    const size_t es = hc_float_elem_bytes(ty);
     __m512 acc[TOK][2];
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     int64_t i = 0;
@@ -47,7 +28,7 @@ AI void row_tokens(const hc_dtype ty, const int T, const uint8_t *row, int64_t i
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
             if (es == 4) _mm_prefetch((const char *)pf + 64, _MM_HINT_T0);
         }
-        const __m512 w0 = load16(ty, row, i, 0xffff), w1 = load16(ty, row, i + 16, 0xffff);
+        const __m512 w0 = hc_avx512_row16(ty, row, i, 0xffff), w1 = hc_avx512_row16(ty, row, i + 16, 0xffff);
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
             const float *xt = x + (size_t)t * (size_t)in + i;
             acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xt), acc[t][0]);
@@ -56,7 +37,7 @@ AI void row_tokens(const hc_dtype ty, const int T, const uint8_t *row, int64_t i
     }
     for (; i < in; i += 16) {   /* the last 1..31 elements, masked */
         const __mmask16 m = (__mmask16)(in - i >= 16 ? 0xffff : (1u << (in - i)) - 1);
-        const __m512 w0 = load16(ty, row, i, m);
+        const __m512 w0 = hc_avx512_row16(ty, row, i, m);
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
             acc[t][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)in + i), acc[t][0]);
     }

@@ -2,6 +2,8 @@
  * down (t = A x) and up (y += B t), 16 floats per vector, one token (decode) and several. */
 #include <immintrin.h>
 
+#include "hc/hc_avx512.h"
+
 #include "lowrank_apply.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -21,27 +23,6 @@
 #define UPN_COLS 64        /* up, several tokens: outputs per block */
 #define DOWN_CHUNK_BYTES 32768   /* down, several tokens: rows of A kept in L1 while the tokens pass */
 
-AI size_t elem_bytes(const hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
-
-/* 16 elements of a row from element i as floats, the lanes outside m zero (and not read). */
-AI __m512 ld16(const hc_dtype ty, const uint8_t *row, int64_t i, __mmask16 m)
-{
-    if (__builtin_constant_p(m) && m == 0xffff) {   /* a whole vector: plain loads */
-        switch (ty) {
-        case HC_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * i)));
-        case HC_BF16:
-            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * i))), 16));
-        default: return _mm512_loadu_ps(row + 4 * i);
-        }
-    }
-    switch (ty) {
-    case HC_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * i));
-    case HC_BF16:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * i)), 16));
-    default: return _mm512_maskz_loadu_ps(m, row + 4 * i);
-    }
-}
-
 AI __mmask16 first_n(int64_t n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
 
 AI void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
@@ -52,7 +33,7 @@ AI void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 AI void down1_tile(const hc_dtype ty, const int R, const uint8_t *const *rows, size_t pf, const float *x, int64_t in,
                    float *t)
 {
-    const size_t es = elem_bytes(ty);
+    const size_t es = hc_float_elem_bytes(ty);
     __m512 acc[4][2];
     _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     int64_t i = 0;
@@ -64,21 +45,21 @@ AI void down1_tile(const hc_dtype ty, const int R, const uint8_t *const *rows, s
             }
         const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {
-            acc[r][0] = _mm512_fmadd_ps(ld16(ty, rows[r], i, 0xffff), x0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ld16(ty, rows[r], i + 16, 0xffff), x1, acc[r][1]);
+            acc[r][0] = _mm512_fmadd_ps(hc_avx512_row16(ty, rows[r], i, 0xffff), x0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(hc_avx512_row16(ty, rows[r], i + 16, 0xffff), x1, acc[r][1]);
         }
     }
     for (; i < in; i += 16) {
         const __mmask16 m = first_n(in - i);
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][0] = _mm512_fmadd_ps(ld16(ty, rows[r], i, m), xv, acc[r][0]);
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][0] = _mm512_fmadd_ps(hc_avx512_row16(ty, rows[r], i, m), xv, acc[r][0]);
     }
     _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) t[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
 AI void down_one_token(const hc_dtype ty, const uint8_t *a, int64_t in, const float *x, float *t, int k0, int k1)
 {
-    const size_t rb = (size_t)in * elem_bytes(ty), tile = 4 * rb, ahead = (PF_DIST + tile - 1) / tile * tile;
+    const size_t rb = (size_t)in * hc_float_elem_bytes(ty), tile = 4 * rb, ahead = (PF_DIST + tile - 1) / tile * tile;
     int k = k0;
     for (; k + 4 <= k1; k += 4) {
         const uint8_t *rows[4] = {a + (size_t)k * rb, a + (size_t)(k + 1) * rb, a + (size_t)(k + 2) * rb,
@@ -101,7 +82,7 @@ AI void down_tile(const hc_dtype ty, const int R, const int T, const uint8_t *co
     for (int64_t i = 0; i < in; i += 16) {
         const __mmask16 m = first_n(in - i);
         __m512 w[4];
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) w[r] = ld16(ty, rows[r], i, m);
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) w[r] = hc_avx512_row16(ty, rows[r], i, m);
         _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
             const __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)j * (size_t)in + i);
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][j] = _mm512_fmadd_ps(w[r], xv, acc[r][j]);
@@ -129,7 +110,7 @@ AI void down_rows_tokens(const hc_dtype ty, const int T, const uint8_t *a, size_
 AI void down_tokens(const hc_dtype ty, const uint8_t *a, int64_t in, const float *x, int n_tok, float *t, int64_t ldt,
                     int k0, int k1)
 {
-    const size_t rb = (size_t)in * elem_bytes(ty);
+    const size_t rb = (size_t)in * hc_float_elem_bytes(ty);
     int chunk = (int)(DOWN_CHUNK_BYTES / rb) & ~3;
     if (chunk < 4) chunk = 4;
     for (int c0 = k0; c0 < k1; c0 += chunk) {
@@ -179,7 +160,7 @@ void hc_branch_down_avx512(const hc_branch *b, const float *x, int n_tok, float 
 AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int rank, const float *t, float *y, int64_t o0,
                      int64_t o1)
 {
-    const size_t es = elem_bytes(ty), rb = (size_t)out * es;
+    const size_t es = hc_float_elem_bytes(ty), rb = (size_t)out * es;
     for (int64_t s0 = o0; s0 < o1; s0 += UP1_SEG) {
         const int64_t s1 = s0 + UP1_SEG < o1 ? s0 + UP1_SEG : o1;
         const size_t seg = (size_t)(s1 - s0) * es;
@@ -198,12 +179,12 @@ AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int rank
                     if (es == 4) prefetch(p + 64);
                 }
                 float *yo = y + o;
-                _mm512_storeu_ps(yo, _mm512_fmadd_ps(tv, ld16(ty, row, o, 0xffff), _mm512_loadu_ps(yo)));
-                _mm512_storeu_ps(yo + 16, _mm512_fmadd_ps(tv, ld16(ty, row, o + 16, 0xffff), _mm512_loadu_ps(yo + 16)));
+                _mm512_storeu_ps(yo, _mm512_fmadd_ps(tv, hc_avx512_row16(ty, row, o, 0xffff), _mm512_loadu_ps(yo)));
+                _mm512_storeu_ps(yo + 16, _mm512_fmadd_ps(tv, hc_avx512_row16(ty, row, o + 16, 0xffff), _mm512_loadu_ps(yo + 16)));
             }
             for (; o < s1; o += 16) {
                 const __mmask16 m = first_n(s1 - o);
-                _mm512_mask_storeu_ps(y + o, m, _mm512_fmadd_ps(tv, ld16(ty, row, o, m), _mm512_maskz_loadu_ps(m, y + o)));
+                _mm512_mask_storeu_ps(y + o, m, _mm512_fmadd_ps(tv, hc_avx512_row16(ty, row, o, m), _mm512_maskz_loadu_ps(m, y + o)));
             }
         }
     }
@@ -218,7 +199,7 @@ AI void up_block_tokens(const hc_dtype ty, const int NV, const uint8_t *bm, size
     for (int k = 0; k < kl; k++) {
         const uint8_t *row = bm + (size_t)(k0 + k) * rb;
         _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)
-            _mm512_store_ps(bf[k] + 16 * v, ld16(ty, row, o + 16 * v, v == NV - 1 ? m : 0xffff));
+            _mm512_store_ps(bf[k] + 16 * v, hc_avx512_row16(ty, row, o + 16 * v, v == NV - 1 ? m : 0xffff));
     }
     for (int j = 0; j < n_tok; j += 4) {
         const int T = n_tok - j >= 4 ? 4 : n_tok - j;
@@ -258,7 +239,7 @@ AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int rank, c
         up_one_token(ty, bm, out, rank, t, y, o0, o1);
         return;
     }
-    const size_t rb = (size_t)out * elem_bytes(ty);
+    const size_t rb = (size_t)out * hc_float_elem_bytes(ty);
     for (int k0 = 0; k0 < rank; k0 += UPN_ROWS) {
         const int kl = rank - k0 < UPN_ROWS ? rank - k0 : UPN_ROWS;
         int64_t o = o0;
