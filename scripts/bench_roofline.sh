@@ -35,7 +35,10 @@
 # The synthetic models have random weights shaped like the real ones (hcinfer synth, f16), made
 # Q4_0 by llama-quantize (which keeps the output head in Q6_K): hcinfer and llama-bench read the
 # same file. The bandwidth is hc-bench-membw's (anonymous memory, huge pages, 16 KiB software
-# prefetch, median of 7 passes over 1 GiB); GB/s achieved = decode tok/s x the bytes a token reads.
+# prefetch, passes over 1 GiB), read before each pair at that thread count (the median of 3
+# passes): this VM's bandwidth moves with its neighbours (2 threads: 50 to 74 GB/s within a
+# minute). GB/s achieved = decode tok/s x the bytes a token reads; share = that / the median
+# reading of the row.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -158,8 +161,10 @@ for shape in $shapes; do
   esac
   for t in $threads; do
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    decs=() pres=() ldecs=() lpres=() bdecs=() bpres=()
+    decs=() pres=() ldecs=() lpres=() bdecs=() bpres=() bws=()
     for ((p = 0; p < pairs; p++)); do
+      # the bandwidth this machine gives now: it moves with its neighbours (2 threads: 50-74 GB/s)
+      bws+=("$("$membw" --threads "$t" --reps 3 --json | jq -r '.gbs[0]')")
       echo "== $shape, $t thread(s): hcinfer bench --sched $sched (load $(cut -d' ' -f1 /proc/loadavg))" >&2
       hj=$("$hc" bench -m "$m" --sched "$sched" -t "$t" -n "$n_decode" -p "$n_prompt" -r "$reps" --json 2> /dev/null)
       sel='.results[-1]'   # with branches when there are any (inline), else the backbone
@@ -179,7 +184,7 @@ for shape in $shapes; do
     med() { printf '%s\n' "$@" | jq -s 'sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end'; }
     ratios() { local -n a=$1 b=$2; for i in "${!a[@]}"; do jq -n --argjson x "${a[$i]}" --argjson y "${b[$i]}" '$x / $y'; done; }
     dec=$(med "${decs[@]}") pre=$(med "${pres[@]}") bdec=$(med "${bdecs[@]}") bpre=$(med "${bpres[@]}")
-    bw=$(bw_of "$t")
+    bw=$(med "${bws[@]}")
     gbs=$(jq -n --argjson d "$dec" --argjson b "$bpt" '$d * $b / 1e9')
     ldec=null lpre=null rdec=null rpre=null
     if [ -n "$llama_bin" ]; then
@@ -189,9 +194,9 @@ for shape in $shapes; do
     line=$(jq -nc --arg shape "$shape" --arg model "$(basename "$m")" --argjson t "$t" --argjson dec "$dec" \
       --argjson pre "$pre" --argjson bpt "$bpt" --argjson gbs "$gbs" --argjson bw "$bw" --argjson ldec "$ldec" \
       --argjson lpre "$lpre" --argjson rdec "$rdec" --argjson rpre "$rpre" --argjson pairs "$pairs" --arg load "$load" \
-      --argjson ours "$ours" --argjson bdec "$bdec" --argjson bpre "$bpre" --arg lmodel "$(basename "${lm:-}")" \
+      --argjson ours "$ours" --argjson bdec "$bdec" --argjson bpre "$bpre" --argjson bws "$(printf '%s\n' "${bws[@]}" | jq -s -c .)" --arg lmodel "$(basename "${lm:-}")" \
       '{shape: $shape, model: $model, threads: $t, decode_tok_s: $dec, prefill_tok_s: $pre, bytes_per_token: $bpt,
-        gbs: $gbs, membw_gbs: $bw, share: ($gbs / $bw), llama_model: $lmodel, llama_decode_tok_s: $ldec,
+        gbs: $gbs, membw_gbs: $bw, membw_readings: $bws, share: ($gbs / $bw), llama_model: $lmodel, llama_decode_tok_s: $ldec,
         llama_prefill_tok_s: $lpre, decode_ratio: $rdec, prefill_ratio: $rpre, pairs: $pairs, load: $load}
        + (if $ours == 1 then {branches: true, backbone_decode_tok_s: $bdec, backbone_prefill_tok_s: $bpre} else {} end)')
     echo "$line" >> "$out"
@@ -200,7 +205,8 @@ for shape in $shapes; do
 done
 
 echo
-echo "read bandwidth: $(for t in $threads; do printf '%s thread(s) %s GB/s  ' "$t" "$(bw_of "$t")"; done)"
+echo "read bandwidth at the start: $(for t in $threads; do printf '%s thread(s) %s GB/s  ' "$t" "$(bw_of "$t")"; done)"
+echo "(share: of the median of the readings taken before each pair of that row)"
 printf '%-12s %3s %9s %9s %8s %6s %9s %9s %8s %8s %7s %s\n' shape thr "dec t/s" "MB/token" "GB/s" share \
   "pre t/s" "llama dec" "x llama" "llama pp" "x llama" load
 for r in "${rows[@]}"; do
