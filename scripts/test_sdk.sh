@@ -83,8 +83,9 @@ echo "== each public header compiles alone with only -I P/include"
 mkdir -p "$tmp/hdr"
 for h in "$P"/include/hc/*.h; do
     name=$(basename "$h" .h)
-    isa=""   # hc_avx2.h is for files built for AVX2 (it says so with #error otherwise)
+    isa=""   # hc_avx2.h / hc_avx512.h are for files built for that ISA (they #error otherwise)
     [ "$name" = hc_avx2 ] && isa="-mavx2 -mfma -mf16c"
+    [ "$name" = hc_avx512 ] && isa="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl"
     printf '#include <hc/%s.h>\n#include <hc/%s.h>\nint main(void) { return 0; }\n' "$name" "$name" >"$tmp/hdr/$name.c"
     check "hc/$name.h (C11, -Wall -Wextra -pedantic -Werror)" \
         cc -std=c11 -Wall -Wextra -pedantic -Werror $isa -I "$P/include" -c "$tmp/hdr/$name.c" -o "$tmp/hdr/$name.o"
