@@ -36,8 +36,8 @@
 # Q4_0 by llama-quantize (which keeps the output head in Q6_K): hcinfer and llama-bench read the
 # same file. The bandwidth is hc-bench-membw's (anonymous memory, huge pages, 16 KiB software
 # prefetch, passes over 1 GiB), read before each pair at that thread count (the median of 3
-# passes): this VM's bandwidth moves with its neighbours (2 threads: 50 to 74 GB/s within a
-# minute). GB/s achieved = decode tok/s x the bytes a token reads; share = that / the median
+# passes): this VM's bandwidth moves with its neighbours (2 threads: 50 to 83 GB/s within
+# minutes). GB/s achieved = decode tok/s x the bytes a token reads; share = that / the median
 # reading of the row.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
