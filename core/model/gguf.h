@@ -58,6 +58,10 @@ typedef struct hc_gguf {
     void *impl;                 /* mapping and allocations */
 } hc_gguf;
 
+/* Bytes of one element of a scalar value type (u8 .. f64, bool), 0 for string, array or a type
+ * id hcinfer does not know (any uint32_t read from a file may be passed). */
+size_t hc_gguf_scalar_size(uint32_t type);
+
 /* Maps and parses a file. Any malformed or truncated content gives HC_E_FORMAT naming the file
  * and what is wrong; never reads outside the file. */
 hc_status hc_gguf_open(const char *path, hc_gguf **out);

@@ -67,7 +67,7 @@ static void *arena_alloc(gguf_impl *im, size_t n)
 
 /* ---- value types ---- */
 
-static size_t scalar_size(uint32_t t)
+size_t hc_gguf_scalar_size(uint32_t t)
 {
     switch (t) {
     case HC_GGUF_UINT8: case HC_GGUF_INT8: case HC_GGUF_BOOL: return 1;
@@ -216,7 +216,7 @@ static hc_status take_name(cursor *c, const char **out, const char *what)
 static hc_status skip_array(cursor *c, uint32_t elem_type, uint64_t n, int depth)
 {
     if (depth > GGUF_MAX_NESTING) return fail(c, "arrays nested deeper than %d levels", GGUF_MAX_NESTING);
-    size_t sz = scalar_size(elem_type);
+    size_t sz = hc_gguf_scalar_size(elem_type);
     if (sz) {
         if (n > left(c) / sz) return truncated(c);
         c->pos += (size_t)n * sz;
@@ -286,7 +286,7 @@ static hc_status take_array(cursor *c, hc_gguf_kv *kv)
     kv->arr = NULL;
     if (et == HC_GGUF_STRING) return take_str_array(c, kv);
     if (et == HC_GGUF_ARRAY) return skip_array(c, et, n, 1);
-    size_t sz = scalar_size(et);
+    size_t sz = hc_gguf_scalar_size(et);
     if (n > left(c) / sz) return truncated(c);
     size_t bytes = (size_t)n * sz;
     const uint8_t *src = c->base + c->pos;
@@ -309,7 +309,7 @@ static hc_status take_value(cursor *c, hc_gguf_kv *kv)
     kv->type = (hc_gguf_type)t;
     if (t == HC_GGUF_STRING) return take_str(c, &kv->v.str);
     if (t == HC_GGUF_ARRAY) return take_array(c, kv);
-    size_t sz = scalar_size(t);
+    size_t sz = hc_gguf_scalar_size(t);
     if (left(c) < sz) return truncated(c);
     const uint8_t *p = c->base + c->pos;
     if (t == HC_GGUF_BOOL && p[0] > 1) return fail(c, "bool value is %u, not 0 or 1", p[0]);
@@ -838,7 +838,7 @@ void hc_gguf_format_value(const hc_gguf_kv *kv, char *buf, size_t cap, int max_i
         uint64_t shown = max_items < 0 ? 0 : (uint64_t)max_items;
         if (shown > kv->arr_n) shown = kv->arr_n;
         tb_printf(&tb, "[");
-        size_t sz = scalar_size(kv->arr_type);
+        size_t sz = hc_gguf_scalar_size(kv->arr_type);
         for (uint64_t i = 0; i < shown && tb.len < tb.cap; i++) {
             if (i) tb_printf(&tb, ", ");
             if (kv->arr_type == HC_GGUF_STRING) {

@@ -261,23 +261,12 @@ hc_status hc_gguf_set_str(hc_gguf_writer *w, const char *key, const char *v)
     return set_value(w, key, &b);
 }
 
-static size_t elem_size(hc_gguf_type t)
-{
-    switch (t) {
-    case HC_GGUF_UINT8: case HC_GGUF_INT8: case HC_GGUF_BOOL: return 1;
-    case HC_GGUF_UINT16: case HC_GGUF_INT16: return 2;
-    case HC_GGUF_UINT32: case HC_GGUF_INT32: case HC_GGUF_FLOAT32: return 4;
-    case HC_GGUF_UINT64: case HC_GGUF_INT64: case HC_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 hc_status hc_gguf_set_arr(hc_gguf_writer *w, const char *key, hc_gguf_type type, const void *data, uint64_t n)
 {
     hc_status st = check_key(w, key);
     if (st) return st;
     if (n && !data) return hc_error(HC_E_ARG, "gguf writer: key '%s': NULL array data", key);
-    size_t sz = elem_size(type);
+    size_t sz = hc_gguf_scalar_size(type);
     if (!sz && type != HC_GGUF_STRING)
         return hc_error(HC_E_ARG, "gguf writer: key '%s': arrays of %s cannot be written", key, hc_gguf_type_name(type));
     if (sz && n > SIZE_MAX / sz) return hc_error(HC_E_NOMEM, "gguf writer: key '%s': array too large", key);

@@ -5,17 +5,6 @@
 #include "fuzz_util.h"
 #include "gguf.h"
 
-static size_t scalar_size(hc_gguf_type t)
-{
-    switch (t) {
-    case HC_GGUF_UINT8: case HC_GGUF_INT8: case HC_GGUF_BOOL: return 1;
-    case HC_GGUF_UINT16: case HC_GGUF_INT16: return 2;
-    case HC_GGUF_UINT32: case HC_GGUF_INT32: case HC_GGUF_FLOAT32: return 4;
-    case HC_GGUF_UINT64: case HC_GGUF_INT64: case HC_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 /* Every getter on one key: any status, but the values they give are the stored ones. */
 static void read_key(const hc_gguf *g, const hc_gguf_kv *kv)
 {
@@ -43,8 +32,8 @@ static void read_key(const hc_gguf *g, const hc_gguf_kv *kv)
             FUZZ_CHECK(kv->type == HC_GGUF_ARRAY && kv->arr_type == (hc_gguf_type)t && n == kv->arr_n, "array '%s'", kv->key);
             if (t == HC_GGUF_STRING)
                 for (uint64_t i = 0; i < n; i++) FUZZ_CHECK(strlen(((const hc_gguf_str *)arr)[i].data) <= ((const hc_gguf_str *)arr)[i].len, "item");
-            else if (scalar_size((hc_gguf_type)t) && n) { /* read the last element: ASan sees the array's end */
-                volatile uint8_t last = ((const uint8_t *)arr)[n * scalar_size((hc_gguf_type)t) - 1];
+            else if (hc_gguf_scalar_size((hc_gguf_type)t) && n) { /* read the last element: ASan sees the array's end */
+                volatile uint8_t last = ((const uint8_t *)arr)[n * hc_gguf_scalar_size((hc_gguf_type)t) - 1];
                 (void)last;
             }
         }
@@ -68,8 +57,8 @@ static void same_value(const hc_gguf_kv *a, const hc_gguf_kv *b)
             const hc_gguf_str *x = (const hc_gguf_str *)a->arr + i, *y = (const hc_gguf_str *)b->arr + i;
             FUZZ_CHECK(x->len == y->len && !memcmp(x->data, y->data, x->len), "'%s'[%llu]", a->key, (unsigned long long)i);
         }
-    else if (a->type == HC_GGUF_ARRAY && scalar_size(a->arr_type))
-        FUZZ_CHECK(!memcmp(a->arr, b->arr, a->arr_n * scalar_size(a->arr_type)), "array '%s'", a->key);
+    else if (a->type == HC_GGUF_ARRAY && hc_gguf_scalar_size(a->arr_type))
+        FUZZ_CHECK(!memcmp(a->arr, b->arr, a->arr_n * hc_gguf_scalar_size(a->arr_type)), "array '%s'", a->key);
     else if (a->type != HC_GGUF_ARRAY)
         FUZZ_CHECK(a->v.u64 == b->v.u64 || (a->type == HC_GGUF_FLOAT32 || a->type == HC_GGUF_FLOAT64), "scalar '%s'", a->key);
 }
