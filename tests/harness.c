@@ -2,8 +2,9 @@
  * A suite fails the process (non-zero exit) when any assertion fails. */
 #include "test_util.h"
 
+#include "scratch_dir.h"
+
 #include <CUnit/Basic.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,40 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char tmp_dir[256];
-
-static void remove_tmp_dir(void)
-{
-    if (!tmp_dir[0]) return;
-    DIR *d = opendir(tmp_dir);
-    if (d) {
-        struct dirent *e;
-        char p[600];
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(tmp_dir);
-}
-
-const char *hc_test_tmp(const char *name)
-{
-    static char path[600];
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/hc-test-%d-XXXXXX", (int)getpid());
-        if (!mkdtemp(tmp_dir)) {
-            perror("mkdtemp");
-            tmp_dir[0] = '\0';
-            return NULL;
-        }
-        atexit(remove_tmp_dir);
-    }
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    return path;
-}
+const char *hc_test_tmp(const char *name) { return hc_scratch_path("hc-test", 0, name); }
 
 const char *hc_test_shared(const char *relative, const char *test_name)
 {

@@ -3,13 +3,13 @@
 #define _GNU_SOURCE
 #include "fuzz_util.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "gguf.h"
+#include "scratch_dir.h"
 #include "synth.h"
 #include "tokenizer.h"
 #include "tokenizer_impl.h"
@@ -38,36 +38,10 @@ const char *fuzz_file(const void *data, size_t size)
     return path;
 }
 
-static char tmp_dir[128];
-
-static void remove_tmp(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(tmp_dir);
-}
-
 const char *fuzz_tmp(const char *name)
 {
-    static char path[512];
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "%s/hc-fuzz-%d-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-        if (!mkdtemp(tmp_dir)) {
-            perror("mkdtemp");
-            abort();
-        }
-        atexit(remove_tmp);
-    }
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    const char *path = hc_scratch_path("hc-fuzz", 1, name);
+    if (!path) abort();
     return path;
 }
 
