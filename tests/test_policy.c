@@ -148,7 +148,7 @@ static void make_synth(synth *s)
                                 .signal = energy * pow(10.0, 0.3 + 2.0 * uniform01()) };
         per_rank += l->bytes_per_rank;
     }
-    s->budget = (hc_policy_budget){ .bytes = 6 * per_rank + 1000, .percent = 10, .backbone_bytes = 10 * (6 * per_rank + 1000) };
+    s->budget = (hc_policy_budget){ .bytes = 6 * per_rank + 1000, .percent = 10, .base_bytes = 10 * (6 * per_rank + 1000) };
 }
 
 /* Measured losses (compress --sens-tokens) for every layer: their exchange rate from error to loss

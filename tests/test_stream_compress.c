@@ -387,6 +387,41 @@ static void test_no_room_refused_early(void)
     CU_ASSERT_NOT_EQUAL(access(tmp, F_OK), 0);
 }
 
+/* --budget is a percentage of the backbone less an untied token-embedding table (a token reads one
+ * of its rows): the uniform rank is the largest whose branches fit in that share. A tied table is
+ * the head, read whole by every token, and counts. */
+static void check_budget(const char *arch, int tied)
+{
+    char src[600], out[600];
+    snprintf(src, sizeof src, "%s", hc_test_tmp("budget.gguf"));
+    snprintf(out, sizeof out, "%s", hc_test_tmp("budget.hc.gguf"));
+    hc_synth_opts so = { .arch = arch, .output = src, .dim = 128, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .ffn_dim = 256,
+                         .n_vocab = 4096, .seed = 3, .type = HC_F16 };
+    HC_ASSERT_OK(hc_synth(&so));
+    hc_compress_opts o = { .input = src, .output = out, .quant = "rtn:bits=4,group=32", .budget = 10, .branch_dtype = HC_F16,
+                           .threads = 2, .registry = reg };
+    hc_compress_report rep;
+    HC_ASSERT_OK(hc_compress(&o, &rep));
+    size_t table = (size_t)so.n_vocab * so.dim * 2; /* f16 */
+    CU_ASSERT_EQUAL(rep.budget_base_bytes, tied ? rep.backbone_bytes : rep.backbone_bytes - table);
+    /* one more rank on every branch: per layer (in + out) f16 and a float sigma */
+    size_t per_rank = 0;
+    per_rank += 2 * (size_t)((128 + 128) * 2 + 4) + 2 * (size_t)((128 + 64) * 2 + 4);
+    per_rank += 3 * (size_t)((128 + 256) * 2 + 4); /* gate, up, down */
+    per_rank *= (size_t)so.n_layer;
+    double cap = 0.10 * (double)rep.budget_base_bytes;
+    printf("\n  %s: backbone %zu, base %zu, branches %zu at rank %d (10%% of the base: %.0f)", arch, rep.backbone_bytes,
+           rep.budget_base_bytes, rep.branch_bytes, rep.rank_max, cap);
+    CU_ASSERT(rep.rank_min == rep.rank_max && rep.rank_max > 0);
+    CU_ASSERT((double)rep.branch_bytes <= cap && (double)(rep.branch_bytes + per_rank) > cap);
+}
+
+static void test_budget_base(void)
+{
+    check_budget("llama", 0);
+    check_budget("gemma3", 1);
+}
+
 int main(void)
 {
     if (hc_registry_create(&reg) != HC_OK || hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) != HC_OK) {
@@ -398,6 +433,7 @@ int main(void)
         {"MoE: streamed = in-memory (moment path)", test_moe_equals_in_memory},
         {"dense: rows path close to in-memory", test_rows_path_close_to_in_memory},
         {"no room for the output: refused early, no file", test_no_room_refused_early},
+        {"--budget: of the backbone less an untied embedding table", test_budget_base},
         {NULL, NULL},
     };
     int rc = hc_test_run("stream_compress", cases);

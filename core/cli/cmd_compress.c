@@ -22,7 +22,9 @@ static const char compress_help[] =
     "                          (default: " HC_COMPRESS_DEFAULT_QUANT ",\n"
     "                          and without --calib then --calib self)\n"
     "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
-    "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none)\n"
+    "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none;\n"
+    "                          an untied token-embedding table, of which a token reads one row,\n"
+    "                          is not counted)\n"
     "      --rank N            the same rank for every layer instead of --budget\n"
     "      --calib FILE        calibration text: activation-aware branches (and gptq's Hessians);\n"
     "                          self: text the source model samples itself (sequences of 64 tokens\n"
@@ -164,8 +166,9 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
                 r->n_linear - 1, o->quant, o->head_quant);
     else
         fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s)\n", r->backbone_bytes / mib, r->n_linear, o->quant);
-    fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone (%d branches, rank %d..%d, mean %.1f)\n",
-            r->branch_bytes / mib, r->backbone_bytes ? 100.0 * r->branch_bytes / r->backbone_bytes : 0.0, r->n_branches,
+    fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone%s (%d branches, rank %d..%d, mean %.1f)\n",
+            r->branch_bytes / mib, r->budget_base_bytes ? 100.0 * r->branch_bytes / r->budget_base_bytes : 0.0,
+            r->budget_base_bytes < r->backbone_bytes ? " less its token-embedding table" : "", r->n_branches,
             r->rank_min, r->rank_max, r->rank_mean);
     if (r->error_measure && r->error_total > 0)
         fprintf(stderr, "  error removed   %8.2f%% of the layers' quantization error (%s measure, %s)\n",

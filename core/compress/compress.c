@@ -38,6 +38,7 @@ static hc_status check_opts(const hc_compress_opts *o)
 static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
 {
     r->backbone_bytes = cs->backbone_bytes;
+    r->budget_base_bytes = cs->budget_base_bytes;
     r->n_linear = cs->n_jobs;
     r->rank_min = -1;
     double sum = 0;

@@ -54,6 +54,8 @@ typedef struct hc_compress_opts {
 
 typedef struct hc_compress_report {
     size_t backbone_bytes;      /* every weight the device holds, as written */
+    size_t budget_base_bytes;   /* what --budget is a percentage of (the backbone less an untied
+                                   token-embedding table) */
     size_t branch_bytes;        /* A, B and sigma of every branch */
     size_t source_bytes;        /* the input's weights as stored */
     int n_linear;               /* compressed linear layers */

@@ -37,7 +37,7 @@ const float *hc_compress_job_weights(const hc_compress_job *j)
 
 typedef struct sum_ctx {
     const hc_compress_state *cs;
-    size_t kept, all;
+    size_t kept, all, lookup;
 } sum_ctx;
 
 static void sum_tensor(hc_tensor *t, void *arg)
@@ -45,14 +45,10 @@ static void sum_tensor(hc_tensor *t, void *arg)
     sum_ctx *c = arg;
     size_t n = hc_source_raw_of(c->cs->model, t).nbytes;
     c->all += n;
-    if (!hc_compress_job_of(c->cs, t->name)) c->kept += n;
-}
-
-size_t hc_compress_kept_bytes(const hc_compress_state *cs)
-{
-    sum_ctx c = { .cs = cs };
-    hc_model_for_each_tensor(cs->model, sum_tensor, &c);
-    return c.kept;
+    if (hc_compress_job_of(c->cs, t->name)) return;
+    c->kept += n;
+    /* an untied token-embedding table is a lookup: a token reads one of its rows */
+    if (t == &c->cs->model->tok_embd && !c->cs->model->cfg.tied_output) c->lookup += n;
 }
 
 size_t hc_compress_source_bytes(const hc_compress_state *cs)
@@ -96,6 +92,9 @@ hc_status hc_compress_plan(hc_compress_state *cs)
     hc_clear_error();
     if (!kept) return hc_error(HC_E_ARG, "no linear layer can be stored as %s (%s)", cs->fmt->spec, cs->unfit_reason);
     /* the rest of the backbone stays as the source stores it */
-    cs->backbone_bytes = packed + hc_compress_kept_bytes(cs);
+    sum_ctx c = { .cs = cs };
+    hc_model_for_each_tensor(cs->model, sum_tensor, &c);
+    cs->backbone_bytes = packed + c.kept;
+    cs->budget_base_bytes = cs->backbone_bytes - c.lookup;
     return HC_OK;
 }

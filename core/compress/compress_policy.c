@@ -82,7 +82,7 @@ static int push_args(lua_State *S)
     lua_createtable(S, 0, 3);
     hc_lua_set_int(S, "bytes", (lua_Integer)a->budget->bytes);
     hc_lua_set_num(S, "percent", a->budget->percent);
-    hc_lua_set_int(S, "backbone_bytes", (lua_Integer)a->budget->backbone_bytes);
+    hc_lua_set_int(S, "backbone_bytes", (lua_Integer)a->budget->base_bytes);
     lua_createtable(S, a->n, 0);
     for (int i = 0; i < a->n; i++) {
         const hc_policy_layer *l = &a->layers[i];
@@ -192,9 +192,9 @@ static hc_status check_answer(lua_State *S, const char *script, const hc_policy_
         }
     }
     if (bytes > b->bytes) {
-        double pct = b->backbone_bytes ? 100.0 * (double)bytes / (double)b->backbone_bytes : 0;
+        double pct = b->base_bytes ? 100.0 * (double)bytes / (double)b->base_bytes : 0;
         return hc_error(HC_E_SCRIPT,
-                        "rank policy %s: the ranks take %llu bytes (%.2f%% of the backbone), above the budget of %llu bytes (%.2f%%); "
+                        "rank policy %s: the ranks take %llu bytes (%.2f%% of the budget's base), above the budget of %llu bytes (%.2f%%); "
                         "the largest branch is %s at rank %d (%llu bytes)",
                         script, (unsigned long long)bytes, pct, (unsigned long long)b->bytes, b->percent, layers[wi].name, ranks[wi],
                         (unsigned long long)worst);

@@ -30,8 +30,8 @@ typedef struct hc_policy_layer {
 
 typedef struct hc_policy_budget {
     uint64_t bytes;           /* the most the branches may take */
-    double percent;           /* of the backbone */
-    uint64_t backbone_bytes;
+    double percent;           /* of base_bytes */
+    uint64_t base_bytes;      /* the backbone less an untied token-embedding table */
 } hc_policy_budget;
 
 /* Finds a policy by path, or by name among the shipped ones (scripts/policies, installed or in

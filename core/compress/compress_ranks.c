@@ -10,7 +10,7 @@
 
 uint64_t hc_compress_budget_bytes(const hc_compress_state *cs)
 {
-    double b = cs->opts->budget / 100.0 * (double)cs->backbone_bytes;
+    double b = cs->opts->budget / 100.0 * (double)cs->budget_base_bytes;
     return b > 0 ? (uint64_t)b : 0;
 }
 
@@ -90,7 +90,7 @@ static hc_status policy_ranks(hc_compress_state *cs)
             .loss_measured = j->loss_measured,
         };
     }
-    hc_policy_budget b = { hc_compress_budget_bytes(cs), o->budget, cs->backbone_bytes };
+    hc_policy_budget b = { hc_compress_budget_bytes(cs), o->budget, cs->budget_base_bytes };
     hc_status st = hc_policy_allocate(cs->policy, o->policy, &b, layers, cs->n_jobs, ranks);
     for (int i = 0; st == HC_OK && i < cs->n_jobs; i++) cs->jobs[i].rank = ranks[i];
     free(layers);

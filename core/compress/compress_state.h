@@ -62,6 +62,8 @@ typedef struct hc_compress_state {
     hc_compress_job *jobs;    /* dense layers (layer by layer), then experts, then the head */
     int n_jobs;
     size_t backbone_bytes;    /* packed layers + the tensors kept as stored */
+    size_t budget_base_bytes; /* what --budget is a percentage of: the backbone less an untied
+                                 token-embedding table (a lookup, of which a token reads one row) */
     int n_unfit;              /* linear layers the format cannot hold, kept as stored */
     char unfit_reason[256];
     struct hc_compress_experts *experts; /* views of single experts (compress_moe.c), NULL for dense models */
