@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # accuracy_table.sh: the backbone methods of issue 24 at W3 and W4 g128 (rtn, rtn with the grid
-# search, GPTQ, GPTQ with search, --joint): perplexity, device bytes, compression time, ARC/PIQA.
+# search, GPTQ, GPTQ with search, --joint, q8_0 branches, greedy ranks): perplexity, device bytes,
+# compression time, ARC/PIQA.
 # Each configuration is compressed once (10% branches, 8192 tokens of WikiText-2 *validation*) and
 # measured with and without its branches (--no-comp): WikiText-2 test perplexity over LIMIT_PPL
 # chunks of 512, and with MC=1 ARC-Easy and PIQA on the full sets (acc). One JSON line per
@@ -22,21 +23,33 @@ src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p "$work" "$(dirname "$out")"
 calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 8192)
 
-configs=${CONFIGS:-"w3-rtn w3-rtn-s w3-gptq w3-gptq-s w3-rtn-s-j2 w3-gptq-s-j2 w4-rtn w4-rtn-s w4-gptq w4-gptq-s w4-gptq-s-j2"}
+configs=${CONFIGS:-"w3-rtn w3-rtn-s w3-gptq w3-gptq-s w3-rtn-s-j2 w3-gptq-s-j2 w3-gptq-s-j2-q8-g w3-gptq-s-j2-q8-g2048-r256
+  w4-rtn w4-rtn-s w4-gptq w4-gptq-s w4-gptq-s-j2 w4-gptq-s-q8-g w4-gptq-s-q8-g2048-r256"}
 mc_configs=${MC_CONFIGS:-$configs}   # with MC=1: the configurations that also get ARC-Easy and PIQA
 
-# name -> compress arguments: w<bits>-<method>[-s: search=1][-j<N>: --joint N]
+# name -> compress arguments: w<bits>-<method>[-s: search=1][-j<N>: --joint N][-q8: q8_0 branches,
+# else f16][-g: the greedy policy on relative errors, else uniform][-g<N>: greedy on losses measured on
+# N tokens][-r<N>: --rank-max N]
 compress_args() {
-  local name=$1 bits=${1:1:1} method spec joint=""
+  local name=$1 bits=${1:1:1} method spec extra="" part dtype=f16 policy=uniform
   method=$(echo "$name" | cut -d- -f2)
   case $method in
     rtn) spec="rtn:bits=$bits,group=128";;
     gptq) spec="gptq:bits=$bits,group=128,act_order=1";;
     *) echo "accuracy_table: unknown configuration $name" >&2; exit 1;;
   esac
-  case $name in *-s|*-s-*) spec="$spec,search=1";; esac
-  case $name in *-j*) joint="--joint ${name##*-j}";; esac
-  echo "--quant $spec --budget 10 $joint ${calib[*]}"
+  for part in $(echo "$name" | cut -d- -f3- | tr - ' '); do
+    case $part in
+      s) spec="$spec,search=1";;
+      j[0-9]*) extra="$extra --joint ${part#j}";;
+      q8) dtype=q8_0;;
+      g) policy=greedy;;
+      g[0-9]*) policy=greedy extra="$extra --sens-tokens ${part#g}";;
+      r[0-9]*) extra="$extra --rank-max ${part#r}";;
+      *) echo "accuracy_table: unknown part $part of $name" >&2; exit 1;;
+    esac
+  done
+  echo "--quant $spec --budget 10 --branch-dtype $dtype --policy $policy$extra ${calib[*]}"
 }
 
 field() { grep -o "\"$1\": [0-9.e+-]*" | head -1 | cut -d' ' -f2; }

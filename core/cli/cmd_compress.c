@@ -38,10 +38,10 @@ static const char compress_help[] =
     "                          before it, default) or compressed (those layers compressed: Q(W) + B A at\n"
     "                          the uniform rank, sequential calibration as in GPTQ)\n"
     "      --whitening W       full (EoRA-style, default with --calib), diag (L2QER-style) or none\n"
-    "      --branch-dtype T    f16 (default), bf16, f32 or q8_0 (8-bit rows in blocks of 32, about half\n"
-    "                          the bytes of f16 per rank; f16 for layers whose widths are not multiples of 32)\n"
+    "      --branch-dtype T    q8_0 (default: 8-bit rows in blocks of 32, about half the bytes of f16 a\n"
+    "                          rank; f16 for layers whose widths are not multiples of 32), f16, bf16, f32\n"
     "      --policy FILE.lua   rank policy script, or a shipped one by name: uniform, greedy,\n"
-    "                          relative (default: uniform ranks in C); see sdk/POLICIES.md\n"
+    "                          relative (default with --budget: greedy); see sdk/POLICIES.md\n"
     "      --rank-max N        directions factored per layer, the most a policy can give\n"
     "                          (default max(4 x the uniform rank, 64)); ranks are a prefix\n"
     "      --sens-tokens N     also measure each layer's end-to-end sensitivity on N calibration\n"
@@ -144,6 +144,7 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         if (!o->calib) o->calib = "self";
         fprintf(stderr, "compress: no --quant: the default backbone %s, --calib %s\n", o->quant, o->calib);
     }
+    if (!o->policy && o->rank <= 0 && o->budget > 0) o->policy = "greedy"; /* ranks by sensitivity within the budget */
     if (!strcmp(o->input, o->output)) return hc_error(HC_E_ARG, "the output would overwrite the input");
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
@@ -189,7 +190,7 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
 
 int hc_cmd_compress(int argc, char **argv)
 {
-    hc_compress_opts o = { .budget = 10, .threads = 2, .branch_dtype = HC_F16 };
+    hc_compress_opts o = { .budget = 10, .threads = 2, .branch_dtype = HC_Q8_0 };
     int help = 0;
     hc_status st = parse(argc, argv, &o, &help);
     if (help) {
