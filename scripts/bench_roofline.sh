@@ -8,8 +8,8 @@
 #                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp);
 #                  and our own backbones with 10% branches: smollm2-w3, smollm2-w4 (models/frontier's
 #                  w3-10.gguf, w4-10.gguf) and 1b-w3, 1b-w4, 3b-w3, ... (the shape's f16 synth made
-#                  rtn:bits=N,group=128 + 10% by hcinfer compress, calibrated on 512 tokens of
-#                  wiki.valid; the output head in HEAD_QUANT, default rtn:bits=8,group=128: 8.25
+#                  rtn:bits=N,group=128 + 10% by hcinfer compress (uniform f16 branches), calibrated
+#                  on 512 tokens of wiki.valid; the output head in HEAD_QUANT, default rtn:bits=8,group=128: 8.25
 #                  bits a weight against the 6.56 of llama.cpp's Q6_K head). These run hcinfer
 #                  bench --sched none,inline (the branches on the device's own threads): the
 #                  figures are with the branches, the backbone alone in brackets;
@@ -96,6 +96,7 @@ ours_of() {
     fi
     echo "== making $f (hcinfer compress rtn:bits=$bits,group=128, head $head, 10% branches)" >&2
     "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=128" --head-quant "$head" --budget 10 \
+      --policy uniform --branch-dtype f16 \
       --calib "${CALIB:-$root/../shared/eval/wiki.valid.tokens}" --calib-tokens 512 >&2
   fi
   echo "$f"
