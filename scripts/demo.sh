@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: the main job on a fresh machine: install the build dependencies, build hcinfer, fetch
 # SmolLM2-135M-Instruct, compress it (compress's default: a 4-bit GPTQ backbone, act-order and
-# searched scales, + low-rank branches within a 10% budget; HC_DEMO_QUANT picks another), answer
+# searched scales, + 8-bit low-rank branches ranked greedily within a 10% budget; HC_DEMO_QUANT
+# picks another backbone), answer
 # a question with and without the branches, and report perplexity with and without.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
