@@ -79,8 +79,11 @@ echo "| config | mode | device MB | ppl (20 chunks) | compress s (of which calib
 echo "|---|---|---|---|---|---|---|---|"
 python3 - "$out" <<'EOF'
 import json, sys
+rows = {}   # the last line of each configuration and mode, in the order they first came
 for l in open(sys.argv[1]):
     r = json.loads(l)
+    rows[(r["config"], r["mode"])] = r
+for r in rows.values():
     mc = r["arc_acc"] is not None
     mean = 50 * (r["arc_acc"] + r["piqa_acc"]) if mc else None
     print("| %s | %s | %.1f | %.2f | %.0f (%.0f) | %s | %s | %s |" % (r["config"], r["mode"], r["backbone_bytes"] / 1e6, r["ppl"],

@@ -41,8 +41,7 @@ static const char compress_help[] =
     "      --branch-dtype T    q8_0 (default: 8-bit rows in blocks of 32, about half the bytes of f16 a\n"
     "                          rank; f16 for layers whose widths are not multiples of 32), f16, bf16, f32\n"
     "      --policy FILE.lua   rank policy script, or a shipped one by name: uniform, greedy,\n"
-    "                          relative (default with --budget: greedy, with --joint: uniform ranks\n"
-    "                          in C); see sdk/POLICIES.md\n"
+    "                          relative (default: uniform ranks in C); see sdk/POLICIES.md\n"
     "      --rank-max N        directions factored per layer, the most a policy can give\n"
     "                          (default max(4 x the uniform rank, 64)); ranks are a prefix\n"
     "      --sens-tokens N     also measure each layer's end-to-end sensitivity on N calibration\n"
@@ -145,9 +144,6 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         if (!o->calib) o->calib = "self";
         fprintf(stderr, "compress: no --quant: the default backbone %s, --calib %s\n", o->quant, o->calib);
     }
-    /* ranks by sensitivity within the budget; --joint fits the backbone to uniform-rank branches, which
-       a reallocation would undo (SmolLM2 W3 gptq-s, --joint 2: uniform 29.36, greedy 30.02) */
-    if (!o->policy && o->rank <= 0 && o->budget > 0 && o->joint_rounds == 0) o->policy = "greedy";
     if (!strcmp(o->input, o->output)) return hc_error(HC_E_ARG, "the output would overwrite the input");
     if (o->whitening_given && o->whitening != HC_WHITEN_NONE && !o->calib)
         return hc_error(HC_E_ARG, "--whitening %s needs calibration text (--calib FILE)", o->whitening == HC_WHITEN_FULL ? "full" : "diag");
