@@ -165,8 +165,9 @@ if grep -q "refused" "$tmp/plugins.txt"; then bad "a plugin was refused" "$tmp/p
 
 model=$root/../shared/models/stories260K/stories260K.bin
 if [ -f "$model" ]; then
-    check "hcinfer compress --quant sym4:group=32 --rank 4" \
-        "$P/bin/hcinfer" compress -m "$model" -o "$tmp/sym4.gguf" --quant sym4:group=32 --rank 4
+    # f16 branches: the example kernel applies f16 and f32 (compress's default is q8_0)
+    check "hcinfer compress --quant sym4:group=32 --rank 4 --branch-dtype f16" \
+        "$P/bin/hcinfer" compress -m "$model" -o "$tmp/sym4.gguf" --quant sym4:group=32 --rank 4 --branch-dtype f16
     expect "the backbone is stored as sym4:group=32" "$tmp/last.log" "as sym4:group=32"
     if "$P/bin/hcinfer" run -m "$tmp/sym4.gguf" --temp 0 -n 32 --comp scalar >"$tmp/run.txt" 2>"$tmp/run.err"; then
         letters=$(tr -cd 'A-Za-z' <"$tmp/run.txt" | wc -c)
@@ -194,6 +195,14 @@ if [ -f "$model" ]; then
         bad "a sym4 model ran without the sym4 plugin"
     else
         expect "without the plugin, run fails naming sym4" "$tmp/run.err" "no quant plugin named 'sym4'"
+    fi
+    # compress's default branches (q8_0) are refused by the example kernel, naming the branch
+    check "hcinfer compress --quant sym4:group=32 --rank 4 (q8_0 branches)" \
+        "$P/bin/hcinfer" compress -m "$model" -o "$tmp/sym4-q8.gguf" --quant sym4:group=32 --rank 4
+    if "$P/bin/hcinfer" run -m "$tmp/sym4-q8.gguf" --temp 0 -n 4 --comp scalar >/dev/null 2>"$tmp/run.err"; then
+        bad "the scalar kernel ran q8_0 branches"
+    else
+        expect "the scalar kernel refuses q8_0 branches, naming one" "$tmp/run.err" "cannot apply q8_0 branches (blk."
     fi
 else
     echo "SKIP compress/run with sym4 and scalar: $model is absent (scripts/fetch_model.sh)"
