@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hc_status st = hc_lua_run_string(L, "fuzz.lua", code);
     FUZZ_CHECK(st == HC_OK || (st == HC_E_SCRIPT && hc_last_error()[0]), "status %d '%s'", st, hc_last_error());
     if (st == HC_OK && hc_lua_has_function(L, "allocate")) {
-        hc_policy_budget b = { .bytes = 4000, .percent = 10, .backbone_bytes = 40000 };
+        hc_policy_budget b = { .bytes = 4000, .percent = 10, .base_bytes = 40000 };
         int ranks[NL];
         for (int i = 0; i < NL; i++) ranks[i] = -7;
         st = hc_policy_allocate(L, "fuzz.lua", &b, layers, NL, ranks);
