@@ -37,6 +37,7 @@ static hc_status check_opts(const hc_compress_opts *o)
 
 static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
 {
+    r->source_bytes = cs->source_bytes;
     r->backbone_bytes = cs->backbone_bytes;
     r->budget_base_bytes = cs->budget_base_bytes;
     r->n_linear = cs->n_jobs;
@@ -87,10 +88,7 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (st == HC_OK) st = hc_model_load(o->input, &lo, &cs.model);
     if (st == HC_OK && cs.model->gguf && hc_gguf_find(cs.model->gguf, "hc.format_version"))
         st = hc_error(HC_E_ARG, "%s is already compressed by hcinfer; compress the original model", o->input);
-    if (st == HC_OK) {
-        report->source_bytes = hc_compress_source_bytes(&cs);
-        st = hc_compress_plan(&cs);
-    }
+    if (st == HC_OK) st = hc_compress_plan(&cs);
     /* ranks are planned (and a policy script loaded) before the long work, so that a bad
        budget or a broken script fails at once */
     if (st == HC_OK) st = hc_compress_plan_ranks(&cs);

@@ -51,13 +51,6 @@ static void sum_tensor(hc_tensor *t, void *arg)
     if (t == &c->cs->model->tok_embd && !c->cs->model->cfg.tied_output) c->lookup += n;
 }
 
-size_t hc_compress_source_bytes(const hc_compress_state *cs)
-{
-    sum_ctx c = { .cs = cs };
-    hc_model_for_each_tensor(cs->model, sum_tensor, &c);
-    return c.all;
-}
-
 hc_status hc_compress_plan(hc_compress_state *cs)
 {
     hc_model *m = cs->model;
@@ -94,6 +87,7 @@ hc_status hc_compress_plan(hc_compress_state *cs)
     /* the rest of the backbone stays as the source stores it */
     sum_ctx c = { .cs = cs };
     hc_model_for_each_tensor(cs->model, sum_tensor, &c);
+    cs->source_bytes = c.all;
     cs->backbone_bytes = packed + c.kept;
     cs->budget_base_bytes = cs->backbone_bytes - c.lookup;
     return HC_OK;

@@ -12,8 +12,6 @@ hc_status hc_compress_plan(hc_compress_state *cs);
 hc_dtype hc_compress_branch_dtype(const hc_compress_job *j, hc_dtype requested);
 /* Bytes of one direction of a job's branch (a row of A, a row of B and its sigma). */
 size_t hc_compress_branch_cost(const hc_compress_job *j, hc_dtype requested);
-/* Bytes of all source weights. */
-size_t hc_compress_source_bytes(const hc_compress_state *cs);
 /* The job of a weight; of a 3-D expert tensor, its first expert's (the experts' jobs follow it in order). */
 hc_compress_job *hc_compress_job_of(const hc_compress_state *cs, const char *name);
 /* A job's f32 weights [out][in] while its layer is open (compress_source.h); NULL otherwise. */

@@ -61,6 +61,7 @@ typedef struct hc_compress_state {
     hc_quant_format *fmt, *head_fmt;
     hc_compress_job *jobs;    /* dense layers (layer by layer), then experts, then the head */
     int n_jobs;
+    size_t source_bytes;      /* every source weight as stored */
     size_t backbone_bytes;    /* packed layers + the tensors kept as stored */
     size_t budget_base_bytes; /* what --budget is a percentage of: the backbone less an untied
                                  token-embedding table (a lookup, of which a token reads one row) */
