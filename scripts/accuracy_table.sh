@@ -29,26 +29,30 @@ mc_configs=${MC_CONFIGS:-$configs}   # with MC=1: the configurations that also g
 
 # name -> compress arguments: w<bits>-<method>[-s: search=1][-j<N>: --joint N][-q8: q8_0 branches,
 # else f16][-g: the greedy policy on relative errors, else uniform][-g<N>: greedy on losses measured on
-# N tokens][-r<N>: --rank-max N]
+# N tokens][-r<N>: --rank-max N][-G<N>: quantization groups of N columns, else 128][-a: --awq]
 compress_args() {
-  local name=$1 bits=${1:1:1} method spec extra="" part dtype=f16 policy=uniform
+  local name=$1 bits=${1:1:1} method spec extra="" part dtype=f16 policy=uniform group=128 search=""
   method=$(echo "$name" | cut -d- -f2)
   case $method in
-    rtn) spec="rtn:bits=$bits,group=128";;
-    gptq) spec="gptq:bits=$bits,group=128,act_order=1";;
+    rtn|gptq) ;;
     *) echo "accuracy_table: unknown configuration $name" >&2; exit 1;;
   esac
   for part in $(echo "$name" | cut -d- -f3- | tr - ' '); do
     case $part in
-      s) spec="$spec,search=1";;
+      s) search=",search=1";;
       j[0-9]*) extra="$extra --joint ${part#j}";;
       q8) dtype=q8_0;;
       g) policy=greedy;;
       g[0-9]*) policy=greedy extra="$extra --sens-tokens ${part#g}";;
       r[0-9]*) extra="$extra --rank-max ${part#r}";;
+      G[0-9]*) group=${part#G};;
+      a) extra="$extra --awq";;
       *) echo "accuracy_table: unknown part $part of $name" >&2; exit 1;;
     esac
   done
+  spec="$method:bits=$bits,group=$group"
+  [ "$method" = gptq ] && spec="$spec,act_order=1"
+  spec="$spec$search"
   echo "--quant $spec --budget 10 --branch-dtype $dtype --policy $policy$extra ${calib[*]}"
 }
 

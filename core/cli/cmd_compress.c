@@ -53,6 +53,11 @@ static const char compress_help[] =
     "                          the KL between the two models' own text distributions; no data)\n"
     "      --joint N           quantization that knows its branch: N rounds of Q <- quant(W - B A),\n"
     "                          B A <- svd_r(W - Q) at the uniform rank, the best Q kept (default 0)\n"
+    "      --awq               activation-aware scales (AWQ; needs --calib): the layers reading one\n"
+    "                          input (q/k/v, gate/up, down, o when heads have their own v) get\n"
+    "                          per-channel scales mean|x|^alpha, alpha the best for rtn at the\n"
+    "                          backbone's bits; folded into the norms and the up/v rows, exact\n"
+    "      --awq-grid N        the values of alpha tried, 0, 1/N .. (N-1)/N (default 20; implies --awq)\n"
     "  -t, --threads N         threads (default 2)\n";
 
 /* One progress bar per phase of the compressor (calibrate, quantize, write). */
@@ -116,6 +121,11 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
             }
         }
         else if (hc_arg_is(&a, "--joint", NULL)) st = hc_arg_int(&a, 0, 100, &o->joint_rounds);
+        else if (hc_arg_is(&a, "--awq", NULL)) o->awq = o->awq ? o->awq : 20;
+        else if (hc_arg_is(&a, "--awq-grid", NULL)) {
+            int g = 0;
+            if ((st = hc_arg_int(&a, 1, 100, &g)) == HC_OK) o->awq = g;
+        }
         else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o->threads);
         else if (hc_arg_is(&a, "--whitening", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
@@ -179,6 +189,9 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
     if (o->joint_rounds > 0)
         fprintf(stderr, "  joint           %d rounds: the uniform-rank branches leave %.6g, %.6g after one quantization\n",
                 o->joint_rounds, r->joint_best, r->joint_first);
+    if (r->awq_groups > 0)
+        fprintf(stderr, "  awq             %d of %d groups scaled (mean alpha %.2f): rtn's output error %.6g, %.6g unscaled\n",
+                r->awq_scaled, r->awq_groups, r->awq_alpha_mean, r->awq_error_best, r->awq_error_plain);
     if (r->sens_tokens)
         fprintf(stderr, "  sensitivity     measured on %lld tokens %s in %.1f s (one forward pass per layer or expert tensor)\n", (long long)r->sens_tokens,
                 hc_compress_sens_is_self(o) ? "sampled from the source model" : "of the calibration text",

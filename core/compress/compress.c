@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "compress_awq.h"
 #include "compress_measure.h"
 #include "compress_moe.h"
 #include "compress_out.h"
@@ -67,6 +68,7 @@ static void free_state(hc_compress_state *cs)
     hc_compress_out_abort(cs); /* nothing when it was finished */
     free(cs->spectra);
     hc_compress_policy_free(cs);
+    hc_compress_awq_free(cs);
     free(cs->jobs);
     hc_compress_experts_free(cs);
     hc_gguf_writer_free(cs->meta);
@@ -94,11 +96,13 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     if (st == HC_OK) st = hc_compress_plan_ranks(&cs);
     int needs_calib = o->calib || !strcmp(cs.fmt ? cs.fmt->plugin : "", "gptq");
     if (st == HC_OK && needs_calib && !o->calib) st = hc_error(HC_E_ARG, "%s needs calibration text: give --calib FILE", cs.fmt->spec);
+    if (st == HC_OK && o->awq > 0) st = hc_compress_awq_open(&cs);
     /* the output is created (its room checked and reserved) before the long work too */
     double tw = hc_now_seconds();
     if (st == HC_OK) st = hc_compress_out_open(&cs);
     report->seconds_write += hc_now_seconds() - tw;
     if (st == HC_OK) st = hc_compress_stream(&cs, report);
+    if (report->awq_groups > 0) report->awq_alpha_mean /= report->awq_groups;
     for (int i = 0; st == HC_OK && i < cs.n_jobs; i++)
         report->joint_first += cs.jobs[i].joint_first, report->joint_best += cs.jobs[i].joint_best;
     if (st == HC_OK && o->sens_tokens > 0) {

@@ -46,6 +46,9 @@ typedef struct hc_compress_opts {
                                    (--sens-source self) instead of taken from the calibration text */
     int joint_rounds;           /* > 0: quantization that knows its branch, alternating Q <- quant(W - B A)
                                    and B A <- svd_r(W - Q) this many rounds at the uniform rank (qjoint.c) */
+    int awq;                    /* activation-aware scales (--awq, needs --calib): per-channel scales chosen
+                                   on a grid of this many points, folded into the norms and the producing
+                                   projections (compress_awq.c); 0: none */
     int threads;
     const hc_registry *registry;
     hc_compress_progress progress;
@@ -78,6 +81,9 @@ typedef struct hc_compress_report {
                                    truncated into place, the header, fsync) */
     double joint_first, joint_best; /* --joint: the error the uniform-rank branches leave (the factorization's
                                    measure, summed over layers) after the first quantization and as kept */
+    int awq_groups, awq_scaled;   /* --awq: groups of layers sharing an input searched, and scaled (alpha > 0) */
+    double awq_alpha_mean;        /* their alphas' mean over the groups searched */
+    double awq_error_plain, awq_error_best; /* the search's output error (summed) at alpha 0 and as chosen */
 } hc_compress_report;
 
 hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compress_measure.h"
+#include "compress_awq.h"
 #include "compress_out.h"
 #include "compress_sample.h"
 #include "compress_source.h"
@@ -152,6 +153,7 @@ static hc_status measure_layers(measure *m, hc_context *ctx)
         if (st == HC_OK) st = hc_compress_out_read_packed(cs, j, packed);
         if (st == HC_OK) {
             j->fmt->ops->dequantize_rows(j->fmt->params, packed, j->in, j->out, 0, j->out, deq);
+            hc_compress_awq_unscale(j, deq); /* --awq: back in the source's frame */
             hc_tensor source = *j->weight;
             j->weight->data = deq;
             j->weight->dtype = HC_F32;

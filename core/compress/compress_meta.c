@@ -91,6 +91,7 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     TRY(hc_gguf_set_u64(w, "hc.backbone.bytes", (uint64_t)r->backbone_bytes));
     TRY(hc_gguf_set_str(w, "hc.calib.file", o->calib ? base_name(o->calib) : "none"));
     TRY(hc_gguf_set_u64(w, "hc.calib.tokens", (uint64_t)r->calib_tokens));
+    if (o->awq > 0) TRY(hc_gguf_set_u32(w, "hc.awq.groups_scaled", (uint32_t)r->awq_scaled));
     if (o->calib_skip > 0) TRY(hc_gguf_set_u64(w, "hc.calib.skip", (uint64_t)o->calib_skip));
     if (o->calib_seed > 0) TRY(hc_gguf_set_u32(w, "hc.calib.seed", o->calib_seed));
     /* what the hc.sens.* arrays measure (the first factored layer's measure; all share it) */

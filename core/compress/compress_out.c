@@ -112,6 +112,17 @@ hc_status hc_compress_out_packed(hc_compress_state *cs, const hc_compress_job *j
     return hc_gguf_stream_pwrite(cs->out, j->offset, packed, j->packed_bytes);
 }
 
+hc_status hc_compress_out_kept_f32(hc_compress_state *cs, const hc_tensor *t, const float *v)
+{
+    hc_source_raw s = hc_source_raw_of(cs->model, t);
+    if (s.type != HC_F32 || hc_compress_job_of(cs, t->name))
+        return hc_error(HC_E_STATE, "%s: not an f32 tensor kept as stored", t->name);
+    uint64_t off = 0;
+    hc_status st = hc_gguf_stream_offset(cs->out, t->name, &off);
+    if (st == HC_OK) st = hc_gguf_stream_pwrite(cs->out, off, v, s.nbytes);
+    return st;
+}
+
 hc_status hc_compress_out_read_packed(const hc_compress_state *cs, const hc_compress_job *j, void *packed)
 {
     return hc_gguf_stream_pread(cs->out, j->offset, packed, j->packed_bytes);

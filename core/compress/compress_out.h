@@ -12,6 +12,8 @@
 hc_status hc_compress_out_open(hc_compress_state *cs);
 /* A job's packed bytes, at their place. */
 hc_status hc_compress_out_packed(hc_compress_state *cs, const hc_compress_job *j, const void *packed);
+/* A tensor kept as stored (f32 in the source, e.g. a norm), written again with new values. */
+hc_status hc_compress_out_kept_f32(hc_compress_state *cs, const hc_tensor *t, const float *v);
 /* A job's factors at n_dirs: A's rows (in) and B's rows (out) in j->branch_dtype, and j->sigma. */
 hc_status hc_compress_out_factors(hc_compress_state *cs, const hc_compress_job *j, const void *a, const void *b);
 /* A job's packed bytes read back (the measurement runs them). */

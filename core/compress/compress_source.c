@@ -77,6 +77,25 @@ hc_status hc_source_layer_open(hc_model *m, int layer, hc_source_layer *sl)
     return HC_OK;
 }
 
+float *hc_source_layer_writable(hc_source_layer *sl, hc_tensor *t)
+{
+    for (int i = 0; i < sl->n; i++) {
+        if (sl->t[i] != t) continue;
+        if (sl->copy[i]) return sl->copy[i];
+        float *f = malloc(t->nbytes);
+        if (!f) {
+            hc_error(HC_E_NOMEM, "out of memory for a copy of %s (%zu bytes)", t->name, t->nbytes);
+            return NULL;
+        }
+        memcpy(f, t->data, t->nbytes);
+        sl->copy[i] = f;
+        t->data = f;
+        return f;
+    }
+    hc_error(HC_E_STATE, "%s is not a tensor of the open layer", t->name);
+    return NULL;
+}
+
 void hc_source_layer_close(hc_source_layer *sl)
 {
     for (int i = 0; i < sl->n; i++) {

@@ -36,6 +36,9 @@ typedef struct hc_source_layer {
 
 hc_status hc_source_layer_open(hc_model *m, int layer, hc_source_layer *sl);
 void hc_source_layer_close(hc_source_layer *sl);
+/* The f32 values of one of the open layer's tensors, writable (an f32 tensor of the file, mapped
+ * read-only, gets a copy of its own until close): NULL and an error when t is not in the layer. */
+float *hc_source_layer_writable(hc_source_layer *sl, hc_tensor *t);
 
 /* A context of seq tokens on a CPU device over the source model as it is mapped (calibration, the
  * sampled text, the sensitivity measurement run it); layers_only: for hc_context_run_layer alone

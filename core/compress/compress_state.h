@@ -53,6 +53,7 @@ typedef struct hc_compress_job {
                                  token) of the source with only this layer quantized, no branch */
     int loss_measured;
     double joint_first, joint_best; /* --joint: the error its uniform-rank branch leaves, first Q and kept Q */
+    float *awq_col, *awq_row; /* --awq: what was quantized is diag(awq_row) W diag(awq_col) (NULL: ones) */
 } hc_compress_job;
 
 typedef struct hc_compress_state {
@@ -67,6 +68,7 @@ typedef struct hc_compress_state {
                                  token-embedding table (a lookup, of which a token reads one row) */
     int n_unfit;              /* linear layers the format cannot hold, kept as stored */
     char unfit_reason[256];
+    hc_quant_format *awq_fmt; /* --awq: the plain quantizer standing in for fmt in the scales' search */
     struct hc_compress_experts *experts; /* views of single experts (compress_moe.c), NULL for dense models */
     int uniform_rank;         /* --rank, or the largest rank the budget gives every layer */
     struct hc_lua *policy;    /* the loaded rank policy (--policy), NULL: uniform */

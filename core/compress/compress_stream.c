@@ -1,7 +1,8 @@
 /* compress_stream.c: the streaming pass: embed the calibration tokens, then per layer: its weights
- * in f32, its forward pass observed (source weights: the next layer's inputs too), its inputs'
- * statistics, its jobs on the thread pool, with sequential calibration a second forward pass
- * through the compressed layer; then the head. Memory: one layer, its rows, the hidden states. */
+ * in f32, its forward pass observed (source weights: the next layer's inputs too), with --awq its
+ * scales (compress_awq.c), its inputs' statistics, its jobs on the thread pool, with sequential
+ * calibration a second forward pass through the compressed layer; then the head. Memory: one
+ * layer, its rows, the hidden states. */
 #include "compress_stream.h"
 
 #include <stdatomic.h>
@@ -14,6 +15,7 @@
 #include "calib.h"
 #include "calib_stats.h"
 #include "clock.h"
+#include "compress_awq.h"
 #include "compress_factor.h"
 #include "compress_sample.h"
 #include "compress_source.h"
@@ -224,6 +226,7 @@ static hc_status one_layer(stream *s, int l, hc_compress_report *r)
     double t1 = hc_now_seconds();
     r->seconds_calib += t1 - t0;
     int sequential = s->calib && o->calib_sequential && l >= 0;
+    if (st == HC_OK && s->calib && o->awq > 0 && l >= 0) st = hc_compress_awq_layer(cs, s->calib, &sl, l, r);
     if (st == HC_OK) st = run_jobs(s, l, sequential ? cs->uniform_rank : -1);
     double t2 = hc_now_seconds();
     r->seconds_quant += t2 - t1;
