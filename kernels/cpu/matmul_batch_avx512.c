@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "avx512_common.h"
+#include "hc/hc_avx512.h"
 #include "matmul_ggml.h"
 
 /* The lanes of the accumulators are 16 tokens. The activations of each tile of 16 tokens are
@@ -39,7 +40,7 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static void x_tile_build(hc_dtype t, const uint8_t *xq, size_t xrb, int t0, int nt, int64_t nblk, x_group *xg)
 {
     const int shift = t == HC_Q4_0 ? 3 : t == HC_Q8_0 ? 7 : t == HC_Q6_K ? 5 : -1;   /* offsets 8, 128, 32 */
-    const __mmask16 m = (__mmask16)((1u << nt) - 1);
+    const __mmask16 m = hc_avx512_first(nt);
     const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                            _mm512_set1_epi32((int)xrb));
     const __m512i ones = _mm512_set1_epi8(1), zero = _mm512_setzero_si512();

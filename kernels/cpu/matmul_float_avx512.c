@@ -36,7 +36,7 @@ AI void row_tokens(const hc_dtype ty, const int T, const uint8_t *row, int64_t i
         }
     }
     for (; i < in; i += 16) {   /* the last 1..31 elements, masked */
-        const __mmask16 m = (__mmask16)(in - i >= 16 ? 0xffff : (1u << (in - i)) - 1);
+        const __mmask16 m = hc_avx512_first(in - i);
         const __m512 w0 = hc_avx512_row16(ty, row, i, m);
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
             acc[t][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x + (size_t)t * (size_t)in + i), acc[t][0]);

@@ -23,8 +23,6 @@
 #define UPN_COLS 64        /* up, several tokens: outputs per block */
 #define DOWN_CHUNK_BYTES 32768   /* down, several tokens: rows of A kept in L1 while the tokens pass */
 
-AI __mmask16 first_n(int64_t n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
-
 AI void prefetch(const void *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
 
 /* ---------------- down: t[j][k] = A[k] . x[j] ---------------- */
@@ -50,7 +48,7 @@ AI void down1_tile(const hc_dtype ty, const int R, const uint8_t *const *rows, s
         }
     }
     for (; i < in; i += 16) {
-        const __mmask16 m = first_n(in - i);
+        const __mmask16 m = hc_avx512_first(in - i);
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) acc[r][0] = _mm512_fmadd_ps(hc_avx512_row16(ty, rows[r], i, m), xv, acc[r][0]);
     }
@@ -80,7 +78,7 @@ AI void down_tile(const hc_dtype ty, const int R, const int T, const uint8_t *co
     _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) acc[r][j] = _mm512_setzero_ps();
     for (int64_t i = 0; i < in; i += 16) {
-        const __mmask16 m = first_n(in - i);
+        const __mmask16 m = hc_avx512_first(in - i);
         __m512 w[4];
         _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) w[r] = hc_avx512_row16(ty, rows[r], i, m);
         _Pragma("GCC unroll 4") for (int j = 0; j < T; j++) {
@@ -183,7 +181,7 @@ AI void up_one_token(const hc_dtype ty, const uint8_t *bm, int64_t out, int rank
                 _mm512_storeu_ps(yo + 16, _mm512_fmadd_ps(tv, hc_avx512_row16(ty, row, o + 16, 0xffff), _mm512_loadu_ps(yo + 16)));
             }
             for (; o < s1; o += 16) {
-                const __mmask16 m = first_n(s1 - o);
+                const __mmask16 m = hc_avx512_first(s1 - o);
                 _mm512_mask_storeu_ps(y + o, m, _mm512_fmadd_ps(tv, hc_avx512_row16(ty, row, o, m), _mm512_maskz_loadu_ps(m, y + o)));
             }
         }
@@ -244,7 +242,7 @@ AI void up_tokens(const hc_dtype ty, const uint8_t *bm, int64_t out, int rank, c
         const int kl = rank - k0 < UPN_ROWS ? rank - k0 : UPN_ROWS;
         int64_t o = o0;
         for (; o + UPN_COLS <= o1; o += UPN_COLS) up_block_tokens(ty, 4, bm, rb, k0, kl, t, ldt, n_tok, y, ldy, o, 0xffff);
-        for (; o < o1; o += 16) up_block_tokens(ty, 1, bm, rb, k0, kl, t, ldt, n_tok, y, ldy, o, first_n(o1 - o));
+        for (; o < o1; o += 16) up_block_tokens(ty, 1, bm, rb, k0, kl, t, ldt, n_tok, y, ldy, o, hc_avx512_first(o1 - o));
     }
 }
 

@@ -111,7 +111,7 @@ AI void seg_prep(const int bits, const int RR, const uint8_t *const *rows, int64
                  const xin *x, float (*dd)[SEG + 16], __m512 *acc)
 {
     for (int64_t k = 0; k < ng; k += 16) {
-        const __mmask16 m = (__mmask16)(ng - k >= 16 ? 0xffff : (1u << (ng - k)) - 1);
+        const __mmask16 m = hc_avx512_first(ng - k);
         const __m512 dg = _mm512_maskz_loadu_ps(m, x->dg + g0 + k), sg = _mm512_maskz_loadu_ps(m, x->sg + g0 + k);
         _Pragma("GCC unroll 4") for (int r = 0; r < RR; r++) {
             const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rows[r] + 2 * (g0 + k)));

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hc/hc_avx512.h"
+
 #define AI static inline __attribute__((always_inline))
 
 /* ---------------- GF2P8AFFINE bit matrices ----------------

@@ -45,7 +45,7 @@ void hc_qrtn_avx512_batch_prepare(int bits, int group, int64_t cols, int n_tok, 
                                            _mm512_set1_epi32((int)xrb));
     for (int t0 = 0; t0 < n_tok; t0 += TOK) {
         const int nt = (int)min64(TOK, n_tok - t0);
-        const __mmask16 m = (__mmask16)((1u << nt) - 1);
+        const __mmask16 m = hc_avx512_first(nt);
         const uint8_t *base = (const uint8_t *)xq + (size_t)t0 * xrb;
         uint8_t *tile = sec + (size_t)(t0 / TOK) * tb;
         for (int64_t g = 0; g < G; g++) {
@@ -101,7 +101,7 @@ AI void unpack_row(const int bits, const int group, const uint8_t *row, int64_t 
     }
     const int64_t g0 = c0 / group, ng = (c1 - c0 + group - 1) / group;
     for (int64_t k = 0; k < ng; k += 16) {
-        const __mmask16 mk = (__mmask16)(ng - k >= 16 ? 0xffff : (1u << (ng - k)) - 1);
+        const __mmask16 mk = hc_avx512_first(ng - k);
         _mm512_mask_storeu_ps(d + k, mk, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, row + 2 * (g0 + k))));
         _mm512_mask_storeu_ps(m + k, mk, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, row + 2 * (G + g0 + k))));
     }

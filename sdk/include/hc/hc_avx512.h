@@ -15,6 +15,9 @@
 
 #define HC_AVX512_INLINE static inline __attribute__((always_inline))
 
+/* The mask of the first min(n, 16) lanes (n >= 0): a row's tail. */
+HC_AVX512_INLINE __mmask16 hc_avx512_first(int64_t n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
+
 /* Bytes of one element of an f32 row (4) or of an f16 or bf16 row (2). */
 HC_AVX512_INLINE size_t hc_float_elem_bytes(hc_dtype ty) { return ty == HC_F32 ? 4 : 2; }
 
