@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""gpu_summary.py: the summary table of scripts/gpu_check.sh from its JSON lines (results.jsonl):
-logits of the device against the cpu device, bench per scheduler, bytes per token against bandwidth."""
+"""gpu_summary.py: the summary table of scripts/gpu_check.sh from its JSON lines (results.jsonl): its
+failures, logits of the device against the cpu device, bench per scheduler, bytes per token against bandwidth."""
 import json
 import sys
 
@@ -13,6 +13,11 @@ def load(path):
             if line:
                 rows.append(json.loads(line))
     return rows
+
+
+def num(v):
+    """A number of the tool's JSON; None: it was inf or NaN."""
+    return "non-finite" if v is None else "%.4g" % v
 
 
 def main():
@@ -29,21 +34,30 @@ def main():
         title += " -- DRY RUN: the cpu device with tiny shapes, not GPU figures"
     out.append("# " + title)
     out.append("")
+    failures = [r["result"] for r in rows if r["label"] == "failure"]
+    if failures:
+        out.append("## FAILED")
+        out.append("")
+        out += ["- %s" % f for f in failures]
+        out += ["- rerun of %s: %s" % (r["label"][len("diagnose-"):], r["result"]) for r in rows if r["label"].startswith("diagnose-")]
+        out.append("")
     if bw_nom or bw_meas:
         out.append("memory bandwidth: nominal %.0f GB/s; device-to-device copy %.0f GB/s (read + write)" % (bw_nom, bw_meas))
         out.append("")
     out.append("## logits against the cpu device")
     out.append("")
-    out.append("| model | branches | steps | max abs diff | max abs logit | top-1 agreement |")
-    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    out.append("| model | branches | steps | max abs diff | max abs logit | top-1 agreement | check |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
         res = r["result"]
         if isinstance(res, dict) and "top1_agree" in res:
-            out.append("| %s | %s | %d | %.4g | %.4g | %.1f%% |" % (r["label"][len("logits-"):], res.get("sched", "?"), res["steps"],
-                                                                  res["max_abs_diff"], res["max_abs_ref_logit"],
-                                                                  100 * res["top1_agree"]))
+            c = res.get("check", {})
+            check = "-" if not c else "ok" if c.get("passed") else "FAILED: " + c.get("why", "")
+            out.append("| %s | %s | %d | %s | %s | %.1f%% | %s |" % (r["label"][len("logits-"):], res.get("sched", "?"), res["steps"],
+                                                                   num(res["max_abs_diff"]), num(res["max_abs_ref_logit"]),
+                                                                   100 * res["top1_agree"], check))
         elif r["label"].startswith("logits-") and not isinstance(res, dict):
-            out.append("| %s | | | | | %s |" % (r["label"], res))
+            out.append("| %s | | | | | | %s |" % (r["label"], res))
     out.append("")
     out.append("## bench (decode and prefill; per decoded token: device and wait ms, bytes)")
     out.append("")
@@ -75,8 +89,8 @@ def main():
             out.append("CUDA test suites: %s" % ("passed" if r["result"].get("passed") else "FAILED"))
         if r["label"] == "total":
             out.append("total: %d s%s" % (r["result"]["seconds"], ", FAILED" if r["result"]["failed"] else ""))
-        if r["label"] == "llama3-8b-shape":
-            out.append("Llama-3-8B shape: %s" % r["result"])
+        if r["label"] in ("llama3-8b-shape", "bandwidth") and not isinstance(r["result"], dict):
+            out.append("%s: %s" % ("Llama-3-8B shape" if r["label"] == "llama3-8b-shape" else "bandwidth probe", r["result"]))
     print("\n".join(out))
 
 

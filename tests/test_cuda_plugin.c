@@ -1,5 +1,5 @@
-/* test_cuda_plugin.c: the cuda device plugin through the registry: its descriptor, a probe that says
- * why no GPU is usable, and, where a GPU is present, every device op checked against the cpu device. */
+/* test_cuda_plugin.c: the cuda device plugin through the registry: its descriptor, a probe that says why no GPU
+ * is usable, with a GPU every device op against the cpu device, and rtn/gptq weights against their reference. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,9 @@
 #include "device_cpu.h"
 #include "hc/hc_device.h"
 #include "hc/hc_quant.h"
+#include "hc/hc_quant_cuda.h"
 #include "ops_ref.h"
+#include "quant_format.h"
 #include "registry_default.h"
 #include "test_util.h"
 
@@ -367,6 +369,154 @@ static void check_row_ops(pair *p)
     free(v);
 }
 
+/* ---------------- packed rtn/gptq weights: the format's kernels against its reference ---------------- */
+
+/* n_tok rows of cols activations k / 127, k random in -127..127, every block of 32 reaching +-1:
+ * the cpu device's int8 activations (qrtn.h) hold these exactly, so the cpu device meets the same
+ * tolerance as cuda, and a mismatch on cuda alone is the CUDA kernels', not the reference's. */
+static float *packed_acts(int n_tok, int64_t cols)
+{
+    size_t n = (size_t)n_tok * (size_t)cols;
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = i % 32 ? nearbyintf(rnd() * 127.0f) / 127.0f : (rnd() < 0 ? -1.0f : 1.0f);
+    return x;
+}
+
+static float *nan_floats(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+/* An op's status without ending the case (a kernel fault shows here, or at the download after it):
+ * 0, or 1 after printing the error with what was run and failing an assertion. */
+static int op_failed(hc_status st, const char *what)
+{
+    if (st == HC_OK) return 0;
+    fprintf(stderr, "  %s -> %s\n", what, hc_last_error());
+    CU_FAIL("a device op on packed weights failed (see stderr)");
+    return 1;
+}
+
+/* The rows x cols weight `packed` of format f on device d: matmul for 1, 3, 8 and 9 tokens (cuda: the
+ * fused GEMV up to its max_fused_tokens, then dequantize + SGEMM) against sum_i deq[o][i] x[t][i] in
+ * double, within 1e-4 of the row's magnitude sum_i |deq[o][i] x[t][i]|, and get_rows of 3, 0, 66
+ * against deq exactly (the kernels compute d * q + m as the reference does). The outputs start as
+ * NaN, so an element no kernel writes fails too. Returns the number of wrong results. */
+static int check_packed_tensor(hc_device *d, const hc_quant_format *f, const void *packed, const float *deq, int64_t rows,
+                               int64_t cols)
+{
+    static const int toks[] = { 1, 3, 8, 9 };
+    static const int32_t ids[] = { 3, 0, 66 };
+    const hc_quant_cuda_kernels *k = strcmp(d->name, "cuda") == 0 ? f->ops->device_kernels(f->params, "cuda") : NULL;
+    size_t bytes = f->ops->packed_bytes(f->params, rows, cols);
+    hc_tensor t = { .name = "w", .dtype = HC_PACKED, .n_dims = 2, .ne = { cols, rows, 1, 1 }, .nbytes = bytes, .qfmt = f,
+                    .device = d };
+    t.data = to_gpu(d, packed, bytes);
+    int wrong = 0;
+    for (int ti = 0; ti < (int)(sizeof toks / sizeof toks[0]); ti++) {
+        int n_tok = toks[ti];
+        size_t n = (size_t)n_tok * (size_t)rows;
+        const char *path = !k ? (strcmp(d->name, "cuda") ? "cpu kernels" : "no CUDA kernel table")
+                         : n_tok <= k->max_fused_tokens ? "qrtn_gemv_kernel" : "qrtn_dequant_kernel + cublasSgemm";
+        float *x = packed_acts(n_tok, cols), *want = malloc(n * sizeof *want), *mag = malloc(n * sizeof *mag);
+        for (int tt = 0; tt < n_tok; tt++)
+            for (int64_t o = 0; o < rows; o++) {
+                double s = 0, a = 0;
+                for (int64_t i = 0; i < cols; i++) {
+                    double p = (double)deq[o * cols + i] * x[tt * cols + i];
+                    s += p;
+                    a += fabs(p);
+                }
+                want[tt * rows + o] = (float)s;
+                mag[tt * rows + o] = (float)a;
+            }
+        float *y0 = nan_floats(n), *dx = to_gpu(d, x, (size_t)n_tok * (size_t)cols * sizeof *x), *dy = to_gpu(d, y0, n * sizeof *y0);
+        float *got = malloc(n * sizeof *got);
+        char what[320];
+        snprintf(what, sizeof what, "%s matmul %s, %lld x %lld, %d token%s (%s)", d->name, f->spec, (long long)rows,
+                 (long long)cols, n_tok, n_tok > 1 ? "s" : "", path);
+        if (!op_failed(d->ops->matmul(d, &t, dx, dy, n_tok), what) &&
+            !op_failed(d->ops->download(d, got, dy, n * sizeof *got), what)) {
+            int bad = 0, first = -1;
+            for (size_t i = 0; i < n; i++)
+                if (!(fabs((double)got[i] - want[i]) <= 1e-4 * mag[i])) bad++, first = first < 0 ? (int)i : first;
+            if (bad)
+                fprintf(stderr, "  %s: %d of %zu wrong; first token %d row %d: %.9g, want %.9g\n", what, bad, n,
+                        first / (int)rows, first % (int)rows, got[first], want[first]);
+            CU_ASSERT_EQUAL(bad, 0);
+            wrong += bad;
+        } else {
+            wrong++;
+        }
+        d->ops->free(d, dx);
+        d->ops->free(d, dy);
+        free(x), free(want), free(mag), free(y0), free(got);
+    }
+    int n_ids = (int)(sizeof ids / sizeof ids[0]);
+    size_t n = (size_t)n_ids * (size_t)cols;
+    float *want = malloc(n * sizeof *want), *o0 = nan_floats(n), *dout = to_gpu(d, o0, n * sizeof *o0);
+    for (int r = 0; r < n_ids; r++) memcpy(want + (size_t)r * cols, deq + (size_t)ids[r] * cols, (size_t)cols * sizeof *want);
+    float *got = malloc(n * sizeof *got);
+    char what[320];
+    snprintf(what, sizeof what, "%s get_rows %s, %lld x %lld, rows 3, 0, 66 (%s)", d->name, f->spec, (long long)rows,
+             (long long)cols, k ? "qrtn_dequant_kernel" : "dequantize_rows");
+    if (!op_failed(d->ops->get_rows(d, &t, ids, n_ids, dout), what) &&
+        !op_failed(d->ops->download(d, got, dout, n * sizeof *got), what)) {
+        int bad = count_far(got, want, n, 0);
+        if (bad) fprintf(stderr, "  %s: %d of %zu wrong\n", what, bad, n);
+        CU_ASSERT_EQUAL(bad, 0);
+        wrong += bad;
+    } else {
+        wrong++;
+    }
+    d->ops->free(d, dout);
+    d->ops->free(d, t.data);
+    free(want), free(o0), free(got);
+    return wrong;
+}
+
+/* rtn at bits 2, 3, 4, 8 and groups 32, 64, 128 on rows of 96, 576 and 1056 columns (units of 64 + 32,
+ * 4 x 128 + 64, 8 x 128 + 32; a group that does not divide the row leaves a short last group, as the
+ * format allows), 67 rows; then gptq's kernels (the same layout, found through gptq's own hook) on
+ * rtn's bytes. reg holds the rtn and gptq plugins. */
+static void check_packed(hc_device *d, hc_registry *reg)
+{
+    static const int bits[] = { 2, 3, 4, 8 }, groups[] = { 32, 64, 128 };
+    static const int64_t widths[] = { 96, 576, 1056 };
+    const int64_t rows = 67;
+    int cases = 0, failed = 0;
+    for (int bi = 0; bi < 4; bi++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int wi = 0; wi < 3; wi++) {
+                int64_t cols = widths[wi];
+                char spec[64];
+                snprintf(spec, sizeof spec, "rtn:bits=%d,group=%d", bits[bi], groups[gi]);
+                hc_quant_format *f = NULL, *gf = NULL;
+                HC_ASSERT_OK(hc_quant_format_create(reg, spec, &f));
+                HC_ASSERT_OK(f->ops->check_shape(f->params, rows, cols));
+                float *w = rnd_floats((size_t)(rows * cols), 1.0f), *deq = malloc((size_t)(rows * cols) * sizeof *deq);
+                uint8_t *packed = malloc(f->ops->packed_bytes(f->params, rows, cols));
+                HC_ASSERT_OK(f->ops->quantize(f->params, w, rows, cols, NULL, packed));
+                f->ops->dequantize_rows(f->params, packed, cols, rows, 0, rows, deq);
+                int bad = check_packed_tensor(d, f, packed, deq, rows, cols);
+                if (bits[bi] == 3 && cols == 576) { /* gptq: its hook loads the same kernels */
+                    snprintf(spec, sizeof spec, "gptq:bits=3,group=%d", groups[gi]);
+                    HC_ASSERT_OK(hc_quant_format_create(reg, spec, &gf));
+                    bad += check_packed_tensor(d, gf, packed, deq, rows, cols);
+                    cases++;
+                    hc_quant_format_free(gf);
+                }
+                cases++;
+                failed += bad > 0;
+                hc_quant_format_free(f);
+                free(w), free(deq), free(packed);
+            }
+    printf("\n  %s: packed rtn/gptq weights, %d formats x shapes: %s\n", d->name, cases,
+           failed ? "MISMATCHES (see stderr)" : "all match dequantize_rows");
+}
+
 static void run_gpu_checks(const hc_device_plugin_ops *ops)
 {
     pair p = { 0 };
@@ -418,12 +568,47 @@ static void test_probe(void)
     hc_registry_free(reg);
 }
 
+/* The rtn/gptq packed format against its reference: on the cpu device always (which checks the
+ * reference and the comparison themselves), on cuda where the probe finds a GPU (skipped otherwise,
+ * failed under HC_REQUIRE_CUDA=1, as in the probe case). */
+static void test_packed(void)
+{
+    hc_registry *reg = NULL;
+    const hc_plugin *p = load_plugin(&reg, "packed rtn/gptq kernels on cuda");
+    if (!reg) HC_ASSERT_OK(hc_registry_create(&reg));
+    const char *quant[] = { HC_PLUGIN_BUILD_DIR "/hc-quant-rtn.so", HC_PLUGIN_BUILD_DIR "/hc-quant-gptq.so" };
+    for (int i = 0; i < 2; i++) {
+        hc_status st = hc_registry_load_file(reg, quant[i]);
+        if (st != HC_OK) fprintf(stderr, "  loading %s: %s\n", quant[i], hc_last_error());
+        CU_ASSERT_EQUAL_FATAL(st, HC_OK);
+    }
+    hc_device_config cfg = { .n_threads = 2, .device_index = 0 };
+    hc_device *d = NULL;
+    HC_ASSERT_OK(hc_cpu_device_create(&cfg, &d));
+    check_packed(d, reg);
+    d->ops->destroy(d);
+    if (p) {
+        const hc_device_plugin_ops *ops = p->desc->ops;
+        if (ops->probe() == HC_OK) {
+            HC_ASSERT_OK(ops->create(&cfg, &d));
+            check_packed(d, reg);
+            CU_ASSERT_EQUAL(d->ops->mem_used(d), 0);
+            d->ops->destroy(d);
+        } else {
+            printf("\n  SKIP packed rtn/gptq kernels on cuda: %s\n", hc_last_error());
+            if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the probe found no usable GPU");
+        }
+    }
+    hc_registry_free(reg);
+}
+
 int main(void)
 {
     static const hc_test_case cases[] = {
         { "descriptor", test_descriptor },
         { "found by the default plugin search", test_default_search },
         { "probe says why no GPU is usable (or every op matches the cpu device)", test_probe },
+        { "packed rtn/gptq weights: matmul and get_rows match dequantize_rows (cpu; cuda with a GPU)", test_packed },
         { NULL, NULL },
     };
     return hc_test_run("cuda_plugin", cases);

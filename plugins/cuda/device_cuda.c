@@ -382,12 +382,14 @@ static hc_status cuda_event_wait(hc_device *d, hc_event *ev)
     return HC_OK;
 }
 
+/* Both queues: the compute queue, and the copy queue's downloads and uploads (download_async, upload_copyq). */
 static hc_status cuda_synchronize(hc_device *d)
 {
     cuda_device *c = impl(d);
     hc_status st = enter(c, "synchronize");
     if (st != HC_OK) return st;
     CU_CHECK(cudaStreamSynchronize(c->stream), "synchronize");
+    if (c->has_copy) CU_CHECK(cudaStreamSynchronize(c->copy), "synchronize (copy queue)");
     return HC_OK;
 }
 
@@ -724,7 +726,9 @@ static void cuda_destroy(hc_device *d)
     if (!d) return;
     cuda_device *c = impl(d);
     if (c) {
-        cudaSetDevice(c->index);
+        /* not enter(): its error would replace the one that made create fail; the thread's current
+           device is what the call left (unknown when it failed, so that the next enter sets it) */
+        current_index = cudaSetDevice(c->index) == cudaSuccess ? c->index : -1;
         if (c->has_stream) cudaStreamSynchronize(c->stream);
         for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr); /* what callers left behind */
         free(c->allocs);

@@ -110,6 +110,14 @@ static int bandwidth(const char *device, int threads)
     return st == HC_OK ? 0 : 1;
 }
 
+/* A JSON number, or null for inf and NaN (logits a device got wrong), which JSON has no number for. */
+static const char *json_num(char *buf, size_t cap, double v)
+{
+    if (isfinite(v)) snprintf(buf, cap, "%.6g", v);
+    else snprintf(buf, cap, "null");
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL, *device = "cuda", *ref = "cpu", *sched = "async";
@@ -173,12 +181,14 @@ int main(int argc, char **argv)
         st = hc_decode(r.c, &tokens[n_prompt + i], 1, 0, &lr);
         if (st == HC_OK) st = hc_decode(t.c, &tokens[n_prompt + i], 1, 0, &lt);
     }
+    char b1[32], b2[32], b3[32];
     if (st == HC_OK)
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"ref\": \"%s\", \"branches\": %s, \"sched\": \"%s\", \"separate\": %s, "
-               "\"prompt\": %d, \"steps\": %d, \"max_abs_diff\": %.6g, \"mean_abs_diff\": %.6g, \"max_abs_ref_logit\": %.6g, "
+               "\"prompt\": %d, \"steps\": %d, \"max_abs_diff\": %s, \"mean_abs_diff\": %s, \"max_abs_ref_logit\": %s, "
                "\"top1_agree\": %.4f, \"seconds\": %.2f}\n",
                model, device, ref, comp && t.c->brt ? "true" : "false", comp && t.c->brt ? sched : "none",
-               separate ? "true" : "false", n_prompt, steps, max_abs, sum_abs / ((double)steps * n_vocab), max_ref,
+               separate ? "true" : "false", n_prompt, steps, json_num(b1, sizeof b1, max_abs),
+               json_num(b2, sizeof b2, sum_abs / ((double)steps * n_vocab)), json_num(b3, sizeof b3, max_ref),
                (double)agree / steps, hc_now_ns() / 1e9 - t0);
     else fprintf(stderr, "hc-compare-devices: %s\n", hc_last_error());
     free(tokens);
