@@ -19,16 +19,6 @@
 
 static hc_registry *reg;
 
-static double gauss(uint64_t *s)
-{
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-        u[i] = ((double)(*s >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
-}
-
 /* Weights N(0, 1) and n input rows whose channels differ in scale, one in eight an outlier (x 20):
  * the case AWQ is for. */
 static void make(uint64_t seed, int64_t out, int64_t in, int64_t n, float **w, float **x)
@@ -36,10 +26,10 @@ static void make(uint64_t seed, int64_t out, int64_t in, int64_t n, float **w, f
     *w = malloc(sizeof(float) * (size_t)(out * in));
     *x = malloc(sizeof(float) * (size_t)(n * in));
     float *scale = malloc(sizeof(float) * (size_t)in);
-    for (int64_t i = 0; i < out * in; i++) (*w)[i] = (float)gauss(&seed);
-    for (int64_t i = 0; i < in; i++) scale[i] = (float)((0.3 + fabs(gauss(&seed))) * (i % 8 == 3 ? 20.0 : 1.0));
+    for (int64_t i = 0; i < out * in; i++) (*w)[i] = (float)hc_test_gauss(&seed);
+    for (int64_t i = 0; i < in; i++) scale[i] = (float)((0.3 + fabs(hc_test_gauss(&seed))) * (i % 8 == 3 ? 20.0 : 1.0));
     for (int64_t r = 0; r < n; r++)
-        for (int64_t i = 0; i < in; i++) (*x)[r * in + i] = (float)gauss(&seed) * scale[i];
+        for (int64_t i = 0; i < in; i++) (*x)[r * in + i] = (float)hc_test_gauss(&seed) * scale[i];
     free(scale);
 }
 

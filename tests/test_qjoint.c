@@ -15,16 +15,6 @@
 
 static hc_registry *reg;
 
-static double gauss(uint64_t *s)
-{
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-        u[i] = ((double)(*s >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]);
-}
-
 /* A layer: W = noise + a strong rank-4 part (what a branch can carry), inputs with unequal scales
  * and correlations: moment = X^T X / n in double and f32, and its diagonal. */
 typedef struct layer {
@@ -38,10 +28,10 @@ static layer make_layer(uint64_t seed, int64_t out, int64_t in, int n)
     layer L = {out, in, malloc(sizeof(float) * (size_t)(out * in)), malloc(sizeof(float) * (size_t)(in * in)),
                malloc(sizeof(float) * (size_t)in), calloc((size_t)(in * in), sizeof(double))};
     double *x = malloc(sizeof(double) * (size_t)in), *scale = malloc(sizeof(double) * (size_t)in);
-    for (int64_t i = 0; i < in; i++) scale[i] = 0.2 + 3.0 * fabs(gauss(&seed));
+    for (int64_t i = 0; i < in; i++) scale[i] = 0.2 + 3.0 * fabs(hc_test_gauss(&seed));
     for (int s = 0; s < n; s++) {
-        const double common = gauss(&seed);
-        for (int64_t i = 0; i < in; i++) x[i] = (gauss(&seed) + 0.5 * common) * scale[i];
+        const double common = hc_test_gauss(&seed);
+        for (int64_t i = 0; i < in; i++) x[i] = (hc_test_gauss(&seed) + 0.5 * common) * scale[i];
         for (int64_t i = 0; i < in; i++)
             for (int64_t j = 0; j < in; j++) L.moment[i * in + j] += x[i] * x[j] / n;
     }
@@ -49,12 +39,12 @@ static layer make_layer(uint64_t seed, int64_t out, int64_t in, int n)
     for (int64_t i = 0; i < in; i++) L.x2[i] = (float)L.moment[i * in + i];
     double u[4][64], v[4][576];
     for (int k = 0; k < 4; k++) {
-        for (int64_t i = 0; i < out; i++) u[k][i] = gauss(&seed);
-        for (int64_t j = 0; j < in; j++) v[k][j] = gauss(&seed);
+        for (int64_t i = 0; i < out; i++) u[k][i] = hc_test_gauss(&seed);
+        for (int64_t j = 0; j < in; j++) v[k][j] = hc_test_gauss(&seed);
     }
     for (int64_t i = 0; i < out; i++)
         for (int64_t j = 0; j < in; j++) {
-            double a = 0.3 * gauss(&seed);
+            double a = 0.3 * hc_test_gauss(&seed);
             for (int k = 0; k < 4; k++) a += 0.5 * u[k][i] * v[k][j];
             L.w[i * in + j] = (float)a;
         }

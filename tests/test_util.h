@@ -5,6 +5,7 @@
 
 #include <CUnit/CUnit.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct hc_test_case {
     const char *name;
@@ -28,6 +29,9 @@ int hc_test_hcinfer(const char *args, const char *out, const char *err);
 
 /* Reads a whole file into memory (NUL-terminated); NULL on failure. */
 char *hc_test_read_file(const char *path, size_t *size);
+
+/* A standard normal draw (Box-Muller over a xorshift64 state, which must not be 0). */
+double hc_test_gauss(uint64_t *state);
 
 /* Asserts that a status is HC_OK and prints hc_last_error() when it is not. */
 #define HC_ASSERT_OK(expr)                                                             \
