@@ -18,15 +18,20 @@ src=$root/models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$shared/eval/wiki.test.tokens" ] || { echo "frontier: $shared/eval is absent" >&2; exit 1; }
 quantize=${LLAMA_QUANTIZE:-$(find /tmp -maxdepth 7 -name llama-quantize -type f -perm -u+x 2>/dev/null | head -n 1)}
 mkdir -p "$work" "$(dirname "$out")"
-configs=${CONFIGS:-"source llama-q4_0 llama-q3_k_m w4 w4-10 w3 w3-10 g4 g4-10 g3j g3j-10"}
+configs=${CONFIGS:-"source llama-q4_0 llama-q3_k_m w4 w4-10 w3 w3-10 g4 g4-10 g3j g3j-10 g3l g3l-10 g3l32 g3l32-10"}
 calib=(--calib "$shared/eval/wiki.valid.tokens" --calib-tokens 4096)
 # w3, w4: rtn g128; g4: the default backbone (gptq W4 g128, act order, scale search); g3j: gptq W3
 # g128 with search and --joint 2 (both on 8192 calibration tokens, as scripts/accuracy_table.sh
-# makes them: its w4-gptq-s and w3-gptq-s-j2). A name without -10 is its file with --no-comp.
+# makes them: its w4-gptq-s and w3-gptq-s-j2); g3l, g3l32: g3j with q8_0 branches ranked greedily on
+# losses measured on 2048 tokens, up to rank 256, in groups of 128 and 32 (w3-gptq-s-j2-q8-g2048-r256
+# and its -G32). A name without -10 is its file with --no-comp.
 gptq_args() {
+  local best="--joint 2 --branch-dtype q8_0 --policy greedy --sens-tokens 2048 --rank-max 256"
   case $1 in
     g4) echo "--quant gptq:bits=4,group=128,act_order=1,search=1";;
     g3j) echo "--quant gptq:bits=3,group=128,act_order=1,search=1 --joint 2";;
+    g3l) echo "--quant gptq:bits=3,group=128,act_order=1,search=1 $best";;
+    g3l32) echo "--quant gptq:bits=3,group=32,act_order=1,search=1 $best";;
   esac
 }
 
@@ -44,8 +49,8 @@ for c in $configs; do
     w4*|w3*)
       bits=${c:1:1}
       [ -f "$model" ] || "$hc" compress -m "$src" -o "$model" --quant "rtn:bits=$bits,group=128" --budget 10 "${calib[@]}" -t "$t" >&2;;
-    g4|g3j) model=$work/$c-10.gguf run=(--no-comp);;&
-    g4*|g3j*)
+    g4|g3j|g3l|g3l32) model=$work/$c-10.gguf run=(--no-comp);;&
+    g4*|g3j*|g3l*)
       # shellcheck disable=SC2046
       [ -f "$model" ] || "$hc" compress -m "$src" -o "$model" $(gptq_args "${c%-10}") --budget 10 \
         --calib "$shared/eval/wiki.valid.tokens" --calib-tokens 8192 -t "$t" >&2;;
