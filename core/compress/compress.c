@@ -31,6 +31,7 @@ static hc_status check_opts(const hc_compress_opts *o)
         return hc_error(HC_E_ARG, "--sens-tokens needs calibration text (--calib FILE) or --sens-source self");
     if (o->calib_skip > 0 && hc_compress_calib_is_self(o)) return hc_error(HC_E_ARG, "--calib-skip needs a calibration file, not --calib self");
     if (o->calib_sequential && !o->calib) return hc_error(HC_E_ARG, "--calib-forward compressed needs calibration text (--calib FILE)");
+    if (o->awq > 0 && !o->calib) return hc_error(HC_E_ARG, "--awq needs calibration text: give --calib FILE");
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32 && o->branch_dtype != HC_Q8_0)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16, f32 or q8_0");
     return HC_OK;

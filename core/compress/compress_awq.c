@@ -13,7 +13,6 @@
 hc_status hc_compress_awq_open(hc_compress_state *cs)
 {
     const char *opt = cs->fmt->options, *b = strstr(opt, "bits="), *g = strstr(opt, "group=");
-    if (!cs->opts->calib) return hc_error(HC_E_ARG, "--awq needs calibration text: give --calib FILE");
     if (!b || !g)
         return hc_error(HC_E_ARG, "--awq needs a backbone format with bits and group options ('%s' has not)", cs->fmt->spec);
     char spec[64];

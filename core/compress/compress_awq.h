@@ -9,7 +9,7 @@
 
 /* --awq: the quantizer the search measures with: rtn at the backbone's bits and group size (with
  * its scale search when the backbone has one; GPTQ's own solve would cost too much per candidate);
- * an error when the backbone's format has no bits and group options or there is no calibration. */
+ * an error when the backbone's format has no bits and group options (compress checks --calib). */
 hc_status hc_compress_awq_open(hc_compress_state *cs);
 
 /* Before the layer's jobs, with its inputs observed: per group (q/k/v after the attention norm,
