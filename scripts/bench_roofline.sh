@@ -8,7 +8,8 @@
 #                  Q4_0 by llama-quantize), 1b 3b 8b (default: all five; smollm2-q4_0 with llama.cpp);
 #                  and our own backbones with 10% branches: smollm2-w3, smollm2-w4 (models/frontier's
 #                  w3-10.gguf, w4-10.gguf) and 1b-w3, 1b-w4, 3b-w3, ... (the shape's f16 synth made
-#                  rtn:bits=N,group=128 + 10% by hcinfer compress (uniform f16 branches), calibrated
+#                  rtn:bits=N,group=128 + 10% by hcinfer compress (uniform f16 branches); a suffix
+#                  gG picks groups of G = 32 or 64 instead, as in 8b-w3g32), calibrated
 #                  on 512 tokens of wiki.valid; the output head in HEAD_QUANT, default rtn:bits=8,group=128: 8.25
 #                  bits a weight against the 6.56 of llama.cpp's Q6_K head). These run hcinfer
 #                  bench --sched none,inline (the branches on the device's own threads): the
@@ -27,6 +28,8 @@
 #                  ../llama.cpp/build/bin, /tmp/llama.cpp/build/bin that has them). Without it the
 #                  synthetic shapes are written in Q8_0 by hcinfer synth and there is no comparison.
 #   OUT            JSON lines, one per model and thread count (default models/bench_roofline.jsonl)
+#   PREPARE_ONLY   1: make the models of SHAPES (the slow part: an 8B shape takes many minutes) and
+#                  stop, so that a later run times an idle machine
 # llama.cpp beside the project, as the figures were made: llama-cpp-python 0.3.36's sdist holds
 # it (pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36, untar), built with
 #   cmake -S vendor/llama.cpp -B build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF
@@ -66,7 +69,6 @@ fi
 [ -n "$llama_bin" ] && [ ! -x "$llama_bin/llama-bench" ] && { echo "bench_roofline: no llama-bench in $llama_bin" >&2; exit 1; }
 [ -z "$llama_bin" ] && shapes=${shapes//smollm2-q4_0/}
 mkdir -p "$models" "$(dirname "$out")"
-: > "$out"
 
 # the arguments of hcinfer synth for a synthetic shape
 synth_args() {
@@ -78,24 +80,28 @@ synth_args() {
   esac
 }
 
-# our own backbone of a shape (smollm2-w3, 1b-w4, ...): its file (made when missing)
+# our own backbone of a shape (smollm2-w3, 1b-w4, 8b-w3g32, ...): its file (made when missing)
 ours_of() {
-  local shape=$1 base=${1%-w*} bits=${1##*-w}
-  case $bits in 3|4) ;; *) echo "bench_roofline: unknown shape $shape (BASE-w3 or BASE-w4)" >&2; exit 1 ;; esac
+  local shape=$1 base=${1%-w*} spec=${1##*-w} bits group=128
+  bits=${spec%%g*}
+  [[ $spec == *g* ]] && group=${spec#*g}
+  case $bits in 3|4) ;; *) echo "bench_roofline: unknown shape $shape (BASE-w3 or BASE-w4, then gGROUP)" >&2; exit 1 ;; esac
+  case $group in 32|64|128) ;; *) echo "bench_roofline: $shape: the group must be 32, 64 or 128" >&2; exit 1 ;; esac
   if [ "$base" = smollm2 ]; then
+    [ "$group" = 128 ] || { echo "bench_roofline: $shape: SmolLM2's backbones are models/frontier's, in groups of 128" >&2; exit 1; }
     echo "$root/models/frontier/w$bits-10.gguf"
     return
   fi
   local f16=$models/synth-llama-$base.f16.gguf head=${HEAD_QUANT:-rtn:bits=8,group=128}
-  local f=$models/synth-llama-$base.w${bits}g128-h$(echo "$head" | tr -c 'a-z0-9\n' '-')-10.gguf
+  local f=$models/synth-llama-$base.w${bits}g${group}-h$(echo "$head" | tr -c 'a-z0-9\n' '-')-10.gguf
   if [ ! -f "$f" ]; then
     if [ ! -f "$f16" ]; then
       echo "== making $f16 (hcinfer synth f16, kept for the other bit width)" >&2
       # shellcheck disable=SC2046
       "$hc" synth --arch llama $(synth_args "$base") --type f16 -o "$f16" >&2
     fi
-    echo "== making $f (hcinfer compress rtn:bits=$bits,group=128, head $head, 10% branches)" >&2
-    "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=128" --head-quant "$head" --budget 10 \
+    echo "== making $f (hcinfer compress rtn:bits=$bits,group=$group, head $head, 10% branches)" >&2
+    "$hc" compress -m "$f16" -o "$f" --quant "rtn:bits=$bits,group=$group" --head-quant "$head" --budget 10 \
       --policy uniform --branch-dtype f16 \
       --calib "${CALIB:-$root/../shared/eval/wiki.valid.tokens}" --calib-tokens 512 >&2
   fi
@@ -143,6 +149,20 @@ model_of() {
   fi
 }
 
+# the models of every shape, made before any timing (PREPARE_ONLY=1 stops here)
+for shape in $shapes; do
+  case $shape in
+    *-w3|*-w4|*-w3g*|*-w4g*)
+      ours_of "$shape" > /dev/null
+      base=${shape%-w*}
+      [ "$base" = smollm2 ] && base=smollm2-q4_0
+      [ -n "$llama_bin" ] && model_of "$base" > /dev/null ;;
+    *) model_of "$shape" > /dev/null ;;
+  esac
+done
+[ "${PREPARE_ONLY:-0}" = 1 ] && { echo "bench_roofline: the models of $shapes are ready in $models" >&2; exit 0; }
+: > "$out"
+
 echo "== read bandwidth (hc-bench-membw)" >&2
 bw_json=$("$membw" --threads "$(echo $threads | tr ' ' ',')" --json)
 bw_of() { jq -r --argjson t "$1" '.gbs[.threads | index($t)]' <<< "$bw_json"; }
@@ -152,7 +172,7 @@ rows=()
 for shape in $shapes; do
   ours=0 sched=none lm=
   case $shape in
-    *-w3|*-w4)   # our backbone + branches; llama.cpp runs the same shape's Q4_0
+    *-w3|*-w4|*-w3g*|*-w4g*)   # our backbone + branches; llama.cpp runs the same shape's Q4_0
       ours=1 sched=none,inline
       m=$(ours_of "$shape")
       base=${shape%-w*}
