@@ -22,6 +22,11 @@ static const char compress_help[] =
     "                          (default: " HC_COMPRESS_DEFAULT_QUANT ",\n"
     "                          and without --calib then --calib self)\n"
     "      --head-quant SPEC   also quantize the output head (and a tied embedding) (default: keep)\n"
+    "      --tensor-quant PATTERN=SPEC  the linear layers whose names match PATTERN in format SPEC\n"
+    "                          (mixed precision; repeatable, the last match wins): a glob of the whole\n"
+    "                          name when it has * ? [, else whole dot-separated parts of it (attn_v, blk.7),\n"
+    "                          e.g. ffn_down=gptq:bits=4,group=128,\n"
+    "                          'blk.[0-3].attn_v.weight=rtn:bits=8,group=32'; one that matches nothing is an error\n"
     "      --budget PCT        branch memory as a percentage of the backbone's (default 10; 0 = none;\n"
     "                          an untied token-embedding table, of which a token reads one row,\n"
     "                          is not counted)\n"
@@ -78,7 +83,7 @@ static void draw(void *ctx, const char *phase, int64_t done, int64_t total)
     hc_progress_update(&p->bar, (long)done);
 }
 
-static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
+static hc_status parse(int argc, char **argv, hc_compress_opts *o, const char **tensor_quant, int *help)
 {
     hc_args a = { argc, argv, 0 };
     const char *v;
@@ -90,6 +95,11 @@ static hc_status parse(int argc, char **argv, hc_compress_opts *o, int *help)
         else if (hc_arg_is(&a, "-o", "--output")) st = hc_arg_value(&a, &o->output);
         else if (hc_arg_is(&a, "--quant", NULL)) st = hc_arg_value(&a, &o->quant);
         else if (hc_arg_is(&a, "--head-quant", NULL)) st = hc_arg_value(&a, &o->head_quant);
+        else if (hc_arg_is(&a, "--tensor-quant", NULL)) {
+            if (o->n_tensor_quant == HC_COMPRESS_MAX_TENSOR_QUANT)
+                st = hc_error(HC_E_ARG, "--tensor-quant: at most %d options", HC_COMPRESS_MAX_TENSOR_QUANT);
+            else if ((st = hc_arg_value(&a, &tensor_quant[o->n_tensor_quant])) == HC_OK) o->tensor_quant = tensor_quant, o->n_tensor_quant++;
+        }
         else if (hc_arg_is(&a, "--budget", NULL)) {
             float b;
             st = hc_arg_float(&a, 0, 1000, &b);
@@ -176,6 +186,8 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
                 r->n_linear - 1, o->quant, o->head_quant);
     else
         fprintf(stderr, "  backbone        %8.2f MiB (%d linear layers as %s)\n", r->backbone_bytes / mib, r->n_linear, o->quant);
+    if (r->n_tensor_quant > 0)
+        fprintf(stderr, "                  of which %d in the formats of --tensor-quant\n", r->n_tensor_quant);
     fprintf(stderr, "  branches        %8.2f MiB = %.2f%% of the backbone%s (%d branches, rank %d..%d, mean %.1f)\n",
             r->branch_bytes / mib, r->budget_base_bytes ? 100.0 * r->branch_bytes / r->budget_base_bytes : 0.0,
             r->budget_base_bytes < r->backbone_bytes ? " less its token-embedding table" : "", r->n_branches,
@@ -203,8 +215,9 @@ static void print_report(const hc_compress_opts *o, const hc_compress_report *r)
 int hc_cmd_compress(int argc, char **argv)
 {
     hc_compress_opts o = { .budget = 10, .threads = 2, .branch_dtype = HC_Q8_0 };
+    const char *tensor_quant[HC_COMPRESS_MAX_TENSOR_QUANT];
     int help = 0;
-    hc_status st = parse(argc, argv, &o, &help);
+    hc_status st = parse(argc, argv, &o, tensor_quant, &help);
     if (help) {
         printf(compress_help);
         return 0;

@@ -16,6 +16,7 @@
 #include "compress_sens.h"
 #include "compress_state.h"
 #include "compress_stream.h"
+#include "compress_tensor_quant.h"
 #include "gguf.h"
 #include "model_load.h"
 
@@ -32,6 +33,10 @@ static hc_status check_opts(const hc_compress_opts *o)
     if (o->calib_skip > 0 && hc_compress_calib_is_self(o)) return hc_error(HC_E_ARG, "--calib-skip needs a calibration file, not --calib self");
     if (o->calib_sequential && !o->calib) return hc_error(HC_E_ARG, "--calib-forward compressed needs calibration text (--calib FILE)");
     if (o->awq > 0 && !o->calib) return hc_error(HC_E_ARG, "--awq needs calibration text: give --calib FILE");
+    if (o->awq > 0 && o->n_tensor_quant > 0)
+        return hc_error(HC_E_ARG, "--awq and --tensor-quant do not go together: awq's search quantizes a group of layers in one format");
+    if (o->n_tensor_quant < 0 || (o->n_tensor_quant > 0 && !o->tensor_quant))
+        return hc_error(HC_E_ARG, "--tensor-quant: %d options given without their text", o->n_tensor_quant);
     if (o->branch_dtype != HC_F16 && o->branch_dtype != HC_BF16 && o->branch_dtype != HC_F32 && o->branch_dtype != HC_Q8_0)
         return hc_error(HC_E_ARG, "branches are stored as f16, bf16, f32 or q8_0");
     return HC_OK;
@@ -43,6 +48,7 @@ static void fill_report(const hc_compress_state *cs, hc_compress_report *r)
     r->backbone_bytes = cs->backbone_bytes;
     r->budget_base_bytes = cs->budget_base_bytes;
     r->n_linear = cs->n_jobs;
+    for (int i = 0; i < cs->n_jobs; i++) r->n_tensor_quant += cs->jobs[i].fmt != cs->fmt && cs->jobs[i].fmt != cs->head_fmt;
     r->rank_min = -1;
     double sum = 0;
     for (int i = 0; i < cs->n_jobs; i++) {
@@ -75,6 +81,7 @@ static void free_state(hc_compress_state *cs)
     hc_gguf_writer_free(cs->meta);
     hc_quant_format_free(cs->fmt);
     hc_quant_format_free(cs->head_fmt);
+    hc_compress_tensor_quant_free(cs);
     hc_model_free(cs->model);
 }
 
@@ -88,6 +95,7 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     hc_model_load_opts lo = { 0 }; /* mapped as the file stores it: one layer at a time goes to f32 */
     st = hc_quant_format_create(o->registry, o->quant, &cs.fmt);
     if (st == HC_OK && o->head_quant) st = hc_quant_format_create(o->registry, o->head_quant, &cs.head_fmt);
+    if (st == HC_OK) st = hc_compress_tensor_quant_open(&cs);
     if (st == HC_OK) st = hc_model_load(o->input, &lo, &cs.model);
     if (st == HC_OK && cs.model->gguf && hc_gguf_find(cs.model->gguf, "hc.format_version"))
         st = hc_error(HC_E_ARG, "%s is already compressed by hcinfer; compress the original model", o->input);
@@ -95,8 +103,9 @@ hc_status hc_compress(const hc_compress_opts *o, hc_compress_report *report)
     /* ranks are planned (and a policy script loaded) before the long work, so that a bad
        budget or a broken script fails at once */
     if (st == HC_OK) st = hc_compress_plan_ranks(&cs);
-    int needs_calib = o->calib || !strcmp(cs.fmt ? cs.fmt->plugin : "", "gptq");
-    if (st == HC_OK && needs_calib && !o->calib) st = hc_error(HC_E_ARG, "%s needs calibration text: give --calib FILE", cs.fmt->spec);
+    if (st == HC_OK && !o->calib && hc_compress_uses_plugin(&cs, "gptq"))
+        st = hc_error(HC_E_ARG, "%s needs calibration text: give --calib FILE",
+                      !strcmp(cs.fmt->plugin, "gptq") ? cs.fmt->spec : "a gptq format (--head-quant or --tensor-quant)");
     if (st == HC_OK && o->awq > 0) st = hc_compress_awq_open(&cs);
     /* the output is created (its room checked and reserved) before the long work too */
     double tw = hc_now_seconds();

@@ -16,6 +16,9 @@
  * calibrates on text the model samples itself (--calib self), since GPTQ needs calibration. */
 #define HC_COMPRESS_DEFAULT_QUANT "gptq:bits=4,group=128,act_order=1,search=1"
 
+/* The most --tensor-quant options one compress takes. */
+#define HC_COMPRESS_MAX_TENSOR_QUANT 64
+
 typedef void (*hc_compress_progress)(void *ctx, const char *phase, int64_t done, int64_t total);
 
 typedef struct hc_compress_opts {
@@ -24,6 +27,9 @@ typedef struct hc_compress_opts {
     const char *output;
     const char *quant;          /* backbone spec, "rtn:bits=3,group=128" */
     const char *head_quant;     /* spec for the output head (and the tied embedding), NULL: keep as stored */
+    const char *const *tensor_quant; /* "PATTERN=SPEC": the linear layers whose names match in another format
+                                   (compress_tensor_quant.h), the last match winning; n_tensor_quant of them */
+    int n_tensor_quant;
     double budget;              /* branch bytes as a percentage of the backbone's; 0 with rank 0: no branches */
     int rank;                   /* the same rank for every layer instead of the budget (0: use the budget) */
     int rank_max;               /* directions factored per layer, the most a policy can give
@@ -62,6 +68,7 @@ typedef struct hc_compress_report {
     size_t branch_bytes;        /* A, B and sigma of every branch */
     size_t source_bytes;        /* the input's weights as stored */
     int n_linear;               /* compressed linear layers */
+    int n_tensor_quant;         /* of which in a --tensor-quant format */
     int n_unfit;                /* linear layers kept as stored: their shape does not fit the format */
     char unfit_reason[256];     /* the first such layer and why */
     int n_branches;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "compress_sens.h"
+#include "compress_tensor_quant.h"
 #include "compress_text.h"
 
 static int skip_key(const char *key, void *ctx)
@@ -74,15 +75,25 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
 {
     const hc_compress_opts *o = cs->opts;
     static const char *const whitening[] = { "none", "diag", "full" };
-    char versions[256];
-    snprintf(versions, sizeof versions, "%s %s%s%s%s%s", cs->fmt->plugin, cs->fmt->version, cs->head_fmt ? "; " : "",
-             cs->head_fmt ? cs->head_fmt->plugin : "", cs->head_fmt ? " " : "", cs->head_fmt ? cs->head_fmt->version : "");
+    char versions[512];
+    int used = snprintf(versions, sizeof versions, "%s %s", cs->fmt->plugin, cs->fmt->version);
+    for (int k = -1; k < cs->n_tensor_quant; k++) { /* the head's plugin, then --tensor-quant's, each once */
+        const hc_quant_format *f = k < 0 ? cs->head_fmt : cs->tensor_quant[k].fmt;
+        if (!f || strstr(versions, f->plugin)) continue;
+        if (used >= 0 && (size_t)used < sizeof versions)
+            used += snprintf(versions + used, sizeof versions - (size_t)used, "; %s %s", f->plugin, f->version);
+    }
     hc_status st = hc_gguf_set_u32(w, "hc.format_version", HC_FORMAT_VERSION);
 #define TRY(call) if (st == HC_OK) st = (call)
     TRY(hc_gguf_set_str(w, "hc.source", base_name(o->input)));
     TRY(hc_gguf_set_str(w, "hc.quant", cs->fmt->spec));
     TRY(hc_gguf_set_str(w, "hc.quant.plugins", versions));
     TRY(hc_gguf_set_str(w, "hc.head_quant", cs->head_fmt ? cs->head_fmt->spec : "none"));
+    if (cs->n_tensor_quant > 0) { /* which layers are in another format (each tensor's own key says which) */
+        char tensors[4096];
+        TRY(hc_compress_tensor_quant_text(cs, tensors, sizeof tensors));
+        TRY(hc_gguf_set_str(w, "hc.quant.tensors", tensors));
+    }
     TRY(hc_gguf_set_str(w, "hc.comp.dtype", hc_dtype_name(o->branch_dtype)));
     TRY(hc_gguf_set_str(w, "hc.comp.whitening", o->calib ? whitening[o->whitening] : "none"));
     TRY(hc_gguf_set_f32(w, "hc.comp.budget", (float)o->budget));

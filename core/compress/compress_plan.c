@@ -8,6 +8,7 @@
 
 #include "compress_moe.h"
 #include "compress_source.h"
+#include "compress_tensor_quant.h"
 
 hc_dtype hc_compress_branch_dtype(const hc_compress_job *j, hc_dtype requested)
 {
@@ -65,6 +66,7 @@ hc_status hc_compress_plan(hc_compress_state *cs)
     hc_status est = hc_compress_plan_experts(cs); /* every expert of a MoE layer is a layer of its own */
     if (est != HC_OK) return est;
     if (cs->head_fmt) cs->jobs[cs->n_jobs++] = (hc_compress_job){ .layer = -1, .proj = -1, .weight = &m->output, .fmt = cs->head_fmt };
+    if ((est = hc_compress_tensor_quant_apply(cs)) != HC_OK) return est;
     /* a layer whose shape the format cannot hold stays as stored (as llama.cpp's quantize falls
        back for rows that are not a multiple of the block); the report says how many */
     size_t packed = 0;

@@ -56,10 +56,18 @@ typedef struct hc_compress_job {
     float *awq_col, *awq_row; /* --awq: what was quantized is diag(awq_row) W diag(awq_col) (NULL: ones) */
 } hc_compress_job;
 
+typedef struct hc_compress_tensor_quant {
+    char pattern[128];        /* --tensor-quant PATTERN=SPEC: the names it picks */
+    hc_quant_format *fmt;     /* and their format */
+    int matched;              /* jobs it gave its format to */
+} hc_compress_tensor_quant;
+
 typedef struct hc_compress_state {
     const hc_compress_opts *opts;
     hc_model *model;          /* the source: its weights mapped from the file, never converted whole */
     hc_quant_format *fmt, *head_fmt;
+    hc_compress_tensor_quant *tensor_quant; /* --tensor-quant, in the order given (the last match wins) */
+    int n_tensor_quant;
     hc_compress_job *jobs;    /* dense layers (layer by layer), then experts, then the head */
     int n_jobs;
     size_t source_bytes;      /* every source weight as stored */

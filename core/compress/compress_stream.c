@@ -19,6 +19,7 @@
 #include "compress_factor.h"
 #include "compress_sample.h"
 #include "compress_source.h"
+#include "compress_tensor_quant.h"
 #include "compress_text.h"
 #include "context.h"
 #include "threadpool.h"
@@ -96,7 +97,7 @@ static hc_status build_stats(stream *s)
 {
     hc_compress_state *cs = s->cs;
     const hc_compress_opts *o = cs->opts;
-    int gptq = !strcmp(cs->fmt->plugin, "gptq") || (cs->head_fmt && !strcmp(cs->head_fmt->plugin, "gptq"));
+    int gptq = hc_compress_uses_plugin(cs, "gptq");
     hc_status st = HC_OK;
     for (int i = 0; i < s->n_order && st == HC_OK; i++) {
         const hc_compress_job *j = &cs->jobs[s->order[i]];
