@@ -210,6 +210,36 @@ static void test_refusals(void)
     refused("ffn_down=rtn:bits=4,group=32", "rtn:bits=3,group=32", 20, "self", "--awq and --tensor-quant");
 }
 
+/* The command line: repeated options reach the compressor, the report counts the layers, a bad
+ * one exits non-zero naming it. */
+static int run_cli(const char *args, const char *needle, int *found)
+{
+    char cmd[2000], line[1024];
+    snprintf(cmd, sizeof cmd, "%s/hcinfer compress -m '%s' %s 2>&1", HC_BIN_DIR, src, args);
+    FILE *p = popen(cmd, "r");
+    *found = 0;
+    while (p && fgets(line, sizeof line, p)) *found |= strstr(line, needle) != NULL;
+    return p ? pclose(p) : -1;
+}
+
+static void test_cli(void)
+{
+    make_source();
+    char args[1200], out[600];
+    int found;
+    snprintf(out, sizeof out, "%s", hc_test_tmp("tq_cli.gguf"));
+    snprintf(args, sizeof args, "-o '%s' --quant rtn:bits=3,group=32 --tensor-quant ffn_down=rtn:bits=4,group=32 "
+             "--tensor-quant 'blk.[12].attn_v.weight=rtn:bits=8,group=32' --budget 5", out);
+    CU_ASSERT_EQUAL(run_cli(args, "of which 5 in the formats of --tensor-quant", &found), 0);
+    CU_ASSERT(found);
+    CU_ASSERT_EQUAL(access(out, F_OK), 0);
+    snprintf(out, sizeof out, "%s", hc_test_tmp("tq_cli_bad.gguf"));
+    snprintf(args, sizeof args, "-o '%s' --quant rtn:bits=3,group=32 --tensor-quant ffn_dwn=rtn:bits=4,group=32", out);
+    CU_ASSERT_NOT_EQUAL(run_cli(args, "--tensor-quant 'ffn_dwn=rtn:bits=4,group=32': no linear layer's name matches", &found), 0);
+    CU_ASSERT(found);
+    CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+}
+
 int main(void)
 {
     if (hc_registry_create(&reg) != HC_OK || hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) != HC_OK) {
@@ -222,6 +252,7 @@ int main(void)
         {"compress: every layer overridden = the plain run, byte for byte", test_same_bytes_as_whole_model},
         {"compress: an expert tensor as a whole", test_experts},
         {"compress: refusals name the option, leave no file", test_refusals},
+        {"hcinfer compress --tensor-quant", test_cli},
         {NULL, NULL},
     };
     int rc = hc_test_run("tensor_quant", cases);
