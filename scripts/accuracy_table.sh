@@ -30,8 +30,10 @@ mc_configs=${MC_CONFIGS:-$configs}   # with MC=1: the configurations that also g
 # name -> compress arguments: w<bits>-<method>[-s: search=1][-j<N>: --joint N][-q8: q8_0 branches,
 # else f16][-g: the greedy policy on relative errors, else uniform][-g<N>: greedy on losses measured on
 # N tokens][-r<N>: --rank-max N][-G<N>: quantization groups of N columns, else 128][-a: --awq]
+# [-M<B><letters>: the layers named by the letters (q k v o: attn_q/k/v/output, g u d: ffn_gate/up/down)
+# in B bits, the rest of the spec alike: --tensor-quant, e.g. -M4vd]
 compress_args() {
-  local name=$1 bits=${1:1:1} method spec extra="" part dtype=f16 policy=uniform group=128 search=""
+  local name=$1 bits=${1:1:1} method spec extra="" part dtype=f16 policy=uniform group=128 search="" mixed="" mbits="" l
   method=$(echo "$name" | cut -d- -f2)
   case $method in
     rtn|gptq) ;;
@@ -47,12 +49,22 @@ compress_args() {
       r[0-9]*) extra="$extra --rank-max ${part#r}";;
       G[0-9]*) group=${part#G};;
       a) extra="$extra --awq";;
+      M[2-8]*) mbits=${part:1:1} mixed=${part:2};;
       *) echo "accuracy_table: unknown part $part of $name" >&2; exit 1;;
     esac
   done
   spec="$method:bits=$bits,group=$group"
   [ "$method" = gptq ] && spec="$spec,act_order=1"
   spec="$spec$search"
+  for ((l = 0; l < ${#mixed}; l++)); do
+    local tensor
+    case ${mixed:$l:1} in
+      q) tensor=attn_q;; k) tensor=attn_k;; v) tensor=attn_v;; o) tensor=attn_output;;
+      g) tensor=ffn_gate;; u) tensor=ffn_up;; d) tensor=ffn_down;;
+      *) echo "accuracy_table: unknown layer letter ${mixed:$l:1} in $name" >&2; exit 1;;
+    esac
+    extra="$extra --tensor-quant $tensor=${spec/bits=$bits/bits=$mbits}"
+  done
   echo "--quant $spec --budget 10 --branch-dtype $dtype --policy $policy$extra ${calib[*]}"
 }
 
