@@ -77,9 +77,14 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     static const char *const whitening[] = { "none", "diag", "full" };
     char versions[512];
     int used = snprintf(versions, sizeof versions, "%s %s", cs->fmt->plugin, cs->fmt->version);
+    const hc_quant_format *listed[2 + HC_COMPRESS_MAX_TENSOR_QUANT] = { cs->fmt };
+    int n_listed = 1;
     for (int k = -1; k < cs->n_tensor_quant; k++) { /* the head's plugin, then --tensor-quant's, each once */
         const hc_quant_format *f = k < 0 ? cs->head_fmt : cs->tensor_quant[k].fmt;
-        if (!f || strstr(versions, f->plugin)) continue;
+        int seen = !f;
+        for (int i = 0; i < n_listed && !seen; i++) seen = !strcmp(listed[i]->plugin, f->plugin);
+        if (seen) continue;
+        listed[n_listed++] = f;
         if (used >= 0 && (size_t)used < sizeof versions)
             used += snprintf(versions + used, sizeof versions - (size_t)used, "; %s %s", f->plugin, f->version);
     }
