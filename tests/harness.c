@@ -2,6 +2,7 @@
  * A suite fails the process (non-zero exit) when any assertion fails. */
 #include "test_util.h"
 
+#include "registry.h"
 #include "scratch_dir.h"
 
 #include <CUnit/Basic.h>
@@ -12,6 +13,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+struct hc_registry *hc_test_plugins(void)
+{
+    hc_registry *reg = NULL;
+    if (hc_registry_create(&reg) == HC_OK && hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) == HC_OK) return reg;
+    fprintf(stderr, "plugins: %s\n", hc_last_error());
+    hc_registry_free(reg);
+    return NULL;
+}
 
 const char *hc_test_tmp(const char *name) { return hc_scratch_path("hc-test", 0, name); }
 

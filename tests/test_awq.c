@@ -226,10 +226,7 @@ static void test_compress_refusals(void)
 
 int main(void)
 {
-    if (hc_registry_create(&reg) != HC_OK || hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) != HC_OK) {
-        fprintf(stderr, "plugins: %s\n", hc_last_error());
-        return 1;
-    }
+    if (!(reg = hc_test_plugins())) return 1;
     static const hc_test_case cases[] = {
         {"search: the error under the moment = reference, scales win", test_search_moment},
         {"search: the error on the rows = reference (rtn with search)", test_search_rows},

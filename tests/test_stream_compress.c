@@ -424,10 +424,7 @@ static void test_budget_base(void)
 
 int main(void)
 {
-    if (hc_registry_create(&reg) != HC_OK || hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) != HC_OK) {
-        fprintf(stderr, "plugins: %s\n", hc_last_error());
-        return 1;
-    }
+    if (!(reg = hc_test_plugins())) return 1;
     static const hc_test_case cases[] = {
         {"dense: streamed = in-memory (moment path)", test_dense_equals_in_memory},
         {"MoE: streamed = in-memory (moment path)", test_moe_equals_in_memory},

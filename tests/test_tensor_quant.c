@@ -214,12 +214,14 @@ static void test_refusals(void)
  * one exits non-zero naming it. */
 static int run_cli(const char *args, const char *needle, int *found)
 {
-    char cmd[2000], line[1024];
-    snprintf(cmd, sizeof cmd, "%s/hcinfer compress -m '%s' %s 2>&1", HC_BIN_DIR, src, args);
-    FILE *p = popen(cmd, "r");
-    *found = 0;
-    while (p && fgets(line, sizeof line, p)) *found |= strstr(line, needle) != NULL;
-    return p ? pclose(p) : -1;
+    char cmd[2000], err[600];
+    snprintf(cmd, sizeof cmd, "compress -m '%s' %s", src, args);
+    snprintf(err, sizeof err, "%s", hc_test_tmp("tq_cli.err"));
+    int rc = hc_test_hcinfer(cmd, "/dev/null", err);
+    char *text = hc_test_read_file(err, NULL);
+    *found = text && strstr(text, needle) != NULL;
+    free(text);
+    return rc;
 }
 
 static void test_cli(void)
@@ -242,10 +244,7 @@ static void test_cli(void)
 
 int main(void)
 {
-    if (hc_registry_create(&reg) != HC_OK || hc_registry_scan(reg, HC_PLUGIN_BUILD_DIR) != HC_OK) {
-        fprintf(stderr, "plugins: %s\n", hc_last_error());
-        return 1;
-    }
+    if (!(reg = hc_test_plugins())) return 1;
     static const hc_test_case cases[] = {
         {"patterns: a part of the name, or a glob of all of it", test_matches},
         {"compress: each tensor in its option's format, the model runs", test_formats_per_tensor},

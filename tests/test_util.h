@@ -27,6 +27,10 @@ const char *hc_test_tmp(const char *name);
  * files out and err; returns its exit status (-1 when it did not exit normally). */
 int hc_test_hcinfer(const char *args, const char *out, const char *err);
 
+/* A registry of the plugins built beside the tests (HC_PLUGIN_BUILD_DIR); NULL, after printing
+ * why, when it cannot be made. */
+struct hc_registry *hc_test_plugins(void);
+
 /* Reads a whole file into memory (NUL-terminated); NULL on failure. */
 char *hc_test_read_file(const char *path, size_t *size);
 
