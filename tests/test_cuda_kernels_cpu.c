@@ -8,6 +8,7 @@
 #include "../kernels/cuda/attention.cuh"
 #include "../kernels/cuda/dequant.cuh"
 #include "../kernels/cuda/elementwise.cuh"
+#include "../kernels/cuda/gemm_f16.cuh"
 #include "../kernels/cuda/rmsnorm.cuh"
 #include "../kernels/cuda/rope.cuh"
 #include "ops_ref.h"
@@ -325,6 +326,58 @@ static void test_gemv_grid(void)
             }
 }
 
+/* gemv_runs_kernel: the same warp per row, lanes by 16-byte chunks (plain types) or runs of 32. */
+static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x,
+                              float *y, int *writes)
+{
+    CU_ASSERT_FATAL(hc_cu_gemv_runs_ok(t, in, (uintptr_t)w, row_bytes, (uintptr_t)x));
+    hc_cu_launch l = hc_cu_gemv_geometry(out);
+    for (unsigned b = 0; b < l.grid.x; b++)
+        for (unsigned ty = 0; ty < l.block.y; ty++) {
+            int64_t o = hc_cu_gemv_row(b, ty);
+            if (o >= out) continue;
+            float v[HC_CU_WARP];
+            for (int lane = 0; lane < HC_CU_WARP; lane++) v[lane] = hc_cu_gemv_lane_runs(t, w + (size_t)o * row_bytes, x, in, lane);
+            warp_reduce_down(v);
+            y[o] = v[0];
+            writes[o]++;
+        }
+}
+
+/* Every type, widths from one run to several per lane (and a partial last round), against the
+ * reference; and when the kernel is chosen: runs of 32, 16-byte aligned weights and x. */
+static void test_gemv_runs(void)
+{
+    const int64_t ins[] = { 32, 256, 1024 + 96, 2048 };
+    for (int i = 0; i < N_WEIGHT_TYPES; i++)
+        for (int a = 0; a < 4; a++) {
+            hc_dtype t = weight_types[i];
+            int64_t in = ins[a], out = 9;
+            if (in % hc_dtype_block_size(t)) continue; /* K-quants: whole super-blocks */
+            uint8_t *w = make_weights(t, out, in);
+            size_t rb = hc_dtype_row_bytes(t, in);
+            float *x = rnd_floats((size_t)in, 1.0f), *y = calloc((size_t)out, sizeof *y);
+            int *writes = calloc((size_t)out, sizeof *writes);
+            double *ref = malloc((size_t)out * sizeof *ref), *mag = malloc((size_t)out * sizeof *mag);
+            CU_ASSERT_FATAL((uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0); /* as cudaMalloc's */
+            emulate_gemv_runs(t, w, rb, in, out, x, y, writes);
+            reference_matmul(t, w, in, out, x, 1, ref, mag);
+            int bad = 0;
+            for (int64_t o = 0; o < out; o++)
+                if (writes[o] != 1 || fabs(y[o] - ref[o]) > 1e-5 * (mag[o] + 1e-3)) bad++;
+            if (bad) fprintf(stderr, "  gemv by runs %s x%lld: %d wrong\n", hc_dtype_name(t), (long long)in, bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            free(w), free(x), free(y), free(writes), free(ref), free(mag);
+        }
+    /* the element kernel stays for the rest */
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 256, 36, 512));
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_0, 64, 256, 36, 516));   /* x not 16-byte aligned */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 48, 256, 96, 512));    /* not runs of 32 */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 64, 258, 128, 512));   /* weights not aligned */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_I8, 64, 256, 64, 512));
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* block types are read by bytes */
+}
+
 /* cublasSgemm's definition (column-major, alpha = 1, beta = 0). */
 static void emulate_sgemm(hc_cu_gemm_args g, const float *A, const float *B, float *C)
 {
@@ -390,6 +443,115 @@ static void test_batched_matmul_chunks(void)
             free(ref);
             free(mag);
         }
+}
+
+/* ---------------- the tensor-core path: f16 rows, scaled f16 activations, f16 GEMM ---------------- */
+
+/* hc_cu_to_f16_scaled's two kernels: max |x| over every thread's stride, then each element / s. */
+static float emulate_to_f16_scaled(const float *x, size_t n, uint16_t *y)
+{
+    hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_EW_MAX_BLOCKS);
+    check_launch_limits(l);
+    float amax = 0.0f;
+    for (unsigned b = 0; b < l.grid.x; b++)
+        for (unsigned tid = 0; tid < l.block.x; tid++)
+            for (size_t i = hc_cu_ew_first(b, tid); i < n; i += hc_cu_ew_stride(l.grid.x)) amax = fmaxf(amax, fabsf(x[i]));
+    float s = hc_cu_f16_input_scale(amax), inv = 1.0f / s;
+    for (unsigned b = 0; b < l.grid.x; b++)
+        for (unsigned tid = 0; tid < l.block.x; tid++)
+            for (size_t i = hc_cu_ew_first(b, tid); i < n; i += hc_cu_ew_stride(l.grid.x)) y[i] = hc_cu_f32_to_f16(x[i] * inv);
+    return s;
+}
+
+/* cublasGemmEx with f16 A and B, f32 C, alpha, beta 0 (sums in double: cuBLAS sums in f32). */
+static void emulate_gemm_f16(hc_cu_gemm_args g, float alpha, const uint16_t *A, const uint16_t *B, float *C)
+{
+    for (int j = 0; j < g.n; j++)
+        for (int i = 0; i < g.m; i++) {
+            double s = 0;
+            for (int p = 0; p < g.k; p++) {
+                uint16_t a = g.trans_a ? A[p + (size_t)i * g.lda] : A[i + (size_t)p * g.lda];
+                uint16_t b = g.trans_b ? B[j + (size_t)p * g.ldb] : B[p + (size_t)j * g.ldb];
+                s += (double)hc_cu_f16_to_f32(a) * hc_cu_f16_to_f32(b);
+            }
+            C[i + (size_t)j * g.ldc] = (float)(alpha * s);
+        }
+}
+
+static void test_f16_input_scale(void)
+{
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(0.0f), 1.0f);
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(INFINITY), 1.0f);
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(NAN), 1.0f);
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(1e-38f), ldexpf(1.0f, -100));
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(8192.0f), 1.0f);
+    CU_ASSERT_EQUAL(hc_cu_f16_input_scale(16384.0f), 2.0f);
+    for (double a = 1e-20; a < 3e38; a *= 1.7) {
+        float amax = (float)a, sc = hc_cu_f16_input_scale(amax);
+        int e;
+        CU_ASSERT(frexpf(sc, &e) == 0.5f); /* a power of two */
+        float r = amax / sc;
+        CU_ASSERT(r >= HC_CU_F16_INPUT_MAX / 2 && r < HC_CU_F16_INPUT_MAX);
+        CU_ASSERT(isfinite(1.0f / sc));
+        CU_ASSERT(isfinite(hc_cu_f16_to_f32(hc_cu_f32_to_f16(-amax / sc))));
+    }
+    /* the types that take the path: the quantized ones and packed formats, not the float ones */
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+        hc_dtype t = weight_types[i];
+        CU_ASSERT_EQUAL(hc_cu_batched_f16(t), !(t == HC_F32 || t == HC_F16 || t == HC_BF16));
+    }
+    CU_ASSERT(hc_cu_batched_f16(HC_PACKED));
+    CU_ASSERT_EQUAL(hc_cu_f16_token_chunk(4096, 100), 100);
+    CU_ASSERT_EQUAL(hc_cu_f16_token_chunk(4096, 100000), (int)(HC_CU_F16_X_MAX / 4096));
+    CU_ASSERT_EQUAL(hc_cu_f16_token_chunk((int64_t)HC_CU_F16_X_MAX * 4, 7), 1);
+}
+
+/* The cuda device's matmul_f16 on every quantized type: token and row chunks as it cuts them, the
+ * activations at three magnitudes (scaled down, kept, scaled up), against the exact product within
+ * the bound the GPU test uses: 1.2e-3 of sum |w x| (both operands rounded to f16: 2^-10) + 2e-5. Without
+ * the scale back (alpha 1) the same results are far off: the bound has room for rounding only. */
+static void test_f16_batched_matmul(void)
+{
+    const float mags[] = { 3e4f, 1.0f, 1e-6f };
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+        hc_dtype t = weight_types[i];
+        if (!hc_cu_batched_f16(t)) continue;
+        for (int mi = 0; mi < 3; mi++) {
+            int64_t in = fit_width(t, 512), out = 19;
+            int n_tok = 5, tc = 2; /* chunks of 2 tokens, 8 rows: both loops run */
+            int64_t rows = hc_cu_matmul_chunk_rows(in, out, (size_t)8 * in);
+            CU_ASSERT_EQUAL(rows, 8);
+            uint8_t *w = make_weights(t, out, in);
+            size_t rb = hc_dtype_row_bytes(t, in);
+            float *x = rnd_floats((size_t)n_tok * in, mags[mi]), *y = malloc((size_t)n_tok * out * sizeof *y);
+            float *y1 = malloc((size_t)n_tok * out * sizeof *y1);
+            uint16_t *x16 = malloc((size_t)tc * in * 2), *scratch = malloc((size_t)rows * in * 2);
+            for (int t0 = 0; t0 < n_tok; t0 += tc) {
+                int nt = n_tok - t0 < tc ? n_tok - t0 : tc;
+                float sc = emulate_to_f16_scaled(x + (size_t)t0 * in, (size_t)nt * in, x16);
+                for (int64_t r0 = 0; r0 < out; r0 += rows) {
+                    int64_t nr = out - r0 < rows ? out - r0 : rows;
+                    for (int64_t r = 0; r < nr; r++)
+                        for (int64_t k = 0; k < in; k++)
+                            scratch[r * in + k] = hc_cu_f32_to_f16(hc_cu_deq_elem(t, w + (size_t)(r0 + r) * rb, k));
+                    hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, nt);
+                    emulate_gemm_f16(g, sc, scratch, x16, y + (size_t)t0 * out + r0);
+                    emulate_gemm_f16(g, 1.0f, scratch, x16, y1 + (size_t)t0 * out + r0);
+                }
+            }
+            double *ref = malloc((size_t)n_tok * out * sizeof *ref), *mag = malloc((size_t)n_tok * out * sizeof *mag);
+            reference_matmul(t, w, in, out, x, n_tok, ref, mag);
+            int bad = 0, bad1 = 0;
+            for (int64_t k = 0; k < n_tok * out; k++) {
+                if (!(fabs(y[k] - ref[k]) <= 1.2e-3 * mag[k] + 2e-5 * (mags[mi] > 1 ? 1 : mags[mi]))) bad++;
+                if (!(fabs(y1[k] - ref[k]) <= 1.2e-3 * mag[k] + 2e-5 * (mags[mi] > 1 ? 1 : mags[mi]))) bad1++;
+            }
+            if (bad) fprintf(stderr, "  f16 batched %s at |x| %g: %d wrong\n", hc_dtype_name(t), mags[mi], bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            CU_ASSERT(bad1 > n_tok * out / 2);
+            free(w), free(x), free(y), free(y1), free(x16), free(scratch), free(ref), free(mag);
+        }
+    }
 }
 
 /* f32 weights go to cuBLAS directly: SGEMV for one token, SGEMM for a batch. */
@@ -525,58 +687,94 @@ static void test_rope_pairs(void)
 
 /* ---------------- attention ---------------- */
 
-static void emulate_attention(const hc_attn_args *a, int *lanes_disagree)
+/* The attention kernel's blocks (token-head x, split y) one after another, then, with several
+ * splits, the merge kernel's; part: scratch of hc_cu_attn_scratch_floats floats (NaN-filled). */
+static void emulate_attention(const hc_attn_args *a, int n_splits, int *lanes_disagree)
 {
-    hc_cu_launch l = hc_cu_attention_geometry(a->n_tok, a->n_head);
+    hc_cu_launch l = hc_cu_attention_geometry(a->n_tok, a->n_head, n_splits);
     check_launch_limits(l);
     CU_ASSERT_EQUAL(l.block.x, HC_CU_ATTN_WARPS * HC_CU_WARP);
-    int hd = a->head_dim;
-    for (unsigned blk = 0; blk < l.grid.x; blk++) {
-        hc_cu_attn_shared sh;
-        for (size_t i = 0; i < sizeof sh / sizeof(float); i++) ((float *)&sh)[i] = NAN; /* unwritten slots show */
-        int t, h;
-        hc_cu_attn_block(blk, a->n_head, &t, &h);
-        int kvh = hc_cu_attn_kv_head(h, a->n_head, a->n_head_kv);
-        const float *q = a->q + ((size_t)t * a->n_head + h) * hd;
-        for (unsigned tid = 0; tid < l.block.x; tid++)
-            for (int d = (int)tid; d < hd; d += (int)l.block.x) sh.q[d] = q[d];
-        /* __syncthreads() */
-        int n_keys = hc_cu_attn_n_keys(a->pos0, t);
-        for (int warp = 0; warp < HC_CU_ATTN_WARPS; warp++) {
-            float m[HC_CU_WARP], lsum[HC_CU_WARP], acc[HC_CU_WARP][HC_CU_ATTN_DPL];
-            for (int lane = 0; lane < HC_CU_WARP; lane++) {
-                m[lane] = -INFINITY;
-                lsum[lane] = 0.0f;
-                for (int i = 0; i < HC_CU_ATTN_DPL; i++) acc[lane][i] = 0.0f;
-            }
-            for (int j = warp; j < n_keys; j += HC_CU_ATTN_WARPS) {
-                const int f16 = a->kv_dtype == HC_F16;
-                const void *k = hc_cu_attn_cache_row(a->k_cache, j, a->n_head_kv, hd, kvh, f16);
-                const void *v = hc_cu_attn_cache_row(a->v_cache, j, a->n_head_kv, hd, kvh, f16);
-                float s[HC_CU_WARP];
-                for (int lane = 0; lane < HC_CU_WARP; lane++) s[lane] = hc_cu_attn_lane_dot(sh.q, k, hd, lane, f16);
-                warp_allreduce_xor(s);
+    CU_ASSERT_EQUAL(l.grid.y, (unsigned)n_splits);
+    int hd = a->head_dim, chunk = hc_cu_attn_split_chunk(a->n_tok, a->pos0, n_splits);
+    size_t part_n = hc_cu_attn_scratch_floats(a->n_tok, a->n_head, hd, n_splits);
+    float *part = part_n ? malloc(part_n * sizeof *part) : NULL;
+    for (size_t i = 0; i < part_n; i++) part[i] = NAN;
+    for (unsigned split = 0; split < l.grid.y; split++)
+        for (unsigned blk = 0; blk < l.grid.x; blk++) {
+            hc_cu_attn_shared sh;
+            for (size_t i = 0; i < sizeof sh / sizeof(float); i++) ((float *)&sh)[i] = NAN; /* unwritten slots show */
+            int t, h;
+            hc_cu_attn_block(blk, a->n_head, &t, &h);
+            int kvh = hc_cu_attn_kv_head(h, a->n_head, a->n_head_kv);
+            const float *q = a->q + ((size_t)t * a->n_head + h) * hd;
+            for (unsigned tid = 0; tid < l.block.x; tid++)
+                for (int d = (int)tid; d < hd; d += (int)l.block.x) sh.q[d] = q[d];
+            /* __syncthreads() */
+            int j0, j1;
+            hc_cu_attn_split_range((int)split, chunk, hc_cu_attn_n_keys(a->pos0, t), &j0, &j1);
+            for (int warp = 0; warp < HC_CU_ATTN_WARPS; warp++) {
+                float m[HC_CU_WARP], lsum[HC_CU_WARP], acc[HC_CU_WARP][HC_CU_ATTN_DPL];
                 for (int lane = 0; lane < HC_CU_WARP; lane++) {
-                    float corr, p;
-                    hc_cu_softmax_step(&m[lane], &lsum[lane], s[lane] * a->scale, &corr, &p);
-                    hc_cu_attn_lane_accumulate(acc[lane], v, hd, lane, corr, p, f16);
+                    m[lane] = -INFINITY;
+                    lsum[lane] = 0.0f;
+                    for (int i = 0; i < HC_CU_ATTN_DPL; i++) acc[lane][i] = 0.0f;
                 }
+                for (int j = j0 + warp; j < j1; j += HC_CU_ATTN_WARPS) {
+                    const int f16 = a->kv_dtype == HC_F16;
+                    const void *k = hc_cu_attn_cache_row(a->k_cache, j, a->n_head_kv, hd, kvh, f16);
+                    const void *v = hc_cu_attn_cache_row(a->v_cache, j, a->n_head_kv, hd, kvh, f16);
+                    float s[HC_CU_WARP];
+                    for (int lane = 0; lane < HC_CU_WARP; lane++) s[lane] = hc_cu_attn_lane_dot(sh.q, k, hd, lane, f16);
+                    warp_allreduce_xor(s);
+                    for (int lane = 0; lane < HC_CU_WARP; lane++) {
+                        float corr, p;
+                        hc_cu_softmax_step(&m[lane], &lsum[lane], s[lane] * a->scale, &corr, &p);
+                        hc_cu_attn_lane_accumulate(acc[lane], v, hd, lane, corr, p, f16);
+                    }
+                }
+                for (int lane = 1; lane < HC_CU_WARP; lane++)
+                    if (memcmp(&m[lane], &m[0], 4) || memcmp(&lsum[lane], &lsum[0], 4)) (*lanes_disagree)++;
+                sh.m[warp] = m[0]; /* lane 0 */
+                sh.l[warp] = lsum[0];
+                for (int lane = 0; lane < HC_CU_WARP; lane++)
+                    for (int i = 0; i < HC_CU_ATTN_DPL; i++) {
+                        int d = lane + i * HC_CU_WARP;
+                        if (d < hd) sh.acc[warp][d] = acc[lane][i];
+                    }
             }
-            for (int lane = 1; lane < HC_CU_WARP; lane++)
-                if (memcmp(&m[lane], &m[0], 4) || memcmp(&lsum[lane], &lsum[0], 4)) (*lanes_disagree)++;
-            sh.m[warp] = m[0]; /* lane 0 */
-            sh.l[warp] = lsum[0];
-            for (int lane = 0; lane < HC_CU_WARP; lane++)
-                for (int i = 0; i < HC_CU_ATTN_DPL; i++) {
-                    int d = lane + i * HC_CU_WARP;
-                    if (d < hd) sh.acc[warp][d] = acc[lane][i];
+            /* __syncthreads() */
+            if (l.grid.y == 1) {
+                float *out = a->out + ((size_t)t * a->n_head + h) * hd;
+                for (unsigned tid = 0; tid < l.block.x; tid++)
+                    for (int d = (int)tid; d < hd; d += (int)l.block.x) out[d] = hc_cu_attn_merge(&sh, d);
+                continue;
+            }
+            float *p = hc_cu_attn_part(part, blk, (int)split, n_splits, hd);
+            CU_ASSERT(p >= part && p + hc_cu_attn_part_floats(hd) <= part + part_n);
+            float mx = hc_cu_attn_warps_max(&sh);
+            for (unsigned tid = 0; tid < l.block.x; tid++)
+                for (int d = (int)tid; d < hd; d += (int)l.block.x) {
+                    float num, den;
+                    hc_cu_attn_warps_sum(&sh, mx, d, &num, &den);
+                    p[2 + d] = num;
+                    if (d == 0) p[0] = mx, p[1] = den;
                 }
         }
-        /* __syncthreads() */
-        float *out = a->out + ((size_t)t * a->n_head + h) * hd;
-        for (unsigned tid = 0; tid < l.block.x; tid++)
-            for (int d = (int)tid; d < hd; d += (int)l.block.x) out[d] = hc_cu_attn_merge(&sh, d);
+    if (n_splits > 1) {
+        for (size_t i = 0; i < part_n; i++)
+            if (isnan(part[i])) (*lanes_disagree)++; /* every partial slot is written */
+        hc_cu_launch ml = hc_cu_attn_merge_geometry(a->n_tok, a->n_head);
+        check_launch_limits(ml);
+        for (unsigned blk = 0; blk < ml.grid.x; blk++) {
+            int t, h;
+            hc_cu_attn_block(blk, a->n_head, &t, &h);
+            const float *p = hc_cu_attn_part(part, blk, 0, n_splits, hd);
+            float *out = a->out + ((size_t)t * a->n_head + h) * hd;
+            for (unsigned tid = 0; tid < ml.block.x; tid++)
+                for (int d = (int)tid; d < hd; d += (int)ml.block.x) out[d] = hc_cu_attn_merge_splits(p, n_splits, hd, d);
+        }
     }
+    free(part);
 }
 
 static void test_attention_grid(void)
@@ -587,10 +785,12 @@ static void test_attention_grid(void)
         { 2, 2, 256, 5, 40, 64 },  /* MHA at the largest head_dim, many keys per warp */
         { 6, 3, 8, 1, 0, 1 },      /* one key: three warps see nothing */
         { 4, 2, 32, 4, 1, 5 },     /* the last token fills the context */
+        { 2, 1, 64, 1, 300, 512 }, /* decode over 301 keys: the chooser splits them (2) */
     };
-    for (int ci = 0; ci < 10; ci++) { /* configs 5..9: the same over an f16 KV cache */
+    enum { NC = sizeof cfgs / sizeof cfgs[0] };
+    for (int ci = 0; ci < 2 * NC; ci++) { /* configs NC..: the same over an f16 KV cache */
         hc_attn_args a = { 0 };
-        const int c5 = ci % 5, f16 = ci >= 5;
+        const int c5 = ci % NC, f16 = ci >= NC;
         a.n_head = cfgs[c5].n_head;
         a.n_head_kv = cfgs[c5].n_head_kv;
         a.head_dim = cfgs[c5].head_dim;
@@ -613,16 +813,20 @@ static void test_attention_grid(void)
         a.out = ref;
         for (int t = 0; t < a.n_tok; t++)
             for (int h = 0; h < a.n_head; h++) hc_ref_attention_head(&a, t, h, scores);
-        for (size_t i = 0; i < qn; i++) out[i] = NAN;
-        a.out = out;
-        int disagree = 0;
-        emulate_attention(&a, &disagree);
-        int bad = 0;
-        for (size_t i = 0; i < qn; i++)
-            if (!close_to(out[i], ref[i], 2e-5)) bad++;
-        if (bad) fprintf(stderr, "  attention config %d: %d wrong\n", ci, bad);
-        CU_ASSERT_EQUAL(bad, 0);
-        CU_ASSERT_EQUAL(disagree, 0);
+        /* the chooser's split count, then forced ones: 2 and 3, and 7 (splits without keys) */
+        const int splits[] = { hc_cu_attn_n_splits(a.n_tok, a.n_head, a.pos0), 2, 3, 7 };
+        for (int si = 0; si < 4; si++) {
+            for (size_t i = 0; i < qn; i++) out[i] = NAN;
+            a.out = out;
+            int disagree = 0;
+            emulate_attention(&a, splits[si], &disagree);
+            int bad = 0;
+            for (size_t i = 0; i < qn; i++)
+                if (!close_to(out[i], ref[i], 2e-5)) bad++;
+            if (bad) fprintf(stderr, "  attention config %d, %d splits: %d wrong\n", ci, splits[si], bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            CU_ASSERT_EQUAL(disagree, 0);
+        }
         free(k16);
         free(v16);
         free(q);
@@ -632,6 +836,44 @@ static void test_attention_grid(void)
         free(ref);
         free(scores);
     }
+}
+
+static void test_attention_splits(void)
+{
+    /* enough (token, head) blocks, or too few keys: one split */
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(128, 32, 0), 1);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 264, 100000), 1);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 9, 100), 1);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 32, 254), 1);  /* 255 keys: one chunk of 128 is all */
+    /* one token, 32 heads: as many splits as bring the blocks to 264 (9), if the keys allow */
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 32, 4095), 9);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 32, 511), 4);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, 1, 1 << 20), HC_CU_ATTN_MAX_SPLITS);
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(0, 32, 100), 1);
+    /* every split has at least the minimum of keys, and the chunks cover the longest window */
+    for (int pos0 = 0; pos0 < 5000; pos0 += 97)
+        for (int n_tok = 1; n_tok <= 3; n_tok++) {
+            int ns = hc_cu_attn_n_splits(n_tok, 8, pos0), chunk = hc_cu_attn_split_chunk(n_tok, pos0, ns);
+            CU_ASSERT(ns >= 1 && ns <= HC_CU_ATTN_MAX_SPLITS);
+            CU_ASSERT(ns == 1 || chunk >= HC_CU_ATTN_MIN_SPLIT_KEYS);
+            CU_ASSERT((long long)chunk * ns >= pos0 + n_tok);
+            int covered = 0;
+            for (int sp = 0; sp < ns; sp++) {
+                int j0, j1;
+                hc_cu_attn_split_range(sp, chunk, pos0 + n_tok, &j0, &j1);
+                CU_ASSERT(j0 == (j1 > j0 ? covered : j0));
+                if (j1 > j0) covered = j1;
+            }
+            CU_ASSERT_EQUAL(covered, pos0 + n_tok);
+        }
+    int j0, j1;
+    hc_cu_attn_split_range(3, 10, 25, &j0, &j1); /* past the window: empty */
+    CU_ASSERT(j0 == 25 && j1 == 25);
+    CU_ASSERT_EQUAL(hc_cu_attn_scratch_floats(1, 32, 128, 1), 0u);
+    CU_ASSERT_EQUAL(hc_cu_attn_scratch_floats(1, 32, 128, 9), (size_t)32 * 9 * 130);
+    /* the largest scratch a decode can ask for stays small */
+    CU_ASSERT(hc_cu_attn_scratch_floats(HC_CU_ATTN_TARGET_BLOCKS - 1, 1, HC_CU_ATTN_MAX_DIM, HC_CU_ATTN_MAX_SPLITS) * 4 <
+              (size_t)20 << 20);
 }
 
 static void test_attention_mapping(void)
@@ -713,7 +955,8 @@ static void test_geometry_limits(void)
 {
     /* the largest batch the CLI accepts (65536 tokens) with many heads still fits the grid */
     check_launch_limits(hc_cu_rope_geometry(65536, 128));
-    check_launch_limits(hc_cu_attention_geometry(65536, 128));
+    check_launch_limits(hc_cu_attention_geometry(65536, 128, 1));
+    check_launch_limits(hc_cu_attention_geometry(1, 263, HC_CU_ATTN_MAX_SPLITS));
     check_launch_limits(hc_cu_rmsnorm_geometry(65536));
     check_launch_limits(hc_cu_dequant_rows_geometry(65536));
     check_launch_limits(hc_cu_gemv_geometry(256000));
@@ -737,12 +980,16 @@ int main(void)
         { "one element of every type matches hc_dequantize_row", test_dequant_elements },
         { "dequant_rows grid (by ids and by range)", test_dequant_rows_grid },
         { "gemv grid: warp per row, shuffle reduction", test_gemv_grid },
+        { "gemv by 16-byte loads and runs of 32: every type", test_gemv_runs },
         { "batched matmul: chunks to scratch + SGEMM arguments", test_batched_matmul_chunks },
         { "f32 matmul: SGEMV and SGEMM arguments", test_f32_blas_arguments },
+        { "f16 GEMM: activation scale, types, token chunks", test_f16_input_scale },
+        { "f16 GEMM of quantized weights within the GPU test's bound", test_f16_batched_matmul },
         { "rmsnorm grid: shared-memory tree", test_rmsnorm_grid },
         { "rope grid: both modes, partial rotation, positions", test_rope_grid },
         { "rope pairs and angle", test_rope_pairs },
-        { "attention grid: GQA, causal window, warp merge", test_attention_grid },
+        { "attention grid: GQA, causal window, warp merge, key splits", test_attention_grid },
+        { "attention key splits: count, ranges, scratch", test_attention_splits },
         { "attention head mapping and online softmax", test_attention_mapping },
         { "element-wise grid-stride kernels", test_elementwise_grid },
         { "launch geometry stays within the hardware limits", test_geometry_limits },

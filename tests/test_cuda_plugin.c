@@ -10,6 +10,7 @@
 #include "hc/hc_device.h"
 #include "hc/hc_quant.h"
 #include "hc/hc_quant_cuda.h"
+#include "../kernels/cuda/gemm_f16.cuh"
 #include "ops_ref.h"
 #include "quant_format.h"
 #include "registry_default.h"
@@ -228,13 +229,14 @@ static void check_matmul(hc_device *g)
             size_t wbytes;
             uint8_t *w = make_weights(types[ti], out, in, &wbytes);
             float *x = rnd_floats((size_t)n_tok * in, 1.0f), *row = malloc((size_t)in * sizeof *row);
-            float *want = malloc((size_t)n_tok * out * sizeof *want);
+            float *want = malloc((size_t)n_tok * out * sizeof *want), *mag = malloc((size_t)n_tok * out * sizeof *mag);
             for (int64_t o = 0; o < out; o++) {
                 hc_dequantize_row(types[ti], w + hc_dtype_row_bytes(types[ti], in) * (size_t)o, row, in);
                 for (int t = 0; t < n_tok; t++) {
-                    double s = 0;
-                    for (int64_t i = 0; i < in; i++) s += (double)row[i] * x[t * in + i];
+                    double s = 0, a = 0;
+                    for (int64_t i = 0; i < in; i++) s += (double)row[i] * x[t * in + i], a += fabs((double)row[i] * x[t * in + i]);
                     want[t * out + o] = (float)s;
+                    mag[t * out + o] = (float)a;
                 }
             }
             hc_tensor tw = { .name = "w", .dtype = types[ti], .n_dims = 2, .ne = { in, out, 1, 1 }, .nbytes = wbytes,
@@ -244,8 +246,13 @@ static void check_matmul(hc_device *g)
             HC_ASSERT_OK(g->ops->alloc(g, (size_t)n_tok * out * sizeof(float), (void **)&dy));
             HC_ASSERT_OK(g->ops->matmul(g, &tw, dx, dy, n_tok));
             float *got = from_gpu(g, dy, (size_t)n_tok * out);
-            int bad = count_far(got, want, (size_t)n_tok * out, 1e-4);
-            if (bad) fprintf(stderr, "  matmul %s n_tok %d: %d wrong\n", hc_dtype_name(types[ti]), n_tok, bad);
+            /* a batch of quantized weights runs on the tensor cores in f16 (gemm_f16.cuh): both operands
+               rounded to f16 (2^-10 of each product at most); else f32 arithmetic */
+            int f16 = n_tok > 1 && hc_cu_batched_f16(types[ti]), bad = 0;
+            for (size_t i = 0; i < (size_t)n_tok * out; i++)
+                if (f16 ? !(fabs((double)got[i] - want[i]) <= 1.2e-3 * mag[i] + 2e-5) : count_far(got + i, want + i, 1, 1e-4))
+                    bad++;
+            if (bad) fprintf(stderr, "  matmul %s n_tok %d%s: %d wrong\n", hc_dtype_name(types[ti]), n_tok, f16 ? " (f16 GEMM)" : "", bad);
             CU_ASSERT_EQUAL(bad, 0);
             g->ops->free(g, tw.data);
             g->ops->free(g, dx);
@@ -254,6 +261,7 @@ static void check_matmul(hc_device *g)
             free(x);
             free(row);
             free(want);
+            free(mag);
             free(got);
         }
     /* types without a kernel say so: a packed format whose plugin gives none */
@@ -293,6 +301,38 @@ static void check_get_rows(pair *p)
     free(w);
     free(want);
     free(got);
+}
+
+/* Decoding one token after 1500 keys, f32 and f16 cache: the keys are split over blocks
+ * (hc_cu_attn_n_splits gives 7 for 8 heads) and merged by the second kernel. */
+static void check_long_attention(pair *p)
+{
+    hc_device *g = p->gpu, *c = p->cpu;
+    int n_head = 8, n_head_kv = 2, hd = 128, n_ctx = 1600, pos0 = 1500;
+    size_t n = (size_t)n_head * hd, kvn = (size_t)n_ctx * n_head_kv * hd;
+    float *q = rnd_floats(n, 1.0f), *k = rnd_floats(kvn, 1.0f), *v = rnd_floats(kvn, 1.0f), *want = malloc(n * sizeof *want);
+    uint16_t *k16 = malloc(kvn * 2), *v16 = malloc(kvn * 2);
+    for (size_t i = 0; i < kvn; i++) k16[i] = hc_f32_to_f16(k[i]), v16[i] = hc_f32_to_f16(v[i]);
+    for (int f16 = 0; f16 <= 1; f16++) {
+        hc_attn_args a = { .q = q, .k_cache = f16 ? (const float *)k16 : k, .v_cache = f16 ? (const float *)v16 : v,
+                           .out = want, .n_tok = 1, .pos0 = pos0, .n_ctx = n_ctx, .n_head = n_head, .n_head_kv = n_head_kv,
+                           .head_dim = hd, .scale = 0.088f, .kv_dtype = f16 ? HC_F16 : HC_F32 };
+        HC_ASSERT_OK(c->ops->attention(c, &a));
+        size_t kvb = kvn * (f16 ? 2 : 4);
+        float *dq = to_gpu(g, q, n * sizeof *q), *dk = to_gpu(g, a.k_cache, kvb), *dv = to_gpu(g, a.v_cache, kvb), *dout = NULL;
+        HC_ASSERT_OK(g->ops->alloc(g, n * sizeof(float), (void **)&dout));
+        hc_attn_args ga = a;
+        ga.q = dq, ga.k_cache = dk, ga.v_cache = dv, ga.out = dout;
+        HC_ASSERT_OK(g->ops->attention(g, &ga));
+        float *got = from_gpu(g, dout, n);
+        int bad = count_far(got, want, n, 1e-5);
+        if (bad) fprintf(stderr, "  attention over %d keys (%s cache, split): %d wrong\n", pos0 + 1, f16 ? "f16" : "f32", bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        free(got);
+        void *ptrs[] = { dq, dk, dv, dout };
+        for (int i = 0; i < 4; i++) g->ops->free(g, ptrs[i]);
+    }
+    free(q), free(k), free(v), free(want), free(k16), free(v16);
 }
 
 static void check_row_ops(pair *p)
@@ -340,6 +380,7 @@ static void check_row_ops(pair *p)
     free(got);
     ga.pos0 = n_ctx - 1;
     CU_ASSERT_EQUAL(g->ops->attention(g, &ga), HC_E_STATE);
+    check_long_attention(p);
 
     /* swiglu, add, add_bias, scale */
     HC_ASSERT_OK(c->ops->swiglu(c, x, q, want, n));
@@ -400,8 +441,9 @@ static int op_failed(hc_status st, const char *what)
 }
 
 /* The rows x cols weight `packed` of format f on device d: matmul for 1, 3, 8 and 9 tokens (cuda: the
- * fused GEMV up to its max_fused_tokens, then dequantize + SGEMM) against sum_i deq[o][i] x[t][i] in
- * double, within 1e-4 of the row's magnitude sum_i |deq[o][i] x[t][i]|, and get_rows of 3, 0, 66
+ * fused GEMV up to its max_fused_tokens, then rows in f16 + a tensor-core GEMM) against
+ * sum_i deq[o][i] x[t][i] in double, within 1e-4 of the row's magnitude sum_i |deq[o][i] x[t][i]|
+ * (the f16 GEMM: 1.2e-3 of it + 2e-5, its rounding's bound), and get_rows of 3, 0, 66
  * against deq exactly (the kernels compute d * q + m as the reference does). The outputs start as
  * NaN, so an element no kernel writes fails too. Returns the number of wrong results. */
 static int check_packed_tensor(hc_device *d, const hc_quant_format *f, const void *packed, const float *deq, int64_t rows,
@@ -419,7 +461,9 @@ static int check_packed_tensor(hc_device *d, const hc_quant_format *f, const voi
         int n_tok = toks[ti];
         size_t n = (size_t)n_tok * (size_t)rows;
         const char *path = !k ? (strcmp(d->name, "cuda") ? "cpu kernels" : "no CUDA kernel table")
-                         : n_tok <= k->max_fused_tokens ? "qrtn_gemv_kernel" : "qrtn_dequant_kernel + cublasSgemm";
+                         : n_tok <= k->max_fused_tokens ? "qrtn_gemv_kernel" : "qrtn_dequant_kernel (f16) + cublasGemmEx";
+        /* the f16 tensor-core GEMM rounds both operands to f16: 2^-10 of each product at most */
+        const int f16 = k && n_tok > k->max_fused_tokens;
         float *x = packed_acts(n_tok, cols), *want = malloc(n * sizeof *want), *mag = malloc(n * sizeof *mag);
         for (int tt = 0; tt < n_tok; tt++)
             for (int64_t o = 0; o < rows; o++) {
@@ -441,7 +485,8 @@ static int check_packed_tensor(hc_device *d, const hc_quant_format *f, const voi
             !op_failed(d->ops->download(d, got, dy, n * sizeof *got), what)) {
             int bad = 0, first = -1;
             for (size_t i = 0; i < n; i++)
-                if (!(fabs((double)got[i] - want[i]) <= 1e-4 * mag[i])) bad++, first = first < 0 ? (int)i : first;
+                if (!(fabs((double)got[i] - want[i]) <= (f16 ? 1.2e-3 * mag[i] + 2e-5 : 1e-4 * mag[i])))
+                    bad++, first = first < 0 ? (int)i : first;
             if (bad)
                 fprintf(stderr, "  %s: %d of %zu wrong; first token %d row %d: %.9g, want %.9g\n", what, bad, n,
                         first / (int)rows, first % (int)rows, got[first], want[first]);

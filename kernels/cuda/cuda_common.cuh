@@ -9,6 +9,7 @@
 #include <string.h>
 
 #ifdef __CUDACC__
+#include <cuda_fp16.h>
 #define HC_CU_HD __host__ __device__
 #else
 #define HC_CU_HD
@@ -71,9 +72,13 @@ static inline HC_CU_HD float hc_cu_bits_f32(uint32_t u)
 #endif
 }
 
-/* IEEE binary16 -> f32, exact for every input (subnormals are man * 2^-24, exact in f32). */
+/* IEEE binary16 -> f32, exact for every input (subnormals are man * 2^-24, exact in f32); on the GPU
+ * the hardware's conversion, which is exact too (the same value for every input). */
 static inline HC_CU_HD float hc_cu_f16_to_f32(uint32_t h)
 {
+#ifdef __CUDA_ARCH__
+    return __half2float(__ushort_as_half((unsigned short)h));
+#endif
     uint32_t sign = (h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
     if (exp == 0x1fu) return hc_cu_bits_f32(sign | 0x7f800000u | (man << 13)); /* inf, NaN */
@@ -115,6 +120,28 @@ static inline HC_CU_HD uint16_t hc_cu_f32_to_f16(float f)
 }
 
 static inline HC_CU_HD float hc_cu_bf16_to_f32(uint32_t h) { return hc_cu_bits_f32((h & 0xffffu) << 16); }
+
+/* 16 bytes at p (16-byte aligned) as four words, in one load on the GPU. */
+static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
+{
+#ifdef __CUDA_ARCH__
+    uint4 u = *(const uint4 *)p;
+    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+#else
+    memcpy(v, p, 16);
+#endif
+}
+
+/* Four floats at p (16-byte aligned), in one load on the GPU. */
+static inline HC_CU_HD void hc_cu_ld_f4(const float *p, float v[4])
+{
+#ifdef __CUDA_ARCH__
+    float4 u = *(const float4 *)p;
+    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+#else
+    memcpy(v, p, 16);
+#endif
+}
 
 /* Blocks needed to cover n items with `per` items per block. */
 static inline HC_CU_HD unsigned hc_cu_div_up(size_t n, size_t per) { return (unsigned)((n + per - 1) / per); }

@@ -13,10 +13,11 @@
 extern "C" {
 #endif
 
-/* out[r][0..width) = row (ids ? ids[r] : row0 + r) of w, dequantized to f32, for r < n_rows.
- * w: rows of row_bytes bytes of type dtype (hc_cu_dtype_supported); ids: device memory or NULL. */
+/* out[r][0..width) = row (ids ? ids[r] : row0 + r) of w, dequantized to f32 (out_f16 0) or to IEEE
+ * f16 rounded to nearest even (out_f16 1), for r < n_rows. w: rows of row_bytes bytes of type dtype
+ * (hc_cu_dtype_supported); ids: device memory or NULL. */
 cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t width,
-                               const int32_t *ids, int64_t row0, int n_rows, float *out);
+                               const int32_t *ids, int64_t row0, int n_rows, void *out, int out_f16);
 
 /* y[o] = sum_k W[o][k] x[k] for o < out (one token). */
 cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
@@ -28,8 +29,10 @@ cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float 
 cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
                        int pos0, float theta, int mode);
 
-/* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). */
-cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a);
+/* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). The keys are
+ * cut into n_splits (1 .. HC_CU_ATTN_MAX_SPLITS, hc_cu_attn_n_splits) merged by a second kernel;
+ * scratch: device memory of hc_cu_attn_scratch_floats floats when n_splits > 1, else unused. */
+cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch);
 
 cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
@@ -37,6 +40,9 @@ cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, 
 cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f);
 /* y (n IEEE f16) = x rounded to nearest even: rows of an f16 KV cache */
 cudaError_t hc_cu_to_f16(cudaStream_t s, const float *x, void *y, size_t n);
+/* y (n IEEE f16) = x / s rounded to nearest even, s = hc_cu_f16_input_scale(max |x|): the activations
+ * of a tensor-core GEMM. consts: HC_CU_F16_CONSTS floats of device memory; [1] gets s (alpha). */
+cudaError_t hc_cu_to_f16_scaled(cudaStream_t s, const float *x, size_t n, void *y, float *consts);
 
 #ifdef __cplusplus
 }

@@ -173,17 +173,10 @@ static inline HC_CU_HD int hc_cu_block_bytes(int t)
     }
 }
 
-/* Element k of a row of type t starting at `row`. Inside a kernel templated on t the switch
- * folds away. NaN for an unsupported type (the host refuses those before launching). */
-static inline HC_CU_HD float hc_cu_deq_elem(int t, const uint8_t *row, int64_t k)
+/* Element j of one block of a block type t (NaN for another type). */
+static inline HC_CU_HD float hc_cu_blk_elem(int t, const uint8_t *blk, int j)
 {
-    const int be = hc_cu_block_elems(t);
-    const uint8_t *blk = row + (size_t)(k / be) * (size_t)hc_cu_block_bytes(t);
-    int j = (int)(k % be);
     switch (t) {
-    case HC_F32: return hc_cu_bits_f32(hc_cu_rd_u32(row + (size_t)k * 4));
-    case HC_F16: return hc_cu_f16_to_f32(hc_cu_rd_u16(row + (size_t)k * 2));
-    case HC_BF16: return hc_cu_bf16_to_f32(hc_cu_rd_u16(row + (size_t)k * 2));
     case HC_Q4_0: return hc_cu_q4_0_elem(blk, j);
     case HC_Q4_1: return hc_cu_q4_1_elem(blk, j);
     case HC_Q5_0: return hc_cu_q5_0_elem(blk, j);
@@ -195,6 +188,21 @@ static inline HC_CU_HD float hc_cu_deq_elem(int t, const uint8_t *row, int64_t k
     case HC_Q5_K: return hc_cu_q5_k_elem(blk, j);
     case HC_Q6_K: return hc_cu_q6_k_elem(blk, j);
     default: return NAN;
+    }
+}
+
+/* Element k of a row of type t starting at `row`. Inside a kernel templated on t the switch
+ * folds away. NaN for an unsupported type (the host refuses those before launching). */
+static inline HC_CU_HD float hc_cu_deq_elem(int t, const uint8_t *row, int64_t k)
+{
+    switch (t) {
+    case HC_F32: return hc_cu_bits_f32(hc_cu_rd_u32(row + (size_t)k * 4));
+    case HC_F16: return hc_cu_f16_to_f32(hc_cu_rd_u16(row + (size_t)k * 2));
+    case HC_BF16: return hc_cu_bf16_to_f32(hc_cu_rd_u16(row + (size_t)k * 2));
+    default: {
+        const int be = hc_cu_block_elems(t);
+        return hc_cu_blk_elem(t, row + (size_t)(k / be) * (size_t)hc_cu_block_bytes(t), (int)(k % be));
+    }
     }
 }
 
@@ -236,6 +244,69 @@ static inline HC_CU_HD float hc_cu_gemv_lane_partial(int t, const uint8_t *row, 
     float s = 0.0f;
     for (int64_t k = lane; k < in; k += HC_CU_WARP) s += hc_cu_deq_elem(t, row, k) * x[k];
     return s;
+}
+
+/* ---- GEMV by 16-byte loads and runs: y[o] = sum_k W[o][k] * x[k] when `in` is a multiple of 32 and
+ * x (and the rows of plain types) 16-byte aligned (hc_cu_gemv_runs_ok) ----
+ * The same geometry (a warp per row), but wider work per lane. Plain types: lane l reads 16 bytes of
+ * weights at a time, chunks c = l, l + 32, ... (4 f32 or 8 f16 / bf16 elements), so each load of the
+ * warp takes 512 contiguous bytes. Block types: lane l takes runs of 32 elements r = l, l + 32, ...
+ * (one block of the 32-block types, an eighth of a K-quant super-block), its block's scales decoded
+ * once per run (the unrolled loop shares them), where the element kernel above reads bytes and
+ * decodes the scales for every element. x is read 16 bytes at a time. */
+#define HC_CU_RUN 32
+
+static inline HC_CU_HD int hc_cu_gemv_runs_ok(int t, int64_t in, uintptr_t w, size_t row_bytes, uintptr_t x)
+{
+    /* block types read their weights by bytes; plain types every row by 16 bytes */
+    return hc_cu_dtype_supported(t) && in > 0 && in % HC_CU_RUN == 0 && x % 16 == 0 &&
+           (hc_cu_block_elems(t) > 1 || (w % 16 == 0 && row_bytes % 16 == 0));
+}
+
+/* sum_j W[32 r + j] x[32 r + j] over the run r of a row of block type t. */
+static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const float *x, int64_t r)
+{
+    float xs[HC_CU_RUN], s = 0.0f;
+    for (int i = 0; i < HC_CU_RUN / 4; i++) hc_cu_ld_f4(x + HC_CU_RUN * r + 4 * i, xs + 4 * i);
+    const int be = hc_cu_block_elems(t);
+    int64_t k0 = HC_CU_RUN * r;
+    const uint8_t *blk = row + (size_t)(k0 / be) * (size_t)hc_cu_block_bytes(t);
+    int j0 = (int)(k0 % be);
+    for (int j = 0; j < HC_CU_RUN; j++) s += hc_cu_blk_elem(t, blk, j0 + j) * xs[j];
+    return s;
+}
+
+/* The part of a row's dot product that lane `lane` sums before the warp reduction. */
+static inline HC_CU_HD float hc_cu_gemv_lane_runs(int t, const uint8_t *row, const float *x, int64_t in, int lane)
+{
+    float s = 0.0f;
+    switch (t) {
+    case HC_F32:
+        for (int64_t c = lane; c < in / 4; c += HC_CU_WARP) {
+            uint32_t v[4];
+            float xs[4];
+            hc_cu_ld16(row + 16 * c, v);
+            hc_cu_ld_f4(x + 4 * c, xs);
+            for (int e = 0; e < 4; e++) s += hc_cu_bits_f32(v[e]) * xs[e];
+        }
+        return s;
+    case HC_F16: case HC_BF16:
+        for (int64_t c = lane; c < in / 8; c += HC_CU_WARP) {
+            uint32_t v[4];
+            float xs[8];
+            hc_cu_ld16(row + 16 * c, v);
+            hc_cu_ld_f4(x + 8 * c, xs);
+            hc_cu_ld_f4(x + 8 * c + 4, xs + 4);
+            for (int e = 0; e < 8; e++) {
+                uint32_t h = (v[e >> 1] >> (16 * (e & 1))) & 0xffffu;
+                s += (t == HC_F16 ? hc_cu_f16_to_f32(h) : hc_cu_bf16_to_f32(h)) * xs[e];
+            }
+        }
+        return s;
+    default:
+        for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) s += hc_cu_run_dot(t, row, x, r);
+        return s;
+    }
 }
 
 /* ---- n_tok > 1: dequantize a chunk of rows to f32 scratch, then one cuBLAS SGEMM per chunk ---- */

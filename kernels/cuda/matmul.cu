@@ -1,15 +1,20 @@
-/* matmul.cu: the weight kernels: dequantizing rows to f32 (get_rows, and the n_tok > 1 matmul
- * before cuBLAS) and the warp-per-row dequant-GEMV for one token; one instance per weight type. */
+/* matmul.cu: the weight kernels: dequantizing rows to f32 or f16 (get_rows, and the n_tok > 1 matmul
+ * before cuBLAS) and the warp-per-row dequant-GEMVs for one token (by runs, or by elements where rows
+ * are not in runs of 32 or not aligned); one instance per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 
-template <int DT>
+template <int DT, int F16>
 __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t width, const int32_t *ids, int64_t row0,
-                                    float *out)
+                                    void *out)
 {
     const uint8_t *row = w + (size_t)hc_cu_dequant_src_row(ids, row0, blockIdx.x) * row_bytes;
-    float *dst = out + (size_t)blockIdx.x * (size_t)width;
-    for (int64_t k = threadIdx.x; k < width; k += blockDim.x) dst[k] = hc_cu_deq_elem(DT, row, k);
+    size_t base = (size_t)blockIdx.x * (size_t)width;
+    for (int64_t k = threadIdx.x; k < width; k += blockDim.x) {
+        float v = hc_cu_deq_elem(DT, row, k);
+        if (F16) ((uint16_t *)out)[base + (size_t)k] = hc_cu_f32_to_f16(v);
+        else ((float *)out)[base + (size_t)k] = v;
+    }
 }
 
 template <int DT>
@@ -18,6 +23,17 @@ __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int6
     int64_t o = hc_cu_gemv_row(blockIdx.x, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     float s = hc_cu_gemv_lane_partial(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
+    for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+    if (threadIdx.x == 0) y[o] = s;
+}
+
+template <int DT>
+__global__ void gemv_runs_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                                 const float *__restrict__ x, float *y)
+{
+    int64_t o = hc_cu_gemv_row(blockIdx.x, threadIdx.y);
+    if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
+    float s = hc_cu_gemv_lane_runs(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
     for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
     if (threadIdx.x == 0) y[o] = s;
 }
@@ -42,13 +58,19 @@ __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int6
     }
 
 extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t width,
-                                          const int32_t *ids, int64_t row0, int n_rows, float *out)
+                                          const int32_t *ids, int64_t row0, int n_rows, void *out, int out_f16)
 {
     if (n_rows <= 0 || width <= 0) return cudaSuccess;
     hc_cu_launch l = hc_cu_dequant_rows_geometry(n_rows);
 #define LAUNCH(T)                                                                                  \
-    dequant_rows_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(          \
-        (const uint8_t *)w, row_bytes, width, ids, row0, out)
+    do {                                                                                           \
+        if (out_f16)                                                                               \
+            dequant_rows_kernel<T, 1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>( \
+                (const uint8_t *)w, row_bytes, width, ids, row0, out);                             \
+        else                                                                                       \
+            dequant_rows_kernel<T, 0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>( \
+                (const uint8_t *)w, row_bytes, width, ids, row0, out);                             \
+    } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
     return cudaGetLastError();
@@ -59,9 +81,14 @@ extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size
 {
     if (out <= 0) return cudaSuccess;
     hc_cu_launch l = hc_cu_gemv_geometry(out);
-#define LAUNCH(T)                                                                                  \
-    gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>((const uint8_t *)w, \
-                                                                                   row_bytes, in, out, x, y)
+    const uint8_t *wb = (const uint8_t *)w;
+    if (hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w, row_bytes, (uintptr_t)x)) {
+#define LAUNCH(T) gemv_runs_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y)
+        HC_CU_SWITCH_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
+#define LAUNCH(T) gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
     return cudaGetLastError();

@@ -1,5 +1,5 @@
-/* device_cuda.c: the cuda device plugin: device memory under a budget, one stream with events,
- * cuBLAS for f32 matmuls (and for batches, after dequantizing) and the kernels of kernels/cuda. */
+/* device_cuda.c: the cuda device plugin: device memory under a budget, one stream with events, cuBLAS
+ * for batched matmuls (f32, or f16 on tensor cores for quantized weights) and kernels/cuda's kernels. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <limits.h>
@@ -11,13 +11,19 @@
 #include "attention.cuh"
 #include "cuda_kernels.h"
 #include "dequant.cuh"
+#include "gemm_f16.cuh"
 #include "hc/hc_device.h"
 #include "hc/hc_plugin.h"
 #include "hc/hc_quant.h"
 #include "hc/hc_quant_cuda.h"
 
-/* Largest f32 scratch (in floats) for dequantized weight rows when n_tok > 1: 64 MiB. */
-#define CU_SCRATCH_MAX_FLOATS ((size_t)16 << 20)
+/* Largest scratch for dequantized weight rows (f32 or f16) when n_tok > 1: 64 MiB. */
+#define CU_SCRATCH_MAX_BYTES ((size_t)64 << 20)
+/* Scratch the device allocates on demand, at most: weight rows, f16 activations, attention's splits;
+ * mem_info keeps what is not allocated yet out of the memory it reports available. */
+#define CU_X16_MAX_BYTES (HC_CU_F16_X_MAX * sizeof(uint16_t))
+#define CU_ATTN_MAX_BYTES (hc_cu_attn_scratch_floats(HC_CU_ATTN_TARGET_BLOCKS - 1, 1, HC_CU_ATTN_MAX_DIM, \
+                                                     HC_CU_ATTN_MAX_SPLITS) * sizeof(float))
 /* Slots for host arrays (token ids, positions) on their way to the device. A slot is reused only
  * once its previous copy has left the pinned buffer, so the host may run that many calls ahead. */
 #define CU_STAGE_SLOTS 8
@@ -47,8 +53,13 @@ typedef struct cuda_device {
     cu_alloc *allocs;       /* sorted by pointer */
     size_t n_allocs, cap_allocs;
     size_t used;
-    float *scratch;         /* dequantized weight rows */
-    size_t scratch_floats;
+    void *scratch;          /* dequantized weight rows (f32 or f16) */
+    size_t scratch_bytes;
+    void *x16;              /* activations in f16 for the tensor-core GEMM */
+    size_t x16_bytes;
+    float *consts;          /* HC_CU_F16_CONSTS floats: the f16 GEMM's max |x|, alpha and beta */
+    void *attn_scratch;     /* the partials of attention's key splits (floats) */
+    size_t attn_scratch_bytes;
     cu_stage stage[CU_STAGE_SLOTS];
     int next_stage;
 } cuda_device;
@@ -314,7 +325,17 @@ static hc_status cuda_event_elapsed(hc_device *d, hc_event *start, hc_event *end
     return HC_OK;
 }
 
-/* The GPU's free memory, within the budget when there is one. */
+/* Scratch not allocated yet that ops may still allocate (at most the CU_*_MAX_BYTES above). */
+static size_t scratch_reserve(const cuda_device *c)
+{
+    size_t attn = c->attn_scratch_bytes, r = 0;
+    r += c->scratch_bytes < CU_SCRATCH_MAX_BYTES ? CU_SCRATCH_MAX_BYTES - c->scratch_bytes : 0;
+    r += c->x16_bytes < CU_X16_MAX_BYTES ? CU_X16_MAX_BYTES - c->x16_bytes : 0;
+    r += attn < CU_ATTN_MAX_BYTES ? CU_ATTN_MAX_BYTES - attn : 0;
+    return r;
+}
+
+/* The GPU's free memory, within the budget when there is one, less the scratch still to come. */
 static hc_status cuda_mem_info(hc_device *d, size_t *available, size_t *total)
 {
     cuda_device *c = impl(d);
@@ -328,7 +349,8 @@ static hc_status cuda_mem_info(hc_device *d, size_t *available, size_t *total)
         if (left < free_b) free_b = left;
         if (budget < total_b) total_b = budget;
     }
-    *available = free_b;
+    size_t reserve = scratch_reserve(c);
+    *available = free_b > reserve ? free_b - reserve : 0;
     *total = total_b;
     return HC_OK;
 }
@@ -507,44 +529,86 @@ static hc_status cuda_check_weights(hc_device *d, const hc_tensor *w)
     return check_format(w, "weights", NULL);
 }
 
-static hc_status ensure_scratch(cuda_device *c, size_t floats)
+/* *buf (of *have bytes) grown to at least n bytes; what was there is not kept. */
+static hc_status ensure_buffer(cuda_device *c, void **buf, size_t *have, size_t n, const char *op)
 {
-    if (floats <= c->scratch_floats) return HC_OK;
-    CU_CHECK(cudaStreamSynchronize(c->stream), "matmul"); /* the old scratch may still be read */
-    cudaFree(c->scratch);
-    c->scratch = NULL;
-    c->scratch_floats = 0;
-    CU_CHECK(cudaMalloc((void **)&c->scratch, floats * sizeof(float)), "matmul (scratch for dequantized weights)");
-    c->scratch_floats = floats;
+    if (n <= *have) return HC_OK;
+    CU_CHECK(cudaStreamSynchronize(c->stream), op); /* the old buffer may still be read */
+    cudaFree(*buf);
+    *buf = NULL;
+    *have = 0;
+    CU_CHECK(cudaMalloc(buf, n), op);
+    *have = n;
     return HC_OK;
+}
+
+static hc_status ensure_scratch(cuda_device *c, size_t bytes)
+{
+    return ensure_buffer(c, &c->scratch, &c->scratch_bytes, bytes, "matmul (scratch for dequantized weights)");
 }
 
 static cublasOperation_t blas_op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
-/* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens, else its rows
- * dequantized to f32 in chunks and one SGEMM per chunk. */
+/* The chunks of matmul_f16 (cuBLAS in device pointer mode: alpha and beta are c->consts[1], [2]). */
+static hc_status matmul_f16_chunks(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x,
+                                   float *y, int n_tok, int64_t rows, int tc)
+{
+    int64_t in = w->ne[0], out = w->ne[1];
+    size_t row_bytes = k ? 0 : hc_dtype_row_bytes(w->dtype, in);
+    for (int t0 = 0; t0 < n_tok; t0 += tc) {
+        int nt = n_tok - t0 < tc ? n_tok - t0 : tc;
+        CU_CHECK(hc_cu_to_f16_scaled(c->stream, x + (size_t)t0 * (size_t)in, (size_t)nt * (size_t)in, c->x16, c->consts),
+                 "matmul (activations to f16)");
+        for (int64_t r0 = 0; r0 < out; r0 += rows) {
+            int64_t nr = out - r0 < rows ? out - r0 : rows;
+            if (k)
+                CU_CHECK((cudaError_t)k->dequant_rows(w->qfmt->params, c->stream, w->data, in, NULL, r0, (int)nr, c->scratch, 1),
+                         "matmul (packed dequant kernel, f16)");
+            else
+                CU_CHECK(hc_cu_dequant_rows(c->stream, (int)w->dtype, w->data, row_bytes, in, NULL, r0, (int)nr, c->scratch, 1),
+                         "matmul (dequant kernel, f16)");
+            hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, nt);
+            BLAS_CHECK(cublasGemmEx(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, c->consts + 1, c->scratch,
+                                    CUDA_R_16F, g.lda, c->x16, CUDA_R_16F, g.ldb, c->consts + 2,
+                                    y + (size_t)t0 * (size_t)out + (size_t)r0, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT), "matmul (f16 GEMM)");
+        }
+    }
+    return HC_OK;
+}
+
+/* n_tok > 1 tokens of a quantized weight (hc_cu_batched_f16) on the tensor cores: per chunk of
+ * tokens, the activations to f16 scaled by a power of two (alpha undoes it), then per chunk of
+ * rows, the rows dequantized to f16 (the format's kernel k, or the type's) and one f16 GEMM with
+ * f32 sums. */
+static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
+                            int n_tok)
+{
+    int64_t in = w->ne[0], out = w->ne[1];
+    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(uint16_t));
+    int tc = hc_cu_f16_token_chunk(in, n_tok);
+    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(uint16_t));
+    if (st == HC_OK)
+        st = ensure_buffer(c, &c->x16, &c->x16_bytes, (size_t)tc * (size_t)in * sizeof(uint16_t),
+                           "matmul (activations in f16)");
+    if (st != HC_OK) return st;
+    BLAS_CHECK(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_DEVICE), "matmul");
+    st = matmul_f16_chunks(c, w, k, x, y, n_tok, rows, tc);
+    cublasStatus_t b = cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST);
+    if (st == HC_OK && b != CUBLAS_STATUS_SUCCESS) return blas_fail(b, "matmul");
+    return st;
+}
+
+/* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens, else matmul_f16. */
 static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
                                int n_tok)
 {
-    static const float one = 1.0f, zero = 0.0f;
-    int64_t in = w->ne[0], out = w->ne[1];
-    const void *params = w->qfmt->params;
     if (n_tok <= k->max_fused_tokens) {
-        CU_CHECK((cudaError_t)k->gemv(params, c->stream, w->data, in, out, x, n_tok, y), "matmul (packed gemv kernel)");
+        CU_CHECK((cudaError_t)k->gemv(w->qfmt->params, c->stream, w->data, w->ne[0], w->ne[1], x, n_tok, y),
+                 "matmul (packed gemv kernel)");
         return HC_OK;
     }
-    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_FLOATS);
-    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in);
-    if (st != HC_OK) return st;
-    for (int64_t r0 = 0; r0 < out; r0 += rows) {
-        int64_t nr = out - r0 < rows ? out - r0 : rows;
-        CU_CHECK((cudaError_t)k->dequant_rows(params, c->stream, w->data, in, NULL, r0, (int)nr, c->scratch, 0),
-                 "matmul (packed dequant kernel)");
-        hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, n_tok);
-        BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, c->scratch, g.lda, x,
-                               g.ldb, &zero, y + r0, g.ldc), "matmul");
-    }
-    return HC_OK;
+    return matmul_f16(c, w, k, x, y, n_tok);
 }
 
 static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x, float *y, int n_tok)
@@ -568,12 +632,13 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
         CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y), "matmul (gemv kernel)");
         return HC_OK;
     }
-    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_FLOATS);
-    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in);
+    if (hc_cu_batched_f16((int)w->dtype)) return matmul_f16(c, w, NULL, x, y, n_tok);
+    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(float));
+    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(float));
     if (st != HC_OK) return st;
     for (int64_t r0 = 0; r0 < out; r0 += rows) {
         int64_t nr = out - r0 < rows ? out - r0 : rows;
-        CU_CHECK(hc_cu_dequant_rows(c->stream, (int)w->dtype, w->data, row_bytes, in, NULL, r0, (int)nr, c->scratch),
+        CU_CHECK(hc_cu_dequant_rows(c->stream, (int)w->dtype, w->data, row_bytes, in, NULL, r0, (int)nr, c->scratch, 0),
                  "matmul (dequant kernel)");
         hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, n_tok);
         BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, c->scratch, g.lda, x,
@@ -615,7 +680,7 @@ static hc_status cuda_get_rows(hc_device *d, const hc_tensor *table, const int32
         return HC_OK;
     }
     CU_CHECK(hc_cu_dequant_rows(c->stream, (int)table->dtype, table->data, hc_dtype_row_bytes(table->dtype, table->ne[0]),
-                                table->ne[0], dev_ids, 0, n, out), "get_rows");
+                                table->ne[0], dev_ids, 0, n, out, 0), "get_rows");
     return HC_OK;
 }
 
@@ -669,7 +734,11 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
     if (a->n_tok <= 0) return HC_OK;
     hc_status st = enter(c, "attention");
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_attention(c->stream, a), "attention");
+    int n_splits = hc_cu_attn_n_splits(a->n_tok, a->n_head, a->pos0);
+    size_t need = hc_cu_attn_scratch_floats(a->n_tok, a->n_head, a->head_dim, n_splits) * sizeof(float);
+    st = ensure_buffer(c, &c->attn_scratch, &c->attn_scratch_bytes, need, "attention (scratch for the key splits)");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_attention(c->stream, a, n_splits, c->attn_scratch), "attention");
     return HC_OK;
 }
 
@@ -733,6 +802,9 @@ static void cuda_destroy(hc_device *d)
         for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr); /* what callers left behind */
         free(c->allocs);
         cudaFree(c->scratch);
+        cudaFree(c->x16);
+        cudaFree(c->consts);
+        cudaFree(c->attn_scratch);
         for (int i = 0; i < CU_STAGE_SLOTS; i++) {
             cudaFreeHost(c->stage[i].host);
             cudaFree(c->stage[i].dev);
@@ -808,6 +880,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     BLAS_CHECK(cublasCreate(&c->blas), "create (cublasCreate)");
     c->has_blas = 1;
     BLAS_CHECK(cublasSetStream(c->blas, c->stream), "create (cublasSetStream)");
+    CU_CHECK(cudaMalloc((void **)&c->consts, HC_CU_F16_CONSTS * sizeof(float)), "create (cudaMalloc)");
+    CU_CHECK(cudaMemset(c->consts, 0, HC_CU_F16_CONSTS * sizeof(float)), "create (cudaMemset)"); /* beta = 0 */
     for (int i = 0; i < CU_STAGE_SLOTS; i++) {
         CU_CHECK(cudaEventCreateWithFlags(&c->stage[i].copied, cudaEventDisableTiming), "create (cudaEventCreate)");
         c->stage[i].has_event = 1;
