@@ -285,7 +285,7 @@ static void emulate_gemv(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t
     CU_ASSERT_EQUAL(l.block.x, HC_CU_WARP);
     for (unsigned b = 0; b < l.grid.x; b++)
         for (unsigned ty = 0; ty < l.block.y; ty++) {
-            int64_t o = hc_cu_gemv_row(b, ty);
+            int64_t o = hc_cu_gemv_row(b, l.block.y, ty);
             if (o >= out) continue; /* the whole warp returns */
             float v[HC_CU_WARP];
             for (int lane = 0; lane < HC_CU_WARP; lane++)
@@ -299,10 +299,11 @@ static void emulate_gemv(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t
 static void test_gemv_grid(void)
 {
     const int64_t ins[] = { 32, 96, 320 };
-    const int64_t outs[] = { 1, 4, 37 }; /* one row, one full block, a partial last block */
+    /* one row; a warp a block; two rows a block, the last block half empty; four, the last half empty */
+    const int64_t outs[] = { 1, 37, 531, 1102 };
     for (int i = 0; i < N_WEIGHT_TYPES; i++)
         for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++) {
+            for (int b = 0; b < 4; b++) {
                 hc_dtype t = weight_types[i];
                 int64_t in = fit_width(t, ins[a]) + (hc_dtype_block_size(t) > 32 ? 256 * a : 0), out = outs[b];
                 if (hc_dtype_block_size(t) == 1) in += 5; /* plain types: rows need not fill the warp */
@@ -334,7 +335,7 @@ static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, in
     hc_cu_launch l = hc_cu_gemv_geometry(out);
     for (unsigned b = 0; b < l.grid.x; b++)
         for (unsigned ty = 0; ty < l.block.y; ty++) {
-            int64_t o = hc_cu_gemv_row(b, ty);
+            int64_t o = hc_cu_gemv_row(b, l.block.y, ty);
             if (o >= out) continue;
             float v[HC_CU_WARP];
             for (int lane = 0; lane < HC_CU_WARP; lane++) v[lane] = hc_cu_gemv_lane_runs(t, w + (size_t)o * row_bytes, x, in, lane);
@@ -352,7 +353,7 @@ static void test_gemv_runs(void)
     for (int i = 0; i < N_WEIGHT_TYPES; i++)
         for (int a = 0; a < 4; a++) {
             hc_dtype t = weight_types[i];
-            int64_t in = ins[a], out = 9;
+            int64_t in = ins[a], out = a % 2 ? 531 : 9;
             if (in % hc_dtype_block_size(t)) continue; /* K-quants: whole super-blocks */
             uint8_t *w = make_weights(t, out, in);
             size_t rb = hc_dtype_row_bytes(t, in);
@@ -962,7 +963,10 @@ static void test_geometry_limits(void)
     check_launch_limits(hc_cu_gemv_geometry(256000));
     check_launch_limits(hc_cu_elementwise_geometry((size_t)65536 * 32768, HC_CU_EW_MAX_BLOCKS));
     CU_ASSERT_EQUAL(hc_cu_gemv_geometry(256000).grid.x, 64000u);
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(5).grid.x, 2u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(5).grid.x, 5u);       /* narrow: a warp a block */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(192).grid.x, 192u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(576).grid.x, 288u);   /* two rows a block */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(4096).grid.x, 1024u); /* four */
     CU_ASSERT(sizeof(hc_cu_attn_shared) <= HC_CU_MAX_STATIC_SHARED);
     CU_ASSERT_EQUAL(HC_CU_ATTN_THREADS % HC_CU_WARP, 0);
     CU_ASSERT_EQUAL(HC_CU_ATTN_MAX_DIM, 256);

@@ -221,21 +221,33 @@ static inline HC_CU_HD int64_t hc_cu_dequant_src_row(const int32_t *ids, int64_t
 }
 
 /* ---- GEMV (one token): y[o] = sum_k W[o][k] * x[k] ----
- * A block holds HC_CU_GEMV_ROWS warps, one output row each (threadIdx.y picks the row). Lane l
- * sums elements l, l + 32, ...: for block formats a warp reads one whole 32-block per step, lane
- * j element j, so the qs bytes and x are read coalesced. A shuffle tree then sums the lanes. */
+ * A block holds up to HC_CU_GEMV_ROWS warps, one output row each (threadIdx.y picks the row): fewer
+ * when the output is narrow, so that it still spreads over HC_CU_GEMV_TARGET_BLOCKS blocks (a
+ * 192-wide projection: 192 blocks of one warp, not 48 of four). Lane l sums elements l, l + 32, ...:
+ * for block formats a warp reads one whole 32-block per step, lane j element j, so the qs bytes and
+ * x are read coalesced. A shuffle tree then sums the lanes. */
 #define HC_CU_GEMV_ROWS 4
+#define HC_CU_GEMV_TARGET_BLOCKS 264 /* two per SM of a 132-SM H100 */
+
+static inline HC_CU_HD unsigned hc_cu_gemv_rows_per_block(int64_t out)
+{
+    unsigned r = HC_CU_GEMV_ROWS;
+    while (r > 1 && out < (int64_t)r * HC_CU_GEMV_TARGET_BLOCKS) r /= 2;
+    return r;
+}
 
 static inline HC_CU_HD hc_cu_launch hc_cu_gemv_geometry(int64_t out)
 {
-    hc_cu_launch l = hc_cu_launch_1d(hc_cu_div_up((size_t)out, HC_CU_GEMV_ROWS), HC_CU_WARP, 0);
-    l.block.y = HC_CU_GEMV_ROWS;
+    unsigned rpb = hc_cu_gemv_rows_per_block(out);
+    hc_cu_launch l = hc_cu_launch_1d(hc_cu_div_up((size_t)out, rpb), HC_CU_WARP, 0);
+    l.block.y = rpb;
     return l;
 }
 
-static inline HC_CU_HD int64_t hc_cu_gemv_row(unsigned block_x, unsigned thread_y)
+/* The row of warp thread_y of block block_x, with rows_per_block (blockDim.y) rows a block. */
+static inline HC_CU_HD int64_t hc_cu_gemv_row(unsigned block_x, unsigned rows_per_block, unsigned thread_y)
 {
-    return (int64_t)block_x * HC_CU_GEMV_ROWS + thread_y;
+    return (int64_t)block_x * rows_per_block + thread_y;
 }
 
 /* The part of row `row`'s dot product that lane `lane` sums before the warp reduction. */

@@ -20,7 +20,7 @@ __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t 
 template <int DT>
 __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y)
 {
-    int64_t o = hc_cu_gemv_row(blockIdx.x, threadIdx.y);
+    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     float s = hc_cu_gemv_lane_partial(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
     for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
@@ -31,7 +31,7 @@ template <int DT>
 __global__ void gemv_runs_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
                                  const float *__restrict__ x, float *y)
 {
-    int64_t o = hc_cu_gemv_row(blockIdx.x, threadIdx.y);
+    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     float s = hc_cu_gemv_lane_runs(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
     for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
