@@ -226,11 +226,13 @@ if [ "$dry" = 1 ]; then
   threads=2
   smol=(--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512)
   big=(--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 320 --vocab 1024)
-  n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1
+  n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20
 else
   smol=(--dim 576 --layers 30 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)
   big=(--dim 4096 --layers 8 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256)
   n_gen=64 n_dec=64 n_pre=128 reps=3
+  p_long=300 # a prompt of 300: batches above 8 tokens (the f16 tensor-core GEMM of quantized weights),
+             # then decoding over 301..364 keys (attention's keys in 2 and 3 splits for 9 heads)
   hthreads=$(( $(nproc) / 2 > 8 ? 8 : $(nproc) / 2 )) # host threads for the branches: half the cores, at most 8
   [ "$hthreads" -ge 1 ] || hthreads=1
 fi
@@ -316,6 +318,8 @@ fi
 compare smollm2-f16 float "$models/smollm2.gguf" --no-comp
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
+compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
+compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 
 # ---------------- 7. bench ----------------
 # skip_optional LABEL WHAT: 0 (and the step recorded as skipped) when the budget is spent
@@ -373,7 +377,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     got[r["label"]] = r["result"]
 want = ["compress-smollm2", "logits-smollm2-f16", "logits-smollm2-w3-b10", "logits-smollm2-w3-b10-kvf16",
-        "bench-smollm2-w3-b10", "bench-smollm2-f16"]
+        "logits-smollm2-f16-long", "logits-smollm2-w3-b10-long", "bench-smollm2-w3-b10", "bench-smollm2-f16"]
 if sys.argv[2] != "1" and not isinstance(got.get("llama3-8b-shape"), str):
     want += ["compress-llama3-8b-8l", "bench-llama3-8b-8l-f16", "bench-llama3-8b-8l-w3-b10"]
 bad = [w for w in want if not isinstance(got.get(w), dict)]
