@@ -464,7 +464,8 @@ static float emulate_to_f16_scaled(const float *x, size_t n, uint16_t *y)
     return s;
 }
 
-/* cublasGemmEx with f16 A and B, f32 C, alpha, beta 0 (sums in double: cuBLAS sums in f32). */
+/* cublasGemmEx with f16 A and B, f32 C, alpha 1, beta 0 (sums in double: cuBLAS sums in f32), then
+ * hc_cu_scale_by's product with the scale (exact: a power of two). */
 static void emulate_gemm_f16(hc_cu_gemm_args g, float alpha, const uint16_t *A, const uint16_t *B, float *C)
 {
     for (int j = 0; j < g.n; j++)
@@ -510,7 +511,7 @@ static void test_f16_input_scale(void)
 /* The cuda device's matmul_f16 on every quantized type: token and row chunks as it cuts them, the
  * activations at three magnitudes (scaled down, kept, scaled up), against the exact product within
  * the bound the GPU test uses: 1.2e-3 of sum |w x| (both operands rounded to f16: 2^-10) + 2e-5. Without
- * the scale back (alpha 1) the same results are far off: the bound has room for rounding only. */
+ * the scale back (times 1) the same results are far off: the bound has room for rounding only. */
 static void test_f16_batched_matmul(void)
 {
     const float mags[] = { 3e4f, 1.0f, 1e-6f };

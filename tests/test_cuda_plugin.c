@@ -10,6 +10,7 @@
 #include "hc/hc_device.h"
 #include "hc/hc_quant.h"
 #include "hc/hc_quant_cuda.h"
+#include "../kernels/cuda/attention.cuh"
 #include "../kernels/cuda/gemm_f16.cuh"
 #include "ops_ref.h"
 #include "quant_format.h"
@@ -304,11 +305,12 @@ static void check_get_rows(pair *p)
 }
 
 /* Decoding one token after 1500 keys, f32 and f16 cache: the keys are split over blocks
- * (hc_cu_attn_n_splits gives 7 for 8 heads) and merged by the second kernel. */
+ * (hc_cu_attn_n_splits gives 11 for 8 heads) and merged by the second kernel. */
 static void check_long_attention(pair *p)
 {
     hc_device *g = p->gpu, *c = p->cpu;
     int n_head = 8, n_head_kv = 2, hd = 128, n_ctx = 1600, pos0 = 1500;
+    CU_ASSERT_EQUAL(hc_cu_attn_n_splits(1, n_head, pos0), 11);
     size_t n = (size_t)n_head * hd, kvn = (size_t)n_ctx * n_head_kv * hd;
     float *q = rnd_floats(n, 1.0f), *k = rnd_floats(kvn, 1.0f), *v = rnd_floats(kvn, 1.0f), *want = malloc(n * sizeof *want);
     uint16_t *k16 = malloc(kvn * 2), *v16 = malloc(kvn * 2);

@@ -41,8 +41,10 @@ cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f);
 /* y (n IEEE f16) = x rounded to nearest even: rows of an f16 KV cache */
 cudaError_t hc_cu_to_f16(cudaStream_t s, const float *x, void *y, size_t n);
 /* y (n IEEE f16) = x / s rounded to nearest even, s = hc_cu_f16_input_scale(max |x|): the activations
- * of a tensor-core GEMM. consts: HC_CU_F16_CONSTS floats of device memory; [1] gets s (alpha). */
+ * of a tensor-core GEMM. consts: HC_CU_F16_CONSTS floats of device memory; [1] gets s. */
 cudaError_t hc_cu_to_f16_scaled(cudaStream_t s, const float *x, size_t n, void *y, float *consts);
+/* y[i] *= consts[1] for i < n (the s of hc_cu_to_f16_scaled, read on the device; exact: a power of two) */
+cudaError_t hc_cu_scale_by(cudaStream_t s, float *y, size_t n, const float *consts);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* gemm_f16.cu: the activations of a batched matmul into f16 for the tensor cores: their max |x| (one
- * reduction), then each element divided by the power of two hc_cu_f16_input_scale gives. */
+ * reduction), each element divided by the power of two hc_cu_f16_input_scale gives; the sums times it. */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 #include "gemm_f16.cuh"
@@ -21,6 +21,20 @@ __global__ void to_f16_scaled_kernel(const float *x, size_t n, uint16_t *y, floa
     float s = hc_cu_f16_input_scale(__uint_as_float(*(const unsigned *)consts)), inv = 1.0f / s;
     if (blockIdx.x == 0 && threadIdx.x == 0) consts[1] = s;
     HC_CU_EW_LOOP(i, n) y[i] = hc_cu_f32_to_f16(x[i] * inv);
+}
+
+__global__ void scale_by_kernel(float *y, size_t n, const float *consts)
+{
+    float s = consts[1];
+    HC_CU_EW_LOOP(i, n) y[i] *= s;
+}
+
+extern "C" cudaError_t hc_cu_scale_by(cudaStream_t s, float *y, size_t n, const float *consts)
+{
+    if (n == 0) return cudaSuccess;
+    hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_EW_MAX_BLOCKS);
+    scale_by_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(y, n, consts);
+    return cudaGetLastError();
 }
 
 extern "C" cudaError_t hc_cu_to_f16_scaled(cudaStream_t s, const float *x, size_t n, void *y, float *consts)

@@ -27,7 +27,7 @@ static inline HC_CU_HD int hc_cu_batched_f16(int t)
  * finite amax from 2^-86 up (s may be below 1: small activations are scaled up out of f16's
  * subnormals; s stays within 2^-100 .. 2^127, so 1 / s is a float too); 1 for amax 0, inf or NaN
  * (those stay as they are and show in the output, as in f32). Dividing by s is exact, and the
- * GEMM multiplies the sums back by s (alpha). */
+ * GEMM's sums are multiplied back by s (hc_cu_scale_by). */
 static inline HC_CU_HD float hc_cu_f16_input_scale(float amax)
 {
     if (!(amax > 0.0f) || amax == INFINITY) return 1.0f;
@@ -48,8 +48,8 @@ static inline HC_CU_HD int hc_cu_f16_token_chunk(int64_t in, int n_tok)
     return t < n_tok ? (int)t : n_tok;
 }
 
-/* The device's constants of one f16 GEMM: [0] the activations' max |x| (as float bits, for
- * atomicMax), [1] alpha = the scale s, [2] beta = 0. */
-#define HC_CU_F16_CONSTS 4
+/* The device's numbers of one f16 GEMM: [0] the activations' max |x| (as float bits, for
+ * atomicMax), [1] their scale s, which the outputs are multiplied by. */
+#define HC_CU_F16_CONSTS 2
 
 #endif

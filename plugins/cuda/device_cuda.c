@@ -57,7 +57,7 @@ typedef struct cuda_device {
     size_t scratch_bytes;
     void *x16;              /* activations in f16 for the tensor-core GEMM */
     size_t x16_bytes;
-    float *consts;          /* HC_CU_F16_CONSTS floats: the f16 GEMM's max |x|, alpha and beta */
+    float *consts;          /* HC_CU_F16_CONSTS floats: the f16 GEMM's max |x| and scale */
     void *attn_scratch;     /* the partials of attention's key splits (floats) */
     size_t attn_scratch_bytes;
     cu_stage stage[CU_STAGE_SLOTS];
@@ -549,11 +549,23 @@ static hc_status ensure_scratch(cuda_device *c, size_t bytes)
 
 static cublasOperation_t blas_op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
-/* The chunks of matmul_f16 (cuBLAS in device pointer mode: alpha and beta are c->consts[1], [2]). */
-static hc_status matmul_f16_chunks(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x,
-                                   float *y, int n_tok, int64_t rows, int tc)
+/* n_tok > 1 tokens of a quantized weight (hc_cu_batched_f16) on the tensor cores: per chunk of
+ * tokens, the activations to f16 divided by a power of two s (found on the device), then per chunk
+ * of rows, the rows dequantized to f16 (the format's kernel k, or the type's) and one f16 GEMM with
+ * f32 sums; the chunk's outputs are then multiplied by s (a kernel reading s on the device, so that
+ * cuBLAS keeps host constants alpha 1, beta 0, and C need not hold numbers before). */
+static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
+                            int n_tok)
 {
+    static const float one = 1.0f, zero = 0.0f;
     int64_t in = w->ne[0], out = w->ne[1];
+    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(uint16_t));
+    int tc = hc_cu_f16_token_chunk(in, n_tok);
+    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(uint16_t));
+    if (st == HC_OK)
+        st = ensure_buffer(c, &c->x16, &c->x16_bytes, (size_t)tc * (size_t)in * sizeof(uint16_t),
+                           "matmul (activations in f16)");
+    if (st != HC_OK) return st;
     size_t row_bytes = k ? 0 : hc_dtype_row_bytes(w->dtype, in);
     for (int t0 = 0; t0 < n_tok; t0 += tc) {
         int nt = n_tok - t0 < tc ? n_tok - t0 : tc;
@@ -568,35 +580,15 @@ static hc_status matmul_f16_chunks(cuda_device *c, const hc_tensor *w, const hc_
                 CU_CHECK(hc_cu_dequant_rows(c->stream, (int)w->dtype, w->data, row_bytes, in, NULL, r0, (int)nr, c->scratch, 1),
                          "matmul (dequant kernel, f16)");
             hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, nt);
-            BLAS_CHECK(cublasGemmEx(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, c->consts + 1, c->scratch,
-                                    CUDA_R_16F, g.lda, c->x16, CUDA_R_16F, g.ldb, c->consts + 2,
+            BLAS_CHECK(cublasGemmEx(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, c->scratch,
+                                    CUDA_R_16F, g.lda, c->x16, CUDA_R_16F, g.ldb, &zero,
                                     y + (size_t)t0 * (size_t)out + (size_t)r0, CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT), "matmul (f16 GEMM)");
         }
+        CU_CHECK(hc_cu_scale_by(c->stream, y + (size_t)t0 * (size_t)out, (size_t)nt * (size_t)out, c->consts),
+                 "matmul (the f16 GEMM's scale)");
     }
     return HC_OK;
-}
-
-/* n_tok > 1 tokens of a quantized weight (hc_cu_batched_f16) on the tensor cores: per chunk of
- * tokens, the activations to f16 scaled by a power of two (alpha undoes it), then per chunk of
- * rows, the rows dequantized to f16 (the format's kernel k, or the type's) and one f16 GEMM with
- * f32 sums. */
-static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
-                            int n_tok)
-{
-    int64_t in = w->ne[0], out = w->ne[1];
-    int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(uint16_t));
-    int tc = hc_cu_f16_token_chunk(in, n_tok);
-    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(uint16_t));
-    if (st == HC_OK)
-        st = ensure_buffer(c, &c->x16, &c->x16_bytes, (size_t)tc * (size_t)in * sizeof(uint16_t),
-                           "matmul (activations in f16)");
-    if (st != HC_OK) return st;
-    BLAS_CHECK(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_DEVICE), "matmul");
-    st = matmul_f16_chunks(c, w, k, x, y, n_tok, rows, tc);
-    cublasStatus_t b = cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST);
-    if (st == HC_OK && b != CUBLAS_STATUS_SUCCESS) return blas_fail(b, "matmul");
-    return st;
 }
 
 /* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens, else matmul_f16. */
@@ -881,7 +873,6 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     c->has_blas = 1;
     BLAS_CHECK(cublasSetStream(c->blas, c->stream), "create (cublasSetStream)");
     CU_CHECK(cudaMalloc((void **)&c->consts, HC_CU_F16_CONSTS * sizeof(float)), "create (cudaMalloc)");
-    CU_CHECK(cudaMemset(c->consts, 0, HC_CU_F16_CONSTS * sizeof(float)), "create (cudaMemset)"); /* beta = 0 */
     for (int i = 0; i < CU_STAGE_SLOTS; i++) {
         CU_CHECK(cudaEventCreateWithFlags(&c->stage[i].copied, cudaEventDisableTiming), "create (cudaEventCreate)");
         c->stage[i].has_event = 1;
