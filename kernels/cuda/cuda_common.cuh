@@ -121,6 +121,18 @@ static inline HC_CU_HD uint16_t hc_cu_f32_to_f16(float f)
 
 static inline HC_CU_HD float hc_cu_bf16_to_f32(uint32_t h) { return hc_cu_bits_f32((h & 0xffffu) << 16); }
 
+/* The kernels run on the CPU by tests/cuda_emu: a vector load from an address a GPU would fault on
+ * is reported there (HC_CUDA_EMU), the CPU being forgiving. */
+#ifdef HC_CUDA_EMU
+#ifdef __cplusplus
+extern "C"
+#endif
+void hc_emu_check_aligned(const void *p, unsigned align);
+#define HC_CU_CHECK_ALIGNED(p, a) hc_emu_check_aligned((p), (a))
+#else
+#define HC_CU_CHECK_ALIGNED(p, a) ((void)0)
+#endif
+
 /* 16 bytes at p (16-byte aligned) as four words, in one load on the GPU. */
 static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
 {
@@ -128,6 +140,7 @@ static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
     uint4 u = *(const uint4 *)p;
     v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
 #else
+    HC_CU_CHECK_ALIGNED(p, 16);
     memcpy(v, p, 16);
 #endif
 }
@@ -139,6 +152,7 @@ static inline HC_CU_HD void hc_cu_ld_f4(const float *p, float v[4])
     float4 u = *(const float4 *)p;
     v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
 #else
+    HC_CU_CHECK_ALIGNED(p, 16);
     memcpy(v, p, 16);
 #endif
 }

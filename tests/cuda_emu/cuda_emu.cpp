@@ -1,0 +1,242 @@
+/* cuda_emu.cpp: the fiber scheduler behind cuda_emu.h: a launch runs its blocks one after another, each
+ * block's threads as ucontext fibers on this thread, switching only at __syncthreads and shuffles. */
+#include "cuda_emu.h"
+
+#include <ucontext.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+/* AddressSanitizer is told of every switch between stacks, so that the kernels' accesses are
+   checked on the fibers' stacks as on any other */
+#define HC_EMU_ASAN 1
+#endif
+
+namespace hc_emu {
+namespace {
+
+enum fiber_state { RUNNABLE, AT_SYNC, AT_SHUFFLE, DONE };
+
+struct fiber {
+    ucontext_t ctx;
+    thread_ctx tc;
+    fiber_state st;
+    int warp, lane;
+    void *fake_stack; /* AddressSanitizer's, while the fiber is switched out */
+};
+
+constexpr size_t STACK_BYTES = 128 << 10;     /* the kernels keep small arrays of registers */
+constexpr size_t MAX_SHARED = 48 << 10;       /* dynamic shared memory without opting in */
+
+ucontext_t scheduler;
+std::vector<fiber> fibers;
+std::vector<char> stacks;
+std::vector<unsigned char> dyn;
+std::vector<uint32_t> slots;                  /* a word per lane, for the shuffles */
+fiber *cur;
+dim3 cur_block, cur_grid;
+const std::function<void()> *cur_body;
+stats counts;
+cudaError_t last_error = cudaSuccess;
+#ifdef HC_EMU_ASAN
+const void *sched_bottom; /* the scheduler's stack, as AddressSanitizer reports it */
+size_t sched_size;
+#endif
+
+/* Around each switch: from the scheduler into fiber f, and from a fiber back (f: the fiber leaving,
+   dying: it will not come back). */
+void to_fiber(fiber &f)
+{
+#ifdef HC_EMU_ASAN
+    void *fake = nullptr;
+    __sanitizer_start_switch_fiber(&fake, f.ctx.uc_stack.ss_sp, f.ctx.uc_stack.ss_size);
+    swapcontext(&scheduler, &f.ctx);
+    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+    swapcontext(&scheduler, &f.ctx);
+#endif
+}
+
+void arrived()
+{
+#ifdef HC_EMU_ASAN
+    __sanitizer_finish_switch_fiber(cur->fake_stack, &sched_bottom, &sched_size);
+#endif
+}
+
+void record(cudaError_t e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(counts.last_fault, sizeof counts.last_fault, fmt, ap);
+    va_end(ap);
+    counts.faults++;
+    last_error = e;
+}
+
+void entry()
+{
+    cur->fake_stack = nullptr;
+    arrived();
+    (*cur_body)();
+    cur->st = DONE;
+#ifdef HC_EMU_ASAN
+    __sanitizer_start_switch_fiber(nullptr, sched_bottom, sched_size); /* this stack is done with */
+#endif
+    /* then uc_link: back to the scheduler */
+}
+
+void yield(fiber_state st)
+{
+    fiber *f = cur;
+    f->st = st;
+#ifdef HC_EMU_ASAN
+    __sanitizer_start_switch_fiber(&f->fake_stack, sched_bottom, sched_size);
+#endif
+    swapcontext(&f->ctx, &scheduler);
+    cur = f;
+    arrived();
+}
+
+/* Runs one block to its end; false when its threads stop at barriers that cannot complete. */
+bool run_block(unsigned nt)
+{
+    for (;;) {
+        for (unsigned i = 0; i < nt; i++)
+            if (fibers[i].st == RUNNABLE) {
+                cur = &fibers[i];
+                to_fiber(fibers[i]);
+            }
+        unsigned done = 0, at_sync = 0, at_shuffle = 0;
+        for (unsigned i = 0; i < nt; i++) {
+            done += fibers[i].st == DONE;
+            at_sync += fibers[i].st == AT_SYNC;
+            at_shuffle += fibers[i].st == AT_SHUFFLE;
+        }
+        if (done == nt) return true;
+        bool released = false;
+        for (unsigned w = 0; w * 32 < nt; w++) { /* a warp goes on once all its lanes are at the shuffle */
+            unsigned n = nt - 32 * w < 32 ? nt - 32 * w : 32, at = 0, gone = 0;
+            for (unsigned l = 0; l < n; l++) {
+                at += fibers[32 * w + l].st == AT_SHUFFLE;
+                gone += fibers[32 * w + l].st == DONE;
+            }
+            if (at == 0 || at + gone < n) continue;
+            if (gone || n < 32)
+                record(cudaErrorLaunchFailure, "a shuffle in warp %u of block (%u,%u,%u) with %u of 32 lanes (the rest exited or do not exist)",
+                       w, fibers[32 * w].tc.block_idx.x, fibers[32 * w].tc.block_idx.y, fibers[32 * w].tc.block_idx.z, at);
+            for (unsigned l = 0; l < n; l++)
+                if (fibers[32 * w + l].st == AT_SHUFFLE) fibers[32 * w + l].st = RUNNABLE;
+            released = true;
+        }
+        if (!released && at_sync && at_sync + done == nt) { /* exited threads count as arrived */
+            for (unsigned i = 0; i < nt; i++)
+                if (fibers[i].st == AT_SYNC) fibers[i].st = RUNNABLE;
+            released = true;
+        }
+        if (!released) {
+            record(cudaErrorLaunchFailure, "block (%u,%u,%u) hangs: %u threads at __syncthreads, %u at shuffles, %u exited",
+                   fibers[0].tc.block_idx.x, fibers[0].tc.block_idx.y, fibers[0].tc.block_idx.z, at_sync, at_shuffle, done);
+            return false;
+        }
+    }
+}
+
+} // namespace
+
+thread_ctx *current() { return &cur->tc; }
+const dim3 &block_dim() { return cur_block; }
+const dim3 &grid_dim() { return cur_grid; }
+void *dyn_shared() { return dyn.data(); }
+stats &counters() { return counts; }
+void fault(const char *what) { record(cudaErrorLaunchFailure, "%s", what); }
+
+void syncthreads() { yield(AT_SYNC); }
+
+uint32_t shuffle(uint32_t v, int kind, int arg)
+{
+    fiber *f = cur;
+    const unsigned base = 32u * (unsigned)f->warp;
+    slots[base + (unsigned)f->lane] = v;
+    yield(AT_SHUFFLE); /* every lane has written */
+    int src = kind == 0 ? (f->lane ^ arg) : f->lane + arg;
+    uint32_t r = src >= 0 && src < 32 ? slots[base + (unsigned)src] : v;
+    yield(AT_SHUFFLE); /* every lane has read: the slots may be written again */
+    return r;
+}
+
+void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body)
+{
+    counts.launches++;
+    unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
+    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535) {
+        record(cudaErrorInvalidConfiguration, "launch of grid (%u,%u,%u) x block (%u,%u,%u): outside the hardware's limits",
+               grid.x, grid.y, grid.z, block.x, block.y, block.z);
+        return;
+    }
+    if (shared_bytes > MAX_SHARED) {
+        record(cudaErrorInvalidConfiguration, "launch asks %zu bytes of dynamic shared memory (at most %zu)", shared_bytes, MAX_SHARED);
+        return;
+    }
+    cur_block = block;
+    cur_grid = grid;
+    cur_body = &body;
+    fibers.resize(nt);
+    if (stacks.size() < nt * STACK_BYTES) stacks.resize(nt * STACK_BYTES);
+    dyn.assign(shared_bytes ? shared_bytes : 1, 0xff);
+    slots.assign(((nt + 31) / 32) * 32, 0);
+    for (unsigned bz = 0; bz < grid.z; bz++)
+        for (unsigned by = 0; by < grid.y; by++)
+            for (unsigned bx = 0; bx < grid.x; bx++) {
+                memset(dyn.data(), 0xff, dyn.size()); /* shared memory starts as garbage (NaN) */
+                for (unsigned i = 0; i < nt; i++) {
+                    fiber &f = fibers[i];
+                    getcontext(&f.ctx);
+                    f.ctx.uc_stack.ss_sp = stacks.data() + (size_t)i * STACK_BYTES;
+                    f.ctx.uc_stack.ss_size = STACK_BYTES;
+                    f.ctx.uc_link = &scheduler;
+                    makecontext(&f.ctx, entry, 0);
+                    f.tc.block_idx = dim3(bx, by, bz);
+                    f.tc.thread_idx = dim3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
+                    f.st = RUNNABLE;
+                    f.warp = (int)(i / 32);
+                    f.lane = (int)(i % 32);
+                }
+                if (!run_block((unsigned)nt)) {
+                    cur = nullptr;
+                    return;
+                }
+            }
+    cur = nullptr;
+}
+
+} // namespace hc_emu
+
+extern "C" cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = hc_emu::last_error;
+    hc_emu::last_error = cudaSuccess;
+    return e;
+}
+
+extern "C" cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t)
+{
+    memset(p, value, n);
+    return cudaSuccess;
+}
+
+extern "C" void hc_emu_check_aligned(const void *p, unsigned align)
+{
+    if ((uintptr_t)p % align) hc_emu::record(cudaErrorLaunchFailure, "a %u-byte vector load from %p: misaligned address", align, p);
+}
+
+extern "C" long hc_emu_launches(void) { return hc_emu::counts.launches; }
+
+extern "C" long hc_emu_faults(const char **last)
+{
+    if (last) *last = hc_emu::counts.last_fault;
+    return hc_emu::counts.faults;
+}

@@ -1,0 +1,416 @@
+/* test_cuda_emu.c: the CUDA kernels' own bodies (the .cu files of kernels/cuda and the rtn/gptq kernels)
+ * run on the CPU by the emulator beside this file, against the cpu device and the reference dequantizers. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_emu_stats.h"
+#include "cuda_kernels.h"
+#include "attention.cuh"
+#include "device_cpu.h"
+#include "gemm_f16.cuh"
+#include "hc/hc_device.h"
+#include "hc/hc_tensor.h"
+#include "qrtn.h"
+#include "qrtn_cuda_api.h"
+#include "test_util.h"
+
+const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void);
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static float rnd(void) /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 4503599627370496.0 - 1.0);
+}
+
+static float *rnd_floats(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = rnd() * scale;
+    return p;
+}
+
+static float *nan_floats(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static hc_device *cpu_device(void)
+{
+    static hc_device *d;
+    hc_device_config cfg = { .n_threads = 1 };
+    if (!d) HC_ASSERT_OK(hc_cpu_device_create(&cfg, &d));
+    return d;
+}
+
+/* Faults so far that the self-test caused on purpose, or that were reported already. */
+static long faults_seen;
+
+/* The launch ran (at least one more launch than before) with no error and no new fault. */
+static void expect_ran(const char *what, long launches_before, int err)
+{
+    const char *last = NULL;
+    long faults = hc_emu_faults(&last) - faults_seen;
+    if (err || faults || hc_emu_launches() <= launches_before)
+        fprintf(stderr, "  %s: error %d, %ld faults (last: %s), %ld launches\n", what, err, faults, faults ? last : "-",
+                hc_emu_launches() - launches_before);
+    faults_seen += faults;
+    CU_ASSERT_EQUAL(err, 0);
+    CU_ASSERT_EQUAL(faults, 0);
+    CU_ASSERT(hc_emu_launches() > launches_before);
+}
+
+/* |got - want| <= tol (1 + |want|) for every element; NaN (an element not written) fails */
+static int count_far(const float *got, const float *want, size_t n, double tol)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs((double)want[i])))) bad++;
+    return bad;
+}
+
+/* ---------------- the emulator catches what a GPU would not forgive ---------------- */
+
+static void test_emulator(void)
+{
+    long f0 = hc_emu_faults(NULL);
+    for (int n = 1; n <= 256; n += 85) {
+        float sum = 0;
+        long l0 = hc_emu_launches();
+        expect_ran("block_sum", l0, hc_emu_selftest_block_sum(n, &sum));
+        CU_ASSERT_EQUAL(sum, (float)(n * (n + 1) / 2)); /* wrong if a barrier let a thread run ahead */
+    }
+    const char *last;
+    CU_ASSERT_EQUAL(hc_emu_faults(NULL), f0);
+    long f;
+    CU_ASSERT_NOT_EQUAL(hc_emu_selftest_half_warp_shuffle(), 0);
+    CU_ASSERT((f = hc_emu_faults(&last)) > f0 && strstr(last, "16 of 32 lanes"));
+    CU_ASSERT_NOT_EQUAL(hc_emu_selftest_divergent_barrier(), 0);
+    CU_ASSERT(hc_emu_faults(&last) > f && strstr(last, "hangs"));
+    f = hc_emu_faults(NULL);
+    CU_ASSERT_NOT_EQUAL(hc_emu_selftest_oversized_block(), 0);
+    CU_ASSERT(hc_emu_faults(&last) > f && strstr(last, "limits"));
+    /* the suite's other cases expect no fault: they count from here */
+    CU_ASSERT_EQUAL(cudaGetLastError(), cudaSuccess);
+    faults_seen = hc_emu_faults(NULL);
+}
+
+static void expect_no_new_faults(void)
+{
+    const char *last = NULL;
+    long faults = hc_emu_faults(&last) - faults_seen;
+    if (faults) fprintf(stderr, "  %ld faults, the last: %s\n", faults, last);
+    faults_seen += faults;
+    CU_ASSERT_EQUAL(faults, 0);
+}
+
+/* ---------------- element-wise, rmsnorm, rope ---------------- */
+
+static void test_rows(void)
+{
+    hc_device *c = cpu_device();
+    long l0 = hc_emu_launches();
+    const int n_tok = 3, n_head = 4, hd = 64, dim = n_head * hd;
+    size_t n = (size_t)n_tok * dim;
+    float *x = rnd_floats(n, 2.0f), *u = rnd_floats(n, 1.0f), *w = rnd_floats((size_t)dim, 1.0f);
+    float *want = malloc(n * sizeof *want), *got = nan_floats(n);
+
+    HC_ASSERT_OK(c->ops->swiglu(c, x, u, want, n));
+    CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n), cudaSuccess);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
+
+    memcpy(want, x, n * sizeof *x);
+    memcpy(got, x, n * sizeof *x);
+    HC_ASSERT_OK(c->ops->add(c, want, u, n));
+    HC_ASSERT_OK(c->ops->add_bias(c, want, w, n_tok, dim));
+    HC_ASSERT_OK(c->ops->scale(c, want, n, -0.5f));
+    CU_ASSERT_EQUAL(hc_cu_add(NULL, got, u, n), cudaSuccess);
+    CU_ASSERT_EQUAL(hc_cu_add_bias(NULL, got, w, n_tok, dim), cudaSuccess);
+    CU_ASSERT_EQUAL(hc_cu_scale(NULL, got, n, -0.5f), cudaSuccess);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 0), 0);
+
+    uint16_t *h = malloc(n * 2);
+    CU_ASSERT_EQUAL(hc_cu_to_f16(NULL, x, h, n), cudaSuccess);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad += h[i] != hc_f32_to_f16(x[i]);
+    CU_ASSERT_EQUAL(bad, 0);
+
+    HC_ASSERT_OK(c->ops->rmsnorm(c, x, w, want, n_tok, dim, 1e-5f));
+    CU_ASSERT_EQUAL(hc_cu_rmsnorm(NULL, x, w, got, n_tok, dim, 1e-5f), cudaSuccess);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+
+    int32_t pos[3] = { 9, 2, 700 };
+    for (int mode = 0; mode <= 2; mode += 2)
+        for (int scattered = 0; scattered <= 1; scattered++) {
+            int32_t cons[3] = { 4, 5, 6 };
+            const int32_t *p = scattered ? pos : cons;
+            memcpy(want, x, n * sizeof *x);
+            memcpy(got, x, n * sizeof *x);
+            HC_ASSERT_OK(c->ops->rope(c, want, n_tok, n_head, hd, 32, p, 10000.0f, (hc_rope_mode)mode));
+            CU_ASSERT_EQUAL(hc_cu_rope(NULL, got, n_tok, n_head, hd, 32, scattered ? pos : NULL, p[0], 10000.0f, mode),
+                            cudaSuccess);
+            bad = count_far(got, want, n, 1e-5);
+            if (bad) fprintf(stderr, "  rope mode %d %s: %d wrong\n", mode, scattered ? "scattered" : "consecutive", bad);
+            CU_ASSERT_EQUAL(bad, 0);
+        }
+    expect_ran("rows", l0, cudaGetLastError());
+    expect_no_new_faults();
+    free(x), free(u), free(w), free(want), free(got), free(h);
+}
+
+/* ---------------- attention: the key splits and their merge ---------------- */
+
+static void test_attention(void)
+{
+    struct { int n_head, n_head_kv, head_dim, n_tok, pos0, n_ctx; } cfgs[] = {
+        { 8, 2, 64, 3, 5, 16 },      /* GQA 4:1, a batch */
+        { 4, 1, 48, 2, 0, 8 },       /* head_dim not a multiple of the warp */
+        { 2, 2, 256, 1, 40, 64 },    /* the largest head_dim */
+        { 2, 1, 64, 1, 300, 512 },   /* decode over 301 keys: the chooser's 2 splits */
+    };
+    hc_device *c = cpu_device();
+    for (int ci = 0; ci < 8; ci++) {
+        const int k = ci % 4, f16 = ci >= 4;
+        hc_attn_args a = { 0 };
+        a.n_head = cfgs[k].n_head, a.n_head_kv = cfgs[k].n_head_kv, a.head_dim = cfgs[k].head_dim;
+        a.n_tok = cfgs[k].n_tok, a.pos0 = cfgs[k].pos0, a.n_ctx = cfgs[k].n_ctx;
+        a.scale = 1.0f / sqrtf((float)a.head_dim);
+        a.kv_dtype = f16 ? HC_F16 : HC_F32;
+        size_t qn = (size_t)a.n_tok * a.n_head * a.head_dim, kvn = (size_t)a.n_ctx * a.n_head_kv * a.head_dim;
+        float *q = rnd_floats(qn, 2.0f), *kc = rnd_floats(kvn, 2.0f), *vc = rnd_floats(kvn, 1.0f);
+        uint16_t *k16 = malloc(kvn * 2), *v16 = malloc(kvn * 2);
+        for (size_t i = 0; i < kvn; i++) k16[i] = hc_f32_to_f16(kc[i]), v16[i] = hc_f32_to_f16(vc[i]);
+        a.q = q;
+        a.k_cache = f16 ? (const float *)k16 : kc;
+        a.v_cache = f16 ? (const float *)v16 : vc;
+        float *want = malloc(qn * sizeof *want), *got = malloc(qn * sizeof *got);
+        a.out = want;
+        HC_ASSERT_OK(c->ops->attention(c, &a));
+        const int splits[] = { hc_cu_attn_n_splits(a.n_tok, a.n_head, a.pos0), 1, 3, 7 };
+        for (int si = 0; si < 4; si++) {
+            size_t sn = hc_cu_attn_scratch_floats(a.n_tok, a.n_head, a.head_dim, splits[si]);
+            float *scratch = sn ? nan_floats(sn) : NULL;
+            for (size_t i = 0; i < qn; i++) got[i] = NAN;
+            a.out = got;
+            long l0 = hc_emu_launches();
+            int err = hc_cu_attention(NULL, &a, splits[si], scratch);
+            expect_ran("attention", l0, err);
+            CU_ASSERT_EQUAL(hc_emu_launches() - l0, splits[si] > 1 ? 2 : 1);
+            int bad = count_far(got, want, qn, 2e-5);
+            if (bad) fprintf(stderr, "  attention config %d, %d splits: %d of %zu wrong\n", ci, splits[si], bad, qn);
+            CU_ASSERT_EQUAL(bad, 0);
+            free(scratch);
+        }
+        CU_ASSERT(ci % 4 != 3 || splits[0] == 2);
+        free(q), free(kc), free(vc), free(k16), free(v16), free(want), free(got);
+    }
+    expect_no_new_faults();
+}
+
+/* ---------------- weights: GEMV (by runs and by elements), rows to f32 and f16 ---------------- */
+
+/* rows x in weights of type t, random bytes with finite f16 scales where each layout keeps them */
+static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in, size_t *bytes)
+{
+    size_t rb = hc_dtype_row_bytes(t, in);
+    *bytes = rb * (size_t)rows;
+    uint8_t *w = malloc(*bytes);
+    if (hc_dtype_block_size(t) == 1) {
+        for (int64_t i = 0; i < rows * in; i++) {
+            float v = rnd();
+            if (t == HC_F32) memcpy(w + 4 * i, &v, 4);
+            else {
+                uint16_t h = t == HC_F16 ? hc_f32_to_f16(v) : hc_f32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
+        return w;
+    }
+    size_t bb = hc_dtype_block_bytes(t);
+    for (size_t b = 0; b < *bytes / bb; b++) {
+        uint8_t *blk = w + b * bb;
+        for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)(rnd() * 127 + 128);
+        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f), k = hc_f32_to_f16(rnd() * 0.01f);
+        switch (t) {
+        case HC_Q2_K: memcpy(blk + 80, &k, 2), memcpy(blk + 82, &k, 2); break;
+        case HC_Q3_K: memcpy(blk + 108, &k, 2); break;
+        case HC_Q4_K: case HC_Q5_K: memcpy(blk, &k, 2), memcpy(blk + 2, &k, 2); break;
+        case HC_Q6_K: memcpy(blk + 208, &k, 2); break;
+        default:
+            memcpy(blk, &d, 2);
+            if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
+        }
+    }
+    return w;
+}
+
+static const hc_dtype types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1,
+                                  HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K };
+
+static void test_weights(void)
+{
+    const int64_t ins[] = { 256, 512 + 32 * 3 }; /* K-quants: 256 only */
+    const int64_t outs[] = { 5, 531 };         /* a warp a block; two rows a block, the last half empty */
+    for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++)
+        for (int ii = 0; ii < 2; ii++)
+            for (int oi = 0; oi < 2; oi++) {
+                hc_dtype t = types[ti];
+                int64_t in = ins[ii], out = outs[oi];
+                if (in % hc_dtype_block_size(t)) continue;
+                size_t wb, rb = hc_dtype_row_bytes(t, in);
+                uint8_t *w = make_weights(t, out, in, &wb);
+                float *xbuf = rnd_floats((size_t)in + 4, 1.0f), *y = malloc((size_t)out * sizeof *y);
+                float *deq = malloc((size_t)in * out * sizeof *deq);
+                for (int64_t o = 0; o < out; o++) hc_dequantize_row(t, w + rb * (size_t)o, deq + (size_t)o * in, in);
+                for (int misaligned = 0; misaligned <= 1; misaligned++) { /* x + 1: the element kernel */
+                    const float *x = xbuf + misaligned;
+                    for (int64_t o = 0; o < out; o++) y[o] = NAN;
+                    long l0 = hc_emu_launches();
+                    expect_ran("gemv", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, x, y));
+                    int bad = 0;
+                    for (int64_t o = 0; o < out; o++) {
+                        double s = 0, m = 0;
+                        for (int64_t i = 0; i < in; i++) s += (double)deq[o * in + i] * x[i], m += fabs((double)deq[o * in + i] * x[i]);
+                        if (!(fabs(y[o] - s) <= 1e-5 * (m + 1e-3))) bad++;
+                    }
+                    if (bad)
+                        fprintf(stderr, "  gemv %s %lld x %lld (%s x): %d wrong\n", hc_dtype_name(t), (long long)out, (long long)in,
+                                misaligned ? "unaligned" : "aligned", bad);
+                    CU_ASSERT_EQUAL(bad, 0);
+                }
+                /* rows 3, 0, 2 by ids and rows 1.. by range, in f32 and in f16 */
+                const int32_t ids[] = { 3, 0, 2 };
+                float *rows32 = nan_floats((size_t)3 * in);
+                uint16_t *rows16 = malloc((size_t)3 * in * 2);
+                for (int f16 = 0; f16 <= 1; f16++)
+                    for (int by_ids = 0; by_ids <= 1; by_ids++) {
+                        long l0 = hc_emu_launches();
+                        expect_ran("dequant_rows", l0,
+                                   hc_cu_dequant_rows(NULL, (int)t, w, rb, in, by_ids ? ids : NULL, 1, 3, f16 ? (void *)rows16 : rows32, f16));
+                        int bad = 0;
+                        for (int r = 0; r < 3; r++)
+                            for (int64_t i = 0; i < in; i++) {
+                                float want = deq[(size_t)(by_ids ? ids[r] : 1 + r) * in + i];
+                                if (f16 ? rows16[r * in + i] != hc_f32_to_f16(want) : memcmp(&rows32[r * in + i], &want, 4) != 0) bad++;
+                            }
+                        if (bad) fprintf(stderr, "  dequant_rows %s %s%s: %d wrong\n", hc_dtype_name(t), f16 ? "f16" : "f32", by_ids ? " by ids" : "", bad);
+                        CU_ASSERT_EQUAL(bad, 0);
+                    }
+                free(w), free(xbuf), free(y), free(deq), free(rows32), free(rows16);
+            }
+    expect_no_new_faults();
+}
+
+/* ---------------- the f16 GEMM's activations ---------------- */
+
+static void test_f16_activations(void)
+{
+    const float mags[] = { 3e4f, 1.0f, 1e-6f };
+    for (int mi = 0; mi < 3; mi++) {
+        size_t n = 3000;
+        float *x = rnd_floats(n, mags[mi]), consts[HC_CU_F16_CONSTS] = { 123.0f, 0 };
+        uint16_t *y = malloc(n * 2);
+        x[1234] = -mags[mi]; /* the largest magnitude, negative */
+        long l0 = hc_emu_launches();
+        expect_ran("to_f16_scaled", l0, hc_cu_to_f16_scaled(NULL, x, n, y, consts));
+        float amax = 0;
+        for (size_t i = 0; i < n; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        float s = hc_cu_f16_input_scale(amax);
+        CU_ASSERT_EQUAL(consts[1], s);
+        uint32_t found, want;
+        memcpy(&found, &consts[0], 4);
+        memcpy(&want, &amax, 4);
+        CU_ASSERT_EQUAL(found, want); /* max |x| found by the reduction */
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) bad += y[i] != hc_f32_to_f16(x[i] / s);
+        CU_ASSERT_EQUAL(bad, 0);
+        /* the GEMM's outputs times s */
+        float *o = rnd_floats(n, 1.0f), *o0 = malloc(n * sizeof *o0);
+        memcpy(o0, o, n * sizeof *o);
+        l0 = hc_emu_launches();
+        expect_ran("scale_by", l0, hc_cu_scale_by(NULL, o, n, consts));
+        bad = 0;
+        for (size_t i = 0; i < n; i++) bad += o[i] != o0[i] * s;
+        CU_ASSERT_EQUAL(bad, 0);
+        free(x), free(y), free(o), free(o0);
+    }
+    expect_no_new_faults();
+}
+
+/* ---------------- the rtn/gptq packed format's kernels ---------------- */
+
+static void test_qrtn(void)
+{
+    const hc_qrtn_cuda_api *api = hc_qrtn_cuda_entry();
+    CU_ASSERT_FATAL(api && api->api == HC_QRTN_CUDA_API);
+    const int bits_all[] = { 2, 3, 4, 8 }, groups[] = { 32, 64, 128 };
+    const int64_t cols_all[] = { 96, 576, 1056 }; /* units of 64 + 32; short last groups; many units */
+    const int64_t rows = 37;
+    for (int bi = 0; bi < 4; bi++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int ci = 0; ci < 3; ci++) {
+                int bits = bits_all[bi], group = groups[gi];
+                int64_t cols = cols_all[ci];
+                float *w = rnd_floats((size_t)rows * cols, 1.0f), *deq = malloc((size_t)rows * cols * sizeof *deq);
+                uint8_t *p = malloc(hc_qrtn_packed_bytes(bits, group, rows, cols));
+                HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, rows, cols, p));
+                hc_qrtn_dequantize_rows(bits, group, p, cols, 0, rows, deq);
+                for (int n_tok = 1; n_tok <= api->max_fused_tokens; n_tok += 3) {
+                    float *x = rnd_floats((size_t)n_tok * cols, 1.0f), *y = nan_floats((size_t)n_tok * rows);
+                    long l0 = hc_emu_launches();
+                    expect_ran("qrtn gemv", l0, api->gemv(bits, group, NULL, p, cols, rows, x, n_tok, y));
+                    int bad = 0;
+                    for (int t = 0; t < n_tok; t++)
+                        for (int64_t o = 0; o < rows; o++) {
+                            double s = 0, m = 0;
+                            for (int64_t i = 0; i < cols; i++) {
+                                double v = (double)deq[o * cols + i] * x[t * cols + i];
+                                s += v, m += fabs(v);
+                            }
+                            if (!(fabs(y[t * rows + o] - s) <= 1e-4 * m + 1e-6)) bad++;
+                        }
+                    if (bad) fprintf(stderr, "  qrtn gemv bits %d group %d cols %lld, %d tokens: %d wrong\n", bits, group, (long long)cols, n_tok, bad);
+                    CU_ASSERT_EQUAL(bad, 0);
+                    free(x), free(y);
+                }
+                float *r32 = nan_floats((size_t)2 * cols);
+                uint16_t *r16 = malloc((size_t)2 * cols * 2);
+                for (int f16 = 0; f16 <= 1; f16++) {
+                    long l0 = hc_emu_launches();
+                    expect_ran("qrtn dequant_rows", l0, api->dequant_rows(bits, group, NULL, p, cols, NULL, 35, 2, f16 ? (void *)r16 : r32, f16));
+                    int bad = 0;
+                    for (int64_t i = 0; i < 2 * cols; i++) {
+                        float want = deq[35 * cols + i];
+                        bad += f16 ? r16[i] != hc_f32_to_f16(want) : memcmp(&r32[i], &want, 4) != 0;
+                    }
+                    CU_ASSERT_EQUAL(bad, 0);
+                }
+                free(w), free(deq), free(p), free(r32), free(r16);
+            }
+    expect_no_new_faults();
+}
+
+int main(void)
+{
+    static const hc_test_case cases[] = {
+        { "the emulator: barriers hold, misuses are faults", test_emulator },
+        { "element-wise, rmsnorm and rope kernels against the cpu device", test_rows },
+        { "attention kernels (key splits, merge) against the cpu device", test_attention },
+        { "GEMV and dequant_rows kernels of every type against the reference", test_weights },
+        { "the f16 GEMM's activation kernels", test_f16_activations },
+        { "the rtn/gptq kernels against the reference dequantizer", test_qrtn },
+        { NULL, NULL },
+    };
+    int rc = hc_test_run("cuda_emu", cases);
+    hc_device *d = cpu_device();
+    d->ops->destroy(d);
+    return rc;
+}
