@@ -11,6 +11,7 @@
 #include "../kernels/cuda/gemm_f16.cuh"
 #include "../kernels/cuda/rmsnorm.cuh"
 #include "../kernels/cuda/rope.cuh"
+#include "geglu.h"
 #include "ops_ref.h"
 #include "test_util.h"
 
@@ -929,6 +930,12 @@ static void test_elementwise_grid(void)
                         out[i] = hc_cu_silu_mul(g[i], u[i]);
                         seen[i]++;
                     }
+            float *gref = malloc(n * sizeof *gref); /* GeGLU: the same formula as the reference's */
+            hc_ref_geglu(g, u, gref, n);
+            int gbad = 0;
+            for (size_t i = 0; i < n; i++) gbad += hc_cu_gelu_mul(g[i], u[i]) != gref[i];
+            CU_ASSERT_EQUAL(gbad, 0);
+            free(gref);
             for (unsigned blk = 0; blk < lb.grid.x; blk++)
                 for (unsigned tid = 0; tid < lb.block.x; tid++)
                     for (size_t i = hc_cu_ew_first(blk, tid); i < nb; i += hc_cu_ew_stride(lb.grid.x))

@@ -391,6 +391,14 @@ static void check_row_ops(pair *p)
     got = from_gpu(g, dx, n);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
     free(got);
+    /* geglu (gemma): the cpu device's tanh is within 1e-6 of |g u| of tanhf's */
+    HC_ASSERT_OK(c->ops->geglu(c, x, q, want, n));
+    HC_ASSERT_OK(g->ops->geglu(g, dx2, dq, dx, n));
+    got = from_gpu(g, dx, n);
+    int far = 0;
+    for (size_t i = 0; i < n; i++) far += !(fabs((double)got[i] - want[i]) <= 3e-6 * fabs((double)x[i] * q[i]) + 1e-7);
+    CU_ASSERT_EQUAL(far, 0);
+    free(got);
     memcpy(want, x, n * sizeof *x);
     HC_ASSERT_OK(c->ops->add(c, want, q, n));
     HC_ASSERT_OK(c->ops->add_bias(c, want, w, n_tok, dim));

@@ -35,6 +35,7 @@ cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head
 cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch);
 
 cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
+cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
 cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width);
 cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f);

@@ -1,4 +1,4 @@
-/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, add, add_bias, scale, f32 to f16
+/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, GeGLU, add, add_bias, scale, f32 to f16
  * for the KV cache), grid-stride loops over flat arrays (see elementwise.cuh). */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
@@ -8,6 +8,11 @@
 __global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t n)
 {
     HC_CU_EW_LOOP(i, n) out[i] = hc_cu_silu_mul(gate[i], up[i]);
+}
+
+__global__ void geglu_kernel(const float *gate, const float *up, float *out, size_t n)
+{
+    HC_CU_EW_LOOP(i, n) out[i] = hc_cu_gelu_mul(gate[i], up[i]);
 }
 
 __global__ void add_kernel(float *y, const float *x, size_t n)
@@ -36,6 +41,11 @@ __global__ void scale_kernel(float *x, size_t n, float f)
 extern "C" cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n)
 {
     HC_CU_EW_LAUNCH(n, swiglu_kernel, gate, up, out, n);
+}
+
+extern "C" cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n)
+{
+    HC_CU_EW_LAUNCH(n, geglu_kernel, gate, up, out, n);
 }
 
 extern "C" cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n)

@@ -1,4 +1,4 @@
-/* elementwise.cuh: the element-wise kernels' math (SwiGLU, add, bias, scale) and their grid-stride
+/* elementwise.cuh: the element-wise kernels' math (SwiGLU, GeGLU, add, bias, scale) and their grid-stride
  * geometry: blocks of HC_CU_EW_THREADS, at most a capped number of blocks, each thread striding. */
 #ifndef HC_CUDA_ELEMENTWISE_CUH
 #define HC_CUDA_ELEMENTWISE_CUH
@@ -21,6 +21,12 @@ static inline HC_CU_HD size_t hc_cu_ew_first(unsigned block, unsigned tid) { ret
 static inline HC_CU_HD size_t hc_cu_ew_stride(unsigned grid) { return (size_t)grid * HC_CU_EW_THREADS; }
 
 static inline HC_CU_HD float hc_cu_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* gemma's GeGLU: gelu(g) u with GELU's tanh form, as kernels/cpu/geglu.c's reference writes it */
+static inline HC_CU_HD float hc_cu_gelu_mul(float g, float u)
+{
+    return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) * u;
+}
 
 /* Element e of [n_tok][width] takes bias element e % width. */
 static inline HC_CU_HD size_t hc_cu_bias_index(size_t e, int width) { return e % (size_t)width; }

@@ -744,6 +744,15 @@ static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, f
     return HC_OK;
 }
 
+/* gemma's gated FFN */
+static hc_status cuda_geglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
+{
+    hc_status st = enter(impl(d), "geglu");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_geglu(impl(d)->stream, gate, up, out, n), "geglu");
+    return HC_OK;
+}
+
 static hc_status cuda_add(hc_device *d, float *y, const float *x, size_t n)
 {
     hc_status st = enter(impl(d), "add");
@@ -837,6 +846,7 @@ static const hc_device_ops cuda_ops = {
     .rope = cuda_rope,
     .attention = cuda_attention,
     .swiglu = cuda_swiglu,
+    .geglu = cuda_geglu,
     .add = cuda_add,
     .add_bias = cuda_add_bias,
     .scale = cuda_scale,

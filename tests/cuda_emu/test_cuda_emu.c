@@ -126,6 +126,11 @@ static void test_rows(void)
     HC_ASSERT_OK(c->ops->swiglu(c, x, u, want, n));
     CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
+    HC_ASSERT_OK(c->ops->geglu(c, x, u, want, n));
+    CU_ASSERT_EQUAL(hc_cu_geglu(NULL, x, u, got, n), cudaSuccess);
+    int far = 0;
+    for (size_t i = 0; i < n; i++) far += !(fabs((double)got[i] - want[i]) <= 3e-6 * fabs((double)x[i] * u[i]) + 1e-7);
+    CU_ASSERT_EQUAL(far, 0);
 
     memcpy(want, x, n * sizeof *x);
     memcpy(got, x, n * sizeof *x);
