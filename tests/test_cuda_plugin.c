@@ -17,7 +17,18 @@
 #include "registry_default.h"
 #include "test_util.h"
 
-#define CUDA_PLUGIN_FILE HC_PLUGIN_BUILD_DIR "/hc-device-cuda.so"
+/* The folder of the cuda plugin and of the rtn/gptq plugins to test: the build's, or HC_CUDA_PLUGIN_DIR
+ * (the plugins built on the CPU emulator, tests/cuda_emu, which ctest runs this suite on too). */
+static const char *plugin_file(const char *name)
+{
+    static char path[4][4096];
+    static int next;
+    const char *dir = getenv("HC_CUDA_PLUGIN_DIR");
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", dir && *dir ? dir : HC_PLUGIN_BUILD_DIR, name);
+    return p;
+}
+#define CUDA_PLUGIN_FILE plugin_file("hc-device-cuda.so")
 
 /* HC_REQUIRE_CUDA=1 (scripts/gpu_check.sh on a GPU machine): a missing plugin or a failing probe
  * fails the suite instead of skipping. */
@@ -66,6 +77,10 @@ static void test_descriptor(void)
 /* The default search (the plugin folder beside libhc) finds it too, next to the built-in cpu. */
 static void test_default_search(void)
 {
+    if (getenv("HC_CUDA_PLUGIN_DIR") && *getenv("HC_CUDA_PLUGIN_DIR")) {
+        printf("SKIP default search: the plugins under test are HC_CUDA_PLUGIN_DIR's, not the default folder's\n");
+        return;
+    }
     if (access(CUDA_PLUGIN_FILE, R_OK) != 0) {
         printf("SKIP default search: %s was not built\n", CUDA_PLUGIN_FILE);
         if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the cuda plugin was not built");
@@ -631,7 +646,7 @@ static void test_packed(void)
     hc_registry *reg = NULL;
     const hc_plugin *p = load_plugin(&reg, "packed rtn/gptq kernels on cuda");
     if (!reg) HC_ASSERT_OK(hc_registry_create(&reg));
-    const char *quant[] = { HC_PLUGIN_BUILD_DIR "/hc-quant-rtn.so", HC_PLUGIN_BUILD_DIR "/hc-quant-gptq.so" };
+    const char *quant[] = { plugin_file("hc-quant-rtn.so"), plugin_file("hc-quant-gptq.so") };
     for (int i = 0; i < 2; i++) {
         hc_status st = hc_registry_load_file(reg, quant[i]);
         if (st != HC_OK) fprintf(stderr, "  loading %s: %s\n", quant[i], hc_last_error());

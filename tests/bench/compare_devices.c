@@ -14,14 +14,16 @@
 
 static const char usage[] =
     "usage: hc-compare-devices -m MODEL [--device NAME] [--ref NAME] [-n N] [-p N] [--sched NAME] [--no-comp]\n"
-    "                          [--separate] [--kv-type f32|f16] [--threads N] [--bandwidth]\n"
+    "                          [--separate] [--kv-type f32|f16] [--threads N] [--bandwidth] [--plugin-dir DIR]\n"
     "Decodes N greedy tokens (default 64) after a fixed prompt of P tokens (default 8) on the reference\n"
     "device (default cpu) and feeds the same tokens to --device (default cuda): per step the largest\n"
     "absolute difference of the logits and whether the top-1 token agrees. Prints one JSON line.\n"
     "  --sched NAME   scheduler of the branches on --device (default async; the reference runs inline)\n"
     "  --no-comp      without the compensation branches\n"
     "  --separate     a cpu --device claims memory of its own (the runtime's path for a GPU)\n"
-    "  --bandwidth    instead: the device-to-device copy bandwidth of --device (GB/s, read + write)\n";
+    "  --bandwidth    instead: the device-to-device copy bandwidth of --device (GB/s, read + write)\n"
+    "  --plugin-dir DIR  DIR's plugins before the default folders' (e.g. build/cuda-emu/plugins: the cuda\n"
+    "                 device and rtn/gptq kernels on the CPU emulator of tests/cuda_emu)\n";
 
 typedef struct side {
     hc_registry *reg;
@@ -29,6 +31,22 @@ typedef struct side {
     hc_model *m;
     hc_context *c;
 } side;
+
+static const char *plugin_dir; /* --plugin-dir */
+
+/* The default registry; with --plugin-dir, that folder's plugins first: those of the default folders
+ * with the same names are then refused (recorded, not fatal). */
+static hc_status load_registry(hc_registry **r)
+{
+    hc_status st = hc_registry_create(r);
+    if (st == HC_OK && plugin_dir) {
+        st = hc_registry_scan(*r, plugin_dir);
+        if (st == HC_OK && !hc_registry_find(*r, HC_PLUGIN_DEVICE, "cuda") && !hc_registry_find(*r, HC_PLUGIN_QUANT, "rtn"))
+            st = hc_error(HC_E_PLUGIN, "--plugin-dir %s: no plugin found there", plugin_dir);
+    }
+    if (st == HC_OK) st = hc_registry_load_default(*r);
+    return st;
+}
 
 static hc_status open_device(hc_registry *r, const char *name, int threads, hc_device **out)
 {
@@ -45,8 +63,7 @@ static hc_status open_side(side *s, const char *model, const char *device, const
                            hc_kv_type kv, int threads, int n_ctx)
 {
     memset(s, 0, sizeof *s);
-    hc_status st = hc_registry_create(&s->reg);
-    if (st == HC_OK) st = hc_registry_load_default(s->reg);
+    hc_status st = load_registry(&s->reg);
     if (st == HC_OK) st = open_device(s->reg, device, threads, &s->dev);
     if (st == HC_OK && separate) s->dev->host_memory = 0;
     hc_model_load_opts lo = { .registry = s->reg, .no_branches = !comp };
@@ -75,8 +92,7 @@ static int bandwidth(const char *device, int threads)
 {
     hc_registry *r = NULL;
     hc_device *d = NULL;
-    hc_status st = hc_registry_create(&r);
-    if (st == HC_OK) st = hc_registry_load_default(r);
+    hc_status st = load_registry(&r);
     if (st == HC_OK) st = open_device(r, device, threads, &d);
     size_t n = (size_t)1 << 30;
     void *a = NULL, *b = NULL;
@@ -136,6 +152,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-comp")) comp = 0;
         else if (!strcmp(a, "--separate")) separate = 1;
         else if (!strcmp(a, "--bandwidth")) bw = 1;
+        else if (!strcmp(a, "--plugin-dir") && v) plugin_dir = v, i++;
         else {
             fprintf(stderr, "%s", usage);
             return 2;

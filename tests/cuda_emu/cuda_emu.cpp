@@ -1,11 +1,14 @@
 /* cuda_emu.cpp: the fiber scheduler behind cuda_emu.h: a launch runs its blocks one after another, each
- * block's threads as ucontext fibers on this thread, switching only at __syncthreads and shuffles. */
+ * block's threads as fibers on this thread, switching only at __syncthreads and shuffles. */
 #include "cuda_emu.h"
 
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
 #include <cstdarg>
 #include <cstdio>
+#include <mutex>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -15,13 +18,68 @@
 #define HC_EMU_ASAN 1
 #endif
 
+/* ---- switching stacks: on x86-64 six callee-saved registers and the stack pointer (ucontext's
+   swapcontext would also save the signal mask: a system call at every switch); elsewhere ucontext ---- */
+#if defined(__x86_64__)
+extern "C" void hc_emu_switch(void **save_sp, void *to_sp);
+asm(".text\n"
+    ".globl hc_emu_switch\n"
+    ".type hc_emu_switch,@function\n"
+    "hc_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size hc_emu_switch,.-hc_emu_switch\n"
+    ".section .note.GNU-stack,\"\",@progbits\n"
+    ".text\n");
+
+namespace {
+struct emu_ctx {
+    void *sp;
+};
+
+/* A context that starts fn on the stack [base, base + size): its first switch "returns" into fn. */
+void ctx_make(emu_ctx *c, char *base, size_t size, void (*fn)())
+{
+    uintptr_t top = ((uintptr_t)(base + size)) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = nullptr;        /* fn's return address: fn never returns */
+    *--sp = (void *)fn;     /* where hc_emu_switch's ret goes; fn then sees rsp % 16 == 8, as after a call */
+    for (int i = 0; i < 6; i++) *--sp = nullptr; /* rbp rbx r12 r13 r14 r15 */
+    c->sp = sp;
+}
+
+void ctx_swap(emu_ctx *from, emu_ctx *to) { hc_emu_switch(&from->sp, to->sp); }
+} // namespace
+#else
+namespace {
+struct emu_ctx {
+    ucontext_t uc;
+};
+
+void ctx_make(emu_ctx *c, char *base, size_t size, void (*fn)())
+{
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = base;
+    c->uc.uc_stack.ss_size = size;
+    c->uc.uc_link = nullptr;
+    makecontext(&c->uc, fn, 0);
+}
+
+void ctx_swap(emu_ctx *from, emu_ctx *to) { swapcontext(&from->uc, &to->uc); }
+} // namespace
+#endif
+
 namespace hc_emu {
 namespace {
 
 enum fiber_state { RUNNABLE, AT_SYNC, AT_SHUFFLE, DONE };
 
 struct fiber {
-    ucontext_t ctx;
+    emu_ctx ctx;
+    char *stack;
     thread_ctx tc;
     fiber_state st;
     int warp, lane;
@@ -31,7 +89,7 @@ struct fiber {
 constexpr size_t STACK_BYTES = 128 << 10;     /* the kernels keep small arrays of registers */
 constexpr size_t MAX_SHARED = 48 << 10;       /* dynamic shared memory without opting in */
 
-ucontext_t scheduler;
+emu_ctx scheduler;
 std::vector<fiber> fibers;
 std::vector<char> stacks;
 std::vector<unsigned char> dyn;
@@ -52,11 +110,11 @@ void to_fiber(fiber &f)
 {
 #ifdef HC_EMU_ASAN
     void *fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, f.ctx.uc_stack.ss_sp, f.ctx.uc_stack.ss_size);
-    swapcontext(&scheduler, &f.ctx);
+    __sanitizer_start_switch_fiber(&fake, f.stack, STACK_BYTES);
+    ctx_swap(&scheduler, &f.ctx);
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
-    swapcontext(&scheduler, &f.ctx);
+    ctx_swap(&scheduler, &f.ctx);
 #endif
 }
 
@@ -86,7 +144,7 @@ void entry()
 #ifdef HC_EMU_ASAN
     __sanitizer_start_switch_fiber(nullptr, sched_bottom, sched_size); /* this stack is done with */
 #endif
-    /* then uc_link: back to the scheduler */
+    ctx_swap(&cur->ctx, &scheduler); /* never comes back */
 }
 
 void yield(fiber_state st)
@@ -96,7 +154,7 @@ void yield(fiber_state st)
 #ifdef HC_EMU_ASAN
     __sanitizer_start_switch_fiber(&f->fake_stack, sched_bottom, sched_size);
 #endif
-    swapcontext(&f->ctx, &scheduler);
+    ctx_swap(&f->ctx, &scheduler);
     cur = f;
     arrived();
 }
@@ -170,6 +228,8 @@ uint32_t shuffle(uint32_t v, int kind, int arg)
 
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body)
 {
+    static std::mutex one_at_a_time; /* launches may come from any host thread; the fibers are shared */
+    std::lock_guard<std::mutex> g(one_at_a_time);
     counts.launches++;
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535) {
@@ -194,11 +254,8 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>
                 memset(dyn.data(), 0xff, dyn.size()); /* shared memory starts as garbage (NaN) */
                 for (unsigned i = 0; i < nt; i++) {
                     fiber &f = fibers[i];
-                    getcontext(&f.ctx);
-                    f.ctx.uc_stack.ss_sp = stacks.data() + (size_t)i * STACK_BYTES;
-                    f.ctx.uc_stack.ss_size = STACK_BYTES;
-                    f.ctx.uc_link = &scheduler;
-                    makecontext(&f.ctx, entry, 0);
+                    f.stack = stacks.data() + (size_t)i * STACK_BYTES;
+                    ctx_make(&f.ctx, f.stack, STACK_BYTES, entry);
                     f.tc.block_idx = dim3(bx, by, bz);
                     f.tc.thread_idx = dim3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
                     f.st = RUNNABLE;
@@ -215,17 +272,19 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>
 
 } // namespace hc_emu
 
+namespace hc_emu {
+cudaError_t fail(cudaError_t e)
+{
+    if (e != cudaSuccess) last_error = e;
+    return e;
+}
+} // namespace hc_emu
+
 extern "C" cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = hc_emu::last_error;
     hc_emu::last_error = cudaSuccess;
     return e;
-}
-
-extern "C" cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t)
-{
-    memset(p, value, n);
-    return cudaSuccess;
 }
 
 extern "C" void hc_emu_check_aligned(const void *p, unsigned align)

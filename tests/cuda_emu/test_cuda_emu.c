@@ -321,7 +321,9 @@ static void test_f16_activations(void)
     const float mags[] = { 3e4f, 1.0f, 1e-6f };
     for (int mi = 0; mi < 3; mi++) {
         size_t n = 3000;
-        float *x = rnd_floats(n, mags[mi]), consts[HC_CU_F16_CONSTS] = { 123.0f, 0 };
+        float *x = rnd_floats(n, mags[mi]), *consts = NULL; /* device memory: cudaMemsetAsync checks */
+        CU_ASSERT_EQUAL_FATAL(cudaMalloc((void **)&consts, HC_CU_F16_CONSTS * sizeof *consts), cudaSuccess);
+        consts[0] = 123.0f;
         uint16_t *y = malloc(n * 2);
         x[1234] = -mags[mi]; /* the largest magnitude, negative */
         long l0 = hc_emu_launches();
@@ -346,6 +348,7 @@ static void test_f16_activations(void)
         for (size_t i = 0; i < n; i++) bad += o[i] != o0[i] * s;
         CU_ASSERT_EQUAL(bad, 0);
         free(x), free(y), free(o), free(o0);
+        CU_ASSERT_EQUAL(cudaFree(consts), cudaSuccess);
     }
     expect_no_new_faults();
 }

@@ -39,6 +39,7 @@ void syncthreads();
 uint32_t shuffle(uint32_t v, int kind, int arg);
 void *dyn_shared();
 void fault(const char *what); /* a misuse the GPU would not forgive: counted, and the launch's error */
+cudaError_t fail(cudaError_t e); /* e (not cudaSuccess) becomes the last error; returns e */
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 /* what the test counts: launches, and faults (a bad configuration, a barrier or shuffle that
  * could not complete, shared memory asked beyond the limit) with their last message */

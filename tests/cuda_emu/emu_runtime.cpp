@@ -1,0 +1,432 @@
+/* emu_runtime.cpp: the CUDA runtime and cuBLAS calls of include/ on the CPU: "device" memory is host
+ * memory kept in a table, so copies are checked against the allocations their direction names; every
+ * stream runs its work when it is enqueued; the BLAS calls check their arguments as cuBLAS documents. */
+#include "cuda_emu.h"
+
+#include <time.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "cublas_v2.h"
+#include "cuda_common.cuh"
+
+struct hc_emu_stream {
+    unsigned flags;
+};
+struct hc_emu_event {
+    unsigned flags;
+    bool recorded;
+    double ms;
+};
+struct hc_emu_blas {
+    cudaStream_t stream;
+};
+
+namespace {
+
+const size_t DEVICE_BYTES = (size_t)80 << 30; /* what cudaMemGetInfo reports: an 80 GiB GPU */
+
+std::mutex lock;                               /* the tables: ops come from any host thread */
+std::map<const char *, size_t> device_allocs;  /* start -> bytes */
+std::set<void *> host_allocs;
+std::set<cudaStream_t> streams;
+std::set<cudaEvent_t> events;
+std::set<cublasHandle_t> handles;
+size_t device_used;
+
+double now_ms()
+{
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* 1 when [p, p + n) lies inside one device allocation */
+bool on_device(const void *p, size_t n)
+{
+    std::lock_guard<std::mutex> g(lock);
+    auto it = device_allocs.upper_bound((const char *)p);
+    if (it == device_allocs.begin()) return false;
+    --it;
+    return (const char *)p >= it->first && (const char *)p + n <= it->first + it->second;
+}
+
+/* 1 when p points into no device allocation (host memory) */
+bool on_host(const void *p)
+{
+    std::lock_guard<std::mutex> g(lock);
+    auto it = device_allocs.upper_bound((const char *)p);
+    if (it == device_allocs.begin()) return true;
+    --it;
+    return !((const char *)p >= it->first && (const char *)p < it->first + it->second);
+}
+
+bool stream_ok(cudaStream_t s)
+{
+    std::lock_guard<std::mutex> g(lock);
+    return !s || streams.count(s);
+}
+
+bool handle_ok(cublasHandle_t h)
+{
+    std::lock_guard<std::mutex> g(lock);
+    return h && handles.count(h);
+}
+
+bool event_ok(cudaEvent_t e)
+{
+    std::lock_guard<std::mutex> g(lock);
+    return e && events.count(e);
+}
+
+cudaError_t complain(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+cudaError_t complain(cudaError_t e, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cuda_emu: %s\n", msg);
+    hc_emu::fault(msg);
+    return hc_emu::fail(e);
+}
+
+} // namespace
+
+extern "C" {
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    }
+    return "cudaErrorUnknown";
+}
+
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : hc_emu::fail(cudaErrorInvalidDevice); }
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
+{
+    if (device != 0) return hc_emu::fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "hcinfer CUDA emulator (CPU)");
+    prop->totalGlobalMem = DEVICE_BYTES;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = 132;
+    return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+    *v = 13000;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int *v)
+{
+    *v = 13000;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    std::lock_guard<std::mutex> g(lock);
+    *total_bytes = DEVICE_BYTES;
+    *free_bytes = device_used < DEVICE_BYTES ? DEVICE_BYTES - device_used : 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    *p = nullptr;
+    {
+        std::lock_guard<std::mutex> g(lock);
+        if (n > DEVICE_BYTES - device_used) return hc_emu::fail(cudaErrorMemoryAllocation);
+    }
+    char *q = (char *)aligned_alloc(256, (n + 255) / 256 * 256 + 256); /* cudaMalloc's alignment */
+    if (!q) return hc_emu::fail(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> g(lock);
+    device_allocs[q] = n ? n : 1;
+    device_used += n ? n : 1;
+    *p = q;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p) return cudaSuccess;
+    std::lock_guard<std::mutex> g(lock);
+    auto it = device_allocs.find((const char *)p);
+    if (it == device_allocs.end()) {
+        fprintf(stderr, "cuda_emu: cudaFree(%p): not a device allocation\n", p);
+        return hc_emu::fail(cudaErrorInvalidValue);
+    }
+    device_used -= it->second;
+    device_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t n)
+{
+    *p = malloc(n ? n : 1);
+    if (!*p) return hc_emu::fail(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> g(lock);
+    host_allocs.insert(*p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p)
+{
+    if (!p) return cudaSuccess;
+    std::lock_guard<std::mutex> g(lock);
+    if (!host_allocs.erase(p)) {
+        fprintf(stderr, "cuda_emu: cudaFreeHost(%p): not from cudaMallocHost\n", p);
+        return hc_emu::fail(cudaErrorInvalidValue);
+    }
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s)
+{
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaMemsetAsync on a stream that does not exist");
+    if (n && !on_device(p, n)) return complain(cudaErrorInvalidValue, "cudaMemsetAsync of %zu bytes at %p: not device memory", n, p);
+    memset(p, value, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s)
+{
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaMemcpyAsync on a stream that does not exist");
+    if (!n) return cudaSuccess;
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind > cudaMemcpyDeviceToDevice) return complain(cudaErrorInvalidValue, "cudaMemcpyAsync: kind %d", (int)kind);
+    if (dst_dev ? !on_device(dst, n) : !on_host(dst))
+        return complain(cudaErrorInvalidValue, "cudaMemcpyAsync (kind %d) of %zu bytes: the destination %p is not %s memory", (int)kind,
+                        n, dst, dst_dev ? "device" : "host");
+    if (src_dev ? !on_device(src, n) : !on_host(src))
+        return complain(cudaErrorInvalidValue, "cudaMemcpyAsync (kind %d) of %zu bytes: the source %p is not %s memory", (int)kind, n,
+                        src, src_dev ? "device" : "host");
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
+{
+    *s = new hc_emu_stream{ flags };
+    std::lock_guard<std::mutex> g(lock);
+    streams.insert(*s);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (!s || !streams.erase(s)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    delete s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    return stream_ok(s) ? cudaSuccess : complain(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of a stream that does not exist");
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
+{
+    if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: no such stream or event");
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
+{
+    *e = new hc_emu_event{ flags, false, 0.0 };
+    std::lock_guard<std::mutex> g(lock);
+    events.insert(*e);
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, 0); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (!e || !events.erase(e)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventRecord: no such stream or event");
+    e->recorded = true;
+    e->ms = now_ms();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e)
+{
+    return event_ok(e) ? cudaSuccess : complain(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an event that does not exist");
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    if (!event_ok(start) || !event_ok(end)) return complain(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: no such event");
+    if ((start->flags | end->flags) & cudaEventDisableTiming)
+        return complain(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event created with cudaEventDisableTiming");
+    if (!start->recorded || !end->recorded) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    *ms = (float)(end->ms - start->ms);
+    return cudaSuccess;
+}
+
+/* ---------------- cuBLAS ---------------- */
+
+cublasStatus_t cublasCreate(cublasHandle_t *h)
+{
+    *h = new hc_emu_blas{ nullptr };
+    std::lock_guard<std::mutex> g(lock);
+    handles.insert(*h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (!h || !handles.erase(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s)
+{
+    if (!h || !stream_ok(s)) return CUBLAS_STATUS_INVALID_VALUE;
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    }
+    return "CUBLAS_STATUS_UNKNOWN";
+}
+
+} // extern "C"
+
+namespace {
+
+cublasStatus_t blas_complain(cublasStatus_t st, const char *what)
+{
+    fprintf(stderr, "cuda_emu: %s\n", what);
+    hc_emu::fault(what);
+    return st;
+}
+
+/* C (m x n, column-major, ldc) = alpha op(A) op(B) + beta C with op(A) m x k and op(B) k x n; the
+ * elements read through get_a / get_b; beta 0: C is not read (as cuBLAS). Arguments as cuBLAS checks
+ * them, and the operands must lie in device memory. */
+template <class GA, class GB>
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
+                    size_t asz, int lda, const void *B, size_t bsz, int ldb, float beta, float *C, int ldc, GA get_a, GB get_b)
+{
+    if (!handle_ok(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || k < 0) return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: a negative size");
+    int a_rows = ta == CUBLAS_OP_N ? m : k, b_rows = tb == CUBLAS_OP_N ? k : n;
+    if (lda < (a_rows > 1 ? a_rows : 1) || ldb < (b_rows > 1 ? b_rows : 1) || ldc < (m > 1 ? m : 1))
+        return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: a leading dimension below its matrix's rows");
+    if (!m || !n) return CUBLAS_STATUS_SUCCESS;
+    int a_cols = ta == CUBLAS_OP_N ? k : m, b_cols = tb == CUBLAS_OP_N ? n : k;
+    if (k && (!on_device(A, ((size_t)(a_cols - 1) * lda + a_rows) * asz) || !on_device(B, ((size_t)(b_cols - 1) * ldb + b_rows) * bsz)))
+        return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: A or B reaches outside its device allocation");
+    if (!on_device(C, ((size_t)(n - 1) * ldc + m) * sizeof(float)))
+        return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: C reaches outside its device allocation");
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                size_t ai = ta == CUBLAS_OP_N ? (size_t)i + (size_t)p * lda : (size_t)p + (size_t)i * lda;
+                size_t bi = tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * ldb : (size_t)j + (size_t)p * ldb;
+                s += (double)get_a(A, ai) * get_b(B, bi);
+            }
+            float *c = C + (size_t)i + (size_t)j * ldc;
+            *c = (float)(alpha * s + (beta != 0.0f ? (double)beta * *c : 0.0));
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+float get_f32(const void *p, size_t i) { return ((const float *)p)[i]; }
+float get_f16(const void *p, size_t i) { return hc_cu_f16_to_f32(((const uint16_t *)p)[i]); }
+
+} // namespace
+
+extern "C" {
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *alpha,
+                           const float *A, int lda, const float *B, int ldb, const float *beta, float *C, int ldc)
+{
+    return gemm(h, ta, tb, m, n, k, *alpha, A, 4, lda, B, 4, ldb, *beta, C, ldc, get_f32, get_f32);
+}
+
+/* y = alpha op(A) x + beta y, A m x n: as a gemm with one column */
+cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int n, const float *alpha, const float *A, int lda,
+                           const float *x, int incx, const float *beta, float *y, int incy)
+{
+    if (incx != 1 || incy != 1) return blas_complain(CUBLAS_STATUS_NOT_SUPPORTED, "Sgemv: strides other than 1 are not emulated");
+    int rows = trans == CUBLAS_OP_N ? m : n, inner = trans == CUBLAS_OP_N ? n : m;
+    return gemm(h, trans, CUBLAS_OP_N, rows, 1, inner, *alpha, A, 4, lda, x, 4, inner > 1 ? inner : 1, *beta, y,
+                rows > 1 ? rows : 1, get_f32, get_f32);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
+                            const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+                            void *C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t)
+{
+    if (compute != CUBLAS_COMPUTE_32F || ct != CUDA_R_32F || at != bt || (at != CUDA_R_16F && at != CUDA_R_32F))
+        return blas_complain(CUBLAS_STATUS_NOT_SUPPORTED, "GemmEx: a type combination that is not emulated");
+    if (at == CUDA_R_16F)
+        return gemm(h, ta, tb, m, n, k, *(const float *)alpha, A, 2, lda, B, 2, ldb, *(const float *)beta, (float *)C, ldc, get_f16,
+                    get_f16);
+    return gemm(h, ta, tb, m, n, k, *(const float *)alpha, A, 4, lda, B, 4, ldb, *(const float *)beta, (float *)C, ldc, get_f32,
+                get_f32);
+}
+
+} // extern "C"
