@@ -3,9 +3,10 @@
 # packages of gpu-deps/, CUDA test suites, cuda-vs-cpu logits, bench; JSON lines and a table to $OUT.
 #
 # Usage: scripts/gpu_check.sh [--dry-run] [--build DIR] [--deps DIR] [--skip-8b]
-#   --dry-run      (or HC_GPU_CHECK_CPU=1) the same pipeline without a GPU: the cpu device (claiming
-#                  memory of its own) stands in, shapes are tiny, no build, no nvidia-smi; its numbers
-#                  are no GPU figures and are labelled so
+#   --dry-run      (or HC_GPU_CHECK_CPU=1) the same pipeline without a GPU: shapes are tiny, no build, no
+#                  nvidia-smi; the logits come from the cuda plugin built on the CPU emulator
+#                  (tests/cuda_emu) when the build has it, the bench from the cpu device (claiming
+#                  memory of its own); its numbers are no GPU figures and are labelled so
 #   --build DIR    the build folder (default build-gpu; with --dry-run an existing build, default build)
 #   --deps DIR     the folder scripts/gpu_deps.sh filled (default gpu-deps)
 #   --skip-8b      leave out the Llama-3-8B shape
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --deps) deps=$2; shift ;;
     --skip-8b) skip8b=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -224,6 +225,9 @@ threads=$(nproc)
 if [ "$dry" = 1 ]; then
   dev=cpu
   cmp_dev=(--device cpu --separate)
+  # the cuda plugin built on the CPU emulator (tests/cuda_emu), when this build has it: the logits then
+  # come from the cuda device's own code, on the CPU
+  [ -f "$build/cuda-emu/plugins/hc-device-cuda.so" ] && cmp_dev=(--device cuda --plugin-dir "$build/cuda-emu/plugins")
   threads=2
   smol=(--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512)
   big=(--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 320 --vocab 1024)
