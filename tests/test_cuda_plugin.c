@@ -16,6 +16,7 @@
 #include "quant_format.h"
 #include "registry_default.h"
 #include "test_util.h"
+#include "weights_fixture.h"
 
 /* The folder of the cuda plugin and of the rtn/gptq plugins to test: the build's, or HC_CUDA_PLUGIN_DIR
  * (the plugins built on the CPU emulator, tests/cuda_emu, which ctest runs this suite on too). */
@@ -198,40 +199,6 @@ static void check_budget(const hc_device_plugin_ops *ops)
     g->ops->destroy(g);
 }
 
-/* Weights of type t (finite scales), rows x in. */
-static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in, size_t *bytes)
-{
-    size_t rb = hc_dtype_row_bytes(t, in);
-    *bytes = rb * (size_t)rows;
-    uint8_t *w = malloc(*bytes);
-    if (hc_dtype_block_size(t) == 1) {
-        for (int64_t i = 0; i < rows * in; i++) {
-            float v = rnd();
-            if (t == HC_F32) memcpy(w + 4 * i, &v, 4);
-            else {
-                uint16_t h = t == HC_F16 ? hc_f32_to_f16(v) : hc_f32_to_bf16(v);
-                memcpy(w + 2 * i, &h, 2);
-            }
-        }
-        return w;
-    }
-    size_t bb = hc_dtype_block_bytes(t);
-    for (size_t b = 0; b < *bytes / bb; b++) {
-        uint8_t *blk = w + b * bb;
-        for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)(rnd() * 127 + 128);
-        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f), k = hc_f32_to_f16(rnd() * 0.01f);
-        switch (t) { /* finite f16 scales where each layout keeps them */
-        case HC_Q2_K: memcpy(blk + 80, &k, 2), memcpy(blk + 82, &k, 2); break;
-        case HC_Q3_K: memcpy(blk + 108, &k, 2); break;
-        case HC_Q4_K: case HC_Q5_K: memcpy(blk, &k, 2), memcpy(blk + 2, &k, 2); break;
-        case HC_Q6_K: memcpy(blk + 208, &k, 2); break;
-        default:
-            memcpy(blk, &d, 2);
-            if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
-        }
-    }
-    return w;
-}
 
 static void check_matmul(hc_device *g)
 {
@@ -243,7 +210,7 @@ static void check_matmul(hc_device *g)
             int64_t in = 512, out = 67;
             int n_tok = toks[k];
             size_t wbytes;
-            uint8_t *w = make_weights(types[ti], out, in, &wbytes);
+            uint8_t *w = hc_test_weights(types[ti], out, in, &wbytes, &rng_state);
             float *x = rnd_floats((size_t)n_tok * in, 1.0f), *row = malloc((size_t)in * sizeof *row);
             float *want = malloc((size_t)n_tok * out * sizeof *want), *mag = malloc((size_t)n_tok * out * sizeof *mag);
             for (int64_t o = 0; o < out; o++) {
@@ -296,7 +263,7 @@ static void check_get_rows(pair *p)
 {
     int64_t width = 96, vocab = 50;
     size_t wbytes;
-    uint8_t *w = make_weights(HC_Q8_0, vocab, width, &wbytes);
+    uint8_t *w = hc_test_weights(HC_Q8_0, vocab, width, &wbytes, &rng_state);
     hc_tensor host = { .name = "tok_embd", .dtype = HC_Q8_0, .n_dims = 2, .ne = { width, vocab, 1, 1 }, .data = w,
                        .nbytes = wbytes, .device = p->cpu };
     hc_tensor dev = host;

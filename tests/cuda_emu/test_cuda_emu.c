@@ -16,6 +16,7 @@
 #include "qrtn.h"
 #include "qrtn_cuda_api.h"
 #include "test_util.h"
+#include "weights_fixture.h"
 
 const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void);
 
@@ -222,40 +223,6 @@ static void test_attention(void)
 
 /* ---------------- weights: GEMV (by runs and by elements), rows to f32 and f16 ---------------- */
 
-/* rows x in weights of type t, random bytes with finite f16 scales where each layout keeps them */
-static uint8_t *make_weights(hc_dtype t, int64_t rows, int64_t in, size_t *bytes)
-{
-    size_t rb = hc_dtype_row_bytes(t, in);
-    *bytes = rb * (size_t)rows;
-    uint8_t *w = malloc(*bytes);
-    if (hc_dtype_block_size(t) == 1) {
-        for (int64_t i = 0; i < rows * in; i++) {
-            float v = rnd();
-            if (t == HC_F32) memcpy(w + 4 * i, &v, 4);
-            else {
-                uint16_t h = t == HC_F16 ? hc_f32_to_f16(v) : hc_f32_to_bf16(v);
-                memcpy(w + 2 * i, &h, 2);
-            }
-        }
-        return w;
-    }
-    size_t bb = hc_dtype_block_bytes(t);
-    for (size_t b = 0; b < *bytes / bb; b++) {
-        uint8_t *blk = w + b * bb;
-        for (size_t i = 0; i < bb; i++) blk[i] = (uint8_t)(rnd() * 127 + 128);
-        uint16_t d = hc_f32_to_f16(rnd() * 0.1f), m = hc_f32_to_f16(rnd() * 0.5f), k = hc_f32_to_f16(rnd() * 0.01f);
-        switch (t) {
-        case HC_Q2_K: memcpy(blk + 80, &k, 2), memcpy(blk + 82, &k, 2); break;
-        case HC_Q3_K: memcpy(blk + 108, &k, 2); break;
-        case HC_Q4_K: case HC_Q5_K: memcpy(blk, &k, 2), memcpy(blk + 2, &k, 2); break;
-        case HC_Q6_K: memcpy(blk + 208, &k, 2); break;
-        default:
-            memcpy(blk, &d, 2);
-            if (t == HC_Q4_1 || t == HC_Q5_1) memcpy(blk + 2, &m, 2);
-        }
-    }
-    return w;
-}
 
 static const hc_dtype types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1,
                                   HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K };
@@ -271,7 +238,7 @@ static void test_weights(void)
                 int64_t in = ins[ii], out = outs[oi];
                 if (in % hc_dtype_block_size(t)) continue;
                 size_t wb, rb = hc_dtype_row_bytes(t, in);
-                uint8_t *w = make_weights(t, out, in, &wb);
+                uint8_t *w = hc_test_weights(t, out, in, &wb, &rng);
                 float *xbuf = rnd_floats((size_t)in + 4, 1.0f), *y = malloc((size_t)out * sizeof *y);
                 float *deq = malloc((size_t)in * out * sizeof *deq);
                 for (int64_t o = 0; o < out; o++) hc_dequantize_row(t, w + rb * (size_t)o, deq + (size_t)o * in, in);
