@@ -226,21 +226,28 @@ uint32_t shuffle(uint32_t v, int kind, int arg)
     return r;
 }
 
+bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes)
+{
+    unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
+    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535) {
+        record(cudaErrorInvalidConfiguration, "launch of grid (%u,%u,%u) x block (%u,%u,%u): outside the hardware's limits",
+               grid.x, grid.y, grid.z, block.x, block.y, block.z);
+        return false;
+    }
+    if (shared_bytes > MAX_SHARED) {
+        record(cudaErrorInvalidConfiguration, "launch asks %zu bytes of dynamic shared memory (at most %zu)", shared_bytes, MAX_SHARED);
+        return false;
+    }
+    return true;
+}
+
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body)
 {
     static std::mutex one_at_a_time; /* launches may come from any host thread; the fibers are shared */
     std::lock_guard<std::mutex> g(one_at_a_time);
     counts.launches++;
+    if (!launch_ok(grid, block, shared_bytes)) return;
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
-    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535) {
-        record(cudaErrorInvalidConfiguration, "launch of grid (%u,%u,%u) x block (%u,%u,%u): outside the hardware's limits",
-               grid.x, grid.y, grid.z, block.x, block.y, block.z);
-        return;
-    }
-    if (shared_bytes > MAX_SHARED) {
-        record(cudaErrorInvalidConfiguration, "launch asks %zu bytes of dynamic shared memory (at most %zu)", shared_bytes, MAX_SHARED);
-        return;
-    }
     cur_block = block;
     cur_grid = grid;
     cur_body = &body;

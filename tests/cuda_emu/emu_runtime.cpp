@@ -1,6 +1,7 @@
 /* emu_runtime.cpp: the CUDA runtime and cuBLAS calls of include/ on the CPU: "device" memory is host
- * memory kept in a table, so copies are checked against the allocations their direction names; every
- * stream runs its work when it is enqueued; the BLAS calls check their arguments as cuBLAS documents. */
+ * memory kept in a table, so copies are checked against the allocations their direction names; a
+ * stream's work waits in its queue until it must have run (a synchronization, an event waited for),
+ * so a missing wait shows as stale data; the BLAS calls check their arguments as cuBLAS documents. */
 #include "cuda_emu.h"
 
 #include <time.h>
@@ -8,20 +9,24 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "cublas_v2.h"
 #include "cuda_common.cuh"
 
 struct hc_emu_stream {
     unsigned flags;
+    std::deque<std::function<void()>> work; /* enqueued, not run yet */
 };
 struct hc_emu_event {
     unsigned flags;
-    bool recorded;
-    double ms;
+    cudaStream_t stream;        /* where it was last recorded */
+    uint64_t recorded, reached; /* records so far; the last one the stream has run past */
+    double ms;                  /* when the stream reached it */
 };
 struct hc_emu_blas {
     cudaStream_t stream;
@@ -33,7 +38,8 @@ const size_t DEVICE_BYTES = (size_t)80 << 30; /* what cudaMemGetInfo reports: an
 
 std::mutex lock;                               /* the tables: ops come from any host thread */
 std::map<const char *, size_t> device_allocs;  /* start -> bytes */
-std::set<void *> host_allocs;
+std::map<const char *, size_t> host_allocs;   /* pinned: cudaMallocHost's */
+std::recursive_mutex order;                   /* the queues: a wait may run other streams' work */
 std::set<cudaStream_t> streams;
 std::set<cudaEvent_t> events;
 std::set<cublasHandle_t> handles;
@@ -54,6 +60,16 @@ bool on_device(const void *p, size_t n)
     if (it == device_allocs.begin()) return false;
     --it;
     return (const char *)p >= it->first && (const char *)p + n <= it->first + it->second;
+}
+
+/* 1 when p points into pinned host memory (cudaMallocHost) */
+bool pinned(const void *p)
+{
+    std::lock_guard<std::mutex> g(lock);
+    auto it = host_allocs.upper_bound((const char *)p);
+    if (it == host_allocs.begin()) return false;
+    --it;
+    return (const char *)p >= it->first && (const char *)p < it->first + it->second;
 }
 
 /* 1 when p points into no device allocation (host memory) */
@@ -84,6 +100,30 @@ bool event_ok(cudaEvent_t e)
     return e && events.count(e);
 }
 
+/* Runs stream s's queued work: all of it, or until event e reaches record number gen. */
+void run_stream(cudaStream_t s, cudaEvent_t e = nullptr, uint64_t gen = 0)
+{
+    std::lock_guard<std::recursive_mutex> g(order);
+    while (s && !s->work.empty() && !(e && e->reached >= gen)) {
+        std::function<void()> op = std::move(s->work.front());
+        s->work.pop_front();
+        op();
+    }
+}
+
+void run_all()
+{
+    std::lock_guard<std::recursive_mutex> g(order);
+    for (cudaStream_t s : streams) run_stream(s);
+}
+
+/* The host (or a stream) needs event e's record number gen reached: its stream runs up to it. */
+void reach(cudaEvent_t e, uint64_t gen)
+{
+    std::lock_guard<std::recursive_mutex> g(order);
+    if (e->reached < gen) run_stream(e->stream, e, gen);
+}
+
 cudaError_t complain(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 cudaError_t complain(cudaError_t e, const char *fmt, ...)
 {
@@ -99,6 +139,16 @@ cudaError_t complain(cudaError_t e, const char *fmt, ...)
 
 } // namespace
 
+void hc_emu::enqueue(cudaStream_t s, std::function<void()> op)
+{
+    if (!s) {
+        op();
+        return;
+    }
+    std::lock_guard<std::recursive_mutex> g(order);
+    s->work.push_back(std::move(op));
+}
+
 extern "C" {
 
 const char *cudaGetErrorString(cudaError_t e)
@@ -110,6 +160,7 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     }
     return "unknown error";
@@ -124,6 +175,7 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     }
     return "cudaErrorUnknown";
@@ -188,6 +240,7 @@ cudaError_t cudaMalloc(void **p, size_t n)
 cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;
+    run_all(); /* cudaFree waits for the device */
     std::lock_guard<std::mutex> g(lock);
     auto it = device_allocs.find((const char *)p);
     if (it == device_allocs.end()) {
@@ -205,15 +258,16 @@ cudaError_t cudaMallocHost(void **p, size_t n)
     *p = malloc(n ? n : 1);
     if (!*p) return hc_emu::fail(cudaErrorMemoryAllocation);
     std::lock_guard<std::mutex> g(lock);
-    host_allocs.insert(*p);
+    host_allocs[(const char *)*p] = n ? n : 1;
     return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void *p)
 {
     if (!p) return cudaSuccess;
+    run_all(); /* as cudaFree */
     std::lock_guard<std::mutex> g(lock);
-    if (!host_allocs.erase(p)) {
+    if (!host_allocs.erase((const char *)p)) {
         fprintf(stderr, "cuda_emu: cudaFreeHost(%p): not from cudaMallocHost\n", p);
         return hc_emu::fail(cudaErrorInvalidValue);
     }
@@ -225,7 +279,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s)
 {
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaMemsetAsync on a stream that does not exist");
     if (n && !on_device(p, n)) return complain(cudaErrorInvalidValue, "cudaMemsetAsync of %zu bytes at %p: not device memory", n, p);
-    memset(p, value, n);
+    hc_emu::enqueue(s, [=] { memset(p, value, n); });
     return cudaSuccess;
 }
 
@@ -242,13 +296,19 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (src_dev ? !on_device(src, n) : !on_host(src))
         return complain(cudaErrorInvalidValue, "cudaMemcpyAsync (kind %d) of %zu bytes: the source %p is not %s memory", (int)kind, n,
                         src, src_dev ? "device" : "host");
-    memmove(dst, src, n);
+    if (src_dev || pinned(src)) { /* read when the copy runs */
+        hc_emu::enqueue(s, [=] { memmove(dst, src, n); });
+    } else { /* pageable memory is read before the call returns (staged), as CUDA does */
+        std::vector<char> staged((const char *)src, (const char *)src + n);
+        hc_emu::enqueue(s, [=] { memmove(dst, staged.data(), n); });
+    }
+    if (!dst_dev && !pinned(dst)) run_stream(s); /* to pageable memory: done when the call returns */
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
-    *s = new hc_emu_stream{ flags };
+    *s = new hc_emu_stream{ flags, {} };
     std::lock_guard<std::mutex> g(lock);
     streams.insert(*s);
     return cudaSuccess;
@@ -256,26 +316,34 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
+    if (!s || !stream_ok(s)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    run_stream(s); /* its work completes first */
+    std::lock_guard<std::recursive_mutex> o(order);
     std::lock_guard<std::mutex> g(lock);
-    if (!s || !streams.erase(s)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    streams.erase(s);
     delete s;
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
-    return stream_ok(s) ? cudaSuccess : complain(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of a stream that does not exist");
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of a stream that does not exist");
+    run_stream(s);
+    return cudaSuccess;
 }
 
+/* s's later work runs after e's last record: when s runs this point, e's stream runs up to it */
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
 {
     if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: no such stream or event");
+    uint64_t gen = e->recorded;
+    if (gen) hc_emu::enqueue(s, [=] { reach(e, gen); });
     return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
-    *e = new hc_emu_event{ flags, false, 0.0 };
+    *e = new hc_emu_event{ flags, nullptr, 0, 0, 0.0 };
     std::lock_guard<std::mutex> g(lock);
     events.insert(*e);
     return cudaSuccess;
@@ -285,8 +353,11 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e,
 
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
+    if (!event_ok(e)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::recursive_mutex> o(order);
+    reach(e, e->recorded); /* the marks still queued refer to it */
     std::lock_guard<std::mutex> g(lock);
-    if (!e || !events.erase(e)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    events.erase(e);
     delete e;
     return cudaSuccess;
 }
@@ -294,22 +365,34 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventRecord: no such stream or event");
-    e->recorded = true;
-    e->ms = now_ms();
+    std::lock_guard<std::recursive_mutex> o(order);
+    if (e->stream && e->stream != s) reach(e, e->recorded); /* re-recorded elsewhere: the old mark first */
+    uint64_t gen = ++e->recorded;
+    e->stream = s;
+    hc_emu::enqueue(s, [=] {
+        e->ms = now_ms();
+        e->reached = gen;
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
-    return event_ok(e) ? cudaSuccess : complain(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an event that does not exist");
+    if (!event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an event that does not exist");
+    reach(e, e->recorded);
+    return cudaSuccess;
 }
 
+/* Both events must be done (cudaErrorNotReady otherwise): a caller that asks too early is told. */
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 {
     if (!event_ok(start) || !event_ok(end)) return complain(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime: no such event");
     if ((start->flags | end->flags) & cudaEventDisableTiming)
         return complain(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event created with cudaEventDisableTiming");
     if (!start->recorded || !end->recorded) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    std::lock_guard<std::recursive_mutex> o(order);
+    if (start->reached < start->recorded || end->reached < end->recorded)
+        return complain(cudaErrorNotReady, "cudaEventElapsedTime of an event its stream has not reached yet");
     *ms = (float)(end->ms - start->ms);
     return cudaSuccess;
 }
@@ -379,6 +462,7 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
         return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: A or B reaches outside its device allocation");
     if (!on_device(C, ((size_t)(n - 1) * ldc + m) * sizeof(float)))
         return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: C reaches outside its device allocation");
+    hc_emu::enqueue(h->stream, [=] { /* in the handle's stream; alpha and beta were read now (host pointers) */
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0;
@@ -390,6 +474,7 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
             float *c = C + (size_t)i + (size_t)j * ldc;
             *c = (float)(alpha * s + (beta != 0.0f ? (double)beta * *c : 0.0));
         }
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
 

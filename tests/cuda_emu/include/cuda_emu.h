@@ -41,6 +41,12 @@ void *dyn_shared();
 void fault(const char *what); /* a misuse the GPU would not forgive: counted, and the launch's error */
 cudaError_t fail(cudaError_t e); /* e (not cudaSuccess) becomes the last error; returns e */
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
+/* false (and the launch's error recorded) when a launch is outside the hardware's limits */
+bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes);
+/* op on stream s: run when the stream's work up to it is needed (a synchronization, an event waited
+   for, a copy to pageable memory), as a GPU would have run it by then at the latest; at once on the
+   legacy stream (0) */
+void enqueue(cudaStream_t s, std::function<void()> op);
 /* what the test counts: launches, and faults (a bad configuration, a barrier or shuffle that
  * could not complete, shared memory asked beyond the limit) with their last message */
 struct stats {
@@ -94,12 +100,14 @@ static inline float __uint_as_float(unsigned u) { return hc_emu_from_bits<float>
 
 template <class D> static inline dim3 hc_cu_dim3(D d) { return dim3(d.x, d.y, d.z); }
 
-/* kernel<<<grid, block, shared, stream>>>(args) as cu2cpp.py writes it */
+/* kernel<<<grid, block, shared, stream>>>(args) as cu2cpp.py writes it: the configuration is checked
+ * now, the kernel runs in its stream's order (its arguments are copied now, as CUDA does) */
 template <typename... P, typename... A>
-static inline void hc_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, void (*kernel)(P...), A... args)
+static inline void hc_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, void (*kernel)(P...), A... args)
 {
+    if (!hc_emu::launch_ok(grid, block, shared_bytes)) return;
     std::tuple<P...> params(static_cast<P>(args)...);
-    hc_emu::run(grid, block, shared_bytes, [&] { std::apply(kernel, params); });
+    hc_emu::enqueue(stream, [=]() { hc_emu::run(grid, block, shared_bytes, [&] { std::apply(kernel, params); }); });
 }
 
 /* extern __shared__ T name[] as cu2cpp.py writes it */
