@@ -202,6 +202,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
         if (c->stages[i].op == HC_OP_GEGLU && !dev->ops->geglu)
             st = hc_error(HC_E_UNSUPPORTED, "device '%s' has no GeGLU (gelu-gated FFN) op, which %s needs", dev->name, cfg->arch);
     if (st == HC_OK && p && p->comp) st = attach_branches(c, p, stage_sched);
+    c->stage_timing_period = HC_STAGE_TIMING_PERIOD;
     if (st == HC_OK && !dev->host_memory && dev->ops->event_elapsed && dev->ops->event_create) { /* real stage times */
         if (!(c->stage_ev = calloc((size_t)(2 * c->n_stages), sizeof *c->stage_ev))) st = hc_error(HC_E_NOMEM, "context: out of memory");
         for (int i = 0; i < 2 * c->n_stages && st == HC_OK; i++) st = dev->ops->event_create(dev, &c->stage_ev[i]);
@@ -313,6 +314,9 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
     hc_status kst = hc_kv_slide(c, n); /* room in the sliding-window layers' rows */
     if (kst != HC_OK) return kst;
     int rows = n;
+    /* events around the stages every stage_timing_period-th pass (the context.h field) */
+    const int timed = !c->stage_ev || c->stage_timing_period <= 1 || c->steps % c->stage_timing_period == 0;
+    c->stage_timed = timed;
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
         if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
@@ -324,9 +328,9 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         }
         hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
         uint64_t t0 = hc_now_ns();
-        if (st == HC_OK && c->stage_ev) st = d->ops->event_record(d, c->stage_ev[2 * i]);
+        if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i]);
         if (st == HC_OK) st = run_stage(c, s, tokens, rows);
-        if (st == HC_OK && c->stage_ev) st = d->ops->event_record(d, c->stage_ev[2 * i + 1]);
+        if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i + 1]);
         uint64_t host_ns = hc_now_ns() - t0; /* the time to enqueue it; the device's time follows the step */
         if (!c->stage_ev) {
             s->device_ns = host_ns;
@@ -345,8 +349,8 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         uint64_t step_ns = 0; /* the download waited for the compute queue: its events are done */
         for (int i = 0; i < c->n_stages && st == HC_OK; i++) {
             hc_stage *s = &c->stages[i];
-            st = d->ops->event_elapsed(d, c->stage_ev[2 * i], c->stage_ev[2 * i + 1], &s->device_ns);
-            step_ns += s->device_ns;
+            if (timed) st = d->ops->event_elapsed(d, c->stage_ev[2 * i], c->stage_ev[2 * i + 1], &s->device_ns);
+            step_ns += s->device_ns; /* untimed: the last pass's that was */
         }
         c->device_ns += step_ns;
         if (st == HC_OK && c->brt) st = hc_branch_rt_device_times(c->brt, step_ns);

@@ -10,6 +10,9 @@
 #include "hc/hc_stage.h"
 #include "model.h"
 
+/* On a device that times its stages with events: every this many forward passes (stage_ev below). */
+#define HC_STAGE_TIMING_PERIOD 8
+
 /* Element type of the KV cache. */
 typedef enum hc_kv_type {
     HC_KV_AUTO = 0,   /* the default: f32 */
@@ -86,8 +89,12 @@ typedef struct hc_context {
     hc_stage_observer observer; /* calibration hook, NULL normally */
     void *observer_ctx;
     /* a device without host memory that times with events: each stage's device time is measured
-       between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) */
+       between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) --
+       every stage_timing_period-th forward pass (HC_STAGE_TIMING_PERIOD; two event records a stage
+       cost the host a driver call each, as many as the stage's own launches); the passes between
+       keep the last times. stage_timed: the last pass measured them (always on a host device) */
     struct hc_event **stage_ev;
+    int stage_timing_period, stage_timed;
     /* the KV cache's layout (kv_window.c): rows each layer keeps (n_ctx, or less in a sliding-window
        layer), the byte offset of its rows in k_cache/v_cache, and the position its row 0 holds */
     int *kv_rows;

@@ -139,8 +139,24 @@ cudaError_t complain(cudaError_t e, const char *fmt, ...)
 
 } // namespace
 
+/* HC_EMU_STATS=1: at exit, what the process asked of the device (how many launches a decode step
+   makes, for one: the host's cost per token on a GPU) */
+namespace {
+long n_enqueued, n_copies, n_blas, n_syncs;
+struct stats_at_exit {
+    ~stats_at_exit()
+    {
+        const char *v = getenv("HC_EMU_STATS");
+        if (v && *v && strcmp(v, "0") != 0)
+            fprintf(stderr, "cuda_emu: %ld kernel launches, %ld copies, %ld cuBLAS calls, %ld host synchronizations, %ld stream ops\n",
+                    hc_emu::counters().launches, n_copies, n_blas, n_syncs, n_enqueued);
+    }
+} stats_printer;
+} // namespace
+
 void hc_emu::enqueue(cudaStream_t s, std::function<void()> op)
 {
+    n_enqueued++;
     if (!s) {
         op();
         return;
@@ -296,6 +312,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (src_dev ? !on_device(src, n) : !on_host(src))
         return complain(cudaErrorInvalidValue, "cudaMemcpyAsync (kind %d) of %zu bytes: the source %p is not %s memory", (int)kind, n,
                         src, src_dev ? "device" : "host");
+    n_copies++;
     if (src_dev || pinned(src)) { /* read when the copy runs */
         hc_emu::enqueue(s, [=] { memmove(dst, src, n); });
     } else { /* pageable memory is read before the call returns (staged), as CUDA does */
@@ -328,6 +345,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of a stream that does not exist");
+    n_syncs++;
     run_stream(s);
     return cudaSuccess;
 }
@@ -379,6 +397,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
     if (!event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an event that does not exist");
+    n_syncs++;
     reach(e, e->recorded);
     return cudaSuccess;
 }
@@ -462,6 +481,7 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
         return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: A or B reaches outside its device allocation");
     if (!on_device(C, ((size_t)(n - 1) * ldc + m) * sizeof(float)))
         return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: C reaches outside its device allocation");
+    n_blas++;
     hc_emu::enqueue(h->stream, [=] { /* in the handle's stream; alpha and beta were read now (host pointers) */
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
