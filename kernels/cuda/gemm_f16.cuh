@@ -7,7 +7,7 @@
 #include "hc/hc_tensor.h"
 
 /* The activations' largest magnitude after scaling: a quarter of f16's largest finite (65504), so
- * that no element overflows, and every element above amax * 2^-38 keeps f16's full precision. */
+ * that no element overflows, and every element above amax * 2^-27 keeps f16's full precision. */
 #define HC_CU_F16_INPUT_MAX 16384.0f
 
 /* 1 when the batched matmul (n_tok > 1) of a weight of type t runs on tensor cores in f16: the
