@@ -208,6 +208,20 @@ static void test_refusals(void)
     refused("output=rtn:bits=4,group=32", "rtn:bits=3,group=32", 0, NULL, "--head-quant");
     refused("ffn_down=gptq:bits=4,group=32", "rtn:bits=3,group=32", 0, NULL, "needs calibration text");
     refused("ffn_down=rtn:bits=4,group=32", "rtn:bits=3,group=32", 20, "self", "--awq and --tensor-quant");
+    /* as many options as a per-layer choice needs (one a tensor: 130 on SmolLM2), one more is refused */
+    static const char *many[HC_COMPRESS_MAX_TENSOR_QUANT + 1];
+    for (int i = 0; i <= HC_COMPRESS_MAX_TENSOR_QUANT; i++) many[i] = "ffn_down=rtn:bits=4,group=32";
+    char out[600];
+    snprintf(out, sizeof out, "%s", hc_test_tmp("tq_many.gguf"));
+    hc_compress_opts o = { .input = src, .output = out, .quant = "rtn:bits=3,group=32", .budget = 10, .branch_dtype = HC_F16,
+                           .threads = 2, .registry = reg, .tensor_quant = many, .n_tensor_quant = HC_COMPRESS_MAX_TENSOR_QUANT + 1 };
+    hc_compress_report r;
+    CU_ASSERT_NOT_EQUAL(hc_compress(&o, &r), HC_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(hc_last_error(), "at most 256"));
+    CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0);
+    o.n_tensor_quant = HC_COMPRESS_MAX_TENSOR_QUANT;
+    HC_ASSERT_OK(hc_compress(&o, &r));
+    CU_ASSERT(r.n_tensor_quant > 0);
 }
 
 /* The command line: repeated options reach the compressor, the report counts the layers, a bad

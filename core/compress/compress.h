@@ -17,7 +17,7 @@
 #define HC_COMPRESS_DEFAULT_QUANT "gptq:bits=4,group=128,act_order=1,search=1"
 
 /* The most --tensor-quant options one compress takes. */
-#define HC_COMPRESS_MAX_TENSOR_QUANT 64
+#define HC_COMPRESS_MAX_TENSOR_QUANT 256
 
 typedef void (*hc_compress_progress)(void *ctx, const char *phase, int64_t done, int64_t total);
 

@@ -95,7 +95,7 @@ static hc_status write_hc_keys(hc_compress_state *cs, hc_gguf_writer *w, const h
     TRY(hc_gguf_set_str(w, "hc.quant.plugins", versions));
     TRY(hc_gguf_set_str(w, "hc.head_quant", cs->head_fmt ? cs->head_fmt->spec : "none"));
     if (cs->n_tensor_quant > 0) { /* which layers are in another format (each tensor's own key says which) */
-        char tensors[4096];
+        char tensors[32768];
         TRY(hc_compress_tensor_quant_text(cs, tensors, sizeof tensors));
         TRY(hc_gguf_set_str(w, "hc.quant.tensors", tensors));
     }
