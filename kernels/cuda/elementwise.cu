@@ -3,7 +3,6 @@
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 
-#define HC_CU_EW_LOOP(i, n) for (size_t i = hc_cu_ew_first(blockIdx.x, threadIdx.x); i < (n); i += hc_cu_ew_stride(gridDim.x))
 
 __global__ void swiglu_kernel(const float *gate, const float *up, float *out, size_t n)
 {

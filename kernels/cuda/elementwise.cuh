@@ -20,6 +20,9 @@ static inline HC_CU_HD hc_cu_launch hc_cu_elementwise_geometry(size_t n, unsigne
 static inline HC_CU_HD size_t hc_cu_ew_first(unsigned block, unsigned tid) { return (size_t)block * HC_CU_EW_THREADS + tid; }
 static inline HC_CU_HD size_t hc_cu_ew_stride(unsigned grid) { return (size_t)grid * HC_CU_EW_THREADS; }
 
+/* A kernel's grid-stride loop over i < n (in the .cu files, where blockIdx and the rest exist). */
+#define HC_CU_EW_LOOP(i, n) for (size_t i = hc_cu_ew_first(blockIdx.x, threadIdx.x); i < (n); i += hc_cu_ew_stride(gridDim.x))
+
 static inline HC_CU_HD float hc_cu_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 /* gemma's GeGLU: gelu(g) u with GELU's tanh form, as kernels/cpu/geglu.c's reference writes it */

@@ -4,8 +4,6 @@
 #include "elementwise.cuh"
 #include "gemm_f16.cuh"
 
-#define HC_CU_EW_LOOP(i, n) for (size_t i = hc_cu_ew_first(blockIdx.x, threadIdx.x); i < (n); i += hc_cu_ew_stride(gridDim.x))
-
 /* consts[0] = max |x| as bits (non-negative floats order as their bits). A NaN is passed over
  * here (fmaxf); it stays NaN in the conversion and shows in the output, as in f32. */
 __global__ void amax_kernel(const float *x, size_t n, unsigned *amax_bits)

@@ -245,8 +245,7 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>
 {
     static std::mutex one_at_a_time; /* launches may come from any host thread; the fibers are shared */
     std::lock_guard<std::mutex> g(one_at_a_time);
-    counts.launches++;
-    if (!launch_ok(grid, block, shared_bytes)) return;
+    counts.launches++; /* hc_emu_launch checked the configuration (launch_ok) */
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     cur_block = block;
     cur_grid = grid;

@@ -52,35 +52,19 @@ double now_ms()
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* 1 when [p, p + n) lies inside one device allocation */
-bool on_device(const void *p, size_t n)
+/* 1 when [p, p + n) lies inside one allocation of the table (start -> bytes) */
+bool inside(const std::map<const char *, size_t> &allocs, const void *p, size_t n)
 {
     std::lock_guard<std::mutex> g(lock);
-    auto it = device_allocs.upper_bound((const char *)p);
-    if (it == device_allocs.begin()) return false;
+    auto it = allocs.upper_bound((const char *)p);
+    if (it == allocs.begin()) return false;
     --it;
     return (const char *)p >= it->first && (const char *)p + n <= it->first + it->second;
 }
 
-/* 1 when p points into pinned host memory (cudaMallocHost) */
-bool pinned(const void *p)
-{
-    std::lock_guard<std::mutex> g(lock);
-    auto it = host_allocs.upper_bound((const char *)p);
-    if (it == host_allocs.begin()) return false;
-    --it;
-    return (const char *)p >= it->first && (const char *)p < it->first + it->second;
-}
-
-/* 1 when p points into no device allocation (host memory) */
-bool on_host(const void *p)
-{
-    std::lock_guard<std::mutex> g(lock);
-    auto it = device_allocs.upper_bound((const char *)p);
-    if (it == device_allocs.begin()) return true;
-    --it;
-    return !((const char *)p >= it->first && (const char *)p < it->first + it->second);
-}
+bool on_device(const void *p, size_t n) { return inside(device_allocs, p, n); }
+bool pinned(const void *p) { return inside(host_allocs, p, 1); }    /* cudaMallocHost's memory */
+bool on_host(const void *p) { return !inside(device_allocs, p, 1); } /* in no device allocation */
 
 bool stream_ok(cudaStream_t s)
 {
@@ -114,7 +98,12 @@ void run_stream(cudaStream_t s, cudaEvent_t e = nullptr, uint64_t gen = 0)
 void run_all()
 {
     std::lock_guard<std::recursive_mutex> g(order);
-    for (cudaStream_t s : streams) run_stream(s);
+    std::vector<cudaStream_t> all;
+    {
+        std::lock_guard<std::mutex> t(lock); /* the table, not held while the work runs */
+        all.assign(streams.begin(), streams.end());
+    }
+    for (cudaStream_t s : all) run_stream(s);
 }
 
 /* The host (or a stream) needs event e's record number gen reached: its stream runs up to it. */
@@ -483,17 +472,17 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
         return blas_complain(CUBLAS_STATUS_INVALID_VALUE, "gemm: C reaches outside its device allocation");
     n_blas++;
     hc_emu::enqueue(h->stream, [=] { /* in the handle's stream; alpha and beta were read now (host pointers) */
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            double s = 0;
-            for (int p = 0; p < k; p++) {
-                size_t ai = ta == CUBLAS_OP_N ? (size_t)i + (size_t)p * lda : (size_t)p + (size_t)i * lda;
-                size_t bi = tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * ldb : (size_t)j + (size_t)p * ldb;
-                s += (double)get_a(A, ai) * get_b(B, bi);
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) {
+                    size_t ai = ta == CUBLAS_OP_N ? (size_t)i + (size_t)p * lda : (size_t)p + (size_t)i * lda;
+                    size_t bi = tb == CUBLAS_OP_N ? (size_t)p + (size_t)j * ldb : (size_t)j + (size_t)p * ldb;
+                    s += (double)get_a(A, ai) * get_b(B, bi);
+                }
+                float *c = C + (size_t)i + (size_t)j * ldc;
+                *c = (float)(alpha * s + (beta != 0.0f ? (double)beta * *c : 0.0));
             }
-            float *c = C + (size_t)i + (size_t)j * ldc;
-            *c = (float)(alpha * s + (beta != 0.0f ? (double)beta * *c : 0.0));
-        }
     });
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -40,6 +40,7 @@ uint32_t shuffle(uint32_t v, int kind, int arg);
 void *dyn_shared();
 void fault(const char *what); /* a misuse the GPU would not forgive: counted, and the launch's error */
 cudaError_t fail(cudaError_t e); /* e (not cudaSuccess) becomes the last error; returns e */
+/* body run by every thread of every block (a configuration launch_ok accepted) */
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 /* false (and the launch's error recorded) when a launch is outside the hardware's limits */
 bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes);
