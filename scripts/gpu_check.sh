@@ -355,6 +355,8 @@ bench() { # label, model, bench options...; the bench's exit status (124: stoppe
 }
 bench smollm2-w3-b10 "$models/smollm2.w3.gguf" --sched none,serial,async
 bench smollm2-f16 "$models/smollm2.gguf" --sched none
+# decode steps as CUDA graphs (the default) against plain launches
+HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
 if [ "$skip8b" = 1 ]; then
   record llama3-8b-shape '"skipped (--skip-8b)"'
 elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
@@ -363,7 +365,8 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   rc=$?
   if [ "$rc" = 0 ]; then
     bench llama3-8b-8l-f16 "$models/llama3-8b-8l.gguf" --sched none \
-      && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async
+      && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async \
+      && HC_CUDA_GRAPH_OPS=0 bench llama3-8b-8l-w3-b10-nographs "$models/llama3-8b-8l.w3.gguf" --sched none
     rc=$?
   elif [ "$rc" != 124 ]; then
     fail "the Llama-3-8B-shaped model could not be made (see gpu_check.log)"

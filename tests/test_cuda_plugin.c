@@ -554,6 +554,68 @@ static void check_packed(hc_device *d, hc_registry *reg)
            failed ? "MISMATCHES (see stderr)" : "all match dequantize_rows");
 }
 
+/* One pass of check_graphs' ops on x (n floats) and y, the pass's scalar s changing as positions do;
+ * on the host (g NULL) or on g (dx, dy), with a download of x half-way (into mid) that the device must
+ * see the work before. */
+static void graph_pass(hc_device *g, float *x, float *y, size_t n, int pass, float *mid)
+{
+    float s = 1.0f + 0.125f * (float)pass;
+    for (int i = 0; i < 9; i++) {
+        if (i == 4) { /* the host waits for the first stretch */
+            if (g) HC_ASSERT_OK(g->ops->download(g, mid, x, n * sizeof *x));
+            else memcpy(mid, x, n * sizeof *x);
+        }
+        if (g) {
+            HC_ASSERT_OK(g->ops->scale(g, x, n, i % 2 ? s : 1.0f / s));
+            HC_ASSERT_OK(g->ops->add(g, y, x, n));
+        } else {
+            for (size_t k = 0; k < n; k++) x[k] *= i % 2 ? s : 1.0f / s;
+            for (size_t k = 0; k < n; k++) y[k] += x[k];
+        }
+    }
+}
+
+/* graph_step: passes recorded in stretches and replayed (CUDA graphs, updated each pass) compute what
+ * plain launches do, a download in the middle of a pass sees the work before it, a device destroyed
+ * inside a pass leaves nothing behind, and a bad HC_CUDA_GRAPH_OPS is refused when the device is made. */
+static void check_graphs(const hc_device_plugin_ops *ops)
+{
+    hc_device_config cfg = { .device_index = 0 };
+    hc_device *g = NULL;
+    setenv("HC_CUDA_GRAPH_OPS", "5", 1); /* stretches of 5 ops: several per pass, one cut short by the download */
+    hc_status st = ops->create(&cfg, &g);
+    unsetenv("HC_CUDA_GRAPH_OPS");
+    HC_ASSERT_OK(st);
+    if (st != HC_OK) return;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g->ops->graph_step);
+    size_t n = 3000;
+    float *x = rnd_floats(n, 1.0f), *y = calloc(n, sizeof *y), *mid = malloc(n * sizeof *mid), *got_mid = malloc(n * sizeof *mid);
+    float *dx = to_gpu(g, x, n * sizeof *x), *dy = to_gpu(g, y, n * sizeof *y);
+    for (int pass = 0; pass < 6; pass++) {
+        graph_pass(NULL, x, y, n, pass, mid);
+        HC_ASSERT_OK(g->ops->graph_step(g, 1));
+        graph_pass(g, dx, dy, n, pass, got_mid);
+        HC_ASSERT_OK(g->ops->graph_step(g, 0));
+        float *got = from_gpu(g, dy, n);
+        int bad_mid = count_far(got_mid, mid, n, 1e-6), bad = count_far(got, y, n, 1e-6);
+        if (bad_mid || bad) fprintf(stderr, "  graph pass %d: %d values wrong half-way, %d at the end\n", pass, bad_mid, bad);
+        CU_ASSERT_EQUAL(bad_mid, 0);
+        CU_ASSERT_EQUAL(bad, 0);
+        free(got);
+    }
+    HC_ASSERT_OK(g->ops->graph_step(g, 1)); /* destroyed inside a pass, a stretch being recorded (and */
+    for (int i = 0; i < 3; i++) HC_ASSERT_OK(g->ops->add(g, dy, dx, n)); /* dx, dy freed by destroy) */
+    g->ops->destroy(g);
+    free(x), free(y), free(mid), free(got_mid);
+
+    setenv("HC_CUDA_GRAPH_OPS", "12x", 1);
+    g = NULL;
+    CU_ASSERT_EQUAL(ops->create(&cfg, &g), HC_E_ARG);
+    unsetenv("HC_CUDA_GRAPH_OPS");
+    CU_ASSERT_PTR_NULL(g);
+    CU_ASSERT(strstr(hc_last_error(), "HC_CUDA_GRAPH_OPS") != NULL);
+}
+
 static void run_gpu_checks(const hc_device_plugin_ops *ops)
 {
     pair p = { 0 };
@@ -568,6 +630,7 @@ static void run_gpu_checks(const hc_device_plugin_ops *ops)
     check_get_rows(&p);
     check_row_ops(&p);
     CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
+    check_graphs(ops);
     hc_device_config bad = { .device_index = 999 };
     hc_device *none = NULL;
     CU_ASSERT_EQUAL(ops->create(&bad, &none), HC_E_ARG);

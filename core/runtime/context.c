@@ -301,22 +301,20 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
     return hc_error(HC_E_STATE, "stage %s: unknown op %d", s->name, (int)s->op);
 }
 
-/* One forward pass of n <= n_batch tokens. */
-static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits_all)
+/* 1 when some stage's branch (or its experts' branches) would run in a pass. */
+static int any_branch_enabled(const hc_context *c)
+{
+    for (int i = 0; c->brt && i < c->n_stages; i++)
+        if ((c->stages[i].branch || c->stages[i].expert_branch) && c->stages[i].branch_enabled && c->stages[i].active_rank > 0)
+            return 1;
+    return 0;
+}
+
+/* The stages of one forward pass, enqueued; *rows: the rows that reach the logits. */
+static hc_status run_stages(hc_context *c, const int32_t *tokens, int n, int logits_all, int timed, int *rows_out)
 {
     hc_device *d = c->dev;
-    int n_vocab = c->model->cfg.n_vocab;
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return hc_error(HC_E_ARG, "token id %d is out of the vocabulary (0..%d)", (int)tokens[i], n_vocab - 1);
-        c->pos[i] = c->n_past + i;
-    }
-    hc_status kst = hc_kv_slide(c, n); /* room in the sliding-window layers' rows */
-    if (kst != HC_OK) return kst;
     int rows = n;
-    /* events around the stages every stage_timing_period-th pass (the context.h field) */
-    const int timed = !c->stage_ev || c->stage_timing_period <= 1 || c->steps % c->stage_timing_period == 0;
-    c->stage_timed = timed;
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
         if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
@@ -340,11 +338,39 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
         if (st == HC_OK && c->brt) st = hc_branch_rt_after_stage(c->brt, i, c->stage_ev ? 0 : s->device_ns);
         if (st != HC_OK) return hc_error_context(st, "stage %s: ", s->name);
     }
-    if (c->brt) {
-        hc_status st = hc_branch_rt_end_step(c->brt);
-        if (st != HC_OK) return st;
+    *rows_out = rows;
+    return c->brt ? hc_branch_rt_end_step(c->brt) : HC_OK;
+}
+
+/* One forward pass of n <= n_batch tokens. */
+static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits_all)
+{
+    hc_device *d = c->dev;
+    int n_vocab = c->model->cfg.n_vocab;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return hc_error(HC_E_ARG, "token id %d is out of the vocabulary (0..%d)", (int)tokens[i], n_vocab - 1);
+        c->pos[i] = c->n_past + i;
     }
-    hc_status st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
+    hc_status kst = hc_kv_slide(c, n); /* room in the sliding-window layers' rows */
+    if (kst != HC_OK) return kst;
+    int rows = n;
+    /* events around the stages every stage_timing_period-th pass (the context.h field), every
+       HC_STAGE_TIMING_BACKBONE times that many when no branch runs: then only reports read them */
+    int period = c->stage_timing_period;
+    if (period > 1 && !any_branch_enabled(c)) period *= HC_STAGE_TIMING_BACKBONE;
+    const int timed = !c->stage_ev || period <= 1 || c->steps % period == 0;
+    c->stage_timed = timed;
+    /* a single-token pass, untimed (its events would cut the recording), may be replayed as graphs */
+    const int graphed = n == 1 && d->ops->graph_step && !(c->stage_ev && timed);
+    hc_status st = graphed ? d->ops->graph_step(d, 1) : HC_OK;
+    if (st == HC_OK) st = run_stages(c, tokens, n, logits_all, timed, &rows);
+    if (graphed) { /* ended even when the pass failed; its own error only when that is the first */
+        hc_status gst = d->ops->graph_step(d, 0);
+        if (st == HC_OK) st = gst;
+    }
+    if (st != HC_OK) return st;
+    st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
     if (st == HC_OK && c->stage_ev) { /* the step is done on the device: read its stage times */
         uint64_t step_ns = 0; /* the download waited for the compute queue: its events are done */
         for (int i = 0; i < c->n_stages && st == HC_OK; i++) {

@@ -1,5 +1,6 @@
 /* device_cuda.c: the cuda device plugin: device memory under a budget, one stream with events, cuBLAS
- * for batched matmuls (f32, or f16 on tensor cores for quantized weights) and kernels/cuda's kernels. */
+ * for batched matmuls (f32, or f16 on tensor cores for quantized weights), kernels/cuda's kernels, and
+ * single-token passes replayed as CUDA graphs. */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <limits.h>
@@ -27,6 +28,14 @@
 /* Slots for host arrays (token ids, positions) on their way to the device. A slot is reused only
  * once its previous copy has left the pinned buffer, so the host may run that many calls ahead. */
 #define CU_STAGE_SLOTS 8
+/* CUDA graphs (graph_step): a pass is cut into stretches of at most this many ops (HC_CUDA_GRAPH_OPS;
+ * 0: no graphs), so that the GPU runs one stretch while the host records the next. A stretch that
+ * had fewer than CU_GRAPH_MIN_OPS ops (or HC_CUDA_GRAPH_OPS when less) in the last pass runs as plain
+ * launches: recording, updating and launching a graph costs the host about what a few launches do. */
+#define CU_GRAPH_OPS_DEFAULT 64
+#define CU_GRAPH_OPS_MAX 100000
+#define CU_GRAPH_MIN_OPS 8
+#define CU_GRAPH_SEGMENTS 512
 
 typedef struct cu_alloc {
     void *ptr;
@@ -40,6 +49,14 @@ typedef struct cu_stage {
     cudaEvent_t copied;     /* recorded after the copy out of `host` */
     int has_event, pending;
 } cu_stage;
+
+/* One stretch of a pass, by its place in the pass: the executable graph recorded for it, updated
+ * with each new recording (cudaGraphExecUpdate), instantiated again when its shape changed. */
+typedef struct cu_segment {
+    cudaGraphExec_t exec;
+    int has_exec;
+    int ops_last;           /* ops the stretch had in the last pass (0: not seen yet) */
+} cu_segment;
 
 typedef struct cuda_device {
     int index;
@@ -62,6 +79,12 @@ typedef struct cuda_device {
     size_t attn_scratch_bytes;
     cu_stage stage[CU_STAGE_SLOTS];
     int next_stage;
+    /* graphs: within graph_step(1) .. graph_step(0), on the thread that began it */
+    int graph_ops;          /* most ops in a stretch; 0: no graphs */
+    int in_step, capturing;
+    pthread_t step_thread;
+    int seg, seg_ops;       /* the current stretch and its ops so far */
+    cu_segment segs[CU_GRAPH_SEGMENTS];
 } cuda_device;
 
 struct hc_event {
@@ -107,6 +130,88 @@ static hc_status enter(cuda_device *c, const char *op)
     if (current_index == c->index) return HC_OK;
     CU_CHECK(cudaSetDevice(c->index), op);
     current_index = c->index;
+    return HC_OK;
+}
+
+/* ---------------- CUDA graphs ---------------- */
+
+/* Ends the current stretch: a recorded one becomes its executable graph (updated in place when its
+ * shape is the last pass's, else instantiated anew) and is launched; a plain one is only counted. */
+static hc_status graph_end_segment(cuda_device *c)
+{
+    cu_segment *g = c->seg < CU_GRAPH_SEGMENTS ? &c->segs[c->seg] : NULL;
+    int ops = c->seg_ops;
+    c->seg++;
+    c->seg_ops = 0;
+    if (g) g->ops_last = ops;
+    if (!c->capturing) return HC_OK;
+    c->capturing = 0;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (e != cudaSuccess) return cu_fail(e, "graph (recording a stretch of the pass)");
+    if (g->has_exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(g->exec, graph, &info) != cudaSuccess) { /* its shape changed: instantiate anew */
+            (void)cudaGetLastError();
+            cudaGraphExecDestroy(g->exec);
+            g->has_exec = 0;
+        }
+    }
+    if (!g->has_exec) e = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (e == cudaSuccess) {
+        g->has_exec = 1;
+        e = cudaGraphLaunch(g->exec, c->stream);
+    }
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) return cu_fail(e, "graph (instantiating or launching a stretch of the pass)");
+    return HC_OK;
+}
+
+/* Before an op that waits, allocates, records an event or calls cuBLAS: the stretch ends here (a
+ * capture may hold none of those), and the op runs as it would without graphs. */
+static hc_status graph_flush(cuda_device *c)
+{
+    if (!c->in_step || !pthread_equal(pthread_self(), c->step_thread) || !c->seg_ops) return HC_OK;
+    return graph_end_segment(c);
+}
+
+/* Before an op that only launches kernels or device copies on the compute queue: it joins the
+ * current stretch, which is recorded when the same stretch had CU_GRAPH_MIN_OPS ops or more (or
+ * all of HC_CUDA_GRAPH_OPS) in the last pass. */
+static hc_status graph_op(cuda_device *c)
+{
+    if (!c->in_step || !pthread_equal(pthread_self(), c->step_thread)) return HC_OK;
+    if (c->seg_ops >= c->graph_ops) {
+        hc_status st = graph_end_segment(c);
+        if (st != HC_OK) return st;
+    }
+    int min_ops = c->graph_ops < CU_GRAPH_MIN_OPS ? c->graph_ops : CU_GRAPH_MIN_OPS;
+    if (!c->seg_ops && c->seg < CU_GRAPH_SEGMENTS && c->segs[c->seg].ops_last >= min_ops) {
+        CU_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "graph (recording a stretch)");
+        c->capturing = 1;
+    }
+    c->seg_ops++;
+    return HC_OK;
+}
+
+/* The device op: begin = 1 before a single-token pass, 0 after it. The passes repeat their ops in
+ * the same order (positions aside), so each stretch is recorded again and its graph updated. On a
+ * failed pass (0 while a stretch is recorded and not flushed) the recording is launched all the same:
+ * what was enqueued runs, as it would without graphs. */
+static hc_status cuda_graph_step(hc_device *d, int begin)
+{
+    cuda_device *c = impl(d);
+    hc_status st = HC_OK;
+    if (c->in_step && pthread_equal(pthread_self(), c->step_thread) && c->seg_ops) st = graph_end_segment(c);
+    c->in_step = 0;
+    c->capturing = 0;
+    if (!begin || !c->graph_ops) return st;
+    if (st != HC_OK) return st;
+    if ((st = enter(c, "graph_step")) != HC_OK) return st;
+    c->in_step = 1;
+    c->step_thread = pthread_self();
+    c->seg = 0;
+    c->seg_ops = 0;
     return HC_OK;
 }
 
@@ -173,7 +278,8 @@ static hc_status cuda_alloc(hc_device *d, size_t n, void **ptr)
     pthread_mutex_unlock(&c->lock);
 
     void *p = NULL;
-    hc_status st = enter(c, "alloc");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "alloc");
     if (st == HC_OK) {
         cudaError_t e = cudaMalloc(&p, n ? n : 1);
         if (e != cudaSuccess) {
@@ -226,14 +332,15 @@ static void cuda_free(hc_device *d, void *ptr)
         ours = 1;
     }
     pthread_mutex_unlock(&c->lock);
-    if (ours && enter(c, "free") == HC_OK) cudaFree(ptr); /* waits for the work still using it */
+    if (ours && graph_flush(c) == HC_OK && enter(c, "free") == HC_OK) cudaFree(ptr); /* waits for the work still using it */
 }
 
 static hc_status cuda_upload(hc_device *d, void *dst, const void *src, size_t n)
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = enter(c, "upload");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "upload");
     if (st != HC_OK) return st;
     /* in stream order, and the host buffer is free again when this returns */
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload");
@@ -245,7 +352,8 @@ static hc_status cuda_download(hc_device *d, void *dst, const void *src, size_t 
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = enter(c, "download");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "download");
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download");
     CU_CHECK(cudaStreamSynchronize(c->stream), "download");
@@ -257,6 +365,7 @@ static hc_status cuda_copy(hc_device *d, void *dst, const void *src, size_t n)
     cuda_device *c = impl(d);
     if (!n || dst == src) return HC_OK;
     hc_status st = enter(c, "copy");
+    if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c->stream), "copy");
     return HC_OK;
@@ -266,7 +375,8 @@ static hc_status cuda_host_alloc(hc_device *d, size_t n, void **ptr)
 {
     cuda_device *c = impl(d);
     *ptr = NULL;
-    hc_status st = enter(c, "host_alloc");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "host_alloc");
     if (st != HC_OK) return st;
     cudaError_t e = cudaMallocHost(ptr, n ? n : 1);
     if (e != cudaSuccess) {
@@ -279,7 +389,7 @@ static hc_status cuda_host_alloc(hc_device *d, size_t n, void **ptr)
 
 static void cuda_host_free(hc_device *d, void *ptr)
 {
-    if (ptr) cudaFreeHost(ptr);
+    if (ptr && graph_flush(impl(d)) == HC_OK) cudaFreeHost(ptr);
 }
 
 /* ---------------- ordering ---------------- */
@@ -288,7 +398,8 @@ static void cuda_host_free(hc_device *d, void *ptr)
 static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "download_async");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "download_async");
     if (st != HC_OK) return st;
     CU_CHECK(cudaEventRecord(c->copy_after, c->stream), "download_async");
     CU_CHECK(cudaStreamWaitEvent(c->copy, c->copy_after, 0), "download_async");
@@ -300,7 +411,8 @@ static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, s
 static hc_status cuda_upload_copyq(hc_device *d, void *dst, const void *src, size_t n, hc_event *after, hc_event *done)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "upload_copyq");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "upload_copyq");
     if (st != HC_OK) return st;
     if (after) CU_CHECK(cudaStreamWaitEvent(c->copy, after->ev, 0), "upload_copyq");
     if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->copy), "upload_copyq");
@@ -311,7 +423,8 @@ static hc_status cuda_upload_copyq(hc_device *d, void *dst, const void *src, siz
 static hc_status cuda_queue_wait(hc_device *d, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "queue_wait");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "queue_wait");
     if (st != HC_OK) return st;
     CU_CHECK(cudaStreamWaitEvent(c->stream, ev->ev, 0), "queue_wait");
     return HC_OK;
@@ -339,7 +452,8 @@ static size_t scratch_reserve(const cuda_device *c)
 static hc_status cuda_mem_info(hc_device *d, size_t *available, size_t *total)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "mem_info");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "mem_info");
     if (st != HC_OK) return st;
     size_t free_b = 0, total_b = 0;
     CU_CHECK(cudaMemGetInfo(&free_b, &total_b), "mem_info");
@@ -359,7 +473,8 @@ static hc_status cuda_upload_async(hc_device *d, void *dst, const void *src, siz
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = enter(c, "upload_async");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "upload_async");
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload_async");
     return HC_OK;
@@ -369,7 +484,8 @@ static hc_status cuda_event_create(hc_device *d, hc_event **out)
 {
     cuda_device *c = impl(d);
     *out = NULL;
-    hc_status st = enter(c, "event_create");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "event_create");
     if (st != HC_OK) return st;
     hc_event *ev = calloc(1, sizeof *ev);
     if (!ev) return hc_error(HC_E_NOMEM, "cuda event_create: out of memory");
@@ -385,6 +501,7 @@ static hc_status cuda_event_create(hc_device *d, hc_event **out)
 static void cuda_event_destroy(hc_device *d, hc_event *ev)
 {
     if (!ev) return;
+    (void)graph_flush(impl(d));
     cudaEventDestroy(ev->ev);
     free(ev);
 }
@@ -392,7 +509,8 @@ static void cuda_event_destroy(hc_device *d, hc_event *ev)
 static hc_status cuda_event_record(hc_device *d, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "event_record");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "event_record");
     if (st != HC_OK) return st;
     CU_CHECK(cudaEventRecord(ev->ev, c->stream), "event_record");
     return HC_OK;
@@ -400,6 +518,8 @@ static hc_status cuda_event_record(hc_device *d, hc_event *ev)
 
 static hc_status cuda_event_wait(hc_device *d, hc_event *ev)
 {
+    hc_status st = graph_flush(impl(d)); /* the host waits: what was recorded must be launched */
+    if (st != HC_OK) return st;
     CU_CHECK(cudaEventSynchronize(ev->ev), "event_wait");
     return HC_OK;
 }
@@ -408,7 +528,8 @@ static hc_status cuda_event_wait(hc_device *d, hc_event *ev)
 static hc_status cuda_synchronize(hc_device *d)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "synchronize");
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = enter(c, "synchronize");
     if (st != HC_OK) return st;
     CU_CHECK(cudaStreamSynchronize(c->stream), "synchronize");
     if (c->has_copy) CU_CHECK(cudaStreamSynchronize(c->copy), "synchronize (copy queue)");
@@ -421,6 +542,8 @@ static hc_status cuda_synchronize(hc_device *d)
  * kernels enqueued next (the slot is reused only CU_STAGE_SLOTS calls later). */
 static hc_status stage_ints(cuda_device *c, const int32_t *src, int n, const int32_t **dev, const char *op)
 {
+    hc_status st = graph_flush(c); /* the slot's event and its pinned buffer are the host's to reuse */
+    if (st != HC_OK) return st;
     cu_stage *s = &c->stage[c->next_stage];
     c->next_stage = (c->next_stage + 1) % CU_STAGE_SLOTS;
     if (s->pending) {
@@ -533,6 +656,8 @@ static hc_status cuda_check_weights(hc_device *d, const hc_tensor *w)
 static hc_status ensure_buffer(cuda_device *c, void **buf, size_t *have, size_t n, const char *op)
 {
     if (n <= *have) return HC_OK;
+    hc_status st = graph_flush(c);
+    if (st != HC_OK) return st;
     CU_CHECK(cudaStreamSynchronize(c->stream), op); /* the old buffer may still be read */
     cudaFree(*buf);
     *buf = NULL;
@@ -561,7 +686,8 @@ static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_c
     int64_t in = w->ne[0], out = w->ne[1];
     int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(uint16_t));
     int tc = hc_cu_f16_token_chunk(in, n_tok);
-    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(uint16_t));
+    hc_status st = graph_flush(c); /* cuBLAS is not recorded: its workspace is its own */
+    if (st == HC_OK) st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(uint16_t));
     if (st == HC_OK)
         st = ensure_buffer(c, &c->x16, &c->x16_bytes, (size_t)tc * (size_t)in * sizeof(uint16_t),
                            "matmul (activations in f16)");
@@ -596,6 +722,8 @@ static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quan
                                int n_tok)
 {
     if (n_tok <= k->max_fused_tokens) {
+        hc_status st = graph_op(c);
+        if (st != HC_OK) return st;
         CU_CHECK((cudaError_t)k->gemv(w->qfmt->params, c->stream, w->data, w->ne[0], w->ne[1], x, n_tok, y),
                  "matmul (packed gemv kernel)");
         return HC_OK;
@@ -609,6 +737,8 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
     int64_t in = w->ne[0], out = w->ne[1];
     size_t row_bytes = hc_dtype_row_bytes(w->dtype, in);
     if (w->dtype == HC_F32) {
+        hc_status st = graph_flush(c); /* cuBLAS is not recorded */
+        if (st != HC_OK) return st;
         if (n_tok == 1) {
             hc_cu_gemm_args g = hc_cu_matmul_gemv_args(in, out);
             BLAS_CHECK(cublasSgemv(c->blas, blas_op(g.trans_a), g.m, g.n, &one, w->data, g.lda, x, g.ldb, &zero, y, g.ldc),
@@ -621,12 +751,15 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
         return HC_OK;
     }
     if (n_tok == 1) {
+        hc_status st = graph_op(c);
+        if (st != HC_OK) return st;
         CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y), "matmul (gemv kernel)");
         return HC_OK;
     }
     if (hc_cu_batched_f16((int)w->dtype)) return matmul_f16(c, w, NULL, x, y, n_tok);
     int64_t rows = hc_cu_matmul_chunk_rows(in, out, CU_SCRATCH_MAX_BYTES / sizeof(float));
-    hc_status st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(float));
+    hc_status st = graph_flush(c);
+    if (st == HC_OK) st = ensure_scratch(c, (size_t)rows * (size_t)in * sizeof(float));
     if (st != HC_OK) return st;
     for (int64_t r0 = 0; r0 < out; r0 += rows) {
         int64_t nr = out - r0 < rows ? out - r0 : rows;
@@ -684,6 +817,7 @@ static hc_status cuda_rmsnorm(hc_device *d, const float *x, const float *w, floa
     if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda rmsnorm: bad shape %d x %d", n_tok, dim);
     if (!n_tok) return HC_OK;
     hc_status st = enter(c, "rmsnorm");
+    if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_rmsnorm(c->stream, x, w, y, n_tok, dim, eps), "rmsnorm");
     return HC_OK;
@@ -706,6 +840,7 @@ static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int he
     if (st != HC_OK) return st;
     const int32_t *dev_pos = NULL; /* consecutive positions (the usual case) need no copy */
     if (!consecutive && (st = stage_ints(c, pos, n_tok, &dev_pos, "rope")) != HC_OK) return st;
+    if ((st = graph_op(c)) != HC_OK) return st;
     CU_CHECK(hc_cu_rope(c->stream, x, n_tok, n_head, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode), "rope");
     return HC_OK;
 }
@@ -729,6 +864,7 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
     int n_splits = hc_cu_attn_n_splits(a->n_tok, a->n_head, a->pos0);
     size_t need = hc_cu_attn_scratch_floats(a->n_tok, a->n_head, a->head_dim, n_splits) * sizeof(float);
     st = ensure_buffer(c, &c->attn_scratch, &c->attn_scratch_bytes, need, "attention (scratch for the key splits)");
+    if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_attention(c->stream, a, n_splits, c->attn_scratch), "attention");
     return HC_OK;
@@ -739,6 +875,7 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
     hc_status st = enter(impl(d), "swiglu");
+    if (st == HC_OK) st = graph_op(impl(d));
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_swiglu(impl(d)->stream, gate, up, out, n), "swiglu");
     return HC_OK;
@@ -748,6 +885,7 @@ static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, f
 static hc_status cuda_geglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
     hc_status st = enter(impl(d), "geglu");
+    if (st == HC_OK) st = graph_op(impl(d));
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_geglu(impl(d)->stream, gate, up, out, n), "geglu");
     return HC_OK;
@@ -756,6 +894,7 @@ static hc_status cuda_geglu(hc_device *d, const float *gate, const float *up, fl
 static hc_status cuda_add(hc_device *d, float *y, const float *x, size_t n)
 {
     hc_status st = enter(impl(d), "add");
+    if (st == HC_OK) st = graph_op(impl(d));
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_add(impl(d)->stream, y, x, n), "add");
     return HC_OK;
@@ -765,6 +904,7 @@ static hc_status cuda_add_bias(hc_device *d, float *y, const float *b, int n_tok
 {
     if (n_tok < 0 || width < 0) return hc_error(HC_E_ARG, "cuda add_bias: bad shape %d x %d", n_tok, width);
     hc_status st = enter(impl(d), "add_bias");
+    if (st == HC_OK) st = graph_op(impl(d));
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_add_bias(impl(d)->stream, y, b, n_tok, width), "add_bias");
     return HC_OK;
@@ -773,6 +913,7 @@ static hc_status cuda_add_bias(hc_device *d, float *y, const float *b, int n_tok
 static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
 {
     hc_status st = enter(impl(d), "scale");
+    if (st == HC_OK) st = graph_op(impl(d));
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_scale(impl(d)->stream, x, n, s), "scale");
     return HC_OK;
@@ -783,6 +924,7 @@ static hc_status cuda_store_rows(hc_device *d, void *dst, hc_dtype t, const floa
 {
     if (t != HC_F32 && t != HC_F16) return hc_error(HC_E_UNSUPPORTED, "cuda store_rows into %s", hc_dtype_name(t));
     hc_status st = enter(impl(d), "store_rows");
+    if (st == HC_OK && t != HC_F32) st = graph_op(impl(d)); /* f32: cuda_copy's */
     if (st != HC_OK) return st;
     if (t == HC_F32) return cuda_copy(d, dst, src, n * sizeof(float));
     CU_CHECK(hc_cu_to_f16(impl(d)->stream, src, dst, n), "store_rows");
@@ -799,7 +941,13 @@ static void cuda_destroy(hc_device *d)
         /* not enter(): its error would replace the one that made create fail; the thread's current
            device is what the call left (unknown when it failed, so that the next enter sets it) */
         current_index = cudaSetDevice(c->index) == cudaSuccess ? c->index : -1;
+        if (c->capturing) { /* destroyed inside a pass: what was recorded is dropped */
+            cudaGraph_t g = NULL;
+            if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess) cudaGraphDestroy(g);
+        }
         if (c->has_stream) cudaStreamSynchronize(c->stream);
+        for (int i = 0; i < CU_GRAPH_SEGMENTS; i++)
+            if (c->segs[i].has_exec) cudaGraphExecDestroy(c->segs[i].exec);
         for (size_t i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i].ptr); /* what callers left behind */
         free(c->allocs);
         cudaFree(c->scratch);
@@ -858,14 +1006,31 @@ static const hc_device_ops cuda_ops = {
     .event_elapsed = cuda_event_elapsed,
     .mem_info = cuda_mem_info,
     .check_weights = cuda_check_weights,
+    .graph_step = cuda_graph_step,
 };
+
+/* HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a single-token pass, 0 for no graphs. */
+static hc_status graph_ops_setting(int *out)
+{
+    const char *v = getenv("HC_CUDA_GRAPH_OPS");
+    *out = CU_GRAPH_OPS_DEFAULT;
+    if (!v || !*v) return HC_OK;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > CU_GRAPH_OPS_MAX)
+        return hc_error(HC_E_ARG, "HC_CUDA_GRAPH_OPS='%.40s': give the most ops per recorded stretch of a pass, "
+                                  "0 (no CUDA graphs) to %d", v, CU_GRAPH_OPS_MAX);
+    *out = (int)n;
+    return HC_OK;
+}
 
 /* The steps of create that can fail, on a zeroed device; cuda_destroy undoes any prefix of them. */
 static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    hc_status st = enter(c, "create (cudaSetDevice)");
+    hc_status st = graph_ops_setting(&c->graph_ops);
+    if (st == HC_OK) st = enter(c, "create (cudaSetDevice)");
     if (st != HC_OK) return st;
     struct cudaDeviceProp prop;
     CU_CHECK(cudaGetDeviceProperties(&prop, c->index), "create (cudaGetDeviceProperties)");

@@ -1,7 +1,8 @@
 /* emu_runtime.cpp: the CUDA runtime and cuBLAS calls of include/ on the CPU: "device" memory is host
  * memory kept in a table, so copies are checked against the allocations their direction names; a
  * stream's work waits in its queue until it must have run (a synchronization, an event waited for),
- * so a missing wait shows as stale data; the BLAS calls check their arguments as cuBLAS documents. */
+ * so a missing wait shows as stale data; a captured stream's work becomes a graph's nodes, and the
+ * calls a capture forbids are refused; the BLAS calls check their arguments as cuBLAS documents. */
 #include "cuda_emu.h"
 
 #include <time.h>
@@ -13,14 +14,29 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "cublas_v2.h"
 #include "cuda_common.cuh"
 
+struct hc_emu_graph_node {
+    int kind;                   /* hc_emu::node_kind, a copy's with its direction (NODE_MEMCPY + 16 * kind) */
+    std::function<void()> op;
+};
+struct hc_emu_graph {
+    std::vector<hc_emu_graph_node> nodes; /* in stream order: each depends on the one before */
+};
+struct hc_emu_graph_exec {
+    std::vector<hc_emu_graph_node> nodes;
+};
 struct hc_emu_stream {
     unsigned flags;
     std::deque<std::function<void()>> work; /* enqueued, not run yet */
+    hc_emu_graph *capture;      /* being captured: work goes here instead */
+    bool capture_invalid;       /* a call the capture forbids was made: EndCapture fails */
+    int capture_mode;
+    std::thread::id capture_thread;
 };
 struct hc_emu_event {
     unsigned flags;
@@ -43,7 +59,11 @@ std::recursive_mutex order;                   /* the queues: a wait may run othe
 std::set<cudaStream_t> streams;
 std::set<cudaEvent_t> events;
 std::set<cublasHandle_t> handles;
+std::set<cudaGraph_t> graphs;
+std::set<cudaGraphExec_t> graph_execs;
 size_t device_used;
+/* the stream this thread captures in a mode other than relaxed: its unsafe calls are refused */
+thread_local cudaStream_t tl_capture;
 
 double now_ms()
 {
@@ -126,6 +146,24 @@ cudaError_t complain(cudaError_t e, const char *fmt, ...)
     return hc_emu::fail(e);
 }
 
+/* A call that waits for or allocates on the device, made by a thread that is capturing a stream (not
+   relaxed): refused, and the capture invalidated, as CUDA does. */
+cudaError_t capture_forbids(const char *call)
+{
+    if (!tl_capture) return cudaSuccess;
+    tl_capture->capture_invalid = true;
+    return complain(cudaErrorStreamCaptureUnsupported, "%s while this thread captures a stream", call);
+}
+
+/* Work that may not go into a capture (an event, a pageable copy): refused, the capture invalidated. */
+cudaError_t capture_refuses(cudaStream_t s, cudaError_t e, const char *what)
+{
+    s->capture_invalid = true;
+    return complain(e, "%s on a stream being captured", what);
+}
+
+long n_captures, n_instantiations, n_updates, n_graph_launches, n_recorded;
+
 } // namespace
 
 /* HC_EMU_STATS=1: at exit, what the process asked of the device (how many launches a decode step
@@ -137,22 +175,36 @@ struct stats_at_exit {
     {
         const char *v = getenv("HC_EMU_STATS");
         if (v && *v && strcmp(v, "0") != 0)
-            fprintf(stderr, "cuda_emu: %ld kernel launches, %ld copies, %ld cuBLAS calls, %ld host synchronizations, %ld stream ops\n",
-                    hc_emu::counters().launches, n_copies, n_blas, n_syncs, n_enqueued);
+            fprintf(stderr, "cuda_emu: %ld kernel launches, %ld copies, %ld cuBLAS calls, %ld host synchronizations, %ld stream ops; "
+                            "%ld of them recorded in %ld graphs captured, %ld instantiated, %ld updated, %ld launched\n",
+                    hc_emu::counters().launches, n_copies, n_blas, n_syncs, n_enqueued, n_recorded, n_captures, n_instantiations,
+                    n_updates, n_graph_launches);
     }
 } stats_printer;
 } // namespace
 
-void hc_emu::enqueue(cudaStream_t s, std::function<void()> op)
+void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
 {
     n_enqueued++;
     if (!s) {
+        if (tl_capture) { /* the legacy stream would join the capture implicitly: CUDA refuses it */
+            tl_capture->capture_invalid = true;
+            complain(cudaErrorStreamCaptureImplicit, "work on the legacy stream while this thread captures a stream");
+            return;
+        }
         op();
         return;
     }
     std::lock_guard<std::recursive_mutex> g(order);
-    s->work.push_back(std::move(op));
+    if (s->capture) {
+        s->capture->nodes.push_back({ kind, std::move(op) });
+        n_recorded++;
+    } else {
+        s->work.push_back(std::move(op));
+    }
 }
+
+void hc_emu::enqueue(cudaStream_t s, std::function<void()> op) { enqueue(s, std::move(op), NODE_KERNEL); }
 
 extern "C" {
 
@@ -167,6 +219,13 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another thread";
+    case cudaErrorGraphExecUpdateFailure: return "the graph update was not performed because it included changes which violated constraints specific to instantiated graph update";
     }
     return "unknown error";
 }
@@ -182,6 +241,13 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureIsolation: return "cudaErrorStreamCaptureIsolation";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
+    case cudaErrorGraphExecUpdateFailure: return "cudaErrorGraphExecUpdateFailure";
     }
     return "cudaErrorUnknown";
 }
@@ -229,6 +295,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 cudaError_t cudaMalloc(void **p, size_t n)
 {
     *p = nullptr;
+    if (capture_forbids("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     {
         std::lock_guard<std::mutex> g(lock);
         if (n > DEVICE_BYTES - device_used) return hc_emu::fail(cudaErrorMemoryAllocation);
@@ -245,6 +312,7 @@ cudaError_t cudaMalloc(void **p, size_t n)
 cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;
+    if (capture_forbids("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     run_all(); /* cudaFree waits for the device */
     std::lock_guard<std::mutex> g(lock);
     auto it = device_allocs.find((const char *)p);
@@ -260,6 +328,8 @@ cudaError_t cudaFree(void *p)
 
 cudaError_t cudaMallocHost(void **p, size_t n)
 {
+    *p = nullptr;
+    if (capture_forbids("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
     *p = malloc(n ? n : 1);
     if (!*p) return hc_emu::fail(cudaErrorMemoryAllocation);
     std::lock_guard<std::mutex> g(lock);
@@ -270,6 +340,7 @@ cudaError_t cudaMallocHost(void **p, size_t n)
 cudaError_t cudaFreeHost(void *p)
 {
     if (!p) return cudaSuccess;
+    if (capture_forbids("cudaFreeHost")) return cudaErrorStreamCaptureUnsupported;
     run_all(); /* as cudaFree */
     std::lock_guard<std::mutex> g(lock);
     if (!host_allocs.erase((const char *)p)) {
@@ -284,7 +355,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t s)
 {
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaMemsetAsync on a stream that does not exist");
     if (n && !on_device(p, n)) return complain(cudaErrorInvalidValue, "cudaMemsetAsync of %zu bytes at %p: not device memory", n, p);
-    hc_emu::enqueue(s, [=] { memset(p, value, n); });
+    hc_emu::enqueue(s, [=] { memset(p, value, n); }, hc_emu::NODE_MEMSET);
     return cudaSuccess;
 }
 
@@ -301,12 +372,15 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
     if (src_dev ? !on_device(src, n) : !on_host(src))
         return complain(cudaErrorInvalidValue, "cudaMemcpyAsync (kind %d) of %zu bytes: the source %p is not %s memory", (int)kind, n,
                         src, src_dev ? "device" : "host");
+    if (s && s->capture && ((!src_dev && !pinned(src)) || (!dst_dev && !pinned(dst))))
+        return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaMemcpyAsync of pageable host memory");
     n_copies++;
+    int node = hc_emu::NODE_MEMCPY + 16 * (int)kind;
     if (src_dev || pinned(src)) { /* read when the copy runs */
-        hc_emu::enqueue(s, [=] { memmove(dst, src, n); });
+        hc_emu::enqueue(s, [=] { memmove(dst, src, n); }, node);
     } else { /* pageable memory is read before the call returns (staged), as CUDA does */
         std::vector<char> staged((const char *)src, (const char *)src + n);
-        hc_emu::enqueue(s, [=] { memmove(dst, staged.data(), n); });
+        hc_emu::enqueue(s, [=] { memmove(dst, staged.data(), n); }, node);
     }
     if (!dst_dev && !pinned(dst)) run_stream(s); /* to pageable memory: done when the call returns */
     return cudaSuccess;
@@ -314,7 +388,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
-    *s = new hc_emu_stream{ flags, {} };
+    *s = new hc_emu_stream{ flags, {}, nullptr, false, 0, {} };
     std::lock_guard<std::mutex> g(lock);
     streams.insert(*s);
     return cudaSuccess;
@@ -323,6 +397,8 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
     if (!s || !stream_ok(s)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
+    if (capture_forbids("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
+    if (s->capture) return complain(cudaErrorIllegalState, "cudaStreamDestroy of a stream being captured");
     run_stream(s); /* its work completes first */
     std::lock_guard<std::recursive_mutex> o(order);
     std::lock_guard<std::mutex> g(lock);
@@ -334,6 +410,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of a stream that does not exist");
+    if (capture_forbids("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaStreamSynchronize");
     n_syncs++;
     run_stream(s);
     return cudaSuccess;
@@ -343,8 +421,9 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
 {
     if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: no such stream or event");
+    if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureIsolation, "cudaStreamWaitEvent");
     uint64_t gen = e->recorded;
-    if (gen) hc_emu::enqueue(s, [=] { reach(e, gen); });
+    if (gen) hc_emu::enqueue(s, [=] { reach(e, gen); }, hc_emu::NODE_WAIT);
     return cudaSuccess;
 }
 
@@ -372,6 +451,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventRecord: no such stream or event");
+    if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaEventRecord");
     std::lock_guard<std::recursive_mutex> o(order);
     if (e->stream && e->stream != s) reach(e, e->recorded); /* re-recorded elsewhere: the old mark first */
     uint64_t gen = ++e->recorded;
@@ -379,13 +459,14 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
     hc_emu::enqueue(s, [=] {
         e->ms = now_ms();
         e->reached = gen;
-    });
+    }, hc_emu::NODE_EVENT);
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
     if (!event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an event that does not exist");
+    if (capture_forbids("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
     n_syncs++;
     reach(e, e->recorded);
     return cudaSuccess;
@@ -403,6 +484,143 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
         return complain(cudaErrorNotReady, "cudaEventElapsedTime of an event its stream has not reached yet");
     *ms = (float)(end->ms - start->ms);
     return cudaSuccess;
+}
+
+/* ---------------- stream capture and graphs ---------------- */
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
+{
+    if (!s) return complain(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture of the legacy stream");
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamBeginCapture of a stream that does not exist");
+    if (mode < cudaStreamCaptureModeGlobal || mode > cudaStreamCaptureModeRelaxed)
+        return complain(cudaErrorInvalidValue, "cudaStreamBeginCapture: mode %d", (int)mode);
+    std::lock_guard<std::recursive_mutex> o(order);
+    if (s->capture) return complain(cudaErrorIllegalState, "cudaStreamBeginCapture of a stream already being captured");
+    if (mode != cudaStreamCaptureModeRelaxed && tl_capture)
+        return complain(cudaErrorIllegalState, "cudaStreamBeginCapture: this thread captures another stream already (not emulated)");
+    s->capture = new hc_emu_graph;
+    s->capture_invalid = false;
+    s->capture_mode = (int)mode;
+    s->capture_thread = std::this_thread::get_id();
+    if (mode != cudaStreamCaptureModeRelaxed) tl_capture = s;
+    n_captures++;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    *graph = nullptr;
+    if (!s || !stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamEndCapture: no such stream");
+    std::lock_guard<std::recursive_mutex> o(order);
+    if (!s->capture) return complain(cudaErrorIllegalState, "cudaStreamEndCapture of a stream that is not being captured");
+    if (s->capture_mode != cudaStreamCaptureModeRelaxed && s->capture_thread != std::this_thread::get_id())
+        return complain(cudaErrorStreamCaptureWrongThread, "cudaStreamEndCapture from a thread that did not begin the capture");
+    hc_emu_graph *g = s->capture;
+    s->capture = nullptr;
+    if (tl_capture == s) tl_capture = nullptr;
+    if (s->capture_invalid) { /* the refused call said why */
+        delete g;
+        return hc_emu::fail(cudaErrorStreamCaptureInvalidated);
+    }
+    std::lock_guard<std::mutex> t(lock);
+    graphs.insert(g);
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status)
+{
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamIsCapturing: no such stream");
+    std::lock_guard<std::recursive_mutex> o(order);
+    *status = !s || !s->capture ? cudaStreamCaptureStatusNone
+              : s->capture_invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+namespace {
+bool graph_ok(cudaGraph_t g)
+{
+    std::lock_guard<std::mutex> t(lock);
+    return g && graphs.count(g);
+}
+bool exec_ok(cudaGraphExec_t e)
+{
+    std::lock_guard<std::mutex> t(lock);
+    return e && graph_execs.count(e);
+}
+} // namespace
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    *exec = nullptr;
+    if (!graph_ok(graph)) return complain(cudaErrorInvalidValue, "cudaGraphInstantiate of a graph that does not exist");
+    if (flags) return complain(cudaErrorInvalidValue, "cudaGraphInstantiate: flags %llu are not emulated", flags);
+    hc_emu_graph_exec *e = new hc_emu_graph_exec{ graph->nodes };
+    std::lock_guard<std::mutex> t(lock);
+    graph_execs.insert(e);
+    n_instantiations++;
+    *exec = e;
+    return cudaSuccess;
+}
+
+/* As CUDA: the same number of nodes, each of the same type (a copy in the same direction); kernels'
+   arguments and launch shapes, and copies' addresses and sizes may change. All or nothing. */
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph, cudaGraphExecUpdateResultInfo *info)
+{
+    if (!exec_ok(exec) || !graph_ok(graph)) return complain(cudaErrorInvalidValue, "cudaGraphExecUpdate: no such graph");
+    info->errorNode = info->errorFromNode = nullptr;
+    info->result = cudaGraphExecUpdateSuccess;
+    if (exec->nodes.size() != graph->nodes.size()) info->result = cudaGraphExecUpdateErrorTopologyChanged;
+    for (size_t i = 0; i < graph->nodes.size() && info->result == cudaGraphExecUpdateSuccess; i++)
+        if (exec->nodes[i].kind != graph->nodes[i].kind)
+            info->result = (exec->nodes[i].kind & 15) == (graph->nodes[i].kind & 15) ? cudaGraphExecUpdateErrorParametersChanged
+                                                                                     : cudaGraphExecUpdateErrorNodeTypeChanged;
+    if (info->result != cudaGraphExecUpdateSuccess) return hc_emu::fail(cudaErrorGraphExecUpdateFailure);
+    for (size_t i = 0; i < graph->nodes.size(); i++) exec->nodes[i].op = graph->nodes[i].op;
+    n_updates++;
+    return cudaSuccess;
+}
+
+/* The graph's nodes join the stream's queue, in order, as one launch. */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    if (!exec_ok(exec)) return complain(cudaErrorInvalidValue, "cudaGraphLaunch of a graph that does not exist");
+    if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaGraphLaunch on a stream that does not exist");
+    if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaGraphLaunch (a child graph, not emulated)");
+    n_graph_launches++;
+    for (const hc_emu_graph_node &n : exec->nodes) {
+        if (!s) {
+            n.op();
+            continue;
+        }
+        std::lock_guard<std::recursive_mutex> g(order);
+        s->work.push_back(n.op);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    std::lock_guard<std::mutex> t(lock);
+    if (!graph || !graphs.erase(graph)) return hc_emu::fail(cudaErrorInvalidValue);
+    delete graph;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    std::lock_guard<std::mutex> t(lock);
+    if (!exec || !graph_execs.erase(exec)) return hc_emu::fail(cudaErrorInvalidValue);
+    delete exec; /* launches already queued keep their own copies of the nodes */
+    return cudaSuccess;
+}
+
+void hc_emu_graph_counts(long *captures, long *instantiations, long *updates, long *launches)
+{
+    *captures = n_captures;
+    *instantiations = n_instantiations;
+    *updates = n_updates;
+    *launches = n_graph_launches;
 }
 
 /* ---------------- cuBLAS ---------------- */
@@ -483,7 +701,7 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
                 float *c = C + (size_t)i + (size_t)j * ldc;
                 *c = (float)(alpha * s + (beta != 0.0f ? (double)beta * *c : 0.0));
             }
-    });
+    }, hc_emu::NODE_BLAS);
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -2,8 +2,9 @@
 # logits_emu.sh BUILD [SHARED]: whole models on the cuda device built on the CPU emulator (BUILD/cuda-emu/
 # plugins) against the cpu device, with hc-compare-devices: the runtime's GPU path end to end (weights
 # uploaded, KV cache, branches handed off through pinned memory and the copy queue, MoE routing,
-# gemma's GeGLU and sliding window). Limits as scripts/gpu_check.sh's: float weights max |diff| <= 1e-3
-# (1 + max |logit|) and top-1 >= 0.95; W3 + branches (the cpu device's int8 activations) top-1 >= 0.90.
+# gemma's GeGLU and sliding window, decode steps as CUDA graphs). Limits as scripts/gpu_check.sh's:
+# float weights max |diff| <= 1e-3 (1 + max |logit|) and top-1 >= 0.95; W3 + branches (the cpu
+# device's int8 activations) top-1 >= 0.90; with graphs, the very logits of plain launches.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 shared=${2:-}
@@ -63,4 +64,32 @@ compare llama-w3-serial-kvf16 w3 "$tmp/llama.w3.gguf" -n 32 --sched serial --kv-
 compare moe-f16 float "$tmp/moe.gguf" --no-comp -n 16 -p 20
 compare moe-w3-async w3 "$tmp/moe.w3.gguf" -n 32 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n 16 -p 40
+
+# single-token passes run as CUDA graphs (the default): the graphs were launched, and the logits are
+# those of plain launches (HC_CUDA_GRAPH_OPS=0), also in stretches of 5 ops and with branches
+graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison, then the graphs launched
+  local ops=$2 model=$3
+  shift 3
+  HC_EMU_STATS=1 HC_CUDA_GRAPH_OPS=$ops "$cmp" -m "$model" --plugin-dir "$plugins" --device cuda --threads 2 "$@" 2> "$tmp/err" \
+    || { echo "FAIL graphs: $(cat "$tmp/err")" >&2; return 1; }
+  sed -n 's/.* \([0-9][0-9]*\) launched$/\1/p' "$tmp/err"
+}
+# (between branch hand-offs a stretch has fewer than the 8 ops a graph needs by default: 5 here)
+for m in "64 llama.gguf --no-comp" "5 llama.gguf --no-comp" "5 llama.w3.gguf --sched serial" "5 llama.w3.gguf --sched async" \
+         "5 moe.w3.gguf --sched serial"; do
+  set -- $m
+  ops=$1 model=$tmp/$2
+  shift 2
+  label="${m#* }, stretches of $ops ops"
+  plain=$(graphs "$label" 0 "$model" "$@" -n 24 -p 12) && got=$(graphs "$label" "$ops" "$model" "$@" -n 24 -p 12) \
+    || { failed=1; continue; }
+  n=$(echo "$got" | tail -1)
+  if [ "$(echo "$plain" | head -1 | sed 's/"seconds".*//')" = "$(echo "$got" | head -1 | sed 's/"seconds".*//')" ] \
+     && [ "$(echo "$plain" | tail -1)" = 0 ] && [ "${n:-0}" -gt 0 ]; then
+    echo "ok   graphs $label: $n graphs launched, logits as plain launches"
+  else
+    echo "FAIL graphs $label: $n graphs launched; plain: $plain; graphs: $got"
+    failed=1
+  fi
+done
 exit $failed

@@ -113,6 +113,14 @@ typedef struct hc_device_ops {
     /* out[i] = gelu(gate[i]) * up[i], GELU's tanh form 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))):
        gemma's gated FFN; optional: a device without it cannot run those models (ABI 4) */
     hc_status (*geglu)(hc_device *d, const float *gate, const float *up, float *out, size_t n);
+
+    /* optional (NULL where absent), since ABI 5: begin = 1 before a single-token forward pass, 0
+       after it (before its logits are downloaded). Successive passes issue the same ops in the same
+       order, positions and cache rows aside, so a device may record each stretch of a pass and
+       launch it as one (cuda: CUDA graphs). The ops' meaning does not change: one that waits, or
+       copies to or from the host, runs in order as without the marks. After 0 the recorded work is
+       enqueued; a pass that failed still calls 0. */
+    hc_status (*graph_step)(hc_device *d, int begin);
 } hc_device_ops;
 
 struct hc_device {

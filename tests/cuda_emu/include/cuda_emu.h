@@ -48,6 +48,9 @@ bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes);
    for, a copy to pageable memory), as a GPU would have run it by then at the latest; at once on the
    legacy stream (0) */
 void enqueue(cudaStream_t s, std::function<void()> op);
+/* the kind of a graph node, which cudaGraphExecUpdate compares (a memcpy's direction is part of it) */
+enum node_kind { NODE_KERNEL = 1, NODE_MEMCPY = 2, NODE_MEMSET = 3, NODE_BLAS = 4, NODE_WAIT = 5, NODE_EVENT = 6 };
+void enqueue(cudaStream_t s, std::function<void()> op, int kind);
 /* what the test counts: launches, and faults (a bad configuration, a barrier or shuffle that
  * could not complete, shared memory asked beyond the limit) with their last message */
 struct stats {
@@ -108,7 +111,8 @@ static inline void hc_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cud
 {
     if (!hc_emu::launch_ok(grid, block, shared_bytes)) return;
     std::tuple<P...> params(static_cast<P>(args)...);
-    hc_emu::enqueue(stream, [=]() { hc_emu::run(grid, block, shared_bytes, [&] { std::apply(kernel, params); }); });
+    hc_emu::enqueue(stream, [=]() { hc_emu::run(grid, block, shared_bytes, [&] { std::apply(kernel, params); }); },
+                    hc_emu::NODE_KERNEL);
 }
 
 /* extern __shared__ T name[] as cu2cpp.py writes it */

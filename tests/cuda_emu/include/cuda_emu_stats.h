@@ -9,6 +9,8 @@ extern "C" {
 
 long hc_emu_launches(void);
 long hc_emu_faults(const char **last);
+/* stream captures begun, graphs instantiated, instantiated graphs updated, graph launches */
+void hc_emu_graph_counts(long *captures, long *instantiations, long *updates, long *launches);
 
 /* the self-test kernels (selftest.cu): each returns the cudaError_t of its launch; *out their result */
 int hc_emu_selftest_block_sum(int n_threads, float *out);
