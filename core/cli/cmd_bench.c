@@ -169,9 +169,11 @@ static hc_status measure(hc_session *s, const bench_opts *o, const int *initial_
     for (int k = 0; k < N_KINDS; k++) dev += (uint64_t)kind_ns[k];
     r->device_ms = dev * per_timed;
     r->host_ms = bs.host_ns * per;
-    r->wait_ms = bs.wait_ns * per;
+    /* a device timed with events measured its waits in bs.timed_steps passes */
+    r->wait_ms = c->brt && hc_branch_rt_device_timed(c->brt) ? (bs.timed_steps ? bs.wait_ns * 1e-6 / bs.timed_steps : 0.0)
+                                                               : bs.wait_ns * per;
     r->inline_ms = bs.inline_ns * per;
-    r->overlap = bs.host_ns ? 1.0 - (double)bs.wait_ns / (double)bs.host_ns : 0.0;
+    r->overlap = r->host_ms > 0 ? 1.0 - r->wait_ms / r->host_ms : 0.0;
     r->branch_touched = (double)bs.bytes_touched / o->n_decode; /* of a MoE model: the routed experts' only */
     if (r->overlap < 0) r->overlap = 0;
     for (int k = 0; k < N_KINDS; k++) r->kind_ms[k] = kind_ns[k] * per_timed;

@@ -517,6 +517,10 @@ static hc_status rt_run(void *arg, hc_branch_job *j)
     return st == HC_OK ? rt_wait(arg, j) : st;
 }
 
+/* This pass records the jobs' timing events: a device that times with events, on the passes whose
+ * stages are timed (context.h: every few), so the others cost the host no more driver calls. */
+static int timed_pass(const hc_branch_rt *r) { return r->timing && r->c->stage_timed; }
+
 /* The next slot, its upload of n floats of j->out_pinned enqueued on the copy queue (after the add
  * that last read the slot), and the compute queue told to wait for it; the caller enqueues its adds. */
 static hc_status slot_merge_begin(hc_branch_rt *r, hc_branch_job *j, size_t n, corr_slot **out)
@@ -528,10 +532,11 @@ static hc_status slot_merge_begin(hc_branch_rt *r, hc_branch_job *j, size_t n, c
     if (n > r->slot_floats)
         return hc_error(HC_E_STATE, "branch job %s: %zu floats of corrections exceed the slot of %zu", j->name, n, r->slot_floats);
     hc_status st = d->ops->upload_copyq(d, sl->dev, j->out_pinned, n * sizeof(float), sl->used ? sl->consumed : NULL, sl->uploaded);
-    if (st == HC_OK && r->timing) st = d->ops->event_record(d, j->ev_wait0);
+    int timed = timed_pass(r);
+    if (st == HC_OK && timed) st = d->ops->event_record(d, j->ev_wait0);
     if (st == HC_OK) st = d->ops->queue_wait(d, sl->uploaded);
-    if (st == HC_OK && r->timing) st = d->ops->event_record(d, j->ev_wait1);
-    if (st == HC_OK && r->timing) j->timed = 1;
+    if (st == HC_OK && timed) st = d->ops->event_record(d, j->ev_wait1);
+    if (st == HC_OK && timed) j->timed = 1;
     return st;
 }
 
@@ -907,7 +912,7 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     j->in_async = r->handoff;
     j->timed = 0;
     if (r->handoff) { /* on the copy queue into page-locked x; the host job waits for ev_in */
-        if (r->timing) st = d->ops->event_record(d, j->ev_ready);
+        if (timed_pass(r)) st = d->ops->event_record(d, j->ev_ready);
         if (st == HC_OK) st = d->ops->download_async(d, j->x, r->c->buf[j->in], in_bytes, j->ev_in);
     } else {
         st = d->ops->download(d, j->x, r->c->buf[j->in], in_bytes);
@@ -982,6 +987,7 @@ hc_status hc_branch_rt_device_times(hc_branch_rt *r, uint64_t step_device_ns)
 {
     hc_device *d = r->c->dev;
     r->stats.device_ns += step_device_ns;
+    r->stats.timed_steps += timed_pass(r);
     for (int i = 0; i < r->n_jobs; i++) {
         hc_branch_job *j = &r->jobs[i];
         uint64_t dev = 0;

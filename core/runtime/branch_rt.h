@@ -15,9 +15,11 @@ typedef struct hc_branch_rt hc_branch_rt;
 typedef struct hc_branch_stats {
     uint64_t device_ns;       /* time in backbone stages (the device thread) */
     uint64_t host_ns;         /* time host threads spent on branch jobs (wall, per job) */
-    uint64_t wait_ns;         /* time the device thread waited for the host */
+    uint64_t wait_ns;         /* time the device thread waited for the host (on a device timed with
+                                 events: the device's own wait, in the timed_steps passes only) */
     uint64_t inline_ns;       /* time the device spent computing branches itself */
     uint64_t jobs, steps;
+    uint64_t timed_steps;     /* passes whose device waits were measured (hc_branch_rt_device_timed) */
     uint64_t flops;           /* host branch FLOPs */
     uint64_t bytes_touched;   /* branch parameter bytes read (A and B at the active ranks, each branch
                                  once per step and job: of a MoE layer only the routed experts') */

@@ -86,6 +86,9 @@ void hc_rank_control_step(hc_rank_control *rc, hc_context *c)
 {
     if (!c->brt || rc->host_budget <= 0) return;
     rc->steps++;
+    /* a device timed with events measures every few passes (context.h): the passes between keep
+       the last times, which were acted on already */
+    int stale = hc_branch_rt_device_timed(c->brt) && !c->stage_timed;
     int n = hc_branch_rt_n_jobs(c->brt);
     ensure_state(rc, n);
     for (int j = 0; j < n; j++) {
@@ -101,7 +104,7 @@ void hc_rank_control_step(hc_rank_control *rc, hc_context *c)
             }
             continue;
         }
-        control_job(rc, c, j, stages, ns);
+        if (!stale) control_job(rc, c, j, stages, ns);
     }
 }
 
