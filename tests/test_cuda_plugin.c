@@ -391,6 +391,12 @@ static void check_row_ops(pair *p)
     got = from_gpu(g, dx2, n);
     CU_ASSERT_EQUAL(count_far(got, want, n, 0), 0);
     free(got);
+    /* gate_rows: a sigmoid gate per row, the gate in device memory */
+    HC_ASSERT_OK(c->ops->gate_rows(c, want, w, n_tok, dim));
+    HC_ASSERT_OK(g->ops->gate_rows(g, dx2, dw, n_tok, dim));
+    got = from_gpu(g, dx2, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
+    free(got);
 
     void *ptrs[] = { dx, dw, dq, dk, dv, dx2 };
     for (int i = 0; i < 6; i++) g->ops->free(g, ptrs[i]);

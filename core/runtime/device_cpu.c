@@ -509,6 +509,13 @@ static hc_status cpu_scale(hc_device *d, float *x, size_t n, float s)
 
 /* ---------------- optional ops ---------------- */
 
+static hc_status cpu_gate_rows(hc_device *d, float *y, const float *g, int n_tok, int width)
+{
+    (void)d;
+    for (int t = 0; t < n_tok && width > 0; t++) hc_cpu_scale(y + (size_t)t * width, (size_t)width, 1.0f / (1.0f + expf(-g[t])));
+    return HC_OK;
+}
+
 static hc_status cpu_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
 {
     if (t == HC_F32) {
@@ -577,6 +584,7 @@ static const hc_device_ops cpu_ops = {
     .mem_info = cpu_mem_info,
     .check_weights = cpu_check_weights,
     .geglu = cpu_geglu,
+    .gate_rows = cpu_gate_rows,
 };
 
 hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)

@@ -218,7 +218,7 @@ static hc_status run_combine(hc_context *c, const hc_stage *s, int n)
     return st;
 }
 
-/* out[t] *= sigmoid(weight . in0[t]) */
+/* out[t] *= sigmoid(weight . in0[t]): on the device (gate_rows), else through the host */
 static hc_status run_shexp_gate(hc_context *c, const hc_stage *s, int n)
 {
     hc_device *d = c->dev;
@@ -228,6 +228,7 @@ static hc_status run_shexp_gate(hc_context *c, const hc_stage *s, int n)
     w.n_dims = 2;
     w.ne[1] = 1;
     hc_status st = d->ops->matmul(d, &w, c->buf[s->in0], m->dev_logits, n);
+    if (st == HC_OK && d->ops->gate_rows) return d->ops->gate_rows(d, c->buf[s->out], m->dev_logits, n, dim);
     if (st == HC_OK) st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * sizeof(float));
     for (int t = 0; t < n && st == HC_OK; t++) {
         float g = 1.0f / (1.0f + expf(-m->logits[t]));

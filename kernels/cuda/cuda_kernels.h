@@ -38,6 +38,8 @@ cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, flo
 cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
 cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width);
+/* y[t][i] *= sigmoid(g[t]) */
+cudaError_t hc_cu_gate_rows(cudaStream_t s, float *y, const float *g, int n_tok, int width);
 cudaError_t hc_cu_scale(cudaStream_t s, float *x, size_t n, float f);
 /* y (n IEEE f16) = x rounded to nearest even: rows of an f16 KV cache */
 cudaError_t hc_cu_to_f16(cudaStream_t s, const float *x, void *y, size_t n);

@@ -356,20 +356,4 @@ static inline HC_CU_HD hc_cu_gemm_args hc_cu_matmul_gemm_args(int64_t in, int64_
     return g;
 }
 
-/* Arguments of cublasSgemv for one token on f32 weights: y = op(A) * x with A the column-major
- * in x out matrix (lda = in) and op = transpose: m = in, n = out. */
-static inline HC_CU_HD hc_cu_gemm_args hc_cu_matmul_gemv_args(int64_t in, int64_t out)
-{
-    hc_cu_gemm_args g;
-    g.trans_a = 1;
-    g.trans_b = 0;
-    g.m = (int)in;
-    g.n = (int)out;
-    g.k = 1;
-    g.lda = (int)in;
-    g.ldb = 1;    /* incx */
-    g.ldc = 1;    /* incy */
-    return g;
-}
-
 #endif

@@ -1,5 +1,5 @@
-/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, GeGLU, add, add_bias, scale, f32 to f16
- * for the KV cache), grid-stride loops over flat arrays (see elementwise.cuh). */
+/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, GeGLU, add, add_bias, scale, gated
+ * rows, f32 to f16 for the KV cache), grid-stride loops over flat arrays (see elementwise.cuh). */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 
@@ -22,6 +22,11 @@ __global__ void add_kernel(float *y, const float *x, size_t n)
 __global__ void add_bias_kernel(float *y, const float *b, size_t n, int width)
 {
     HC_CU_EW_LOOP(i, n) y[i] += b[hc_cu_bias_index(i, width)];
+}
+
+__global__ void gate_rows_kernel(float *y, const float *g, size_t n, int width)
+{
+    HC_CU_EW_LOOP(i, n) y[i] *= hc_cu_sigmoid(g[i / (size_t)width]);
 }
 
 __global__ void scale_kernel(float *x, size_t n, float f)
@@ -57,6 +62,13 @@ extern "C" cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, 
     if (width <= 0) return cudaSuccess;
     size_t n = (size_t)n_tok * (size_t)width;
     HC_CU_EW_LAUNCH(n, add_bias_kernel, y, b, n, width);
+}
+
+extern "C" cudaError_t hc_cu_gate_rows(cudaStream_t s, float *y, const float *g, int n_tok, int width)
+{
+    if (width <= 0 || n_tok <= 0) return cudaSuccess;
+    size_t n = (size_t)n_tok * (size_t)width;
+    HC_CU_EW_LAUNCH(n, gate_rows_kernel, y, g, n, width);
 }
 
 __global__ void to_f16_kernel(const float *x, uint16_t *y, size_t n)

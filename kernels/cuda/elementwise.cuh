@@ -31,7 +31,9 @@ static inline HC_CU_HD float hc_cu_gelu_mul(float g, float u)
     return 0.5f * g * (1.0f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) * u;
 }
 
-/* Element e of [n_tok][width] takes bias element e % width. */
+static inline HC_CU_HD float hc_cu_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Element e of [n_tok][width] takes bias element e % width (and gate e / width: gate_rows). */
 static inline HC_CU_HD size_t hc_cu_bias_index(size_t e, int width) { return e % (size_t)width; }
 
 #endif

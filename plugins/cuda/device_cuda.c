@@ -736,18 +736,12 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
     static const float one = 1.0f, zero = 0.0f;
     int64_t in = w->ne[0], out = w->ne[1];
     size_t row_bytes = hc_dtype_row_bytes(w->dtype, in);
-    if (w->dtype == HC_F32) {
+    if (w->dtype == HC_F32 && n_tok > 1) { /* one token: the GEMV kernel below, which a graph can hold */
         hc_status st = graph_flush(c); /* cuBLAS is not recorded */
         if (st != HC_OK) return st;
-        if (n_tok == 1) {
-            hc_cu_gemm_args g = hc_cu_matmul_gemv_args(in, out);
-            BLAS_CHECK(cublasSgemv(c->blas, blas_op(g.trans_a), g.m, g.n, &one, w->data, g.lda, x, g.ldb, &zero, y, g.ldc),
-                       "matmul");
-        } else {
-            hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, out, n_tok);
-            BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, w->data, g.lda,
-                                   x, g.ldb, &zero, y, g.ldc), "matmul");
-        }
+        hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, out, n_tok);
+        BLAS_CHECK(cublasSgemm(c->blas, blas_op(g.trans_a), blas_op(g.trans_b), g.m, g.n, g.k, &one, w->data, g.lda, x,
+                               g.ldb, &zero, y, g.ldc), "matmul");
         return HC_OK;
     }
     if (n_tok == 1) {
@@ -919,6 +913,16 @@ static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
     return HC_OK;
 }
 
+static hc_status cuda_gate_rows(hc_device *d, float *y, const float *g, int n_tok, int width)
+{
+    if (n_tok < 0 || width < 0) return hc_error(HC_E_ARG, "cuda gate_rows: bad shape %d x %d", n_tok, width);
+    hc_status st = enter(impl(d), "gate_rows");
+    if (st == HC_OK) st = graph_op(impl(d));
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_gate_rows(impl(d)->stream, y, g, n_tok, width), "gate_rows");
+    return HC_OK;
+}
+
 /* dst (f32 or f16) = n floats of src: the KV cache's rows. */
 static hc_status cuda_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
 {
@@ -1007,6 +1011,7 @@ static const hc_device_ops cuda_ops = {
     .mem_info = cuda_mem_info,
     .check_weights = cuda_check_weights,
     .graph_step = cuda_graph_step,
+    .gate_rows = cuda_gate_rows,
 };
 
 /* HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a single-token pass, 0 for no graphs. */

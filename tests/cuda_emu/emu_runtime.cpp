@@ -718,16 +718,6 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
     return gemm(h, ta, tb, m, n, k, *alpha, A, 4, lda, B, 4, ldb, *beta, C, ldc, get_f32, get_f32);
 }
 
-/* y = alpha op(A) x + beta y, A m x n: as a gemm with one column */
-cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int n, const float *alpha, const float *A, int lda,
-                           const float *x, int incx, const float *beta, float *y, int incy)
-{
-    if (incx != 1 || incy != 1) return blas_complain(CUBLAS_STATUS_NOT_SUPPORTED, "Sgemv: strides other than 1 are not emulated");
-    int rows = trans == CUBLAS_OP_N ? m : n, inner = trans == CUBLAS_OP_N ? n : m;
-    return gemm(h, trans, CUBLAS_OP_N, rows, 1, inner, *alpha, A, 4, lda, x, 4, inner > 1 ? inner : 1, *beta, y,
-                rows > 1 ? rows : 1, get_f32, get_f32);
-}
-
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void *alpha,
                             const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
                             void *C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t)

@@ -142,6 +142,10 @@ static void test_rows(void)
     CU_ASSERT_EQUAL(hc_cu_add_bias(NULL, got, w, n_tok, dim), cudaSuccess);
     CU_ASSERT_EQUAL(hc_cu_scale(NULL, got, n, -0.5f), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 0), 0);
+    float gate[3] = { -2.5f, 0.0f, 7.0f }; /* the shared expert's gate, a logit per token */
+    HC_ASSERT_OK(c->ops->gate_rows(c, want, gate, n_tok, dim));
+    CU_ASSERT_EQUAL(hc_cu_gate_rows(NULL, got, gate, n_tok, dim), cudaSuccess);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
 
     uint16_t *h = malloc(n * 2);
     CU_ASSERT_EQUAL(hc_cu_to_f16(NULL, x, h, n), cudaSuccess);

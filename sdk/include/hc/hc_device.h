@@ -121,6 +121,9 @@ typedef struct hc_device_ops {
        copies to or from the host, runs in order as without the marks. After 0 the recorded work is
        enqueued; a pass that failed still calls 0. */
     hc_status (*graph_step)(hc_device *d, int begin);
+    /* optional (NULL where absent), since ABI 5: y[t][i] *= sigmoid(g[t]) for t < n_tok, i < width, g
+       n_tok floats in device memory: qwen2moe's shared-expert gate without a trip to the host */
+    hc_status (*gate_rows)(hc_device *d, float *y, const float *g, int n_tok, int width);
 } hc_device_ops;
 
 struct hc_device {
