@@ -79,10 +79,9 @@ typedef struct cuda_device {
     size_t attn_scratch_bytes;
     cu_stage stage[CU_STAGE_SLOTS];
     int next_stage;
-    /* graphs: within graph_step(1) .. graph_step(0), on the thread that began it */
+    /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
-    int in_step, capturing;
-    pthread_t step_thread;
+    int capturing;
     int seg, seg_ops;       /* the current stretch and its ops so far */
     cu_segment segs[CU_GRAPH_SEGMENTS];
 } cuda_device;
@@ -135,6 +134,10 @@ static hc_status enter(cuda_device *c, const char *op)
 
 /* ---------------- CUDA graphs ---------------- */
 
+/* The device whose pass this thread runs (graph_step(1) .. (0)), NULL outside one: ops from other
+ * threads (the host's branch threads waiting for their inputs) neither end nor join a stretch. */
+static _Thread_local cuda_device *step_device;
+
 /* Ends the current stretch: a recorded one becomes its executable graph (updated in place when its
  * shape is the last pass's, else instantiated anew) and is launched; a plain one is only counted. */
 static hc_status graph_end_segment(cuda_device *c)
@@ -171,7 +174,7 @@ static hc_status graph_end_segment(cuda_device *c)
  * capture may hold none of those), and the op runs as it would without graphs. */
 static hc_status graph_flush(cuda_device *c)
 {
-    if (!c->in_step || !pthread_equal(pthread_self(), c->step_thread) || !c->seg_ops) return HC_OK;
+    if (step_device != c || !c->seg_ops) return HC_OK;
     return graph_end_segment(c);
 }
 
@@ -180,7 +183,7 @@ static hc_status graph_flush(cuda_device *c)
  * all of HC_CUDA_GRAPH_OPS) in the last pass. */
 static hc_status graph_op(cuda_device *c)
 {
-    if (!c->in_step || !pthread_equal(pthread_self(), c->step_thread)) return HC_OK;
+    if (step_device != c) return HC_OK;
     if (c->seg_ops >= c->graph_ops) {
         hc_status st = graph_end_segment(c);
         if (st != HC_OK) return st;
@@ -202,14 +205,13 @@ static hc_status cuda_graph_step(hc_device *d, int begin)
 {
     cuda_device *c = impl(d);
     hc_status st = HC_OK;
-    if (c->in_step && pthread_equal(pthread_self(), c->step_thread) && c->seg_ops) st = graph_end_segment(c);
-    c->in_step = 0;
+    if (step_device == c && c->seg_ops) st = graph_end_segment(c);
+    if (step_device == c) step_device = NULL;
     c->capturing = 0;
     if (!begin || !c->graph_ops) return st;
     if (st != HC_OK) return st;
     if ((st = enter(c, "graph_step")) != HC_OK) return st;
-    c->in_step = 1;
-    c->step_thread = pthread_self();
+    step_device = c;
     c->seg = 0;
     c->seg_ops = 0;
     return HC_OK;
@@ -949,6 +951,7 @@ static void cuda_destroy(hc_device *d)
             cudaGraph_t g = NULL;
             if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess) cudaGraphDestroy(g);
         }
+        if (step_device == c) step_device = NULL;
         if (c->has_stream) cudaStreamSynchronize(c->stream);
         for (int i = 0; i < CU_GRAPH_SEGMENTS; i++)
             if (c->segs[i].has_exec) cudaGraphExecDestroy(c->segs[i].exec);
