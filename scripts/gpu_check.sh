@@ -17,7 +17,8 @@
 # (the GPU's memory bandwidth when its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
-# (limits in section 6); a failed test suite or comparison is rerun once with CUDA_LAUNCH_BLOCKING=1 and
+# (limits in section 6), or decode steps fail as CUDA graphs (the run then goes on without them:
+# HC_CUDA_GRAPH_OPS=0); a failed test suite or comparison is rerun once with CUDA_LAUNCH_BLOCKING=1 and
 # under compute-sanitizer's memcheck (when there is one), into gpu_check.log, to name the failing kernel.
 # SIGTERM or SIGINT (a time limit) still writes summary.md, with the interruption as a failure.
 set -uo pipefail
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --deps) deps=$2; shift ;;
     --skip-8b) skip8b=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -230,10 +231,14 @@ if [ "$dry" = 1 ]; then
   [ -f "$build/cuda-emu/plugins/hc-device-cuda.so" ] && cmp_dev=(--device cuda --plugin-dir "$build/cuda-emu/plugins")
   threads=2
   smol=(--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512)
+  moe=(--arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512)
   big=(--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 320 --vocab 1024)
   n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20
 else
   smol=(--dim 576 --layers 30 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)
+  # a small qwen2moe (16 experts, 4 per token, a gated shared expert): experts routed on the device
+  # (no branches) and through the host (W3 + 10%: the routed experts' branches)
+  moe=(--arch qwen2moe --dim 512 --layers 4 --heads 8 --kv-heads 2 --ffn 1024 --experts 16 --top-k 4 --vocab 32000)
   big=(--dim 4096 --layers 8 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256)
   n_gen=64 n_dec=64 n_pre=128 reps=3
   p_long=400 # a prompt of 400: batches above 8 tokens (the f16 tensor-core GEMM of quantized weights),
@@ -255,6 +260,7 @@ make_model() { # name, synth arguments...: f16 synth, then W3 g128 + 10% branche
   record "compress-$name" "{\"seconds_since_start\": $(elapsed), \"f16_bytes\": $(stat -c %s "$models/$name.gguf"), \"w3_bytes\": $(stat -c %s "$models/$name.w3.gguf")}"
 }
 make_model smollm2 "${smol[@]}" || fail "the SmolLM2-shaped model could not be made (see gpu_check.log)"
+make_model moe "${moe[@]}" || fail "the qwen2moe-shaped model could not be made (see gpu_check.log)"
 
 # ---------------- 6. logits: the device against the cpu device ----------------
 # hc-compare-devices gives max_abs_diff (the largest |device - cpu| over every logit of every step; null
@@ -303,9 +309,11 @@ compare() { # label, kind (float|w3), model, options...
   say "compare: $label"
   local res checked # (no local may shadow a global of finish: the trap may run it inside a function)
   local run=("$cmp" -m "$model" "${cmp_dev[@]}" -n "$n_gen" --threads "$threads" "$@")
+  compared_ok=0
   if res=$("${run[@]}" 2>> "$log"); then
     if checked=$(check_logits "$kind" "$res"); then
       record "logits-$label" "$checked"
+      compared_ok=1
       return
     fi
     record "logits-$label" "${checked:-\"unreadable output\"}"
@@ -321,10 +329,22 @@ elif [ "$dry" = 1 ]; then record logits-stories260K '"skipped: no stories260K he
 else record logits-stories260K '"stories260K not carried (gpu-deps/models)"'; fail "stories260K is missing: carry gpu-deps"
 fi
 compare smollm2-f16 float "$models/smollm2.gguf" --no-comp
+if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GRAPH_OPS:-}" ]; then
+  # decode steps run as CUDA graphs by default: when plain launches pass, the rest goes without graphs
+  HC_CUDA_GRAPH_OPS=0 compare smollm2-f16-nographs float "$models/smollm2.gguf" --no-comp
+  if [ "$compared_ok" = 1 ]; then
+    export HC_CUDA_GRAPH_OPS=0
+    fail "CUDA graphs: smollm2-f16 fails with them and passes without (HC_CUDA_GRAPH_OPS=0 from here on)"
+  fi
+fi
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
+# graphs between the branches' hand-offs (stretches of 5 ops; the default needs 8)
+[ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=5 compare smollm2-w3-b10-serial-graphs5 w3 "$models/smollm2.w3.gguf" --sched serial
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
 compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
+compare moe-f16 float "$models/moe.gguf" --no-comp
+compare moe-w3-b10 w3 "$models/moe.w3.gguf"
 
 # ---------------- 7. bench ----------------
 # skip_optional LABEL WHAT: 0 (and the step recorded as skipped) when the budget is spent
@@ -385,7 +405,8 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     got[r["label"]] = r["result"]
 want = ["compress-smollm2", "logits-smollm2-f16", "logits-smollm2-w3-b10", "logits-smollm2-w3-b10-kvf16",
-        "logits-smollm2-f16-long", "logits-smollm2-w3-b10-long", "bench-smollm2-w3-b10", "bench-smollm2-f16"]
+        "logits-smollm2-f16-long", "logits-smollm2-w3-b10-long", "bench-smollm2-w3-b10", "bench-smollm2-f16",
+        "compress-moe", "logits-moe-f16", "logits-moe-w3-b10"]
 if sys.argv[2] != "1" and not isinstance(got.get("llama3-8b-shape"), str):
     want += ["compress-llama3-8b-8l", "bench-llama3-8b-8l-f16", "bench-llama3-8b-8l-w3-b10"]
 bad = [w for w in want if not isinstance(got.get(w), dict)]

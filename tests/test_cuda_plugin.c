@@ -259,6 +259,80 @@ static void check_matmul(hc_device *g)
     CU_ASSERT_EQUAL(g->ops->check_weights(g, &packed), HC_E_UNSUPPORTED);
 }
 
+/* Experts routed on the device: top-k and weights of plain logits, the GEMVs by id against each routed
+ * row times its expert's slice dequantized, the combine against its sum. */
+static void check_moe(hc_device *g)
+{
+    /* top-2 of 4 experts, normalised, for 2 tokens */
+    const float lg[8] = { 0.5f, 3.0f, -1.0f, 2.0f, 1.0f, 1.0f, 4.0f, 1.0f };
+    float *dlg = to_gpu(g, lg, sizeof lg), *dw = NULL;
+    int32_t *dids = NULL;
+    HC_ASSERT_OK(g->ops->alloc(g, 4 * sizeof(int32_t), (void **)&dids));
+    HC_ASSERT_OK(g->ops->alloc(g, 4 * sizeof(float), (void **)&dw));
+    HC_ASSERT_OK(g->ops->moe_topk(g, dlg, 2, 4, 2, 1, dids, dw));
+    int32_t ids[4];
+    float *w = from_gpu(g, dw, 4);
+    HC_ASSERT_OK(g->ops->download(g, ids, dids, sizeof ids));
+    double e1 = 1.0 / (1.0 + exp(-1.0)); /* softmax of (3, 2) over the two chosen: e^3 / (e^3 + e^2) */
+    CU_ASSERT(ids[0] == 1 && ids[1] == 3 && ids[2] == 2 && ids[3] == 0); /* token 1: 4, then the first of three 1s */
+    CU_ASSERT(fabs(w[0] - e1) < 1e-6 && fabs(w[1] - (1 - e1)) < 1e-6);
+    CU_ASSERT(fabs(w[2] + w[3] - 1.0) < 1e-6);
+    free(w);
+    CU_ASSERT_EQUAL(g->ops->moe_topk(g, dlg, 1, 4, 5, 0, dids, dw), HC_E_UNSUPPORTED); /* more choices than experts */
+
+    /* GEMVs by id: 3 experts of 40 x 256, rows { 1, 2, 0, 2 } of 2 tokens (x_div 2) */
+    const hc_dtype types[] = { HC_F16, HC_Q4_K };
+    const int32_t rids[4] = { 1, 2, 0, 2 };
+    int E = 3, n_rows = 4;
+    int64_t in = 256, out = 40;
+    HC_ASSERT_OK(g->ops->upload(g, dids, rids, sizeof rids));
+    float *x = rnd_floats((size_t)2 * in, 1.0f), *want = malloc((size_t)n_rows * out * sizeof *want), *dy = NULL;
+    float *dx = to_gpu(g, x, (size_t)2 * in * sizeof *x);
+    HC_ASSERT_OK(g->ops->alloc(g, (size_t)n_rows * out * sizeof(float), (void **)&dy));
+    for (int ti = 0; ti < 2; ti++) {
+        size_t bytes;
+        uint8_t *wh = hc_test_weights(types[ti], (int64_t)E * out, in, &bytes, &rng_state);
+        hc_tensor t3 = { .name = "exps", .dtype = types[ti], .n_dims = 3, .ne = { in, out, E, 1 }, .nbytes = bytes, .device = g };
+        t3.data = to_gpu(g, wh, bytes);
+        float *wrow = malloc((size_t)in * sizeof *wrow);
+        for (int r = 0; r < n_rows; r++) /* the row on its expert's slice, dequantized, in double */
+            for (int64_t o = 0; o < out; o++) {
+                hc_dequantize_row(types[ti], wh + (size_t)rids[r] * (bytes / (size_t)E) + hc_dtype_row_bytes(types[ti], in) * (size_t)o,
+                                  wrow, in);
+                double s = 0;
+                for (int64_t i = 0; i < in; i++) s += (double)wrow[i] * x[(size_t)(r / 2) * in + i];
+                want[(size_t)r * out + o] = (float)s;
+            }
+        free(wrow);
+        HC_ASSERT_OK(g->ops->matmul_id(g, &t3, NULL, NULL, 1, NULL, 0)); /* the probe: it can */
+        HC_ASSERT_OK(g->ops->matmul_id(g, &t3, dids, dx, 2, dy, n_rows));
+        float *got = from_gpu(g, dy, (size_t)n_rows * out);
+        int bad = count_far(got, want, (size_t)n_rows * out, 2e-4);
+        if (bad) fprintf(stderr, "  matmul_id %s: %d wrong\n", hc_dtype_name(types[ti]), bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        free(got);
+        g->ops->free(g, t3.data);
+        free(wh);
+    }
+    hc_tensor i8 = { .name = "i8", .dtype = HC_I8, .n_dims = 3, .ne = { 256, 4, 2, 1 }, .data = (void *)1 };
+    CU_ASSERT_EQUAL(g->ops->matmul_id(g, &i8, NULL, NULL, 1, NULL, 0), HC_E_UNSUPPORTED);
+
+    /* combine: 2 tokens of 2 rows (the rows of dy, weights as routed) */
+    const float wt[4] = { 0.75f, 0.25f, -0.5f, 2.0f };
+    float *dwt = to_gpu(g, wt, sizeof wt), *dout = NULL, *ref = malloc((size_t)2 * out * sizeof *ref);
+    float *rows = from_gpu(g, dy, (size_t)n_rows * out);
+    HC_ASSERT_OK(g->ops->alloc(g, (size_t)2 * out * sizeof(float), (void **)&dout));
+    HC_ASSERT_OK(g->ops->moe_combine(g, dy, dwt, 2, 2, (int)out, dout));
+    for (int t = 0; t < 2; t++)
+        for (int64_t o = 0; o < out; o++)
+            ref[t * out + o] = wt[2 * t] * rows[(2 * t) * out + o] + wt[2 * t + 1] * rows[(2 * t + 1) * out + o];
+    float *got = from_gpu(g, dout, (size_t)2 * out);
+    CU_ASSERT_EQUAL(count_far(got, ref, (size_t)2 * out, 1e-6), 0);
+    free(got), free(rows), free(ref), free(x), free(want);
+    void *ptrs[] = { dlg, dw, dids, dx, dy, dwt, dout };
+    for (int i = 0; i < 7; i++) g->ops->free(g, ptrs[i]);
+}
+
 static void check_get_rows(pair *p)
 {
     int64_t width = 96, vocab = 50;
@@ -635,6 +709,7 @@ static void run_gpu_checks(const hc_device_plugin_ops *ops)
     check_matmul(p.gpu);
     check_get_rows(&p);
     check_row_ops(&p);
+    check_moe(p.gpu);
     CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
     check_graphs(ops);
     hc_device_config bad = { .device_index = 999 };

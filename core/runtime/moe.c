@@ -1,6 +1,7 @@
 /* moe.c: the mixture-of-experts stages of a context: route (router matmul, softmax, top-k, rows
  * grouped by expert), per-expert matmuls on 2-D views of the 3-D expert tensors, act, weighted
- * combine, and the shared expert's sigmoid gate; every step is a device op (see moe.h). */
+ * combine, and the shared expert's sigmoid gate; every step is a device op (see moe.h), and short
+ * passes are routed on the device where it can. */
 #include "moe.h"
 
 #include <math.h>
@@ -31,7 +32,15 @@ hc_status hc_moe_ctx_create(hc_context *c, hc_moe_ctx **out)
     r->layer = -1;
     r->n_expert = E;
     r->k = cfg->n_expert_used;
-    hc_status st = c->dev->ops->alloc(c->dev, (size_t)c->n_batch * E * sizeof(float), (void **)&m->dev_logits);
+    hc_device *d = c->dev;
+    hc_status st = d->ops->alloc(d, (size_t)c->n_batch * E * sizeof(float), (void **)&m->dev_logits);
+    if (st == HC_OK && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* routing on the device */
+        size_t n = (size_t)(rows < HC_MOE_DEVICE_ROWS ? rows : HC_MOE_DEVICE_ROWS);
+        st = d->ops->alloc(d, n * sizeof *m->dev_ids, (void **)&m->dev_ids);
+        if (st == HC_OK) st = d->ops->alloc(d, n * sizeof *m->dev_weights, (void **)&m->dev_weights);
+        if (st == HC_OK && !(m->dev_layer_ok = malloc((size_t)cfg->n_layer))) st = hc_error(HC_E_NOMEM, "context: out of memory");
+        if (st == HC_OK) memset(m->dev_layer_ok, -1, (size_t)cfg->n_layer);
+    }
     if (st == HC_OK &&
         (!(m->logits = malloc((size_t)c->n_batch * E * sizeof *m->logits)) || !(m->probs = malloc((size_t)E * sizeof *m->probs)) ||
          !(m->order = malloc((size_t)E * sizeof *m->order)) || !(r->seg_off = malloc((size_t)E * sizeof *r->seg_off)) ||
@@ -52,6 +61,9 @@ void hc_moe_ctx_free(hc_context *c, hc_moe_ctx *m)
 {
     if (!m) return;
     c->dev->ops->free(c->dev, m->dev_logits);
+    c->dev->ops->free(c->dev, m->dev_ids);
+    c->dev->ops->free(c->dev, m->dev_weights);
+    free(m->dev_layer_ok);
     hc_moe_routing *r = &m->route;
     free(m->logits);
     free(m->probs);
@@ -87,7 +99,8 @@ hc_status hc_moe_attach_branches(hc_context *c, hc_stage *s, const hc_comp_ops *
     return HC_OK;
 }
 
-const hc_moe_routing *hc_moe_routing_of(const hc_context *c) { return c->moe ? &c->moe->route : NULL; }
+/* The host's view of the routing: none when the device routed the layer (nothing on the host needed it). */
+const hc_moe_routing *hc_moe_routing_of(const hc_context *c) { return c->moe && !c->moe->route.on_device ? &c->moe->route : NULL; }
 
 hc_tensor hc_moe_expert_view(const hc_tensor *t, int e)
 {
@@ -132,7 +145,31 @@ void hc_moe_route_token(const float *logits, int n, int k, int norm, float *prob
         for (int j = 0; j < k; j++) weights[j] /= wsum;
 }
 
-/* Router logits, top-k per token, the rows grouped by expert, in0's rows gathered into out. */
+/* Whether route stage s's layer is routed on the device in this pass of n tokens: the device has the
+ * ops and reads the layer's expert weights by id (asked once per layer), the rows fit, and nothing on
+ * the host needs the routing (an observer, or an expert branch that runs: those of the stages after
+ * s in its layer). */
+static int routed_on_device(hc_context *c, const hc_stage *s, int n)
+{
+    hc_moe_ctx *m = c->moe;
+    hc_device *d = c->dev;
+    const hc_model_config *cfg = &c->model->cfg;
+    if (!m->dev_ids || m->observer || c->observer || n * cfg->n_expert_used > HC_MOE_DEVICE_ROWS) return 0;
+    if (s->layer < 0 || s->layer >= cfg->n_layer) return 0;
+    for (const hc_stage *q = s + 1; q < c->stages + c->n_stages && q->layer == s->layer; q++)
+        if (c->brt && q->expert_branch && q->branch_enabled > 0 && q->active_rank > 0) return 0;
+    signed char *ok = &m->dev_layer_ok[s->layer];
+    if (*ok < 0) {
+        const hc_moe_layer *L = &c->model->layers[s->layer].moe;
+        *ok = 1;
+        for (int p = 0; p < HC_EXP_COUNT && *ok; p++) *ok = d->ops->matmul_id(d, &L->exps[p], NULL, NULL, 1, NULL, 0) == HC_OK;
+        hc_clear_error();
+    }
+    return *ok;
+}
+
+/* Router logits, top-k per token, the rows grouped by expert, in0's rows gathered into out; or all of
+ * it on the device (routed_on_device), its rows token-major and not gathered. */
 static hc_status run_route(hc_context *c, const hc_stage *s, int n)
 {
     hc_device *d = c->dev;
@@ -143,7 +180,16 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
     const float *xn = c->buf[s->in0];
     float *moe_x = c->buf[s->out];
     hc_status st = d->ops->matmul(d, s->weight, xn, m->dev_logits, n);
-    if (st == HC_OK) st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
+    if (st != HC_OK) return st;
+    r->on_device = routed_on_device(c, s, n);
+    if (r->on_device) {
+        *r = (hc_moe_routing){ .layer = s->layer, .n_tok = n, .k = k, .n_rows = n * k, .n_expert = E, .seg_off = r->seg_off,
+                               .seg_n = r->seg_n, .row_token = r->row_token, .row_weight = r->row_weight,
+                               .tok_expert = r->tok_expert, .tok_weight = r->tok_weight, .tok_row = r->tok_row,
+                               .on_device = 1, .src = xn, .gathered = moe_x };
+        return d->ops->moe_topk(d, m->dev_logits, n, E, k, cfg->norm_topk_prob, m->dev_ids, m->dev_weights);
+    }
+    st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
     if (st != HC_OK) return st;
     r->layer = s->layer;
     r->n_tok = n;
@@ -186,6 +232,10 @@ static hc_status run_expert_linear(hc_context *c, const hc_stage *s)
     int in = (int)s->weight->ne[0], out = (int)s->weight->ne[1];
     const float *x = c->buf[s->in0];
     float *y = c->buf[s->out];
+    if (r->on_device) { /* gate and up read the route's input rows, each k times (x_div) */
+        int from_src = x == r->gathered;
+        return d->ops->matmul_id(d, s->weight, m->dev_ids, from_src ? r->src : x, from_src ? r->k : 1, y, r->n_rows);
+    }
     for (int e = 0; e < r->n_expert; e++) {
         if (!r->seg_n[e]) continue;
         const float *xe = x + (size_t)r->seg_off[e] * in;
@@ -208,6 +258,7 @@ static hc_status run_combine(hc_context *c, const hc_stage *s, int n)
     if (r->layer != s->layer || r->n_tok != n) return hc_error(HC_E_STATE, "stage %s runs before its layer's routing", s->name);
     int dim = c->width[s->out];
     float *y = c->buf[s->in0], *out = c->buf[s->out];
+    if (r->on_device) return d->ops->moe_combine(d, y, c->moe->dev_weights, n, r->k, dim, out);
     hc_status st = HC_OK;
     for (int row = 0; row < r->n_rows && st == HC_OK; row++) st = d->ops->scale(d, y + (size_t)row * dim, (size_t)dim, r->row_weight[row]);
     for (int t = 0; t < n && st == HC_OK; t++) {

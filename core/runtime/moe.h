@@ -1,6 +1,8 @@
 /* moe.h: mixture-of-experts execution in a context: routing (softmax over the router's logits,
  * top-k, optional renormalisation), the routed rows grouped by expert, expert matmuls on 2-D views
- * of the 3-D expert tensors, the weighted combination, and qwen2moe's shared-expert gate.
+ * of the 3-D expert tensors, the weighted combination, and qwen2moe's shared-expert gate. A pass of
+ * at most HC_MOE_DEVICE_ROWS routed rows on a device with the ops for it is routed there instead,
+ * when no expert branch or observer needs the routing on the host: no trip to the host per layer.
  *
  * A MoE layer's FFN is a run of stages (pipeline_default.c):
  *   ffn_gate_inp   MOE_ROUTE    xn -> moe_x        router, top-k; rows of xn gathered by expert
@@ -24,6 +26,9 @@
 
 struct hc_context;
 
+/* Routed rows (tokens x k) up to which a pass is routed on the device (decode, short batches). */
+#define HC_MOE_DEVICE_ROWS 64
+
 /* The routing of the current batch in the layer whose MOE_ROUTE stage ran last. */
 typedef struct hc_moe_routing {
     int layer;                /* -1 before the first route */
@@ -35,6 +40,11 @@ typedef struct hc_moe_routing {
     int *tok_expert;          /* [n_tok * k] the chosen experts of token t, best first */
     float *tok_weight;        /* [n_tok * k] their weights */
     int *tok_row;             /* [n_tok * k] the row of each choice */
+    /* routed on the device (the ops moe_topk, matmul_id, moe_combine): the host arrays above are not
+       filled; rows are token-major (row t k + j: token t's choice j), their experts and weights in
+       hc_moe_ctx.dev_ids/dev_weights, and the gathered input rows are read from src (x_div k) */
+    int on_device;
+    const float *src, *gathered;
 } hc_moe_routing;
 
 /* Calibration hook: called by MOE_LINEAR stages with one expert's routed rows (device memory of
@@ -44,6 +54,9 @@ typedef hc_status (*hc_expert_observer)(void *ctx, int layer, int proj, int expe
 typedef struct hc_moe_ctx {
     hc_moe_routing route;
     float *dev_logits;        /* device [n_batch][max(n_expert, 1)]: router logits / shared-expert gate */
+    int32_t *dev_ids;         /* device [n_batch * k]: routing on the device (NULL where it cannot) */
+    float *dev_weights;       /* device [n_batch * k] */
+    signed char *dev_layer_ok;/* [n_layer]: the layer's expert weights can be read by id (-1: not asked yet) */
     float *logits;            /* host copy */
     float *probs;             /* host [n_expert] scratch */
     int *order;               /* host [n_expert] scratch */

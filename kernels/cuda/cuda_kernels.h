@@ -23,6 +23,19 @@ cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t 
 cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
                        const float *x, float *y);
 
+/* y[r][o] = sum_k W_e[o][k] x[r / x_div][k] for o < out, r < n_rows, e = ids[r] (device memory): the
+ * routed experts' GEMVs, W_e at w + e slice (bytes). */
+cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice, const int32_t *ids, size_t row_bytes,
+                          int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows);
+
+/* Per token t < n_tok: softmax of logits[t][0 .. n_expert), its k best experts (ties: the lower index)
+ * into ids[t k + j] with their probabilities in weights[t k + j], divided by their sum when norm
+ * (n_expert <= HC_CU_MOE_MAX_EXPERTS, k <= HC_CU_MOE_MAX_K). */
+cudaError_t hc_cu_moe_topk(cudaStream_t s, const float *logits, int n_tok, int n_expert, int k, int norm, int32_t *ids,
+                           float *weights);
+/* out[t][c] = sum_j weights[t k + j] y[t k + j][c] for t < n_tok, c < width */
+cudaError_t hc_cu_moe_combine(cudaStream_t s, const float *y, const float *weights, int n_tok, int k, int width, float *out);
+
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
 
 /* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */

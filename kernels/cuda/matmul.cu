@@ -1,6 +1,7 @@
 /* matmul.cu: the weight kernels: dequantizing rows to f32 or f16 (get_rows, and the n_tok > 1 matmul
  * before cuBLAS) and the warp-per-row dequant-GEMVs for one token (by runs, or by elements where rows
- * are not in runs of 32 or not aligned); one instance per weight type. */
+ * are not in runs of 32 or not aligned), also per routed row with its expert's weights; one instance
+ * per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 
@@ -17,9 +18,21 @@ __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t 
     }
 }
 
+/* The GEMVs compute y = W x for one row of x per blockIdx.y: y and x of row blockIdx.y (x's row
+ * blockIdx.y / x_div) and, with ids, the weights of expert ids[blockIdx.y] (slices of slice bytes). */
+#define HC_CU_GEMV_ROW_OPERANDS()                                                                  \
+    do {                                                                                           \
+        unsigned r_ = blockIdx.y;                                                                  \
+        if (ids) w += (size_t)ids[r_] * slice;                                                     \
+        x += (size_t)(r_ / (unsigned)x_div) * (size_t)in;                                          \
+        y += (size_t)r_ * (size_t)out;                                                             \
+    } while (0)
+
 template <int DT>
-__global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y)
+__global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y,
+                            const int32_t *ids, size_t slice, int x_div)
 {
+    HC_CU_GEMV_ROW_OPERANDS();
     int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     float s = hc_cu_gemv_lane_partial(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
@@ -29,8 +42,9 @@ __global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int6
 
 template <int DT>
 __global__ void gemv_runs_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
-                                 const float *__restrict__ x, float *y)
+                                 const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
 {
+    HC_CU_GEMV_ROW_OPERANDS();
     int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     float s = hc_cu_gemv_lane_runs(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
@@ -76,20 +90,42 @@ extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void 
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                                  const float *x, float *y)
+/* n_rows GEMVs in one launch (gridDim.y): row r of y from row r / x_div of x, with the weights at w,
+ * or with ids those of slice ids[r] (w + ids[r] slice). */
+static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
+                             const float *x, float *y, const int32_t *ids, size_t slice, int x_div, int n_rows)
 {
-    if (out <= 0) return cudaSuccess;
+    if (out <= 0 || n_rows <= 0) return cudaSuccess;
+    if (x_div <= 0 || (unsigned)n_rows > HC_CU_MAX_GRID_YZ) return cudaErrorInvalidValue;
     hc_cu_launch l = hc_cu_gemv_geometry(out);
+    l.grid.y = (unsigned)n_rows;
     const uint8_t *wb = (const uint8_t *)w;
-    if (hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w, row_bytes, (uintptr_t)x)) {
-#define LAUNCH(T) gemv_runs_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y)
+    /* every slice and every row of x must meet the runs kernel's alignment, as the first does */
+    if (hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w | (ids ? slice : 0), row_bytes, (uintptr_t)x)) {
+#define LAUNCH(T)                                                                                  \
+    gemv_runs_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, \
+                                                                                        slice, x_div)
         HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
         return cudaGetLastError();
     }
-#define LAUNCH(T) gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y)
+#define LAUNCH(T)                                                                                  \
+    gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, \
+                                                                                   x_div)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
+                                  const float *x, float *y)
+{
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, NULL, 0, 1, 1);
+}
+
+extern "C" cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice, const int32_t *ids, size_t row_bytes,
+                                     int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows)
+{
+    if (!ids) return cudaErrorInvalidValue;
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, ids, slice, x_div, n_rows);
 }

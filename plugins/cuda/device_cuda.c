@@ -13,6 +13,7 @@
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 #include "gemm_f16.cuh"
+#include "moe.cuh"
 #include "hc/hc_device.h"
 #include "hc/hc_plugin.h"
 #include "hc/hc_quant.h"
@@ -925,6 +926,57 @@ static hc_status cuda_gate_rows(hc_device *d, float *y, const float *g, int n_to
     return HC_OK;
 }
 
+/* ---------------- experts routed on the device ---------------- */
+
+static hc_status cuda_moe_topk(hc_device *d, const float *logits, int n_tok, int n_expert, int k, int norm, int32_t *ids,
+                               float *weights)
+{
+    if (n_tok < 0 || n_expert <= 0 || n_expert > HC_CU_MOE_MAX_EXPERTS || k <= 0 || k > n_expert || k > HC_CU_MOE_MAX_K)
+        return hc_error(HC_E_UNSUPPORTED, "cuda moe_topk: %d of %d experts (the kernel takes up to %d of %d)", k, n_expert,
+                        HC_CU_MOE_MAX_K, HC_CU_MOE_MAX_EXPERTS);
+    hc_status st = enter(impl(d), "moe_topk");
+    if (st == HC_OK) st = graph_op(impl(d));
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_moe_topk(impl(d)->stream, logits, n_tok, n_expert, k, norm, ids, weights), "moe_topk");
+    return HC_OK;
+}
+
+/* The routed experts' GEMVs: the type's kernel by id, or the packed format's gemv_id. */
+static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t *ids, const float *x, int x_div, float *y,
+                                int n_rows)
+{
+    cuda_device *c = impl(d);
+    const hc_quant_cuda_kernels *k;
+    hc_status st = check_format(w, "matmul_id", &k);
+    if (st != HC_OK) return st;
+    int64_t n_expert = w->ne[2] > 1 ? w->ne[2] : 1, in = w->ne[0], out = w->ne[1];
+    size_t slice = w->nbytes / (size_t)n_expert;
+    if (k && !k->gemv_id)
+        return hc_error(HC_E_UNSUPPORTED, "cuda matmul_id %s: the %s kernels have no expert GEMV", tname(w), k->name);
+    if (n_rows < 0 || n_rows > (int)HC_CU_MAX_GRID_YZ || x_div < 1)
+        return hc_error(HC_E_ARG, "cuda matmul_id %s: %d rows (at most %u), x_div %d", tname(w), n_rows, HC_CU_MAX_GRID_YZ, x_div);
+    if (!n_rows) return HC_OK;
+    if (!w->data) return hc_error(HC_E_ARG, "cuda matmul_id %s: the tensor has no data", tname(w));
+    if ((st = enter(c, "matmul_id")) != HC_OK || (st = graph_op(c)) != HC_OK) return st;
+    if (k)
+        CU_CHECK((cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y),
+                 "matmul_id (packed expert gemv kernel)");
+    else
+        CU_CHECK(hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div,
+                               y, n_rows), "matmul_id");
+    return HC_OK;
+}
+
+static hc_status cuda_moe_combine(hc_device *d, const float *y, const float *weights, int n_tok, int k, int width, float *out)
+{
+    if (n_tok < 0 || k <= 0 || width < 0) return hc_error(HC_E_ARG, "cuda moe_combine: bad shape %d x %d x %d", n_tok, k, width);
+    hc_status st = enter(impl(d), "moe_combine");
+    if (st == HC_OK) st = graph_op(impl(d));
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_moe_combine(impl(d)->stream, y, weights, n_tok, k, width, out), "moe_combine");
+    return HC_OK;
+}
+
 /* dst (f32 or f16) = n floats of src: the KV cache's rows. */
 static hc_status cuda_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
 {
@@ -1015,6 +1067,9 @@ static const hc_device_ops cuda_ops = {
     .check_weights = cuda_check_weights,
     .graph_step = cuda_graph_step,
     .gate_rows = cuda_gate_rows,
+    .moe_topk = cuda_moe_topk,
+    .matmul_id = cuda_matmul_id,
+    .moe_combine = cuda_moe_combine,
 };
 
 /* HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a single-token pass, 0 for no graphs. */

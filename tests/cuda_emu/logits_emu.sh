@@ -63,6 +63,8 @@ compare llama-w3-async w3 "$tmp/llama.w3.gguf" -n 32 -p 40
 compare llama-w3-serial-kvf16 w3 "$tmp/llama.w3.gguf" -n 32 --sched serial --kv-type f16
 compare moe-f16 float "$tmp/moe.gguf" --no-comp -n 16 -p 20
 compare moe-w3-async w3 "$tmp/moe.w3.gguf" -n 32 -p 20
+# without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
+compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n 16 -p 40
 
 # single-token passes run as CUDA graphs (the default): the graphs were launched, and the logits are
@@ -76,7 +78,7 @@ graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison,
 }
 # (between branch hand-offs a stretch has fewer than the 8 ops a graph needs by default: 5 here)
 for m in "64 llama.gguf --no-comp" "5 llama.gguf --no-comp" "5 llama.w3.gguf --sched serial" "5 llama.w3.gguf --sched async" \
-         "5 moe.w3.gguf --sched serial"; do
+         "5 moe.w3.gguf --sched serial" "64 moe.gguf --no-comp"; do
   set -- $m
   ops=$1 model=$tmp/$2
   shift 2

@@ -374,6 +374,110 @@ static void test_qrtn(void)
                 }
                 free(w), free(deq), free(p), free(r32), free(r16);
             }
+    /* by expert: 3 experts of 12 rows, 4 routed rows of 2 tokens, each row as the plain GEMV gives it */
+    for (int bi = 0; bi < 4; bi++) {
+        int bits = bits_all[bi], group = 64, E = 3, re = 12, n_rows = 4;
+        int64_t cols = 576;
+        const int32_t ids[] = { 2, 0, 2, 1 };
+        float *w = rnd_floats((size_t)E * re * cols, 1.0f), *x = rnd_floats((size_t)2 * cols, 1.0f);
+        size_t slice = hc_qrtn_packed_bytes(bits, group, re, cols);
+        uint8_t *p = malloc((size_t)E * slice);
+        HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, (int64_t)E * re, cols, p));
+        float *y = nan_floats((size_t)n_rows * re), *want = nan_floats((size_t)n_rows * re);
+        long l0 = hc_emu_launches();
+        expect_ran("qrtn gemv_id", l0, api->gemv_id(bits, group, NULL, p, slice, ids, cols, re, x, 2, n_rows, y));
+        for (int r = 0; r < n_rows; r++)
+            CU_ASSERT_EQUAL(api->gemv(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re, x + (size_t)(r / 2) * cols, 1,
+                                      want + (size_t)r * re), 0);
+        CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
+        free(w), free(x), free(p), free(y), free(want);
+    }
+    expect_no_new_faults();
+}
+
+/* ---------------- experts routed on the GPU ---------------- */
+
+/* The host's routing of one token (core/runtime/moe.c), restated: softmax, the k best (ties: the
+ * lower index), their probabilities, divided by their sum when norm. */
+static void ref_topk(const float *lg, int n, int k, int norm, int32_t *ids, float *w)
+{
+    double mx = lg[0], sum = 0, p[1024];
+    for (int e = 1; e < n; e++) mx = lg[e] > mx ? lg[e] : mx;
+    for (int e = 0; e < n; e++) sum += p[e] = exp(lg[e] - mx);
+    double wsum = 0;
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < n; e++)
+            if (p[e] >= 0 && (best < 0 || p[e] > p[best])) best = e;
+        ids[j] = best;
+        w[j] = (float)(p[best] / sum);
+        wsum += p[best] / sum;
+        p[best] = -1;
+    }
+    for (int j = 0; norm && j < k; j++) w[j] = (float)(w[j] / wsum);
+}
+
+static void test_moe(void)
+{
+    /* top-k of 3 tokens: 64 experts choose 8 (normalised, with a tie), 128 choose 8, 40 choose 1 */
+    const int n_tok = 3, experts[] = { 64, 128, 40 }, ks[] = { 8, 8, 1 }, norms[] = { 1, 0, 1 };
+    for (int ci = 0; ci < 3; ci++) {
+        int E = experts[ci], k = ks[ci];
+        float *lg = rnd_floats((size_t)n_tok * E, 3.0f), w[3 * 8], want_w[3 * 8];
+        int32_t ids[3 * 8], want_ids[3 * 8];
+        lg[E + 7] = lg[E + 3] = 9.0f; /* token 1: two equal bests, expert 3 first */
+        long l0 = hc_emu_launches();
+        expect_ran("moe_topk", l0, hc_cu_moe_topk(NULL, lg, n_tok, E, k, norms[ci], ids, w));
+        int bad = 0;
+        for (int t = 0; t < n_tok; t++) {
+            ref_topk(lg + (size_t)t * E, E, k, norms[ci], want_ids + t * k, want_w + t * k);
+            for (int j = 0; j < k; j++)
+                bad += ids[t * k + j] != want_ids[t * k + j] || !(fabsf(w[t * k + j] - want_w[t * k + j]) <= 1e-6f * (1 + want_w[t * k + j]));
+        }
+        if (bad) fprintf(stderr, "  moe_topk %d experts, k %d: %d wrong\n", E, k, bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT(k < 2 || (ids[k] == 3 && ids[k + 1] == 7));
+        free(lg);
+    }
+    CU_ASSERT_NOT_EQUAL(hc_cu_moe_topk(NULL, NULL, 1, 2000, 8, 0, NULL, NULL), cudaSuccess); /* too many experts */
+
+    /* combine: 3 tokens of 4 rows each */
+    int k = 4, width = 100;
+    float *y = rnd_floats((size_t)n_tok * k * width, 1.0f), *wt = rnd_floats((size_t)n_tok * k, 1.0f);
+    float *out = nan_floats((size_t)n_tok * width), *want = malloc((size_t)n_tok * width * sizeof *want);
+    for (int t = 0; t < n_tok; t++)
+        for (int c = 0; c < width; c++) {
+            double s = 0;
+            for (int j = 0; j < k; j++) s += (double)wt[t * k + j] * y[((size_t)t * k + j) * width + c];
+            want[t * width + c] = (float)s;
+        }
+    long l0 = hc_emu_launches();
+    expect_ran("moe_combine", l0, hc_cu_moe_combine(NULL, y, wt, n_tok, k, width, out));
+    CU_ASSERT_EQUAL(count_far(out, want, (size_t)n_tok * width, 1e-6), 0);
+    free(y), free(wt), free(out), free(want);
+
+    /* the experts' GEMVs by id: each routed row as the plain GEMV computes it on its expert's slice */
+    const hc_dtype id_types[] = { HC_F32, HC_F16, HC_Q8_0, HC_Q4_K, HC_Q6_K };
+    for (int ti = 0; ti < 5; ti++) {
+        hc_dtype t = id_types[ti];
+        int E = 3, n_rows = 5, x_div = 2;
+        int64_t in = 256, out_rows = 40;
+        const int32_t ids[] = { 1, 2, 0, 2, 2 };
+        size_t bytes = 0, rb = hc_dtype_row_bytes(t, in);
+        uint8_t *wb = hc_test_weights(t, (int64_t)E * out_rows, in, &bytes, &rng);
+        size_t slice = bytes / (size_t)E;
+        float *x = rnd_floats((size_t)3 * in, 1.0f), *got = nan_floats((size_t)n_rows * out_rows);
+        float *exp_y = nan_floats((size_t)n_rows * out_rows);
+        l0 = hc_emu_launches();
+        expect_ran("gemv_id", l0, hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows));
+        for (int r = 0; r < n_rows; r++)
+            CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, wb + (size_t)ids[r] * slice, rb, in, out_rows, x + (size_t)(r / x_div) * in,
+                                       exp_y + (size_t)r * out_rows), cudaSuccess);
+        int bad = memcmp(got, exp_y, (size_t)n_rows * out_rows * sizeof *got) != 0;
+        if (bad) fprintf(stderr, "  gemv_id %s: rows differ from the plain GEMV's\n", hc_dtype_name(t));
+        CU_ASSERT_EQUAL(bad, 0);
+        free(wb), free(x), free(got), free(exp_y);
+    }
     expect_no_new_faults();
 }
 
@@ -386,6 +490,7 @@ int main(void)
         { "GEMV and dequant_rows kernels of every type against the reference", test_weights },
         { "the f16 GEMM's activation kernels", test_f16_activations },
         { "the rtn/gptq kernels against the reference dequantizer", test_qrtn },
+        { "experts routed on the GPU: top-k, combine, GEMVs by id", test_moe },
         { NULL, NULL },
     };
     int rc = hc_test_run("cuda_emu", cases);

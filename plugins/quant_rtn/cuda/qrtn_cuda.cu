@@ -1,16 +1,26 @@
 /* qrtn_cuda.cu: the CUDA kernels of the rtn/gptq packed format: the fused dequant-GEMV for 1..8 tokens
- * (decode) and rows dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
+ * (decode), also per routed row with its expert's weights, and rows dequantized to f32 or f16
+ * (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
 #include <cuda_runtime_api.h>
 
 #include "qrtn_cuda.cuh"
 #include "qrtn_cuda_api.h"
 
+/* With ids (NT 1), row blockIdx.y of x (its row blockIdx.y / x_div) times the weights of expert
+ * ids[blockIdx.y] (w + ids[r] slice) into row blockIdx.y of y: the routed experts of a MoE layer. */
 template <int BITS, int NT>
 __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uint8_t *__restrict__ w, int group, int64_t cols,
                                                                          int64_t rows, const float *__restrict__ x,
-                                                                         float *__restrict__ y)
+                                                                         float *__restrict__ y, const int32_t *ids, size_t slice,
+                                                                         int x_div)
 {
     extern __shared__ float part[]; /* [warp][HC_QRTN_CU_MAX_TOK] */
+    if (ids) {
+        unsigned r = blockIdx.y;
+        w += (size_t)ids[r] * slice;
+        x += (size_t)(r / (unsigned)x_div) * (size_t)cols;
+        y += (size_t)r * (size_t)rows;
+    }
     int64_t row;
     int wi, wpr, lane;
     hc_qrtn_cu_gemv_thread(rows, cols, blockIdx.x, threadIdx.x, &row, &wi, &wpr, &lane);
@@ -63,7 +73,7 @@ static cudaError_t gemv_bits(cudaStream_t s, int group, const uint8_t *w, int64_
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     switch (n_tok) {
 #define CASE(N)                                                                                                    \
-    case N: qrtn_gemv_kernel<BITS, N><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y); break;
+    case N: qrtn_gemv_kernel<BITS, N><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, nullptr, 0, 1); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default: return cudaErrorInvalidValue;
@@ -83,6 +93,32 @@ static int qrtn_gemv(int bits, int group, void *stream, const void *w, int64_t c
     case 3: return (int)gemv_bits<3>(s, group, wb, cols, rows, x, n_tok, y);
     case 4: return (int)gemv_bits<4>(s, group, wb, cols, rows, x, n_tok, y);
     default: return (int)gemv_bits<8>(s, group, wb, cols, rows, x, n_tok, y);
+    }
+}
+
+template <int BITS>
+static cudaError_t gemv_id_bits(cudaStream_t s, int group, const uint8_t *w, size_t slice, const int32_t *ids, int64_t cols,
+                                int64_t rows, const float *x, int x_div, int n_rows, float *y)
+{
+    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    g.y = (unsigned)n_rows;
+    qrtn_gemv_kernel<BITS, 1><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+    return cudaGetLastError();
+}
+
+static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                        int64_t rows, const float *x, int x_div, int n_rows, float *y)
+{
+    if (!valid(bits, group, cols) || rows < 0 || !ids || x_div < 1 || n_rows < 0 || n_rows > 65535) return (int)cudaErrorInvalidValue;
+    if (rows == 0 || n_rows == 0) return 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    const uint8_t *wb = (const uint8_t *)w;
+    switch (bits) {
+    case 2: return (int)gemv_id_bits<2>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
+    case 3: return (int)gemv_id_bits<3>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
+    case 4: return (int)gemv_id_bits<4>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
+    default: return (int)gemv_id_bits<8>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
     }
 }
 
@@ -113,6 +149,6 @@ static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, i
     }
 }
 
-static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows };
+static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows, qrtn_gemv_id };
 
 extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

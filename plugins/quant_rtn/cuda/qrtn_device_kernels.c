@@ -64,7 +64,14 @@ static int dequant_rows(const void *params, void *stream, const void *w, int64_t
     return api->dequant_rows(p->bits, p->group, stream, w, cols, ids, row0, n_rows, out, out_f16);
 }
 
-static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows };
+static int gemv_id(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols, int64_t rows,
+                   const float *x, int x_div, int n_rows, float *y)
+{
+    const hc_qrtn_params *p = params;
+    return api->gemv_id(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
+}
+
+static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id };
 
 const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
 {

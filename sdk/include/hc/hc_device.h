@@ -124,6 +124,21 @@ typedef struct hc_device_ops {
     /* optional (NULL where absent), since ABI 5: y[t][i] *= sigmoid(g[t]) for t < n_tok, i < width, g
        n_tok floats in device memory: qwen2moe's shared-expert gate without a trip to the host */
     hc_status (*gate_rows)(hc_device *d, float *y, const float *g, int n_tok, int width);
+    /* optional (NULL where absent; all three or none), since ABI 5: experts routed on the device, for
+       passes that need not show the host their routing (no expert branches), so that a MoE layer
+       makes no trip to the host. Rows are token-major: row t * k + j is token t's j-th choice. */
+    /* per token t < n_tok: softmax of logits[t][0 .. n_expert), its k best experts (ties: the lower
+       index) into ids[t * k + j], their probabilities into weights[t * k + j], divided by their sum
+       when norm (all device memory) */
+    hc_status (*moe_topk)(hc_device *d, const float *logits, int n_tok, int n_expert, int k, int norm, int32_t *ids,
+                          float *weights);
+    /* y[r] = W_e x[r / x_div] for r < n_rows, e = ids[r] (device memory), W_e slice e of w [in, out,
+       n_expert]. n_rows 0: HC_OK when the device can read w so (nothing is enqueued), else
+       HC_E_UNSUPPORTED with the reason */
+    hc_status (*matmul_id)(hc_device *d, const hc_tensor *w, const int32_t *ids, const float *x, int x_div, float *y,
+                           int n_rows);
+    /* out[t] = sum_j weights[t * k + j] y[t * k + j] for t < n_tok, rows of width */
+    hc_status (*moe_combine)(hc_device *d, const float *y, const float *weights, int n_tok, int k, int width, float *out);
 } hc_device_ops;
 
 struct hc_device {

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* Raised whenever this table changes; the cuda device refuses a table of another version. */
-#define HC_QUANT_CUDA_ABI 1u
+#define HC_QUANT_CUDA_ABI 2u
 
 /* Every pointer but params is device memory; stream is a cudaStream_t. A kernel returns the
  * cudaError_t of its launch (0: enqueued). The kernels must be built against the same CUDA runtime
@@ -30,6 +30,11 @@ typedef struct hc_quant_cuda_kernels {
        as IEEE f16 (out_f16 1): embeddings, and tiles for a GEMM on many tokens (prefill) */
     int (*dequant_rows)(const void *params, void *stream, const void *w, int64_t cols, const int32_t *ids,
                         int64_t row0, int n_rows, void *out, int out_f16);
+    /* since version 2, optional (NULL: experts in this format are routed through the host): the routed
+       experts' GEMVs, y[r * rows + o] = sum_i W_e[o][i] x[(r / x_div) * cols + i] for r < n_rows, with
+       e = ids[r] and W_e the slice at w + e * slice (bytes) */
+    int (*gemv_id)(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                   int64_t rows, const float *x, int x_div, int n_rows, float *y);
 } hc_quant_cuda_kernels;
 
 #ifdef __cplusplus
