@@ -198,6 +198,13 @@ static hc_status graph_op(cuda_device *c)
     return HC_OK;
 }
 
+/* Before an op that launches on the compute queue: this device current, and the op in its stretch. */
+static hc_status stream_op(cuda_device *c, const char *op)
+{
+    hc_status st = enter(c, op);
+    return st == HC_OK ? graph_op(c) : st;
+}
+
 /* The device op: begin = 1 before a single-token pass, 0 after it. The passes repeat their ops in
  * the same order (positions aside), so each stretch is recorded again and its graph updated. On a
  * failed pass (0 while a stretch is recorded and not flushed) the recording is launched all the same:
@@ -367,8 +374,7 @@ static hc_status cuda_copy(hc_device *d, void *dst, const void *src, size_t n)
 {
     cuda_device *c = impl(d);
     if (!n || dst == src) return HC_OK;
-    hc_status st = enter(c, "copy");
-    if (st == HC_OK) st = graph_op(c);
+    hc_status st = stream_op(c, "copy");
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, c->stream), "copy");
     return HC_OK;
@@ -813,8 +819,7 @@ static hc_status cuda_rmsnorm(hc_device *d, const float *x, const float *w, floa
     cuda_device *c = impl(d);
     if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda rmsnorm: bad shape %d x %d", n_tok, dim);
     if (!n_tok) return HC_OK;
-    hc_status st = enter(c, "rmsnorm");
-    if (st == HC_OK) st = graph_op(c);
+    hc_status st = stream_op(c, "rmsnorm");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_rmsnorm(c->stream, x, w, y, n_tok, dim, eps), "rmsnorm");
     return HC_OK;
@@ -871,8 +876,7 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 
 static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
-    hc_status st = enter(impl(d), "swiglu");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "swiglu");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_swiglu(impl(d)->stream, gate, up, out, n), "swiglu");
     return HC_OK;
@@ -881,8 +885,7 @@ static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, f
 /* gemma's gated FFN */
 static hc_status cuda_geglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
-    hc_status st = enter(impl(d), "geglu");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "geglu");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_geglu(impl(d)->stream, gate, up, out, n), "geglu");
     return HC_OK;
@@ -890,8 +893,7 @@ static hc_status cuda_geglu(hc_device *d, const float *gate, const float *up, fl
 
 static hc_status cuda_add(hc_device *d, float *y, const float *x, size_t n)
 {
-    hc_status st = enter(impl(d), "add");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "add");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_add(impl(d)->stream, y, x, n), "add");
     return HC_OK;
@@ -900,8 +902,7 @@ static hc_status cuda_add(hc_device *d, float *y, const float *x, size_t n)
 static hc_status cuda_add_bias(hc_device *d, float *y, const float *b, int n_tok, int width)
 {
     if (n_tok < 0 || width < 0) return hc_error(HC_E_ARG, "cuda add_bias: bad shape %d x %d", n_tok, width);
-    hc_status st = enter(impl(d), "add_bias");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "add_bias");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_add_bias(impl(d)->stream, y, b, n_tok, width), "add_bias");
     return HC_OK;
@@ -909,8 +910,7 @@ static hc_status cuda_add_bias(hc_device *d, float *y, const float *b, int n_tok
 
 static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
 {
-    hc_status st = enter(impl(d), "scale");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "scale");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_scale(impl(d)->stream, x, n, s), "scale");
     return HC_OK;
@@ -919,8 +919,7 @@ static hc_status cuda_scale(hc_device *d, float *x, size_t n, float s)
 static hc_status cuda_gate_rows(hc_device *d, float *y, const float *g, int n_tok, int width)
 {
     if (n_tok < 0 || width < 0) return hc_error(HC_E_ARG, "cuda gate_rows: bad shape %d x %d", n_tok, width);
-    hc_status st = enter(impl(d), "gate_rows");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "gate_rows");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_gate_rows(impl(d)->stream, y, g, n_tok, width), "gate_rows");
     return HC_OK;
@@ -934,8 +933,7 @@ static hc_status cuda_moe_topk(hc_device *d, const float *logits, int n_tok, int
     if (n_tok < 0 || n_expert <= 0 || n_expert > HC_CU_MOE_MAX_EXPERTS || k <= 0 || k > n_expert || k > HC_CU_MOE_MAX_K)
         return hc_error(HC_E_UNSUPPORTED, "cuda moe_topk: %d of %d experts (the kernel takes up to %d of %d)", k, n_expert,
                         HC_CU_MOE_MAX_K, HC_CU_MOE_MAX_EXPERTS);
-    hc_status st = enter(impl(d), "moe_topk");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "moe_topk");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_moe_topk(impl(d)->stream, logits, n_tok, n_expert, k, norm, ids, weights), "moe_topk");
     return HC_OK;
@@ -957,7 +955,7 @@ static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t 
         return hc_error(HC_E_ARG, "cuda matmul_id %s: %d rows (at most %u), x_div %d", tname(w), n_rows, HC_CU_MAX_GRID_YZ, x_div);
     if (!n_rows) return HC_OK;
     if (!w->data) return hc_error(HC_E_ARG, "cuda matmul_id %s: the tensor has no data", tname(w));
-    if ((st = enter(c, "matmul_id")) != HC_OK || (st = graph_op(c)) != HC_OK) return st;
+    if ((st = stream_op(c, "matmul_id")) != HC_OK) return st;
     if (k)
         CU_CHECK((cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y),
                  "matmul_id (packed expert gemv kernel)");
@@ -970,8 +968,7 @@ static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t 
 static hc_status cuda_moe_combine(hc_device *d, const float *y, const float *weights, int n_tok, int k, int width, float *out)
 {
     if (n_tok < 0 || k <= 0 || width < 0) return hc_error(HC_E_ARG, "cuda moe_combine: bad shape %d x %d x %d", n_tok, k, width);
-    hc_status st = enter(impl(d), "moe_combine");
-    if (st == HC_OK) st = graph_op(impl(d));
+    hc_status st = stream_op(impl(d), "moe_combine");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_moe_combine(impl(d)->stream, y, weights, n_tok, k, width, out), "moe_combine");
     return HC_OK;

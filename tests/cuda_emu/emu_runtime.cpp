@@ -92,17 +92,17 @@ bool stream_ok(cudaStream_t s)
     return !s || streams.count(s);
 }
 
-bool handle_ok(cublasHandle_t h)
+/* h is a live handle of its table (not null) */
+template <class T> bool known(const std::set<T> &table, T h)
 {
     std::lock_guard<std::mutex> g(lock);
-    return h && handles.count(h);
+    return h && table.count(h);
 }
 
-bool event_ok(cudaEvent_t e)
-{
-    std::lock_guard<std::mutex> g(lock);
-    return e && events.count(e);
-}
+bool handle_ok(cublasHandle_t h) { return known(handles, h); }
+bool event_ok(cudaEvent_t e) { return known(events, e); }
+bool graph_ok(cudaGraph_t g) { return known(graphs, g); }
+bool exec_ok(cudaGraphExec_t e) { return known(graph_execs, e); }
 
 /* Runs stream s's queued work: all of it, or until event e reaches record number gen. */
 void run_stream(cudaStream_t s, cudaEvent_t e = nullptr, uint64_t gen = 0)
@@ -536,19 +536,6 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *statu
               : s->capture_invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
-
-namespace {
-bool graph_ok(cudaGraph_t g)
-{
-    std::lock_guard<std::mutex> t(lock);
-    return g && graphs.count(g);
-}
-bool exec_ok(cudaGraphExec_t e)
-{
-    std::lock_guard<std::mutex> t(lock);
-    return e && graph_execs.count(e);
-}
-} // namespace
 
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
 {
