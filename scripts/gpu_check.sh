@@ -341,6 +341,9 @@ compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
 # graphs between the branches' hand-offs (stretches of 5 ops; the default needs 8)
 [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=5 compare smollm2-w3-b10-serial-graphs5 w3 "$models/smollm2.w3.gguf" --sched serial
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
+if [ "${cmp_dev[1]}" = cpu ]; then record logits-smollm2-w3-b10-flags '"skipped: the cpu device has no hand-off by flags (dry run without the emulator)"'
+else compare smollm2-w3-b10-flags w3 "$models/smollm2.w3.gguf" --handoff flags
+fi
 compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 compare moe-f16 float "$models/moe.gguf" --no-comp
@@ -373,8 +376,15 @@ bench() { # label, model, bench options...; the bench's exit status (124: stoppe
     fail "bench $label failed (see gpu_check.log)"
   fi
 }
+# bench_flags: the branches handed off by flags (the device waits for the host; the step's graphs hold
+# the hand-off); the dry run's cpu device has no flags
+bench_flags() { # label, model, bench options...
+  if [ "$dry" = 1 ]; then record "bench-$1" '"skipped: the dry run benches the cpu device, which has no hand-off by flags"'; return 0; fi
+  bench "$@" --handoff flags
+}
 bench smollm2-w3-b10 "$models/smollm2.w3.gguf" --sched none,serial,async
 bench smollm2-f16 "$models/smollm2.gguf" --sched none
+bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
 # decode steps as CUDA graphs (the default) against plain launches
 HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
 if [ "$skip8b" = 1 ]; then
@@ -386,6 +396,7 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   if [ "$rc" = 0 ]; then
     bench llama3-8b-8l-f16 "$models/llama3-8b-8l.gguf" --sched none \
       && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async \
+      && bench_flags llama3-8b-8l-w3-b10-flags "$models/llama3-8b-8l.w3.gguf" --sched none,async \
       && HC_CUDA_GRAPH_OPS=0 bench llama3-8b-8l-w3-b10-nographs "$models/llama3-8b-8l.w3.gguf" --sched none
     rc=$?
   elif [ "$rc" != 124 ]; then

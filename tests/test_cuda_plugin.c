@@ -1,6 +1,7 @@
 /* test_cuda_plugin.c: the cuda device plugin through the registry: its descriptor, a probe that says why no GPU
  * is usable, with a GPU every device op against the cpu device, and rtn/gptq weights against their reference. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -696,6 +697,77 @@ static void check_graphs(const hc_device_plugin_ops *ops)
     CU_ASSERT(strstr(hc_last_error(), "HC_CUDA_GRAPH_OPS") != NULL);
 }
 
+/* A host thread that writes corrections and then their flag, some time after the device began to wait. */
+typedef struct late_host {
+    float *src;
+    size_t n;
+    uint32_t *flag, seq;
+} late_host;
+
+static void *late_host_fn(void *arg)
+{
+    late_host *h = arg;
+    usleep(20000);
+    for (size_t i = 0; i < h->n; i++) h->src[i] = (float)i;
+    __atomic_store_n(h->flag, h->seq, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* The hand-off by flags: publish copies and then sets its flag; merge_when adds once the host's flag
+ * comes (set before, set later by a thread, or no flag at all), and when it does not come within the
+ * patience (HC_CUDA_HANDOFF_PATIENCE_MS) sets err and goes on. */
+static void check_flags(const hc_device_plugin_ops *ops)
+{
+    hc_device_config cfg = { .device_index = 0 };
+    hc_device *g = NULL;
+    setenv("HC_CUDA_HANDOFF_PATIENCE_MS", "200", 1);
+    hc_status st = ops->create(&cfg, &g);
+    unsetenv("HC_CUDA_HANDOFF_PATIENCE_MS");
+    HC_ASSERT_OK(st);
+    if (st != HC_OK) return;
+    CU_ASSERT_FATAL(g->ops->publish && g->ops->merge_when);
+    size_t n = 1000;
+    float *x = rnd_floats(n, 1.0f), *host = NULL, *src = NULL;
+    uint32_t *flags = NULL;
+    HC_ASSERT_OK(g->ops->host_alloc(g, n * sizeof(float), (void **)&host));
+    HC_ASSERT_OK(g->ops->host_alloc(g, n * sizeof(float), (void **)&src));
+    HC_ASSERT_OK(g->ops->host_alloc(g, 3 * sizeof(uint32_t), (void **)&flags));
+    memset(flags, 0, 3 * sizeof(uint32_t));
+    float *dx = to_gpu(g, x, n * sizeof *x), *dy = NULL;
+    HC_ASSERT_OK(g->ops->publish(g, host, dx, n, &flags[0], 5));
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    CU_ASSERT_EQUAL(flags[0], 5);
+    CU_ASSERT(memcmp(host, x, n * sizeof *x) == 0);
+
+    float *want = malloc(n * sizeof *want);
+    HC_ASSERT_OK(g->ops->alloc(g, n * sizeof(float), (void **)&dy));
+    HC_ASSERT_OK(g->ops->upload(g, dy, x, n * sizeof *x));
+    for (size_t i = 0; i < n; i++) src[i] = 0.5f, want[i] = x[i] + 0.5f + 0.5f + (float)i;
+    flags[1] = 7; /* set before */
+    HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, &flags[1], 7, &flags[2]));
+    HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, NULL, 0, &flags[2])); /* no wait */
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    late_host h = { .src = src, .n = n, .flag = &flags[1], .seq = 8 }; /* set 20 ms later, by another thread */
+    HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, &flags[1], 8, &flags[2]));
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_host_fn, &h), 0);
+    float *got = from_gpu(g, dy, n); /* waits for the device, which waits for the thread */
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
+    CU_ASSERT_EQUAL(flags[2], 0);
+    free(got);
+    HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, &flags[1], 9, &flags[2])); /* never set: the patience runs out */
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    CU_ASSERT_EQUAL(flags[2], 1);
+    g->ops->free(g, dx);
+    g->ops->free(g, dy);
+    g->ops->host_free(g, host);
+    g->ops->host_free(g, src);
+    g->ops->host_free(g, flags);
+    g->ops->destroy(g);
+    free(x), free(want);
+}
+
 static void run_gpu_checks(const hc_device_plugin_ops *ops)
 {
     pair p = { 0 };
@@ -712,6 +784,7 @@ static void run_gpu_checks(const hc_device_plugin_ops *ops)
     check_moe(p.gpu);
     CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
     check_graphs(ops);
+    check_flags(ops);
     hc_device_config bad = { .device_index = 999 };
     hc_device *none = NULL;
     CU_ASSERT_EQUAL(ops->create(&bad, &none), HC_E_ARG);

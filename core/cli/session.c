@@ -32,6 +32,9 @@ const char hc_session_help[] =
     "                          threads compute them too), async (default on other devices and with\n"
     "                          --host-budget: host threads overlap them with the device), serial\n"
     "      --host-threads N    host threads running the branches under async/serial (default 1)\n"
+    "      --handoff H         how branches travel on a device with memory of its own: events (default:\n"
+    "                          the host enqueues each copy and wait) or flags (the device waits for the\n"
+    "                          host's flag in page-locked memory: a step enqueued without waiting)\n"
     "      --pipeline FILE     Lua pipeline script: stages, branches, schedulers, on_step policy\n"
     "                          (scripts/pipelines/default.lua, adaptive.lua)\n"
     "      --host-budget X     dynamic ranks: keep each branch's host time within X times the device\n"
@@ -45,6 +48,17 @@ void hc_session_opts_init(hc_session_opts *o)
     o->comp = "host";
     o->sched = NULL; /* automatic: see resolve_threads */
     o->host_threads = 1;
+}
+
+static hc_status parse_handoff(hc_args *a, hc_handoff *out)
+{
+    const char *v;
+    hc_status st = hc_arg_value(a, &v);
+    if (st != HC_OK) return st;
+    if (!strcmp(v, "events")) *out = HC_HANDOFF_EVENTS;
+    else if (!strcmp(v, "flags")) *out = HC_HANDOFF_FLAGS;
+    else return hc_error(HC_E_ARG, "--handoff: '%s' is neither events nor flags", v);
+    return HC_OK;
 }
 
 static hc_status parse_kv_type(hc_args *a, hc_kv_type *out)
@@ -71,6 +85,7 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     else if (hc_arg_is(a, "-c", "--ctx-size")) *st = hc_arg_int(a, 1, 1 << 20, &o->n_ctx);
     else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
     else if (hc_arg_is(a, "--kv-type", NULL)) *st = parse_kv_type(a, &o->kv_type);
+    else if (hc_arg_is(a, "--handoff", NULL)) *st = parse_handoff(a, &o->handoff);
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
     else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;
     else if (hc_arg_is(a, "--no-comp", NULL)) o->no_comp = 1;
@@ -151,7 +166,7 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
                       s->model->cfg.n_vocab);
     if (st == HC_OK && o->pipeline) st = hc_pipeline_lua_open(o->pipeline, NULL, &s->pipeline);
     hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = s->pipeline,
-                             .registry = s->registry, .host_budget = o->host_budget };
+                             .registry = s->registry, .host_budget = o->host_budget, .handoff = o->handoff };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
         const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, s->sched) : NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "context.h"
 #include "host_pool.h"
@@ -21,6 +22,10 @@
 #define N_SLOT 8
 
 enum { JOB_IDLE, JOB_READY, JOB_SUBMITTED, JOB_COMPUTED, JOB_MERGED };
+enum { IN_SYNC, IN_EVENT, IN_FLAG };
+
+/* How long a host thread waits for the device to publish a job's input. */
+#define FLAG_PATIENCE_NS 30000000000ull
 
 /* One branch applied to a segment of a job's input rows: an expert's branch on its routed rows. */
 typedef struct seg_item {
@@ -60,7 +65,13 @@ struct hc_branch_job {
     hc_tensor *expert_view;             /* device without host memory: [group stage][expert][A, B] */
     /* the hand-off with a device without host memory (r->handoff) */
     hc_event *ev_in;                    /* the copy of the input into x (page-locked) is done */
-    int in_async;                       /* this step's input comes by download_async: wait for ev_in */
+    int in_async;                       /* this step's input comes by download_async (IN_EVENT: wait for
+                                           ev_in) or by publish (IN_FLAG: wait for flag_in) */
+    /* the hand-off by flags (r->flags): in host_alloc'd memory, set to the step's seq by the device
+       (flag_in: x holds the input) and by the host (flag_out: out_pinned holds the corrections) */
+    uint32_t *flag_in, *flag_out;
+    uint32_t seq;
+    int in_flight;                      /* submitted to the host threads and not waited for yet */
     float *out_pinned;                  /* page-locked: the corrections packed for their upload */
     hc_event *ev_ready, *ev_wait0, *ev_wait1; /* device timing: input ready; the compute queue's wait */
     int timed;                          /* those were recorded this step */
@@ -100,6 +111,13 @@ struct hc_branch_rt {
        no stream drain, no allocation per token (else: the synchronous download / upload) */
     int handoff;
     int timing;                         /* its events time the device's waits and windows */
+    /* the hand-off by flags (hc_handoff HC_HANDOFF_FLAGS; a device with publish and merge_when): a
+       linear stages' job publishes its input and merges its corrections by flags, so the step's ops
+       need no wait on the host (its graphs hold them); the experts' jobs keep the events */
+    int flags;
+    uint32_t *flag_mem;                 /* host_alloc'd: 2 per job, then the device's error flag */
+    uint32_t seq;                       /* this step's flag value (counts up from 1) */
+    atomic_int closing;                 /* the runtime is freed: host threads stop waiting for flags */
     corr_slot slot[N_SLOT];
     int next_slot;
     size_t slot_floats;
@@ -431,19 +449,59 @@ static hc_status job_up(hc_branch_job *j, int ith, int nth)
     return st;
 }
 
+/* Until the device published the job's input (flag_in at the job's seq), or an error. */
+static hc_status wait_input_flag(hc_branch_job *j)
+{
+    uint64_t t0 = hc_now_ns();
+    for (unsigned spins = 0; (int32_t)(__atomic_load_n(j->flag_in, __ATOMIC_ACQUIRE) - j->seq) < 0; spins++) {
+        if (atomic_load(&j->rt->closing)) return hc_error(HC_E_STATE, "branch job %s: the runtime closed before its input came", j->name);
+        if (spins < 1024) {
+            _mm_pause();
+            continue;
+        }
+        if (hc_now_ns() - t0 > FLAG_PATIENCE_NS)
+            return hc_error(HC_E_DEVICE, "branch job %s: its input did not come from the device within %llu s", j->name,
+                            FLAG_PATIENCE_NS / 1000000000ull);
+        nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+    }
+    return HC_OK;
+}
+
+/* The hand-off by flags: the corrections packed into out_pinned (an active stage's rows after
+ * another's, as rt_merge adds them), then flag_out set; set on a failure too, so the device does not
+ * wait out its patience (the failure is raised when the job is waited for). */
+static void publish_corrections(hc_branch_job *j, int ok)
+{
+    const hc_context *c = j->rt->c;
+    size_t off = 0;
+    for (int k = 0; k < j->n_active && ok; k++) {
+        int out = (int)c->stages[j->active[k]].branch->out;
+        for (int row = 0; row < j->n_tok; row++)
+            memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k], (size_t)out * sizeof(float));
+        off += (size_t)j->n_tok * out;
+    }
+    __atomic_store_n(j->flag_out, j->seq, __ATOMIC_RELEASE);
+}
+
 /* A whole job on nth threads: both phases with a barrier between them. */
 static void host_job_fn(void *arg, int ith, int nth)
 {
     hc_branch_job *j = arg;
     hc_status st = HC_OK;
-    if (j->in_async) { /* the input is on its way on the device's copy queue */
+    if (j->in_async == IN_EVENT) { /* the input is on its way on the device's copy queue */
         hc_device *d = j->rt->c->dev;
         st = d->ops->event_wait(d, j->ev_in);
+    } else if (j->in_async == IN_FLAG) {
+        st = wait_input_flag(j);
     }
     if (st == HC_OK) st = job_down(j, ith, nth);
     if (nth > 1) hc_host_pool_barrier(j->rt->host);
     if (st == HC_OK) st = job_up(j, ith, nth);
     hc_pool_error_set(&j->host.err, st);
+    if (j->in_async == IN_FLAG) {
+        if (nth > 1) hc_host_pool_barrier(j->rt->host); /* every thread's rows of delta are written */
+        if (ith == 0) publish_corrections(j, atomic_load(&j->host.err.status) == HC_OK);
+    }
 }
 
 static void device_down_fn(void *arg, int ith, int nth)
@@ -471,10 +529,16 @@ static void host_job_entry(void *arg, int ith, int nth)
     while (hc_now_ns() < until) _mm_pause(); /* a slow core, not a hot one: no pressure on a sibling */
 }
 
+static hc_status finish_host_job(hc_branch_rt *r, hc_branch_job *j);
+
 static hc_status rt_submit(void *arg, hc_branch_job *j)
 {
     hc_branch_rt *r = arg;
     if (j->state != JOB_READY) return hc_error(HC_E_STATE, "branch job %s submitted twice", j->name);
+    if (j->in_flight) { /* the last step's run of it (by flags, not waited for): done by now */
+        hc_status st = finish_host_job(r, j);
+        if (st != HC_OK) return st;
+    }
     j->host.fn = host_job_entry;
     j->host.ctx = j;
     hc_status st = hc_host_pool_submit(r->host, &j->host);
@@ -482,13 +546,13 @@ static hc_status rt_submit(void *arg, hc_branch_job *j)
     return st;
 }
 
-static hc_status rt_wait(void *arg, hc_branch_job *j)
+/* The host threads' run of a job waited for, and its times counted. */
+static hc_status finish_host_job(hc_branch_rt *r, hc_branch_job *j)
 {
-    hc_branch_rt *r = arg;
-    if (j->state != JOB_SUBMITTED) return j->state >= JOB_COMPUTED ? HC_OK : hc_error(HC_E_STATE, "branch job %s waited for before it was submitted", j->name);
     uint64_t t0 = hc_now_ns();
     hc_status st = hc_host_pool_wait(r->host, &j->host);
     uint64_t waited = hc_now_ns() - t0;
+    j->in_flight = 0;
     if (!r->timing) { /* with device timing the device's own wait is counted (hc_branch_rt_device_times) */
         r->stats.wait_ns += waited;
         j->wait_ns_last = waited;
@@ -501,6 +565,19 @@ static hc_status rt_wait(void *arg, hc_branch_job *j)
     r->stats.host_ns += j->host_ns_last;
     r->stats.flops += j->flops;
     r->stats.jobs++;
+    return st;
+}
+
+static hc_status rt_wait(void *arg, hc_branch_job *j)
+{
+    hc_branch_rt *r = arg;
+    if (j->state != JOB_SUBMITTED) return j->state >= JOB_COMPUTED ? HC_OK : hc_error(HC_E_STATE, "branch job %s waited for before it was submitted", j->name);
+    if (j->in_async == IN_FLAG) { /* the device waits for it (merge_when): the host goes on */
+        j->in_flight = 1;
+        j->state = JOB_COMPUTED;
+        return HC_OK;
+    }
+    hc_status st = finish_host_job(r, j);
     if (st == HC_OK) j->state = JOB_COMPUTED;
     return st;
 }
@@ -559,6 +636,23 @@ static hc_status rt_merge(void *arg, hc_branch_job *j)
     if (st == HC_OK && j->state != JOB_COMPUTED) st = hc_error(HC_E_STATE, "branch job %s merged before it was computed", j->name);
     if (st == HC_OK && j->n_expert) {
         st = merge_items(r, j);
+        if (st == HC_OK) j->state = JOB_MERGED;
+        return st;
+    }
+    if (st == HC_OK && j->in_async == IN_FLAG) { /* the host job packed them: the device waits for flag_out */
+        size_t off = 0;
+        int timed = timed_pass(r);
+        for (int k = 0; k < j->n_active && st == HC_OK; k++) {
+            const hc_stage *s = &c->stages[j->active[k]];
+            size_t n = (size_t)j->n_tok * s->branch->out;
+            if (k == 0 && timed) st = d->ops->event_record(d, j->ev_wait0);
+            if (st == HC_OK)
+                st = d->ops->merge_when(d, c->buf[s->out], j->out_pinned + off, n, k == 0 ? j->flag_out : NULL, j->seq,
+                                        r->flag_mem + 2 * r->n_jobs);
+            if (k == 0 && timed && st == HC_OK) st = d->ops->event_record(d, j->ev_wait1);
+            off += n;
+        }
+        if (st == HC_OK && timed) j->timed = 1;
         if (st == HC_OK) j->state = JOB_MERGED;
         return st;
     }
@@ -739,6 +833,14 @@ static hc_status build_jobs(hc_branch_rt *r)
         }
         i = end;
     }
+    if (r->flags && r->n_jobs) { /* 2 flags per job, then the device's error flag */
+        void *p = NULL;
+        size_t bytes = (size_t)(2 * r->n_jobs + 1) * sizeof(uint32_t);
+        if (c->dev->ops->host_alloc(c->dev, bytes, &p) != HC_OK) return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the flags");
+        memset(p, 0, bytes);
+        r->flag_mem = p;
+        for (int i = 0; i < r->n_jobs; i++) r->jobs[i].flag_in = r->flag_mem + 2 * i, r->jobs[i].flag_out = r->flag_mem + 2 * i + 1;
+    }
     if (max_rows * (size_t)max_t > dev_t_n) dev_t_n = max_rows * (size_t)max_t;
     if (max_rows * (size_t)max_out > dev_delta_n) dev_delta_n = max_rows * (size_t)max_out;
     if (!c->dev->host_memory && !(r->repack = malloc((dev_delta_n ? dev_delta_n : 1) * sizeof(float))))
@@ -755,7 +857,7 @@ static hc_status build_jobs(hc_branch_rt *r)
 }
 
 hc_status hc_branch_rt_create(hc_context *c, const hc_comp_ops *comp, int host_threads, const int *host_cpus, int n_host_cpus,
-                              hc_branch_rt **out)
+                              hc_handoff handoff, hc_branch_rt **out)
 {
     hc_branch_rt *r = calloc(1, sizeof *r);
     if (!r) return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
@@ -765,7 +867,17 @@ hc_status hc_branch_rt_create(hc_context *c, const hc_comp_ops *comp, int host_t
     r->handoff = !c->dev->host_memory && o->download_async && o->upload_copyq && o->queue_wait && o->host_alloc &&
                  o->host_free && o->event_create && o->event_record && o->event_wait;
     r->timing = r->handoff && o->event_elapsed;
-    hc_status st = hc_host_pool_create(host_threads > 0 ? host_threads : 1, host_cpus, n_host_cpus, &r->host);
+    r->seq = 1;
+    hc_status st = HC_OK;
+    if (handoff == HC_HANDOFF_FLAGS) {
+        if (!r->handoff || !o->publish || !o->merge_when)
+            st = hc_error(HC_E_UNSUPPORTED, "device '%s' cannot hand branches off by flags (%s)", c->dev->name,
+                          c->dev->host_memory ? "its memory is the host's: there is no hand-off" : "it has no publish and merge_when");
+        r->flags = 1;
+    } else if (handoff != HC_HANDOFF_AUTO && handoff != HC_HANDOFF_EVENTS) {
+        st = hc_error(HC_E_ARG, "hand-off %d is neither events nor flags", (int)handoff);
+    }
+    if (st == HC_OK) st = hc_host_pool_create(host_threads > 0 ? host_threads : 1, host_cpus, n_host_cpus, &r->host);
     if (st == HC_OK) st = build_jobs(r);
     if (st != HC_OK) {
         hc_branch_rt_free(r);
@@ -778,6 +890,7 @@ hc_status hc_branch_rt_create(hc_context *c, const hc_comp_ops *comp, int host_t
 void hc_branch_rt_free(hc_branch_rt *r)
 {
     if (!r) return;
+    atomic_store(&r->closing, 1); /* host threads waiting for a flag give up */
     hc_host_pool_free(r->host); /* joins the threads: no job runs past this point */
     for (int i = 0; i < r->n_sched; i++) r->sched[i].ops->destroy(r->sched[i].state);
     /* the jobs built, and the one being built when set-up failed (zeroed past it) */
@@ -797,7 +910,10 @@ void hc_branch_rt_free(hc_branch_rt *r)
     }
     if (r->c && r->c->dev) {
         hc_device *d = r->c->dev;
+        for (int i = 0; r->flag_mem && i < r->n_jobs; i++) /* a device waiting for a job that will not run: released */
+            __atomic_store_n(r->jobs[i].flag_out, r->seq, __ATOMIC_RELEASE);
         if (r->handoff && d->ops->synchronize) d->ops->synchronize(d); /* no copy or add in flight on what goes */
+        if (r->flag_mem) d->ops->host_free(d, r->flag_mem);
         d->ops->free(d, r->dev_t);
         d->ops->free(d, r->dev_delta);
         for (int k = 0; k < N_SLOT; k++) {
@@ -909,11 +1025,15 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     if (j->sched < 0 || j->sched >= r->n_sched) return hc_error(HC_E_STATE, "stage %s has no scheduler", s->name);
     hc_device *d = r->c->dev;
     size_t in_bytes = (size_t)rows * j->in_width * sizeof(float);
-    j->in_async = r->handoff;
+    j->in_async = !r->handoff ? IN_SYNC : r->flags && !j->n_expert ? IN_FLAG : IN_EVENT;
+    j->seq = r->seq;
     j->timed = 0;
-    if (r->handoff) { /* on the copy queue into page-locked x; the host job waits for ev_in */
-        if (timed_pass(r)) st = d->ops->event_record(d, j->ev_ready);
-        if (st == HC_OK) st = d->ops->download_async(d, j->x, r->c->buf[j->in], in_bytes, j->ev_in);
+    if (r->handoff && timed_pass(r)) st = d->ops->event_record(d, j->ev_ready);
+    if (st != HC_OK) return st;
+    if (j->in_async == IN_FLAG) { /* into page-locked x, then flag_in: the host job waits for it */
+        st = d->ops->publish(d, j->x, r->c->buf[j->in], in_bytes / sizeof(float), j->flag_in, j->seq);
+    } else if (r->handoff) { /* on the copy queue into page-locked x; the host job waits for ev_in */
+        st = d->ops->download_async(d, j->x, r->c->buf[j->in], in_bytes, j->ev_in);
     } else {
         st = d->ops->download(d, j->x, r->c->buf[j->in], in_bytes);
     }
@@ -948,6 +1068,25 @@ hc_status hc_branch_rt_end_step(hc_branch_rt *r)
     for (int b = 0; b < HC_BUF_COUNT && st == HC_OK; b++) st = flush_buffer(r, b);
     for (int i = 0; i < r->n_jobs; i++) r->jobs[i].device_ns_last = r->jobs[i].device_ns_step;
     r->stats.steps++;
+    r->seq++; /* the next step's flags (a failed step's too: its flags are never taken for the next's) */
+    return st;
+}
+
+hc_status hc_branch_rt_step_done(hc_branch_rt *r)
+{
+    hc_status st = HC_OK;
+    for (int i = 0; i < r->n_jobs; i++) {
+        hc_branch_job *j = &r->jobs[i];
+        if (!j->in_flight) continue;
+        hc_status js = finish_host_job(r, j); /* the device merged its corrections: the host threads are done */
+        if (st == HC_OK) st = js;
+    }
+    uint32_t *err = r->flags ? r->flag_mem + 2 * r->n_jobs : NULL;
+    if (st == HC_OK && err && __atomic_load_n(err, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(err, 0, __ATOMIC_RELAXED);
+        st = hc_error(HC_E_DEVICE, "a branch's corrections did not reach device '%s' within its patience: the step's output is "
+                                   "wrong", r->c->dev->name);
+    }
     return st;
 }
 

@@ -11,6 +11,17 @@
 struct hc_context;
 typedef struct hc_branch_rt hc_branch_rt;
 
+/* How branches travel between a device with memory of its own and the host threads. */
+typedef enum hc_handoff {
+    HC_HANDOFF_AUTO = 0,  /* events */
+    HC_HANDOFF_EVENTS,    /* the input by download_async, the host waiting for its event; the corrections by
+                             upload_copyq after the host job is waited for, the compute queue waiting for
+                             their event: driver calls on the host at each job's points of the step */
+    HC_HANDOFF_FLAGS      /* publish and merge_when: the device sets and waits for flags in page-locked
+                             memory, so the host enqueues a step without waiting for any job (the experts'
+                             jobs keep the events) */
+} hc_handoff;
+
 /* Counters since the last reset (nanoseconds). */
 typedef struct hc_branch_stats {
     uint64_t device_ns;       /* time in backbone stages (the device thread) */
@@ -26,7 +37,7 @@ typedef struct hc_branch_stats {
 } hc_branch_stats;
 
 hc_status hc_branch_rt_create(struct hc_context *c, const hc_comp_ops *comp, int host_threads, const int *host_cpus,
-                              int n_host_cpus, hc_branch_rt **out);
+                              int n_host_cpus, hc_handoff handoff, hc_branch_rt **out);
 void hc_branch_rt_free(hc_branch_rt *r);
 
 /* Registers a scheduler plugin instance; returns its index (>= 0) or -1 with an error set. */
@@ -40,6 +51,9 @@ HC_API const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index)
 hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows);
 hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns);
 hc_status hc_branch_rt_end_step(hc_branch_rt *r);
+/* After the step's output was read from the device: the host jobs it did not wait for (flags) waited
+ * for, their failures raised, and the device's patience checked. */
+hc_status hc_branch_rt_step_done(hc_branch_rt *r);
 
 /* The last step's timings of a job (the jobs are numbered 0 .. n_jobs-1). */
 typedef struct hc_job_times {

@@ -73,7 +73,7 @@ static hc_status attach_branches(hc_context *c, const hc_context_params *p, cons
     }
     if (!any) return HC_OK;
     if (!p->sched) return hc_error(HC_E_ARG, "the model has compensation branches but no scheduler was chosen");
-    hc_status st = hc_branch_rt_create(c, p->comp, p->host_threads, p->host_cpus, p->n_host_cpus, &c->brt);
+    hc_status st = hc_branch_rt_create(c, p->comp, p->host_threads, p->host_cpus, p->n_host_cpus, p->handoff, &c->brt);
     if (st != HC_OK) return st;
     int idx = hc_branch_rt_add_scheduler(c->brt, p->sched_name ? p->sched_name : "default", p->sched);
     if (idx < 0) return HC_E_PLUGIN;
@@ -371,6 +371,7 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
     }
     if (st != HC_OK) return st;
     st = d->ops->download(d, c->logits, c->buf[HC_BUF_LOGITS], (size_t)rows * n_vocab * sizeof(float));
+    if (st == HC_OK && c->brt) st = hc_branch_rt_step_done(c->brt);
     if (st == HC_OK && c->stage_ev) { /* the step is done on the device: read its stage times */
         uint64_t step_ns = 0; /* the download waited for the compute queue: its events are done */
         for (int i = 0; i < c->n_stages && st == HC_OK; i++) {

@@ -61,6 +61,7 @@ typedef struct hc_context_params {
     double host_budget; /* > 0: the rank controller keeps host time within this share of device time */
     const int *host_cpus; /* optional CPUs to pin the host threads to */
     int n_host_cpus;
+    hc_handoff handoff; /* how branches reach the host and back on a device with memory of its own (0: events) */
     int layers_only;  /* the context only runs single layers (hc_context_run_layer), never the head:
                          no logits buffers (a 128k vocabulary's take n_batch x 0.5 MiB each) */
 } hc_context_params;

@@ -36,6 +36,12 @@ cudaError_t hc_cu_moe_topk(cudaStream_t s, const float *logits, int n_tok, int n
 /* out[t][c] = sum_j weights[t k + j] y[t k + j][c] for t < n_tok, c < width */
 cudaError_t hc_cu_moe_combine(cudaStream_t s, const float *y, const float *weights, int n_tok, int k, int width, float *out);
 
+/* *flag = seq (page-locked host memory) once the stream's work before it is done */
+cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t seq);
+/* the stream's later work waits until *flag (page-locked, set by the host) reaches seq in serial-number
+ * order; after patience_ns, *err = 1 and the stream goes on */
+cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
+
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
 
 /* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */

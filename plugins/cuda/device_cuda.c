@@ -85,6 +85,11 @@ typedef struct cuda_device {
     int capturing;
     int seg, seg_ops;       /* the current stretch and its ops so far */
     cu_segment segs[CU_GRAPH_SEGMENTS];
+    /* the hand-off by flags (publish, merge_when): the corrections' copy on the device, and how long
+       the device waits for a flag (HC_CUDA_HANDOFF_PATIENCE_MS) */
+    float *handoff;
+    size_t handoff_bytes;
+    uint64_t patience_ns;
 } cuda_device;
 
 struct hc_event {
@@ -974,6 +979,35 @@ static hc_status cuda_moe_combine(hc_device *d, const float *y, const float *wei
     return HC_OK;
 }
 
+/* ---------------- the hand-off by flags ---------------- */
+
+static hc_status cuda_publish(hc_device *d, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq)
+{
+    cuda_device *c = impl(d);
+    hc_status st = stream_op(c, "publish");
+    if (st != HC_OK) return st;
+    if (n) CU_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream), "publish");
+    CU_CHECK(hc_cu_set_flag(c->stream, flag, seq), "publish");
+    return HC_OK;
+}
+
+/* The wait (a one-thread kernel), the corrections' copy to the device, the add. */
+static hc_status cuda_merge_when(hc_device *d, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
+                                 uint32_t *err)
+{
+    cuda_device *c = impl(d);
+    hc_status st = enter(c, "merge_when");
+    if (st == HC_OK)
+        st = ensure_buffer(c, (void **)&c->handoff, &c->handoff_bytes, n * sizeof(float), "merge_when (the corrections on the device)");
+    if (st == HC_OK) st = graph_op(c);
+    if (st != HC_OK) return st;
+    if (flag) CU_CHECK(hc_cu_wait_flag(c->stream, flag, seq, err, c->patience_ns), "merge_when (wait)");
+    if (!n) return HC_OK;
+    CU_CHECK(cudaMemcpyAsync(c->handoff, host_src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream), "merge_when (copy)");
+    CU_CHECK(hc_cu_add(c->stream, y, c->handoff, n), "merge_when (add)");
+    return HC_OK;
+}
+
 /* dst (f32 or f16) = n floats of src: the KV cache's rows. */
 static hc_status cuda_store_rows(hc_device *d, void *dst, hc_dtype t, const float *src, size_t n)
 {
@@ -1010,6 +1044,7 @@ static void cuda_destroy(hc_device *d)
         cudaFree(c->x16);
         cudaFree(c->consts);
         cudaFree(c->attn_scratch);
+        cudaFree(c->handoff);
         for (int i = 0; i < CU_STAGE_SLOTS; i++) {
             cudaFreeHost(c->stage[i].host);
             cudaFree(c->stage[i].dev);
@@ -1067,20 +1102,22 @@ static const hc_device_ops cuda_ops = {
     .moe_topk = cuda_moe_topk,
     .matmul_id = cuda_matmul_id,
     .moe_combine = cuda_moe_combine,
+    .publish = cuda_publish,
+    .merge_when = cuda_merge_when,
 };
 
-/* HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a single-token pass, 0 for no graphs. */
-static hc_status graph_ops_setting(int *out)
+/* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
+ * it sets. HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a pass (0: no graphs);
+ * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag. */
+static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
-    const char *v = getenv("HC_CUDA_GRAPH_OPS");
-    *out = CU_GRAPH_OPS_DEFAULT;
+    const char *v = getenv(name);
+    *out = def;
     if (!v || !*v) return HC_OK;
     char *end = NULL;
     long n = strtol(v, &end, 10);
-    if (*end || n < 0 || n > CU_GRAPH_OPS_MAX)
-        return hc_error(HC_E_ARG, "HC_CUDA_GRAPH_OPS='%.40s': give the most ops per recorded stretch of a pass, "
-                                  "0 (no CUDA graphs) to %d", v, CU_GRAPH_OPS_MAX);
-    *out = (int)n;
+    if (*end || n < lo || n > hi) return hc_error(HC_E_ARG, "%s='%.40s': give %s, %ld to %ld", name, v, what, lo, hi);
+    *out = n;
     return HC_OK;
 }
 
@@ -1089,8 +1126,15 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    hc_status st = graph_ops_setting(&c->graph_ops);
-    if (st == HC_OK) st = enter(c, "create (cudaSetDevice)");
+    long ops = 0, patience_ms = 0;
+    hc_status st = env_setting("HC_CUDA_GRAPH_OPS", CU_GRAPH_OPS_DEFAULT, 0, CU_GRAPH_OPS_MAX,
+                               "the most ops per recorded stretch of a pass (0: no CUDA graphs)", &ops);
+    if (st == HC_OK)
+        st = env_setting("HC_CUDA_HANDOFF_PATIENCE_MS", 30000, 1, 3600000, "the milliseconds the GPU waits for a branch", &patience_ms);
+    if (st != HC_OK) return st;
+    c->graph_ops = (int)ops;
+    c->patience_ns = (uint64_t)patience_ms * 1000000u;
+    st = enter(c, "create (cudaSetDevice)");
     if (st != HC_OK) return st;
     struct cudaDeviceProp prop;
     CU_CHECK(cudaGetDeviceProperties(&prop, c->index), "create (cudaGetDeviceProperties)");

@@ -61,6 +61,10 @@ compare llama-f16 float "$tmp/llama.gguf" --no-comp -n 16
 compare llama-f16-long float "$tmp/llama.gguf" --no-comp -n 8 -p 300
 compare llama-w3-async w3 "$tmp/llama.w3.gguf" -n 32 -p 40
 compare llama-w3-serial-kvf16 w3 "$tmp/llama.w3.gguf" -n 32 --sched serial --kv-type f16
+# the hand-off by flags: the device publishes the input and waits for the host's flag
+compare llama-w3-async-flags w3 "$tmp/llama.w3.gguf" -n 32 -p 40 --handoff flags
+compare llama-w3-serial-flags w3 "$tmp/llama.w3.gguf" -n 16 --sched serial --handoff flags
+compare moe-w3-async-flags w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --handoff flags
 compare moe-f16 float "$tmp/moe.gguf" --no-comp -n 16 -p 20
 compare moe-w3-async w3 "$tmp/moe.w3.gguf" -n 32 -p 20
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
@@ -76,9 +80,10 @@ graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison,
     || { echo "FAIL graphs: $(cat "$tmp/err")" >&2; return 1; }
   sed -n 's/.* \([0-9][0-9]*\) launched$/\1/p' "$tmp/err"
 }
-# (between branch hand-offs a stretch has fewer than the 8 ops a graph needs by default: 5 here)
+# (between branch hand-offs by events a stretch has fewer than the 8 ops a graph needs by default:
+# 5 here; by flags the hand-off is in the graphs)
 for m in "64 llama.gguf --no-comp" "5 llama.gguf --no-comp" "5 llama.w3.gguf --sched serial" "5 llama.w3.gguf --sched async" \
-         "5 moe.w3.gguf --sched serial" "64 moe.gguf --no-comp"; do
+         "5 moe.w3.gguf --sched serial" "64 moe.gguf --no-comp" "64 llama.w3.gguf --handoff flags"; do
   set -- $m
   ops=$1 model=$tmp/$2
   shift 2

@@ -139,6 +139,17 @@ typedef struct hc_device_ops {
                            int n_rows);
     /* out[t] = sum_j weights[t * k + j] y[t * k + j] for t < n_tok, rows of width */
     hc_status (*moe_combine)(hc_device *d, const float *y, const float *weights, int n_tok, int k, int width, float *out);
+    /* optional (NULL where absent; both or neither), since ABI 5: the branches' hand-off by flags, in
+       which the device waits for the host instead of the host enqueuing the wait: the ops the host
+       would make per branch are enqueued with the step (and recorded into its graphs). host_dst,
+       host_src, flag and err are host_alloc'd memory; flags count up, compared in serial-number order. */
+    /* host_dst[0 .. n) = src[0 .. n), then *flag = seq, once the ops enqueued so far are done */
+    hc_status (*publish)(hc_device *d, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
+    /* the ops enqueued next wait until *flag >= seq (flag NULL: no wait), then y[i] += host_src[i] for
+       i < n; when the flag does not come within the device's patience, *err = 1 and the add uses what
+       host_src holds */
+    hc_status (*merge_when)(hc_device *d, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
+                            uint32_t *err);
 } hc_device_ops;
 
 struct hc_device {

@@ -3,6 +3,7 @@
 #ifndef HC_CUDA_EMU_H
 #define HC_CUDA_EMU_H
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,8 @@ stats &counters();
 #define gridDim (hc_emu::grid_dim())
 
 static inline void __syncthreads() { hc_emu::syncthreads(); }
+/* the host threads of the test see a block's writes in order */
+static inline void __threadfence_system() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 template <class T> static inline uint32_t hc_emu_bits(T v)
 {
