@@ -1081,7 +1081,7 @@ hc_status hc_branch_rt_step_done(hc_branch_rt *r)
         hc_status js = finish_host_job(r, j); /* the device merged its corrections: the host threads are done */
         if (st == HC_OK) st = js;
     }
-    uint32_t *err = r->flags ? r->flag_mem + 2 * r->n_jobs : NULL;
+    uint32_t *err = r->flag_mem ? r->flag_mem + 2 * r->n_jobs : NULL;
     if (st == HC_OK && err && __atomic_load_n(err, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(err, 0, __ATOMIC_RELAXED);
         st = hc_error(HC_E_DEVICE, "a branch's corrections did not reach device '%s' within its patience: the step's output is "
