@@ -50,26 +50,32 @@ void hc_session_opts_init(hc_session_opts *o)
     o->host_threads = 1;
 }
 
-static hc_status parse_handoff(hc_args *a, hc_handoff *out)
+/* The option's value, one of two words: *which 0 for w0, 1 for w1. */
+static hc_status parse_pair(hc_args *a, const char *opt, const char *w0, const char *w1, int *which)
 {
     const char *v;
     hc_status st = hc_arg_value(a, &v);
     if (st != HC_OK) return st;
-    if (!strcmp(v, "events")) *out = HC_HANDOFF_EVENTS;
-    else if (!strcmp(v, "flags")) *out = HC_HANDOFF_FLAGS;
-    else return hc_error(HC_E_ARG, "--handoff: '%s' is neither events nor flags", v);
+    if (!strcmp(v, w0)) *which = 0;
+    else if (!strcmp(v, w1)) *which = 1;
+    else return hc_error(HC_E_ARG, "%s: '%s' is neither %s nor %s", opt, v, w0, w1);
     return HC_OK;
+}
+
+static hc_status parse_handoff(hc_args *a, hc_handoff *out)
+{
+    int flags = 0;
+    hc_status st = parse_pair(a, "--handoff", "events", "flags", &flags);
+    if (st == HC_OK) *out = flags ? HC_HANDOFF_FLAGS : HC_HANDOFF_EVENTS;
+    return st;
 }
 
 static hc_status parse_kv_type(hc_args *a, hc_kv_type *out)
 {
-    const char *v;
-    hc_status st = hc_arg_value(a, &v);
-    if (st != HC_OK) return st;
-    if (!strcmp(v, "f32")) *out = HC_KV_F32;
-    else if (!strcmp(v, "f16")) *out = HC_KV_F16;
-    else return hc_error(HC_E_ARG, "--kv-type: '%s' is neither f32 nor f16", v);
-    return HC_OK;
+    int f16 = 0;
+    hc_status st = parse_pair(a, "--kv-type", "f32", "f16", &f16);
+    if (st == HC_OK) *out = f16 ? HC_KV_F16 : HC_KV_F32;
+    return st;
 }
 
 int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
