@@ -11,7 +11,7 @@
 #   --deps DIR     the folder scripts/gpu_deps.sh filled (default gpu-deps)
 #   --skip-8b      leave out the Llama-3-8B shape
 # Environment: OUT (results; default gpu-results/), HC_GPU_CHECK_BUDGET_S (an optional step -- the bandwidth
-# probe, the 8B shape, a failed step's diagnostic rerun -- starts only before this many seconds, else it
+# probe, the 8B shape, the extras, a failed step's diagnostic rerun -- starts only before this many seconds, else it
 # is skipped and said so; default 300), HC_GPU_CHECK_DEADLINE_S (the optional steps' commands are stopped
 # at this many seconds; default 450: the run, summary included, ends before its 8 minutes), HC_GPU_BW_GBS
 # (the GPU's memory bandwidth when its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
@@ -338,11 +338,13 @@ if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GRAPH_OPS:-}" ]; then
   fi
 fi
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
-# graphs between the branches' hand-offs (stretches of 5 ops; the default needs 8)
-[ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=5 compare smollm2-w3-b10-serial-graphs5 w3 "$models/smollm2.w3.gguf" --sched serial
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
+flags_ok=1
 if [ "${cmp_dev[1]}" = cpu ]; then record logits-smollm2-w3-b10-flags '"skipped: the cpu device has no hand-off by flags (dry run without the emulator)"'
-else compare smollm2-w3-b10-flags w3 "$models/smollm2.w3.gguf" --handoff flags
+else
+  # a flag the device never sees would make it wait: 5 s of patience here, not the default 30
+  HC_CUDA_HANDOFF_PATIENCE_MS=5000 compare smollm2-w3-b10-flags w3 "$models/smollm2.w3.gguf" --handoff flags
+  flags_ok=$compared_ok
 fi
 compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
@@ -380,13 +382,11 @@ bench() { # label, model, bench options...; the bench's exit status (124: stoppe
 # the hand-off); the dry run's cpu device has no flags
 bench_flags() { # label, model, bench options...
   if [ "$dry" = 1 ]; then record "bench-$1" '"skipped: the dry run benches the cpu device, which has no hand-off by flags"'; return 0; fi
-  bench "$@" --handoff flags
+  if [ "$flags_ok" != 1 ]; then record "bench-$1" '"skipped: the comparison by flags failed"'; return 0; fi
+  HC_CUDA_HANDOFF_PATIENCE_MS=5000 bench "$@" --handoff flags
 }
 bench smollm2-w3-b10 "$models/smollm2.w3.gguf" --sched none,serial,async
 bench smollm2-f16 "$models/smollm2.gguf" --sched none
-bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
-# decode steps as CUDA graphs (the default) against plain launches
-HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
 if [ "$skip8b" = 1 ]; then
   record llama3-8b-shape '"skipped (--skip-8b)"'
 elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
@@ -407,6 +407,15 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
     record llama3-8b-shape "\"stopped at the deadline of ${deadline}s (HC_GPU_CHECK_DEADLINE_S)\""
     say "the Llama-3-8B shape was stopped at the deadline of ${deadline}s"
   fi
+fi
+# extras, after the 8B shape (optional, within the budget): graphs between the branches' hand-offs
+# (stretches of 5 ops; the default needs 8), and the SmolLM2 shape by flags and without graphs
+if ! skip_optional extras "the extra comparisons and benches"; then
+  optional=1
+  [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=5 compare smollm2-w3-b10-serial-graphs5 w3 "$models/smollm2.w3.gguf" --sched serial
+  bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
+  HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
+  optional=0
 fi
 # every step left its result: a missing or failed one fails the run
 python3 - "$jsonl" "$skip8b" <<'PY' >> "$log" 2>&1 || fail "results.jsonl lacks results (see gpu_check.log)"
