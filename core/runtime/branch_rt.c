@@ -454,7 +454,8 @@ static hc_status wait_input_flag(hc_branch_job *j)
 {
     uint64_t t0 = hc_now_ns();
     for (unsigned spins = 0; (int32_t)(__atomic_load_n(j->flag_in, __ATOMIC_ACQUIRE) - j->seq) < 0; spins++) {
-        if (atomic_load(&j->rt->closing)) return hc_error(HC_E_STATE, "branch job %s: the runtime closed before its input came", j->name);
+        if (atomic_load(&j->rt->closing))
+            return hc_error(HC_E_STATE, "branch job %s: the runtime closed before its input came", j->name);
         if (spins < 1024) {
             _mm_pause();
             continue;
@@ -477,7 +478,8 @@ static void publish_corrections(hc_branch_job *j, int ok)
     for (int k = 0; k < j->n_active && ok; k++) {
         int out = (int)c->stages[j->active[k]].branch->out;
         for (int row = 0; row < j->n_tok; row++)
-            memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k], (size_t)out * sizeof(float));
+            memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k],
+                   (size_t)out * sizeof(float));
         off += (size_t)j->n_tok * out;
     }
     __atomic_store_n(j->flag_out, j->seq, __ATOMIC_RELEASE);
@@ -836,7 +838,8 @@ static hc_status build_jobs(hc_branch_rt *r)
     if (r->flags && r->n_jobs) { /* 2 flags per job, then the device's error flag */
         void *p = NULL;
         size_t bytes = (size_t)(2 * r->n_jobs + 1) * sizeof(uint32_t);
-        if (c->dev->ops->host_alloc(c->dev, bytes, &p) != HC_OK) return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the flags");
+        if (c->dev->ops->host_alloc(c->dev, bytes, &p) != HC_OK)
+            return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the flags");
         memset(p, 0, bytes);
         r->flag_mem = p;
         for (int i = 0; i < r->n_jobs; i++) r->jobs[i].flag_in = r->flag_mem + 2 * i, r->jobs[i].flag_out = r->flag_mem + 2 * i + 1;

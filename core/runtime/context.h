@@ -96,7 +96,8 @@ typedef struct hc_context {
        between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) --
        every stage_timing_period-th forward pass (HC_STAGE_TIMING_PERIOD; two event records a stage
        cost the host a driver call each, as many as the stage's own launches), HC_STAGE_TIMING_BACKBONE
-       times more seldom when no branch runs; the passes between keep the last times. stage_timed: the last pass measured them (always on a host device) */
+       times more seldom when no branch runs; the passes between keep the last times. stage_timed:
+       the last pass measured them (always on a host device) */
     struct hc_event **stage_ev;
     int stage_timing_period, stage_timed;
     /* the KV cache's layout (kv_window.c): rows each layer keeps (n_ctx, or less in a sliding-window
