@@ -328,7 +328,7 @@ static void test_gemv_grid(void)
             }
 }
 
-/* gemv_runs_kernel: the same warp per row, lanes by 16-byte chunks (plain types) or runs of 32. */
+/* gemv_kernel by runs: the same warp per row, lanes by 16-byte chunks (plain types) or runs of 32. */
 static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x,
                               float *y, int *writes)
 {
@@ -380,18 +380,22 @@ static void test_gemv_runs(void)
     CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* block types are read by bytes */
 }
 
-/* cublasSgemm's definition (column-major, alpha = 1, beta = 0). */
-static void emulate_sgemm(hc_cu_gemm_args g, const float *A, const float *B, float *C)
+/* cublasSgemm (f16 0: f32 A and B) or cublasGemmEx with f16 A and B (f16 1), f32 C, beta 0, by
+ * definition (column-major; sums in double, cuBLAS sums in f32), times alpha: for the f16 GEMM
+ * hc_cu_scale_by's product with the scale (exact: a power of two). */
+static void emulate_gemm(hc_cu_gemm_args g, float alpha, const void *A, const void *B, int f16, float *C)
 {
     for (int j = 0; j < g.n; j++)
         for (int i = 0; i < g.m; i++) {
             double s = 0;
             for (int p = 0; p < g.k; p++) {
-                float a = g.trans_a ? A[p + (size_t)i * g.lda] : A[i + (size_t)p * g.lda];
-                float b = g.trans_b ? B[j + (size_t)p * g.ldb] : B[p + (size_t)j * g.ldb];
-                s += (double)a * b;
+                size_t ai = g.trans_a ? p + (size_t)i * g.lda : i + (size_t)p * g.lda;
+                size_t bi = g.trans_b ? j + (size_t)p * g.ldb : p + (size_t)j * g.ldb;
+                double a = f16 ? hc_cu_f16_to_f32(((const uint16_t *)A)[ai]) : ((const float *)A)[ai];
+                double b = f16 ? hc_cu_f16_to_f32(((const uint16_t *)B)[bi]) : ((const float *)B)[bi];
+                s += a * b;
             }
-            C[i + (size_t)j * g.ldc] = (float)s;
+            C[i + (size_t)j * g.ldc] = (float)(alpha * s);
         }
 }
 
@@ -416,7 +420,7 @@ static void test_batched_matmul_chunks(void)
             for (int64_t r0 = 0; r0 < out; r0 += rows) {
                 int64_t nr = out - r0 < rows ? out - r0 : rows;
                 emulate_dequant_rows(t, w, rb, in, NULL, r0, (int)nr, scratch);
-                emulate_sgemm(hc_cu_matmul_gemm_args(in, out, nr, n_tok), scratch, x, y + r0);
+                emulate_gemm(hc_cu_matmul_gemm_args(in, out, nr, n_tok), 1.0f, scratch, x, 0, y + r0);
                 chunks++;
             }
             CU_ASSERT_EQUAL(chunks, (int)((out + rows - 1) / rows));
@@ -452,22 +456,6 @@ static float emulate_to_f16_scaled(const float *x, size_t n, uint16_t *y)
         for (unsigned tid = 0; tid < l.block.x; tid++)
             for (size_t i = hc_cu_ew_first(b, tid); i < n; i += hc_cu_ew_stride(l.grid.x)) y[i] = hc_cu_f32_to_f16(x[i] * inv);
     return s;
-}
-
-/* cublasGemmEx with f16 A and B, f32 C, alpha 1, beta 0 (sums in double: cuBLAS sums in f32), then
- * hc_cu_scale_by's product with the scale (exact: a power of two). */
-static void emulate_gemm_f16(hc_cu_gemm_args g, float alpha, const uint16_t *A, const uint16_t *B, float *C)
-{
-    for (int j = 0; j < g.n; j++)
-        for (int i = 0; i < g.m; i++) {
-            double s = 0;
-            for (int p = 0; p < g.k; p++) {
-                uint16_t a = g.trans_a ? A[p + (size_t)i * g.lda] : A[i + (size_t)p * g.lda];
-                uint16_t b = g.trans_b ? B[j + (size_t)p * g.ldb] : B[p + (size_t)j * g.ldb];
-                s += (double)hc_cu_f16_to_f32(a) * hc_cu_f16_to_f32(b);
-            }
-            C[i + (size_t)j * g.ldc] = (float)(alpha * s);
-        }
 }
 
 static void test_f16_input_scale(void)
@@ -527,8 +515,8 @@ static void test_f16_batched_matmul(void)
                         for (int64_t k = 0; k < in; k++)
                             scratch[r * in + k] = hc_cu_f32_to_f16(hc_cu_deq_elem(t, w + (size_t)(r0 + r) * rb, k));
                     hc_cu_gemm_args g = hc_cu_matmul_gemm_args(in, out, nr, nt);
-                    emulate_gemm_f16(g, sc, scratch, x16, y + (size_t)t0 * out + r0);
-                    emulate_gemm_f16(g, 1.0f, scratch, x16, y1 + (size_t)t0 * out + r0);
+                    emulate_gemm(g, sc, scratch, x16, 1, y + (size_t)t0 * out + r0);
+                    emulate_gemm(g, 1.0f, scratch, x16, 1, y1 + (size_t)t0 * out + r0);
                 }
             }
             double *ref = malloc((size_t)n_tok * out * sizeof *ref), *mag = malloc((size_t)n_tok * out * sizeof *mag);
@@ -557,7 +545,7 @@ static void test_f32_blas_arguments(void)
     reference_matmul(HC_F32, (const uint8_t *)w, in, out, x, n_tok, ref, mag);
 
     int bad = 0;
-    emulate_sgemm(hc_cu_matmul_gemm_args(in, out, out, n_tok), w, x, y);
+    emulate_gemm(hc_cu_matmul_gemm_args(in, out, out, n_tok), 1.0f, w, x, 0, y);
     for (int64_t k = 0; k < n_tok * out; k++)
         if (!close_to(y[k], ref[k], 1e-5)) bad++;
     CU_ASSERT_EQUAL(bad, 0);

@@ -182,19 +182,17 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
     hc_status st = d->ops->matmul(d, s->weight, xn, m->dev_logits, n);
     if (st != HC_OK) return st;
     r->on_device = routed_on_device(c, s, n);
-    if (r->on_device) {
-        *r = (hc_moe_routing){ .layer = s->layer, .n_tok = n, .k = k, .n_rows = n * k, .n_expert = E, .seg_off = r->seg_off,
-                               .seg_n = r->seg_n, .row_token = r->row_token, .row_weight = r->row_weight,
-                               .tok_expert = r->tok_expert, .tok_weight = r->tok_weight, .tok_row = r->tok_row,
-                               .on_device = 1, .src = xn, .gathered = moe_x };
-        return d->ops->moe_topk(d, m->dev_logits, n, E, k, cfg->norm_topk_prob, m->dev_ids, m->dev_weights);
-    }
-    st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
-    if (st != HC_OK) return st;
     r->layer = s->layer;
     r->n_tok = n;
     r->k = k;
     r->n_rows = n * k;
+    if (r->on_device) {
+        r->src = xn;
+        r->gathered = moe_x;
+        return d->ops->moe_topk(d, m->dev_logits, n, E, k, cfg->norm_topk_prob, m->dev_ids, m->dev_weights);
+    }
+    st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
+    if (st != HC_OK) return st;
     memset(r->seg_n, 0, (size_t)E * sizeof *r->seg_n);
     for (int t = 0; t < n; t++) {
         const float *lg = m->logits + (size_t)t * E;

@@ -148,13 +148,9 @@ static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
 /* Four floats at p (16-byte aligned), in one load on the GPU. */
 static inline HC_CU_HD void hc_cu_ld_f4(const float *p, float v[4])
 {
-#ifdef __CUDA_ARCH__
-    float4 u = *(const float4 *)p;
-    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
-#else
-    HC_CU_CHECK_ALIGNED(p, 16);
-    memcpy(v, p, 16);
-#endif
+    uint32_t u[4];
+    hc_cu_ld16((const uint8_t *)p, u);
+    memcpy(v, u, 16);
 }
 
 /* Blocks needed to cover n items with `per` items per block. */

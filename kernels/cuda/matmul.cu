@@ -18,36 +18,22 @@ __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t 
     }
 }
 
-/* The GEMVs compute y = W x for one row of x per blockIdx.y: y and x of row blockIdx.y (x's row
- * blockIdx.y / x_div) and, with ids, the weights of expert ids[blockIdx.y] (slices of slice bytes). */
-#define HC_CU_GEMV_ROW_OPERANDS()                                                                  \
-    do {                                                                                           \
-        unsigned r_ = blockIdx.y;                                                                  \
-        if (ids) w += (size_t)ids[r_] * slice;                                                     \
-        x += (size_t)(r_ / (unsigned)x_div) * (size_t)in;                                          \
-        y += (size_t)r_ * (size_t)out;                                                             \
-    } while (0)
-
-template <int DT>
-__global__ void gemv_kernel(const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y,
-                            const int32_t *ids, size_t slice, int x_div)
+/* y = W x, a warp per row of W: each lane's part by runs (RUNS 1: hc_cu_gemv_runs_ok) or by elements,
+ * then the warp's sum. One row of x per blockIdx.y: y and x of row blockIdx.y (x's row blockIdx.y /
+ * x_div) and, with ids, the weights of expert ids[blockIdx.y] (slices of slice bytes). */
+template <int DT, int RUNS>
+__global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                            const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
 {
-    HC_CU_GEMV_ROW_OPERANDS();
+    unsigned r = blockIdx.y;
+    if (ids) w += (size_t)ids[r] * slice;
+    x += (size_t)(r / (unsigned)x_div) * (size_t)in;
+    y += (size_t)r * (size_t)out;
     int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
-    float s = hc_cu_gemv_lane_partial(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
-    for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-    if (threadIdx.x == 0) y[o] = s;
-}
-
-template <int DT>
-__global__ void gemv_runs_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
-                                 const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
-{
-    HC_CU_GEMV_ROW_OPERANDS();
-    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
-    if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
-    float s = hc_cu_gemv_lane_runs(DT, w + (size_t)o * row_bytes, x, in, (int)threadIdx.x);
+    const uint8_t *row = w + (size_t)o * row_bytes;
+    int lane = (int)threadIdx.x;
+    float s = RUNS ? hc_cu_gemv_lane_runs(DT, row, x, in, lane) : hc_cu_gemv_lane_partial(DT, row, x, in, lane);
     for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
     if (threadIdx.x == 0) y[o] = s;
 }
@@ -101,17 +87,15 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
     l.grid.y = (unsigned)n_rows;
     const uint8_t *wb = (const uint8_t *)w;
     /* every slice and every row of x must meet the runs kernel's alignment, as the first does */
-    if (hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w | (ids ? slice : 0), row_bytes, (uintptr_t)x)) {
+    int runs = hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w | (ids ? slice : 0), row_bytes, (uintptr_t)x);
 #define LAUNCH(T)                                                                                  \
-    gemv_runs_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, \
-                                                                                        slice, x_div)
-        HC_CU_SWITCH_TYPE(dtype, LAUNCH)
-#undef LAUNCH
-        return cudaGetLastError();
-    }
-#define LAUNCH(T)                                                                                  \
-    gemv_kernel<T><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, \
-                                                                                   x_div)
+    do {                                                                                           \
+        dim3 g_ = hc_cu_dim3(l.grid), b_ = hc_cu_dim3(l.block);                                    \
+        if (runs)                                                                                  \
+            gemv_kernel<T, 1><<<g_, b_, l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        else                                                                                       \
+            gemv_kernel<T, 0><<<g_, b_, l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+    } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
     return cudaGetLastError();

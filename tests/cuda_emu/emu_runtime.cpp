@@ -204,7 +204,6 @@ void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
     }
 }
 
-void hc_emu::enqueue(cudaStream_t s, std::function<void()> op) { enqueue(s, std::move(op), NODE_KERNEL); }
 
 extern "C" {
 

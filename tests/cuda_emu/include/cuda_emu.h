@@ -45,12 +45,11 @@ cudaError_t fail(cudaError_t e); /* e (not cudaSuccess) becomes the last error; 
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body);
 /* false (and the launch's error recorded) when a launch is outside the hardware's limits */
 bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes);
-/* op on stream s: run when the stream's work up to it is needed (a synchronization, an event waited
-   for, a copy to pageable memory), as a GPU would have run it by then at the latest; at once on the
-   legacy stream (0) */
-void enqueue(cudaStream_t s, std::function<void()> op);
 /* the kind of a graph node, which cudaGraphExecUpdate compares (a memcpy's direction is part of it) */
 enum node_kind { NODE_KERNEL = 1, NODE_MEMCPY = 2, NODE_MEMSET = 3, NODE_BLAS = 4, NODE_WAIT = 5, NODE_EVENT = 6 };
+/* op (a node of this kind) on stream s: run when the stream's work up to it is needed (a
+   synchronization, an event waited for, a copy to pageable memory), as a GPU would have run it by
+   then at the latest; at once on the legacy stream (0); recorded instead while s is captured */
 void enqueue(cudaStream_t s, std::function<void()> op, int kind);
 /* what the test counts: launches, and faults (a bad configuration, a barrier or shuffle that
  * could not complete, shared memory asked beyond the limit) with their last message */
