@@ -236,8 +236,9 @@ if [ "$dry" = 1 ]; then
   n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20
 else
   smol=(--dim 576 --layers 30 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)
-  # a small qwen2moe (16 experts, 4 per token, a gated shared expert): experts routed on the device
-  # (no branches) and through the host (W3 + 10%: the routed experts' branches)
+  # a small qwen2moe (16 experts, 4 per token, a gated shared expert): experts routed on the device,
+  # without branches and with W3 + 10% (the routed experts' branches on the host, their jobs taking
+  # the experts' ids with their input)
   moe=(--arch qwen2moe --dim 512 --layers 4 --heads 8 --kv-heads 2 --ffn 1024 --experts 16 --top-k 4 --vocab 32000)
   big=(--dim 4096 --layers 8 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256)
   n_gen=64 n_dec=64 n_pre=128 reps=3
@@ -350,6 +351,9 @@ compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 compare moe-f16 float "$models/moe.gguf" --no-comp
 compare moe-w3-b10 w3 "$models/moe.w3.gguf"
+if [ "$flags_ok" = 1 ] && [ "${cmp_dev[1]}" != cpu ]; then # the experts' jobs by events among jobs by flags
+  HC_CUDA_HANDOFF_PATIENCE_MS=5000 compare moe-w3-b10-flags w3 "$models/moe.w3.gguf" --handoff flags
+fi
 
 # ---------------- 7. bench ----------------
 # skip_optional LABEL WHAT: 0 (and the step recorded as skipped) when the budget is spent

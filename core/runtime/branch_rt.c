@@ -31,7 +31,10 @@ enum { IN_SYNC, IN_EVENT, IN_FLAG };
 typedef struct seg_item {
     const hc_branch *b;
     int rank;                           /* active rank */
-    int row0, rows;                     /* its rows of x (and of t, delta and the output buffer) */
+    int row0, rows;                     /* its rows of t, delta and the output buffer */
+    int xrow0;                          /* its first row of x: row0, or row0 / k where the device routed
+                                           the layer and gate/up read the route's input (rows 1) */
+    int act;                            /* its stage's index in the job's active list */
     int t_off, d_off;                   /* its columns of t and delta */
     hc_buf out;
     int out_width;
@@ -63,6 +66,14 @@ struct hc_branch_job {
     seg_item *items;
     int n_items;
     hc_tensor *expert_view;             /* device without host memory: [group stage][expert][A, B] */
+    uint64_t bytes;                     /* the factor bytes its items touch this step */
+    unsigned char *seen;                /* [n_expert] scratch: experts counted in bytes */
+    /* the layer routed on the device (hc_moe_routing.on_device, with the hand-off): the input and the
+       experts' ids come down together, and the host thread makes the items, a row each */
+    int deferred;
+    int32_t *ids;                       /* page-locked [HC_MOE_DEVICE_ROWS]: the rows' experts */
+    const float *dev_x;                 /* this step's input on the device: the buffer, or the route's */
+    int x_div;                          /* rows of t per row of x (k when gate/up read the route's input) */
     /* the hand-off with a device without host memory (r->handoff) */
     hc_event *ev_in;                    /* the copy of the input into x (page-locked) is done */
     int in_async;                       /* this step's input comes by download_async (IN_EVENT: wait for
@@ -234,7 +245,7 @@ static hc_status items_down(hc_branch_job *j, int ith, int nth)
         long k0, k1;
         hc_split_range(it->rank, ith, nth, 1, &k0, &k1);
         if (k0 < k1)
-            st = r->comp->down(it->b, it->rank, j->x + (size_t)it->row0 * j->in_width, it->rows,
+            st = r->comp->down(it->b, it->rank, j->x + (size_t)it->xrow0 * j->in_width, it->rows,
                                j->t + (size_t)it->row0 * j->ldt + it->t_off, j->ldt, (int)k0, (int)k1);
     }
     return st;
@@ -265,22 +276,28 @@ static hc_status merge_items(hc_branch_rt *r, hc_branch_job *j)
 {
     hc_device *d = r->c->dev;
     hc_status st = HC_OK;
-    if (r->handoff) { /* packed into page-locked memory, one upload, an add per item */
-        size_t off = 0;
+    if (r->handoff) { /* packed into page-locked memory (an active stage's rows, zero where no branch
+                            ran), one upload, an add per active stage */
+        const size_t rows = (size_t)j->n_tok;
+        size_t off[MAX_GROUP], covered[MAX_GROUP] = { 0 }, total = 0;
+        for (int k = 0; k < j->n_items; k++) covered[j->items[k].act] += (size_t)j->items[k].rows; /* a row has one expert */
+        for (int a = 0; a < j->n_active; a++) {
+            size_t n = rows * (size_t)r->c->width[r->c->stages[j->active[a]].out];
+            off[a] = total;
+            if (covered[a] < rows) memset(j->out_pinned + total, 0, n * sizeof(float));
+            total += n;
+        }
         for (int k = 0; k < j->n_items; k++) {
             const seg_item *it = &j->items[k];
             for (int row = 0; row < it->rows; row++)
-                memcpy(j->out_pinned + off + (size_t)row * it->out_width, j->delta + (size_t)(it->row0 + row) * j->ldd + it->d_off,
-                       (size_t)it->out_width * sizeof(float));
-            off += (size_t)it->rows * it->out_width;
+                memcpy(j->out_pinned + off[it->act] + (size_t)(it->row0 + row) * it->out_width,
+                       j->delta + (size_t)(it->row0 + row) * j->ldd + it->d_off, (size_t)it->out_width * sizeof(float));
         }
         corr_slot *sl;
-        st = slot_merge_begin(r, j, off, &sl);
-        off = 0;
-        for (int k = 0; k < j->n_items && st == HC_OK; k++) {
-            const seg_item *it = &j->items[k];
-            st = d->ops->add(d, r->c->buf[it->out] + (size_t)it->row0 * it->out_width, sl->dev + off, (size_t)it->rows * it->out_width);
-            off += (size_t)it->rows * it->out_width;
+        st = slot_merge_begin(r, j, total, &sl);
+        for (int a = 0; a < j->n_active && st == HC_OK; a++) {
+            hc_buf out = r->c->stages[j->active[a]].out;
+            st = d->ops->add(d, r->c->buf[out], sl->dev + off[a], rows * (size_t)r->c->width[out]);
         }
         return st == HC_OK ? slot_merge_end(r, j, sl) : st;
     }
@@ -310,7 +327,7 @@ static hc_status items_on_device(hc_branch_rt *r, hc_branch_job *j)
     for (int k = 0; k < j->n_items && st == HC_OK; k++) {
         const seg_item *it = &j->items[k];
         int stored = it->b->rank;
-        st = d->ops->matmul(d, &it->dev[0], c->buf[j->in] + (size_t)it->row0 * j->in_width, r->dev_t, it->rows);
+        st = d->ops->matmul(d, &it->dev[0], j->dev_x + (size_t)it->xrow0 * j->in_width, r->dev_t, it->rows);
         for (int row = 0; row < it->rows && st == HC_OK && it->rank < stored; row++)
             st = d->ops->scale(d, r->dev_t + (size_t)row * stored + it->rank, (size_t)(stored - it->rank), 0.0f);
         if (st == HC_OK) st = d->ops->matmul(d, &it->dev[1], r->dev_t, r->dev_delta, it->rows);
@@ -319,37 +336,70 @@ static hc_status items_on_device(hc_branch_rt *r, hc_branch_job *j)
     return st;
 }
 
-/* This step's items of an expert job, from the routing of its layer; the stages' shared active rank
- * caps every expert's. Returns the number of items (0: nothing to do). */
-static int collect_items(hc_branch_rt *r, hc_branch_job *j, const hc_moe_routing *rt)
+/* Expert e's item of group stage k (active as j->n_active) on rows row0 .. row0 + rows - 1 of t, delta
+ * and the output buffer; the stages' shared active rank caps the expert's. Returns 0 where the
+ * expert's branch does not run. */
+static int add_item(hc_branch_job *j, int k, int e, int row0, int rows, int xrow0)
 {
-    hc_context *c = r->c;
+    const hc_context *c = j->rt->c;
+    const hc_stage *g = &c->stages[j->stage[k]];
+    const hc_branch *b = &g->expert_branch[e];
+    int rank = g->active_rank < b->rank ? g->active_rank : b->rank;
+    if (rank <= 0) return 0;
+    int t_off = 0; /* the expert's earlier group stages come first in its rows of t */
+    for (int q = 0; q < k; q++) {
+        const hc_stage *h = &c->stages[j->stage[q]];
+        if (h->expert_branch) t_off += h->expert_branch[e].rank;
+    }
+    j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = row0, .rows = rows, .xrow0 = xrow0, .act = j->n_active,
+                                         .t_off = t_off, .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
+                                         .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
+    j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rows;
+    if (!j->seen[e]) j->bytes += hc_branch_factor_bytes(b, rank);
+    j->seen[e] = 1;
+    return 1;
+}
+
+static int expert_stage_runs(const hc_stage *g) { return g->expert_branch && g->branch_enabled > 0 && g->active_rank > 0; }
+
+/* This step's items of an expert job, from the routing of its layer on the host: an expert's rows
+ * are a segment. Returns the number of items (0: nothing to do). */
+static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
+{
+    const hc_context *c = j->rt->c;
     j->n_items = j->n_active = 0;
-    j->flops = 0;
+    j->flops = j->bytes = 0;
     if (!rt || rt->layer != j->layer) return 0;
     for (int k = 0; k < j->n_stage; k++) {
-        const hc_stage *g = &c->stages[j->stage[k]];
-        if (!g->expert_branch || g->branch_enabled <= 0) continue;
+        if (!expert_stage_runs(&c->stages[j->stage[k]])) continue;
+        memset(j->seen, 0, (size_t)j->n_expert);
         int any = 0;
-        for (int e = 0; e < rt->n_expert && e < j->n_expert; e++) {
-            const hc_branch *b = &g->expert_branch[e];
-            int rank = g->active_rank < b->rank ? g->active_rank : b->rank;
-            if (!rt->seg_n[e] || rank <= 0) continue;
-            int t_off = 0; /* the expert's earlier group stages come first in its rows of t */
-            for (int q = 0; q < k; q++) {
-                const hc_stage *h = &c->stages[j->stage[q]];
-                if (h->expert_branch) t_off += h->expert_branch[e].rank;
-            }
-            j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = rt->seg_off[e], .rows = rt->seg_n[e], .t_off = t_off,
-                                                 .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
-                                                 .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
-            j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rt->seg_n[e];
-            r->stats.bytes_touched += hc_branch_factor_bytes(b, rank);
-            any = 1;
-        }
+        for (int e = 0; e < rt->n_expert && e < j->n_expert; e++)
+            if (rt->seg_n[e]) any |= add_item(j, k, e, rt->seg_off[e], rt->seg_n[e], rt->seg_off[e]);
         if (any) j->active[j->n_active++] = j->stage[k];
     }
     return j->n_items;
+}
+
+/* The same where the device routed the layer (j->deferred): an item per row and running stage, from
+ * the rows' experts (ids, come with the input); the stages were made active in before_stage. */
+static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
+{
+    const hc_context *c = j->rt->c;
+    j->n_items = 0;
+    j->flops = j->bytes = 0;
+    for (int row = 0; row < j->n_tok; row++)
+        if (ids[row] < 0 || ids[row] >= j->n_expert)
+            return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
+    int n_active = j->n_active;
+    j->n_active = 0; /* add_item's active index */
+    for (int k = 0; k < j->n_stage; k++) {
+        if (!expert_stage_runs(&c->stages[j->stage[k]])) continue;
+        memset(j->seen, 0, (size_t)j->n_expert);
+        for (int row = 0; row < j->n_tok; row++) add_item(j, k, ids[row], row, 1, row / j->x_div);
+        j->n_active++;
+    }
+    return j->n_active == n_active ? HC_OK : hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
 }
 
 /* A job for consecutive MOE_LINEAR stages of one layer reading the same input (gate+up, down). */
@@ -395,9 +445,13 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
     size_t rows = (size_t)c->n_batch * cfg->n_expert_used;
     hc_status hst = job_handoff_alloc(r, j, rows);
     if (hst != HC_OK) return hst;
+    /* items: an expert's segment each, or a row each where the device routes (at most HC_MOE_DEVICE_ROWS) */
+    size_t per_stage = cfg->n_expert > HC_MOE_DEVICE_ROWS ? (size_t)cfg->n_expert : HC_MOE_DEVICE_ROWS;
     if (!(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) || !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
-        !(j->items = malloc((size_t)(end - i) * cfg->n_expert * sizeof *j->items)))
+        !(j->items = malloc((size_t)(end - i) * per_stage * sizeof *j->items)) || !(j->seen = malloc((size_t)cfg->n_expert)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
+    if (r->handoff && c->dev->ops->host_alloc(c->dev, HC_MOE_DEVICE_ROWS * sizeof *j->ids, (void **)&j->ids) != HC_OK)
+        return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the experts' ids of %s", j->name);
     if (!c->dev->host_memory) {
         if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))
             return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
@@ -496,6 +550,10 @@ static void host_job_fn(void *arg, int ith, int nth)
     } else if (j->in_async == IN_FLAG) {
         st = wait_input_flag(j);
     }
+    if (j->deferred) { /* the items, from the experts' ids that came with the input (no items: none run) */
+        if (ith == 0 && st == HC_OK) st = collect_rows(j, j->ids);
+        if (nth > 1) hc_host_pool_barrier(j->rt->host);
+    }
     if (st == HC_OK) st = job_down(j, ith, nth);
     if (nth > 1) hc_host_pool_barrier(j->rt->host);
     if (st == HC_OK) st = job_up(j, ith, nth);
@@ -566,6 +624,7 @@ static hc_status finish_host_job(hc_branch_rt *r, hc_branch_job *j)
     }
     r->stats.host_ns += j->host_ns_last;
     r->stats.flops += j->flops;
+    if (j->deferred) r->stats.bytes_touched += j->bytes;
     r->stats.jobs++;
     return st;
 }
@@ -745,7 +804,12 @@ static hc_status rt_run_on_device(void *arg, hc_branch_job *j)
         return st;
     }
     const float *x = c->buf[j->in];
-    if (j->n_expert) st = items_on_device(r, j);
+    if (j->deferred) { /* the items need the experts' ids here: they come down at once */
+        st = d->ops->download(d, j->ids, c->moe->dev_ids, (size_t)j->n_tok * sizeof *j->ids);
+        if (st == HC_OK) st = collect_rows(j, j->ids);
+        r->stats.bytes_touched += j->bytes;
+    }
+    if (j->n_expert && st == HC_OK) st = items_on_device(r, j);
     for (int k = 0; k < j->n_active && st == HC_OK && !j->n_expert; k++) {
         const hc_stage *s = &c->stages[j->active[k]];
         int idx = 0;
@@ -903,6 +967,8 @@ void hc_branch_rt_free(hc_branch_rt *r)
         free(r->jobs[i].t);
         free(r->jobs[i].delta);
         free(r->jobs[i].items);
+        free(r->jobs[i].seen);
+        if (r->jobs[i].ids) r->c->dev->ops->host_free(r->c->dev, r->jobs[i].ids);
         if (r->c && r->c->dev && !r->c->dev->host_memory) {
             hc_branch_job *j = &r->jobs[i];
             free_factors(r->c->dev, j->a_view, MAX_GROUP);
@@ -1000,9 +1066,26 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     j->n_active = 0;
     j->flops = 0;
     j->device_ns_step = 0;
-    if (j->n_expert) { /* an expert job: the branches of this step's routed experts, on their rows */
-        const hc_moe_routing *rt = hc_moe_routing_of(r->c);
-        collect_items(r, j, rt);
+    j->dev_x = r->c->buf[j->in];
+    j->x_div = 1;
+    j->deferred = 0;
+    const hc_moe_routing *rt = r->c->moe && r->c->moe->route.layer == j->layer ? &r->c->moe->route : NULL;
+    if (j->n_expert && rt && rt->on_device) { /* the device routed the layer: its ids come down with the input */
+        if (!r->handoff || !r->c->moe->dev_ids || rt->n_rows > HC_MOE_DEVICE_ROWS)
+            return hc_error(HC_E_STATE, "branch job %s: layer %d was routed on the device, and the job cannot read its routing",
+                            j->name, j->layer);
+        j->deferred = 1;
+        j->n_items = 0;
+        for (int k = 0; k < j->n_stage; k++)
+            if (expert_stage_runs(&r->c->stages[j->stage[k]])) j->active[j->n_active++] = j->stage[k];
+        if (j->dev_x == rt->gathered) { /* gate and up: the route's input, each row k times */
+            j->dev_x = rt->src;
+            j->x_div = rt->k;
+        }
+        rows = rt->n_rows;
+    } else if (j->n_expert) { /* an expert job: the branches of this step's routed experts, on their rows */
+        collect_items(j, rt);
+        r->stats.bytes_touched += j->bytes;
         rows = rt ? rt->n_rows : 0;
     }
     for (int k = 0; k < j->n_stage && !j->n_expert; k++) {
@@ -1027,7 +1110,7 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     j->sched = s->sched;
     if (j->sched < 0 || j->sched >= r->n_sched) return hc_error(HC_E_STATE, "stage %s has no scheduler", s->name);
     hc_device *d = r->c->dev;
-    size_t in_bytes = (size_t)rows * j->in_width * sizeof(float);
+    size_t in_bytes = (size_t)(rows / j->x_div) * j->in_width * sizeof(float);
     j->in_async = !r->handoff ? IN_SYNC : r->flags && !j->n_expert ? IN_FLAG : IN_EVENT;
     j->seq = r->seq;
     j->timed = 0;
@@ -1036,7 +1119,8 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     if (j->in_async == IN_FLAG) { /* into page-locked x, then flag_in: the host job waits for it */
         st = d->ops->publish(d, j->x, r->c->buf[j->in], in_bytes / sizeof(float), j->flag_in, j->seq);
     } else if (r->handoff) { /* on the copy queue into page-locked x; the host job waits for ev_in */
-        st = d->ops->download_async(d, j->x, r->c->buf[j->in], in_bytes, j->ev_in);
+        if (j->deferred) st = d->ops->download_async(d, j->ids, r->c->moe->dev_ids, (size_t)rows * sizeof *j->ids, NULL);
+        if (st == HC_OK) st = d->ops->download_async(d, j->x, j->dev_x, in_bytes, j->ev_in);
     } else {
         st = d->ops->download(d, j->x, r->c->buf[j->in], in_bytes);
     }
@@ -1149,3 +1233,5 @@ hc_status hc_branch_rt_device_times(hc_branch_rt *r, uint64_t step_device_ns)
 }
 
 int hc_branch_rt_device_timed(const hc_branch_rt *r) { return r->timing; }
+
+int hc_branch_rt_reads_device_routing(const hc_branch_rt *r) { return r->handoff; }

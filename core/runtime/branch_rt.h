@@ -54,6 +54,9 @@ hc_status hc_branch_rt_end_step(hc_branch_rt *r);
 /* After the step's output was read from the device: the host jobs it did not wait for (flags) waited
  * for, their failures raised, and the device's patience checked. */
 hc_status hc_branch_rt_step_done(hc_branch_rt *r);
+/* Whether the expert jobs read a layer's routing from the device (the hand-off: the experts' ids come
+ * down with the input), so that a layer with running expert branches may be routed there. */
+int hc_branch_rt_reads_device_routing(const hc_branch_rt *r);
 
 /* The last step's timings of a job (the jobs are numbered 0 .. n_jobs-1). */
 typedef struct hc_job_times {

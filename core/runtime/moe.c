@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "branch_rt.h"
 #include "context.h"
 
 int hc_moe_buffer_width(const hc_model_config *c, hc_buf b, int *rows_per_token)
@@ -99,9 +100,6 @@ hc_status hc_moe_attach_branches(hc_context *c, hc_stage *s, const hc_comp_ops *
     return HC_OK;
 }
 
-/* The host's view of the routing: none when the device routed the layer (nothing on the host needed it). */
-const hc_moe_routing *hc_moe_routing_of(const hc_context *c) { return c->moe && !c->moe->route.on_device ? &c->moe->route : NULL; }
-
 hc_tensor hc_moe_expert_view(const hc_tensor *t, int e)
 {
     int64_t n = t->ne[2] > 1 ? t->ne[2] : 1;
@@ -147,8 +145,8 @@ void hc_moe_route_token(const float *logits, int n, int k, int norm, float *prob
 
 /* Whether route stage s's layer is routed on the device in this pass of n tokens: the device has the
  * ops and reads the layer's expert weights by id (asked once per layer), the rows fit, and nothing on
- * the host needs the routing (an observer, or an expert branch that runs: those of the stages after
- * s in its layer). */
+ * the host needs the routing before the device has it: no observer, and an expert branch that runs
+ * (those of the stages after s in its layer) only where its job reads the ids from the device. */
 static int routed_on_device(hc_context *c, const hc_stage *s, int n)
 {
     hc_moe_ctx *m = c->moe;
@@ -157,7 +155,8 @@ static int routed_on_device(hc_context *c, const hc_stage *s, int n)
     if (!m->dev_ids || m->observer || c->observer || n * cfg->n_expert_used > HC_MOE_DEVICE_ROWS) return 0;
     if (s->layer < 0 || s->layer >= cfg->n_layer) return 0;
     for (const hc_stage *q = s + 1; q < c->stages + c->n_stages && q->layer == s->layer; q++)
-        if (c->brt && q->expert_branch && q->branch_enabled > 0 && q->active_rank > 0) return 0;
+        if (c->brt && q->expert_branch && q->branch_enabled > 0 && q->active_rank > 0 && !hc_branch_rt_reads_device_routing(c->brt))
+            return 0;
     signed char *ok = &m->dev_layer_ok[s->layer];
     if (*ok < 0) {
         const hc_moe_layer *L = &c->model->layers[s->layer].moe;

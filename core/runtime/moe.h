@@ -2,7 +2,8 @@
  * top-k, optional renormalisation), the routed rows grouped by expert, expert matmuls on 2-D views
  * of the 3-D expert tensors, the weighted combination, and qwen2moe's shared-expert gate. A pass of
  * at most HC_MOE_DEVICE_ROWS routed rows on a device with the ops for it is routed there instead,
- * when no expert branch or observer needs the routing on the host: no trip to the host per layer.
+ * when no observer needs the routing on the host and the expert branches that run read it from the
+ * device (their jobs take the experts' ids with their input): no trip to the host per layer.
  *
  * A MoE layer's FFN is a run of stages (pipeline_default.c):
  *   ffn_gate_inp   MOE_ROUTE    xn -> moe_x        router, top-k; rows of xn gathered by expert
@@ -76,9 +77,6 @@ hc_status hc_moe_run_stage(struct hc_context *c, const hc_stage *s, int n);
 /* Gives a MOE_LINEAR stage its experts' branches (if any): expert_branch, branch_enabled, and the
  * active-rank cap (max_rank, 0: none) shared by all its experts; sets *any when it has some. */
 hc_status hc_moe_attach_branches(struct hc_context *c, hc_stage *s, const struct hc_comp_ops *comp, int max_rank, int *any);
-
-/* The routing computed by the last MOE_ROUTE stage of the current step (NULL without experts). */
-const hc_moe_routing *hc_moe_routing_of(const struct hc_context *c);
 
 /* Expert e of a 3-D expert tensor as a 2-D [in, out] tensor (same type or packed format, the data
  * at its contiguous slice). */

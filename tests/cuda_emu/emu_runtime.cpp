@@ -1,8 +1,9 @@
 /* emu_runtime.cpp: the CUDA runtime and cuBLAS calls of include/ on the CPU: "device" memory is host
  * memory kept in a table, so copies are checked against the allocations their direction names; a
- * stream's work waits in its queue until it must have run (a synchronization, an event waited for),
- * so a missing wait shows as stale data; a captured stream's work becomes a graph's nodes, and the
- * calls a capture forbids are refused; the BLAS calls check their arguments as cuBLAS documents. */
+ * stream's work waits in its queue until it must have run (a synchronization, an event waited for)
+ * or the process left the device idle for a while, so a missing wait shows as stale data; a captured
+ * stream's work becomes a graph's nodes, and the calls a capture forbids are refused; the BLAS calls
+ * check their arguments as cuBLAS documents. */
 #include "cuda_emu.h"
 
 #include <time.h>
@@ -11,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -104,10 +107,14 @@ bool event_ok(cudaEvent_t e) { return known(events, e); }
 bool graph_ok(cudaGraph_t g) { return known(graphs, g); }
 bool exec_ok(cudaGraphExec_t e) { return known(graph_execs, e); }
 
+/* When work was last enqueued or run (ms, now_ms): the device's idle watch (idle_watch) reads it. */
+std::atomic<double> last_activity_ms;
+
 /* Runs stream s's queued work: all of it, or until event e reaches record number gen. */
 void run_stream(cudaStream_t s, cudaEvent_t e = nullptr, uint64_t gen = 0)
 {
     std::lock_guard<std::recursive_mutex> g(order);
+    last_activity_ms = now_ms();
     while (s && !s->work.empty() && !(e && e->reached >= gen)) {
         std::function<void()> op = std::move(s->work.front());
         s->work.pop_front();
@@ -125,6 +132,37 @@ void run_all()
     }
     for (cudaStream_t s : all) run_stream(s);
 }
+
+/* A GPU runs its queues on its own. Here work runs when something waits for it, and the rest of the
+ * time it is late: but a process whose host threads all wait outside CUDA (a host thread spinning on
+ * a flag that queued work would set, the others waiting for it) would never let it run. So when
+ * work has waited in a queue and no thread has enqueued or run any for IDLE_MS, this thread runs
+ * every queue, as the GPU would long have done. Started with the first stream; stopped at exit. */
+class idle_watch {
+  public:
+    static constexpr double IDLE_MS = 20.0;
+    void start()
+    {
+        std::call_once(once, [this] { thread = std::thread([this] { loop(); }); });
+    }
+    ~idle_watch()
+    {
+        {
+            std::lock_guard<std::mutex> g(m);
+            stop = true;
+        }
+        cv.notify_all();
+        if (thread.joinable()) thread.join();
+    }
+
+  private:
+    void loop();
+    std::once_flag once;
+    std::thread thread;
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+};
 
 /* The host (or a stream) needs event e's record number gen reached: its stream runs up to it. */
 void reach(cudaEvent_t e, uint64_t gen)
@@ -183,9 +221,31 @@ struct stats_at_exit {
 } stats_printer;
 } // namespace
 
+void idle_watch::loop()
+{
+    std::unique_lock<std::mutex> g(m);
+    while (!cv.wait_for(g, std::chrono::milliseconds(5), [this] { return stop; })) {
+        if (now_ms() - last_activity_ms < IDLE_MS) continue;
+        std::unique_lock<std::recursive_mutex> o(order, std::try_to_lock); /* held: some thread runs work */
+        if (!o.owns_lock()) continue;
+        bool waiting = false;
+        {
+            std::lock_guard<std::mutex> t(lock);
+            for (cudaStream_t s : streams) waiting |= !s->work.empty();
+        }
+        if (!waiting) continue;
+        g.unlock(); /* exit does not wait for the lock while the work runs */
+        run_all();
+        g.lock();
+    }
+}
+
+idle_watch watch; /* after the tables it reads: destroyed (joined) before them */
+
 void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
 {
     n_enqueued++;
+    last_activity_ms = now_ms();
     if (!s) {
         if (tl_capture) { /* the legacy stream would join the capture implicitly: CUDA refuses it */
             tl_capture->capture_invalid = true;
@@ -388,6 +448,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
     *s = new hc_emu_stream{ flags, {}, nullptr, false, 0, {} };
+    watch.start();
     std::lock_guard<std::mutex> g(lock);
     streams.insert(*s);
     return cudaSuccess;

@@ -4,7 +4,9 @@
 # uploaded, KV cache, branches handed off through pinned memory and the copy queue, MoE routing,
 # gemma's GeGLU and sliding window, decode steps as CUDA graphs). Limits as scripts/gpu_check.sh's:
 # float weights max |diff| <= 1e-3 (1 + max |logit|) and top-1 >= 0.95; W3 + branches (the cpu
-# device's int8 activations) top-1 >= 0.90; with graphs, the very logits of plain launches.
+# device's int8 activations) top-1 >= 0.90, and here also max |diff| <= 0.02 (1 + max |logit|) (the
+# emulator is deterministic: 0.009 is seen; a branch on the wrong rows gives 0.045); with graphs,
+# the very logits of plain launches.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 shared=${2:-}
@@ -40,7 +42,7 @@ ok = isinstance(d, (int, float)) and isinstance(ref, (int, float))
 if sys.argv[1] == "float":
     ok = ok and d <= 1e-3 * (1 + ref) and top1 >= 0.95
 else:
-    ok = ok and top1 >= 0.90
+    ok = ok and d <= 0.02 * (1 + ref) and top1 >= 0.90
 sys.exit(0 if ok else 1)
 PY
 }
@@ -66,7 +68,9 @@ compare llama-w3-async-flags w3 "$tmp/llama.w3.gguf" -n 32 -p 40 --handoff flags
 compare llama-w3-serial-flags w3 "$tmp/llama.w3.gguf" -n 16 --sched serial --handoff flags
 compare moe-w3-async-flags w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --handoff flags
 compare moe-f16 float "$tmp/moe.gguf" --no-comp -n 16 -p 20
+# with expert branches too: the jobs take the experts' ids with their input (async), or at once (inline)
 compare moe-w3-async w3 "$tmp/moe.w3.gguf" -n 32 -p 20
+compare moe-w3-inline w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --sched inline
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n 16 -p 40
