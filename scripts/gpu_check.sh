@@ -11,10 +11,11 @@
 #   --deps DIR     the folder scripts/gpu_deps.sh filled (default gpu-deps)
 #   --skip-8b      leave out the Llama-3-8B shape
 # Environment: OUT (results; default gpu-results/), HC_GPU_CHECK_BUDGET_S (an optional step -- the bandwidth
-# probe, the 8B shape, the extras, a failed step's diagnostic rerun -- starts only before this many seconds, else it
-# is skipped and said so; default 300), HC_GPU_CHECK_DEADLINE_S (the optional steps' commands are stopped
-# at this many seconds; default 450: the run, summary included, ends before its 8 minutes), HC_GPU_BW_GBS
-# (the GPU's memory bandwidth when its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
+# probe, the 8B shape, the extras, the 30B-A3B shape, a failed step's diagnostic rerun -- starts only before
+# this many seconds, else it is skipped and said so; default 300), HC_GPU_CHECK_DEADLINE_S (the optional
+# steps' commands are stopped at this many seconds; default 450: the run, summary included, ends before
+# its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when its name is not in the table below),
+# HC_DEPS_PREFIX (the packages' prefix).
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
 # (limits in section 6), or decode steps fail as CUDA graphs (the run then goes on without them:
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --deps) deps=$2; shift ;;
     --skip-8b) skip8b=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -233,6 +234,7 @@ if [ "$dry" = 1 ]; then
   smol=(--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512)
   moe=(--arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512)
   big=(--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 320 --vocab 1024)
+  q30=(--arch qwen3moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 16 --top-k 8 --expert-ffn 32 --vocab 512)
   n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20
 else
   smol=(--dim 576 --layers 30 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)
@@ -241,6 +243,8 @@ else
   # the experts' ids with their input)
   moe=(--arch qwen2moe --dim 512 --layers 4 --heads 8 --kv-heads 2 --ffn 1024 --experts 16 --top-k 4 --vocab 32000)
   big=(--dim 4096 --layers 8 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256)
+  # Qwen3-30B-A3B: 128 experts of width 768, 8 per token, 32/4 heads, cut to 4 of its 48 layers
+  q30=(--arch qwen3moe --dim 2048 --layers 4 --heads 32 --kv-heads 4 --ffn 6144 --experts 128 --top-k 8 --expert-ffn 768 --vocab 151936)
   n_gen=64 n_dec=64 n_pre=128 reps=3
   p_long=400 # a prompt of 400: batches above 8 tokens (the f16 tensor-core GEMM of quantized weights),
              # then decoding over 401..464 keys (attention's keys in 3 splits for 9 heads)
@@ -420,6 +424,23 @@ if ! skip_optional extras "the extra comparisons and benches"; then
   bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
   HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
   optional=0
+fi
+# the Qwen3-30B-A3B shape (optional, last, within the budget): a MoE of the size people run, its experts
+# routed on the device and the routed experts' branches on the host
+if ! skip_optional qwen3-30b-a3b-shape "the Qwen3-30B-A3B shape"; then
+  optional=1
+  make_model q30b-4l "${q30[@]}"
+  rc=$?
+  if [ "$rc" = 0 ]; then
+    compare q30b-4l-w3-b10 w3 "$models/q30b-4l.w3.gguf" -n 16
+    bench q30b-4l-f16 "$models/q30b-4l.gguf" --sched none \
+      && bench q30b-4l-w3-b10 "$models/q30b-4l.w3.gguf" --sched none,serial,async
+    rc=$?
+  elif [ "$rc" != 124 ]; then
+    fail "the Qwen3-30B-A3B-shaped model could not be made (see gpu_check.log)"
+  fi
+  optional=0
+  [ "$rc" = 124 ] && record qwen3-30b-a3b-shape "\"stopped at the deadline of ${deadline}s (HC_GPU_CHECK_DEADLINE_S)\""
 fi
 # every step left its result: a missing or failed one fails the run
 python3 - "$jsonl" "$skip8b" <<'PY' >> "$log" 2>&1 || fail "results.jsonl lacks results (see gpu_check.log)"

@@ -89,8 +89,10 @@ def main():
             out.append("CUDA test suites: %s" % ("passed" if r["result"].get("passed") else "FAILED"))
         if r["label"] == "total":
             out.append("total: %d s%s" % (r["result"]["seconds"], ", FAILED" if r["result"]["failed"] else ""))
-        if r["label"] in ("llama3-8b-shape", "bandwidth") and not isinstance(r["result"], dict):
-            out.append("%s: %s" % ("Llama-3-8B shape" if r["label"] == "llama3-8b-shape" else "bandwidth probe", r["result"]))
+        names = {"llama3-8b-shape": "Llama-3-8B shape", "qwen3-30b-a3b-shape": "Qwen3-30B-A3B shape", "extras": "extras",
+                 "bandwidth": "bandwidth probe"}
+        if r["label"] in names and not isinstance(r["result"], dict):
+            out.append("%s: %s" % (names[r["label"]], r["result"]))
     print("\n".join(out))
 
 
