@@ -20,6 +20,10 @@
 /* Device buffers the corrections are uploaded into, reused in turn: a slot is written again only
  * once the add that read it is done (an event, waited for on the device's copy queue). */
 #define N_SLOT 8
+/* Jobs by flags the host threads may hold at once, not waited for (a step enqueues its jobs without
+ * waiting: deeper than 64 layers they would overflow the host pool's queue); at this many, the
+ * oldest half is waited for. */
+#define MAX_IN_FLIGHT 128
 
 enum { JOB_IDLE, JOB_READY, JOB_SUBMITTED, JOB_COMPUTED, JOB_MERGED };
 enum { IN_SYNC, IN_EVENT, IN_FLAG };
@@ -129,6 +133,8 @@ struct hc_branch_rt {
     uint32_t *flag_mem;                 /* host_alloc'd: 2 per job, then the device's error flag */
     uint32_t seq;                       /* this step's flag value (counts up from 1) */
     atomic_int closing;                 /* the runtime is freed: host threads stop waiting for flags */
+    int n_in_flight;                    /* jobs in_flight */
+    hc_event *ev_flush;                 /* recorded before waiting for in-flight jobs (see rt_submit) */
     corr_slot slot[N_SLOT];
     int next_slot;
     size_t slot_floats;
@@ -591,12 +597,29 @@ static void host_job_entry(void *arg, int ith, int nth)
 
 static hc_status finish_host_job(hc_branch_rt *r, hc_branch_job *j);
 
+/* The oldest half of MAX_IN_FLIGHT jobs by flags waited for (in the order they were submitted: the
+ * jobs' order, a step's being waited for before the next's). An event is recorded first: a device
+ * that defers its ops (a CUDA graph's stretch being recorded) launches them, so that the inputs
+ * those jobs wait for come. The same point of every step: the stretches keep their shapes. */
+static hc_status wait_oldest_in_flight(hc_branch_rt *r)
+{
+    hc_device *d = r->c->dev;
+    hc_status st = d->ops->event_record(d, r->ev_flush);
+    for (int i = 0; i < r->n_jobs && st == HC_OK && r->n_in_flight > MAX_IN_FLIGHT / 2; i++)
+        if (r->jobs[i].in_flight) st = finish_host_job(r, &r->jobs[i]);
+    return st;
+}
+
 static hc_status rt_submit(void *arg, hc_branch_job *j)
 {
     hc_branch_rt *r = arg;
     if (j->state != JOB_READY) return hc_error(HC_E_STATE, "branch job %s submitted twice", j->name);
     if (j->in_flight) { /* the last step's run of it (by flags, not waited for): done by now */
         hc_status st = finish_host_job(r, j);
+        if (st != HC_OK) return st;
+    }
+    if (r->n_in_flight >= MAX_IN_FLIGHT) {
+        hc_status st = wait_oldest_in_flight(r);
         if (st != HC_OK) return st;
     }
     j->host.fn = host_job_entry;
@@ -612,6 +635,7 @@ static hc_status finish_host_job(hc_branch_rt *r, hc_branch_job *j)
     uint64_t t0 = hc_now_ns();
     hc_status st = hc_host_pool_wait(r->host, &j->host);
     uint64_t waited = hc_now_ns() - t0;
+    r->n_in_flight -= j->in_flight;
     j->in_flight = 0;
     if (!r->timing) { /* with device timing the device's own wait is counted (hc_branch_rt_device_times) */
         r->stats.wait_ns += waited;
@@ -635,6 +659,7 @@ static hc_status rt_wait(void *arg, hc_branch_job *j)
     if (j->state != JOB_SUBMITTED) return j->state >= JOB_COMPUTED ? HC_OK : hc_error(HC_E_STATE, "branch job %s waited for before it was submitted", j->name);
     if (j->in_async == IN_FLAG) { /* the device waits for it (merge_when): the host goes on */
         j->in_flight = 1;
+        r->n_in_flight++;
         j->state = JOB_COMPUTED;
         return HC_OK;
     }
@@ -907,6 +932,8 @@ static hc_status build_jobs(hc_branch_rt *r)
         memset(p, 0, bytes);
         r->flag_mem = p;
         for (int i = 0; i < r->n_jobs; i++) r->jobs[i].flag_in = r->flag_mem + 2 * i, r->jobs[i].flag_out = r->flag_mem + 2 * i + 1;
+        hc_status st = r->n_jobs > MAX_IN_FLIGHT ? c->dev->ops->event_create(c->dev, &r->ev_flush) : HC_OK;
+        if (st != HC_OK) return st;
     }
     if (max_rows * (size_t)max_t > dev_t_n) dev_t_n = max_rows * (size_t)max_t;
     if (max_rows * (size_t)max_out > dev_delta_n) dev_delta_n = max_rows * (size_t)max_out;
@@ -983,6 +1010,7 @@ void hc_branch_rt_free(hc_branch_rt *r)
             __atomic_store_n(r->jobs[i].flag_out, r->seq, __ATOMIC_RELEASE);
         if (r->handoff && d->ops->synchronize) d->ops->synchronize(d); /* no copy or add in flight on what goes */
         if (r->flag_mem) d->ops->host_free(d, r->flag_mem);
+        if (r->ev_flush) d->ops->event_destroy(d, r->ev_flush);
         d->ops->free(d, r->dev_t);
         d->ops->free(d, r->dev_delta);
         for (int k = 0; k < N_SLOT; k++) {

@@ -78,6 +78,26 @@ compare moe-w3-inline w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --sched inline
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40
 
+# 70 layers by flags: 280 jobs a step, more than the host pool's queue holds (256) when none is waited
+# for; the oldest are waited for at 128 (the device's open stretch launched first). The logits are
+# those of the hand-off by events. Not under the sanitizers (the same code paths, a minute there).
+if [ "${HC_TEST_SANITIZED:-0}" = 1 ]; then
+  echo "skip deep-flags: under the sanitizers"
+else
+  synth deep --arch llama --dim 64 --layers 70 --heads 4 --kv-heads 2 --ffn 160 --vocab 512
+  w3 deep 32
+  deep=()
+  for h in events flags; do
+    deep+=("$("$cmp" -m "$tmp/deep.w3.gguf" --plugin-dir "$plugins" --device cuda --threads 2 -n 3 -p 2 --handoff $h 2>&1 \
+               | sed 's/"seconds".*//' || true)")
+  done
+  if [ "${deep[0]}" = "${deep[1]}" ] && [[ "${deep[0]}" == *top1_agree* ]]; then echo "ok   deep-flags: 70 layers by flags, logits as by events"
+  else
+    echo "FAIL deep-flags: by events: ${deep[0]}; by flags: ${deep[1]}"
+    failed=1
+  fi
+fi
+
 # single-token passes run as CUDA graphs (the default): the graphs were launched, and the logits are
 # those of plain launches (HC_CUDA_GRAPH_OPS=0), also in stretches of 5 ops and with branches
 graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison, then the graphs launched

@@ -58,7 +58,9 @@ typedef struct hc_device_ops {
     /* events time the device (event_elapsed): create them once, not per token */
     hc_status (*event_create)(hc_device *d, hc_event **ev);
     void (*event_destroy)(hc_device *d, hc_event *ev);
-    hc_status (*event_record)(hc_device *d, hc_event *ev); /* on the compute queue, after the ops enqueued so far */
+    /* on the compute queue, after the ops enqueued so far; a device that defers ops (a graph being
+       recorded) launches them, so that a later event_wait returns without further calls */
+    hc_status (*event_record)(hc_device *d, hc_event *ev);
     hc_status (*event_wait)(hc_device *d, hc_event *ev);   /* the host blocks until ev is done */
     hc_status (*synchronize)(hc_device *d);
 
