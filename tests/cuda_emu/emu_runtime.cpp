@@ -8,12 +8,12 @@
 
 #include <time.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <atomic>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -240,7 +240,9 @@ void idle_watch::loop()
     }
 }
 
+namespace {
 idle_watch watch; /* after the tables it reads: destroyed (joined) before them */
+}
 
 void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
 {

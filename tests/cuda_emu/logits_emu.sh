@@ -80,7 +80,8 @@ compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40
 
 # 70 layers by flags: 280 jobs a step, more than the host pool's queue holds (256) when none is waited
 # for; the oldest are waited for at 128 (the device's open stretch launched first). The logits are
-# those of the hand-off by events. Not under the sanitizers (the same code paths, a minute there).
+# those of the hand-off by events. Not under the sanitizers (the same code paths, at several times
+# the cost).
 if [ "${HC_TEST_SANITIZED:-0}" = 1 ]; then
   echo "skip deep-flags: under the sanitizers"
 else
