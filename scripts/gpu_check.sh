@@ -224,6 +224,7 @@ mkdir -p "$models"
 dev=cuda
 cmp_dev=(--device cuda)
 threads=$(nproc)
+ctl_budget=0.9 # the controller's host budget: a job's host time may be 90% of its overlap window
 if [ "$dry" = 1 ]; then
   dev=cpu
   cmp_dev=(--device cpu --separate)
@@ -235,7 +236,7 @@ if [ "$dry" = 1 ]; then
   moe=(--arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512)
   big=(--dim 128 --layers 2 --heads 4 --kv-heads 2 --ffn 320 --vocab 1024)
   q30=(--arch qwen3moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 16 --top-k 8 --expert-ffn 32 --vocab 512)
-  n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20
+  n_gen=8 n_dec=4 n_pre=8 reps=1 hthreads=1 p_long=20 n_ctl=16
 else
   smol=(--dim 576 --layers 30 --heads 9 --kv-heads 3 --ffn 1536 --vocab 49152)
   # a small qwen2moe (16 experts, 4 per token, a gated shared expert): experts routed on the device,
@@ -245,7 +246,7 @@ else
   big=(--dim 4096 --layers 8 --heads 32 --kv-heads 8 --ffn 14336 --vocab 128256)
   # Qwen3-30B-A3B: 128 experts of width 768, 8 per token, 32/4 heads, cut to 4 of its 48 layers
   q30=(--arch qwen3moe --dim 2048 --layers 4 --heads 32 --kv-heads 4 --ffn 6144 --experts 128 --top-k 8 --expert-ffn 768 --vocab 151936)
-  n_gen=64 n_dec=64 n_pre=128 reps=3
+  n_gen=64 n_dec=64 n_pre=128 reps=3 n_ctl=256
   p_long=400 # a prompt of 400: batches above 8 tokens (the f16 tensor-core GEMM of quantized weights),
              # then decoding over 401..464 keys (attention's keys in 3 splits for 9 heads)
   hthreads=$(( $(nproc) / 2 > 8 ? 8 : $(nproc) / 2 )) # host threads for the branches: half the cores, at most 8
@@ -395,6 +396,10 @@ bench_flags() { # label, model, bench options...
 }
 bench smollm2-w3-b10 "$models/smollm2.w3.gguf" --sched none,serial,async
 bench smollm2-f16 "$models/smollm2.gguf" --sched none
+# the dynamic-rank controller (--host-budget): the active ranks shrink until the host keeps up with the
+# device, the paper's "near-zero overhead" (the target: async within 5% of none on the 8B shape);
+# it starts each repetition at the full rank and acts on every 8th pass: 4 times the tokens
+bench smollm2-w3-b10-ctl "$models/smollm2.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl"
 if [ "$skip8b" = 1 ]; then
   record llama3-8b-shape '"skipped (--skip-8b)"'
 elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
@@ -404,6 +409,7 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   if [ "$rc" = 0 ]; then
     bench llama3-8b-8l-f16 "$models/llama3-8b-8l.gguf" --sched none \
       && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async \
+      && bench llama3-8b-8l-w3-b10-ctl "$models/llama3-8b-8l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl" \
       && bench_flags llama3-8b-8l-w3-b10-flags "$models/llama3-8b-8l.w3.gguf" --sched none,async \
       && HC_CUDA_GRAPH_OPS=0 bench llama3-8b-8l-w3-b10-nographs "$models/llama3-8b-8l.w3.gguf" --sched none
     rc=$?

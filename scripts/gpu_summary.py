@@ -79,8 +79,11 @@ def main():
             gbs = backbone * s["decode_tok_s"] / 1e9
             of = "%.0f%%" % (100 * gbs / bw_nom) if bw_nom else "-"
             vs = "%.3f" % (s["decode_tok_s"] / base) if base else "-"
+            sched = s["sched"]
+            if s["sched"] != "none" and s.get("rank_share_end", 1.0) < 0.995:  # the controller shrank the ranks
+                sched += " (ranks %.0f%% at the end)" % (100 * s["rank_share_end"])
             out.append("| %s | %s | %.1f | %.1f | %.3f | %.3f | %.0f%% | %.2f | %.0f | %s | %s |" % (
-                r["label"][len("bench-"):], s["sched"], s["decode_tok_s"], s["prompt_tok_s"], s["device_ms"], s["device_wait_ms"],
+                r["label"][len("bench-"):], sched, s["decode_tok_s"], s["prompt_tok_s"], s["device_ms"], s["device_wait_ms"],
                 100 * s["overlap"], s["bytes_per_token"] / 1048576.0, gbs, of, vs))
     out.append("")
     out.append("GB/s: backbone bytes per token x decode tok/s (branches are read on the host).")
