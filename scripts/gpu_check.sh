@@ -356,6 +356,8 @@ compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 compare moe-f16 float "$models/moe.gguf" --no-comp
 compare moe-w3-b10 w3 "$models/moe.w3.gguf"
+# a long prompt: more routed rows than the device routes (64), routed on the host and combined on the device
+compare moe-f16-long float "$models/moe.gguf" --no-comp -p "$p_long"
 if [ "$flags_ok" = 1 ] && [ "${cmp_dev[1]}" != cpu ]; then # the experts' jobs by events among jobs by flags
   HC_CUDA_HANDOFF_PATIENCE_MS=5000 compare moe-w3-b10-flags w3 "$models/moe.w3.gguf" --handoff flags
 fi

@@ -38,7 +38,8 @@ hc_status hc_moe_ctx_create(hc_context *c, hc_moe_ctx **out)
     if (st == HC_OK && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* routing on the device */
         size_t n = (size_t)(rows < HC_MOE_DEVICE_ROWS ? rows : HC_MOE_DEVICE_ROWS);
         st = d->ops->alloc(d, n * sizeof *m->dev_ids, (void **)&m->dev_ids);
-        if (st == HC_OK) st = d->ops->alloc(d, n * sizeof *m->dev_weights, (void **)&m->dev_weights);
+        /* every row's: the host's routing of a longer pass combines there too (run_combine) */
+        if (st == HC_OK) st = d->ops->alloc(d, (size_t)rows * sizeof *m->dev_weights, (void **)&m->dev_weights);
         if (st == HC_OK && !(m->dev_layer_ok = malloc((size_t)cfg->n_layer))) st = hc_error(HC_E_NOMEM, "context: out of memory");
         if (st == HC_OK) memset(m->dev_layer_ok, -1, (size_t)cfg->n_layer);
     }
@@ -167,8 +168,17 @@ static int routed_on_device(hc_context *c, const hc_stage *s, int n)
     return *ok;
 }
 
+/* n rows of width floats at p (device memory) as an f32 table for get_rows. */
+static hc_tensor rows_of(const float *p, int width, int n, hc_device *d)
+{
+    return (hc_tensor){ .name = "moe rows", .dtype = HC_F32, .n_dims = 2, .ne = { width, n, 1, 1 }, .data = (void *)p,
+                        .nbytes = (size_t)width * (size_t)n * sizeof(float), .device = d };
+}
+
 /* Router logits, top-k per token, the rows grouped by expert, in0's rows gathered into out; or all of
- * it on the device (routed_on_device), its rows token-major and not gathered. */
+ * it on the device (routed_on_device), its rows token-major and not gathered. A device that combines
+ * on its own (moe_combine) gathers with one get_rows and is given the weights now (the stream is idle
+ * after the logits' download), not an op per row. */
 static hc_status run_route(hc_context *c, const hc_stage *s, int n)
 {
     hc_device *d = c->dev;
@@ -185,9 +195,10 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
     r->n_tok = n;
     r->k = k;
     r->n_rows = n * k;
+    r->src = xn;
+    r->gathered = moe_x;
+    r->dev_combine = 0;
     if (r->on_device) {
-        r->src = xn;
-        r->gathered = moe_x;
         return d->ops->moe_topk(d, m->dev_logits, n, E, k, cfg->norm_topk_prob, m->dev_ids, m->dev_weights);
     }
     st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
@@ -214,6 +225,13 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
             r->row_token[row] = t;
             r->row_weight[row] = r->tok_weight[t * k + j];
         }
+    r->dev_combine = d->ops->moe_combine && m->dev_weights;
+    if (r->dev_combine) {
+        _Static_assert(sizeof(int) == sizeof(int32_t), "the routing's rows are int32 ids");
+        hc_tensor t = rows_of(xn, dim, n, d);
+        st = d->ops->upload(d, m->dev_weights, r->tok_weight, (size_t)r->n_rows * sizeof(float));
+        return st == HC_OK ? d->ops->get_rows(d, &t, (const int32_t *)r->row_token, r->n_rows, moe_x) : st;
+    }
     for (int row = 0; row < r->n_rows && st == HC_OK; row++)
         st = d->ops->copy(d, moe_x + (size_t)row * dim, xn + (size_t)r->row_token[row] * dim, (size_t)dim * sizeof(float));
     return st;
@@ -247,7 +265,9 @@ static hc_status run_expert_linear(hc_context *c, const hc_stage *s)
     return HC_OK;
 }
 
-/* out[t] = sum over token t's choices of weight * in0[row], best choice first. */
+/* out[t] = sum over token t's choices of weight * in0[row], best choice first. Routed on the host
+ * and combined on the device (dev_combine): the rows put in token order first, into the route's
+ * gathered input rows (moe_x, read by now), then moe_combine. */
 static hc_status run_combine(hc_context *c, const hc_stage *s, int n)
 {
     hc_device *d = c->dev;
@@ -257,6 +277,12 @@ static hc_status run_combine(hc_context *c, const hc_stage *s, int n)
     float *y = c->buf[s->in0], *out = c->buf[s->out];
     if (r->on_device) return d->ops->moe_combine(d, y, c->moe->dev_weights, n, r->k, dim, out);
     hc_status st = HC_OK;
+    if (r->dev_combine) {
+        float *tok_major = (float *)r->gathered;
+        hc_tensor t = rows_of(y, dim, r->n_rows, d);
+        st = d->ops->get_rows(d, &t, (const int32_t *)r->tok_row, r->n_rows, tok_major);
+        return st == HC_OK ? d->ops->moe_combine(d, tok_major, c->moe->dev_weights, n, r->k, dim, out) : st;
+    }
     for (int row = 0; row < r->n_rows && st == HC_OK; row++) st = d->ops->scale(d, y + (size_t)row * dim, (size_t)dim, r->row_weight[row]);
     for (int t = 0; t < n && st == HC_OK; t++) {
         float *o = out + (size_t)t * dim;

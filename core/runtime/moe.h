@@ -45,7 +45,9 @@ typedef struct hc_moe_routing {
        filled; rows are token-major (row t k + j: token t's choice j), their experts and weights in
        hc_moe_ctx.dev_ids/dev_weights, and the gathered input rows are read from src (x_div k) */
     int on_device;
-    const float *src, *gathered;
+    const float *src, *gathered; /* the route's input (xn) and output (moe_x) rows */
+    int dev_combine;          /* routed on the host, gathered and combined by device ops (moe_combine with
+                                 the host's weights uploaded to hc_moe_ctx.dev_weights) */
 } hc_moe_routing;
 
 /* Calibration hook: called by MOE_LINEAR stages with one expert's routed rows (device memory of

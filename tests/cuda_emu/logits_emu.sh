@@ -74,6 +74,10 @@ compare moe-f16 float "$tmp/moe.gguf" --no-comp -n $(n 16) -p 20
 # with expert branches too: the jobs take the experts' ids with their input (async), or at once (inline)
 compare moe-w3-async w3 "$tmp/moe.w3.gguf" -n 32 -p 20
 compare moe-w3-inline w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --sched inline
+# a prompt of 60 tokens (120 routed rows, over the device's 64): routed on the host, gathered and
+# combined on the device (get_rows, moe_combine)
+compare moe-f16-long float "$tmp/moe.gguf" --no-comp -n $(n 8) -p 60
+compare moe-w3-async-long w3 "$tmp/moe.w3.gguf" -n 16 -p 60
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40

@@ -126,9 +126,10 @@ typedef struct hc_device_ops {
     /* optional (NULL where absent), since ABI 5: y[t][i] *= sigmoid(g[t]) for t < n_tok, i < width, g
        n_tok floats in device memory: qwen2moe's shared-expert gate without a trip to the host */
     hc_status (*gate_rows)(hc_device *d, float *y, const float *g, int n_tok, int width);
-    /* optional (NULL where absent; all three or none), since ABI 5: experts routed on the device, for
-       passes that need not show the host their routing (no expert branches), so that a MoE layer
-       makes no trip to the host. Rows are token-major: row t * k + j is token t's j-th choice. */
+    /* optional (NULL where absent; all three or none), since ABI 5: experts routed on the device, so
+       that a MoE layer makes no trip to the host (expert branches download the ids with their
+       input); moe_combine also combines a longer pass the host routed (its weights uploaded). Rows
+       are token-major: row t * k + j is token t's j-th choice. */
     /* per token t < n_tok: softmax of logits[t][0 .. n_expert), its k best experts (ties: the lower
        index) into ids[t * k + j], their probabilities into weights[t * k + j], divided by their sum
        when norm (all device memory) */
