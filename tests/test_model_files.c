@@ -101,11 +101,40 @@ static void test_moe_counts(void)
     hc_model_free(m);
 }
 
+/* synth draws a tensor's numbers in parts, one per thread: the file is the same byte for byte for any
+ * count (each part starts the splitmix64 sequence where the one-pass draw would be), for f32, f16 and
+ * q8_0 matrices and tensors not a multiple of the parts. */
+static void test_synth_threads(void)
+{
+    static const hc_dtype types[] = { HC_F32, HC_F16, HC_Q8_0 };
+    for (int k = 0; k < 3; k++) {
+        hc_synth_opts o = { .arch = "qwen2moe", .dim = 96, .n_layer = 2, .n_head = 3, .n_head_kv = 1, .ffn_dim = 160,
+                            .n_expert = 3, .n_expert_used = 2, .expert_ffn_dim = 32, .n_vocab = 301, .seed = 7,
+                            .type = types[k], .norm_noise = 0.1f };
+        char *file[3] = { NULL };
+        size_t size[3] = { 0 };
+        static const int threads[3] = { 1, 3, 7 };
+        for (int t = 0; t < 3; t++) {
+            o.n_threads = threads[t];
+            o.output = hc_test_tmp("threads.gguf");
+            HC_ASSERT_OK(hc_synth(&o));
+            file[t] = hc_test_read_file(o.output, &size[t]);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(file[t]);
+        }
+        for (int t = 1; t < 3; t++) {
+            CU_ASSERT_EQUAL(size[t], size[0]);
+            CU_ASSERT(size[t] == size[0] && memcmp(file[t], file[0], size[0]) == 0);
+        }
+        for (int t = 0; t < 3; t++) free(file[t]);
+    }
+}
+
 int main(void)
 {
     static const hc_test_case cases[] = {
         {"llama2c: extreme header fields are refused", test_llama2c_extreme_header},
         {"MoE: expert counts and widths past INT_MAX are refused", test_moe_counts},
+        {"synth: the same file for any number of threads", test_synth_threads},
         {NULL, NULL},
     };
     return hc_test_run("model_files", cases);

@@ -18,7 +18,8 @@ static const char synth_help[] =
     "  --dim N                embedding width\n"
     "  --layers N             decoder layers\n"
     "  --heads N              attention heads (default dim/64); --kv-heads N (default: heads)\n"
-    "  --ffn N                dense FFN width (default 4*dim)\n"    "  --head-dim N           gemma3: width of a head (default dim/heads)\n"
+    "  --ffn N                dense FFN width (default 4*dim)\n"
+    "  --head-dim N           gemma3: width of a head (default dim/heads)\n"
     "  --window N             gemma3: sliding window of the local layers (default 512)\n"
     "  --swa-period P         gemma3: every P-th layer is global, the others local (default 6)\n"
     "  --experts E            routed experts per layer; --top-k K experts per token (default 2)\n"
@@ -28,6 +29,8 @@ static const char synth_help[] =
     "  --ctx N                training context length (default 2048)\n"
     "  --seed S               random seed (default 1)\n"
     "  --type T               f32 (default), f16 or q8_0 for the weight matrices\n"
+    "  -t, --threads N        threads drawing the numbers (default: the CPUs, at most 16; the file is the\n"
+    "                         same for any count)\n"
     "  -o, --output FILE      the model file (written atomically)\n";
 
 int hc_cmd_synth(int argc, char **argv)
@@ -57,6 +60,7 @@ int hc_cmd_synth(int argc, char **argv)
         else if (hc_arg_is(&a, "--vocab", NULL)) st = hc_arg_int(&a, 1, 1 << 20, &o.n_vocab);
         else if (hc_arg_is(&a, "--ctx", NULL)) st = hc_arg_int(&a, 1, 1 << 24, &o.n_ctx);
         else if (hc_arg_is(&a, "--seed", NULL)) st = hc_arg_u64(&a, &o.seed);
+        else if (hc_arg_is(&a, "-t", "--threads")) st = hc_arg_int(&a, 1, 256, &o.n_threads);
         else if (hc_arg_is(&a, "--type", NULL)) {
             if ((st = hc_arg_value(&a, &v)) == HC_OK) {
                 if (!strcmp(v, "f32")) o.type = HC_F32;

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "model_load.h"
+#include "threadpool.h"
 
 /* ---------------- options ---------------- */
 
@@ -24,6 +26,11 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
     if (!o->output || !o->output[0]) return hc_error(HC_E_ARG, "no output file given (-o FILE)");
 #define RANGE(v, lo, hi, opt)                                                                               \
     if ((v) < (lo) || (v) > (hi)) return hc_error(HC_E_ARG, opt " %d is out of range (%d..%d)", (int)(v), (int)(lo), (int)(hi));
+    if (!o->n_threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->n_threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+    }
+    RANGE(o->n_threads, 1, 256, "--threads");
     RANGE(o->dim, 2, 1 << 16, "--dim");
     RANGE(o->n_layer, 1, 1024, "--layers");
     if (!o->n_head) o->n_head = o->dim >= 128 ? o->dim / 64 : 1;
@@ -94,17 +101,42 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-/* n normal numbers N(mean, std^2), Box-Muller. */
-static void fill_normal(float *x, size_t n, uint64_t seed, float mean, float std)
+/* Numbers i0 .. i1 - 1 (i0 even) of the sequence of normal numbers N(mean, std^2) that seed gives,
+ * Box-Muller on pairs of splitmix64 draws: the state after i0 draws is seed + i0 * its increment, so
+ * that any part of the sequence is drawn on its own, the same as in one pass. */
+static void fill_normal(float *x, size_t i0, size_t i1, uint64_t seed, float mean, float std)
 {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i += 2) {
+    uint64_t s = seed + (uint64_t)i0 * 0x9E3779B97F4A7C15ull;
+    for (size_t i = i0; i < i1; i += 2) {
         double u1 = ((splitmix64(&s) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
         double u2 = (splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
         double r = sqrt(-2.0 * log(u1)), a = 6.283185307179586 * u2;
         x[i] = mean + std * (float)(r * cos(a));
-        if (i + 1 < n) x[i + 1] = mean + std * (float)(r * sin(a));
+        if (i + 1 < i1) x[i + 1] = mean + std * (float)(r * sin(a));
     }
+}
+
+/* A tensor's numbers drawn and stored as its type, a part per thread (parts of whole q8_0 blocks). */
+typedef struct draw_job {
+    float *f;
+    void *data;
+    size_t n;
+    uint64_t seed;
+    float mean, std;
+    hc_dtype type;
+} draw_job;
+
+static void draw_part(void *arg, int ith, int nth)
+{
+    const draw_job *j = arg;
+    long i0, i1;
+    hc_split_range((long)j->n, ith, nth, 64, &i0, &i1);
+    if (i0 >= i1) return;
+    fill_normal(j->f, (size_t)i0, (size_t)i1, j->seed, j->mean, j->std);
+    if (j->type == HC_F16)
+        for (long i = i0; i < i1; i++) ((uint16_t *)j->data)[i] = hc_f32_to_f16(j->f[i]);
+    else if (j->type == HC_Q8_0)
+        hc_quantize_row_q8_0(j->f + i0, (char *)j->data + (size_t)(i0 / 32) * hc_dtype_block_bytes(HC_Q8_0), i1 - i0);
 }
 
 /* ---------------- tensors ---------------- */
@@ -115,6 +147,7 @@ typedef struct synth {
     const hc_synth_opts *o;
     hc_gguf_writer *w;
     hc_gguf_stream *out;     /* NULL while declaring */
+    hc_pool *pool;           /* the threads that draw (o->n_threads) */
     void **keep;             /* the vocabulary's arrays, alive until the file is written */
     int n_keep, cap_keep;
     hc_status st;
@@ -153,11 +186,8 @@ static void add_random(synth *s, const char *name, hc_dtype type, int n_dims, in
         s->st = hc_error(HC_E_NOMEM, "out of memory for tensor %s (%zu MiB)", name, bytes >> 20);
         return;
     }
-    fill_normal(f, n, s->o->seed ^ name_hash(name), mean, std);
-    if (type == HC_F16)
-        for (size_t i = 0; i < n; i++) ((uint16_t *)data)[i] = hc_f32_to_f16(f[i]);
-    else if (type == HC_Q8_0)
-        hc_quantize_row_q8_0(f, data, (int64_t)n);
+    draw_job job = { .f = f, .data = data, .n = n, .seed = s->o->seed ^ name_hash(name), .mean = mean, .std = std, .type = type };
+    hc_pool_run(s->pool, draw_part, &job);
     uint64_t off = 0;
     s->st = hc_gguf_stream_offset(s->out, name, &off);
     if (s->st == HC_OK) s->st = hc_gguf_stream_pwrite(s->out, off, data, bytes);
@@ -339,7 +369,11 @@ hc_status hc_synth(const hc_synth_opts *in)
     hc_status st = hc_synth_resolve(in, &o);
     if (st != HC_OK) return st;
     synth s = { .o = &o, .st = HC_OK };
-    if ((st = hc_gguf_writer_create(&s.w)) != HC_OK) return st;
+    if ((st = hc_pool_create(o.n_threads, NULL, 0, &s.pool)) != HC_OK) return st;
+    if ((st = hc_gguf_writer_create(&s.w)) != HC_OK) {
+        hc_pool_free(s.pool);
+        return st;
+    }
     st = add_metadata(&s);
     for (int pass = 0; pass < 2 && st == HC_OK; pass++) { /* declare, then draw and write */
         if (pass == 1) st = hc_gguf_stream_open(s.w, o.output, hc_gguf_header_room(hc_gguf_writer_header_bytes(s.w), 32), 0, &s.out);
@@ -360,5 +394,6 @@ hc_status hc_synth(const hc_synth_opts *in)
     for (int i = 0; i < s.n_keep; i++) free(s.keep[i]);
     free(s.keep);
     hc_gguf_writer_free(s.w);
+    hc_pool_free(s.pool);
     return st == HC_OK ? HC_OK : hc_error_context(st, "%s: ", o.output);
 }
