@@ -342,10 +342,10 @@ static hc_status items_on_device(hc_branch_rt *r, hc_branch_job *j)
     return st;
 }
 
-/* Expert e's item of group stage k (active as j->n_active) on rows row0 .. row0 + rows - 1 of t, delta
- * and the output buffer; the stages' shared active rank caps the expert's. Returns 0 where the
+/* Expert e's item of group stage k (the job's active stage act) on rows row0 .. row0 + rows - 1 of t,
+ * delta and the output buffer; the stages' shared active rank caps the expert's. Returns 0 where the
  * expert's branch does not run. */
-static int add_item(hc_branch_job *j, int k, int e, int row0, int rows, int xrow0)
+static int add_item(hc_branch_job *j, int k, int act, int e, int row0, int rows, int xrow0)
 {
     const hc_context *c = j->rt->c;
     const hc_stage *g = &c->stages[j->stage[k]];
@@ -357,7 +357,7 @@ static int add_item(hc_branch_job *j, int k, int e, int row0, int rows, int xrow
         const hc_stage *h = &c->stages[j->stage[q]];
         if (h->expert_branch) t_off += h->expert_branch[e].rank;
     }
-    j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = row0, .rows = rows, .xrow0 = xrow0, .act = j->n_active,
+    j->items[j->n_items++] = (seg_item){ .b = b, .rank = rank, .row0 = row0, .rows = rows, .xrow0 = xrow0, .act = act,
                                          .t_off = t_off, .d_off = j->stage_d_off[k], .out = g->out, .out_width = c->width[g->out],
                                          .dev = j->expert_view ? j->expert_view + 2 * ((size_t)k * j->n_expert + e) : NULL };
     j->flops += 2ull * (uint64_t)rank * (uint64_t)(b->in + b->out) * (uint64_t)rows;
@@ -381,14 +381,15 @@ static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
         memset(j->seen, 0, (size_t)j->n_expert);
         int any = 0;
         for (int e = 0; e < rt->n_expert && e < j->n_expert; e++)
-            if (rt->seg_n[e]) any |= add_item(j, k, e, rt->seg_off[e], rt->seg_n[e], rt->seg_off[e]);
+            if (rt->seg_n[e]) any |= add_item(j, k, j->n_active, e, rt->seg_off[e], rt->seg_n[e], rt->seg_off[e]);
         if (any) j->active[j->n_active++] = j->stage[k];
     }
     return j->n_items;
 }
 
 /* The same where the device routed the layer (j->deferred): an item per row and running stage, from
- * the rows' experts (ids, come with the input); the stages were made active in before_stage. */
+ * the rows' experts (ids, come with the input); the stages were made active in before_stage (the
+ * main thread reads the active list meanwhile: it is not written here). */
 static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
 {
     const hc_context *c = j->rt->c;
@@ -397,15 +398,16 @@ static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
     for (int row = 0; row < j->n_tok; row++)
         if (ids[row] < 0 || ids[row] >= j->n_expert)
             return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
-    int n_active = j->n_active;
-    j->n_active = 0; /* add_item's active index */
+    int act = 0;
     for (int k = 0; k < j->n_stage; k++) {
         if (!expert_stage_runs(&c->stages[j->stage[k]])) continue;
+        if (act == j->n_active || j->active[act] != j->stage[k])
+            return hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
         memset(j->seen, 0, (size_t)j->n_expert);
-        for (int row = 0; row < j->n_tok; row++) add_item(j, k, ids[row], row, 1, row / j->x_div);
-        j->n_active++;
+        for (int row = 0; row < j->n_tok; row++) add_item(j, k, act, ids[row], row, 1, row / j->x_div);
+        act++;
     }
-    return j->n_active == n_active ? HC_OK : hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
+    return act == j->n_active ? HC_OK : hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
 }
 
 /* A job for consecutive MOE_LINEAR stages of one layer reading the same input (gate+up, down). */
@@ -857,7 +859,10 @@ static void rt_info(void *arg, const hc_branch_job *j, hc_job_info *out)
     hc_branch_rt *r = arg;
     int busy = 0;
     for (int i = 0; i < r->n_jobs; i++) busy += r->jobs[i].state == JOB_SUBMITTED && !hc_host_job_done(&r->jobs[i].host);
-    *out = (hc_job_info){ .name = j->name, .layer = j->layer, .n_branches = j->n_expert ? j->n_items : j->n_active, .n_tok = j->n_tok, .flops = j->flops,
+    /* a job whose items its host thread makes (deferred): their count and flops once it was waited for */
+    int known = !j->deferred || j->state >= JOB_COMPUTED;
+    *out = (hc_job_info){ .name = j->name, .layer = j->layer, .n_branches = !known ? 0 : j->n_expert ? j->n_items : j->n_active,
+                          .n_tok = j->n_tok, .flops = known ? j->flops : 0,
                           .last_host_ns = j->host_ns_last, .last_device_ns = j->device_ns_last, .host_busy = busy };
 }
 
