@@ -442,7 +442,8 @@ if ! skip_optional qwen3-30b-a3b-shape "the Qwen3-30B-A3B shape"; then
   if [ "$rc" = 0 ]; then
     compare q30b-4l-w3-b10 w3 "$models/q30b-4l.w3.gguf" -n 16
     bench q30b-4l-f16 "$models/q30b-4l.gguf" --sched none \
-      && bench q30b-4l-w3-b10 "$models/q30b-4l.w3.gguf" --sched none,serial,async
+      && bench q30b-4l-w3-b10 "$models/q30b-4l.w3.gguf" --sched none,serial,async \
+      && bench q30b-4l-w3-b10-ctl "$models/q30b-4l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl"
     rc=$?
   elif [ "$rc" != 124 ]; then
     fail "the Qwen3-30B-A3B-shaped model could not be made (see gpu_check.log)"
