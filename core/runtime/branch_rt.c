@@ -530,20 +530,27 @@ static hc_status wait_input_flag(hc_branch_job *j)
     return HC_OK;
 }
 
-/* The hand-off by flags: the corrections packed into out_pinned (an active stage's rows after
- * another's, as rt_merge adds them), then flag_out set; set on a failure too, so the device does not
- * wait out its patience (the failure is raised when the job is waited for). */
-static void publish_corrections(hc_branch_job *j, int ok)
+/* A linear stages' job's corrections packed into page-locked out_pinned for their upload: an active
+ * stage's rows after another's, as rt_merge adds them. Returns the floats packed. */
+static size_t pack_corrections(hc_branch_job *j)
 {
     const hc_context *c = j->rt->c;
     size_t off = 0;
-    for (int k = 0; k < j->n_active && ok; k++) {
+    for (int k = 0; k < j->n_active; k++) {
         int out = (int)c->stages[j->active[k]].branch->out;
         for (int row = 0; row < j->n_tok; row++)
             memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k],
                    (size_t)out * sizeof(float));
         off += (size_t)j->n_tok * out;
     }
+    return off;
+}
+
+/* The hand-off by flags: the corrections packed, then flag_out set; set on a failure too, so the
+ * device does not wait out its patience (the failure is raised when the job is waited for). */
+static void publish_corrections(hc_branch_job *j, int ok)
+{
+    if (ok) pack_corrections(j);
     __atomic_store_n(j->flag_out, j->seq, __ATOMIC_RELEASE);
 }
 
@@ -745,16 +752,9 @@ static hc_status rt_merge(void *arg, hc_branch_job *j)
         return st;
     }
     if (st == HC_OK && r->handoff) { /* packed into page-locked memory, one upload, an add per stage */
-        size_t off = 0;
-        for (int k = 0; k < j->n_active; k++) {
-            int out = (int)c->stages[j->active[k]].branch->out;
-            for (int row = 0; row < j->n_tok; row++)
-                memcpy(j->out_pinned + off + (size_t)row * out, j->delta + (size_t)row * j->ldd + j->d_off[k], (size_t)out * sizeof(float));
-            off += (size_t)j->n_tok * out;
-        }
         corr_slot *sl;
-        st = slot_merge_begin(r, j, off, &sl);
-        off = 0;
+        st = slot_merge_begin(r, j, pack_corrections(j), &sl);
+        size_t off = 0;
         for (int k = 0; k < j->n_active && st == HC_OK; k++) {
             const hc_stage *s = &c->stages[j->active[k]];
             size_t n = (size_t)j->n_tok * s->branch->out;

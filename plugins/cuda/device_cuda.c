@@ -203,6 +203,14 @@ static hc_status graph_op(cuda_device *c)
     return HC_OK;
 }
 
+/* Before an op that waits, allocates, records an event or copies to or from the host: the stretch
+ * ended (graph_flush) and this device current. */
+static hc_status flush_op(cuda_device *c, const char *op)
+{
+    hc_status st = graph_flush(c);
+    return st == HC_OK ? enter(c, op) : st;
+}
+
 /* Before an op that launches on the compute queue: this device current, and the op in its stretch. */
 static hc_status stream_op(cuda_device *c, const char *op)
 {
@@ -293,8 +301,7 @@ static hc_status cuda_alloc(hc_device *d, size_t n, void **ptr)
     pthread_mutex_unlock(&c->lock);
 
     void *p = NULL;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "alloc");
+    hc_status st = flush_op(c, "alloc");
     if (st == HC_OK) {
         cudaError_t e = cudaMalloc(&p, n ? n : 1);
         if (e != cudaSuccess) {
@@ -347,15 +354,14 @@ static void cuda_free(hc_device *d, void *ptr)
         ours = 1;
     }
     pthread_mutex_unlock(&c->lock);
-    if (ours && graph_flush(c) == HC_OK && enter(c, "free") == HC_OK) cudaFree(ptr); /* waits for the work still using it */
+    if (ours && flush_op(c, "free") == HC_OK) cudaFree(ptr); /* waits for the work still using it */
 }
 
 static hc_status cuda_upload(hc_device *d, void *dst, const void *src, size_t n)
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "upload");
+    hc_status st = flush_op(c, "upload");
     if (st != HC_OK) return st;
     /* in stream order, and the host buffer is free again when this returns */
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload");
@@ -367,8 +373,7 @@ static hc_status cuda_download(hc_device *d, void *dst, const void *src, size_t 
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "download");
+    hc_status st = flush_op(c, "download");
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, c->stream), "download");
     CU_CHECK(cudaStreamSynchronize(c->stream), "download");
@@ -389,8 +394,7 @@ static hc_status cuda_host_alloc(hc_device *d, size_t n, void **ptr)
 {
     cuda_device *c = impl(d);
     *ptr = NULL;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "host_alloc");
+    hc_status st = flush_op(c, "host_alloc");
     if (st != HC_OK) return st;
     cudaError_t e = cudaMallocHost(ptr, n ? n : 1);
     if (e != cudaSuccess) {
@@ -412,8 +416,7 @@ static void cuda_host_free(hc_device *d, void *ptr)
 static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, size_t n, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "download_async");
+    hc_status st = flush_op(c, "download_async");
     if (st != HC_OK) return st;
     CU_CHECK(cudaEventRecord(c->copy_after, c->stream), "download_async");
     CU_CHECK(cudaStreamWaitEvent(c->copy, c->copy_after, 0), "download_async");
@@ -425,8 +428,7 @@ static hc_status cuda_download_async(hc_device *d, void *dst, const void *src, s
 static hc_status cuda_upload_copyq(hc_device *d, void *dst, const void *src, size_t n, hc_event *after, hc_event *done)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "upload_copyq");
+    hc_status st = flush_op(c, "upload_copyq");
     if (st != HC_OK) return st;
     if (after) CU_CHECK(cudaStreamWaitEvent(c->copy, after->ev, 0), "upload_copyq");
     if (n) CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->copy), "upload_copyq");
@@ -437,8 +439,7 @@ static hc_status cuda_upload_copyq(hc_device *d, void *dst, const void *src, siz
 static hc_status cuda_queue_wait(hc_device *d, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "queue_wait");
+    hc_status st = flush_op(c, "queue_wait");
     if (st != HC_OK) return st;
     CU_CHECK(cudaStreamWaitEvent(c->stream, ev->ev, 0), "queue_wait");
     return HC_OK;
@@ -466,8 +467,7 @@ static size_t scratch_reserve(const cuda_device *c)
 static hc_status cuda_mem_info(hc_device *d, size_t *available, size_t *total)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "mem_info");
+    hc_status st = flush_op(c, "mem_info");
     if (st != HC_OK) return st;
     size_t free_b = 0, total_b = 0;
     CU_CHECK(cudaMemGetInfo(&free_b, &total_b), "mem_info");
@@ -487,8 +487,7 @@ static hc_status cuda_upload_async(hc_device *d, void *dst, const void *src, siz
 {
     cuda_device *c = impl(d);
     if (!n) return HC_OK;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "upload_async");
+    hc_status st = flush_op(c, "upload_async");
     if (st != HC_OK) return st;
     CU_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream), "upload_async");
     return HC_OK;
@@ -498,8 +497,7 @@ static hc_status cuda_event_create(hc_device *d, hc_event **out)
 {
     cuda_device *c = impl(d);
     *out = NULL;
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "event_create");
+    hc_status st = flush_op(c, "event_create");
     if (st != HC_OK) return st;
     hc_event *ev = calloc(1, sizeof *ev);
     if (!ev) return hc_error(HC_E_NOMEM, "cuda event_create: out of memory");
@@ -523,8 +521,7 @@ static void cuda_event_destroy(hc_device *d, hc_event *ev)
 static hc_status cuda_event_record(hc_device *d, hc_event *ev)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "event_record");
+    hc_status st = flush_op(c, "event_record");
     if (st != HC_OK) return st;
     CU_CHECK(cudaEventRecord(ev->ev, c->stream), "event_record");
     return HC_OK;
@@ -542,8 +539,7 @@ static hc_status cuda_event_wait(hc_device *d, hc_event *ev)
 static hc_status cuda_synchronize(hc_device *d)
 {
     cuda_device *c = impl(d);
-    hc_status st = graph_flush(c);
-    if (st == HC_OK) st = enter(c, "synchronize");
+    hc_status st = flush_op(c, "synchronize");
     if (st != HC_OK) return st;
     CU_CHECK(cudaStreamSynchronize(c->stream), "synchronize");
     if (c->has_copy) CU_CHECK(cudaStreamSynchronize(c->copy), "synchronize (copy queue)");
