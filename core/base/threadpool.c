@@ -77,11 +77,14 @@ static unsigned wait_for_job(struct hc_pool *p, unsigned seen)
         if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) != seen) return g;
         sched_yield();
     }
+    /* Going to sleep: count ourselves, then look at the generation once more. The publisher stores
+     * the generation, then looks at the count; all four are sequentially consistent, so one of the
+     * two sees the other (a release store may pass the later load: a lost wake-up, a hang). */
     for (;;) {
         atomic_fetch_add(&p->n_sleeping, 1);
-        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen) futex_wait(&p->generation, seen);
+        if ((g = atomic_load(&p->generation)) == seen) futex_wait(&p->generation, seen);
         atomic_fetch_sub(&p->n_sleeping, 1);
-        if ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) != seen) return g;
+        if ((g = atomic_load(&p->generation)) != seen) return g;
     }
 }
 
@@ -160,7 +163,7 @@ static void pool_run(hc_pool *p, hc_pool_fn fn, void *ctx, int shared)
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
     unsigned g = atomic_load_explicit(&p->generation, memory_order_relaxed) + 1;   /* the only publisher */
     atomic_store_explicit(&p->join, (unsigned long long)g << 32, memory_order_relaxed);
-    atomic_store_explicit(&p->generation, g, memory_order_release);
+    atomic_store(&p->generation, g);   /* seq_cst: not passed by the load below (see wait_for_job) */
     if (atomic_load(&p->n_sleeping) > 0) futex_wake_all(&p->generation);
     fn(ctx, 0, p->n_threads);
     unsigned want = (unsigned)p->n_threads - 1, seen;

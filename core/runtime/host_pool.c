@@ -151,7 +151,9 @@ hc_status hc_host_pool_submit(hc_host_pool *p, hc_host_job *job)
     atomic_store(&job->err.status, HC_OK);
     job->t_start_ns = job->t_end_ns = 0;
     p->ring[head % RING] = job;
-    atomic_store_explicit(&p->head, head + 1, memory_order_release);
+    /* seq_cst, as the sleeper's count-then-look in wait_head: a release store may pass the load of
+     * the count, and a thread going to sleep just then would not be woken */
+    atomic_store(&p->head, head + 1);
     if (atomic_load(&p->sleeping)) futex_wake(&p->head, 1 << 30);
     return HC_OK;
 }
