@@ -65,6 +65,14 @@ void hc_pin_thread(int cpu)
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+int hc_usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}
+
 /* Waits until the generation differs from seen; returns the new generation. */
 static unsigned wait_for_job(struct hc_pool *p, unsigned seen)
 {

@@ -72,4 +72,8 @@ HC_API int hc_row_share_next(hc_row_share *s, int ith, long *begin, long *end, l
 /* Pins the calling thread to one CPU (no-op when cpu < 0). */
 void hc_pin_thread(int cpu);
 
+/* The CPUs this process may run on (its affinity mask: taskset, cgroups; else the online ones), at
+ * least 1. */
+HC_API int hc_usable_cpus(void);
+
 #endif

@@ -3,15 +3,14 @@
 #define _GNU_SOURCE
 #include "session.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hc/hc_device.h"
 #include "pipeline_lua.h"
 #include "registry_default.h"
+#include "threadpool.h"
 
 const char hc_session_help[] =
     "  -m, --model FILE        model: GGUF, or a llama2.c checkpoint (.bin)\n"
@@ -113,15 +112,6 @@ hc_status hc_device_open(hc_registry *r, const char *name, const hc_device_confi
     return HC_OK;
 }
 
-/* The CPUs this process may run on (its affinity mask: taskset, cgroups), at least 1. */
-static long usable_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n;
-}
-
 /* The scheduler (as asked; else inline on the cpu device, whose threads are the host's cores
  * anyway: measured on 2 CPUs, 2 device threads computing the branches too decode 1.4x faster than
  * 1 device + 1 host thread overlapping them; async on other devices, and with --host-budget, whose
@@ -130,7 +120,7 @@ static long usable_cpus(void)
  * that outnumber the CPUs spin against each other at every hand-off: that is said on stderr. */
 static void resolve_threads(const hc_session_opts *o, hc_session *s)
 {
-    long n_cpu = usable_cpus();
+    long n_cpu = hc_usable_cpus();
     int branches = !o->no_comp && hc_model_branch_bytes(s->model) > 0;
     int cpu_device = !strcmp(o->device, "cpu");
     s->sched = o->sched ? o->sched : cpu_device && !(o->host_budget > 0) ? "inline" : "async";

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gguf.h"
 #include "model_load.h"
@@ -27,8 +26,8 @@ hc_status hc_synth_resolve(const hc_synth_opts *in, hc_synth_opts *o)
 #define RANGE(v, lo, hi, opt)                                                                               \
     if ((v) < (lo) || (v) > (hi)) return hc_error(HC_E_ARG, opt " %d is out of range (%d..%d)", (int)(v), (int)(lo), (int)(hi));
     if (!o->n_threads) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->n_threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+        int n = hc_usable_cpus();
+        o->n_threads = n > 16 ? 16 : n;
     }
     RANGE(o->n_threads, 1, 256, "--threads");
     RANGE(o->dim, 2, 1 << 16, "--dim");

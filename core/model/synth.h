@@ -28,7 +28,7 @@ typedef struct hc_synth_opts {
     int n_swa;               /* gemma3's sliding window (0: 512, the real model's) */
     int swa_period;          /* gemma3: layer l is local unless l % period == period - 1 (0: 6, the key is
                                 not written then, as in the real file) */
-    int n_threads;           /* threads drawing the numbers (0: the online CPUs, at most 16); the file is
+    int n_threads;           /* threads drawing the numbers (0: the usable CPUs, at most 16); the file is
                                 the same for any count */
 } hc_synth_opts;
 
