@@ -366,8 +366,6 @@ static int add_item(hc_branch_job *j, int k, int act, int e, int row0, int rows,
     return 1;
 }
 
-static int expert_stage_runs(const hc_stage *g) { return g->expert_branch && g->branch_enabled > 0 && g->active_rank > 0; }
-
 /* This step's items of an expert job, from the routing of its layer on the host: an expert's rows
  * are a segment. Returns the number of items (0: nothing to do). */
 static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
@@ -377,7 +375,7 @@ static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
     j->flops = j->bytes = 0;
     if (!rt || rt->layer != j->layer) return 0;
     for (int k = 0; k < j->n_stage; k++) {
-        if (!expert_stage_runs(&c->stages[j->stage[k]])) continue;
+        if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
         memset(j->seen, 0, (size_t)j->n_expert);
         int any = 0;
         for (int e = 0; e < rt->n_expert && e < j->n_expert; e++)
@@ -400,7 +398,7 @@ static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
             return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
     int act = 0;
     for (int k = 0; k < j->n_stage; k++) {
-        if (!expert_stage_runs(&c->stages[j->stage[k]])) continue;
+        if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
         if (act == j->n_active || j->active[act] != j->stage[k])
             return hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
         memset(j->seen, 0, (size_t)j->n_expert);
@@ -1110,7 +1108,7 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
         j->deferred = 1;
         j->n_items = 0;
         for (int k = 0; k < j->n_stage; k++)
-            if (expert_stage_runs(&r->c->stages[j->stage[k]])) j->active[j->n_active++] = j->stage[k];
+            if (hc_moe_stage_branches_run(&r->c->stages[j->stage[k]])) j->active[j->n_active++] = j->stage[k];
         if (j->dev_x == rt->gathered) { /* gate and up: the route's input, each row k times */
             j->dev_x = rt->src;
             j->x_div = rt->k;

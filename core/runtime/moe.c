@@ -101,6 +101,8 @@ hc_status hc_moe_attach_branches(hc_context *c, hc_stage *s, const hc_comp_ops *
     return HC_OK;
 }
 
+int hc_moe_stage_branches_run(const hc_stage *s) { return s->expert_branch && s->branch_enabled > 0 && s->active_rank > 0; }
+
 hc_tensor hc_moe_expert_view(const hc_tensor *t, int e)
 {
     int64_t n = t->ne[2] > 1 ? t->ne[2] : 1;
@@ -156,7 +158,7 @@ static int routed_on_device(hc_context *c, const hc_stage *s, int n)
     if (!m->dev_ids || m->observer || c->observer || n * cfg->n_expert_used > HC_MOE_DEVICE_ROWS) return 0;
     if (s->layer < 0 || s->layer >= cfg->n_layer) return 0;
     for (const hc_stage *q = s + 1; q < c->stages + c->n_stages && q->layer == s->layer; q++)
-        if (c->brt && q->expert_branch && q->branch_enabled > 0 && q->active_rank > 0 && !hc_branch_rt_reads_device_routing(c->brt))
+        if (c->brt && hc_moe_stage_branches_run(q) && !hc_branch_rt_reads_device_routing(c->brt))
             return 0;
     signed char *ok = &m->dev_layer_ok[s->layer];
     if (*ok < 0) {

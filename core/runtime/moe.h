@@ -80,6 +80,9 @@ hc_status hc_moe_run_stage(struct hc_context *c, const hc_stage *s, int n);
  * active-rank cap (max_rank, 0: none) shared by all its experts; sets *any when it has some. */
 hc_status hc_moe_attach_branches(struct hc_context *c, hc_stage *s, const struct hc_comp_ops *comp, int max_rank, int *any);
 
+/* Whether a MOE_LINEAR stage's expert branches run: it has some, enabled, at an active rank above 0. */
+int hc_moe_stage_branches_run(const hc_stage *s);
+
 /* Expert e of a 3-D expert tensor as a 2-D [in, out] tensor (same type or packed format, the data
  * at its contiguous slice). */
 HC_API hc_tensor hc_moe_expert_view(const hc_tensor *t, int e);
