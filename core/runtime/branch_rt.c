@@ -396,16 +396,16 @@ static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
     for (int row = 0; row < j->n_tok; row++)
         if (ids[row] < 0 || ids[row] >= j->n_expert)
             return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
-    int act = 0;
-    for (int k = 0; k < j->n_stage; k++) {
+    int act = 0, changed = 0;
+    for (int k = 0; k < j->n_stage && !changed; k++) {
         if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
-        if (act == j->n_active || j->active[act] != j->stage[k])
-            return hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
+        if ((changed = act == j->n_active || j->active[act] != j->stage[k])) break;
         memset(j->seen, 0, (size_t)j->n_expert);
         for (int row = 0; row < j->n_tok; row++) add_item(j, k, act, ids[row], row, 1, row / j->x_div);
         act++;
     }
-    return act == j->n_active ? HC_OK : hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
+    if (changed || act != j->n_active) return hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
+    return HC_OK;
 }
 
 /* A job for consecutive MOE_LINEAR stages of one layer reading the same input (gate+up, down). */
