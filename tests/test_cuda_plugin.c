@@ -318,6 +318,41 @@ static void check_moe(hc_device *g)
     hc_tensor i8 = { .name = "i8", .dtype = HC_I8, .n_dims = 3, .ne = { 256, 4, 2, 1 }, .data = (void *)1 };
     CU_ASSERT_EQUAL(g->ops->matmul_id(g, &i8, NULL, NULL, 1, NULL, 0), HC_E_UNSUPPORTED);
 
+    /* a long pass: 150 rows of 50 tokens (x_div 3) on 5 experts, sorted by expert on the device, in
+       chunks of 13 rows (HC_CUDA_MOE_ROWS_BYTES, set in main), against each row computed alone */
+    {
+        int n_long = 150, E5 = 5;
+        int32_t lids[150], *dlids = NULL;
+        for (int r = 0; r < n_long; r++) lids[r] = (int32_t)((r * 7 + r / 11) % E5);
+        float *lx = rnd_floats((size_t)50 * in, 1.0f), *lwant = malloc((size_t)n_long * out * sizeof *lwant), *dly = NULL;
+        float *dlx = to_gpu(g, lx, (size_t)50 * in * sizeof *lx);
+        dlids = to_gpu(g, lids, sizeof lids);
+        HC_ASSERT_OK(g->ops->alloc(g, (size_t)n_long * out * sizeof(float), (void **)&dly));
+        size_t bytes;
+        uint8_t *wh = hc_test_weights(HC_Q4_K, (int64_t)E5 * out, in, &bytes, &rng_state);
+        hc_tensor t3 = { .name = "exps", .dtype = HC_Q4_K, .n_dims = 3, .ne = { in, out, E5, 1 }, .nbytes = bytes, .device = g };
+        t3.data = to_gpu(g, wh, bytes);
+        float *wrow = malloc((size_t)in * sizeof *wrow);
+        for (int r = 0; r < n_long; r++)
+            for (int64_t o = 0; o < out; o++) {
+                size_t at = (size_t)lids[r] * (bytes / (size_t)E5) + hc_dtype_row_bytes(HC_Q4_K, in) * (size_t)o;
+                hc_dequantize_row(HC_Q4_K, wh + at, wrow, in);
+                double s = 0;
+                for (int64_t i = 0; i < in; i++) s += (double)wrow[i] * lx[(size_t)(r / 3) * in + i];
+                lwant[(size_t)r * out + o] = (float)s;
+            }
+        HC_ASSERT_OK(g->ops->matmul_id(g, &t3, dlids, dlx, 3, dly, n_long));
+        float *got = from_gpu(g, dly, (size_t)n_long * out);
+        int bad = count_far(got, lwant, (size_t)n_long * out, 2e-4);
+        if (bad) fprintf(stderr, "  matmul_id of %d rows sorted by expert: %d wrong\n", n_long, bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        free(got), free(wrow), free(wh), free(lx), free(lwant);
+        g->ops->free(g, t3.data);
+        g->ops->free(g, dlx);
+        g->ops->free(g, dlids);
+        g->ops->free(g, dly);
+    }
+
     /* combine: 2 tokens of 2 rows (the rows of dy, weights as routed) */
     const float wt[4] = { 0.75f, 0.25f, -0.5f, 2.0f };
     float *dwt = to_gpu(g, wt, sizeof wt), *dout = NULL, *ref = malloc((size_t)2 * out * sizeof *ref);
@@ -858,6 +893,7 @@ static void test_packed(void)
 
 int main(void)
 {
+    setenv("HC_CUDA_MOE_ROWS_BYTES", "16384", 0); /* a long MoE pass's sorted rows in chunks (check_moe) */
     static const hc_test_case cases[] = {
         { "descriptor", test_descriptor },
         { "found by the default plugin search", test_default_search },

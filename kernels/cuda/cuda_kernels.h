@@ -33,6 +33,14 @@ cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice
  * (n_expert <= HC_CU_MOE_MAX_EXPERTS, k <= HC_CU_MOE_MAX_K). */
 cudaError_t hc_cu_moe_topk(cudaStream_t s, const float *logits, int n_tok, int n_expert, int k, int norm, int32_t *ids,
                            float *weights);
+/* The routed rows r < n_rows sorted by their expert ids[r] (< n_expert <= HC_CU_MOE_MAX_EXPERTS),
+ * stably, rows of an id out of range last: position p holds row order[p], of expert sorted_ids[p],
+ * reading row src_rows[p] = order[p] / x_div of the input. So the GEMVs by id of a long pass run the
+ * rows of an expert one after another, its weights read from memory once and then from the cache. */
+cudaError_t hc_cu_moe_sort(cudaStream_t s, const int32_t *ids, int n_rows, int n_expert, int x_div, int32_t *order,
+                           int32_t *sorted_ids, int32_t *src_rows);
+/* dst[order[p]][c] = src[p][c] for p < n_rows, c < width: sorted rows put back (order a permutation) */
+cudaError_t hc_cu_scatter_rows(cudaStream_t s, const float *src, const int32_t *order, int n_rows, int width, float *dst);
 /* out[t][c] = sum_j weights[t k + j] y[t k + j][c] for t < n_tok, c < width */
 cudaError_t hc_cu_moe_combine(cudaStream_t s, const float *y, const float *weights, int n_tok, int k, int width, float *out);
 

@@ -1,5 +1,6 @@
 /* moe.cu: the experts routed on the GPU: softmax and top-k of each token's router logits (a warp per
- * token), and the weighted combine of its experts' rows; the expert GEMVs are matmul.cu's (by id). */
+ * token), the routed rows sorted by expert and put back, and the weighted combine of its experts' rows;
+ * the expert GEMVs are matmul.cu's (by id). */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 #include "moe.cuh"
@@ -67,5 +68,68 @@ extern "C" cudaError_t hc_cu_moe_combine(cudaStream_t s, const float *y, const f
     size_t n = (size_t)n_tok * (size_t)width;
     hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_EW_MAX_BLOCKS);
     moe_combine_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(y, weights, n, width, k, out);
+    return cudaGetLastError();
+}
+
+/* One block: thread e (and e + blockDim, ...) counts expert e's rows, thread 0 sums the counts into
+ * offsets, then thread e writes its experts' rows in row order (stable). Rows whose id is out of range
+ * go last, in row order, so that order is a permutation of 0 .. n_rows. */
+__global__ void moe_sort_kernel(const int32_t *ids, int n_rows, int n_expert, int x_div, int32_t *order, int32_t *sorted_ids,
+                                int32_t *src_rows)
+{
+    __shared__ int off[HC_CU_MOE_MAX_EXPERTS + 1];
+    int tid = (int)threadIdx.x;
+    for (int e = tid; e < n_expert; e += (int)blockDim.x) {
+        int n = 0;
+        for (int r = 0; r < n_rows; r++) n += ids[r] == e;
+        off[e + 1] = n;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        off[0] = 0;
+        for (int e = 0; e < n_expert; e++) off[e + 1] += off[e];
+        int p = off[n_expert];
+        for (int r = 0; r < n_rows; r++)
+            if (ids[r] < 0 || ids[r] >= n_expert) {
+                order[p] = r;
+                sorted_ids[p] = ids[r];
+                src_rows[p++] = r / x_div;
+            }
+    }
+    __syncthreads();
+    for (int e = tid; e < n_expert; e += (int)blockDim.x) {
+        int p = off[e];
+        for (int r = 0; r < n_rows; r++)
+            if (ids[r] == e) {
+                order[p] = r;
+                sorted_ids[p] = e;
+                src_rows[p++] = r / x_div;
+            }
+    }
+}
+
+extern "C" cudaError_t hc_cu_moe_sort(cudaStream_t s, const int32_t *ids, int n_rows, int n_expert, int x_div, int32_t *order,
+                                      int32_t *sorted_ids, int32_t *src_rows)
+{
+    if (n_rows <= 0) return cudaSuccess;
+    if (n_expert <= 0 || n_expert > HC_CU_MOE_MAX_EXPERTS || x_div <= 0) return cudaErrorInvalidValue;
+    hc_cu_launch l = hc_cu_moe_sort_geometry();
+    moe_sort_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(ids, n_rows, n_expert, x_div, order,
+                                                                                     sorted_ids, src_rows);
+    return cudaGetLastError();
+}
+
+__global__ void scatter_rows_kernel(const float *src, const int32_t *order, size_t n, int width, float *dst)
+{
+    HC_CU_EW_LOOP(i, n) dst[(size_t)order[i / (size_t)width] * (size_t)width + i % (size_t)width] = src[i];
+}
+
+extern "C" cudaError_t hc_cu_scatter_rows(cudaStream_t s, const float *src, const int32_t *order, int n_rows, int width,
+                                          float *dst)
+{
+    if (n_rows <= 0 || width <= 0) return cudaSuccess;
+    size_t n = (size_t)n_rows * (size_t)width;
+    hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_EW_MAX_BLOCKS);
+    scatter_rows_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(src, order, n, width, dst);
     return cudaGetLastError();
 }

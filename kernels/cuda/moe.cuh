@@ -16,6 +16,15 @@ static inline HC_CU_HD hc_cu_launch hc_cu_moe_topk_geometry(int n_tok)
     return hc_cu_launch_1d((unsigned)n_tok, HC_CU_WARP, 0);
 }
 
+/* The routed rows sorted by expert (moe_sort): one block of this many threads, each counting and
+ * placing the rows of its experts. */
+#define HC_CU_MOE_SORT_THREADS 256
+
+static inline HC_CU_HD hc_cu_launch hc_cu_moe_sort_geometry(void)
+{
+    return hc_cu_launch_1d(1, HC_CU_MOE_SORT_THREADS, 0);
+}
+
 /* The better of two (probability, expert) candidates: the larger probability, on a tie the lower
  * expert (as the host's hc_moe_route_token). */
 static inline HC_CU_HD int hc_cu_moe_better(float p, int e, float q, int f)

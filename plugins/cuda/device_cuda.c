@@ -26,6 +26,13 @@
 #define CU_X16_MAX_BYTES (HC_CU_F16_X_MAX * sizeof(uint16_t))
 #define CU_ATTN_MAX_BYTES (hc_cu_attn_scratch_floats(HC_CU_ATTN_TARGET_BLOCKS - 1, 1, HC_CU_ATTN_MAX_DIM, \
                                                      HC_CU_ATTN_MAX_SPLITS) * sizeof(float))
+/* matmul_id of more than CU_MOE_SORT_ROWS routed rows (a prompt routed on the device) sorts them by
+ * expert first: the rows' order, ids and input rows (3 ints a row, at most HC_CU_MAX_GRID_YZ rows),
+ * and the sorted input and output rows, in chunks of at most CU_MOE_ROWS_MAX_BYTES (less with
+ * HC_CUDA_MOE_ROWS_BYTES, which tests use to make chunks). */
+#define CU_MOE_SORT_ROWS 64
+#define CU_MOE_INTS_MAX_BYTES ((size_t)3 * HC_CU_MAX_GRID_YZ * sizeof(int32_t))
+#define CU_MOE_ROWS_MAX_BYTES ((size_t)32 << 20)
 /* Slots for host arrays (token ids, positions) on their way to the device. A slot is reused only
  * once its previous copy has left the pinned buffer, so the host may run that many calls ahead. */
 #define CU_STAGE_SLOTS 8
@@ -78,6 +85,10 @@ typedef struct cuda_device {
     float *consts;          /* HC_CU_F16_CONSTS floats: the f16 GEMM's max |x| and scale */
     void *attn_scratch;     /* the partials of attention's key splits (floats) */
     size_t attn_scratch_bytes;
+    void *moe_ints;         /* matmul_id of a long pass: its rows' order, ids and input rows by expert */
+    size_t moe_ints_bytes;
+    void *moe_rows;         /* ... and its input and output rows in that order (floats) */
+    size_t moe_rows_bytes, moe_rows_max;
     cu_stage stage[CU_STAGE_SLOTS];
     int next_stage;
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
@@ -460,6 +471,8 @@ static size_t scratch_reserve(const cuda_device *c)
     r += c->scratch_bytes < CU_SCRATCH_MAX_BYTES ? CU_SCRATCH_MAX_BYTES - c->scratch_bytes : 0;
     r += c->x16_bytes < CU_X16_MAX_BYTES ? CU_X16_MAX_BYTES - c->x16_bytes : 0;
     r += attn < CU_ATTN_MAX_BYTES ? CU_ATTN_MAX_BYTES - attn : 0;
+    r += c->moe_ints_bytes < CU_MOE_INTS_MAX_BYTES ? CU_MOE_INTS_MAX_BYTES - c->moe_ints_bytes : 0;
+    r += c->moe_rows_bytes < c->moe_rows_max ? c->moe_rows_max - c->moe_rows_bytes : 0;
     return r;
 }
 
@@ -940,7 +953,52 @@ static hc_status cuda_moe_topk(hc_device *d, const float *logits, int n_tok, int
     return HC_OK;
 }
 
-/* The routed experts' GEMVs: the type's kernel by id, or the packed format's gemv_id. */
+/* n_rows GEMVs by id (the type's kernel, or the packed format's gemv_id k), enqueued */
+static cudaError_t gemv_id(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, size_t slice, const int32_t *ids,
+                           const float *x, int x_div, float *y, int n_rows)
+{
+    int64_t in = w->ne[0], out = w->ne[1];
+    if (k) return (cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y);
+    return hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div, y,
+                         n_rows);
+}
+
+/* A long pass's routed rows: sorted by expert (stably), their input rows gathered in that order, the
+ * GEMVs by id on them, the outputs put back. An expert's rows then run one after another, so its
+ * weights come from memory once and from the GPU's cache for its other rows, not once a row. In
+ * chunks of rows whose inputs and outputs fit CU_MOE_ROWS_MAX_BYTES. */
+static hc_status matmul_id_sorted(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, size_t slice,
+                                  const int32_t *ids, const float *x, int x_div, float *y, int n_rows)
+{
+    int64_t n_expert = w->ne[2] > 1 ? w->ne[2] : 1, in = w->ne[0], out = w->ne[1];
+    size_t per_row = (size_t)(in + out) * sizeof(float);
+    int chunk = c->moe_rows_max / per_row > (size_t)n_rows ? n_rows : (int)(c->moe_rows_max / per_row);
+    if (chunk < 1) chunk = 1;
+    if (n_expert > HC_CU_MOE_MAX_EXPERTS)
+        return hc_error(HC_E_UNSUPPORTED, "cuda matmul_id %s: %lld experts (the sort by expert takes up to %d)", tname(w),
+                        (long long)n_expert, HC_CU_MOE_MAX_EXPERTS);
+    hc_status st = ensure_buffer(c, &c->moe_ints, &c->moe_ints_bytes, (size_t)3 * (size_t)n_rows * sizeof(int32_t),
+                                 "matmul_id (the rows sorted by expert)");
+    if (st == HC_OK)
+        st = ensure_buffer(c, &c->moe_rows, &c->moe_rows_bytes, (size_t)chunk * per_row, "matmul_id (the sorted rows)");
+    if (st == HC_OK) st = stream_op(c, "matmul_id");
+    if (st != HC_OK) return st;
+    int32_t *order = c->moe_ints, *sorted_ids = order + n_rows, *src = sorted_ids + n_rows;
+    float *xs = c->moe_rows, *ys = xs + (size_t)chunk * (size_t)in;
+    const char *what = k ? "matmul_id (packed expert gemv kernel)" : "matmul_id";
+    CU_CHECK(hc_cu_moe_sort(c->stream, ids, n_rows, (int)n_expert, x_div, order, sorted_ids, src), "matmul_id (sort by expert)");
+    for (int p0 = 0; p0 < n_rows; p0 += chunk) {
+        int np = n_rows - p0 < chunk ? n_rows - p0 : chunk;
+        CU_CHECK(hc_cu_dequant_rows(c->stream, HC_F32, x, (size_t)in * sizeof(float), in, src + p0, 0, np, xs, 0),
+                 "matmul_id (the sorted input rows)");
+        CU_CHECK(gemv_id(c, w, k, slice, sorted_ids + p0, xs, 1, ys, np), what);
+        CU_CHECK(hc_cu_scatter_rows(c->stream, ys, order + p0, np, (int)out, y), "matmul_id (the outputs put back)");
+    }
+    return HC_OK;
+}
+
+/* The routed experts' GEMVs: the type's kernel by id, or the packed format's gemv_id; a long pass's
+ * rows sorted by expert first (matmul_id_sorted). */
 static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t *ids, const float *x, int x_div, float *y,
                                 int n_rows)
 {
@@ -948,7 +1006,7 @@ static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t 
     const hc_quant_cuda_kernels *k;
     hc_status st = check_format(w, "matmul_id", &k);
     if (st != HC_OK) return st;
-    int64_t n_expert = w->ne[2] > 1 ? w->ne[2] : 1, in = w->ne[0], out = w->ne[1];
+    int64_t n_expert = w->ne[2] > 1 ? w->ne[2] : 1;
     size_t slice = w->nbytes / (size_t)n_expert;
     if (k && !k->gemv_id)
         return hc_error(HC_E_UNSUPPORTED, "cuda matmul_id %s: the %s kernels have no expert GEMV", tname(w), k->name);
@@ -956,13 +1014,9 @@ static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t 
         return hc_error(HC_E_ARG, "cuda matmul_id %s: %d rows (at most %u), x_div %d", tname(w), n_rows, HC_CU_MAX_GRID_YZ, x_div);
     if (!n_rows) return HC_OK;
     if (!w->data) return hc_error(HC_E_ARG, "cuda matmul_id %s: the tensor has no data", tname(w));
+    if (n_rows > CU_MOE_SORT_ROWS) return matmul_id_sorted(c, w, k, slice, ids, x, x_div, y, n_rows);
     if ((st = stream_op(c, "matmul_id")) != HC_OK) return st;
-    if (k)
-        CU_CHECK((cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y),
-                 "matmul_id (packed expert gemv kernel)");
-    else
-        CU_CHECK(hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div,
-                               y, n_rows), "matmul_id");
+    CU_CHECK(gemv_id(c, w, k, slice, ids, x, x_div, y, n_rows), k ? "matmul_id (packed expert gemv kernel)" : "matmul_id");
     return HC_OK;
 }
 
@@ -1040,6 +1094,8 @@ static void cuda_destroy(hc_device *d)
         cudaFree(c->x16);
         cudaFree(c->consts);
         cudaFree(c->attn_scratch);
+        cudaFree(c->moe_ints);
+        cudaFree(c->moe_rows);
         cudaFree(c->handoff);
         for (int i = 0; i < CU_STAGE_SLOTS; i++) {
             cudaFreeHost(c->stage[i].host);
@@ -1104,7 +1160,8 @@ static const hc_device_ops cuda_ops = {
 
 /* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
  * it sets. HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a pass (0: no graphs);
- * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag. */
+ * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag; HC_CUDA_MOE_ROWS_BYTES:
+ * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1122,12 +1179,16 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    long ops = 0, patience_ms = 0;
+    long ops = 0, patience_ms = 0, moe_rows = 0;
     hc_status st = env_setting("HC_CUDA_GRAPH_OPS", CU_GRAPH_OPS_DEFAULT, 0, CU_GRAPH_OPS_MAX,
                                "the most ops per recorded stretch of a pass (0: no CUDA graphs)", &ops);
     if (st == HC_OK)
         st = env_setting("HC_CUDA_HANDOFF_PATIENCE_MS", 30000, 1, 3600000, "the milliseconds the GPU waits for a branch", &patience_ms);
+    if (st == HC_OK)
+        st = env_setting("HC_CUDA_MOE_ROWS_BYTES", (long)CU_MOE_ROWS_MAX_BYTES, 1, (long)CU_MOE_ROWS_MAX_BYTES,
+                         "the most bytes of a MoE pass's rows sorted by expert at a time", &moe_rows);
     if (st != HC_OK) return st;
+    c->moe_rows_max = (size_t)moe_rows;
     c->graph_ops = (int)ops;
     c->patience_ns = (uint64_t)patience_ms * 1000000u;
     st = enter(c, "create (cudaSetDevice)");

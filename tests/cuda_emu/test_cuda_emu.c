@@ -456,6 +456,37 @@ static void test_moe(void)
     CU_ASSERT_EQUAL(count_far(out, want, (size_t)n_tok * width, 1e-6), 0);
     free(y), free(wt), free(out), free(want);
 
+    /* the rows of a long pass sorted by expert: 1000 rows of 128 experts (x_div 8), two ids out of
+       range (last, in row order); stable, as a counting sort on the host; then put back */
+    {
+        enum { NR = 1000, NE = 128, XD = 8 };
+        static int32_t sids_in[NR], order[NR], sorted_ids[NR], src[NR], want_order[NR];
+        int p = 0;
+        for (int r = 0; r < NR; r++) sids_in[r] = (int32_t)((r * 37 + r / 9) % NE);
+        sids_in[5] = NE, sids_in[700] = -1;
+        for (int e = 0; e < NE; e++)
+            for (int r = 0; r < NR; r++)
+                if (sids_in[r] == e) want_order[p++] = r;
+        want_order[p++] = 5, want_order[p++] = 700;
+        l0 = hc_emu_launches();
+        expect_ran("moe_sort", l0, hc_cu_moe_sort(NULL, sids_in, NR, NE, XD, order, sorted_ids, src));
+        int bad = 0;
+        for (int i = 0; i < NR; i++)
+            bad += order[i] != want_order[i] || sorted_ids[i] != sids_in[want_order[i]] || src[i] != want_order[i] / XD;
+        if (bad) fprintf(stderr, "  moe_sort: %d positions wrong\n", bad);
+        CU_ASSERT_EQUAL(bad, 0);
+        enum { W = 3 };
+        float *rows = rnd_floats((size_t)NR * W, 1.0f), *back = nan_floats((size_t)NR * W);
+        l0 = hc_emu_launches();
+        expect_ran("scatter_rows", l0, hc_cu_scatter_rows(NULL, rows, order, NR, W, back));
+        bad = 0;
+        for (int i = 0; i < NR; i++)
+            for (int c = 0; c < W; c++) bad += back[(size_t)order[i] * W + c] != rows[(size_t)i * W + c];
+        CU_ASSERT_EQUAL(bad, 0);
+        free(rows), free(back);
+        CU_ASSERT_NOT_EQUAL(hc_cu_moe_sort(NULL, sids_in, NR, 2000, 1, order, sorted_ids, src), cudaSuccess);
+    }
+
     /* the experts' GEMVs by id: each routed row as the plain GEMV computes it on its expert's slice */
     const hc_dtype id_types[] = { HC_F32, HC_F16, HC_Q8_0, HC_Q4_K, HC_Q6_K };
     for (int ti = 0; ti < 5; ti++) {
@@ -490,7 +521,7 @@ int main(void)
         { "GEMV and dequant_rows kernels of every type against the reference", test_weights },
         { "the f16 GEMM's activation kernels", test_f16_activations },
         { "the rtn/gptq kernels against the reference dequantizer", test_qrtn },
-        { "experts routed on the GPU: top-k, combine, GEMVs by id", test_moe },
+        { "experts routed on the GPU: top-k, combine, rows sorted by expert, GEMVs by id", test_moe },
         { NULL, NULL },
     };
     int rc = hc_test_run("cuda_emu", cases);
