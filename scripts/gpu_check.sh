@@ -356,7 +356,11 @@ compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 compare moe-f16 float "$models/moe.gguf" --no-comp
 compare moe-w3-b10 w3 "$models/moe.w3.gguf"
-# a long prompt: more routed rows than the device routes (64), routed on the host and combined on the device
+# a prompt of 30 tokens: 120 routed rows (16 experts, 4 a token; the device routes up to 8 an expert),
+# routed on the device and sorted by expert there; the experts' branches take the ids with their input
+compare moe-f16-p30 float "$models/moe.gguf" --no-comp -p 30
+compare moe-w3-b10-p30 w3 "$models/moe.w3.gguf" -p 30
+# a long prompt: more routed rows than the device routes, routed on the host and combined on the device
 compare moe-f16-long float "$models/moe.gguf" --no-comp -p "$p_long"
 if [ "$flags_ok" = 1 ] && [ "${cmp_dev[1]}" != cpu ]; then # the experts' jobs by events among jobs by flags
   HC_CUDA_HANDOFF_PATIENCE_MS=5000 compare moe-w3-b10-flags w3 "$models/moe.w3.gguf" --handoff flags
@@ -441,8 +445,13 @@ if ! skip_optional qwen3-30b-a3b-shape "the Qwen3-30B-A3B shape"; then
   rc=$?
   if [ "$rc" = 0 ]; then
     compare q30b-4l-w3-b10 w3 "$models/q30b-4l.w3.gguf" -n 16
+    # a prompt of 100 tokens: 800 rows, routed on the device and sorted by expert (up to 1024 rows)
+    compare q30b-4l-w3-b10-p100 w3 "$models/q30b-4l.w3.gguf" -n 8 -p 100
+    # the prefill of 128 tokens (1024 rows) is routed on the device, that of 256 on the host: their
+    # tok/s say which is faster where (HC_MOE_DEVICE_ROWS_PER_EXPERT in core/runtime/moe.h)
     bench q30b-4l-f16 "$models/q30b-4l.gguf" --sched none \
       && bench q30b-4l-w3-b10 "$models/q30b-4l.w3.gguf" --sched none,serial,async \
+      && bench q30b-4l-w3-b10-p256 "$models/q30b-4l.w3.gguf" --sched none -p "$(( 2 * n_pre ))" \
       && bench q30b-4l-w3-b10-ctl "$models/q30b-4l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl"
     rc=$?
   elif [ "$rc" != 124 ]; then
@@ -460,7 +469,7 @@ for line in open(sys.argv[1]):
     got[r["label"]] = r["result"]
 want = ["compress-smollm2", "logits-smollm2-f16", "logits-smollm2-w3-b10", "logits-smollm2-w3-b10-kvf16",
         "logits-smollm2-f16-long", "logits-smollm2-w3-b10-long", "bench-smollm2-w3-b10", "bench-smollm2-f16",
-        "compress-moe", "logits-moe-f16", "logits-moe-w3-b10"]
+        "compress-moe", "logits-moe-f16", "logits-moe-w3-b10", "logits-moe-f16-p30", "logits-moe-w3-b10-p30"]
 if sys.argv[2] != "1" and not isinstance(got.get("llama3-8b-shape"), str):
     want += ["compress-llama3-8b-8l", "bench-llama3-8b-8l-f16", "bench-llama3-8b-8l-w3-b10"]
 bad = [w for w in want if not isinstance(got.get(w), dict)]

@@ -75,7 +75,9 @@ struct hc_branch_job {
     /* the layer routed on the device (hc_moe_routing.on_device, with the hand-off): the input and the
        experts' ids come down together, and the host thread makes the items, a row each */
     int deferred;
-    int32_t *ids;                       /* page-locked [HC_MOE_DEVICE_ROWS]: the rows' experts */
+    int32_t *ids;                       /* page-locked [ids_cap]: the rows' experts */
+    int ids_cap;                        /* the most rows a pass routed on the device has */
+    int *row_order, *expert_rows;       /* [ids_cap], [n_expert + 1] scratch: the rows by expert */
     const float *dev_x;                 /* this step's input on the device: the buffer, or the route's */
     int x_div;                          /* rows of t per row of x (k when gate/up read the route's input) */
     /* the hand-off with a device without host memory (r->handoff) */
@@ -386,22 +388,34 @@ static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
 }
 
 /* The same where the device routed the layer (j->deferred): an item per row and running stage, from
- * the rows' experts (ids, come with the input); the stages were made active in before_stage (the
- * main thread reads the active list meanwhile: it is not written here). */
+ * the rows' experts (ids, come with the input), an expert's rows one after another (its factors stay
+ * in the cache); the stages were made active in before_stage (the main thread reads the active list
+ * meanwhile: it is not written here). */
 static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
 {
     const hc_context *c = j->rt->c;
     j->n_items = 0;
     j->flops = j->bytes = 0;
-    for (int row = 0; row < j->n_tok; row++)
+    if (j->n_tok > j->ids_cap)
+        return hc_error(HC_E_STATE, "branch job %s: %d routed rows (at most %d)", j->name, j->n_tok, j->ids_cap);
+    int *start = j->expert_rows;
+    memset(start, 0, (size_t)(j->n_expert + 1) * sizeof *start);
+    for (int row = 0; row < j->n_tok; row++) {
         if (ids[row] < 0 || ids[row] >= j->n_expert)
             return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
+        start[ids[row] + 1]++;
+    }
+    for (int e = 0; e < j->n_expert; e++) start[e + 1] += start[e];
+    for (int row = 0; row < j->n_tok; row++) j->row_order[start[ids[row]]++] = row; /* start[e]: now expert e's end */
     int act = 0, changed = 0;
     for (int k = 0; k < j->n_stage && !changed; k++) {
         if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
         if ((changed = act == j->n_active || j->active[act] != j->stage[k])) break;
         memset(j->seen, 0, (size_t)j->n_expert);
-        for (int row = 0; row < j->n_tok; row++) add_item(j, k, act, ids[row], row, 1, row / j->x_div);
+        for (int p = 0; p < j->n_tok; p++) {
+            int row = j->row_order[p];
+            add_item(j, k, act, ids[row], row, 1, row / j->x_div);
+        }
         act++;
     }
     if (changed || act != j->n_active) return hc_error(HC_E_STATE, "branch job %s: its stages changed during the step", j->name);
@@ -451,12 +465,15 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
     size_t rows = (size_t)c->n_batch * cfg->n_expert_used;
     hc_status hst = job_handoff_alloc(r, j, rows);
     if (hst != HC_OK) return hst;
-    /* items: an expert's segment each, or a row each where the device routes (at most HC_MOE_DEVICE_ROWS) */
-    size_t per_stage = cfg->n_expert > HC_MOE_DEVICE_ROWS ? (size_t)cfg->n_expert : HC_MOE_DEVICE_ROWS;
+    /* items: an expert's segment each, or a row each where the device routes (at most ids_cap rows) */
+    j->ids_cap = (int)(rows < (size_t)hc_moe_device_rows(cfg) ? rows : (size_t)hc_moe_device_rows(cfg));
+    size_t per_stage = cfg->n_expert > j->ids_cap ? (size_t)cfg->n_expert : (size_t)j->ids_cap;
     if (!(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) || !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
-        !(j->items = malloc((size_t)(end - i) * per_stage * sizeof *j->items)) || !(j->seen = malloc((size_t)cfg->n_expert)))
+        !(j->items = malloc((size_t)(end - i) * per_stage * sizeof *j->items)) || !(j->seen = malloc((size_t)cfg->n_expert)) ||
+        !(j->row_order = malloc((size_t)j->ids_cap * sizeof *j->row_order)) ||
+        !(j->expert_rows = malloc((size_t)(cfg->n_expert + 1) * sizeof *j->expert_rows)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
-    if (r->handoff && c->dev->ops->host_alloc(c->dev, HC_MOE_DEVICE_ROWS * sizeof *j->ids, (void **)&j->ids) != HC_OK)
+    if (r->handoff && c->dev->ops->host_alloc(c->dev, (size_t)j->ids_cap * sizeof *j->ids, (void **)&j->ids) != HC_OK)
         return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the experts' ids of %s", j->name);
     if (!c->dev->host_memory) {
         if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))
@@ -998,6 +1015,8 @@ void hc_branch_rt_free(hc_branch_rt *r)
         free(r->jobs[i].delta);
         free(r->jobs[i].items);
         free(r->jobs[i].seen);
+        free(r->jobs[i].row_order);
+        free(r->jobs[i].expert_rows);
         if (r->jobs[i].ids) r->c->dev->ops->host_free(r->c->dev, r->jobs[i].ids);
         if (r->c && r->c->dev && !r->c->dev->host_memory) {
             hc_branch_job *j = &r->jobs[i];
@@ -1102,7 +1121,7 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     j->deferred = 0;
     const hc_moe_routing *rt = r->c->moe && r->c->moe->route.layer == j->layer ? &r->c->moe->route : NULL;
     if (j->n_expert && rt && rt->on_device) { /* the device routed the layer: its ids come down with the input */
-        if (!r->handoff || !r->c->moe->dev_ids || rt->n_rows > HC_MOE_DEVICE_ROWS)
+        if (!r->handoff || !r->c->moe->dev_ids || rt->n_rows > j->ids_cap)
             return hc_error(HC_E_STATE, "branch job %s: layer %d was routed on the device, and the job cannot read its routing",
                             j->name, j->layer);
         j->deferred = 1;

@@ -1,7 +1,7 @@
 /* moe.h: mixture-of-experts execution in a context: routing (softmax over the router's logits,
  * top-k, optional renormalisation), the routed rows grouped by expert, expert matmuls on 2-D views
  * of the 3-D expert tensors, the weighted combination, and qwen2moe's shared-expert gate. A pass of
- * at most HC_MOE_DEVICE_ROWS routed rows on a device with the ops for it is routed there instead,
+ * at most hc_moe_device_rows routed rows on a device with the ops for it is routed there instead,
  * when no observer needs the routing on the host and the expert branches that run read it from the
  * device (their jobs take the experts' ids with their input): no trip to the host per layer.
  *
@@ -27,8 +27,13 @@
 
 struct hc_context;
 
-/* Routed rows (tokens x k) up to which a pass is routed on the device (decode, short batches). */
+/* Routed rows (tokens x k) up to which a pass is routed on the device: HC_MOE_DEVICE_ROWS (decode,
+ * short batches), or HC_MOE_DEVICE_ROWS_PER_EXPERT an expert on average where that is more (a short
+ * prompt of a model of many experts: the device reads each expert's weights once for its rows). A
+ * longer pass is routed on the host, a GEMM per expert on its many rows. */
 #define HC_MOE_DEVICE_ROWS 64
+#define HC_MOE_DEVICE_ROWS_PER_EXPERT 8
+int hc_moe_device_rows(const hc_model_config *c);
 
 /* The routing of the current batch in the layer whose MOE_ROUTE stage ran last. */
 typedef struct hc_moe_routing {
@@ -57,7 +62,7 @@ typedef hc_status (*hc_expert_observer)(void *ctx, int layer, int proj, int expe
 typedef struct hc_moe_ctx {
     hc_moe_routing route;
     float *dev_logits;        /* device [n_batch][max(n_expert, 1)]: router logits / shared-expert gate */
-    int32_t *dev_ids;         /* device [n_batch * k]: routing on the device (NULL where it cannot) */
+    int32_t *dev_ids;         /* device [min(n_batch k, hc_moe_device_rows)]: routing on the device (NULL where it cannot) */
     float *dev_weights;       /* device [n_batch * k] */
     signed char *dev_layer_ok;/* [n_layer]: the layer's expert weights can be read by id (-1: not asked yet) */
     float *logits;            /* host copy */

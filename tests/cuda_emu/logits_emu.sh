@@ -54,6 +54,9 @@ synth llama --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --
 w3 llama 128
 synth moe --arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512
 w3 moe 64
+# 32 experts, 4 a token: passes of up to 256 routed rows (64 tokens) are routed on the device
+synth moe32 --arch qwen3moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 32 --top-k 4 --expert-ffn 32 --vocab 512
+w3 moe32 64
 synth gemma --arch gemma3 --dim 64 --layers 3 --heads 4 --kv-heads 1 --ffn 160 --window 16 --swa-period 2 --vocab 512
 
 if [ -n "$shared" ] && [ -f "$shared/models/stories260K/stories260K.bin" ]; then
@@ -78,6 +81,11 @@ compare moe-w3-inline w3 "$tmp/moe.w3.gguf" -n 16 -p 20 --sched inline
 # combined on the device (get_rows, moe_combine)
 compare moe-f16-long float "$tmp/moe.gguf" --no-comp -n $(n 8) -p 60
 compare moe-w3-async-long w3 "$tmp/moe.w3.gguf" -n 16 -p 60
+# a prompt of 50 tokens of the 32-expert model (200 rows): routed on the device, the rows sorted by
+# expert there (matmul_id), with the routed experts' branches by events and by flags
+compare moe32-f16-sorted float "$tmp/moe32.gguf" --no-comp -n $(n 8) -p 50
+compare moe32-w3-async-sorted w3 "$tmp/moe32.w3.gguf" -n 8 -p 50
+compare moe32-w3-flags-sorted w3 "$tmp/moe32.w3.gguf" -n 8 -p 50 --handoff flags
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40
