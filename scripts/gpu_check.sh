@@ -447,11 +447,11 @@ if ! skip_optional qwen3-30b-a3b-shape "the Qwen3-30B-A3B shape"; then
     compare q30b-4l-w3-b10 w3 "$models/q30b-4l.w3.gguf" -n 16
     # a prompt of 100 tokens: 800 rows, routed on the device and sorted by expert (up to 1024 rows)
     compare q30b-4l-w3-b10-p100 w3 "$models/q30b-4l.w3.gguf" -n 8 -p 100
-    # the prefill of 128 tokens (1024 rows) is routed on the device, that of 256 on the host: their
-    # tok/s say which is faster where (HC_MOE_DEVICE_ROWS_PER_EXPERT in core/runtime/moe.h)
+    # the prefill of 128 tokens (1024 rows) routed on the device (the default), and on the host
+    # (--moe-device-rows 64): their tok/s say which is faster (HC_MOE_DEVICE_ROWS_PER_EXPERT, moe.h)
     bench q30b-4l-f16 "$models/q30b-4l.gguf" --sched none \
       && bench q30b-4l-w3-b10 "$models/q30b-4l.w3.gguf" --sched none,serial,async \
-      && bench q30b-4l-w3-b10-p256 "$models/q30b-4l.w3.gguf" --sched none -p "$(( 2 * n_pre ))" \
+      && bench q30b-4l-w3-b10-hostrouted "$models/q30b-4l.w3.gguf" --sched none --moe-device-rows 64 \
       && bench q30b-4l-w3-b10-ctl "$models/q30b-4l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl"
     rc=$?
   elif [ "$rc" != 124 ]; then

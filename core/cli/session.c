@@ -34,6 +34,8 @@ const char hc_session_help[] =
     "      --handoff H         how branches travel on a device with memory of its own: events (default:\n"
     "                          the host enqueues each copy and wait) or flags (the device waits for the\n"
     "                          host's flag in page-locked memory: a step enqueued without waiting)\n"
+    "      --moe-device-rows N routed rows (tokens x experts a token) up to which a MoE pass routes its\n"
+    "                          experts on a device that can (default: 8 an expert, at least 64; 0: none)\n"
     "      --pipeline FILE     Lua pipeline script: stages, branches, schedulers, on_step policy\n"
     "                          (scripts/pipelines/default.lua, adaptive.lua)\n"
     "      --host-budget X     dynamic ranks: keep each branch's host time within X times the device\n"
@@ -91,6 +93,10 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     else if (hc_arg_is(a, "-b", "--batch-size")) *st = hc_arg_int(a, 1, 1 << 16, &o->n_batch);
     else if (hc_arg_is(a, "--kv-type", NULL)) *st = parse_kv_type(a, &o->kv_type);
     else if (hc_arg_is(a, "--handoff", NULL)) *st = parse_handoff(a, &o->handoff);
+    else if (hc_arg_is(a, "--moe-device-rows", NULL)) {
+        int n = 0;
+        if ((*st = hc_arg_int(a, 0, 65535, &n)) == HC_OK) o->moe_device_rows = n ? n : -1;
+    }
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
     else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;
     else if (hc_arg_is(a, "--no-comp", NULL)) o->no_comp = 1;
@@ -162,7 +168,8 @@ hc_status hc_session_open(const hc_session_opts *o, hc_session *s)
                       s->model->cfg.n_vocab);
     if (st == HC_OK && o->pipeline) st = hc_pipeline_lua_open(o->pipeline, NULL, &s->pipeline);
     hc_context_params cp = { .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_type = o->kv_type, .max_rank = o->max_rank, .pipeline = s->pipeline,
-                             .registry = s->registry, .host_budget = o->host_budget, .handoff = o->handoff };
+                             .registry = s->registry, .host_budget = o->host_budget, .handoff = o->handoff,
+                             .moe_device_rows = o->moe_device_rows };
     if (st == HC_OK && !o->no_comp && hc_model_branch_bytes(s->model) > 0) {
         const hc_plugin *cp_plugin = hc_registry_find(s->registry, HC_PLUGIN_COMP, o->comp);
         const hc_plugin *sp = cp_plugin ? hc_registry_find(s->registry, HC_PLUGIN_SCHED, s->sched) : NULL;

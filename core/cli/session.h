@@ -20,6 +20,7 @@ typedef struct hc_session_opts {
     int n_batch;              /* -b */
     hc_kv_type kv_type;       /* --kv-type f32|f16 (default f32) */
     hc_handoff handoff;       /* --handoff events|flags (default events) */
+    int moe_device_rows;      /* --moe-device-rows N (0: the model's default, -1: none) */
     int to_f32;               /* --f32 */
     int no_comp;              /* --no-comp: run the backbone alone */
     int max_rank;             /* --rank N: cap of the active rank of every branch */

@@ -466,14 +466,14 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
     hc_status hst = job_handoff_alloc(r, j, rows);
     if (hst != HC_OK) return hst;
     /* items: an expert's segment each, or a row each where the device routes (at most ids_cap rows) */
-    j->ids_cap = (int)(rows < (size_t)hc_moe_device_rows(cfg) ? rows : (size_t)hc_moe_device_rows(cfg));
+    j->ids_cap = c->moe ? c->moe->device_rows : 0; /* at most rows */
     size_t per_stage = cfg->n_expert > j->ids_cap ? (size_t)cfg->n_expert : (size_t)j->ids_cap;
     if (!(j->t = malloc(rows * (j->ldt ? j->ldt : 1) * sizeof(float))) || !(j->delta = malloc(rows * j->ldd * sizeof(float))) ||
         !(j->items = malloc((size_t)(end - i) * per_stage * sizeof *j->items)) || !(j->seen = malloc((size_t)cfg->n_expert)) ||
-        !(j->row_order = malloc((size_t)j->ids_cap * sizeof *j->row_order)) ||
+        !(j->row_order = malloc((size_t)(j->ids_cap ? j->ids_cap : 1) * sizeof *j->row_order)) ||
         !(j->expert_rows = malloc((size_t)(cfg->n_expert + 1) * sizeof *j->expert_rows)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
-    if (r->handoff && c->dev->ops->host_alloc(c->dev, (size_t)j->ids_cap * sizeof *j->ids, (void **)&j->ids) != HC_OK)
+    if (r->handoff && j->ids_cap && c->dev->ops->host_alloc(c->dev, (size_t)j->ids_cap * sizeof *j->ids, (void **)&j->ids) != HC_OK)
         return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the experts' ids of %s", j->name);
     if (!c->dev->host_memory) {
         if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))

@@ -185,7 +185,7 @@ hc_status hc_context_create(hc_model *m, hc_device *dev, const hc_context_params
         if (c->width[b] > 0)
             st = dev->ops->alloc(dev, (size_t)n_batch * rows_per_token * c->width[b] * sizeof(float), (void **)&c->buf[b]);
     }
-    if (st == HC_OK && cfg->n_expert > 0) st = hc_moe_ctx_create(c, &c->moe);
+    if (st == HC_OK && cfg->n_expert > 0) st = hc_moe_ctx_create(c, p ? p->moe_device_rows : 0, &c->moe);
     if (st == HC_OK && (!(c->pos = malloc((size_t)n_batch * sizeof *c->pos)) ||
                         (!(p && p->layers_only) && !(c->logits = malloc((size_t)n_batch * cfg->n_vocab * sizeof(float))))))
         st = hc_error(HC_E_NOMEM, "context: out of memory");

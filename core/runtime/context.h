@@ -62,6 +62,8 @@ typedef struct hc_context_params {
     const int *host_cpus; /* optional CPUs to pin the host threads to */
     int n_host_cpus;
     hc_handoff handoff; /* how branches reach the host and back on a device with memory of its own (0: events) */
+    int moe_device_rows; /* routed rows up to which a MoE pass is routed on the device, where it can (0:
+                            hc_moe_device_rows of the model; -1: none) */
     int layers_only;  /* the context only runs single layers (hc_context_run_layer), never the head:
                          no logits buffers (a 128k vocabulary's take n_batch x 0.5 MiB each) */
 } hc_context_params;

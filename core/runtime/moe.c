@@ -29,7 +29,7 @@ int hc_moe_device_rows(const hc_model_config *c)
     return per_expert > HC_MOE_DEVICE_ROWS ? (int)(per_expert < 65535 ? per_expert : 65535) : HC_MOE_DEVICE_ROWS;
 }
 
-hc_status hc_moe_ctx_create(hc_context *c, hc_moe_ctx **out)
+hc_status hc_moe_ctx_create(hc_context *c, int device_rows, hc_moe_ctx **out)
 {
     const hc_model_config *cfg = &c->model->cfg;
     int E = cfg->n_expert, rows = c->n_batch * cfg->n_expert_used;
@@ -40,10 +40,11 @@ hc_status hc_moe_ctx_create(hc_context *c, hc_moe_ctx **out)
     r->n_expert = E;
     r->k = cfg->n_expert_used;
     hc_device *d = c->dev;
+    m->device_rows = device_rows < 0 ? 0 : device_rows ? device_rows : hc_moe_device_rows(cfg);
+    if (m->device_rows > rows) m->device_rows = rows;
     hc_status st = d->ops->alloc(d, (size_t)c->n_batch * E * sizeof(float), (void **)&m->dev_logits);
-    if (st == HC_OK && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* routing on the device */
-        int most = hc_moe_device_rows(cfg);
-        size_t n = (size_t)(rows < most ? rows : most);
+    if (st == HC_OK && m->device_rows > 0 && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* on the device */
+        size_t n = (size_t)m->device_rows;
         st = d->ops->alloc(d, n * sizeof *m->dev_ids, (void **)&m->dev_ids);
         /* every row's: the host's routing of a longer pass combines there too (run_combine) */
         if (st == HC_OK) st = d->ops->alloc(d, (size_t)rows * sizeof *m->dev_weights, (void **)&m->dev_weights);
@@ -162,7 +163,7 @@ static int routed_on_device(hc_context *c, const hc_stage *s, int n)
     hc_moe_ctx *m = c->moe;
     hc_device *d = c->dev;
     const hc_model_config *cfg = &c->model->cfg;
-    if (!m->dev_ids || m->observer || c->observer || n * cfg->n_expert_used > hc_moe_device_rows(cfg)) return 0;
+    if (!m->dev_ids || m->observer || c->observer || n * cfg->n_expert_used > m->device_rows) return 0;
     if (s->layer < 0 || s->layer >= cfg->n_layer) return 0;
     for (const hc_stage *q = s + 1; q < c->stages + c->n_stages && q->layer == s->layer; q++)
         if (c->brt && hc_moe_stage_branches_run(q) && !hc_branch_rt_reads_device_routing(c->brt))

@@ -62,7 +62,8 @@ typedef hc_status (*hc_expert_observer)(void *ctx, int layer, int proj, int expe
 typedef struct hc_moe_ctx {
     hc_moe_routing route;
     float *dev_logits;        /* device [n_batch][max(n_expert, 1)]: router logits / shared-expert gate */
-    int32_t *dev_ids;         /* device [min(n_batch k, hc_moe_device_rows)]: routing on the device (NULL where it cannot) */
+    int device_rows;          /* routed rows up to which a pass is routed on the device (0: never) */
+    int32_t *dev_ids;         /* device [min(n_batch k, device_rows)]: routing on the device (NULL where it cannot) */
     float *dev_weights;       /* device [n_batch * k] */
     signed char *dev_layer_ok;/* [n_layer]: the layer's expert weights can be read by id (-1: not asked yet) */
     float *logits;            /* host copy */
@@ -72,7 +73,8 @@ typedef struct hc_moe_ctx {
     void *observer_ctx;
 } hc_moe_ctx;
 
-hc_status hc_moe_ctx_create(struct hc_context *c, hc_moe_ctx **out);
+/* device_rows: routed rows up to which a pass is routed on the device (0: hc_moe_device_rows; -1: none) */
+hc_status hc_moe_ctx_create(struct hc_context *c, int device_rows, hc_moe_ctx **out);
 void hc_moe_ctx_free(struct hc_context *c, hc_moe_ctx *m);
 
 /* Width of a MoE activation buffer (0 when the model has none) and its rows per token. */

@@ -15,7 +15,7 @@
 static const char usage[] =
     "usage: hc-compare-devices -m MODEL [--device NAME] [--ref NAME] [-n N] [-p N] [--sched NAME] [--no-comp]\n"
     "                          [--separate] [--kv-type f32|f16] [--handoff events|flags] [--threads N] [--bandwidth]\n"
-    "                          [--plugin-dir DIR]\n"
+    "                          [--moe-device-rows N] [--plugin-dir DIR]\n"
     "Decodes N greedy tokens (default 64) after a fixed prompt of P tokens (default 8) on the reference\n"
     "device (default cpu) and feeds the same tokens to --device (default cuda): per step the largest\n"
     "absolute difference of the logits and whether the top-1 token agrees. Prints one JSON line.\n"
@@ -23,6 +23,7 @@ static const char usage[] =
     "  --no-comp      without the compensation branches\n"
     "  --separate     a cpu --device claims memory of its own (the runtime's path for a GPU)\n"
     "  --bandwidth    instead: the device-to-device copy bandwidth of --device (GB/s, read + write)\n"
+    "  --moe-device-rows N  a MoE pass of up to N routed rows routes its experts on --device (0: none)\n"
     "  --plugin-dir DIR  DIR's plugins before the default folders' (e.g. build/cuda-emu/plugins: the cuda\n"
     "                 device and rtn/gptq kernels on the CPU emulator of tests/cuda_emu)\n";
 
@@ -61,7 +62,7 @@ static hc_status open_device(hc_registry *r, const char *name, int threads, hc_d
 }
 
 static hc_status open_side(side *s, const char *model, const char *device, const char *sched, int comp, int separate,
-                           hc_kv_type kv, hc_handoff handoff, int threads, int n_ctx)
+                           hc_kv_type kv, hc_handoff handoff, int threads, int n_ctx, int moe_rows)
 {
     memset(s, 0, sizeof *s);
     hc_status st = load_registry(&s->reg);
@@ -69,7 +70,8 @@ static hc_status open_side(side *s, const char *model, const char *device, const
     if (st == HC_OK && separate) s->dev->host_memory = 0;
     hc_model_load_opts lo = { .registry = s->reg, .no_branches = !comp };
     if (st == HC_OK) st = hc_model_load(model, &lo, &s->m);
-    hc_context_params cp = { .n_ctx = n_ctx, .kv_type = kv, .registry = s->reg, .host_threads = 1, .handoff = handoff };
+    hc_context_params cp = { .n_ctx = n_ctx, .kv_type = kv, .registry = s->reg, .host_threads = 1, .handoff = handoff,
+                             .moe_device_rows = moe_rows };
     if (st == HC_OK && comp && hc_model_branch_bytes(s->m) > 0) {
         const hc_plugin *c = hc_registry_find(s->reg, HC_PLUGIN_COMP, "host");
         const hc_plugin *p = c ? hc_registry_find(s->reg, HC_PLUGIN_SCHED, sched) : NULL;
@@ -138,7 +140,7 @@ static const char *json_num(char *buf, size_t cap, double v)
 int main(int argc, char **argv)
 {
     const char *model = NULL, *device = "cuda", *ref = "cpu", *sched = "async";
-    int n_gen = 64, n_prompt = 8, comp = 1, separate = 0, threads = 4, bw = 0;
+    int n_gen = 64, n_prompt = 8, comp = 1, separate = 0, threads = 4, bw = 0, moe_rows = 0;
     hc_kv_type kv = HC_KV_F32;
     hc_handoff handoff = HC_HANDOFF_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -153,6 +155,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--kv-type") && v) kv = !strcmp(v, "f16") ? HC_KV_F16 : HC_KV_F32, i++;
         else if (!strcmp(a, "--handoff") && v && (!strcmp(v, "flags") || !strcmp(v, "events")))
             handoff = !strcmp(v, "flags") ? HC_HANDOFF_FLAGS : HC_HANDOFF_EVENTS, i++;
+        else if (!strcmp(a, "--moe-device-rows") && v) moe_rows = atoi(v) > 0 ? atoi(v) : -1, i++;
         else if (!strcmp(a, "--no-comp")) comp = 0;
         else if (!strcmp(a, "--separate")) separate = 1;
         else if (!strcmp(a, "--bandwidth")) bw = 1;
@@ -169,8 +172,8 @@ int main(int argc, char **argv)
     }
     side r, t;
     int n_ctx = n_prompt + n_gen + 1;
-    hc_status st = open_side(&r, model, ref, "inline", comp, 0, HC_KV_F32, HC_HANDOFF_AUTO, threads, n_ctx);
-    if (st == HC_OK) st = open_side(&t, model, device, sched, comp, separate, kv, handoff, threads, n_ctx);
+    hc_status st = open_side(&r, model, ref, "inline", comp, 0, HC_KV_F32, HC_HANDOFF_AUTO, threads, n_ctx, 0);
+    if (st == HC_OK) st = open_side(&t, model, device, sched, comp, separate, kv, handoff, threads, n_ctx, moe_rows);
     else memset(&t, 0, sizeof t);
     int n_vocab = st == HC_OK ? r.m->cfg.n_vocab : 0;
     int32_t *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof *tokens);

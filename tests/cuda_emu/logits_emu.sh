@@ -86,6 +86,8 @@ compare moe-w3-async-long w3 "$tmp/moe.w3.gguf" -n 16 -p 60
 compare moe32-f16-sorted float "$tmp/moe32.gguf" --no-comp -n $(n 8) -p 50
 compare moe32-w3-async-sorted w3 "$tmp/moe32.w3.gguf" -n 8 -p 50
 compare moe32-w3-flags-sorted w3 "$tmp/moe32.w3.gguf" -n 8 -p 50 --handoff flags
+# the same prompt routed on the host (--moe-device-rows 64: decode only on the device)
+compare moe32-w3-async-host w3 "$tmp/moe32.w3.gguf" -n 8 -p 50 --moe-device-rows 64
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40
