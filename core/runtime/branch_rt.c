@@ -473,7 +473,8 @@ static hc_status build_expert_job(hc_branch_rt *r, int i, int *end_out, size_t *
         !(j->row_order = malloc((size_t)(j->ids_cap ? j->ids_cap : 1) * sizeof *j->row_order)) ||
         !(j->expert_rows = malloc((size_t)(cfg->n_expert + 1) * sizeof *j->expert_rows)))
         return hc_error(HC_E_NOMEM, "branch runtime: out of memory");
-    if (r->handoff && j->ids_cap && c->dev->ops->host_alloc(c->dev, (size_t)j->ids_cap * sizeof *j->ids, (void **)&j->ids) != HC_OK)
+    if (r->handoff && j->ids_cap &&
+        c->dev->ops->host_alloc(c->dev, (size_t)j->ids_cap * sizeof *j->ids, (void **)&j->ids) != HC_OK)
         return hc_error(HC_E_NOMEM, "branch runtime: out of page-locked memory for the experts' ids of %s", j->name);
     if (!c->dev->host_memory) {
         if (!(j->expert_view = calloc((size_t)(end - i) * cfg->n_expert * 2, sizeof *j->expert_view)))
