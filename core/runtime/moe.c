@@ -43,9 +43,8 @@ hc_status hc_moe_ctx_create(hc_context *c, int device_rows, hc_moe_ctx **out)
     m->device_rows = device_rows < 0 ? 0 : device_rows ? device_rows : hc_moe_device_rows(cfg);
     if (m->device_rows > rows) m->device_rows = rows;
     hc_status st = d->ops->alloc(d, (size_t)c->n_batch * E * sizeof(float), (void **)&m->dev_logits);
-    if (st == HC_OK && m->device_rows > 0 && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* on the device */
-        size_t n = (size_t)m->device_rows;
-        st = d->ops->alloc(d, n * sizeof *m->dev_ids, (void **)&m->dev_ids);
+    if (st == HC_OK && d->ops->moe_topk && d->ops->matmul_id && d->ops->moe_combine) { /* routing on the device */
+        if (m->device_rows > 0) st = d->ops->alloc(d, (size_t)m->device_rows * sizeof *m->dev_ids, (void **)&m->dev_ids);
         /* every row's: the host's routing of a longer pass combines there too (run_combine) */
         if (st == HC_OK) st = d->ops->alloc(d, (size_t)rows * sizeof *m->dev_weights, (void **)&m->dev_weights);
         if (st == HC_OK && !(m->dev_layer_ok = malloc((size_t)cfg->n_layer))) st = hc_error(HC_E_NOMEM, "context: out of memory");
