@@ -398,17 +398,12 @@ static hc_status collect_rows(hc_branch_job *j, const int32_t *ids)
     j->flops = j->bytes = 0;
     if (j->n_tok > j->ids_cap)
         return hc_error(HC_E_STATE, "branch job %s: %d routed rows (at most %d)", j->name, j->n_tok, j->ids_cap);
-    int *start = j->expert_rows;
-    memset(start, 0, (size_t)(j->n_expert + 1) * sizeof *start);
-    for (int row = 0; row < j->n_tok; row++) {
+    for (int row = 0; row < j->n_tok; row++)
         if (ids[row] < 0 || ids[row] >= j->n_expert)
             return hc_error(HC_E_NUMERIC, "branch job %s: row %d was routed to expert %d of %d", j->name, row, ids[row], j->n_expert);
-        start[ids[row] + 1]++;
-    }
-    for (int e = 0; e < j->n_expert; e++) start[e + 1] += start[e];
-    for (int row = 0; row < j->n_tok; row++) j->row_order[start[ids[row]]++] = row; /* start[e]: now expert e's end */
+    hc_moe_rows_by_expert(ids, j->n_tok, j->n_expert, j->expert_rows, j->row_order);
     int act = 0, changed = 0;
-    for (int k = 0; k < j->n_stage && !changed; k++) {
+    for (int k = 0; k < j->n_stage; k++) {
         if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
         if ((changed = act == j->n_active || j->active[act] != j->stage[k])) break;
         memset(j->seen, 0, (size_t)j->n_expert);

@@ -52,7 +52,7 @@ hc_status hc_moe_ctx_create(hc_context *c, int device_rows, hc_moe_ctx **out)
     }
     if (st == HC_OK &&
         (!(m->logits = malloc((size_t)c->n_batch * E * sizeof *m->logits)) || !(m->probs = malloc((size_t)E * sizeof *m->probs)) ||
-         !(m->order = malloc((size_t)E * sizeof *m->order)) || !(r->seg_off = malloc((size_t)E * sizeof *r->seg_off)) ||
+         !(m->order = malloc((size_t)E * sizeof *m->order)) || !(r->seg_off = malloc((size_t)(E + 1) * sizeof *r->seg_off)) ||
          !(r->seg_n = malloc((size_t)E * sizeof *r->seg_n)) || !(r->row_token = malloc((size_t)rows * sizeof *r->row_token)) ||
          !(r->row_weight = malloc((size_t)rows * sizeof *r->row_weight)) ||
          !(r->tok_expert = malloc((size_t)rows * sizeof *r->tok_expert)) ||
@@ -153,6 +153,16 @@ void hc_moe_route_token(const float *logits, int n, int k, int norm, float *prob
         for (int j = 0; j < k; j++) weights[j] /= wsum;
 }
 
+void hc_moe_rows_by_expert(const int *ids, int n, int n_expert, int *start, int *order)
+{
+    memset(start, 0, (size_t)(n_expert + 1) * sizeof *start);
+    for (int r = 0; r < n; r++) start[ids[r] + 1]++;
+    for (int e = 0; e < n_expert; e++) start[e + 1] += start[e];
+    for (int r = 0; r < n; r++) order[start[ids[r]]++] = r; /* start[e]: now expert e's end */
+    memmove(start + 1, start, (size_t)n_expert * sizeof *start);
+    start[0] = 0;
+}
+
 /* Whether route stage s's layer is routed on the device in this pass of n tokens: the device has the
  * ops and reads the layer's expert weights by id (asked once per layer), the rows fit, and nothing on
  * the host needs the routing before the device has it: no observer, and an expert branch that runs
@@ -212,28 +222,22 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
     }
     st = d->ops->download(d, m->logits, m->dev_logits, (size_t)n * E * sizeof(float));
     if (st != HC_OK) return st;
-    memset(r->seg_n, 0, (size_t)E * sizeof *r->seg_n);
     for (int t = 0; t < n; t++) {
         const float *lg = m->logits + (size_t)t * E;
         for (int e = 0; e < E; e++)
             if (!isfinite(lg[e])) return hc_error(HC_E_NUMERIC, "router of layer %d: logit %d of token %d is %g", s->layer, e, t, lg[e]);
         hc_moe_route_token(lg, E, k, cfg->norm_topk_prob, m->probs, m->order, r->tok_expert + (size_t)t * k,
                            r->tok_weight + (size_t)t * k);
-        for (int j = 0; j < k; j++) r->seg_n[r->tok_expert[t * k + j]]++;
     }
-    /* counting sort: expert e's rows in token order */
-    for (int e = 0, off = 0; e < E; e++) {
-        r->seg_off[e] = off;
-        off += r->seg_n[e];
+    /* expert e's rows in token order: row_token holds the choices (t k + j) in that order, then tokens */
+    hc_moe_rows_by_expert(r->tok_expert, r->n_rows, E, r->seg_off, r->row_token);
+    for (int e = 0; e < E; e++) r->seg_n[e] = r->seg_off[e + 1] - r->seg_off[e];
+    for (int row = 0; row < r->n_rows; row++) {
+        int choice = r->row_token[row];
+        r->tok_row[choice] = row;
+        r->row_weight[row] = r->tok_weight[choice];
+        r->row_token[row] = choice / k;
     }
-    for (int e = 0; e < E; e++) m->order[e] = r->seg_off[e];
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < k; j++) {
-            int e = r->tok_expert[t * k + j], row = m->order[e]++;
-            r->tok_row[t * k + j] = row;
-            r->row_token[row] = t;
-            r->row_weight[row] = r->tok_weight[t * k + j];
-        }
     r->dev_combine = d->ops->moe_combine && m->dev_weights;
     if (r->dev_combine) {
         _Static_assert(sizeof(int) == sizeof(int32_t), "the routing's rows are int32 ids");

@@ -40,7 +40,7 @@ typedef struct hc_moe_routing {
     int layer;                /* -1 before the first route */
     int n_tok, k, n_rows;     /* n_rows = n_tok * k routed rows */
     int n_expert;
-    int *seg_off, *seg_n;     /* [n_expert]: expert e owns rows seg_off[e] .. seg_off[e] + seg_n[e] - 1 */
+    int *seg_off, *seg_n;     /* [n_expert + 1], [n_expert]: expert e owns rows seg_off[e] .. seg_off[e] + seg_n[e] - 1 */
     int *row_token;           /* [n_rows] the token a row belongs to */
     float *row_weight;        /* [n_rows] its routing weight */
     int *tok_expert;          /* [n_tok * k] the chosen experts of token t, best first */
@@ -79,6 +79,11 @@ void hc_moe_ctx_free(struct hc_context *c, hc_moe_ctx *m);
 
 /* Width of a MoE activation buffer (0 when the model has none) and its rows per token. */
 int hc_moe_buffer_width(const hc_model_config *c, hc_buf b, int *rows_per_token);
+
+/* Rows 0 .. n - 1 ordered by their experts ids[r] (each in 0 .. n_expert - 1), stably (a counting
+ * sort): order[p] is the row at position p, and expert e's rows are at start[e] .. start[e + 1] - 1
+ * (start: n_expert + 1 ints). */
+void hc_moe_rows_by_expert(const int *ids, int n, int n_expert, int *start, int *order);
 
 /* Runs a MOE_ROUTE, MOE_LINEAR, MOE_ACT, MOE_COMBINE or SHEXP_GATE stage on a batch of n tokens. */
 hc_status hc_moe_run_stage(struct hc_context *c, const hc_stage *s, int n);
