@@ -5,6 +5,7 @@
  * layer, its rows, the hidden states. */
 #include "compress_stream.h"
 
+#include <cblas.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +128,14 @@ static hc_status run_jobs(stream *s, int layer, int forward_rank)
     hc_status st = s->calib ? build_stats(s) : HC_OK;
     if (st == HC_OK) {
         work w = { .s = s, .forward_rank = forward_rank };
+        /* the pool's threads own the cores: a job's BLAS calls run on its own thread, unless the job
+           is the layer's only one (the head). OpenBLAS's threads beside the pool's (its default without
+           --calib, where no cpu device set 1) spin in sched_yield most of the time: 3x the wall time */
+        int threads = cs->opts->threads > 0 ? cs->opts->threads : 1;
+        openblas_set_num_threads(s->n_order == 1 ? threads : 1);
         hc_pool_run(s->pool, job_task, &w);
         st = hc_pool_error_raise(&w.err);
+        openblas_set_num_threads(1);
     }
     free_stats(s);
     return st;
