@@ -265,6 +265,14 @@ make_model() { # name, synth arguments...: f16 synth, then W3 g128 + 10% branche
     -t "$threads" >> "$log" 2>&1 || return
   record "compress-$name" "{\"seconds_since_start\": $(elapsed), \"f16_bytes\": $(stat -c %s "$models/$name.gguf"), \"w3_bytes\": $(stat -c %s "$models/$name.w3.gguf")}"
 }
+# depth NAME FULL SYNTH-ARGS...: the layers a cut shape has and the model it stands for has (the summary
+# scales its per-layer figures to that depth)
+depth() {
+  local name=$1 full=$2
+  shift 2
+  while [ $# -gt 1 ] && [ "$1" != --layers ]; do shift; done
+  record "depth-$name" "{\"layers\": ${2:-0}, \"full_layers\": $full}"
+}
 make_model smollm2 "${smol[@]}" || fail "the SmolLM2-shaped model could not be made (see gpu_check.log)"
 make_model moe "${moe[@]}" || fail "the qwen2moe-shaped model could not be made (see gpu_check.log)"
 
@@ -413,6 +421,7 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   make_model llama3-8b-8l "${big[@]}"
   rc=$?
   if [ "$rc" = 0 ]; then
+    depth llama3-8b-8l 32 "${big[@]}"
     bench llama3-8b-8l-f16 "$models/llama3-8b-8l.gguf" --sched none \
       && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async \
       && bench llama3-8b-8l-w3-b10-ctl "$models/llama3-8b-8l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl" \
@@ -444,6 +453,7 @@ if ! skip_optional qwen3-30b-a3b-shape "the Qwen3-30B-A3B shape"; then
   make_model q30b-4l "${q30[@]}"
   rc=$?
   if [ "$rc" = 0 ]; then
+    depth q30b-4l 48 "${q30[@]}"
     compare q30b-4l-w3-b10 w3 "$models/q30b-4l.w3.gguf" -n 16
     # a prompt of 100 tokens: 800 rows, routed on the device and sorted by expert (up to 1024 rows)
     compare q30b-4l-w3-b10-p100 w3 "$models/q30b-4l.w3.gguf" -n 8 -p 100

@@ -107,7 +107,7 @@ hc_status hc_model_place(hc_model *m, hc_device *dev)
 
 static size_t tensor_bytes(const hc_tensor *t) { return t->data ? t->nbytes : 0; }
 
-size_t hc_model_bytes_per_token(const hc_model *m)
+size_t hc_model_layer_bytes_per_token(const hc_model *m)
 {
     size_t total = 0;
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -120,7 +120,12 @@ size_t hc_model_bytes_per_token(const hc_model *m)
         for (int k = 0; k < HC_EXP_COUNT && m->cfg.n_expert > 0; k++)
             total += tensor_bytes(&L->moe.exps[k]) / (size_t)m->cfg.n_expert * (size_t)m->cfg.n_expert_used;
     }
-    total += tensor_bytes(&m->out_norm) + tensor_bytes(&m->output);
+    return total;
+}
+
+size_t hc_model_bytes_per_token(const hc_model *m)
+{
+    size_t total = hc_model_layer_bytes_per_token(m) + tensor_bytes(&m->out_norm) + tensor_bytes(&m->output);
     if (m->tok_embd.ne[1] > 0) total += tensor_bytes(&m->tok_embd) / (size_t)m->tok_embd.ne[1];
     return total;
 }

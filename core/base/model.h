@@ -114,6 +114,9 @@ HC_API void hc_model_unplace(hc_model *m);
  * embedding row; of a MoE layer's experts the routed share k/E): the memory traffic figure
  * `hcinfer bench` reports. */
 HC_API size_t hc_model_bytes_per_token(const hc_model *m);
+/* ... of which the layers' (all but the output head, its norm and the embedding row): what scales
+ * with the depth, for figures of a model cut to fewer layers. */
+HC_API size_t hc_model_layer_bytes_per_token(const hc_model *m);
 
 /* Bytes of the compensation branches at their stored ranks (every expert's included). */
 HC_API size_t hc_model_branch_bytes(const hc_model *m);

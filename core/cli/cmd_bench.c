@@ -202,9 +202,11 @@ static void print_json(const bench_opts *o, const hc_session *s, const result *r
     printf(", \"device\": ");
     hc_json_write_string(stdout, o->session.device);
     printf(", \"device_threads\": %d, \"host_threads\": %d, \"n_prompt\": %d, "
-           "\"n_decode\": %d, \"reps\": %d, \"backbone_bytes_per_token\": %zu, \"branch_bytes_stored\": %zu, \"results\": [",
-           s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps,
-           hc_model_bytes_per_token(s->model), s->ctx->brt ? hc_model_branch_bytes(s->model) : (size_t)0);
+           "\"n_decode\": %d, \"reps\": %d, \"n_layer\": %d, \"backbone_bytes_per_token\": %zu, \"layer_bytes_per_token\": %zu, "
+           "\"branch_bytes_stored\": %zu, \"results\": [",
+           s->device_threads, s->host_threads, o->n_prompt, o->n_decode, o->reps, s->model->cfg.n_layer,
+           hc_model_bytes_per_token(s->model), hc_model_layer_bytes_per_token(s->model),
+           s->ctx->brt ? hc_model_branch_bytes(s->model) : (size_t)0);
     for (int i = 0; i < n; i++) {
         const result *r = &res[i];
         printf("%s\n  {\"sched\": \"%s\", \"decode_tok_s\": %.2f, \"prompt_tok_s\": %.2f, \"device_ms\": %.4f, \"host_ms\": %.4f, "

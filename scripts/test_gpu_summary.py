@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""test_gpu_summary.py: gpu_summary.py's table of the issue's targets on made-up results whose verdicts
+are known: an 8-layer cut whose head hides a W3 layer speed-up of 4.5x (2.5x as measured)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def bench(n_layer, backbone, layers_bytes, scheds):
+    """A bench JSON line's result: scheds is [(name, decode tok/s, layer ms, head ms, rank share)]."""
+    res = []
+    for name, tok_s, layer_ms, head_ms, share in scheds:
+        res.append({"sched": name, "decode_tok_s": tok_s, "prompt_tok_s": 1.0, "device_ms": layer_ms + head_ms,
+                    "device_wait_ms": 0.0, "overlap": 0.0, "bytes_per_token": backbone, "rank_share_end": share,
+                    "stage_ms": {"token_embd": 0.0, "attn_q": layer_ms / 2, "ffn_up": layer_ms / 2, "output": head_ms}})
+    return {"n_layer": n_layer, "backbone_bytes_per_token": backbone, "layer_bytes_per_token": layers_bytes, "results": res}
+
+
+def main():
+    gb = 1e9
+    rows = [
+        ("meta", {"gpu": "NVIDIA H100 80GB HBM3", "bandwidth_nominal_gbs": 3350}),
+        ("logits-a", {"top1_agree": 1.0, "max_abs_diff": 0.0, "max_abs_ref_logit": 1.0, "steps": 65, "sched": "none"}),
+        ("logits-b", {"top1_agree": 0.9375, "max_abs_diff": 0.1, "max_abs_ref_logit": 1.0, "steps": 65, "sched": "async"}),
+        ("depth-llama3-8b-8l", {"layers": 8, "full_layers": 32}),
+        # f16: layers 4 ms, head 1 ms: 200 tok/s; W3: layers 4/4.5 ms, head 1 ms (1.889 ms: 529.4 tok/s)
+        ("bench-llama3-8b-8l-f16", bench(8, 4.5 * gb, 3.5 * gb, [("none", 200.0, 4.0, 1.0, 0.0)])),
+        ("bench-llama3-8b-8l-w3-b10", bench(8, 1.8 * gb, 0.75 * gb, [("none", 1000 / (4 / 4.5 + 1), 4 / 4.5, 1.0, 0.0),
+                                                                  ("async", 0.5 * 1000 / (4 / 4.5 + 1), 4 / 4.5, 1.0, 1.0)])),
+        ("bench-llama3-8b-8l-w3-b10-ctl", bench(8, 1.8 * gb, 0.75 * gb, [("none", 500.0, 1.0, 1.0, 0.0),
+                                                                      ("async", 480.0, 1.0, 1.0, 0.3)])),
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "results.jsonl")
+        with open(path, "w") as f:
+            for label, res in rows:
+                f.write(json.dumps({"label": label, "dry_run": False, "result": res}) + "\n")
+        out = subprocess.run([sys.executable, os.path.join(HERE, "gpu_summary.py"), path], check=True,
+                             capture_output=True, text=True).stdout
+    lines = [l for l in out.splitlines() if l.startswith("| ")]
+
+    def row(*parts):
+        hits = [l for l in lines if all(p in l for p in parts)]
+        if len(hits) != 1:
+            print("expected one row with %s, got %d:\n%s" % (parts, len(hits), out))
+            sys.exit(1)
+        return hits[0]
+
+    row("top-1 >= 95%", "1 of 2", "lowest: b 93.8%", "MISSED")
+    row("async within 5%", "llama3-8b-8l-w3-b10:", "0.500", "MISSED")
+    row("async within 5%", "llama3-8b-8l-w3-b10-ctl:", "0.960", "ranks 30% at the end", "ok")
+    # 1.8 GB x 529.4 tok/s = 953 GB/s: 28% of 3350; the layers: 0.75 GB in 0.889 ms = 844 GB/s
+    row("of bandwidth", "8 layers and head", "953 GB/s", "28% of 3350", "MISSED")
+    row("of bandwidth", "their device time", "844 GB/s", "25% of 3350", "MISSED")
+    # 529.4 / 200 = 2.65x as measured; 4 / 0.889 = 4.50x per layer; at 32 layers: (16 + 1) / (3.556 + 1) = 3.73x
+    row(">= 4x f16", "8 layers and head (bytes: 2.50x)", "2.65x", "MISSED")
+    row(">= 4x f16", "device time per token (bytes: 4.67x)", "4.50x", "ok")
+    row(">= 4x f16", "scaled to 32 layers", "3.73x", "MISSED")
+    print("gpu_summary targets: ok")
+
+
+if __name__ == "__main__":
+    main()
