@@ -10,6 +10,7 @@
 #include "context.h"
 #include "device_cpu.h"
 #include "gguf.h"
+#include "threadpool.h"
 
 hc_source_raw hc_source_raw_of(const hc_model *m, const hc_tensor *t)
 {
@@ -28,12 +29,30 @@ void hc_source_release(const void *data, size_t n)
     madvise((void *)b, e - b, MADV_DONTNEED); /* clean file pages: read again if touched */
 }
 
+/* A tensor converted to f32 in parts, one per thread, each a run of whole blocks of its type. */
+typedef struct convert_job {
+    hc_dtype type;
+    const uint8_t *src;
+    float *dst;
+    int64_t n_blocks;
+    int block;
+    size_t block_bytes;
+} convert_job;
+
+static void convert_part(void *arg, int ith, int nth)
+{
+    const convert_job *j = arg;
+    int64_t b0 = j->n_blocks * ith / nth, b1 = j->n_blocks * (ith + 1) / nth;
+    if (b1 > b0)
+        hc_dequantize_row(j->type, j->src + (size_t)b0 * j->block_bytes, j->dst + b0 * j->block, (b1 - b0) * j->block);
+}
+
 static void add(hc_source_layer *sl, hc_tensor *t)
 {
     if (t->data && sl->n < HC_SOURCE_LAYER_MAX) sl->t[sl->n++] = t;
 }
 
-hc_status hc_source_layer_open(hc_model *m, int layer, hc_source_layer *sl)
+hc_status hc_source_layer_open(hc_model *m, int layer, hc_pool *pool, hc_source_layer *sl)
 {
     memset(sl, 0, sizeof *sl);
     if (layer < 0) {
@@ -67,7 +86,10 @@ hc_status hc_source_layer_open(hc_model *m, int layer, hc_source_layer *sl)
             hc_source_layer_close(sl);
             return hc_error(HC_E_NOMEM, "out of memory for %s in f32 (%lld MiB)", t->name, (long long)(n >> 18));
         }
-        hc_dequantize_row(t->dtype, t->data, f, n);
+        int block = hc_dtype_block_size(t->dtype);
+        convert_job j = { t->dtype, t->data, f, block > 0 ? n / block : 0, block, hc_dtype_block_bytes(t->dtype) };
+        if (pool && block > 0 && n % block == 0) hc_pool_run(pool, convert_part, &j);
+        else hc_dequantize_row(t->dtype, t->data, f, n);
         hc_source_release(t->data, t->nbytes);
         sl->copy[i] = f;
         t->dtype = HC_F32;

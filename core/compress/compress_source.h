@@ -9,6 +9,7 @@
 #include "model.h"
 
 struct hc_context;
+struct hc_pool;
 
 /* A weight as the input file stores it (GGUF: its raw bytes; llama2.c: f32). */
 typedef struct hc_source_raw {
@@ -34,7 +35,8 @@ typedef struct hc_source_layer {
     int n;
 } hc_source_layer;
 
-hc_status hc_source_layer_open(hc_model *m, int layer, hc_source_layer *sl);
+/* pool: the threads that convert the weights to f32 (NULL: the calling thread). */
+hc_status hc_source_layer_open(hc_model *m, int layer, struct hc_pool *pool, hc_source_layer *sl);
 void hc_source_layer_close(hc_source_layer *sl);
 /* The f32 values of one of the open layer's tensors, writable (an f32 tensor of the file, mapped
  * read-only, gets a copy of its own until close): NULL and an error when t is not in the layer. */

@@ -216,7 +216,7 @@ static hc_status one_layer(stream *s, int l, hc_compress_report *r)
     const hc_compress_opts *o = cs->opts;
     hc_source_layer sl;
     double ts = hc_now_seconds();
-    hc_status st = hc_source_layer_open(cs->model, l, &sl);
+    hc_status st = hc_source_layer_open(cs->model, l, s->pool, &sl);
     double t0 = hc_now_seconds();
     r->seconds_source += t0 - ts;
     if (st == HC_OK && s->calib) {
