@@ -380,8 +380,10 @@ static int collect_items(hc_branch_job *j, const hc_moe_routing *rt)
         if (!hc_moe_stage_branches_run(&c->stages[j->stage[k]])) continue;
         memset(j->seen, 0, (size_t)j->n_expert);
         int any = 0;
-        for (int e = 0; e < rt->n_expert && e < j->n_expert; e++)
-            if (rt->seg_n[e]) any |= add_item(j, k, j->n_active, e, rt->seg_off[e], rt->seg_n[e], rt->seg_off[e]);
+        for (int e = 0; e < rt->n_expert && e < j->n_expert; e++) {
+            int rows = rt->seg_off[e + 1] - rt->seg_off[e];
+            if (rows) any |= add_item(j, k, j->n_active, e, rt->seg_off[e], rows, rt->seg_off[e]);
+        }
         if (any) j->active[j->n_active++] = j->stage[k];
     }
     return j->n_items;

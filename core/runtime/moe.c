@@ -53,7 +53,7 @@ hc_status hc_moe_ctx_create(hc_context *c, int device_rows, hc_moe_ctx **out)
     if (st == HC_OK &&
         (!(m->logits = malloc((size_t)c->n_batch * E * sizeof *m->logits)) || !(m->probs = malloc((size_t)E * sizeof *m->probs)) ||
          !(m->order = malloc((size_t)E * sizeof *m->order)) || !(r->seg_off = malloc((size_t)(E + 1) * sizeof *r->seg_off)) ||
-         !(r->seg_n = malloc((size_t)E * sizeof *r->seg_n)) || !(r->row_token = malloc((size_t)rows * sizeof *r->row_token)) ||
+         !(r->row_token = malloc((size_t)rows * sizeof *r->row_token)) ||
          !(r->row_weight = malloc((size_t)rows * sizeof *r->row_weight)) ||
          !(r->tok_expert = malloc((size_t)rows * sizeof *r->tok_expert)) ||
          !(r->tok_weight = malloc((size_t)rows * sizeof *r->tok_weight)) || !(r->tok_row = malloc((size_t)rows * sizeof *r->tok_row))))
@@ -78,7 +78,6 @@ void hc_moe_ctx_free(hc_context *c, hc_moe_ctx *m)
     free(m->probs);
     free(m->order);
     free(r->seg_off);
-    free(r->seg_n);
     free(r->row_token);
     free(r->row_weight);
     free(r->tok_expert);
@@ -231,7 +230,6 @@ static hc_status run_route(hc_context *c, const hc_stage *s, int n)
     }
     /* expert e's rows in token order: row_token holds the choices (t k + j) in that order, then tokens */
     hc_moe_rows_by_expert(r->tok_expert, r->n_rows, E, r->seg_off, r->row_token);
-    for (int e = 0; e < E; e++) r->seg_n[e] = r->seg_off[e + 1] - r->seg_off[e];
     for (int row = 0; row < r->n_rows; row++) {
         int choice = r->row_token[row];
         r->tok_row[choice] = row;
@@ -265,14 +263,15 @@ static hc_status run_expert_linear(hc_context *c, const hc_stage *s)
         return d->ops->matmul_id(d, s->weight, m->dev_ids, from_src ? r->src : x, from_src ? r->k : 1, y, r->n_rows);
     }
     for (int e = 0; e < r->n_expert; e++) {
-        if (!r->seg_n[e]) continue;
+        int rows = r->seg_off[e + 1] - r->seg_off[e];
+        if (!rows) continue;
         const float *xe = x + (size_t)r->seg_off[e] * in;
         hc_status st;
         if (m->observer && s->proj != HC_PROJ_UP &&
-            (st = m->observer(m->observer_ctx, s->layer, s->proj, e, xe, r->seg_n[e], in)) != HC_OK)
+            (st = m->observer(m->observer_ctx, s->layer, s->proj, e, xe, rows, in)) != HC_OK)
             return st;
         hc_tensor w = hc_moe_expert_view(s->weight, e);
-        st = d->ops->matmul(d, &w, xe, y + (size_t)r->seg_off[e] * out, r->seg_n[e]);
+        st = d->ops->matmul(d, &w, xe, y + (size_t)r->seg_off[e] * out, rows);
         if (st != HC_OK) return hc_error_context(st, "expert %d: ", e);
     }
     return HC_OK;

@@ -40,7 +40,7 @@ typedef struct hc_moe_routing {
     int layer;                /* -1 before the first route */
     int n_tok, k, n_rows;     /* n_rows = n_tok * k routed rows */
     int n_expert;
-    int *seg_off, *seg_n;     /* [n_expert + 1], [n_expert]: expert e owns rows seg_off[e] .. seg_off[e] + seg_n[e] - 1 */
+    int *seg_off;             /* [n_expert + 1]: expert e owns rows seg_off[e] .. seg_off[e + 1] - 1 */
     int *row_token;           /* [n_rows] the token a row belongs to */
     float *row_weight;        /* [n_rows] its routing weight */
     int *tok_expert;          /* [n_tok * k] the chosen experts of token t, best first */
