@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "device_cpu.h"
 #include "matmul_ggml.h"
 #include "test_util.h"
@@ -339,23 +340,16 @@ static void wake_task(void *arg, int ith, int nth)
     hc_pool_barrier_wait(&((wake_job *)arg)->bar, nth);
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int pool_wakeup_rounds(_Atomic long *rounds)
 {
     unsigned seed = 1;
     for (int threads = 2; threads <= 3; threads++) {
         hc_pool *p;
         if (hc_pool_create(threads, NULL, 0, &p) != HC_OK) return 2;
-        for (double t0 = now_s(); now_s() - t0 < WAKE_SECONDS;) {
+        for (double t0 = hc_now_seconds(); hc_now_seconds() - t0 < WAKE_SECONDS;) {
             seed = seed * 1103515245u + 12345u;
             double gap = 1e-9 * (double)((seed >> 8) % 300000u);
-            for (double g0 = now_s(); now_s() - g0 < gap;) {}
+            for (double g0 = hc_now_seconds(); hc_now_seconds() - g0 < gap;) {}
             wake_job j = { 0 };
             hc_pool_run(p, wake_task, &j);
             atomic_fetch_add(rounds, 1);
@@ -376,12 +370,12 @@ static void test_pool_wakeups(void)
     if (child == 0) _exit(pool_wakeup_rounds(rounds));
     int status = 0;
     long seen = -1;
-    double moved = now_s();
+    double moved = hc_now_seconds();
     while (waitpid(child, &status, WNOHANG) == 0) {
         nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
         long r = atomic_load(rounds);
-        if (r != seen) seen = r, moved = now_s();
-        if (now_s() - moved > 3.0) {
+        if (r != seen) seen = r, moved = hc_now_seconds();
+        if (hc_now_seconds() - moved > 3.0) {
             printf("\n  no round for 3 s after %ld: a worker slept through its job\n", r);
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
