@@ -20,7 +20,7 @@ def num(v):
     return "non-finite" if v is None else "%.4g" % v
 
 
-def split_ms(bench_result, sched_result):
+def split_ms(sched_result):
     """(fixed, layers) device ms per decoded token from the stage times: the embedding row and the
     output head (its norm included) against everything the layers run; None without stage times."""
     st = sched_result.get("stage_ms") or {}
@@ -44,12 +44,17 @@ def depth_scaled_ms(res, s, full):
     """Decode ms per token of the model at its full depth: the measured ms with the layers' share of
     the device time scaled from the cut's layers to `full` (the host's share per token kept in
     proportion); None without stage times."""
-    parts = split_ms(res, s)
+    parts = split_ms(s)
     if not parts or s["decode_tok_s"] <= 0 or not res.get("n_layer"):
         return None
     fixed, layers = parts
     wall = 1000.0 / s["decode_tok_s"]
     return wall * (fixed + layers * full / res["n_layer"]) / (fixed + layers)
+
+
+def of_nominal(gbs, bw_nom):
+    """GB/s against the nominal bandwidth, as text."""
+    return "%.0f%% of %.0f" % (100 * gbs / bw_nom, bw_nom) if bw_nom else "? (no nominal)"
 
 
 def verdict(ok):
@@ -87,21 +92,19 @@ def targets(by, rows, bw_nom):
     if w3 and n3:
         gbs = w3["backbone_bytes_per_token"] * n3["decode_tok_s"] / 1e9
         out.append("| W3 + 10%%: >= 50%% of bandwidth | backbone bytes x decode tok/s, %d layers and head | %.0f GB/s = %s | %s |"
-                   % (w3.get("n_layer", 0), gbs, "%.0f%% of %.0f" % (100 * gbs / bw_nom, bw_nom) if bw_nom else "? (no nominal)",
-                      verdict(gbs >= 0.5 * bw_nom if bw_nom else None)))
-        parts = split_ms(w3, n3)
+                   % (w3.get("n_layer", 0), gbs, of_nominal(gbs, bw_nom), verdict(gbs >= 0.5 * bw_nom if bw_nom else None)))
+        parts = split_ms(n3)
         if parts and parts[1] > 0 and w3.get("layer_bytes_per_token"):
             lg = w3["layer_bytes_per_token"] / (parts[1] / 1000.0) / 1e9
             out.append("| W3 + 10%%: >= 50%% of bandwidth | the layers' bytes / their device time | %.0f GB/s = %s | %s |"
-                       % (lg, "%.0f%% of %.0f" % (100 * lg / bw_nom, bw_nom) if bw_nom else "? (no nominal)",
-                          verdict(lg >= 0.5 * bw_nom if bw_nom else None)))
+                       % (lg, of_nominal(lg, bw_nom), verdict(lg >= 0.5 * bw_nom if bw_nom else None)))
     n16 = sched_of(f16, "none")
     if w3 and n3 and f16 and n16 and n16["decode_tok_s"] > 0:
         x = n3["decode_tok_s"] / n16["decode_tok_s"]
         ideal = f16["backbone_bytes_per_token"] / w3["backbone_bytes_per_token"]
         out.append("| W3 + 10%% >= 4x f16 | decode tok/s, %d layers and head (bytes: %.2fx) | %.2fx | %s |"
                    % (w3.get("n_layer", 0), ideal, x, verdict(x >= 4)))
-        p3, p16 = split_ms(w3, n3), split_ms(f16, n16)
+        p3, p16 = split_ms(n3), split_ms(n16)
         if p3 and p16 and p3[1] > 0:
             xl = p16[1] / p3[1]
             ideal_l = f16.get("layer_bytes_per_token", 0) / max(w3.get("layer_bytes_per_token", 0), 1)
@@ -169,10 +172,7 @@ def main():
             if r["label"].startswith("bench-") and not isinstance(res, dict):
                 out.append("| %s | | | | | | | | | | %s |" % (r["label"], res))
             continue
-        base = None
-        for s in res["results"]:
-            if s["sched"] == "none":
-                base = s["decode_tok_s"]
+        base = (sched_of(res, "none") or {}).get("decode_tok_s")
         for s in res["results"]:
             backbone = res.get("backbone_bytes_per_token", 0)
             gbs = backbone * s["decode_tok_s"] / 1e9
