@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hc/hc_device.h"
+#include "moe.h"
 #include "pipeline_lua.h"
 #include "registry_default.h"
 #include "threadpool.h"
@@ -95,7 +96,7 @@ int hc_session_parse_option(hc_session_opts *o, hc_args *a, hc_status *st)
     else if (hc_arg_is(a, "--handoff", NULL)) *st = parse_handoff(a, &o->handoff);
     else if (hc_arg_is(a, "--moe-device-rows", NULL)) {
         int n = 0;
-        if ((*st = hc_arg_int(a, 0, 65535, &n)) == HC_OK) o->moe_device_rows = n ? n : -1;
+        if ((*st = hc_arg_int(a, 0, HC_MOE_DEVICE_ROWS_MAX, &n)) == HC_OK) o->moe_device_rows = n ? n : -1;
     }
     else if (hc_arg_is(a, "--device", NULL)) *st = hc_arg_value(a, &o->device);
     else if (hc_arg_is(a, "--f32", NULL)) o->to_f32 = 1;

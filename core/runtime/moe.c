@@ -26,7 +26,8 @@ int hc_moe_buffer_width(const hc_model_config *c, hc_buf b, int *rows_per_token)
 int hc_moe_device_rows(const hc_model_config *c)
 {
     long per_expert = (long)HC_MOE_DEVICE_ROWS_PER_EXPERT * (c->n_expert > 0 ? c->n_expert : 0);
-    return per_expert > HC_MOE_DEVICE_ROWS ? (int)(per_expert < 65535 ? per_expert : 65535) : HC_MOE_DEVICE_ROWS;
+    if (per_expert > HC_MOE_DEVICE_ROWS_MAX) per_expert = HC_MOE_DEVICE_ROWS_MAX;
+    return per_expert > HC_MOE_DEVICE_ROWS ? (int)per_expert : HC_MOE_DEVICE_ROWS;
 }
 
 hc_status hc_moe_ctx_create(hc_context *c, int device_rows, hc_moe_ctx **out)

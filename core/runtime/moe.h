@@ -33,6 +33,8 @@ struct hc_context;
  * longer pass is routed on the host, a GEMM per expert on its many rows. */
 #define HC_MOE_DEVICE_ROWS 64
 #define HC_MOE_DEVICE_ROWS_PER_EXPERT 8
+/* ... and at most (a device's matmul_id takes up to 65535 rows: a CUDA grid's height) */
+#define HC_MOE_DEVICE_ROWS_MAX 65535
 int hc_moe_device_rows(const hc_model_config *c);
 
 /* The routing of the current batch in the layer whose MOE_ROUTE stage ran last. */
