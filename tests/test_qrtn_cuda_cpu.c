@@ -142,90 +142,156 @@ static void test_code_float(void)
     }
 }
 
-/* The GEMV kernel emulated: every block, warp and lane; the shuffle tree; the warps of a row meeting
- * in shared memory. Against the dequantized rows times x, in double. */
-static void emulate_gemv(int bits, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+/* A GEMV kernel emulated, the plain one or (wide) the wide one: every block, warp and lane; the
+ * shuffle tree; the warps of a row meeting in shared memory. */
+static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x, int n_tok,
                          float *y, int *writes)
 {
-    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
+    hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, n_tok) : hc_qrtn_cu_gemv_geometry(rows, cols);
     check_launch(l);
     CU_ASSERT_EQUAL(l.block.x, HC_QRTN_CU_THREADS);
     CU_ASSERT(l.shared_bytes >= HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK * sizeof(float));
     size_t rb = hc_qrtn_cu_row_bytes(bits, group, cols);
+    int R = wide ? hc_qrtn_cu_wide_rows(n_tok) : 1, n_sums = R * n_tok; /* a warp's sums: row r, token t at r n_tok + t */
+    CU_ASSERT(n_sums <= HC_QRTN_CU_MAX_TOK);
     for (unsigned b = 0; b < l.grid.x; b++) {
         float part[HC_QRTN_CU_WARPS][HC_QRTN_CU_MAX_TOK];
         for (int wv = 0; wv < HC_QRTN_CU_WARPS; wv++) {
             float acc[HC_CU_WARP][HC_QRTN_CU_MAX_TOK];
-            int64_t row = 0;
-            int wi = 0, wpr = 0;
             for (int lane = 0; lane < HC_CU_WARP; lane++) {
-                int ln;
-                hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP + lane), &row, &wi, &wpr, &ln);
+                int64_t row;
+                int wi, wpr, ln;
+                if (wide) hc_qrtn_cu_wide_thread(rows, cols, R, b, (unsigned)(wv * HC_CU_WARP + lane), &row, &wi, &wpr, &ln);
+                else hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP + lane), &row, &wi, &wpr, &ln);
                 CU_ASSERT_EQUAL(ln, lane);
-                for (int t = 0; t < n_tok; t++) acc[lane][t] = 0.0f;
-                if (row < rows) hc_qrtn_cu_lane_dot(bits, group, cols, w + (size_t)row * rb, x, n_tok, wi, wpr, lane, acc[lane]);
+                for (int j = 0; j < n_sums; j++) acc[lane][j] = 0.0f;
+                if (row >= rows) continue;
+                if (wide) hc_qrtn_cu_wide_dot(bits, group, cols, w, rb, row, rows, R, x, n_tok, wi, wpr, lane, acc[lane]);
+                else hc_qrtn_cu_lane_dot(bits, group, cols, w + (size_t)row * rb, x, n_tok, 0, wi, wpr, lane, acc[lane]);
             }
-            for (int t = 0; t < n_tok; t++) { /* __shfl_xor_sync: every lane ends with the sum */
+            for (int j = 0; j < n_sums; j++) { /* __shfl_xor_sync: every lane ends with the sum */
                 for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) {
                     float tmp[HC_CU_WARP];
-                    for (int ln = 0; ln < HC_CU_WARP; ln++) tmp[ln] = acc[ln][t] + acc[ln ^ off][t];
-                    for (int ln = 0; ln < HC_CU_WARP; ln++) acc[ln][t] = tmp[ln];
+                    for (int ln = 0; ln < HC_CU_WARP; ln++) tmp[ln] = acc[ln][j] + acc[ln ^ off][j];
+                    for (int ln = 0; ln < HC_CU_WARP; ln++) acc[ln][j] = tmp[ln];
                 }
-                part[wv][t] = acc[0][t];
+                part[wv][j] = acc[0][j];
             }
         }
-        /* __syncthreads(); then lane t < n_tok of a row's first warp sums the row's warps */
+        /* __syncthreads(); then lane j < n_sums of a row group's first warp sums the group's warps */
         for (int wv = 0; wv < HC_QRTN_CU_WARPS; wv++) {
-            int64_t row;
+            int64_t row0;
             int wi, wpr, ln;
-            hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP), &row, &wi, &wpr, &ln);
-            if (wi != 0 || row >= rows) continue;
-            for (int t = 0; t < n_tok; t++) {
+            if (wide) hc_qrtn_cu_wide_thread(rows, cols, R, b, (unsigned)(wv * HC_CU_WARP), &row0, &wi, &wpr, &ln);
+            else hc_qrtn_cu_gemv_thread(rows, cols, b, (unsigned)(wv * HC_CU_WARP), &row0, &wi, &wpr, &ln);
+            if (wi != 0) continue;
+            for (int j = 0; j < n_sums; j++) {
+                int64_t row = row0 + j / n_tok;
+                if (row >= rows) continue;
                 float s = 0.0f;
-                for (int k = 0; k < wpr; k++) s += part[wv + k][t];
-                y[(size_t)t * (size_t)rows + (size_t)row] = s;
-                writes[(size_t)t * (size_t)rows + (size_t)row]++;
+                for (int k = 0; k < wpr; k++) s += part[wv + k][j];
+                y[(size_t)(j % n_tok) * (size_t)rows + (size_t)row] = s;
+                writes[(size_t)(j % n_tok) * (size_t)rows + (size_t)row]++;
             }
         }
     }
 }
 
+/* Both GEMVs against the dequantized rows times x, in double; every output written once. The wide one
+ * needs 128 columns or more and x 16-byte aligned (malloc's 16 here). */
 static void test_gemv_grid(void)
 {
-    const int64_t shapes[][2] = { { 1, 32 }, { 7, 96 }, { 37, 224 }, { 192, 576 }, { 9, 608 }, { 300, 1056 } };
-    const int toks[] = { 1, 3, 8 };
-    for (int bi = 0; bi < N_OF(bits_all); bi++)
-        for (int gi = 0; gi < N_OF(groups_all); gi++)
-            for (int si = 0; si < N_OF(shapes); si++)
-                for (int ti = 0; ti < N_OF(toks); ti++) {
-                    int bits = bits_all[bi], group = groups_all[gi], n_tok = toks[ti];
-                    int64_t rows = shapes[si][0], cols = shapes[si][1];
-                    if (n_tok > 1 && rows > 40) continue; /* the big shapes once, for the split-K geometry */
-                    uint8_t *w = make_packed(bits, group, rows, cols);
-                    float *x = malloc((size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
-                    for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
-                    float *y = calloc((size_t)(n_tok * rows), sizeof *y);
-                    int *writes = calloc((size_t)(n_tok * rows), sizeof *writes);
-                    emulate_gemv(bits, group, w, cols, rows, x, n_tok, y, writes);
-                    int bad = 0;
-                    for (int64_t o = 0; o < rows; o++) {
-                        hc_qrtn_dequantize_rows(bits, group, w, cols, o, 1, wr);
-                        for (int t = 0; t < n_tok; t++) {
-                            double s = 0, mag = 0;
-                            for (int64_t i = 0; i < cols; i++) {
-                                s += (double)wr[i] * x[t * cols + i];
-                                mag += fabs((double)wr[i] * x[t * cols + i]);
+    const int64_t shapes[][2] = { { 1, 32 }, { 7, 96 }, { 37, 224 }, { 192, 576 }, { 9, 608 }, { 300, 1056 }, { 6, 4096 } };
+    const int toks[] = { 1, 2, 3, 8 };
+    for (int wide = 0; wide <= 1; wide++)
+        for (int bi = 0; bi < N_OF(bits_all); bi++)
+            for (int gi = 0; gi < N_OF(groups_all); gi++)
+                for (int si = 0; si < N_OF(shapes); si++)
+                    for (int ti = 0; ti < N_OF(toks); ti++) {
+                        int bits = bits_all[bi], group = groups_all[gi], n_tok = toks[ti];
+                        int64_t rows = shapes[si][0], cols = shapes[si][1];
+                        if (n_tok > 1 && rows > 40) continue; /* the big shapes once, for the split-K geometry */
+                        if (wide && !hc_qrtn_cu_wide_ok(cols, 0)) continue;
+                        uint8_t *w = make_packed(bits, group, rows, cols);
+                        float *x = aligned_alloc(16, (size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
+                        for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
+                        float *y = calloc((size_t)(n_tok * rows), sizeof *y);
+                        int *writes = calloc((size_t)(n_tok * rows), sizeof *writes);
+                        emulate_gemv(wide, bits, group, w, cols, rows, x, n_tok, y, writes);
+                        int bad = 0;
+                        for (int64_t o = 0; o < rows; o++) {
+                            hc_qrtn_dequantize_rows(bits, group, w, cols, o, 1, wr);
+                            for (int t = 0; t < n_tok; t++) {
+                                double s = 0, mag = 0;
+                                for (int64_t i = 0; i < cols; i++) {
+                                    s += (double)wr[i] * x[t * cols + i];
+                                    mag += fabs((double)wr[i] * x[t * cols + i]);
+                                }
+                                size_t k = (size_t)t * (size_t)rows + (size_t)o;
+                                if (writes[k] != 1 || !(fabs(y[k] - s) <= 2e-6 * (mag + 1e-3) * sqrt((double)cols))) bad++;
                             }
-                            size_t k = (size_t)t * (size_t)rows + (size_t)o;
-                            if (writes[k] != 1 || !(fabs(y[k] - s) <= 2e-6 * (mag + 1e-3) * sqrt((double)cols))) bad++;
                         }
+                        if (bad)
+                            fprintf(stderr, "  %s gemv bits %d group %d %lldx%lld, %d tokens: %d wrong\n", wide ? "wide" : "plain",
+                                    bits, group, (long long)rows, (long long)cols, n_tok, bad);
+                        CU_ASSERT_EQUAL(bad, 0);
+                        free(w), free(x), free(wr), free(y), free(writes);
                     }
-                    if (bad)
-                        fprintf(stderr, "  gemv bits %d group %d %lldx%lld, %d tokens: %d wrong\n", bits, group, (long long)rows,
-                                (long long)cols, n_tok, bad);
-                    CU_ASSERT_EQUAL(bad, 0);
-                    free(w), free(x), free(wr), free(y), free(writes);
+}
+
+/* The wide GEMV's words: byte i of lane s's block k is the code of column 32 k + 4 s + i of the unit,
+   as the row's reader (hc_qrtn_cu_code_at) has it, for every lane and code of a random 128-unit; a
+   code's float and the group's D and M give d q + m. */
+static void test_quad_codes(void)
+{
+    for (int bi = 0; bi < N_OF(bits_all); bi++) {
+        int bits = bits_all[bi];
+        uint32_t unit32[32]; /* 4-byte aligned, as the kernels' units are */
+        uint8_t *unit = (uint8_t *)unit32;
+        for (int trial = 0; trial < 8; trial++) {
+            for (int i = 0; i < 128; i++) unit[i] = (uint8_t)(rnd() * 256.0f);
+            int bad = 0;
+            for (int s = 0; s < 8; s++) {
+                uint32_t wd[4];
+                hc_qrtn_cu_quad_words(bits, unit, s, wd);
+                for (int k = 0; k < 4; k++) {
+                    uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd, k);
+                    for (int i = 0; i < 4; i++) {
+                        uint32_t q = hc_qrtn_cu_code_at(bits, 128, unit, 32 * k + 4 * s + i);
+                        bad += ((m >> (8 * i)) & 0xffu) != q;
+                        bad += hc_qrtn_cu_byte_f(bits, m, i) != 0.5f + (float)q / (bits == 8 ? 65536.0f : 256.0f);
+                    }
                 }
+            }
+            CU_ASSERT_EQUAL(bad, 0);
+        }
+        for (uint32_t q = 0; q < (1u << bits); q++) { /* D f + M = d q + m, to rounding */
+            const float d = 0.0123f, m = -0.75f;
+            hc_qrtn_cu_dm dm = hc_qrtn_cu_byte_dm(bits, d, m);
+            double got = (double)dm.D * hc_qrtn_cu_byte_f(bits, q << 16, 2) + dm.M, want = (double)d * q + m;
+            CU_ASSERT(fabs(got - want) <= 1e-6 * (fabs(want) + 1.0) * (bits == 8 ? 64 : 1));
+        }
+    }
+}
+
+/* The wide GEMV's geometry at a Llama-3-8B layer's shapes (rows x cols): 4 rows a warp for a token,
+ * warps split a row group until two blocks an SM of a 132-SM H100 are there. */
+static void test_wide_geometry(void)
+{
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_rows(1), 4);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_rows(2), 4);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_rows(3), 2);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_rows(8), 1);
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(4096, 4096, 4), 4);   /* attn_q, attn_output: 1024 groups, 512 blocks */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(14336, 4096, 4), 1);  /* ffn_gate, ffn_up: 3584 groups, 448 blocks */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(4096, 14336, 4), 4);  /* ffn_down */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(1024, 4096, 4), 8);   /* attn_k, attn_v: 256 blocks of one group each */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(192, 576, 4), 2);     /* 48 groups, 2 steps: a quad and a unit of 64 */
+    hc_cu_launch l = hc_qrtn_cu_wide_geometry(14336, 4096, 1);
+    CU_ASSERT_EQUAL(l.grid.x, 448u);
+    l = hc_qrtn_cu_wide_geometry(4096, 4096, 1);
+    CU_ASSERT_EQUAL(l.grid.x, 512u);
+    CU_ASSERT(hc_qrtn_cu_wide_ok(4096, 256) && !hc_qrtn_cu_wide_ok(4096, 8) && !hc_qrtn_cu_wide_ok(96, 0));
 }
 
 /* Small outputs are split over more warps per row (enough blocks for the GPU); big ones are not. */
@@ -329,7 +395,9 @@ int main(void)
           test_codes_and_elements },
         { "a warp's lanes cover a unit's columns once", test_lane_codes_cover_units },
         { "the code's float form", test_code_float },
-        { "gemv grid: split-K warps, shuffles, 1..8 tokens", test_gemv_grid },
+        { "gemv grid, plain and wide: split-K warps, rows a warp, shuffles, 1..8 tokens", test_gemv_grid },
+        { "the wide gemv's words give every code of a unit", test_quad_codes },
+        { "the wide gemv's geometry at 8B shapes", test_wide_geometry },
         { "gemv geometry fills the GPU for small outputs", test_gemv_split },
         { "dequant_rows grid: f32 and f16, by ids and range", test_dequant_rows_grid },
         { "rtn and gptq give their CUDA kernels through device_kernels", test_plugin_hook },

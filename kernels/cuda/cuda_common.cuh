@@ -15,6 +15,13 @@
 #define HC_CU_HD
 #endif
 
+/* A loop with a trip count known at compile time, unrolled on the GPU (its arrays stay in registers). */
+#ifdef __CUDA_ARCH__
+#define HC_CU_UNROLL _Pragma("unroll")
+#else
+#define HC_CU_UNROLL
+#endif
+
 /* Threads of a warp; the kernels' warp reductions assume exactly this. */
 #define HC_CU_WARP 32
 
@@ -142,6 +149,32 @@ static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
 #else
     HC_CU_CHECK_ALIGNED(p, 16);
     memcpy(v, p, 16);
+#endif
+}
+
+/* The little-endian word at p (4-byte aligned), in one load on the GPU. */
+static inline HC_CU_HD uint32_t hc_cu_ld4(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+    return *(const uint32_t *)p;
+#else
+    HC_CU_CHECK_ALIGNED(p, 4);
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+#endif
+}
+
+/* The little-endian half-word at p (2-byte aligned), in one load on the GPU. */
+static inline HC_CU_HD uint32_t hc_cu_ld2(const uint8_t *p)
+{
+#ifdef __CUDA_ARCH__
+    return *(const unsigned short *)p;
+#else
+    HC_CU_CHECK_ALIGNED(p, 2);
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
 #endif
 }
 

@@ -295,7 +295,7 @@ extern "C" cudaError_t cudaGetLastError(void)
 
 extern "C" void hc_emu_check_aligned(const void *p, unsigned align)
 {
-    if ((uintptr_t)p % align) hc_emu::record(cudaErrorLaunchFailure, "a %u-byte vector load from %p: misaligned address", align, p);
+    if ((uintptr_t)p % align) hc_emu::record(cudaErrorLaunchFailure, "a %u-byte load from %p: misaligned address", align, p);
 }
 
 extern "C" long hc_emu_launches(void) { return hc_emu::counts.launches; }

@@ -331,34 +331,45 @@ static void test_qrtn(void)
     const hc_qrtn_cuda_api *api = hc_qrtn_cuda_entry();
     CU_ASSERT_FATAL(api && api->api == HC_QRTN_CUDA_API);
     const int bits_all[] = { 2, 3, 4, 8 }, groups[] = { 32, 64, 128 };
-    const int64_t cols_all[] = { 96, 576, 1056 }; /* units of 64 + 32; short last groups; many units */
+    /* units of 64 + 32 (the wide GEMV runs the plain one); short last groups; many units; quads only */
+    const int64_t cols_all[] = { 96, 576, 1056, 2048 };
     const int64_t rows = 37;
     for (int bi = 0; bi < 4; bi++)
         for (int gi = 0; gi < 3; gi++)
-            for (int ci = 0; ci < 3; ci++) {
+            for (int ci = 0; ci < 4; ci++) {
                 int bits = bits_all[bi], group = groups[gi];
                 int64_t cols = cols_all[ci];
                 float *w = rnd_floats((size_t)rows * cols, 1.0f), *deq = malloc((size_t)rows * cols * sizeof *deq);
                 uint8_t *p = malloc(hc_qrtn_packed_bytes(bits, group, rows, cols));
                 HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, rows, cols, p));
                 hc_qrtn_dequantize_rows(bits, group, p, cols, 0, rows, deq);
-                for (int n_tok = 1; n_tok <= api->max_fused_tokens; n_tok += 3) {
-                    float *x = rnd_floats((size_t)n_tok * cols, 1.0f), *y = nan_floats((size_t)n_tok * rows);
-                    long l0 = hc_emu_launches();
-                    expect_ran("qrtn gemv", l0, api->gemv(bits, group, NULL, p, cols, rows, x, n_tok, y));
-                    int bad = 0;
-                    for (int t = 0; t < n_tok; t++)
-                        for (int64_t o = 0; o < rows; o++) {
-                            double s = 0, m = 0;
-                            for (int64_t i = 0; i < cols; i++) {
-                                double v = (double)deq[o * cols + i] * x[t * cols + i];
-                                s += v, m += fabs(v);
+                for (int n_tok = 1; n_tok <= api->max_fused_tokens; n_tok += 3)
+                    for (int plain = 0; plain <= 1; plain++) { /* the wide kernel (x is malloc's, 16-byte aligned), the plain one */
+                        float *x = rnd_floats((size_t)n_tok * cols, 1.0f), *y = nan_floats((size_t)n_tok * rows);
+                        long l0 = hc_emu_launches();
+                        expect_ran("qrtn gemv", l0, (plain ? api->gemv_plain : api->gemv)(bits, group, NULL, p, cols, rows, x, n_tok, y));
+                        int bad = 0;
+                        for (int t = 0; t < n_tok; t++)
+                            for (int64_t o = 0; o < rows; o++) {
+                                double s = 0, m = 0;
+                                for (int64_t i = 0; i < cols; i++) {
+                                    double v = (double)deq[o * cols + i] * x[t * cols + i];
+                                    s += v, m += fabs(v);
+                                }
+                                if (!(fabs(y[t * rows + o] - s) <= 1e-4 * m + 1e-6)) bad++;
                             }
-                            if (!(fabs(y[t * rows + o] - s) <= 1e-4 * m + 1e-6)) bad++;
-                        }
-                    if (bad) fprintf(stderr, "  qrtn gemv bits %d group %d cols %lld, %d tokens: %d wrong\n", bits, group, (long long)cols, n_tok, bad);
-                    CU_ASSERT_EQUAL(bad, 0);
-                    free(x), free(y);
+                        if (bad)
+                            fprintf(stderr, "  qrtn gemv (%s) bits %d group %d cols %lld, %d tokens: %d wrong\n", plain ? "plain" : "wide",
+                                    bits, group, (long long)cols, n_tok, bad);
+                        CU_ASSERT_EQUAL(bad, 0);
+                        free(x), free(y);
+                    }
+                { /* x not 16-byte aligned: the wide GEMV is the plain one */
+                    float *x = rnd_floats(cols + 1, 1.0f), *y = nan_floats((size_t)rows), *want = nan_floats((size_t)rows);
+                    CU_ASSERT_EQUAL(api->gemv(bits, group, NULL, p, cols, rows, x + 1, 1, y), 0);
+                    CU_ASSERT_EQUAL(api->gemv_plain(bits, group, NULL, p, cols, rows, x + 1, 1, want), 0);
+                    CU_ASSERT_EQUAL(memcmp(y, want, (size_t)rows * sizeof *y), 0);
+                    free(x), free(y), free(want);
                 }
                 float *r32 = nan_floats((size_t)2 * cols);
                 uint16_t *r16 = malloc((size_t)2 * cols * 2);

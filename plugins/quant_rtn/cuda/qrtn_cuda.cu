@@ -1,6 +1,6 @@
 /* qrtn_cuda.cu: the CUDA kernels of the rtn/gptq packed format: the fused dequant-GEMV for 1..8 tokens
- * (decode), also per routed row with its expert's weights, and rows dequantized to f32 or f16
- * (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
+ * (decode; wide, and plain beside it), also per routed row with its expert's weights, and rows
+ * dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
 #include <cuda_runtime_api.h>
 
 #include "qrtn_cuda.cuh"
@@ -8,6 +8,30 @@
 
 /* With ids (NT 1), row blockIdx.y of x (its row blockIdx.y / x_div) times the weights of expert
  * ids[blockIdx.y] (w + ids[r] slice) into row blockIdx.y of y: the routed experts of a MoE layer. */
+#define ROUTE(w, x, y)                                                                                             \
+    if (ids) {                                                                                                     \
+        unsigned r_ = blockIdx.y;                                                                                  \
+        w += (size_t)ids[r_] * slice;                                                                              \
+        x += (size_t)(r_ / (unsigned)x_div) * (size_t)cols;                                                        \
+        y += (size_t)r_ * (size_t)rows;                                                                            \
+    }
+
+/* The warp's N sums (each lane's share in acc) by a shuffle tree; lane 0 leaves them in its warp's
+ * slots of part, and the block meets at a barrier. */
+template <int N>
+__device__ static void warp_sums(float *acc, float *part, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < N; j++)
+        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], off);
+    int warp = (int)threadIdx.x / HC_CU_WARP;
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < N; j++) part[warp * HC_QRTN_CU_MAX_TOK + j] = acc[j];
+    __syncthreads();
+}
+
+/* The plain GEMV (hc_qrtn_cu_lane_dot): a warp reads a unit a step, lane p its byte p. */
 template <int BITS, int NT>
 __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uint8_t *__restrict__ w, int group, int64_t cols,
                                                                          int64_t rows, const float *__restrict__ x,
@@ -15,12 +39,7 @@ __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uin
                                                                          int x_div)
 {
     extern __shared__ float part[]; /* [warp][HC_QRTN_CU_MAX_TOK] */
-    if (ids) {
-        unsigned r = blockIdx.y;
-        w += (size_t)ids[r] * slice;
-        x += (size_t)(r / (unsigned)x_div) * (size_t)cols;
-        y += (size_t)r * (size_t)rows;
-    }
+    ROUTE(w, x, y)
     int64_t row;
     int wi, wpr, lane;
     hc_qrtn_cu_gemv_thread(rows, cols, blockIdx.x, threadIdx.x, &row, &wi, &wpr, &lane);
@@ -28,20 +47,43 @@ __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uin
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
     if (row < rows)
-        hc_qrtn_cu_lane_dot(BITS, group, cols, w + (size_t)row * hc_qrtn_cu_row_bytes(BITS, group, cols), x, NT, wi, wpr,
+        hc_qrtn_cu_lane_dot(BITS, group, cols, w + (size_t)row * hc_qrtn_cu_row_bytes(BITS, group, cols), x, NT, 0, wi, wpr,
                             lane, acc);
-#pragma unroll
-    for (int t = 0; t < NT; t++)
-        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], off);
+    warp_sums<NT>(acc, part, lane);
     int warp = (int)threadIdx.x / HC_CU_WARP;
-    if (lane == 0)
-#pragma unroll
-        for (int t = 0; t < NT; t++) part[warp * HC_QRTN_CU_MAX_TOK + t] = acc[t];
-    __syncthreads();
     if (wi == 0 && lane < NT && row < rows) {
         float s = 0.0f;
         for (int k = 0; k < wpr; k++) s += part[(warp + k) * HC_QRTN_CU_MAX_TOK + lane];
         y[(size_t)lane * (size_t)rows + (size_t)row] = s;
+    }
+}
+
+/* The wide GEMV (hc_qrtn_cu_wide_dot): a warp's R rows, four units a step, by words. */
+template <int BITS, int NT>
+__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(const uint8_t *__restrict__ w, int group,
+                                                                              int64_t cols, int64_t rows,
+                                                                              const float *__restrict__ x, float *__restrict__ y,
+                                                                              const int32_t *ids, size_t slice, int x_div)
+{
+    constexpr int R = HC_QRTN_CU_MAX_TOK / NT > HC_QRTN_CU_WIDE_MAX_ROWS ? HC_QRTN_CU_WIDE_MAX_ROWS : HC_QRTN_CU_MAX_TOK / NT;
+    extern __shared__ float part[]; /* [warp][R * NT <= HC_QRTN_CU_MAX_TOK] */
+    ROUTE(w, x, y)
+    int64_t row0;
+    int wi, wpr, lane;
+    hc_qrtn_cu_wide_thread(rows, cols, R, blockIdx.x, threadIdx.x, &row0, &wi, &wpr, &lane);
+    float acc[R * NT];
+#pragma unroll
+    for (int j = 0; j < R * NT; j++) acc[j] = 0.0f;
+    if (row0 < rows)
+        hc_qrtn_cu_wide_dot(BITS, group, cols, w, hc_qrtn_cu_row_bytes(BITS, group, cols), row0, rows, R, x, NT, wi, wpr, lane,
+                            acc);
+    warp_sums<R * NT>(acc, part, lane);
+    int warp = (int)threadIdx.x / HC_CU_WARP;
+    int64_t row = row0 + lane / NT;
+    if (wi == 0 && lane < R * NT && row < rows) {
+        float s = 0.0f;
+        for (int k = 0; k < wpr; k++) s += part[(warp + k) * HC_QRTN_CU_MAX_TOK + lane];
+        y[(size_t)(lane % NT) * (size_t)rows + (size_t)row] = s;
     }
 }
 
@@ -65,15 +107,27 @@ static bool valid(int bits, int group, int64_t cols)
            cols % 32 == 0;
 }
 
+/* One GEMV launch of NT tokens (with ids: NT 1, a row of the grid's y per routed row): the wide kernel
+ * unless `plain` or x is not 16-byte aligned. */
+template <int BITS, int NT>
+static void launch_gemv(cudaStream_t s, int plain, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
+                        float *y, const int32_t *ids, size_t slice, int x_div, unsigned n_rows)
+{
+    int wide = !plain && hc_qrtn_cu_wide_ok(cols, (uintptr_t)x);
+    hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, NT) : hc_qrtn_cu_gemv_geometry(rows, cols);
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    g.y = n_rows;
+    if (wide) qrtn_gemv_wide_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+    else qrtn_gemv_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+}
+
 template <int BITS>
-static cudaError_t gemv_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
+static cudaError_t gemv_bits(cudaStream_t s, int plain, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
                              int n_tok, float *y)
 {
-    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
-    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     switch (n_tok) {
 #define CASE(N)                                                                                                    \
-    case N: qrtn_gemv_kernel<BITS, N><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, nullptr, 0, 1); break;
+    case N: launch_gemv<BITS, N>(s, plain, group, w, cols, rows, x, y, nullptr, 0, 1, 1); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default: return cudaErrorInvalidValue;
@@ -81,30 +135,31 @@ static cudaError_t gemv_bits(cudaStream_t s, int group, const uint8_t *w, int64_
     return cudaGetLastError();
 }
 
-static int qrtn_gemv(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
-                     float *y)
+static int gemv_any(int plain, int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
+                    int n_tok, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || n_tok < 1 || n_tok > HC_QRTN_CU_MAX_TOK) return (int)cudaErrorInvalidValue;
     if (rows == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
     switch (bits) {
-    case 2: return (int)gemv_bits<2>(s, group, wb, cols, rows, x, n_tok, y);
-    case 3: return (int)gemv_bits<3>(s, group, wb, cols, rows, x, n_tok, y);
-    case 4: return (int)gemv_bits<4>(s, group, wb, cols, rows, x, n_tok, y);
-    default: return (int)gemv_bits<8>(s, group, wb, cols, rows, x, n_tok, y);
+    case 2: return (int)gemv_bits<2>(s, plain, group, wb, cols, rows, x, n_tok, y);
+    case 3: return (int)gemv_bits<3>(s, plain, group, wb, cols, rows, x, n_tok, y);
+    case 4: return (int)gemv_bits<4>(s, plain, group, wb, cols, rows, x, n_tok, y);
+    default: return (int)gemv_bits<8>(s, plain, group, wb, cols, rows, x, n_tok, y);
     }
 }
 
-template <int BITS>
-static cudaError_t gemv_id_bits(cudaStream_t s, int group, const uint8_t *w, size_t slice, const int32_t *ids, int64_t cols,
-                                int64_t rows, const float *x, int x_div, int n_rows, float *y)
+static int qrtn_gemv(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                     float *y)
 {
-    hc_cu_launch l = hc_qrtn_cu_gemv_geometry(rows, cols);
-    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
-    g.y = (unsigned)n_rows;
-    qrtn_gemv_kernel<BITS, 1><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
-    return cudaGetLastError();
+    return gemv_any(0, bits, group, stream, w, cols, rows, x, n_tok, y);
+}
+
+static int qrtn_gemv_plain(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
+                           int n_tok, float *y)
+{
+    return gemv_any(1, bits, group, stream, w, cols, rows, x, n_tok, y);
 }
 
 static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
@@ -115,11 +170,12 @@ static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
     switch (bits) {
-    case 2: return (int)gemv_id_bits<2>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
-    case 3: return (int)gemv_id_bits<3>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
-    case 4: return (int)gemv_id_bits<4>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
-    default: return (int)gemv_id_bits<8>(s, group, wb, slice, ids, cols, rows, x, x_div, n_rows, y);
+    case 2: launch_gemv<2, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 3: launch_gemv<3, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 4: launch_gemv<4, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    default: launch_gemv<8, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
     }
+    return (int)cudaGetLastError();
 }
 
 template <int BITS>
@@ -149,6 +205,7 @@ static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, i
     }
 }
 
-static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows, qrtn_gemv_id };
+static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows, qrtn_gemv_id,
+                                      qrtn_gemv_plain };
 
 extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

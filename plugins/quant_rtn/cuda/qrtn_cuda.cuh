@@ -190,15 +190,15 @@ static inline HC_CU_HD void hc_qrtn_cu_gemv_thread(int64_t rows, int64_t cols, u
 }
 
 /* Lane `lane` of warp wi (of wpr) of a row: its share of the row's dot products with n_tok tokens
- * of x (token t at x + t * cols) added into acc[t]. */
+ * of x (token t at x + t * cols) over the units from u_first on, added into acc[t]. */
 static inline HC_CU_HD void hc_qrtn_cu_lane_dot(int bits, int group, int64_t cols, const uint8_t *row, const float *x,
-                                                int n_tok, int wi, int wpr, int lane, float *acc)
+                                                int n_tok, int64_t u_first, int wi, int wpr, int lane, float *acc)
 {
     const int64_t G = hc_qrtn_cu_groups(group, cols), nu = hc_qrtn_cu_n_units(cols);
     const uint8_t *codes = row + 4 * G;
     int64_t g_last = -1;
     hc_qrtn_cu_dm dm = { 0.0f, 0.0f };
-    for (int64_t u = wi; u < nu; u += wpr) {
+    for (int64_t u = u_first + wi; u < nu; u += wpr) {
         int S;
         int64_t c = hc_qrtn_cu_unit_col(cols, u, &S);
         uint32_t q[4];
@@ -213,6 +213,174 @@ static inline HC_CU_HD void hc_qrtn_cu_lane_dot(int bits, int group, int64_t col
             for (int t = 0; t < n_tok; t++) acc[t] = fmaf(w, x[(size_t)t * (size_t)cols + (size_t)col], acc[t]);
         }
     }
+}
+
+/* ---------------- the wide GEMV: the plain one's work in words, several rows sharing x ----------------
+ * The plain GEMV above has lane p read byte p of a unit: a warp asks 32 to 64 bytes of memory per
+ * step, too few in flight to stream a GPU's bandwidth, and every weight costs a scale multiply.
+ * Here a warp takes four 128-units of a row at a time: lane l works in unit l / 8 of the four, on the
+ * 4 columns 4 s .. 4 s + 3 (s = l % 8) of each of the unit's blocks of 32, whose 16 codes it reads in
+ * one to four 4-byte words (hc_qrtn_cu_quad_words), 4 codes a block by a shift and a mask, one float
+ * a code by a byte permute. A warp holds R rows (hc_qrtn_cu_wide_rows) that share x, read 16 bytes at
+ * a time, and per group it sums f x and x before the group's D and M apply: sum (D f + M) x =
+ * D sum(f x) + M sum(x). A row's units of 64 and 32 (its tail) take the plain lane code. x must be
+ * 16-byte aligned (hc_qrtn_cu_wide_ok). */
+#define HC_QRTN_CU_WIDE_MAX_ROWS 4
+
+/* Rows a warp holds for n_tok tokens: R * n_tok <= HC_QRTN_CU_MAX_TOK sums a lane keeps (1 .. 4 rows). */
+static inline HC_CU_HD int hc_qrtn_cu_wide_rows(int n_tok)
+{
+    int r = HC_QRTN_CU_MAX_TOK / n_tok;
+    return r > HC_QRTN_CU_WIDE_MAX_ROWS ? HC_QRTN_CU_WIDE_MAX_ROWS : r < 1 ? 1 : r;
+}
+
+static inline HC_CU_HD int hc_qrtn_cu_wide_ok(int64_t cols, uintptr_t x) { return cols >= 128 && cols % 32 == 0 && x % 16 == 0; }
+
+/* The words of lane s (0 .. 7) in the 128-unit at u: bits 2: the word of bytes 4 s ..; 3: that and
+ * the word of the high parts (bytes 32 + 4 (s % 4) .., shifted to the lane's nibbles); 4: the words
+ * of bytes 4 s .. and 32 + 4 s ..; 8: the words of bytes 32 k + 4 s .. for k < 4. */
+static inline HC_CU_HD void hc_qrtn_cu_quad_words(int bits, const uint8_t *u, int s, uint32_t wd[4])
+{
+    switch (bits) {
+    case 2: wd[0] = hc_cu_ld4(u + 4 * s); break;
+    case 3:
+        wd[0] = hc_cu_ld4(u + 4 * s);
+        wd[1] = hc_cu_ld4(u + 32 + 4 * (s & 3)) >> (4 * (s >> 2));
+        break;
+    case 4:
+        wd[0] = hc_cu_ld4(u + 4 * s);
+        wd[1] = hc_cu_ld4(u + 32 + 4 * s);
+        break;
+    default:
+        for (int k = 0; k < 4; k++) wd[k] = hc_cu_ld4(u + 32 * k + 4 * s);
+    }
+}
+
+/* The codes of columns 32 k + 4 s + i (i < 4) of the unit as the 4 bytes of a word (byte i: column
+ * 4 s + i), from lane s's words by a shift and a mask for the 4 of them (the layouts of
+ * hc_qrtn_cu_lane_codes, byte i of a word being lane 4 s + i's byte). */
+static inline HC_CU_HD uint32_t hc_qrtn_cu_quad_bytes(int bits, const uint32_t wd[4], int k)
+{
+    switch (bits) {
+    case 2: return (wd[0] >> (2 * k)) & 0x03030303u;
+    case 3:
+        if (k < 2) return (wd[0] >> (3 * k)) & 0x07070707u;
+        return k == 2 ? wd[1] & 0x07070707u : ((wd[0] >> 5) & 0x06060606u) | ((wd[1] >> 3) & 0x01010101u);
+    case 4: return (wd[k >> 1] >> (4 * (k & 1))) & 0x0f0f0f0fu;
+    default: return wd[k] ^ 0x80808080u;
+    }
+}
+
+/* Byte i of m (a code q) as a float f = 1/2 + q 2^-8 (bits 8: 1/2 + q 2^-16): the byte moved into the
+ * mantissa of 1/2, one byte permute on the GPU. With D = 2^8 d and M = m - 2^7 d (2^16 and 2^15 for
+ * bits 8: hc_qrtn_cu_byte_dm), the weight d q + m is D f + M. */
+static inline HC_CU_HD float hc_qrtn_cu_byte_f(int bits, uint32_t m, int i)
+{
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(__byte_perm(m, 0x3f000000u, bits == 8 ? 0x7604u | (unsigned)(i << 4) : 0x7054u | (unsigned)(i << 8)));
+#else
+    return hc_cu_bits_f32(0x3f000000u | ((m >> (8 * i)) & 0xffu) << (bits == 8 ? 8 : 16));
+#endif
+}
+
+static inline HC_CU_HD hc_qrtn_cu_dm hc_qrtn_cu_byte_dm(int bits, float d, float m)
+{
+    hc_qrtn_cu_dm r;
+    r.D = d * (bits == 8 ? 65536.0f : 256.0f);
+    r.M = m - d * (bits == 8 ? 32768.0f : 128.0f);
+    return r;
+}
+
+/* Warps per row group of R rows: as hc_qrtn_cu_warps_per_row, the fewest that give
+ * HC_QRTN_CU_TARGET_BLOCKS blocks, at most the group's steps (its quads of 128-units and tail units). */
+static inline HC_CU_HD int hc_qrtn_cu_wide_wpr(int64_t rows, int64_t cols, int R)
+{
+    int64_t n128 = cols / 128, steps = (n128 + 3) / 4 + hc_qrtn_cu_n_units(cols) - n128, groups = (rows + R - 1) / R;
+    int w = 1;
+    while (w < HC_QRTN_CU_WARPS && 2 * w <= steps && (groups * w + HC_QRTN_CU_WARPS - 1) / HC_QRTN_CU_WARPS < HC_QRTN_CU_TARGET_BLOCKS)
+        w *= 2;
+    return w;
+}
+
+static inline HC_CU_HD hc_cu_launch hc_qrtn_cu_wide_geometry(int64_t rows, int64_t cols, int n_tok)
+{
+    int R = hc_qrtn_cu_wide_rows(n_tok), gpb = HC_QRTN_CU_WARPS / hc_qrtn_cu_wide_wpr(rows, cols, R);
+    return hc_cu_launch_1d(hc_cu_div_up((size_t)((rows + R - 1) / R), (size_t)gpb), HC_QRTN_CU_THREADS,
+                           (size_t)HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK * sizeof(float));
+}
+
+/* Thread (block, tid) works on the R rows from *row0 (>= rows: none) as warp *wi of their *wpr warps. */
+static inline HC_CU_HD void hc_qrtn_cu_wide_thread(int64_t rows, int64_t cols, int R, unsigned block, unsigned tid,
+                                                   int64_t *row0, int *wi, int *wpr, int *lane)
+{
+    int w = (int)(tid / HC_CU_WARP);
+    *wpr = hc_qrtn_cu_wide_wpr(rows, cols, R);
+    *lane = (int)(tid % HC_CU_WARP);
+    *wi = w % *wpr;
+    *row0 = ((int64_t)block * (HC_QRTN_CU_WARPS / *wpr) + w / *wpr) * R;
+}
+
+/* Lane `lane` of warp wi (of wpr) of the R rows from row0 (of `rows`, rb bytes each, at w): its share
+ * of their dot products with n_tok tokens of x, added into acc[r * n_tok + t]. Rows past the last read
+ * the last row again (their sums are not stored), so that the warp does not diverge. Indices within a
+ * row are 32-bit (cols < 2^31: the device's check) and the group a shift. */
+static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t cols, const uint8_t *w, size_t rb, int64_t row0,
+                                                int64_t rows, int R, const float *x, int n_tok, int wi, int wpr, int lane,
+                                                float *acc)
+{
+    const int G = (int)hc_qrtn_cu_groups(group, cols), n128 = (int)(cols / 128), q = lane >> 3, s = lane & 7;
+    const int kpg = group / 32, gshift = group == 32 ? 5 : group == 64 ? 6 : 7; /* blocks of 32 a group spans */
+    const uint8_t *row[HC_QRTN_CU_WIDE_MAX_ROWS];
+    HC_CU_UNROLL
+    for (int r = 0; r < R; r++) row[r] = w + (size_t)(row0 + r < rows ? row0 + r : rows - 1) * rb;
+    for (int u0 = 4 * wi; u0 < n128; u0 += 4 * wpr) {
+        const int u = u0 + q, c = 128 * u;
+        if (u >= n128) continue; /* the last quad of a row with fewer units: no shuffles follow */
+        uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][4];
+        HC_CU_UNROLL
+        for (int r = 0; r < R; r++) hc_qrtn_cu_quad_words(bits, row[r] + 4 * G + 16 * bits * u, s, wd[r]);
+        float sf[HC_QRTN_CU_WIDE_MAX_ROWS * HC_QRTN_CU_MAX_TOK], sx[HC_QRTN_CU_MAX_TOK];
+        HC_CU_UNROLL
+        for (int j = 0; j < R * n_tok; j++) sf[j] = 0.0f;
+        HC_CU_UNROLL
+        for (int t = 0; t < n_tok; t++) sx[t] = 0.0f;
+        HC_CU_UNROLL
+        for (int k = 0; k < 4; k++) {
+            float xs[HC_QRTN_CU_MAX_TOK][4];
+            HC_CU_UNROLL
+            for (int t = 0; t < n_tok; t++) {
+                hc_cu_ld_f4(x + (size_t)t * (size_t)cols + (c + 32 * k + 4 * s), xs[t]);
+                sx[t] += (xs[t][0] + xs[t][1]) + (xs[t][2] + xs[t][3]);
+            }
+            HC_CU_UNROLL
+            for (int r = 0; r < R; r++) {
+                uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r], k);
+                HC_CU_UNROLL
+                for (int i = 0; i < 4; i++) {
+                    float f = hc_qrtn_cu_byte_f(bits, m, i);
+                    HC_CU_UNROLL
+                    for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
+                }
+            }
+            if ((k + 1) & (kpg - 1)) continue;
+            const int g = (c + 32 * k) >> gshift; /* the group ends with this block */
+            HC_CU_UNROLL
+            for (int r = 0; r < R; r++) {
+                hc_qrtn_cu_dm dm = hc_qrtn_cu_byte_dm(bits, hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * g)),
+                                                      hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * (G + g))));
+                HC_CU_UNROLL
+                for (int t = 0; t < n_tok; t++) {
+                    acc[r * n_tok + t] = fmaf(dm.D, sf[r * n_tok + t], fmaf(dm.M, sx[t], acc[r * n_tok + t]));
+                    sf[r * n_tok + t] = 0.0f;
+                }
+            }
+            HC_CU_UNROLL
+            for (int t = 0; t < n_tok; t++) sx[t] = 0.0f;
+        }
+    }
+    if (n128 == hc_qrtn_cu_n_units(cols)) return;
+    HC_CU_UNROLL
+    for (int r = 0; r < R; r++) hc_qrtn_cu_lane_dot(bits, group, cols, row[r], x, n_tok, n128, wi, wpr, lane, acc + r * n_tok);
 }
 
 /* ---------------- dequant_rows: one block per row, thread k0 writes k0, k0 + threads, ... ---------------- */

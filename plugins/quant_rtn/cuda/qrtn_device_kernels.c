@@ -1,11 +1,13 @@
 /* qrtn_device_kernels.c: the device_kernels hook of the rtn and gptq plugins: for "cuda", the format's
- * CUDA kernels from hc-qrtn-cuda.so (kernels/ beside the plugin), loaded once, on first use. */
+ * CUDA kernels from hc-qrtn-cuda.so (kernels/ beside the plugin), loaded once, on first use.
+ * HC_QRTN_CUDA_GEMV=plain (read then) picks the plain GEMV over the wide one, for comparisons. */
 #define _GNU_SOURCE
 #include "qrtn_device_kernels.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hc/hc_quant_cuda.h"
@@ -14,6 +16,8 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const hc_qrtn_cuda_api *api;
+static int (*gemv_fn)(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                      float *y);
 static char why[600];   /* why there are no kernels, for the message of the device that asked */
 
 static void load(void)
@@ -41,6 +45,12 @@ static void load(void)
                  HC_QRTN_CUDA_ENTRY, entry ? "found" : "missing", a ? a->api : 0u, HC_QRTN_CUDA_API);
         return;
     }
+    const char *v = getenv("HC_QRTN_CUDA_GEMV");
+    if (v && *v && strcmp(v, "wide") != 0 && strcmp(v, "plain") != 0) {
+        snprintf(why, sizeof why, "HC_QRTN_CUDA_GEMV='%.40s': give wide (the default) or plain", v);
+        return;
+    }
+    gemv_fn = v && !strcmp(v, "plain") ? a->gemv_plain : a->gemv;
     api = a;
 }
 
@@ -54,7 +64,7 @@ static int gemv(const void *params, void *stream, const void *w, int64_t cols, i
                 float *y)
 {
     const hc_qrtn_params *p = params;
-    return api->gemv(p->bits, p->group, stream, w, cols, rows, x, n_tok, y);
+    return gemv_fn(p->bits, p->group, stream, w, cols, rows, x, n_tok, y);
 }
 
 static int dequant_rows(const void *params, void *stream, const void *w, int64_t cols, const int32_t *ids, int64_t row0,
