@@ -7,9 +7,9 @@
 
 #include "context.h"
 #include "device_cpu.h"
+#include "device_open.h"
 #include "clock.h"
 #include "model_load.h"
-#include "registry_default.h"
 #include "sampler.h"
 
 static const char usage[] =
@@ -36,37 +36,12 @@ typedef struct side {
 
 static const char *plugin_dir; /* --plugin-dir */
 
-/* The default registry; with --plugin-dir, that folder's plugins first: those of the default folders
- * with the same names are then refused (recorded, not fatal). */
-static hc_status load_registry(hc_registry **r)
-{
-    hc_status st = hc_registry_create(r);
-    if (st == HC_OK && plugin_dir) {
-        st = hc_registry_scan(*r, plugin_dir);
-        if (st == HC_OK && !hc_registry_find(*r, HC_PLUGIN_DEVICE, "cuda") && !hc_registry_find(*r, HC_PLUGIN_QUANT, "rtn"))
-            st = hc_error(HC_E_PLUGIN, "--plugin-dir %s: no plugin found there", plugin_dir);
-    }
-    if (st == HC_OK) st = hc_registry_load_default(*r);
-    return st;
-}
-
-static hc_status open_device(hc_registry *r, const char *name, int threads, hc_device **out)
-{
-    hc_device_config cfg = { .n_threads = threads };
-    const hc_plugin *p = hc_registry_find(r, HC_PLUGIN_DEVICE, name);
-    if (!p) return HC_E_DEVICE;
-    const hc_device_plugin_ops *ops = p->desc->ops;
-    hc_status st = ops->probe();
-    if (st != HC_OK) return hc_error_context(st, "device '%s' is not usable: ", name);
-    return ops->create(&cfg, out);
-}
-
 static hc_status open_side(side *s, const char *model, const char *device, const char *sched, int comp, int separate,
                            hc_kv_type kv, hc_handoff handoff, int threads, int n_ctx, int moe_rows)
 {
     memset(s, 0, sizeof *s);
-    hc_status st = load_registry(&s->reg);
-    if (st == HC_OK) st = open_device(s->reg, device, threads, &s->dev);
+    hc_status st = hc_bench_registry(plugin_dir, &s->reg);
+    if (st == HC_OK) st = hc_bench_device(s->reg, device, threads, &s->dev);
     if (st == HC_OK && separate) s->dev->host_memory = 0;
     hc_model_load_opts lo = { .registry = s->reg, .no_branches = !comp };
     if (st == HC_OK) st = hc_model_load(model, &lo, &s->m);
@@ -95,8 +70,8 @@ static int bandwidth(const char *device, int threads)
 {
     hc_registry *r = NULL;
     hc_device *d = NULL;
-    hc_status st = load_registry(&r);
-    if (st == HC_OK) st = open_device(r, device, threads, &d);
+    hc_status st = hc_bench_registry(plugin_dir, &r);
+    if (st == HC_OK) st = hc_bench_device(r, device, threads, &d);
     size_t n = (size_t)1 << 30;
     void *a = NULL, *b = NULL;
     hc_event *e0 = NULL, *e1 = NULL;

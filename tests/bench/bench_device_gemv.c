@@ -1,0 +1,215 @@
+/* bench_device_gemv.c: hc-bench-device-gemv: a device's one-token matmul (the GEMV of decode) timed by
+ * its events, per weight format at a model's shapes: microseconds, and GB/s of weights read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_open.h"
+#include "hc/hc_quant.h"
+#include "quant_format.h"
+
+static const char usage[] =
+    "usage: hc-bench-device-gemv [--device NAME] [--plugin-dir DIR] [--format f16|SPEC]... [--shape OUTxIN]...\n"
+    "                            [--reps N] [--cold-mib N]\n"
+    "Times y = W x for one token on the device (default cuda) with its events: per format (default f16,\n"
+    "rtn:bits=3,group=128 and rtn:bits=4,group=128; SPEC: a quant plugin's, as compress --quant takes it) and\n"
+    "shape (default a Llama-3-8B layer: 4096x4096 and 1024x4096 twice, 14336x4096 twice, 4096x14336),\n"
+    "N calls (default 64) in passes of 64 that the device may replay as graphs; the calls cycle through copies\n"
+    "of the weights of at least --cold-mib MiB in all (default 256: beyond an H100's 50 MB of L2, so that the\n"
+    "weights come from memory, as in decode). One JSON line per shape, then one per format: its matrices'\n"
+    "bytes over their time (the default's shapes counted as often as the layer has them).\n";
+
+#define MAX_ITEMS 16
+#define PASS_OPS 64
+#define MAX_COPIES 64
+
+typedef struct shape {
+    int64_t out, in;
+    int times;          /* the shape's matrices in the layer (the per-format line counts each) */
+} shape;
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 4503599627370496.0 - 1.0);
+}
+
+/* The weights of `spec` (f16, or a quant plugin's spec) for a rows x cols matrix of random values, in
+ * host memory: *t gets dtype, shape, nbytes and qfmt (*fmt, to free), *host the bytes. */
+static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, int64_t cols, hc_tensor *t,
+                              hc_quant_format **fmt, void **host)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    float *w = malloc(n * sizeof *w);
+    if (!w) return hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
+    for (size_t i = 0; i < n; i++) w[i] = rnd() * 0.05f;
+    *t = (hc_tensor){ .name = spec, .n_dims = 2, .ne = { cols, rows, 1, 1 } };
+    hc_status st = HC_OK;
+    *host = NULL;
+    if (!strcmp(spec, "f16")) {
+        uint16_t *h = malloc(n * sizeof *h);
+        if (h)
+            for (size_t i = 0; i < n; i++) h[i] = hc_f32_to_f16(w[i]);
+        else st = hc_error(HC_E_NOMEM, "f16 weights: out of memory");
+        t->dtype = HC_F16;
+        t->nbytes = n * sizeof *h;
+        *host = h;
+    } else {
+        st = hc_quant_format_create(reg, spec, fmt);
+        if (st == HC_OK) st = (*fmt)->ops->check_shape((*fmt)->params, rows, cols);
+        if (st == HC_OK) {
+            t->dtype = HC_PACKED;
+            t->qfmt = *fmt;
+            t->nbytes = (*fmt)->ops->packed_bytes((*fmt)->params, rows, cols);
+            *host = malloc(t->nbytes);
+            if (!*host) st = hc_error(HC_E_NOMEM, "%s weights: out of memory", spec);
+        }
+        if (st == HC_OK) st = (*fmt)->ops->quantize((*fmt)->params, w, rows, cols, NULL, *host);
+    }
+    free(w);
+    return st;
+}
+
+/* One format at one shape: *us per call and the bytes a call reads. */
+static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, shape s, int reps, size_t cold, double *us,
+                            size_t *bytes)
+{
+    hc_tensor t;
+    hc_quant_format *fmt = NULL;
+    void *host = NULL, *copy[MAX_COPIES] = { 0 }, *x = NULL, *y = NULL;
+    hc_event *e0 = NULL, *e1 = NULL;
+    int n_copies = 0;
+    hc_status st = make_weights(reg, spec, s.out, s.in, &t, &fmt, &host);
+    if (st == HC_OK) {
+        size_t k = (cold + t.nbytes - 1) / t.nbytes;
+        n_copies = k < 1 ? 1 : k > MAX_COPIES ? MAX_COPIES : (int)k;
+    }
+    for (int i = 0; i < n_copies && st == HC_OK; i++) {
+        st = d->ops->alloc(d, t.nbytes, &copy[i]);
+        if (st == HC_OK) st = d->ops->upload(d, copy[i], host, t.nbytes);
+    }
+    float *xh = malloc((size_t)s.in * sizeof *xh);
+    if (st == HC_OK && !xh) st = hc_error(HC_E_NOMEM, "x: out of memory");
+    for (int64_t i = 0; st == HC_OK && i < s.in; i++) xh[i] = rnd();
+    if (st == HC_OK) st = d->ops->alloc(d, (size_t)s.in * sizeof(float), &x);
+    if (st == HC_OK) st = d->ops->upload(d, x, xh, (size_t)s.in * sizeof(float));
+    if (st == HC_OK) st = d->ops->alloc(d, (size_t)s.out * sizeof(float), &y);
+    if (st == HC_OK) st = d->ops->event_create(d, &e0);
+    if (st == HC_OK) st = d->ops->event_create(d, &e1);
+    /* passes of PASS_OPS calls; the first (a warm-up: graphs recorded) untimed */
+    int passes = (reps + PASS_OPS - 1) / PASS_OPS, calls = 0, seq = 0;
+    for (int p = -1; p < passes && st == HC_OK; p++) {
+        if (p == 0) st = d->ops->event_record(d, e0);
+        if (st == HC_OK && d->ops->graph_step) st = d->ops->graph_step(d, 1);
+        for (int i = 0; i < PASS_OPS && st == HC_OK; i++) {
+            t.data = copy[seq++ % n_copies];
+            st = d->ops->matmul(d, &t, x, y, 1);
+            calls += p >= 0;
+        }
+        if (d->ops->graph_step) {
+            hc_status st2 = d->ops->graph_step(d, 0);
+            if (st == HC_OK) st = st2;
+        }
+    }
+    uint64_t ns = 0;
+    if (st == HC_OK) st = d->ops->event_record(d, e1);
+    if (st == HC_OK) st = d->ops->synchronize(d);
+    if (st == HC_OK) st = d->ops->event_elapsed(d, e0, e1, &ns);
+    *us = calls ? (double)ns / 1e3 / calls : 0.0;
+    *bytes = t.nbytes;
+    if (e0) d->ops->event_destroy(d, e0);
+    if (e1) d->ops->event_destroy(d, e1);
+    for (int i = 0; i < n_copies; i++) d->ops->free(d, copy[i]);
+    d->ops->free(d, x);
+    d->ops->free(d, y);
+    free(xh);
+    free(host);
+    hc_quant_format_free(fmt);
+    return st;
+}
+
+static int parse_shape(const char *v, shape *s)
+{
+    long long o = 0, i = 0;
+    char tail;
+    return sscanf(v, "%lldx%lld%c", &o, &i, &tail) == 2 && o > 0 && i > 0 && o <= (1 << 24) && i <= (1 << 24)
+               ? (*s = (shape){ o, i, 1 }, 1)
+               : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *device = "cuda", *plugin_dir = NULL, *formats[MAX_ITEMS];
+    shape shapes[MAX_ITEMS];
+    int n_formats = 0, n_shapes = 0, reps = 64;
+    long cold_mib = 256;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "hc-bench-device-gemv: %s needs a value\n%s", a, usage);
+            return 2;
+        }
+        i++;
+        char *end = NULL;
+        if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--plugin-dir")) plugin_dir = v;
+        else if (!strcmp(a, "--format") && n_formats < MAX_ITEMS) formats[n_formats++] = v;
+        else if (!strcmp(a, "--shape") && n_shapes < MAX_ITEMS && parse_shape(v, &shapes[n_shapes])) n_shapes++;
+        else if (!strcmp(a, "--reps") && (reps = (int)strtol(v, &end, 10)) >= 1 && reps <= 100000 && !*end) continue;
+        else if (!strcmp(a, "--cold-mib") && (cold_mib = strtol(v, &end, 10)) >= 0 && cold_mib <= 65536 && !*end) continue;
+        else {
+            fprintf(stderr, "hc-bench-device-gemv: bad option %s %s (at most %d formats and shapes; shapes as OUTxIN, "
+                            "reps 1..100000, cold-mib 0..65536)\n%s", a, v, MAX_ITEMS, usage);
+            return 2;
+        }
+    }
+    if (!n_formats) {
+        formats[n_formats++] = "f16";
+        formats[n_formats++] = "rtn:bits=3,group=128";
+        formats[n_formats++] = "rtn:bits=4,group=128";
+    }
+    if (!n_shapes) {
+        /* q and output; k and v; gate and up; down */
+        static const shape layer[] = { { 4096, 4096, 2 }, { 1024, 4096, 2 }, { 14336, 4096, 2 }, { 4096, 14336, 1 } };
+        memcpy(shapes, layer, sizeof layer);
+        n_shapes = (int)(sizeof layer / sizeof layer[0]);
+    }
+    hc_registry *reg = NULL;
+    hc_device *d = NULL;
+    hc_status st = hc_bench_registry(plugin_dir, &reg);
+    if (st == HC_OK) st = hc_bench_device(reg, device, 1, &d);
+    if (st == HC_OK && !d->ops->event_elapsed) st = hc_error(HC_E_UNSUPPORTED, "device '%s' has no event timing", device);
+    int n_matrices = 0;
+    for (int k = 0; k < n_shapes; k++) n_matrices += shapes[k].times;
+    for (int f = 0; f < n_formats && st == HC_OK; f++) {
+        double us_all = 0;
+        size_t bytes_all = 0;
+        for (int k = 0; k < n_shapes && st == HC_OK; k++) {
+            double us = 0;
+            size_t bytes = 0;
+            st = time_shape(d, reg, formats[f], shapes[k], reps, (size_t)cold_mib << 20, &us, &bytes);
+            if (st != HC_OK) break;
+            us_all += us * shapes[k].times;
+            bytes_all += bytes * (size_t)shapes[k].times;
+            printf("{\"device\": \"%s\", \"format\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"bytes\": %zu, \"us\": %.3f, "
+                   "\"gbs\": %.1f}\n", device, formats[f], (long long)shapes[k].out, (long long)shapes[k].in, bytes, us,
+                   us > 0 ? (double)bytes / us / 1e3 : 0.0);
+        }
+        if (st == HC_OK)
+            printf("{\"device\": \"%s\", \"format\": \"%s\", \"matrices\": %d, \"bytes\": %zu, \"us\": %.3f, \"gbs\": %.1f}\n",
+                   device, formats[f], n_matrices, bytes_all, us_all, us_all > 0 ? (double)bytes_all / us_all / 1e3 : 0.0);
+        else st = hc_error_context(st, "format %s: ", formats[f]);
+    }
+    if (st != HC_OK) fprintf(stderr, "hc-bench-device-gemv: %s\n", hc_last_error());
+    if (d) d->ops->destroy(d);
+    hc_registry_free(reg);
+    return st == HC_OK ? 0 : 1;
+}
