@@ -11,8 +11,9 @@
 #   --deps DIR     the folder scripts/gpu_deps.sh filled (default gpu-deps)
 #   --skip-8b      leave out the Llama-3-8B shape
 # Environment: OUT (results; default gpu-results/), HC_GPU_CHECK_BUDGET_S (an optional step -- the bandwidth
-# probe, the 8B shape, the extras, the 30B-A3B shape, a failed step's diagnostic rerun -- starts only before
-# this many seconds, else it is skipped and said so; default 300), HC_GPU_CHECK_DEADLINE_S (the optional
+# probe, the GEMV benchmark, the 8B shape, the extras, the 30B-A3B shape, a failed step's diagnostic
+# rerun -- starts only before this many seconds, else it is skipped and said so; default 300),
+# HC_GPU_CHECK_DEADLINE_S (the optional
 # steps' commands are stopped at this many seconds; default 450: the run, summary included, ends before
 # its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when its name is not in the table below),
 # HC_DEPS_PREFIX (the packages' prefix).
@@ -384,6 +385,28 @@ skip_optional() {
 if [ "$dry" != 1 ] && ! skip_optional bandwidth "the bandwidth probe"; then
   optional=1
   res=$(bounded "$cmp" --device cuda --bandwidth 2>> "$log") && record bandwidth "$res" || fail "the bandwidth probe failed"
+  optional=0
+fi
+# the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
+# f16, W3 and W4 g128 by the wide rtn kernel, W3 by the plain one too (HC_QRTN_CUDA_GEMV=plain): GB/s of
+# weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets at the kernels' level; the dry run on
+# the cpu device with small shapes
+gemv_opts=()
+[ "$dry" = 1 ] && gemv_opts=(--device cpu --shape 256x512 --shape 64x1024 --cold-mib 1 --reps 8)
+gemv() { # label, options...: one JSON array of the tool's lines
+  local label=$1 res
+  shift
+  if res=$(bounded "$build/bin/hc-bench-device-gemv" "${gemv_opts[@]}" "$@" 2>> "$log") && [ -n "$res" ]; then
+    record "$label" "[$(echo "$res" | paste -sd, -)]"
+  else
+    record "$label" '"failed"'
+    fail "$label: hc-bench-device-gemv failed (see gpu_check.log)"
+  fi
+}
+if ! skip_optional gemv "the GEMV benchmark"; then
+  optional=1
+  say "gemv: f16, W3 and W4 g128 at a Llama-3-8B layer's shapes"
+  gemv gemv && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128
   optional=0
 fi
 bench() { # label, model, bench options...; the bench's exit status (124: stopped at the deadline)

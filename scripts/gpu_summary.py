@@ -61,6 +61,47 @@ def verdict(ok):
     return "-" if ok is None else "ok" if ok else "MISSED"
 
 
+def gemv_layers(by, label):
+    """{format: its per-layer line} of a GEMV benchmark (hc-bench-device-gemv), {} without one."""
+    res = by.get(label)
+    return {g["format"]: g for g in res if "matrices" in g} if isinstance(res, list) else {}
+
+
+def gemv_targets(by, bw_nom):
+    """The bandwidth and f16 targets at the kernels' level: an 8B layer's GEMVs alone."""
+    out = []
+    lay = gemv_layers(by, "gemv")
+    w3, f16 = lay.get("rtn:bits=3,group=128"), lay.get("f16")
+    if w3:
+        out.append("| W3: >= 50%% of bandwidth | the GEMV kernel alone, an 8B layer's matrices | %.0f GB/s = %s | %s |"
+                   % (w3["gbs"], of_nominal(w3["gbs"], bw_nom), verdict(w3["gbs"] >= 0.5 * bw_nom if bw_nom else None)))
+    if w3 and f16 and w3["us"] > 0:
+        out.append("| W3 >= 4x f16 | the GEMV kernels alone, an 8B layer (bytes: %.2fx) | %.2fx | %s |"
+                   % (f16["bytes"] / w3["bytes"], f16["us"] / w3["us"], verdict(f16["us"] / w3["us"] >= 4)))
+    return out
+
+
+def gemv_table(by, bw_nom):
+    """The GEMV benchmark: per format and kernel, an 8B layer's matrices and each shape."""
+    rows = [(label, g) for label in ("gemv", "gemv-plain") for g in (by.get(label) if isinstance(by.get(label), list) else [])]
+    bad = [(label, by[label]) for label in ("gemv", "gemv-plain") if label in by and not isinstance(by[label], list)]
+    if not rows and not bad:
+        return []
+    f16 = gemv_layers(by, "gemv").get("f16")
+    out = ["## GEMV kernels alone (one token; weights cycled beyond the L2)", "",
+           "| format | kernel | matrix | MB | us | GB/s | of nominal | f16 time / this |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, g in rows:
+        kernel = "plain" if label == "gemv-plain" else ("-" if g["format"] == "f16" else "wide")
+        matrix = "layer (%d)" % g["matrices"] if "matrices" in g else "%dx%d" % (g["rows"], g["cols"])
+        vs = "-"
+        if f16 and "matrices" in g and g["us"] > 0:
+            vs = "%.2fx" % (f16["us"] / g["us"])
+        out.append("| %s | %s | %s | %.1f | %.1f | %.0f | %s | %s |" % (g["format"], kernel, matrix, g["bytes"] / 1e6, g["us"],
+                                                                      g["gbs"], of_nominal(g["gbs"], bw_nom) if bw_nom else "-", vs))
+    out += ["| %s | | | | | | | %s |" % (label, res) for label, res in bad]
+    return out + [""]
+
+
 def targets(by, rows, bw_nom):
     """The issue's targets on a GPU (issue 25): logits, async against the backbone alone on the 8B
     shape, W3 + 10% against the bandwidth and against f16. The 8B shape is cut to fewer layers: its
@@ -114,6 +155,7 @@ def targets(by, rows, bw_nom):
             if d3 and d16:
                 out.append("| W3 + 10%% >= 4x f16 | decode scaled to %d layers (an estimate) | %.2fx (%.1f / %.1f tok/s) | %s |"
                            % (full, d16 / d3, 1000 / d3, 1000 / d16, verdict(d16 / d3 >= 4)))
+    out += gemv_targets(by, bw_nom)
     if len(out) == 4:
         return []
     out += ["", "Per layer: the stage times of the layers (device events) without the embedding and the head; "
@@ -146,6 +188,7 @@ def main():
         out.append("memory bandwidth: nominal %.0f GB/s; device-to-device copy %.0f GB/s (read + write)" % (bw_nom, bw_meas))
         out.append("")
     out += targets(by, rows, bw_nom)
+    out += gemv_table(by, bw_nom)
     out.append("## logits against the cpu device")
     out.append("")
     out.append("| model | branches | steps | max abs diff | max abs logit | top-1 agreement | check |")
