@@ -162,6 +162,18 @@ static void test_half_conversions(void)
     CU_ASSERT(isinf(hc_cu_f16_to_f32(0xfc00)) && hc_cu_f16_to_f32(0xfc00) < 0);
 }
 
+/* The byte permute's twin as CUDA documents __byte_perm: result byte n = input byte (s >> 4 n) & 7 of
+   x's bytes 0-3 and y's 4-7 (here each byte holds its own index). */
+static void test_byte_perm(void)
+{
+    const uint32_t x = 0x03020100u, y = 0x07060504u;
+    CU_ASSERT_EQUAL(hc_cu_byte_perm(x, y, 0x3210u), x);
+    CU_ASSERT_EQUAL(hc_cu_byte_perm(x, y, 0x7654u), y);
+    CU_ASSERT_EQUAL(hc_cu_byte_perm(x, y, 0x0123u), 0x00010203u);
+    CU_ASSERT_EQUAL(hc_cu_byte_perm(x, y, 0x5140u), 0x05010400u);
+    CU_ASSERT_EQUAL(hc_cu_byte_perm(0xaabbccddu, 0x3f000000u, 0x7254u), 0x3fbb0000u); /* rtn's code to a float */
+}
+
 static void test_type_table(void)
 {
     for (int i = 0; i < N_WEIGHT_TYPES; i++) {
@@ -963,6 +975,7 @@ int main(void)
         { "f16 and bf16 conversions match the library's", test_half_conversions },
         { "f32 to f16 (the f16 KV cache) matches the library's", test_to_f16 },
         { "the kernels' type table matches hc_tensor's", test_type_table },
+        { "the byte permute as CUDA documents it", test_byte_perm },
         { "one element of every type matches hc_dequantize_row", test_dequant_elements },
         { "dequant_rows grid (by ids and by range)", test_dequant_rows_grid },
         { "gemv grid: warp per row, shuffle reduction", test_gemv_grid },

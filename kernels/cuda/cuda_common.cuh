@@ -178,6 +178,20 @@ static inline HC_CU_HD uint32_t hc_cu_ld2(const uint8_t *p)
 #endif
 }
 
+/* CUDA's __byte_perm: byte n of the result is byte (s >> 4 n) & 7 of x's and y's 8 bytes, x's first.
+ * The GPU's one instruction; the CPU tests and the emulator run its twin, with the same selectors. */
+static inline HC_CU_HD uint32_t hc_cu_byte_perm(uint32_t x, uint32_t y, uint32_t s)
+{
+#ifdef __CUDA_ARCH__
+    return __byte_perm(x, y, s);
+#else
+    uint64_t v = (uint64_t)y << 32 | x;
+    uint32_t r = 0;
+    for (int n = 0; n < 4; n++) r |= (uint32_t)((v >> (8 * ((s >> (4 * n)) & 7u))) & 0xffu) << (8 * n);
+    return r;
+#endif
+}
+
 /* Four floats at p (16-byte aligned), in one load on the GPU. */
 static inline HC_CU_HD void hc_cu_ld_f4(const float *p, float v[4])
 {

@@ -276,11 +276,8 @@ static inline HC_CU_HD uint32_t hc_qrtn_cu_quad_bytes(int bits, const uint32_t w
  * bits 8: hc_qrtn_cu_byte_dm), the weight d q + m is D f + M. */
 static inline HC_CU_HD float hc_qrtn_cu_byte_f(int bits, uint32_t m, int i)
 {
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(__byte_perm(m, 0x3f000000u, bits == 8 ? 0x7604u | (unsigned)(i << 4) : 0x7054u | (unsigned)(i << 8)));
-#else
-    return hc_cu_bits_f32(0x3f000000u | ((m >> (8 * i)) & 0xffu) << (bits == 8 ? 8 : 16));
-#endif
+    /* the float's bytes, low to high: 0, 0, byte i of m, 0x3f (bits 8: 0, byte i of m, 0, 0x3f) */
+    return hc_cu_bits_f32(hc_cu_byte_perm(m, 0x3f000000u, bits == 8 ? 0x7604u | (uint32_t)i << 4 : 0x7054u | (uint32_t)i << 8));
 }
 
 static inline HC_CU_HD hc_qrtn_cu_dm hc_qrtn_cu_byte_dm(int bits, float d, float m)
