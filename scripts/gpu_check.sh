@@ -20,7 +20,8 @@
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
 # (limits in section 6), or decode steps fail as CUDA graphs (the run then goes on without them:
-# HC_CUDA_GRAPH_OPS=0); a failed test suite or comparison is rerun once with CUDA_LAUNCH_BLOCKING=1 and
+# HC_CUDA_GRAPH_OPS=0) or with the wide rtn GEMV (the run then goes on with the plain one:
+# HC_QRTN_CUDA_GEMV=plain); a failed test suite or comparison is rerun once with CUDA_LAUNCH_BLOCKING=1 and
 # under compute-sanitizer's memcheck (when there is one), into gpu_check.log, to name the failing kernel.
 # SIGTERM or SIGINT (a time limit) still writes summary.md, with the interruption as a failure.
 set -uo pipefail
@@ -353,6 +354,14 @@ if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GRAPH_OPS:-}" ]; then
   fi
 fi
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
+if [ "$compared_ok" = 0 ] && [ -z "${HC_QRTN_CUDA_GEMV:-}" ] && [ "${cmp_dev[1]}" != cpu ]; then
+  # the rtn/gptq decode GEMVs are the wide kernels by default: when the plain ones pass, the rest goes with them
+  HC_QRTN_CUDA_GEMV=plain compare smollm2-w3-b10-plaingemv w3 "$models/smollm2.w3.gguf"
+  if [ "$compared_ok" = 1 ]; then
+    export HC_QRTN_CUDA_GEMV=plain
+    fail "the wide rtn GEMV: smollm2-w3-b10 fails with it and passes with the plain one (HC_QRTN_CUDA_GEMV=plain from here on)"
+  fi
+fi
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
 flags_ok=1
 if [ "${cmp_dev[1]}" = cpu ]; then record logits-smollm2-w3-b10-flags '"skipped: the cpu device has no hand-off by flags (dry run without the emulator)"'
@@ -406,7 +415,7 @@ gemv() { # label, options...: one JSON array of the tool's lines
 if ! skip_optional gemv "the GEMV benchmark"; then
   optional=1
   say "gemv: f16, W3 and W4 g128 at a Llama-3-8B layer's shapes"
-  gemv gemv && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128
+  HC_QRTN_CUDA_GEMV=wide gemv gemv && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128
   optional=0
 fi
 bench() { # label, model, bench options...; the bench's exit status (124: stopped at the deadline)

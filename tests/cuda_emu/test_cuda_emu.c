@@ -385,7 +385,7 @@ static void test_qrtn(void)
                 }
                 free(w), free(deq), free(p), free(r32), free(r16);
             }
-    /* by expert: 3 experts of 12 rows, 4 routed rows of 2 tokens, each row as the plain GEMV gives it */
+    /* by expert: 3 experts of 12 rows, 4 routed rows of 2 tokens, each row as the GEMV of the same kernel gives it */
     for (int bi = 0; bi < 4; bi++) {
         int bits = bits_all[bi], group = 64, E = 3, re = 12, n_rows = 4;
         int64_t cols = 576;
@@ -395,12 +395,15 @@ static void test_qrtn(void)
         uint8_t *p = malloc((size_t)E * slice);
         HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, (int64_t)E * re, cols, p));
         float *y = nan_floats((size_t)n_rows * re), *want = nan_floats((size_t)n_rows * re);
-        long l0 = hc_emu_launches();
-        expect_ran("qrtn gemv_id", l0, api->gemv_id(bits, group, NULL, p, slice, ids, cols, re, x, 2, n_rows, y));
-        for (int r = 0; r < n_rows; r++)
-            CU_ASSERT_EQUAL(api->gemv(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re, x + (size_t)(r / 2) * cols, 1,
-                                      want + (size_t)r * re), 0);
-        CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
+        for (int plain = 0; plain <= 1; plain++) { /* the wide kernels, the plain ones */
+            long l0 = hc_emu_launches();
+            expect_ran("qrtn gemv_id", l0, (plain ? api->gemv_id_plain : api->gemv_id)(bits, group, NULL, p, slice, ids, cols, re, x, 2,
+                                                                                         n_rows, y));
+            for (int r = 0; r < n_rows; r++)
+                CU_ASSERT_EQUAL((plain ? api->gemv_plain : api->gemv)(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re,
+                                                                      x + (size_t)(r / 2) * cols, 1, want + (size_t)r * re), 0);
+            CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
+        }
         free(w), free(x), free(p), free(y), free(want);
     }
     expect_no_new_faults();

@@ -162,20 +162,32 @@ static int qrtn_gemv_plain(int bits, int group, void *stream, const void *w, int
     return gemv_any(1, bits, group, stream, w, cols, rows, x, n_tok, y);
 }
 
-static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
-                        int64_t rows, const float *x, int x_div, int n_rows, float *y)
+static int gemv_id_any(int plain, int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,
+                       int64_t cols, int64_t rows, const float *x, int x_div, int n_rows, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || !ids || x_div < 1 || n_rows < 0 || n_rows > 65535) return (int)cudaErrorInvalidValue;
     if (rows == 0 || n_rows == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
     switch (bits) {
-    case 2: launch_gemv<2, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 3: launch_gemv<3, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 4: launch_gemv<4, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    default: launch_gemv<8, 1>(s, 0, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
+    case 2: launch_gemv<2, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 3: launch_gemv<3, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 4: launch_gemv<4, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    default: launch_gemv<8, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
     }
     return (int)cudaGetLastError();
+}
+
+static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                        int64_t rows, const float *x, int x_div, int n_rows, float *y)
+{
+    return gemv_id_any(0, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
+}
+
+static int qrtn_gemv_id_plain(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                              int64_t rows, const float *x, int x_div, int n_rows, float *y)
+{
+    return gemv_id_any(1, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
 }
 
 template <int BITS>
@@ -206,6 +218,6 @@ static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, i
 }
 
 static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows, qrtn_gemv_id,
-                                      qrtn_gemv_plain };
+                                      qrtn_gemv_plain, qrtn_gemv_id_plain };
 
 extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

@@ -24,10 +24,12 @@ typedef struct hc_qrtn_cuda_api {
                         int n_rows, void *out, int out_f16);
     int (*gemv_id)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                    int64_t rows, const float *x, int x_div, int n_rows, float *y);
-    /* gemv's plain kernel (a byte a lane), which gemv's wide one is compared with in tests and
-       benchmarks (HC_QRTN_CUDA_GEMV=plain makes the plugins use it) */
+    /* gemv's and gemv_id's plain kernel (a byte a lane), which their wide one is compared with in tests
+       and benchmarks (HC_QRTN_CUDA_GEMV=plain makes the plugins use it) */
     int (*gemv_plain)(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
                       int n_tok, float *y);
+    int (*gemv_id_plain)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                         int64_t rows, const float *x, int x_div, int n_rows, float *y);
 } hc_qrtn_cuda_api;
 
 typedef const hc_qrtn_cuda_api *(*hc_qrtn_cuda_entry_fn)(void);

@@ -18,6 +18,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static const hc_qrtn_cuda_api *api;
 static int (*gemv_fn)(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
                       float *y);
+static int (*gemv_id_fn)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                         int64_t rows, const float *x, int x_div, int n_rows, float *y);
 static char why[600];   /* why there are no kernels, for the message of the device that asked */
 
 static void load(void)
@@ -50,7 +52,9 @@ static void load(void)
         snprintf(why, sizeof why, "HC_QRTN_CUDA_GEMV='%.40s': give wide (the default) or plain", v);
         return;
     }
-    gemv_fn = v && !strcmp(v, "plain") ? a->gemv_plain : a->gemv;
+    int plain = v && !strcmp(v, "plain");
+    gemv_fn = plain ? a->gemv_plain : a->gemv;
+    gemv_id_fn = plain ? a->gemv_id_plain : a->gemv_id;
     api = a;
 }
 
@@ -78,7 +82,7 @@ static int gemv_id(const void *params, void *stream, const void *w, size_t slice
                    const float *x, int x_div, int n_rows, float *y)
 {
     const hc_qrtn_params *p = params;
-    return api->gemv_id(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
+    return gemv_id_fn(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
 }
 
 static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id };
