@@ -239,7 +239,7 @@ static void test_gemv_grid(void)
                     }
 }
 
-/* The wide GEMV's words: byte i of lane s's block k is the code of column 32 k + 4 s + i of the unit,
+/* The wide GEMV's words: byte i of slot s's block k is the code of column 32 k + 4 s + i of the unit,
    as the row's reader (hc_qrtn_cu_code_at) has it, for every lane and code of a random 128-unit; a
    code's float and the group's D and M give d q + m. */
 static void test_quad_codes(void)
@@ -275,7 +275,7 @@ static void test_quad_codes(void)
 }
 
 /* The wide GEMV's geometry at a Llama-3-8B layer's shapes (rows x cols): 4 rows a warp for a token,
- * warps split a row group until two blocks an SM of a 132-SM H100 are there. */
+ * warps split a row group (a step each at most) until two blocks an SM of a 132-SM H100 are there. */
 static void test_wide_geometry(void)
 {
     CU_ASSERT_EQUAL(hc_qrtn_cu_wide_rows(1), 4);
@@ -285,7 +285,7 @@ static void test_wide_geometry(void)
     CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(4096, 4096, 4), 4);   /* attn_q, attn_output: 1024 groups, 512 blocks */
     CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(14336, 4096, 4), 1);  /* ffn_gate, ffn_up: 3584 groups, 448 blocks */
     CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(4096, 14336, 4), 4);  /* ffn_down */
-    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(1024, 4096, 4), 8);   /* attn_k, attn_v: 256 blocks of one group each */
+    CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(1024, 4096, 4), 4);   /* attn_k, attn_v: 4 steps, 128 blocks */
     CU_ASSERT_EQUAL(hc_qrtn_cu_wide_wpr(192, 576, 4), 2);     /* 48 groups, 2 steps: a quad and a unit of 64 */
     hc_cu_launch l = hc_qrtn_cu_wide_geometry(14336, 4096, 1);
     CU_ASSERT_EQUAL(l.grid.x, 448u);

@@ -218,14 +218,19 @@ static inline HC_CU_HD void hc_qrtn_cu_lane_dot(int bits, int group, int64_t col
 /* ---------------- the wide GEMV: the plain one's work in words, several rows sharing x ----------------
  * The plain GEMV above has lane p read byte p of a unit: a warp asks 32 to 64 bytes of memory per
  * step, too few in flight to stream a GPU's bandwidth, and every weight costs a scale multiply.
- * Here a warp takes four 128-units of a row at a time: lane l works in unit l / 8 of the four, on the
- * 4 columns 4 s .. 4 s + 3 (s = l % 8) of each of the unit's blocks of 32, whose 16 codes it reads in
- * one to four 4-byte words (hc_qrtn_cu_quad_words), 4 codes a block by a shift and a mask, one float
- * a code by a byte permute. A warp holds R rows (hc_qrtn_cu_wide_rows) that share x, read 16 bytes at
- * a time, and per group it sums f x and x before the group's D and M apply: sum (D f + M) x =
- * D sum(f x) + M sum(x). A row's units of 64 and 32 (its tail) take the plain lane code. x must be
- * 16-byte aligned (hc_qrtn_cu_wide_ok). */
+ * A unit's bytes fall into 8 slots s (bytes 4 s .. 4 s + 3 of each of its 32-byte parts: columns
+ * 4 s .. 4 s + 3 of each block of 32), whose 16 codes come in one to four 4-byte words
+ * (hc_qrtn_cu_quad_words), 4 codes a block by a shift and a mask, one float a code by a byte
+ * permute. Here a warp takes 4 W units of a row at a time (W = HC_QRTN_CU_WIDE_W), lane l working in
+ * unit l / (8 / W) of them on W slots. A warp holds R rows (hc_qrtn_cu_wide_rows) that share x, read
+ * 16 bytes at a time, and per group it sums f x and x before the group's D and M apply:
+ * sum (D f + M) x = D sum(f x) + M sum(x), the scales' cost shared by a lane's 16 W codes of a group.
+ * A row's units of 64 and 32 (its tail) take the plain lane code. x must be 16-byte aligned
+ * (hc_qrtn_cu_wide_ok). */
 #define HC_QRTN_CU_WIDE_MAX_ROWS 4
+/* Slots a lane takes in a unit (W): 8 / W lanes a unit, 4 W units a warp step. 2 rather than 1: the
+ * loop executes 3.9 instructions a 3-bit weight instead of 4.8 (SASS for sm_90, groups of 128). */
+#define HC_QRTN_CU_WIDE_W 2
 
 /* Rows a warp holds for n_tok tokens: R * n_tok <= HC_QRTN_CU_MAX_TOK sums a lane keeps (1 .. 4 rows). */
 static inline HC_CU_HD int hc_qrtn_cu_wide_rows(int n_tok)
@@ -236,7 +241,7 @@ static inline HC_CU_HD int hc_qrtn_cu_wide_rows(int n_tok)
 
 static inline HC_CU_HD int hc_qrtn_cu_wide_ok(int64_t cols, uintptr_t x) { return cols >= 128 && cols % 32 == 0 && x % 16 == 0; }
 
-/* The words of lane s (0 .. 7) in the 128-unit at u: bits 2: the word of bytes 4 s ..; 3: that and
+/* The words of slot s (0 .. 7) in the 128-unit at u: bits 2: the word of bytes 4 s ..; 3: that and
  * the word of the high parts (bytes 32 + 4 (s % 4) .., shifted to the lane's nibbles); 4: the words
  * of bytes 4 s .. and 32 + 4 s ..; 8: the words of bytes 32 k + 4 s .. for k < 4. */
 static inline HC_CU_HD void hc_qrtn_cu_quad_words(int bits, const uint8_t *u, int s, uint32_t wd[4])
@@ -257,7 +262,7 @@ static inline HC_CU_HD void hc_qrtn_cu_quad_words(int bits, const uint8_t *u, in
 }
 
 /* The codes of columns 32 k + 4 s + i (i < 4) of the unit as the 4 bytes of a word (byte i: column
- * 4 s + i), from lane s's words by a shift and a mask for the 4 of them (the layouts of
+ * 4 s + i), from slot s's words by a shift and a mask for the 4 of them (the layouts of
  * hc_qrtn_cu_lane_codes, byte i of a word being lane 4 s + i's byte). */
 static inline HC_CU_HD uint32_t hc_qrtn_cu_quad_bytes(int bits, const uint32_t wd[4], int k)
 {
@@ -292,7 +297,8 @@ static inline HC_CU_HD hc_qrtn_cu_dm hc_qrtn_cu_byte_dm(int bits, float d, float
  * HC_QRTN_CU_TARGET_BLOCKS blocks, at most the group's steps (its quads of 128-units and tail units). */
 static inline HC_CU_HD int hc_qrtn_cu_wide_wpr(int64_t rows, int64_t cols, int R)
 {
-    int64_t n128 = cols / 128, steps = (n128 + 3) / 4 + hc_qrtn_cu_n_units(cols) - n128, groups = (rows + R - 1) / R;
+    const int U = 4 * HC_QRTN_CU_WIDE_W; /* units a step */
+    int64_t n128 = cols / 128, steps = (n128 + U - 1) / U + hc_qrtn_cu_n_units(cols) - n128, groups = (rows + R - 1) / R;
     int w = 1;
     while (w < HC_QRTN_CU_WARPS && 2 * w <= steps && (groups * w + HC_QRTN_CU_WARPS - 1) / HC_QRTN_CU_WARPS < HC_QRTN_CU_TARGET_BLOCKS)
         w *= 2;
@@ -325,17 +331,21 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t col
                                                 int64_t rows, int R, const float *x, int n_tok, int wi, int wpr, int lane,
                                                 float *acc)
 {
-    const int G = (int)hc_qrtn_cu_groups(group, cols), n128 = (int)(cols / 128), q = lane >> 3, s = lane & 7;
+    const int W = HC_QRTN_CU_WIDE_W, U = 4 * W, L = 8 / W; /* words a lane, units a step, lanes a unit */
+    const int G = (int)hc_qrtn_cu_groups(group, cols), n128 = (int)(cols / 128), q = lane / L, s = W * (lane % L);
     const int kpg = group / 32, gshift = group == 32 ? 5 : group == 64 ? 6 : 7; /* blocks of 32 a group spans */
     const uint8_t *row[HC_QRTN_CU_WIDE_MAX_ROWS];
     HC_CU_UNROLL
     for (int r = 0; r < R; r++) row[r] = w + (size_t)(row0 + r < rows ? row0 + r : rows - 1) * rb;
-    for (int u0 = 4 * wi; u0 < n128; u0 += 4 * wpr) {
+    for (int u0 = U * wi; u0 < n128; u0 += U * wpr) {
         const int u = u0 + q, c = 128 * u;
-        if (u >= n128) continue; /* the last quad of a row with fewer units: no shuffles follow */
-        uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][4];
+        if (u >= n128) continue; /* the last step of a row with fewer units: no shuffles follow */
+        uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][HC_QRTN_CU_WIDE_W][4]; /* lane slots s .. s + W - 1 */
         HC_CU_UNROLL
-        for (int r = 0; r < R; r++) hc_qrtn_cu_quad_words(bits, row[r] + 4 * G + 16 * bits * u, s, wd[r]);
+        for (int r = 0; r < R; r++) {
+            HC_CU_UNROLL
+            for (int j = 0; j < W; j++) hc_qrtn_cu_quad_words(bits, row[r] + 4 * G + 16 * bits * u, s + j, wd[r][j]);
+        }
         float sf[HC_QRTN_CU_WIDE_MAX_ROWS * HC_QRTN_CU_MAX_TOK], sx[HC_QRTN_CU_MAX_TOK];
         HC_CU_UNROLL
         for (int j = 0; j < R * n_tok; j++) sf[j] = 0.0f;
@@ -343,20 +353,23 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t col
         for (int t = 0; t < n_tok; t++) sx[t] = 0.0f;
         HC_CU_UNROLL
         for (int k = 0; k < 4; k++) {
-            float xs[HC_QRTN_CU_MAX_TOK][4];
             HC_CU_UNROLL
-            for (int t = 0; t < n_tok; t++) {
-                hc_cu_ld_f4(x + (size_t)t * (size_t)cols + (c + 32 * k + 4 * s), xs[t]);
-                sx[t] += (xs[t][0] + xs[t][1]) + (xs[t][2] + xs[t][3]);
-            }
-            HC_CU_UNROLL
-            for (int r = 0; r < R; r++) {
-                uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r], k);
+            for (int j = 0; j < W; j++) {
+                float xs[HC_QRTN_CU_MAX_TOK][4];
                 HC_CU_UNROLL
-                for (int i = 0; i < 4; i++) {
-                    float f = hc_qrtn_cu_byte_f(bits, m, i);
+                for (int t = 0; t < n_tok; t++) {
+                    hc_cu_ld_f4(x + (size_t)t * (size_t)cols + (c + 32 * k + 4 * (s + j)), xs[t]);
+                    sx[t] += (xs[t][0] + xs[t][1]) + (xs[t][2] + xs[t][3]);
+                }
+                HC_CU_UNROLL
+                for (int r = 0; r < R; r++) {
+                    uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r][j], k);
                     HC_CU_UNROLL
-                    for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
+                    for (int i = 0; i < 4; i++) {
+                        float f = hc_qrtn_cu_byte_f(bits, m, i);
+                        HC_CU_UNROLL
+                        for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
+                    }
                 }
             }
             if ((k + 1) & (kpg - 1)) continue;
