@@ -78,7 +78,7 @@ static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, 
 static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, shape s, int reps, size_t cold, double *us,
                             size_t *bytes)
 {
-    hc_tensor t;
+    hc_tensor t = { 0 };
     hc_quant_format *fmt = NULL;
     void *host = NULL, *copy[MAX_COPIES] = { 0 }, *x = NULL, *y = NULL;
     hc_event *e0 = NULL, *e1 = NULL;

@@ -242,7 +242,7 @@ static inline HC_CU_HD int hc_qrtn_cu_wide_rows(int n_tok)
 static inline HC_CU_HD int hc_qrtn_cu_wide_ok(int64_t cols, uintptr_t x) { return cols >= 128 && cols % 32 == 0 && x % 16 == 0; }
 
 /* The words of slot s (0 .. 7) in the 128-unit at u: bits 2: the word of bytes 4 s ..; 3: that and
- * the word of the high parts (bytes 32 + 4 (s % 4) .., shifted to the lane's nibbles); 4: the words
+ * the word of the high parts (bytes 32 + 4 (s % 4) .., shifted to the slot's nibbles); 4: the words
  * of bytes 4 s .. and 32 + 4 s ..; 8: the words of bytes 32 k + 4 s .. for k < 4. */
 static inline HC_CU_HD void hc_qrtn_cu_quad_words(int bits, const uint8_t *u, int s, uint32_t wd[4])
 {
@@ -294,7 +294,7 @@ static inline HC_CU_HD hc_qrtn_cu_dm hc_qrtn_cu_byte_dm(int bits, float d, float
 }
 
 /* Warps per row group of R rows: as hc_qrtn_cu_warps_per_row, the fewest that give
- * HC_QRTN_CU_TARGET_BLOCKS blocks, at most the group's steps (its quads of 128-units and tail units). */
+ * HC_QRTN_CU_TARGET_BLOCKS blocks, at most the group's steps (of 4 W 128-units, then its tail units). */
 static inline HC_CU_HD int hc_qrtn_cu_wide_wpr(int64_t rows, int64_t cols, int R)
 {
     const int U = 4 * HC_QRTN_CU_WIDE_W; /* units a step */
