@@ -359,7 +359,8 @@ static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, in
 }
 
 /* Every type, widths from one run to several per lane (and a partial last round), against the
- * reference; and when the kernel is chosen: runs of 32, 16-byte aligned weights and x. */
+ * reference; and when the kernel is chosen: runs of 32, x 16-byte aligned, the weights as their
+ * loads need. */
 static void test_gemv_runs(void)
 {
     const int64_t ins[] = { 32, 256, 1024 + 96, 2048 };
@@ -389,7 +390,11 @@ static void test_gemv_runs(void)
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 48, 256, 96, 512));    /* not runs of 32 */
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 64, 258, 128, 512));   /* weights not aligned */
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_I8, 64, 256, 64, 512));
-    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* block types are read by bytes */
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* 32-block types are read by bytes */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_K, 256, 258, 144, 512)); /* K-quants by words of 4 bytes ... */
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_K, 256, 260, 144, 512));
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q6_K, 256, 258, 210, 512));  /* ... or of 2 (blocks of an even size) */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q3_K, 256, 257, 110, 512));
 }
 
 /* cublasSgemm (f16 0: f32 A and B) or cublasGemmEx with f16 A and B (f16 1), f32 C, beta 0, by
