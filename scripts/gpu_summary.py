@@ -91,7 +91,8 @@ def gemv_table(by, bw_nom):
     out = ["## GEMV kernels alone (one token; weights cycled beyond the L2)", "",
            "| format | kernel | matrix | MB | us | GB/s | of nominal | f16 time / this |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, g in rows:
-        kernel = "plain" if label == "gemv-plain" else ("-" if g["format"] == "f16" else "wide")
+        packed = g["format"].startswith(("rtn", "gptq"))
+        kernel = "plain" if label == "gemv-plain" else "wide" if packed else "-"
         matrix = "layer (%d)" % g["matrices"] if "matrices" in g else "%dx%d" % (g["rows"], g["cols"])
         vs = "-"
         if f16 and "matrices" in g and g["us"] > 0:

@@ -37,7 +37,8 @@ def main():
         # the GEMVs alone: an 8B layer of f16 (436 MB in 200 us) and W3 (89 MB in 45 us), W3's plain kernel
         ("gemv", [{"format": "f16", "rows": 4096, "cols": 4096, "bytes": 33554432, "us": 12.0, "gbs": 2796.2},
                   {"format": "f16", "matrices": 7, "bytes": 436207616, "us": 200.0, "gbs": 2181.0},
-                  {"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 45.0, "gbs": 1969.0}]),
+                  {"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 45.0, "gbs": 1969.0},
+                  {"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 50.0, "gbs": 2453.7}]),
         ("gemv-plain", [{"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 400.0, "gbs": 221.5}]),
     ]
     with tempfile.TemporaryDirectory() as d:
@@ -72,6 +73,7 @@ def main():
     row("rtn:bits=3,group=128", "| plain |", "layer (7)", "| 222 |", "0.50x")
     row("rtn:bits=3,group=128", "| wide |", "layer (7)", "4.44x")
     row("| f16 | - | 4096x4096 |", "33.6", "2796", "83% of 3350")
+    row("| q4_K | - | layer (7) |", "2454", "4.00x")
     print("gpu_summary targets: ok")
 
 

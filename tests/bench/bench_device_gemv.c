@@ -12,7 +12,8 @@ static const char usage[] =
     "usage: hc-bench-device-gemv [--device NAME] [--plugin-dir DIR] [--format f16|SPEC]... [--shape OUTxIN]...\n"
     "                            [--reps N] [--cold-mib N]\n"
     "Times y = W x for one token on the device (default cuda) with its events: per format (default f16,\n"
-    "rtn:bits=3,group=128 and rtn:bits=4,group=128; SPEC: a quant plugin's, as compress --quant takes it) and\n"
+    "rtn:bits=3,group=128 and rtn:bits=4,group=128; SPEC: a quant plugin's, as compress --quant takes it, or a\n"
+    "GGUF block type such as q4_0, q4_K or q6_K: random blocks, for timing only) and\n"
     "shape (default a Llama-3-8B layer: 4096x4096 and 1024x4096 twice, 14336x4096 twice, 4096x14336),\n"
     "N calls (default 64) in passes of 64 that the device may replay as graphs; the calls cycle through copies\n"
     "of the weights of at least --cold-mib MiB in all (default 256: beyond an H100's 50 MB of L2, so that the\n"
@@ -38,8 +39,18 @@ static float rnd(void)
     return (float)((double)(rng >> 11) / 4503599627370496.0 - 1.0);
 }
 
-/* The weights of `spec` (f16, or a quant plugin's spec) for a rows x cols matrix of random values, in
- * host memory: *t gets dtype, shape, nbytes and qfmt (*fmt, to free), *host the bytes. */
+/* The GGUF block type named `name` (q4_0 .. q8_0, q2_K .. q6_K), or -1. */
+static int block_type(const char *name)
+{
+    for (int t = HC_Q4_0; t <= HC_Q6_K; t++)
+        if (hc_dtype_is_known((hc_dtype)t) && hc_dtype_block_size((hc_dtype)t) > 1 && !strcmp(name, hc_dtype_name((hc_dtype)t)))
+            return t;
+    return -1;
+}
+
+/* The weights of `spec` (f16, a GGUF block type: random blocks, for timing only, or a quant plugin's
+ * spec) for a rows x cols matrix of random values, in host memory: *t gets dtype, shape, nbytes and
+ * qfmt (*fmt, to free), *host the bytes. */
 static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, int64_t cols, hc_tensor *t,
                               hc_quant_format **fmt, void **host)
 {
@@ -50,7 +61,16 @@ static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, 
     *t = (hc_tensor){ .name = spec, .n_dims = 2, .ne = { cols, rows, 1, 1 } };
     hc_status st = HC_OK;
     *host = NULL;
-    if (!strcmp(spec, "f16")) {
+    int bt = block_type(spec);
+    if (bt >= 0) {
+        t->dtype = (hc_dtype)bt;
+        t->nbytes = hc_dtype_row_bytes(t->dtype, cols) * (size_t)rows;
+        uint8_t *h = t->nbytes ? malloc(t->nbytes) : NULL;
+        if (h)
+            for (size_t i = 0; i < t->nbytes; i++) h[i] = (uint8_t)(rnd() * 128.0f + 128.0f);
+        else st = hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory or not whole blocks", spec, (long long)rows, (long long)cols);
+        *host = h;
+    } else if (!strcmp(spec, "f16")) {
         uint16_t *h = malloc(n * sizeof *h);
         if (h)
             for (size_t i = 0; i < n; i++) h[i] = hc_f32_to_f16(w[i]);
