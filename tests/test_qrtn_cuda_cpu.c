@@ -325,13 +325,25 @@ static void test_dequant_rows_grid(void)
                         uint16_t *out16 = malloc((size_t)(n * cols) * sizeof *out16);
                         hc_cu_launch l = hc_qrtn_cu_dequant_geometry(n);
                         check_launch(l);
+                        int *writes = calloc((size_t)(n * cols), sizeof *writes);
                         for (unsigned b = 0; b < l.grid.x; b++)
                             for (unsigned tid = 0; tid < l.block.x; tid++) {
-                                int64_t r = by_ids ? ids[b] : row0 + (int64_t)b;
-                                for (int64_t c = tid; c < cols; c += l.block.x) {
+                                int64_t r = by_ids ? ids[b] : row0 + (int64_t)b, n128 = cols / 128;
+                                for (int64_t j = tid; j < 8 * n128; j += l.block.x) { /* the units' slots */
+                                    float v[16];
+                                    hc_qrtn_cu_dequant_slot(bits, group, cols, w + (size_t)r * rb, j, v);
+                                    for (int e = 0; e < 16; e++) {
+                                        int64_t c = 128 * (j >> 3) + 4 * (j & 7) + 32 * (e >> 2) + (e & 3);
+                                        if (f16) out16[b * cols + c] = hc_cu_f32_to_f16(v[e]);
+                                        else out32[b * cols + c] = v[e];
+                                        writes[b * cols + c]++;
+                                    }
+                                }
+                                for (int64_t c = 128 * n128 + tid; c < cols; c += l.block.x) { /* the tail */
                                     float v = hc_qrtn_cu_elem(bits, group, cols, w + (size_t)r * rb, c);
                                     if (f16) out16[b * cols + c] = hc_cu_f32_to_f16(v);
                                     else out32[b * cols + c] = v;
+                                    writes[b * cols + c]++;
                                 }
                             }
                         int bad = 0;
@@ -340,10 +352,11 @@ static void test_dequant_rows_grid(void)
                             for (int64_t c = 0; c < cols; c++) {
                                 if (f16) bad += out16[b * cols + c] != hc_f32_to_f16(ref[c]);
                                 else bad += memcmp(&out32[b * cols + c], &ref[c], 4) != 0;
+                                bad += writes[b * cols + c] != 1;
                             }
                         }
                         CU_ASSERT_EQUAL(bad, 0);
-                        free(w), free(ref), free(out32), free(out16);
+                        free(w), free(ref), free(out32), free(out16), free(writes);
                     }
 }
 

@@ -105,9 +105,13 @@ static inline HC_CU_HD uint32_t hc_cu_f32_bits(float f)
 #endif
 }
 
-/* f32 -> IEEE binary16, rounded to nearest even (overflow to inf, NaN stays NaN). */
+/* f32 -> IEEE binary16, rounded to nearest even (overflow to inf, NaN stays NaN); on the GPU the
+ * hardware's conversion, which rounds the same way (one instruction instead of a dozen and branches). */
 static inline HC_CU_HD uint16_t hc_cu_f32_to_f16(float f)
 {
+#ifdef __CUDA_ARCH__
+    return __half_as_ushort(__float2half_rn(f));
+#endif
     uint32_t x = hc_cu_f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, man = x & 0x7fffffu;
     if (e == 0xffu) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0u));

@@ -94,7 +94,19 @@ __global__ void qrtn_dequant_kernel(const uint8_t *__restrict__ w, int group, in
     int64_t r = ids ? (int64_t)ids[blockIdx.x] : row0 + (int64_t)blockIdx.x;
     const uint8_t *row = w + (size_t)r * hc_qrtn_cu_row_bytes(BITS, group, cols);
     size_t base = (size_t)blockIdx.x * (size_t)cols;
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const int64_t n128 = cols / 128;
+    for (int64_t j = threadIdx.x; j < 8 * n128; j += blockDim.x) {
+        float v[16];
+        hc_qrtn_cu_dequant_slot(BITS, group, cols, row, j, v);
+        size_t c0 = base + (size_t)(128 * (j >> 3) + 4 * (j & 7));
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            size_t c = c0 + (size_t)(32 * (e >> 2) + (e & 3));
+            if (F16) ((uint16_t *)out)[c] = hc_cu_f32_to_f16(v[e]);
+            else ((float *)out)[c] = v[e];
+        }
+    }
+    for (int64_t c = 128 * n128 + threadIdx.x; c < cols; c += blockDim.x) {
         float v = hc_qrtn_cu_elem(BITS, group, cols, row, c);
         if (F16) ((uint16_t *)out)[base + (size_t)c] = hc_cu_f32_to_f16(v);
         else ((float *)out)[base + (size_t)c] = v;

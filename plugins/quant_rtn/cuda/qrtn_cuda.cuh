@@ -393,8 +393,26 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t col
     for (int r = 0; r < R; r++) hc_qrtn_cu_lane_dot(bits, group, cols, row[r], x, n_tok, n128, wi, wpr, lane, acc + r * n_tok);
 }
 
-/* ---------------- dequant_rows: one block per row, thread k0 writes k0, k0 + threads, ... ---------------- */
+/* ---------------- dequant_rows: one block per row ----------------
+ * Thread k0 takes slots k0, k0 + threads, ... of the row's 128-units (8 a unit, as the wide GEMV's:
+ * hc_qrtn_cu_dequant_slot), then its tail's columns k0, k0 + threads, ... one by one. */
 #define HC_QRTN_CU_DEQ_THREADS 256
+
+/* The 16 elements of slot j (unit j / 8, slot s = j % 8) of a row: v[4 k + i] is column
+ * 128 (j / 8) + 32 k + 4 s + i, d q + m as hc_qrtn_cu_elem computes it (bit for bit). */
+static inline HC_CU_HD void hc_qrtn_cu_dequant_slot(int bits, int group, int64_t cols, const uint8_t *row, int64_t j, float v[16])
+{
+    const int64_t G = hc_qrtn_cu_groups(group, cols), u = j >> 3;
+    const int s = (int)(j & 7), gshift = group == 32 ? 5 : group == 64 ? 6 : 7;
+    uint32_t wd[4];
+    hc_qrtn_cu_quad_words(bits, row + 4 * G + (size_t)(16 * bits) * (size_t)u, s, wd);
+    for (int k = 0; k < 4; k++) {
+        const int64_t g = (128 * u + 32 * k) >> gshift;
+        const float d = hc_cu_f16_to_f32(hc_cu_ld2(row + 2 * g)), m = hc_cu_f16_to_f32(hc_cu_ld2(row + 2 * (G + g)));
+        const uint32_t q = hc_qrtn_cu_quad_bytes(bits, wd, k);
+        for (int i = 0; i < 4; i++) v[4 * k + i] = hc_qrtn_cu_mul_rn(d, (float)((q >> (8 * i)) & 0xffu)) + m;
+    }
+}
 
 static inline HC_CU_HD hc_cu_launch hc_qrtn_cu_dequant_geometry(int n_rows)
 {
