@@ -13,10 +13,9 @@
 # Environment: OUT (results; default gpu-results/), HC_GPU_CHECK_BUDGET_S (an optional step -- the bandwidth
 # probe, the GEMV benchmark, the 8B shape, the extras, the 30B-A3B shape, a failed step's diagnostic
 # rerun -- starts only before this many seconds, else it is skipped and said so; default 300),
-# HC_GPU_CHECK_DEADLINE_S (the optional
-# steps' commands are stopped at this many seconds; default 450: the run, summary included, ends before
-# its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when its name is not in the table below),
-# HC_DEPS_PREFIX (the packages' prefix).
+# HC_GPU_CHECK_DEADLINE_S (the optional steps' commands are stopped at this many seconds; default 450:
+# the run, summary included, ends before its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when
+# its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
 # (limits in section 6), or decode steps fail as CUDA graphs (the run then goes on without them:
