@@ -55,13 +55,13 @@ static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, 
                               hc_quant_format **fmt, void **host)
 {
     size_t n = (size_t)rows * (size_t)cols;
-    float *w = malloc(n * sizeof *w);
-    if (!w) return hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
-    for (size_t i = 0; i < n; i++) w[i] = rnd() * 0.05f;
+    int bt = block_type(spec);
+    float *w = bt < 0 ? malloc(n * sizeof *w) : NULL; /* block types: random bytes, no values */
+    if (bt < 0 && !w) return hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
+    for (size_t i = 0; w && i < n; i++) w[i] = rnd() * 0.05f;
     *t = (hc_tensor){ .name = spec, .n_dims = 2, .ne = { cols, rows, 1, 1 } };
     hc_status st = HC_OK;
     *host = NULL;
-    int bt = block_type(spec);
     if (bt >= 0) {
         t->dtype = (hc_dtype)bt;
         t->nbytes = hc_dtype_row_bytes(t->dtype, cols) * (size_t)rows;
