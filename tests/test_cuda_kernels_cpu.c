@@ -390,10 +390,12 @@ static void test_gemv_runs(void)
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 48, 256, 96, 512));    /* not runs of 32 */
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_F16, 64, 258, 128, 512));   /* weights not aligned */
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_I8, 64, 256, 64, 512));
-    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* 32-block types are read by bytes */
-    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_K, 256, 258, 144, 512)); /* K-quants by words of 4 bytes ... */
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_0, 64, 258, 36, 512));    /* block types by words of 2 bytes ... */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_0, 64, 257, 36, 512));
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_1, 64, 258, 40, 512));   /* ... or of 4 */
+    CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q4_K, 256, 258, 144, 512));
     CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q4_K, 256, 260, 144, 512));
-    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q6_K, 256, 258, 210, 512));  /* ... or of 2 (blocks of an even size) */
+    CU_ASSERT(hc_cu_gemv_runs_ok(HC_Q6_K, 256, 258, 210, 512));  /* blocks of an even size: words of 2 */
     CU_ASSERT(!hc_cu_gemv_runs_ok(HC_Q3_K, 256, 257, 110, 512));
 }
 

@@ -258,20 +258,25 @@ static inline HC_CU_HD float hc_cu_gemv_lane_partial(int t, const uint8_t *row, 
     return s;
 }
 
-/* ---- a run of 32 elements of a K-quant (a sub-block of Q4_K / Q5_K, two scale groups of the others)
- * as codes in bytes: element 4 n + i is byte i of q[n], a code c in 0 .. 63, and the weight is
- * D[h] f + M[h] with f = 1/2 + c 2^-8 (the code put into the mantissa of 1/2 by one byte permute:
- * hc_cu_code_f) for the half h = (4 n + i) / 16. The words are read 4 bytes (Q2_K, Q4_K, Q5_K) or 2
- * (Q3_K, Q6_K: blocks of an even size) at a time: hc_cu_k_align. ---- */
-typedef struct hc_cu_k_run {
+/* ---- a run of 32 elements of a block type but Q8_0 (a block of Q4_0 .. Q5_1, a sub-block of Q4_K /
+ * Q5_K, two scale groups of the other K-quants) as codes in bytes: element 4 n + i is byte i of q[n],
+ * a code c below 64, and the weight is D[h] f + M[h] for the half h = (4 n + i) / 16, with
+ * f = 1/2 + c 2^-8, the code put into the mantissa of 1/2 by one byte permute (hc_cu_code_f). The
+ * words are read 4 bytes at a time, or 2 where the blocks' size is only even (hc_cu_run_align).
+ * Q8_0's full bytes would need 1/2 + c 2^-16, whose D sum(f x) + M sum(x) cancels about 8 of f32's 24
+ * bits: it stays element by element (5 instructions a weight, a third of its budget). ---- */
+typedef struct hc_cu_run_codes {
     uint32_t q[8];
     float D[2], M[2];
-} hc_cu_k_run;
+} hc_cu_run_codes;
 
-static inline HC_CU_HD int hc_cu_k_align(int t) { return t == HC_Q3_K || t == HC_Q6_K ? 2 : 4; }
+static inline HC_CU_HD int hc_cu_run_align(int t)
+{
+    return t == HC_Q4_0 || t == HC_Q5_0 || t == HC_Q8_0 || t == HC_Q3_K || t == HC_Q6_K ? 2 : 4;
+}
 
 /* The word of 4 bytes at p, read as 4 (align 4) or 2 bytes at a time. */
-static inline HC_CU_HD uint32_t hc_cu_k_word(const uint8_t *p, int align)
+static inline HC_CU_HD uint32_t hc_cu_run_word(const uint8_t *p, int align)
 {
     return align == 4 ? hc_cu_ld4(p) : hc_cu_ld2(p) | hc_cu_ld2(p + 2) << 16;
 }
@@ -282,18 +287,34 @@ static inline HC_CU_HD float hc_cu_code_f(uint32_t m, int i)
     return hc_cu_bits_f32(hc_cu_byte_perm(m, 0x3f000000u, 0x7054u | (uint32_t)i << 8));
 }
 
-/* Run jb (0 .. 7: elements 32 jb ..) of the K-quant super-block blk of type t; the layouts are
- * those of the element readers above. With D = 2^8 d s and M = -2^7 d s + m for a weight d s c + m,
- * D f + M = d s c + m. */
-static inline HC_CU_HD void hc_cu_k_run_decode(int t, const uint8_t *blk, int jb, hc_cu_k_run *r)
+/* Bits 0 .. 3 of b as bit 4 of bytes 0 .. 3 (Q5_0 / Q5_1's fifth bits). */
+static inline HC_CU_HD uint32_t hc_cu_bits_to_bytes(uint32_t b) { return ((b & 0xfu) * 0x00204081u & 0x01010101u) << 4; }
+
+/* Run jb (elements 32 jb ..; 0 for the 32-block types) of the block blk of type t (not Q8_0), in the
+ * layouts of the element readers above. With a weight sc c + mn, D = 2^8 sc and M = mn - 2^7 sc, so
+ * that D f + M = sc c + mn. */
+static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, hc_cu_run_codes *r)
 {
-    const int al = hc_cu_k_align(t);
-    float sc[2], mn[2] = { 0.0f, 0.0f }; /* the weight of code c: sc c + mn, per half */
+    const int al = hc_cu_run_align(t);
+    float sc[2], mn[2];
     switch (t) {
+    case HC_Q4_0: case HC_Q4_1: case HC_Q5_0: case HC_Q5_1: { /* low nibbles: elements 0 .. 15, high: 16 .. 31 */
+        const int has_m = t == HC_Q4_1 || t == HC_Q5_1, five = t == HC_Q5_0 || t == HC_Q5_1;
+        const uint8_t *qs = blk + 2 + 2 * has_m + 4 * five;
+        uint32_t qh = five ? hc_cu_run_word(blk + 2 + 2 * has_m, al) : 0;
+        for (int n = 0; n < 4; n++) {
+            uint32_t w = hc_cu_run_word(qs + 4 * n, al);
+            r->q[n] = (w & 0x0f0f0f0fu) | (five ? hc_cu_bits_to_bytes(qh >> (4 * n)) : 0);
+            r->q[4 + n] = ((w >> 4) & 0x0f0f0f0fu) | (five ? hc_cu_bits_to_bytes(qh >> (16 + 4 * n)) : 0);
+        }
+        sc[0] = sc[1] = hc_cu_f16_to_f32(hc_cu_ld2(blk));
+        mn[0] = mn[1] = has_m ? hc_cu_f16_to_f32(hc_cu_ld2(blk + 2)) : (five ? -16.0f : -8.0f) * sc[0];
+        break;
+    }
     case HC_Q2_K: { /* qs[32 h + l] >> 2 s, scale / min nibbles of scales[8 h + 2 s + half] */
         int h = jb >> 2, sh = 2 * (jb & 3);
         float d = hc_cu_f16_to_f32(hc_cu_ld2(blk + 80)), dmin = hc_cu_f16_to_f32(hc_cu_ld2(blk + 82));
-        for (int n = 0; n < 8; n++) r->q[n] = (hc_cu_k_word(blk + 16 + 32 * h + 4 * n, al) >> sh) & 0x03030303u;
+        for (int n = 0; n < 8; n++) r->q[n] = (hc_cu_run_word(blk + 16 + 32 * h + 4 * n, al) >> sh) & 0x03030303u;
         for (int k = 0; k < 2; k++) {
             uint32_t b = blk[8 * h + (jb & 3) * 2 + k];
             sc[k] = d * (float)(b & 0xfu);
@@ -305,8 +326,8 @@ static inline HC_CU_HD void hc_cu_k_run_decode(int t, const uint8_t *blk, int jb
         int h = jb >> 2, s = jb & 3;
         float d = hc_cu_f16_to_f32(hc_cu_ld2(blk + 108));
         for (int n = 0; n < 8; n++)
-            r->q[n] = ((hc_cu_k_word(blk + 32 + 32 * h + 4 * n, al) >> (2 * s)) & 0x03030303u) |
-                      (((hc_cu_k_word(blk + 4 * n, al) >> (4 * h + s)) & 0x01010101u) << 2);
+            r->q[n] = ((hc_cu_run_word(blk + 32 + 32 * h + 4 * n, al) >> (2 * s)) & 0x03030303u) |
+                      (((hc_cu_run_word(blk + 4 * n, al) >> (4 * h + s)) & 0x01010101u) << 2);
         for (int k = 0; k < 2; k++) {
             sc[k] = d * (float)hc_cu_q3_k_scale(blk + 96, 8 * h + 2 * s + k);
             mn[k] = -4.0f * sc[k];
@@ -319,8 +340,8 @@ static inline HC_CU_HD void hc_cu_k_run_decode(int t, const uint8_t *blk, int jb
         float d = hc_cu_f16_to_f32(hc_cu_ld2(blk)), dmin = hc_cu_f16_to_f32(hc_cu_ld2(blk + 2));
         const uint8_t *qs = blk + (t == HC_Q4_K ? 16 : 48) + 32 * i;
         for (int n = 0; n < 8; n++) {
-            r->q[n] = (hc_cu_k_word(qs + 4 * n, al) >> (4 * upper)) & 0x0f0f0f0fu;
-            if (t == HC_Q5_K) r->q[n] |= ((hc_cu_k_word(blk + 16 + 4 * n, al) >> jb) & 0x01010101u) << 4;
+            r->q[n] = (hc_cu_run_word(qs + 4 * n, al) >> (4 * upper)) & 0x0f0f0f0fu;
+            if (t == HC_Q5_K) r->q[n] |= ((hc_cu_run_word(blk + 16 + 4 * n, al) >> jb) & 0x01010101u) << 4;
         }
         sc[0] = sc[1] = d * (float)s6;
         mn[0] = mn[1] = -dmin * (float)m6;
@@ -330,8 +351,8 @@ static inline HC_CU_HD void hc_cu_k_run_decode(int t, const uint8_t *blk, int jb
         int h = jb >> 2, k = jb & 3;
         float d = hc_cu_f16_to_f32(hc_cu_ld2(blk + 208));
         for (int n = 0; n < 8; n++)
-            r->q[n] = ((hc_cu_k_word(blk + 64 * h + 32 * (k & 1) + 4 * n, al) >> (4 * (k >> 1))) & 0x0f0f0f0fu) |
-                      (((hc_cu_k_word(blk + 128 + 32 * h + 4 * n, al) >> (2 * k)) & 0x03030303u) << 4);
+            r->q[n] = ((hc_cu_run_word(blk + 64 * h + 32 * (k & 1) + 4 * n, al) >> (4 * (k >> 1))) & 0x0f0f0f0fu) |
+                      (((hc_cu_run_word(blk + 128 + 32 * h + 4 * n, al) >> (2 * k)) & 0x03030303u) << 4);
         for (int p = 0; p < 2; p++) {
             sc[p] = d * (float)(int8_t)blk[192 + 8 * h + p + 2 * k];
             mn[p] = -32.0f * sc[p];
@@ -356,15 +377,15 @@ static inline HC_CU_HD void hc_cu_k_run_decode(int t, const uint8_t *blk, int jb
 
 static inline HC_CU_HD int hc_cu_gemv_runs_ok(int t, int64_t in, uintptr_t w, size_t row_bytes, uintptr_t x)
 {
-    /* the 32-block types read their weights by bytes, the K-quants by words of 4 or 2 bytes
-       (hc_cu_k_align), plain types every row by 16 bytes */
-    size_t al = hc_cu_block_elems(t) == HC_CU_QK ? (size_t)hc_cu_k_align(t) : hc_cu_block_elems(t) > 1 ? 1 : 16;
+    /* block types read their weights by words of 4 or 2 bytes (hc_cu_run_align), plain types every
+       row by 16 bytes */
+    size_t al = hc_cu_block_elems(t) > 1 ? (size_t)hc_cu_run_align(t) : 16;
     return hc_cu_dtype_supported(t) && in > 0 && in % HC_CU_RUN == 0 && x % 16 == 0 && w % al == 0 && row_bytes % al == 0;
 }
 
-/* sum_j W[32 r + j] x[32 r + j] over the run r of a row of block type t: a K-quant's run decoded to
- * codes in bytes (hc_cu_k_run_decode) and a float a code by a byte permute, per half D sum(f x) +
- * M sum(x); the 32-block types element by element. */
+/* sum_j W[32 r + j] x[32 r + j] over the run r of a row of block type t: the run decoded to codes in
+ * bytes (hc_cu_run_decode), a float a code by a byte permute, per half D sum(f x) + M sum(x); Q8_0
+ * element by element. */
 static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const float *x, int64_t r)
 {
     float xs[HC_CU_RUN], s = 0.0f;
@@ -372,22 +393,21 @@ static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const floa
     const int be = hc_cu_block_elems(t);
     int64_t k0 = HC_CU_RUN * r;
     const uint8_t *blk = row + (size_t)(k0 / be) * (size_t)hc_cu_block_bytes(t);
-    int j0 = (int)(k0 % be);
-    if (be == HC_CU_QK) {
-        hc_cu_k_run run;
-        hc_cu_k_run_decode(t, blk, j0 / HC_CU_RUN, &run);
-        for (int h = 0; h < 2; h++) {
-            float sf = 0.0f, sx = 0.0f;
-            for (int n = 4 * h; n < 4 * h + 4; n++)
-                for (int i = 0; i < 4; i++) {
-                    sf = fmaf(hc_cu_code_f(run.q[n], i), xs[4 * n + i], sf);
-                    sx += xs[4 * n + i];
-                }
-            s = fmaf(run.D[h], sf, fmaf(run.M[h], sx, s));
-        }
+    if (t == HC_Q8_0) {
+        for (int j = 0; j < HC_CU_RUN; j++) s += hc_cu_q8_0_elem(blk, j) * xs[j];
         return s;
     }
-    for (int j = 0; j < HC_CU_RUN; j++) s += hc_cu_blk_elem(t, blk, j0 + j) * xs[j];
+    hc_cu_run_codes run;
+    hc_cu_run_decode(t, blk, (int)(k0 % be) / HC_CU_RUN, &run);
+    for (int h = 0; h < 2; h++) {
+        float sf = 0.0f, sx = 0.0f;
+        for (int n = 4 * h; n < 4 * h + 4; n++)
+            for (int i = 0; i < 4; i++) {
+                sf = fmaf(hc_cu_code_f(run.q[n], i), xs[4 * n + i], sf);
+                sx += xs[4 * n + i];
+            }
+        s = fmaf(run.D[h], sf, fmaf(run.M[h], sx, s));
+    }
     return s;
 }
 
