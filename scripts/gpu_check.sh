@@ -401,7 +401,7 @@ fi
 # weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets at the kernels' level; the dry run on
 # the cpu device with small shapes
 gemv_opts=()
-[ "$dry" = 1 ] && gemv_opts=(--device cpu --shape 256x512 --shape 64x1024 --cold-mib 1 --reps 8)
+[ "$dry" = 1 ] && gemv_opts=(--device cpu --shape 256x512 --shape 64x1024 --cold-mib 1 --busy-mib 1 --reps 8)
 gemv() { # label, options...: one JSON array of the tool's lines
   local label=$1 res
   shift

@@ -10,19 +10,27 @@
 
 static const char usage[] =
     "usage: hc-bench-device-gemv [--device NAME] [--plugin-dir DIR] [--format f16|SPEC]... [--shape OUTxIN]...\n"
-    "                            [--reps N] [--cold-mib N]\n"
+    "                            [--reps N] [--cold-mib N] [--busy-mib N]\n"
     "Times y = W x for one token on the device (default cuda) with its events: per format (default f16,\n"
     "rtn:bits=3,group=128 and rtn:bits=4,group=128; SPEC: a quant plugin's, as compress --quant takes it, or a\n"
     "GGUF block type such as q4_0, q4_K or q6_K: random blocks, for timing only) and\n"
     "shape (default a Llama-3-8B layer: 4096x4096 and 1024x4096 twice, 14336x4096 twice, 4096x14336),\n"
-    "N calls (default 64) in passes of 64 that the device may replay as graphs; the calls cycle through copies\n"
-    "of the weights of at least --cold-mib MiB in all (default 256: beyond an H100's 50 MB of L2, so that the\n"
-    "weights come from memory, as in decode). One JSON line per shape, then one per format: its matrices'\n"
+    "N calls (default 64) in passes of 32, each queued behind a device-to-device copy of --busy-mib MiB\n"
+    "(default 512) so that the device reaches the pass only once the host has queued it: the events time the\n"
+    "kernels, not the host's launches. The calls cycle through copies of the weights of at least --cold-mib MiB\n"
+    "in all (default 256: beyond an H100's 50 MB of L2, so that the weights come from memory, as in decode).\n"
+    "One JSON line per shape, then one per format: its matrices'\n"
     "bytes over their time (the default's shapes counted as often as the layer has them).\n";
 
 #define MAX_ITEMS 16
-#define PASS_OPS 64
+#define PASS_OPS 32
 #define MAX_COPIES 64
+
+/* The copy each timed pass is queued behind (n 0: none). */
+typedef struct busy_copy {
+    void *a, *b;
+    size_t n;
+} busy_copy;
 
 typedef struct shape {
     int64_t out, in;
@@ -95,8 +103,8 @@ static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, 
 }
 
 /* One format at one shape: *us per call and the bytes a call reads. */
-static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, shape s, int reps, size_t cold, double *us,
-                            size_t *bytes)
+static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, shape s, int reps, size_t cold,
+                            const busy_copy *busy, double *us, size_t *bytes)
 {
     hc_tensor t = { 0 };
     hc_quant_format *fmt = NULL;
@@ -120,26 +128,26 @@ static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, sh
     if (st == HC_OK) st = d->ops->alloc(d, (size_t)s.out * sizeof(float), &y);
     if (st == HC_OK) st = d->ops->event_create(d, &e0);
     if (st == HC_OK) st = d->ops->event_create(d, &e1);
-    /* passes of PASS_OPS calls; the first (a warm-up: graphs recorded) untimed */
+    /* passes of PASS_OPS calls, the first a warm-up; each timed one queued behind the busy copy and
+       timed by its own events */
     int passes = (reps + PASS_OPS - 1) / PASS_OPS, calls = 0, seq = 0;
+    double ns = 0;
     for (int p = -1; p < passes && st == HC_OK; p++) {
-        if (p == 0) st = d->ops->event_record(d, e0);
-        if (st == HC_OK && d->ops->graph_step) st = d->ops->graph_step(d, 1);
+        if (p >= 0 && busy->n) st = d->ops->copy(d, busy->b, busy->a, busy->n);
+        if (st == HC_OK && p >= 0) st = d->ops->event_record(d, e0);
         for (int i = 0; i < PASS_OPS && st == HC_OK; i++) {
             t.data = copy[seq++ % n_copies];
             st = d->ops->matmul(d, &t, x, y, 1);
-            calls += p >= 0;
         }
-        if (d->ops->graph_step) {
-            hc_status st2 = d->ops->graph_step(d, 0);
-            if (st == HC_OK) st = st2;
-        }
+        if (st != HC_OK || p < 0) continue;
+        uint64_t pass_ns = 0;
+        st = d->ops->event_record(d, e1);
+        if (st == HC_OK) st = d->ops->synchronize(d);
+        if (st == HC_OK) st = d->ops->event_elapsed(d, e0, e1, &pass_ns);
+        ns += (double)pass_ns;
+        calls += PASS_OPS;
     }
-    uint64_t ns = 0;
-    if (st == HC_OK) st = d->ops->event_record(d, e1);
-    if (st == HC_OK) st = d->ops->synchronize(d);
-    if (st == HC_OK) st = d->ops->event_elapsed(d, e0, e1, &ns);
-    *us = calls ? (double)ns / 1e3 / calls : 0.0;
+    *us = calls ? ns / 1e3 / calls : 0.0;
     *bytes = t.nbytes;
     if (e0) d->ops->event_destroy(d, e0);
     if (e1) d->ops->event_destroy(d, e1);
@@ -166,7 +174,7 @@ int main(int argc, char **argv)
     const char *device = "cuda", *plugin_dir = NULL, *formats[MAX_ITEMS];
     shape shapes[MAX_ITEMS];
     int n_formats = 0, n_shapes = 0, reps = 64;
-    long cold_mib = 256;
+    long cold_mib = 256, busy_mib = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -185,9 +193,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--shape") && n_shapes < MAX_ITEMS && parse_shape(v, &shapes[n_shapes])) n_shapes++;
         else if (!strcmp(a, "--reps") && (reps = (int)strtol(v, &end, 10)) >= 1 && reps <= 100000 && !*end) continue;
         else if (!strcmp(a, "--cold-mib") && (cold_mib = strtol(v, &end, 10)) >= 0 && cold_mib <= 65536 && !*end) continue;
+        else if (!strcmp(a, "--busy-mib") && (busy_mib = strtol(v, &end, 10)) >= 0 && busy_mib <= 65536 && !*end) continue;
         else {
             fprintf(stderr, "hc-bench-device-gemv: bad option %s %s (at most %d formats and shapes; shapes as OUTxIN, "
-                            "reps 1..100000, cold-mib 0..65536)\n%s", a, v, MAX_ITEMS, usage);
+                            "reps 1..100000, cold-mib and busy-mib 0..65536)\n%s", a, v, MAX_ITEMS, usage);
             return 2;
         }
     }
@@ -207,6 +216,9 @@ int main(int argc, char **argv)
     hc_status st = hc_bench_registry(plugin_dir, &reg);
     if (st == HC_OK) st = hc_bench_device(reg, device, 1, &d);
     if (st == HC_OK && !d->ops->event_elapsed) st = hc_error(HC_E_UNSUPPORTED, "device '%s' has no event timing", device);
+    busy_copy busy = { NULL, NULL, (size_t)busy_mib << 20 };
+    if (st == HC_OK && busy.n) st = d->ops->alloc(d, busy.n, &busy.a);
+    if (st == HC_OK && busy.n) st = d->ops->alloc(d, busy.n, &busy.b);
     int n_matrices = 0;
     for (int k = 0; k < n_shapes; k++) n_matrices += shapes[k].times;
     for (int f = 0; f < n_formats && st == HC_OK; f++) {
@@ -215,7 +227,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < n_shapes && st == HC_OK; k++) {
             double us = 0;
             size_t bytes = 0;
-            st = time_shape(d, reg, formats[f], shapes[k], reps, (size_t)cold_mib << 20, &us, &bytes);
+            st = time_shape(d, reg, formats[f], shapes[k], reps, (size_t)cold_mib << 20, &busy, &us, &bytes);
             if (st != HC_OK) break;
             us_all += us * shapes[k].times;
             bytes_all += bytes * (size_t)shapes[k].times;
@@ -229,7 +241,11 @@ int main(int argc, char **argv)
         else st = hc_error_context(st, "format %s: ", formats[f]);
     }
     if (st != HC_OK) fprintf(stderr, "hc-bench-device-gemv: %s\n", hc_last_error());
-    if (d) d->ops->destroy(d);
+    if (d) {
+        d->ops->free(d, busy.a);
+        d->ops->free(d, busy.b);
+        d->ops->destroy(d);
+    }
     hc_registry_free(reg);
     return st == HC_OK ? 0 : 1;
 }
