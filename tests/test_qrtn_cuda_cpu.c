@@ -259,7 +259,7 @@ static void test_quad_codes(void)
                     for (int i = 0; i < 4; i++) {
                         uint32_t q = hc_qrtn_cu_code_at(bits, 128, unit, 32 * k + 4 * s + i);
                         bad += ((m >> (8 * i)) & 0xffu) != q;
-                        bad += hc_qrtn_cu_byte_f(bits, m, i) != 0.5f + (float)q / (bits == 8 ? 65536.0f : 256.0f);
+                        bad += hc_cu_byte_f(m, i, bits == 8) != 0.5f + (float)q / (bits == 8 ? 65536.0f : 256.0f);
                     }
                 }
             }
@@ -268,7 +268,7 @@ static void test_quad_codes(void)
         for (uint32_t q = 0; q < (1u << bits); q++) { /* D f + M = d q + m, to rounding */
             const float d = 0.0123f, m = -0.75f;
             hc_qrtn_cu_dm dm = hc_qrtn_cu_byte_dm(bits, d, m);
-            double got = (double)dm.D * hc_qrtn_cu_byte_f(bits, q << 16, 2) + dm.M, want = (double)d * q + m;
+            double got = (double)dm.D * hc_cu_byte_f(q << 16, 2, bits == 8) + dm.M, want = (double)d * q + m;
             CU_ASSERT(fabs(got - want) <= 1e-6 * (fabs(want) + 1.0) * (bits == 8 ? 64 : 1));
         }
     }

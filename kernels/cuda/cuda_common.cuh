@@ -196,6 +196,15 @@ static inline HC_CU_HD uint32_t hc_cu_byte_perm(uint32_t x, uint32_t y, uint32_t
 #endif
 }
 
+/* Byte i of m (a code c) as the float 1/2 + c 2^-8 (c below 128), or with `full` 1/2 + c 2^-16 (any
+ * byte): the byte moved into the mantissa of 1/2, one byte permute on the GPU (the float's bytes, low to
+ * high: 0, 0, c, 0x3f; full: 0, c, 0, 0x3f). A weight s c + o is then D f + M with D = 2^8 s and
+ * M = o - 2^7 s (full: 2^16 and 2^15), which the quantized GEMVs sum as D sum(f x) + M sum(x). */
+static inline HC_CU_HD float hc_cu_byte_f(uint32_t m, int i, int full)
+{
+    return hc_cu_bits_f32(hc_cu_byte_perm(m, 0x3f000000u, full ? 0x7604u | (uint32_t)i << 4 : 0x7054u | (uint32_t)i << 8));
+}
+
 /* Four floats at p (16-byte aligned), in one load on the GPU. */
 static inline HC_CU_HD void hc_cu_ld_f4(const float *p, float v[4])
 {

@@ -261,7 +261,7 @@ static inline HC_CU_HD float hc_cu_gemv_lane_partial(int t, const uint8_t *row, 
 /* ---- a run of 32 elements of a block type but Q8_0 (a block of Q4_0 .. Q5_1, a sub-block of Q4_K /
  * Q5_K, two scale groups of the other K-quants) as codes in bytes: element 4 n + i is byte i of q[n],
  * a code c below 64, and the weight is D[h] f + M[h] for the half h = (4 n + i) / 16, with
- * f = 1/2 + c 2^-8, the code put into the mantissa of 1/2 by one byte permute (hc_cu_code_f). The
+ * f = 1/2 + c 2^-8, the code put into the mantissa of 1/2 by one byte permute (hc_cu_byte_f). The
  * words are read 4 bytes at a time, or 2 where the blocks' size is only even (hc_cu_run_align).
  * Q8_0's full bytes would need 1/2 + c 2^-16, whose D sum(f x) + M sum(x) cancels about 8 of f32's 24
  * bits: it stays element by element (5 instructions a weight, a third of its budget). ---- */
@@ -279,12 +279,6 @@ static inline HC_CU_HD int hc_cu_run_align(int t)
 static inline HC_CU_HD uint32_t hc_cu_run_word(const uint8_t *p, int align)
 {
     return align == 4 ? hc_cu_ld4(p) : hc_cu_ld2(p) | hc_cu_ld2(p + 2) << 16;
-}
-
-/* Byte i of m as the float 1/2 + byte 2^-8 (a byte below 128). */
-static inline HC_CU_HD float hc_cu_code_f(uint32_t m, int i)
-{
-    return hc_cu_bits_f32(hc_cu_byte_perm(m, 0x3f000000u, 0x7054u | (uint32_t)i << 8));
 }
 
 /* Bits 0 .. 3 of b as bit 4 of bytes 0 .. 3 (Q5_0 / Q5_1's fifth bits). */
@@ -403,7 +397,7 @@ static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const floa
         float sf = 0.0f, sx = 0.0f;
         for (int n = 4 * h; n < 4 * h + 4; n++)
             for (int i = 0; i < 4; i++) {
-                sf = fmaf(hc_cu_code_f(run.q[n], i), xs[4 * n + i], sf);
+                sf = fmaf(hc_cu_byte_f(run.q[n], i, 0), xs[4 * n + i], sf);
                 sx += xs[4 * n + i];
             }
         s = fmaf(run.D[h], sf, fmaf(run.M[h], sx, s));

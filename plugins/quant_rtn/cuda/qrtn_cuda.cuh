@@ -276,17 +276,9 @@ static inline HC_CU_HD uint32_t hc_qrtn_cu_quad_bytes(int bits, const uint32_t w
     }
 }
 
-/* Byte i of m (a code q) as a float f = 1/2 + q 2^-8 (bits 8: 1/2 + q 2^-16): the byte moved into the
- * mantissa of 1/2, one byte permute on the GPU. With D = 2^8 d and M = m - 2^7 d (2^16 and 2^15 for
- * bits 8: hc_qrtn_cu_byte_dm), the weight d q + m is D f + M. In D sum(f x) + M sum(x) the 2^7 d sum(x)
- * parts cancel: a few bits of f32's 24 for codes of 2 to 4 bits, about 8 for 8 (sums then good to
- * about 2^-16 of sum |w x|, which the tests' bounds take). */
-static inline HC_CU_HD float hc_qrtn_cu_byte_f(int bits, uint32_t m, int i)
-{
-    /* the float's bytes, low to high: 0, 0, byte i of m, 0x3f (bits 8: 0, byte i of m, 0, 0x3f) */
-    return hc_cu_bits_f32(hc_cu_byte_perm(m, 0x3f000000u, bits == 8 ? 0x7604u | (uint32_t)i << 4 : 0x7054u | (uint32_t)i << 8));
-}
-
+/* D and M of a group for the codes' floats (hc_cu_byte_f, full for bits 8): the weight d q + m is
+ * D f + M. In D sum(f x) + M sum(x) the 2^7 d sum(x) parts cancel: a few bits of f32's 24 for codes of
+ * 2 to 4 bits, about 8 for 8 (sums then good to about 2^-16 of sum |w x|, which the tests' bounds take). */
 static inline HC_CU_HD hc_qrtn_cu_dm hc_qrtn_cu_byte_dm(int bits, float d, float m)
 {
     hc_qrtn_cu_dm r;
@@ -368,7 +360,7 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t col
                     uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r][j], k);
                     HC_CU_UNROLL
                     for (int i = 0; i < 4; i++) {
-                        float f = hc_qrtn_cu_byte_f(bits, m, i);
+                        float f = hc_cu_byte_f(m, i, bits == 8);
                         HC_CU_UNROLL
                         for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
                     }
