@@ -7,13 +7,14 @@
 #include "device_open.h"
 #include "hc/hc_quant.h"
 #include "quant_format.h"
+#include "weights_fixture.h"
 
 static const char usage[] =
     "usage: hc-bench-device-gemv [--device NAME] [--plugin-dir DIR] [--format f16|SPEC]... [--shape OUTxIN]...\n"
     "                            [--reps N] [--cold-mib N] [--busy-mib N]\n"
     "Times y = W x for one token on the device (default cuda) with its events: per format (default f16,\n"
     "rtn:bits=3,group=128 and rtn:bits=4,group=128; SPEC: a quant plugin's, as compress --quant takes it, or a\n"
-    "GGUF block type such as q4_0, q4_K or q6_K: random blocks, for timing only) and\n"
+    "standard type such as q4_0, q4_K or q6_K: random blocks, for timing only) and\n"
     "shape (default a Llama-3-8B layer: 4096x4096 and 1024x4096 twice, 14336x4096 twice, 4096x14336),\n"
     "N calls (default 64) in passes of 32, each queued behind a device-to-device copy of --busy-mib MiB\n"
     "(default 512) so that the device reaches the pass only once the host has queued it: the events time the\n"
@@ -37,67 +38,46 @@ typedef struct shape {
     int times;          /* the shape's matrices in the layer (the per-format line counts each) */
 } shape;
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t rng = 0x9e3779b97f4a7c15ull; /* the weights fixture's xorshift state */
 
-static float rnd(void)
+/* The standard type named `name` (f16, q4_0 .. q6_K, ...), or -1. */
+static int type_named(const char *name)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 4503599627370496.0 - 1.0);
-}
-
-/* The GGUF block type named `name` (q4_0 .. q8_0, q2_K .. q6_K), or -1. */
-static int block_type(const char *name)
-{
-    for (int t = HC_Q4_0; t <= HC_Q6_K; t++)
-        if (hc_dtype_is_known((hc_dtype)t) && hc_dtype_block_size((hc_dtype)t) > 1 && !strcmp(name, hc_dtype_name((hc_dtype)t)))
-            return t;
+    for (int t = 0; t <= HC_Q6_K; t++)
+        if (hc_dtype_is_known((hc_dtype)t) && !strcmp(name, hc_dtype_name((hc_dtype)t))) return t;
     return -1;
 }
 
-/* The weights of `spec` (f16, a GGUF block type: random blocks, for timing only, or a quant plugin's
- * spec) for a rows x cols matrix of random values, in host memory: *t gets dtype, shape, nbytes and
- * qfmt (*fmt, to free), *host the bytes. */
+/* The weights of `spec` for a rows x cols matrix, in host memory: a standard type's random weights
+ * (tests/weights_fixture.c: finite scales; the kernels' speed does not depend on the values), or a
+ * quant plugin's spec quantizing random values. *t gets dtype, shape, nbytes and qfmt (*fmt, to free),
+ * *host the bytes. */
 static hc_status make_weights(hc_registry *reg, const char *spec, int64_t rows, int64_t cols, hc_tensor *t,
                               hc_quant_format **fmt, void **host)
 {
-    size_t n = (size_t)rows * (size_t)cols;
-    int bt = block_type(spec);
-    float *w = bt < 0 ? malloc(n * sizeof *w) : NULL; /* block types: random bytes, no values */
-    if (bt < 0 && !w) return hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
-    for (size_t i = 0; w && i < n; i++) w[i] = rnd() * 0.05f;
     *t = (hc_tensor){ .name = spec, .n_dims = 2, .ne = { cols, rows, 1, 1 } };
-    hc_status st = HC_OK;
     *host = NULL;
-    if (bt >= 0) {
-        t->dtype = (hc_dtype)bt;
-        t->nbytes = hc_dtype_row_bytes(t->dtype, cols) * (size_t)rows;
-        uint8_t *h = t->nbytes ? malloc(t->nbytes) : NULL;
-        if (h)
-            for (size_t i = 0; i < t->nbytes; i++) h[i] = (uint8_t)(rnd() * 128.0f + 128.0f);
-        else st = hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory or not whole blocks", spec, (long long)rows, (long long)cols);
-        *host = h;
-    } else if (!strcmp(spec, "f16")) {
-        uint16_t *h = malloc(n * sizeof *h);
-        if (h)
-            for (size_t i = 0; i < n; i++) h[i] = hc_f32_to_f16(w[i]);
-        else st = hc_error(HC_E_NOMEM, "f16 weights: out of memory");
-        t->dtype = HC_F16;
-        t->nbytes = n * sizeof *h;
-        *host = h;
-    } else {
-        st = hc_quant_format_create(reg, spec, fmt);
-        if (st == HC_OK) st = (*fmt)->ops->check_shape((*fmt)->params, rows, cols);
-        if (st == HC_OK) {
-            t->dtype = HC_PACKED;
-            t->qfmt = *fmt;
-            t->nbytes = (*fmt)->ops->packed_bytes((*fmt)->params, rows, cols);
-            *host = malloc(t->nbytes);
-            if (!*host) st = hc_error(HC_E_NOMEM, "%s weights: out of memory", spec);
-        }
-        if (st == HC_OK) st = (*fmt)->ops->quantize((*fmt)->params, w, rows, cols, NULL, *host);
+    size_t bytes = 0;
+    int ty = type_named(spec);
+    if (ty >= 0) {
+        t->dtype = (hc_dtype)ty;
+        if (!hc_dtype_row_bytes(t->dtype, cols))
+            return hc_error(HC_E_ARG, "%s %lldx%lld: not whole blocks", spec, (long long)rows, (long long)cols);
+        *host = hc_test_weights(t->dtype, rows, cols, &t->nbytes, &rng);
+        return *host ? HC_OK : hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
     }
+    float *w = (float *)hc_test_weights(HC_F32, rows, cols, &bytes, &rng);
+    if (!w) return hc_error(HC_E_NOMEM, "%s %lldx%lld: out of memory", spec, (long long)rows, (long long)cols);
+    hc_status st = hc_quant_format_create(reg, spec, fmt);
+    if (st == HC_OK) st = (*fmt)->ops->check_shape((*fmt)->params, rows, cols);
+    if (st == HC_OK) {
+        t->dtype = HC_PACKED;
+        t->qfmt = *fmt;
+        t->nbytes = (*fmt)->ops->packed_bytes((*fmt)->params, rows, cols);
+        *host = malloc(t->nbytes);
+        if (!*host) st = hc_error(HC_E_NOMEM, "%s weights: out of memory", spec);
+    }
+    if (st == HC_OK) st = (*fmt)->ops->quantize((*fmt)->params, w, rows, cols, NULL, *host);
     free(w);
     return st;
 }
@@ -120,9 +100,9 @@ static hc_status time_shape(hc_device *d, hc_registry *reg, const char *spec, sh
         st = d->ops->alloc(d, t.nbytes, &copy[i]);
         if (st == HC_OK) st = d->ops->upload(d, copy[i], host, t.nbytes);
     }
-    float *xh = malloc((size_t)s.in * sizeof *xh);
+    size_t x_bytes = 0;
+    float *xh = (float *)hc_test_weights(HC_F32, 1, s.in, &x_bytes, &rng);
     if (st == HC_OK && !xh) st = hc_error(HC_E_NOMEM, "x: out of memory");
-    for (int64_t i = 0; st == HC_OK && i < s.in; i++) xh[i] = rnd();
     if (st == HC_OK) st = d->ops->alloc(d, (size_t)s.in * sizeof(float), &x);
     if (st == HC_OK) st = d->ops->upload(d, x, xh, (size_t)s.in * sizeof(float));
     if (st == HC_OK) st = d->ops->alloc(d, (size_t)s.out * sizeof(float), &y);
