@@ -397,7 +397,8 @@ if [ "$dry" != 1 ] && ! skip_optional bandwidth "the bandwidth probe"; then
 fi
 # the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
 # f16, W3 and W4 g128 by the wide rtn kernel, W3 by the plain one too (HC_QRTN_CUDA_GEMV=plain), GGUF's
-# Q4_K and Q6_K (random blocks: the kernels' speed does not depend on the values): GB/s of
+# Q3_K, Q4_K and Q6_K with 4 rows a warp and with 1 (HC_CUDA_GEMV_ROWS; random blocks: the kernels' speed
+# does not depend on the values): GB/s of
 # weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets at the kernels' level; the dry run on
 # the cpu device with small shapes
 gemv_opts=()
@@ -414,10 +415,11 @@ gemv() { # label, options...: one JSON array of the tool's lines
 }
 if ! skip_optional gemv "the GEMV benchmark"; then
   optional=1
-  say "gemv: f16, W3, W4 g128, Q4_K and Q6_K at a Llama-3-8B layer's shapes"
-  HC_QRTN_CUDA_GEMV=wide gemv gemv --format f16 --format rtn:bits=3,group=128 --format rtn:bits=4,group=128 \
-      --format q4_K --format q6_K \
-    && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128
+  say "gemv: f16, W3, W4 g128, Q3_K, Q4_K and Q6_K at a Llama-3-8B layer's shapes"
+  HC_QRTN_CUDA_GEMV=wide HC_CUDA_GEMV_ROWS=4 gemv gemv --format f16 --format rtn:bits=3,group=128 \
+      --format rtn:bits=4,group=128 --format q3_K --format q4_K --format q6_K \
+    && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128 \
+    && HC_CUDA_GEMV_ROWS=1 gemv gemv-rows1 --format q3_K --format q4_K --format q6_K
   optional=0
 fi
 bench() { # label, model, bench options...; the bench's exit status (124: stopped at the deadline)

@@ -83,16 +83,19 @@ def gemv_targets(by, bw_nom):
 
 def gemv_table(by, bw_nom):
     """The GEMV benchmark: per format and kernel, an 8B layer's matrices and each shape."""
-    rows = [(label, g) for label in ("gemv", "gemv-plain") for g in (by.get(label) if isinstance(by.get(label), list) else [])]
-    bad = [(label, by[label]) for label in ("gemv", "gemv-plain") if label in by and not isinstance(by[label], list)]
+    labels = ("gemv", "gemv-plain", "gemv-rows1")
+    rows = [(label, g) for label in labels for g in (by.get(label) if isinstance(by.get(label), list) else [])]
+    bad = [(label, by[label]) for label in labels if label in by and not isinstance(by[label], list)]
     if not rows and not bad:
         return []
     f16 = gemv_layers(by, "gemv").get("f16")
     out = ["## GEMV kernels alone (one token; weights cycled beyond the L2)", "",
            "| format | kernel | matrix | MB | us | GB/s | of nominal | f16 time / this |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, g in rows:
-        packed = g["format"].startswith(("rtn", "gptq"))
-        kernel = "plain" if label == "gemv-plain" else "wide" if packed else "-"
+        packed, block = g["format"].startswith(("rtn", "gptq")), g["format"].startswith("q")
+        # rtn/gptq: the wide kernel or the plain one (HC_QRTN_CUDA_GEMV); GGUF's block types: 4 rows a warp or 1
+        kernel = {"gemv-plain": "plain", "gemv-rows1": "1 row a warp"}.get(label) or \
+            ("wide" if packed else "4 rows a warp" if block else "-")
         matrix = "layer (%d)" % g["matrices"] if "matrices" in g else "%dx%d" % (g["rows"], g["cols"])
         vs = "-"
         if f16 and "matrices" in g and g["us"] > 0:

@@ -293,12 +293,12 @@ static void reference_matmul(hc_dtype t, const uint8_t *w, int64_t in, int64_t o
 static void emulate_gemv(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x, float *y,
                          int *writes)
 {
-    hc_cu_launch l = hc_cu_gemv_geometry(out);
+    hc_cu_launch l = hc_cu_gemv_geometry(out, 1);
     check_launch_limits(l);
     CU_ASSERT_EQUAL(l.block.x, HC_CU_WARP);
     for (unsigned b = 0; b < l.grid.x; b++)
         for (unsigned ty = 0; ty < l.block.y; ty++) {
-            int64_t o = hc_cu_gemv_row(b, l.block.y, ty);
+            int64_t o = hc_cu_gemv_row(b, l.block.y, ty, 1);
             if (o >= out) continue; /* the whole warp returns */
             float v[HC_CU_WARP];
             for (int lane = 0; lane < HC_CU_WARP; lane++)
@@ -340,21 +340,32 @@ static void test_gemv_grid(void)
             }
 }
 
-/* gemv_kernel by runs: the same warp per row, lanes by 16-byte chunks (plain types) or runs of 32. */
+/* gemv_kernel by runs: plain types a row a warp, lanes by 16-byte chunks; block types want_rows
+ * rows a warp (the last warp's rows past `out` read but not written), lanes by runs of 32. */
 static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t in, int64_t out, const float *x,
-                              float *y, int *writes)
+                              float *y, int *writes, int want_rows)
 {
     CU_ASSERT_FATAL(hc_cu_gemv_runs_ok(t, in, (uintptr_t)w, row_bytes, (uintptr_t)x));
-    hc_cu_launch l = hc_cu_gemv_geometry(out);
+    const int R = hc_cu_gemv_warp_rows(t, 1, want_rows);
+    CU_ASSERT_EQUAL(R, hc_dtype_block_size(t) > 1 ? want_rows : 1);
+    hc_cu_launch l = hc_cu_gemv_geometry(out, R);
+    check_launch_limits(l);
     for (unsigned b = 0; b < l.grid.x; b++)
         for (unsigned ty = 0; ty < l.block.y; ty++) {
-            int64_t o = hc_cu_gemv_row(b, l.block.y, ty);
+            int64_t o = hc_cu_gemv_row(b, l.block.y, ty, R);
             if (o >= out) continue;
-            float v[HC_CU_WARP];
-            for (int lane = 0; lane < HC_CU_WARP; lane++) v[lane] = hc_cu_gemv_lane_runs(t, w + (size_t)o * row_bytes, x, in, lane);
-            warp_reduce_down(v);
-            y[o] = v[0];
-            writes[o]++;
+            float v[HC_CU_GEMV_RUN_ROWS][HC_CU_WARP];
+            for (int lane = 0; lane < HC_CU_WARP; lane++) {
+                float s[HC_CU_GEMV_RUN_ROWS];
+                if (R > 1) hc_cu_gemv_lane_runs_rows(t, w, row_bytes, o, out, x, in, lane, s);
+                else s[0] = hc_cu_gemv_lane_runs(t, w + (size_t)o * row_bytes, x, in, lane);
+                for (int i = 0; i < R; i++) v[i][lane] = s[i];
+            }
+            for (int i = 0; i < R && o + i < out; i++) {
+                warp_reduce_down(v[i]);
+                y[o + i] = v[i][0];
+                writes[o + i]++;
+            }
         }
 }
 
@@ -364,10 +375,12 @@ static void emulate_gemv_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, in
 static void test_gemv_runs(void)
 {
     const int64_t ins[] = { 32, 256, 1024 + 96, 2048 };
+    const int64_t outs[] = { 2, 531, 9, 1100 }; /* the last warp of 4 rows holds 2, 3, 1, 4 */
     for (int i = 0; i < N_WEIGHT_TYPES; i++)
-        for (int a = 0; a < 4; a++) {
+        for (int a = 0; a < 8; a++) {
             hc_dtype t = weight_types[i];
-            int64_t in = ins[a], out = a % 2 ? 531 : 9;
+            int64_t in = ins[a % 4], out = outs[a % 4];
+            int want_rows = a < 4 ? HC_CU_GEMV_RUN_ROWS : 1;
             if (in % hc_dtype_block_size(t)) continue; /* K-quants: whole super-blocks */
             uint8_t *w = make_weights(t, out, in);
             size_t rb = hc_dtype_row_bytes(t, in);
@@ -375,12 +388,14 @@ static void test_gemv_runs(void)
             int *writes = calloc((size_t)out, sizeof *writes);
             double *ref = malloc((size_t)out * sizeof *ref), *mag = malloc((size_t)out * sizeof *mag);
             CU_ASSERT_FATAL((uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0); /* as cudaMalloc's */
-            emulate_gemv_runs(t, w, rb, in, out, x, y, writes);
+            emulate_gemv_runs(t, w, rb, in, out, x, y, writes, want_rows);
             reference_matmul(t, w, in, out, x, 1, ref, mag);
             int bad = 0;
             for (int64_t o = 0; o < out; o++)
                 if (writes[o] != 1 || fabs(y[o] - ref[o]) > 1e-5 * (mag[o] + 1e-3)) bad++;
-            if (bad) fprintf(stderr, "  gemv by runs %s x%lld: %d wrong\n", hc_dtype_name(t), (long long)in, bad);
+            if (bad)
+                fprintf(stderr, "  gemv by runs %s x%lld, %d rows a warp: %d wrong\n", hc_dtype_name(t), (long long)in, want_rows,
+                        bad);
             CU_ASSERT_EQUAL(bad, 0);
             free(w), free(x), free(y), free(writes), free(ref), free(mag);
         }
@@ -961,13 +976,24 @@ static void test_geometry_limits(void)
     check_launch_limits(hc_cu_attention_geometry(1, 263, HC_CU_ATTN_MAX_SPLITS));
     check_launch_limits(hc_cu_rmsnorm_geometry(65536));
     check_launch_limits(hc_cu_dequant_rows_geometry(65536));
-    check_launch_limits(hc_cu_gemv_geometry(256000));
+    check_launch_limits(hc_cu_gemv_geometry(256000, 1));
     check_launch_limits(hc_cu_elementwise_geometry((size_t)65536 * 32768, HC_CU_EW_MAX_BLOCKS));
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(256000).grid.x, 64000u);
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(5).grid.x, 5u);       /* narrow: a warp a block */
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(192).grid.x, 192u);
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(576).grid.x, 288u);   /* two rows a block */
-    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(4096).grid.x, 1024u); /* four */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(256000, 1).grid.x, 64000u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(5, 1).grid.x, 5u);       /* narrow: a warp a block */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(192, 1).grid.x, 192u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(576, 1).grid.x, 288u);   /* two warps a block */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(4096, 1).grid.x, 1024u); /* four */
+    /* four rows a warp: 1024 warps for an 8B model's k/v projections, two a block; 4096 for its ffn */
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(1024, 4).grid.x, 256u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(1024, 4).block.y, 1u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(4096, 4).grid.x, 512u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(14336, 4).grid.x, 896u);
+    CU_ASSERT_EQUAL(hc_cu_gemv_geometry(531, 4).grid.x, 133u); /* the last warp holds 3 rows */
+    CU_ASSERT_EQUAL(hc_cu_gemv_row(132, 1, 0, 4), 528);
+    CU_ASSERT_EQUAL(hc_cu_gemv_warp_rows(HC_Q4_K, 1, HC_CU_GEMV_RUN_ROWS), HC_CU_GEMV_RUN_ROWS);
+    CU_ASSERT_EQUAL(hc_cu_gemv_warp_rows(HC_Q4_K, 1, 1), 1);
+    CU_ASSERT_EQUAL(hc_cu_gemv_warp_rows(HC_Q4_K, 0, HC_CU_GEMV_RUN_ROWS), 1); /* by elements */
+    CU_ASSERT_EQUAL(hc_cu_gemv_warp_rows(HC_F16, 1, HC_CU_GEMV_RUN_ROWS), 1);
     CU_ASSERT(sizeof(hc_cu_attn_shared) <= HC_CU_MAX_STATIC_SHARED);
     CU_ASSERT_EQUAL(HC_CU_ATTN_THREADS % HC_CU_WARP, 0);
     CU_ASSERT_EQUAL(HC_CU_ATTN_MAX_DIM, 256);

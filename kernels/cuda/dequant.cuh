@@ -221,33 +221,37 @@ static inline HC_CU_HD int64_t hc_cu_dequant_src_row(const int32_t *ids, int64_t
 }
 
 /* ---- GEMV (one token): y[o] = sum_k W[o][k] * x[k] ----
- * A block holds up to HC_CU_GEMV_ROWS warps, one output row each (threadIdx.y picks the row): fewer
- * when the output is narrow, so that it still spreads over HC_CU_GEMV_TARGET_BLOCKS blocks (a
- * 192-wide projection: 192 blocks of one warp, not 48 of four). Lane l sums elements l, l + 32, ...:
- * for block formats a warp reads one whole 32-block per step, lane j element j, so the qs bytes and
- * x are read coalesced. A shuffle tree then sums the lanes. */
+ * A block holds up to HC_CU_GEMV_ROWS warps, each warp `warp_rows` output rows (1, or up to
+ * HC_CU_GEMV_RUN_ROWS for block types read by runs: hc_cu_gemv_warp_rows); threadIdx.y picks the warp.
+ * Fewer warps a block when the output is narrow, so that it still spreads over
+ * HC_CU_GEMV_TARGET_BLOCKS blocks (a 192-wide projection: 192 blocks of one warp, not 48 of four).
+ * Lane l sums elements l, l + 32, ...: for block formats a warp reads one whole 32-block per step,
+ * lane j element j, so the qs bytes and x are read coalesced. A shuffle tree then sums the lanes. */
 #define HC_CU_GEMV_ROWS 4
 #define HC_CU_GEMV_TARGET_BLOCKS 264 /* two per SM of a 132-SM H100 */
 
-static inline HC_CU_HD unsigned hc_cu_gemv_rows_per_block(int64_t out)
+/* Warps a block for `warps` warps in all. */
+static inline HC_CU_HD unsigned hc_cu_gemv_rows_per_block(int64_t warps)
 {
     unsigned r = HC_CU_GEMV_ROWS;
-    while (r > 1 && out < (int64_t)r * HC_CU_GEMV_TARGET_BLOCKS) r /= 2;
+    while (r > 1 && warps < (int64_t)r * HC_CU_GEMV_TARGET_BLOCKS) r /= 2;
     return r;
 }
 
-static inline HC_CU_HD hc_cu_launch hc_cu_gemv_geometry(int64_t out)
+static inline HC_CU_HD hc_cu_launch hc_cu_gemv_geometry(int64_t out, int warp_rows)
 {
-    unsigned rpb = hc_cu_gemv_rows_per_block(out);
-    hc_cu_launch l = hc_cu_launch_1d(hc_cu_div_up((size_t)out, rpb), HC_CU_WARP, 0);
-    l.block.y = rpb;
+    int64_t warps = (out + warp_rows - 1) / warp_rows;
+    unsigned wpb = hc_cu_gemv_rows_per_block(warps);
+    hc_cu_launch l = hc_cu_launch_1d(hc_cu_div_up((size_t)warps, wpb), HC_CU_WARP, 0);
+    l.block.y = wpb;
     return l;
 }
 
-/* The row of warp thread_y of block block_x, with rows_per_block (blockDim.y) rows a block. */
-static inline HC_CU_HD int64_t hc_cu_gemv_row(unsigned block_x, unsigned rows_per_block, unsigned thread_y)
+/* The first row of warp thread_y of block block_x, with warps_per_block (blockDim.y) warps a block
+ * and warp_rows rows a warp. */
+static inline HC_CU_HD int64_t hc_cu_gemv_row(unsigned block_x, unsigned warps_per_block, unsigned thread_y, int warp_rows)
 {
-    return (int64_t)block_x * rows_per_block + thread_y;
+    return ((int64_t)block_x * warps_per_block + thread_y) * warp_rows;
 }
 
 /* The part of row `row`'s dot product that lane `lane` sums before the warp reduction. */
@@ -361,12 +365,12 @@ static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, 
 
 /* ---- GEMV by 16-byte loads and runs: y[o] = sum_k W[o][k] * x[k] when `in` is a multiple of 32 and
  * x (and the rows of plain types) 16-byte aligned (hc_cu_gemv_runs_ok) ----
- * The same geometry (a warp per row), but wider work per lane. Plain types: lane l reads 16 bytes of
- * weights at a time, chunks c = l, l + 32, ... (4 f32 or 8 f16 / bf16 elements), so each load of the
- * warp takes 512 contiguous bytes. Block types: lane l takes runs of 32 elements r = l, l + 32, ...
- * (one block of the 32-block types, an eighth of a K-quant super-block), its block's scales decoded
- * once per run (the unrolled loop shares them), where the element kernel above reads bytes and
- * decodes the scales for every element. x is read 16 bytes at a time. */
+ * Wider work per lane than the element kernel's. Plain types (a row a warp): lane l reads 16 bytes
+ * of weights at a time, chunks c = l, l + 32, ... (4 f32 or 8 f16 / bf16 elements), so each load of
+ * the warp takes 512 contiguous bytes. Block types (hc_cu_gemv_warp_rows rows a warp): lane l takes
+ * runs of 32 elements r = l, l + 32, ... (one block of the 32-block types, an eighth of a K-quant
+ * super-block) of each of the warp's rows, its block's scales decoded once per run, x's run read
+ * once for the rows, 16 bytes at a time. */
 #define HC_CU_RUN 32
 
 static inline HC_CU_HD int hc_cu_gemv_runs_ok(int t, int64_t in, uintptr_t w, size_t row_bytes, uintptr_t x)
@@ -377,30 +381,41 @@ static inline HC_CU_HD int hc_cu_gemv_runs_ok(int t, int64_t in, uintptr_t w, si
     return hc_cu_dtype_supported(t) && in > 0 && in % HC_CU_RUN == 0 && x % 16 == 0 && w % al == 0 && row_bytes % al == 0;
 }
 
-/* sum_j W[32 r + j] x[32 r + j] over the run r of a row of block type t: the run decoded to codes in
- * bytes (hc_cu_run_decode), a float a code by a byte permute, per half D sum(f x) + M sum(x); Q8_0
- * element by element. */
-static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const float *x, int64_t r)
+/* Run r of x: its 32 floats, read 16 bytes at a time, and the sums of its two halves. */
+typedef struct hc_cu_run_x {
+    float v[HC_CU_RUN];
+    float sum[2];
+} hc_cu_run_x;
+
+static inline HC_CU_HD void hc_cu_run_x_load(const float *x, int64_t r, hc_cu_run_x *xr)
 {
-    float xs[HC_CU_RUN], s = 0.0f;
-    for (int i = 0; i < HC_CU_RUN / 4; i++) hc_cu_ld_f4(x + HC_CU_RUN * r + 4 * i, xs + 4 * i);
+    for (int i = 0; i < HC_CU_RUN / 4; i++) hc_cu_ld_f4(x + HC_CU_RUN * r + 4 * i, xr->v + 4 * i);
+    for (int h = 0; h < 2; h++) {
+        float sx = 0.0f;
+        for (int j = 16 * h; j < 16 * h + 16; j++) sx += xr->v[j];
+        xr->sum[h] = sx;
+    }
+}
+
+/* s + sum_j W[32 r + j] x[32 r + j] over the run r of a row of block type t, x's run loaded: the run
+ * decoded to codes in bytes (hc_cu_run_decode), a float a code by a byte permute, per half
+ * D sum(f x) + M sum(x); Q8_0 element by element. */
+static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const hc_cu_run_x *xr, int64_t r, float s)
+{
     const int be = hc_cu_block_elems(t);
     int64_t k0 = HC_CU_RUN * r;
     const uint8_t *blk = row + (size_t)(k0 / be) * (size_t)hc_cu_block_bytes(t);
     if (t == HC_Q8_0) {
-        for (int j = 0; j < HC_CU_RUN; j++) s += hc_cu_q8_0_elem(blk, j) * xs[j];
+        for (int j = 0; j < HC_CU_RUN; j++) s += hc_cu_q8_0_elem(blk, j) * xr->v[j];
         return s;
     }
     hc_cu_run_codes run;
     hc_cu_run_decode(t, blk, (int)(k0 % be) / HC_CU_RUN, &run);
     for (int h = 0; h < 2; h++) {
-        float sf = 0.0f, sx = 0.0f;
+        float sf = 0.0f;
         for (int n = 4 * h; n < 4 * h + 4; n++)
-            for (int i = 0; i < 4; i++) {
-                sf = fmaf(hc_cu_byte_f(run.q[n], i, 0), xs[4 * n + i], sf);
-                sx += xs[4 * n + i];
-            }
-        s = fmaf(run.D[h], sf, fmaf(run.M[h], sx, s));
+            for (int i = 0; i < 4; i++) sf = fmaf(hc_cu_byte_f(run.q[n], i, 0), xr->v[4 * n + i], sf);
+        s = fmaf(run.D[h], sf, fmaf(run.M[h], xr->sum[h], s));
     }
     return s;
 }
@@ -433,8 +448,43 @@ static inline HC_CU_HD float hc_cu_gemv_lane_runs(int t, const uint8_t *row, con
         }
         return s;
     default:
-        for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) s += hc_cu_run_dot(t, row, x, r);
+        for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
+            hc_cu_run_x xr;
+            hc_cu_run_x_load(x, r, &xr);
+            s = hc_cu_run_dot(t, row, &xr, r, s);
+        }
         return s;
+    }
+}
+
+/* Rows a warp holds: `want` (HC_CU_GEMV_RUN_ROWS, the default, or 1) for a block type read by runs,
+ * one otherwise. Four rows share x's run and its sums (8 16-byte loads and 32 adds): the loop
+ * executes a quarter less a weight (SASS for sm_90, tests/cuda_emu/README.md) for 2 to 3 times the
+ * registers; which is faster is the GPU run's to say (HC_CUDA_GEMV_ROWS). */
+#define HC_CU_GEMV_RUN_ROWS 4
+
+static inline HC_CU_HD int hc_cu_gemv_warp_rows(int t, int runs, int want)
+{
+    return runs && hc_cu_block_elems(t) > 1 ? want : 1;
+}
+
+/* Lane `lane`'s parts s[i] of the dot products of rows row0 + i (i < HC_CU_GEMV_RUN_ROWS, rows of
+ * row_bytes at w, `out` rows in all) of a block type t with x, by runs. Rows past the last read the
+ * last one again (their sums are not stored), so that the warp does not diverge. */
+static inline HC_CU_HD void hc_cu_gemv_lane_runs_rows(int t, const uint8_t *w, size_t row_bytes, int64_t row0, int64_t out,
+                                                      const float *x, int64_t in, int lane, float s[HC_CU_GEMV_RUN_ROWS])
+{
+    const uint8_t *row[HC_CU_GEMV_RUN_ROWS];
+    HC_CU_UNROLL
+    for (int i = 0; i < HC_CU_GEMV_RUN_ROWS; i++) {
+        row[i] = w + (size_t)(row0 + i < out ? row0 + i : out - 1) * row_bytes;
+        s[i] = 0.0f;
+    }
+    for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
+        hc_cu_run_x xr;
+        hc_cu_run_x_load(x, r, &xr);
+        HC_CU_UNROLL
+        for (int i = 0; i < HC_CU_GEMV_RUN_ROWS; i++) s[i] = hc_cu_run_dot(t, row[i], &xr, r, s[i]);
     }
 }
 

@@ -1,7 +1,7 @@
 /* matmul.cu: the weight kernels: dequantizing rows to f32 or f16 (get_rows, and the n_tok > 1 matmul
- * before cuBLAS) and the warp-per-row dequant-GEMVs for one token (by runs, or by elements where rows
- * are not in runs of 32 or not aligned), also per routed row with its expert's weights; one instance
- * per weight type. */
+ * before cuBLAS) and the dequant-GEMVs for one token (block types by runs, several rows a warp; by
+ * elements, a row a warp, where rows are not in runs of 32 or not aligned), also per routed row with
+ * its expert's weights; one instance per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 
@@ -18,24 +18,34 @@ __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t 
     }
 }
 
-/* y = W x, a warp per row of W: each lane's part by runs (RUNS 1: hc_cu_gemv_runs_ok) or by elements,
- * then the warp's sum. One row of x per blockIdx.y: y and x of row blockIdx.y (x's row blockIdx.y /
- * x_div) and, with ids, the weights of expert ids[blockIdx.y] (slices of slice bytes). */
-template <int DT, int RUNS>
+/* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's
+ * part by runs (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's sum. One row of x per
+ * blockIdx.y: y and x of row blockIdx.y (x's row blockIdx.y / x_div) and, with ids, the weights of
+ * expert ids[blockIdx.y] (slices of slice bytes). */
+template <int DT, int RUNS, int ROWS>
 __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
                             const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
 {
+    const int R = hc_cu_gemv_warp_rows(DT, RUNS, ROWS);
     unsigned r = blockIdx.y;
     if (ids) w += (size_t)ids[r] * slice;
     x += (size_t)(r / (unsigned)x_div) * (size_t)in;
     y += (size_t)r * (size_t)out;
-    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y);
+    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y, R);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
-    const uint8_t *row = w + (size_t)o * row_bytes;
     int lane = (int)threadIdx.x;
-    float s = RUNS ? hc_cu_gemv_lane_runs(DT, row, x, in, lane) : hc_cu_gemv_lane_partial(DT, row, x, in, lane);
-    for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-    if (threadIdx.x == 0) y[o] = s;
+    float s[HC_CU_GEMV_RUN_ROWS];
+    if (R > 1) {
+        hc_cu_gemv_lane_runs_rows(DT, w, row_bytes, o, out, x, in, lane, s);
+    } else {
+        const uint8_t *row = w + (size_t)o * row_bytes;
+        s[0] = RUNS ? hc_cu_gemv_lane_runs(DT, row, x, in, lane) : hc_cu_gemv_lane_partial(DT, row, x, in, lane);
+    }
+    HC_CU_UNROLL
+    for (int i = 0; i < R; i++) {
+        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s[i] += __shfl_down_sync(0xffffffffu, s[i], off);
+        if (threadIdx.x == 0 && o + i < out) y[o + i] = s[i];
+    }
 }
 
 /* Calls LAUNCH(type) for the weight type t, or returns cudaErrorInvalidValue for another. */
@@ -77,24 +87,28 @@ extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void 
 }
 
 /* n_rows GEMVs in one launch (gridDim.y): row r of y from row r / x_div of x, with the weights at w,
- * or with ids those of slice ids[r] (w + ids[r] slice). */
+ * or with ids those of slice ids[r] (w + ids[r] slice); warp_rows as hc_cu_gemv's. */
 static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                             const float *x, float *y, const int32_t *ids, size_t slice, int x_div, int n_rows)
+                             const float *x, float *y, const int32_t *ids, size_t slice, int x_div, int n_rows, int warp_rows)
 {
     if (out <= 0 || n_rows <= 0) return cudaSuccess;
-    if (x_div <= 0 || (unsigned)n_rows > HC_CU_MAX_GRID_YZ) return cudaErrorInvalidValue;
-    hc_cu_launch l = hc_cu_gemv_geometry(out);
-    l.grid.y = (unsigned)n_rows;
+    if (x_div <= 0 || (unsigned)n_rows > HC_CU_MAX_GRID_YZ || (warp_rows != 1 && warp_rows != HC_CU_GEMV_RUN_ROWS))
+        return cudaErrorInvalidValue;
     const uint8_t *wb = (const uint8_t *)w;
     /* every slice and every row of x must meet the runs kernel's alignment, as the first does */
     int runs = hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w | (ids ? slice : 0), row_bytes, (uintptr_t)x);
+    hc_cu_launch l = hc_cu_gemv_geometry(out, hc_cu_gemv_warp_rows(dtype, runs, warp_rows));
+    l.grid.y = (unsigned)n_rows;
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
         dim3 g_ = hc_cu_dim3(l.grid), b_ = hc_cu_dim3(l.block);                                    \
-        if (runs)                                                                                  \
-            gemv_kernel<T, 1><<<g_, b_, l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        const size_t sh_ = l.shared_bytes;                                                         \
+        if (!runs)                                                                                 \
+            gemv_kernel<T, 0, 1><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        else if (warp_rows == 1 || hc_cu_block_elems(T) == 1)                                      \
+            gemv_kernel<T, 1, 1><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
         else                                                                                       \
-            gemv_kernel<T, 0><<<g_, b_, l.shared_bytes, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+            gemv_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
@@ -102,14 +116,14 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
 }
 
 extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                                  const float *x, float *y)
+                                  const float *x, float *y, int warp_rows)
 {
-    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, NULL, 0, 1, 1);
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, NULL, 0, 1, 1, warp_rows);
 }
 
 extern "C" cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice, const int32_t *ids, size_t row_bytes,
-                                     int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows)
+                                     int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows, int warp_rows)
 {
     if (!ids) return cudaErrorInvalidValue;
-    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, ids, slice, x_div, n_rows);
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, ids, slice, x_div, n_rows, warp_rows);
 }

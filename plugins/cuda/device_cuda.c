@@ -93,6 +93,7 @@ typedef struct cuda_device {
     int next_stage;
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
+    int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
     int capturing;
     int seg, seg_ops;       /* the current stretch and its ops so far */
     cu_segment segs[CU_GRAPH_SEGMENTS];
@@ -770,7 +771,8 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
     if (n_tok == 1) {
         hc_status st = graph_op(c);
         if (st != HC_OK) return st;
-        CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y), "matmul (gemv kernel)");
+        CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y, c->gemv_rows),
+                 "matmul (gemv kernel)");
         return HC_OK;
     }
     if (hc_cu_batched_f16((int)w->dtype)) return matmul_f16(c, w, NULL, x, y, n_tok);
@@ -960,7 +962,7 @@ static cudaError_t gemv_id(cuda_device *c, const hc_tensor *w, const hc_quant_cu
     int64_t in = w->ne[0], out = w->ne[1];
     if (k) return (cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y);
     return hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div, y,
-                         n_rows);
+                         n_rows, c->gemv_rows);
 }
 
 /* A long pass's routed rows: sorted by expert (stably), their input rows gathered in that order, the
@@ -1161,7 +1163,8 @@ static const hc_device_ops cuda_ops = {
 /* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
  * it sets. HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a pass (0: no graphs);
  * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag; HC_CUDA_MOE_ROWS_BYTES:
- * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted). */
+ * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
+ * rows a warp of the block types' GEMV holds (1 or 4). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1179,7 +1182,7 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    long ops = 0, patience_ms = 0, moe_rows = 0;
+    long ops = 0, patience_ms = 0, moe_rows = 0, gemv_rows = 0;
     hc_status st = env_setting("HC_CUDA_GRAPH_OPS", CU_GRAPH_OPS_DEFAULT, 0, CU_GRAPH_OPS_MAX,
                                "the most ops per recorded stretch of a pass (0: no CUDA graphs)", &ops);
     if (st == HC_OK)
@@ -1187,7 +1190,14 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     if (st == HC_OK)
         st = env_setting("HC_CUDA_MOE_ROWS_BYTES", (long)CU_MOE_ROWS_MAX_BYTES, 1, (long)CU_MOE_ROWS_MAX_BYTES,
                          "the most bytes of a MoE pass's rows sorted by expert at a time", &moe_rows);
+    if (st == HC_OK)
+        st = env_setting("HC_CUDA_GEMV_ROWS", HC_CU_GEMV_RUN_ROWS, 1, HC_CU_GEMV_RUN_ROWS,
+                         "the rows a warp of the GGUF types' one-token GEMV holds", &gemv_rows);
+    if (st == HC_OK && gemv_rows != 1 && gemv_rows != HC_CU_GEMV_RUN_ROWS)
+        st = hc_error(HC_E_ARG, "HC_CUDA_GEMV_ROWS=%ld: give 1 or %d, the rows a warp of the GGUF types' one-token GEMV holds",
+                      gemv_rows, HC_CU_GEMV_RUN_ROWS);
     if (st != HC_OK) return st;
+    c->gemv_rows = (int)gemv_rows;
     c->moe_rows_max = (size_t)moe_rows;
     c->graph_ops = (int)ops;
     c->patience_ns = (uint64_t)patience_ms * 1000000u;

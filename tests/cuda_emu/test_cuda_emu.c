@@ -9,6 +9,7 @@
 #include "cuda_emu_stats.h"
 #include "cuda_kernels.h"
 #include "attention.cuh"
+#include "dequant.cuh"
 #include "device_cpu.h"
 #include "gemm_f16.cuh"
 #include "hc/hc_device.h"
@@ -234,7 +235,7 @@ static const hc_dtype types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, H
 static void test_weights(void)
 {
     const int64_t ins[] = { 256, 512 + 32 * 3 }; /* K-quants: 256 only */
-    const int64_t outs[] = { 5, 531 };         /* a warp a block; two rows a block, the last half empty */
+    const int64_t outs[] = { 5, 531 }; /* the last warp holds one row of 4 (by runs), or half a block (by elements) */
     for (int ti = 0; ti < (int)(sizeof types / sizeof types[0]); ti++)
         for (int ii = 0; ii < 2; ii++)
             for (int oi = 0; oi < 2; oi++) {
@@ -246,11 +247,13 @@ static void test_weights(void)
                 float *xbuf = rnd_floats((size_t)in + 4, 1.0f), *y = malloc((size_t)out * sizeof *y);
                 float *deq = malloc((size_t)in * out * sizeof *deq);
                 for (int64_t o = 0; o < out; o++) hc_dequantize_row(t, w + rb * (size_t)o, deq + (size_t)o * in, in);
-                for (int misaligned = 0; misaligned <= 1; misaligned++) { /* x + 1: the element kernel */
+                /* x + 1: the element kernel; aligned: by runs, 4 rows a warp and 1 */
+                for (int mode = 0; mode < 3; mode++) {
+                    const int misaligned = mode == 2, warp_rows = mode == 1 ? 1 : HC_CU_GEMV_RUN_ROWS;
                     const float *x = xbuf + misaligned;
                     for (int64_t o = 0; o < out; o++) y[o] = NAN;
                     long l0 = hc_emu_launches();
-                    expect_ran("gemv", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, x, y));
+                    expect_ran("gemv", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, x, y, warp_rows));
                     int bad = 0;
                     for (int64_t o = 0; o < out; o++) {
                         double s = 0, m = 0;
@@ -258,10 +261,11 @@ static void test_weights(void)
                         if (!(fabs(y[o] - s) <= 1e-5 * (m + 1e-3))) bad++;
                     }
                     if (bad)
-                        fprintf(stderr, "  gemv %s %lld x %lld (%s x): %d wrong\n", hc_dtype_name(t), (long long)out, (long long)in,
-                                misaligned ? "unaligned" : "aligned", bad);
+                        fprintf(stderr, "  gemv %s %lld x %lld (%s x, %d rows a warp): %d wrong\n", hc_dtype_name(t),
+                                (long long)out, (long long)in, misaligned ? "unaligned" : "aligned", warp_rows, bad);
                     CU_ASSERT_EQUAL(bad, 0);
                 }
+                CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, w, rb, in, out, xbuf, y, 2), cudaErrorInvalidValue);
                 /* rows 3, 0, 2 by ids and rows 1.. by range, in f32 and in f16 */
                 const int32_t ids[] = { 3, 0, 2 };
                 float *rows32 = nan_floats((size_t)3 * in);
@@ -506,7 +510,7 @@ static void test_moe(void)
     for (int ti = 0; ti < 5; ti++) {
         hc_dtype t = id_types[ti];
         int E = 3, n_rows = 5, x_div = 2;
-        int64_t in = 256, out_rows = 40;
+        int64_t in = 256, out_rows = 42; /* the last warp by runs holds 2 rows of 4 */
         const int32_t ids[] = { 1, 2, 0, 2, 2 };
         size_t bytes = 0, rb = hc_dtype_row_bytes(t, in);
         uint8_t *wb = hc_test_weights(t, (int64_t)E * out_rows, in, &bytes, &rng);
@@ -514,10 +518,11 @@ static void test_moe(void)
         float *x = rnd_floats((size_t)3 * in, 1.0f), *got = nan_floats((size_t)n_rows * out_rows);
         float *exp_y = nan_floats((size_t)n_rows * out_rows);
         l0 = hc_emu_launches();
-        expect_ran("gemv_id", l0, hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows));
+        expect_ran("gemv_id", l0,
+                   hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows, HC_CU_GEMV_RUN_ROWS));
         for (int r = 0; r < n_rows; r++)
             CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, wb + (size_t)ids[r] * slice, rb, in, out_rows, x + (size_t)(r / x_div) * in,
-                                       exp_y + (size_t)r * out_rows), cudaSuccess);
+                                       exp_y + (size_t)r * out_rows, HC_CU_GEMV_RUN_ROWS), cudaSuccess);
         int bad = memcmp(got, exp_y, (size_t)n_rows * out_rows * sizeof *got) != 0;
         if (bad) fprintf(stderr, "  gemv_id %s: rows differ from the plain GEMV's\n", hc_dtype_name(t));
         CU_ASSERT_EQUAL(bad, 0);
