@@ -803,6 +803,28 @@ static void check_flags(const hc_device_plugin_ops *ops)
     free(x), free(want);
 }
 
+/* HC_CUDA_GEMV_ROWS=1: the block types' one-token GEMV a row a warp, as right as 4 rows (check_matmul's
+ * 67 rows: the last warp of 4 holds 3); other values are refused when the device is made. */
+static void check_gemv_rows(const hc_device_plugin_ops *ops)
+{
+    hc_device_config cfg = { .device_index = 0 };
+    hc_device *g = NULL;
+    setenv("HC_CUDA_GEMV_ROWS", "1", 1);
+    hc_status st = ops->create(&cfg, &g);
+    unsetenv("HC_CUDA_GEMV_ROWS");
+    HC_ASSERT_OK(st);
+    if (st == HC_OK) {
+        check_matmul(g);
+        g->ops->destroy(g);
+    }
+    setenv("HC_CUDA_GEMV_ROWS", "3", 1);
+    g = NULL;
+    CU_ASSERT_EQUAL(ops->create(&cfg, &g), HC_E_ARG);
+    unsetenv("HC_CUDA_GEMV_ROWS");
+    CU_ASSERT_PTR_NULL(g);
+    CU_ASSERT(strstr(hc_last_error(), "HC_CUDA_GEMV_ROWS") != NULL);
+}
+
 static void run_gpu_checks(const hc_device_plugin_ops *ops)
 {
     pair p = { 0 };
@@ -820,6 +842,7 @@ static void run_gpu_checks(const hc_device_plugin_ops *ops)
     CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
     check_graphs(ops);
     check_flags(ops);
+    check_gemv_rows(ops);
     hc_device_config bad = { .device_index = 999 };
     hc_device *none = NULL;
     CU_ASSERT_EQUAL(ops->create(&bad, &none), HC_E_ARG);
