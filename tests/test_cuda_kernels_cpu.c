@@ -267,6 +267,64 @@ static void test_dequant_rows_grid(void)
         }
 }
 
+/* dequant_runs_kernel: block b writes output row b, thread tid runs tid, tid + threads, ... of it; out
+ * as f32 or f16 bits. */
+static void emulate_dequant_runs(hc_dtype t, const uint8_t *w, size_t row_bytes, int64_t width, const int32_t *ids,
+                                 int n_rows, void *out, int f16)
+{
+    CU_ASSERT_FATAL(hc_cu_dequant_runs_ok(t, width, (uintptr_t)w, row_bytes, (uintptr_t)out));
+    hc_cu_launch l = hc_cu_dequant_runs_geometry(n_rows, width);
+    check_launch_limits(l);
+    CU_ASSERT_EQUAL(l.block.x % HC_CU_WARP, 0);
+    for (unsigned b = 0; b < l.grid.x; b++)
+        for (unsigned tid = 0; tid < l.block.x; tid++) {
+            const uint8_t *row = w + (size_t)hc_cu_dequant_src_row(ids, 0, b) * row_bytes;
+            uint8_t *dst = (uint8_t *)out + (size_t)b * (size_t)width * (f16 ? 2 : 4);
+            for (int64_t r = tid; r < width / HC_CU_RUN; r += l.block.x) hc_cu_dequant_run(t, row, r, dst, f16);
+        }
+}
+
+/* Every block type by runs, f32 and f16, bit for bit the reference's values; widths of one run to
+ * several per thread (and a partial last round); and when the kernel is chosen. */
+static void test_dequant_runs(void)
+{
+    const int64_t widths[] = { 32, 256, 1024 + 96, 9216 }; /* 9216: 288 runs, a second round of 32 */
+    const int32_t ids[] = { 6, 0, 3, 3, 9 };
+    const int n = 5;
+    for (int i = 0; i < N_WEIGHT_TYPES; i++)
+        for (int wi = 0; wi < 4; wi++) {
+            hc_dtype t = weight_types[i];
+            int64_t width = widths[wi];
+            if (hc_dtype_block_size(t) == 1 || width % hc_dtype_block_size(t)) continue;
+            uint8_t *w = make_weights(t, 10, width);
+            size_t rb = hc_dtype_row_bytes(t, width);
+            float *out = malloc((size_t)n * width * sizeof *out), *ref = malloc((size_t)width * sizeof *ref);
+            uint16_t *out16 = malloc((size_t)n * width * 2);
+            for (int64_t k = 0; k < n * width; k++) out[k] = NAN, out16[k] = 0x7e00u;
+            emulate_dequant_runs(t, w, rb, width, ids, n, out, 0);
+            emulate_dequant_runs(t, w, rb, width, ids, n, out16, 1);
+            int bad = 0;
+            for (int r = 0; r < n; r++) {
+                hc_dequantize_row(t, w + rb * (size_t)ids[r], ref, width);
+                for (int64_t k = 0; k < width; k++)
+                    bad += memcmp(&out[r * width + k], &ref[k], 4) != 0 || out16[r * width + k] != hc_f32_to_f16(ref[k]);
+            }
+            if (bad) fprintf(stderr, "  dequant by runs %s width %lld: %d wrong\n", hc_dtype_name(t), (long long)width, bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            free(out), free(out16), free(ref), free(w);
+        }
+    CU_ASSERT(hc_cu_dequant_runs_ok(HC_Q4_K, 256, 256, 144, 512));
+    CU_ASSERT(!hc_cu_dequant_runs_ok(HC_Q4_K, 256, 256, 144, 516)); /* output not 16-byte aligned */
+    CU_ASSERT(!hc_cu_dequant_runs_ok(HC_Q4_K, 256, 258, 144, 512)); /* weights not as the words need */
+    CU_ASSERT(!hc_cu_dequant_runs_ok(HC_Q4_0, 48, 256, 36, 512));   /* not runs of 32 */
+    CU_ASSERT(!hc_cu_dequant_runs_ok(HC_F16, 256, 256, 512, 512));  /* plain types: by elements */
+    CU_ASSERT(hc_cu_dequant_runs_ok(HC_Q8_0, 64, 256, 68, 512));
+    CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 32).block.x, 32u);     /* one run: a warp */
+    CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 4096).block.x, 128u);  /* 128 runs */
+    CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 14336).block.x, 256u); /* 448: at most 256 threads */
+    CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 14336).grid.x, 7u);
+}
+
 /* ---------------- matmul ---------------- */
 
 /* y[t][o] = sum_k W[o][k] x[t][k] from hc_dequantize_row, in double. */
@@ -1011,6 +1069,7 @@ int main(void)
         { "the byte permute as CUDA documents it", test_byte_perm },
         { "one element of every type matches hc_dequantize_row", test_dequant_elements },
         { "dequant_rows grid (by ids and by range)", test_dequant_rows_grid },
+        { "dequant_rows by runs of 32: every block type, f32 and f16", test_dequant_runs },
         { "gemv grid: warp per row, shuffle reduction", test_gemv_grid },
         { "gemv by 16-byte loads and runs of 32: every type", test_gemv_runs },
         { "batched matmul: chunks to scratch + SGEMM arguments", test_batched_matmul_chunks },

@@ -156,6 +156,17 @@ static inline HC_CU_HD void hc_cu_ld16(const uint8_t *p, uint32_t v[4])
 #endif
 }
 
+/* Four words to p (16-byte aligned), in one store on the GPU. */
+static inline HC_CU_HD void hc_cu_st16(uint8_t *p, const uint32_t v[4])
+{
+#ifdef __CUDA_ARCH__
+    *(uint4 *)p = make_uint4(v[0], v[1], v[2], v[3]);
+#else
+    HC_CU_CHECK_ALIGNED(p, 16);
+    memcpy(p, v, 16);
+#endif
+}
+
 /* The little-endian word at p (4-byte aligned), in one load on the GPU. */
 static inline HC_CU_HD uint32_t hc_cu_ld4(const uint8_t *p)
 {

@@ -272,6 +272,9 @@ static inline HC_CU_HD float hc_cu_gemv_lane_partial(int t, const uint8_t *row, 
 typedef struct hc_cu_run_codes {
     uint32_t q[8];
     float D[2], M[2];
+    /* the weights as the element readers compute them: sc (c + off) with off, else sc c + mn */
+    float sc[2], mn[2];
+    int off;
 } hc_cu_run_codes;
 
 static inline HC_CU_HD int hc_cu_run_align(int t)
@@ -294,7 +297,8 @@ static inline HC_CU_HD uint32_t hc_cu_bits_to_bytes(uint32_t b) { return ((b & 0
 static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, hc_cu_run_codes *r)
 {
     const int al = hc_cu_run_align(t);
-    float sc[2], mn[2];
+    float *sc = r->sc, *mn = r->mn;
+    r->off = 0;
     switch (t) {
     case HC_Q4_0: case HC_Q4_1: case HC_Q5_0: case HC_Q5_1: { /* low nibbles: elements 0 .. 15, high: 16 .. 31 */
         const int has_m = t == HC_Q4_1 || t == HC_Q5_1, five = t == HC_Q5_0 || t == HC_Q5_1;
@@ -306,7 +310,8 @@ static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, 
             r->q[4 + n] = ((w >> 4) & 0x0f0f0f0fu) | (five ? hc_cu_bits_to_bytes(qh >> (16 + 4 * n)) : 0);
         }
         sc[0] = sc[1] = hc_cu_f16_to_f32(hc_cu_ld2(blk));
-        mn[0] = mn[1] = has_m ? hc_cu_f16_to_f32(hc_cu_ld2(blk + 2)) : (five ? -16.0f : -8.0f) * sc[0];
+        mn[0] = mn[1] = has_m ? hc_cu_f16_to_f32(hc_cu_ld2(blk + 2)) : 0.0f;
+        r->off = has_m ? 0 : five ? -16 : -8;
         break;
     }
     case HC_Q2_K: { /* qs[32 h + l] >> 2 s, scale / min nibbles of scales[8 h + 2 s + half] */
@@ -328,8 +333,9 @@ static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, 
                       (((hc_cu_run_word(blk + 4 * n, al) >> (4 * h + s)) & 0x01010101u) << 2);
         for (int k = 0; k < 2; k++) {
             sc[k] = d * (float)hc_cu_q3_k_scale(blk + 96, 8 * h + 2 * s + k);
-            mn[k] = -4.0f * sc[k];
+            mn[k] = 0.0f;
         }
+        r->off = -4;
         break;
     }
     case HC_Q4_K: case HC_Q5_K: { /* sub-block jb: nibble jb % 2 of qs[32 (jb / 2) + l] (Q5_K: bit jb of qh[l]) */
@@ -353,14 +359,22 @@ static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, 
                       (((hc_cu_run_word(blk + 128 + 32 * h + 4 * n, al) >> (2 * k)) & 0x03030303u) << 4);
         for (int p = 0; p < 2; p++) {
             sc[p] = d * (float)(int8_t)blk[192 + 8 * h + p + 2 * k];
-            mn[p] = -32.0f * sc[p];
+            mn[p] = 0.0f;
         }
+        r->off = -32;
     }
     }
     for (int k = 0; k < 2; k++) {
         r->D[k] = 256.0f * sc[k];
-        r->M[k] = mn[k] - 128.0f * sc[k];
+        r->M[k] = (r->off ? (float)r->off * sc[k] : mn[k]) - 128.0f * sc[k];
     }
+}
+
+/* Element 4 n + i of a decoded run, bit for bit as the element readers compute it. */
+static inline HC_CU_HD float hc_cu_run_elem(const hc_cu_run_codes *r, int n, int i)
+{
+    int c = (int)((r->q[n] >> (8 * i)) & 0xffu), h = n >> 2;
+    return r->off ? r->sc[h] * (float)(c + r->off) : r->sc[h] * (float)c + r->mn[h];
 }
 
 /* ---- GEMV by 16-byte loads and runs: y[o] = sum_k W[o][k] * x[k] when `in` is a multiple of 32 and
@@ -485,6 +499,49 @@ static inline HC_CU_HD void hc_cu_gemv_lane_runs_rows(int t, const uint8_t *w, s
         hc_cu_run_x_load(x, r, &xr);
         HC_CU_UNROLL
         for (int i = 0; i < HC_CU_GEMV_RUN_ROWS; i++) s[i] = hc_cu_run_dot(t, row[i], &xr, r, s[i]);
+    }
+}
+
+/* ---- dequant_rows by runs: a thread a run of 32 of a row of a block type (width a multiple of 32,
+ * the weights aligned as the GEMV's runs read them, out 16-byte aligned): the run decoded once
+ * (hc_cu_run_decode; Q8_0 element by element) and its 32 values written by 16-byte stores, where the
+ * element kernel decodes the scales and reads bytes for every element. The values are the element
+ * readers' bit for bit. ---- */
+static inline HC_CU_HD int hc_cu_dequant_runs_ok(int t, int64_t width, uintptr_t w, size_t row_bytes, uintptr_t out)
+{
+    return hc_cu_block_elems(t) > 1 && hc_cu_gemv_runs_ok(t, width, w, row_bytes, 0) && out % 16 == 0;
+}
+
+/* A block a row, a warp per 32 runs, at most HC_CU_DEQ_THREADS threads. */
+static inline HC_CU_HD hc_cu_launch hc_cu_dequant_runs_geometry(int n_rows, int64_t width)
+{
+    int64_t runs = width / HC_CU_RUN, t = (runs + HC_CU_WARP - 1) / HC_CU_WARP * HC_CU_WARP;
+    return hc_cu_launch_1d((unsigned)n_rows, (unsigned)(t < HC_CU_WARP ? HC_CU_WARP : t > HC_CU_DEQ_THREADS ? HC_CU_DEQ_THREADS : t), 0);
+}
+
+/* Run r of the weight row `row` of block type t into the output row dst: elements 32 r .. 32 r + 31,
+ * f32 or (f16) IEEE f16. */
+static inline HC_CU_HD void hc_cu_dequant_run(int t, const uint8_t *row, int64_t r, uint8_t *dst, int f16)
+{
+    const int be = hc_cu_block_elems(t);
+    int64_t k0 = HC_CU_RUN * r;
+    const uint8_t *blk = row + (size_t)(k0 / be) * (size_t)hc_cu_block_bytes(t);
+    uint32_t v[HC_CU_RUN]; /* the values' bits */
+    if (t == HC_Q8_0) {
+        for (int j = 0; j < HC_CU_RUN; j++) v[j] = hc_cu_f32_bits(hc_cu_q8_0_elem(blk, j));
+    } else {
+        hc_cu_run_codes run;
+        hc_cu_run_decode(t, blk, (int)(k0 % be) / HC_CU_RUN, &run);
+        for (int n = 0; n < 8; n++)
+            for (int i = 0; i < 4; i++) v[4 * n + i] = hc_cu_f32_bits(hc_cu_run_elem(&run, n, i));
+    }
+    if (f16) {
+        uint32_t h[HC_CU_RUN / 2];
+        for (int j = 0; j < HC_CU_RUN / 2; j++)
+            h[j] = (uint32_t)hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j])) | (uint32_t)hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j + 1])) << 16;
+        for (int q = 0; q < 4; q++) hc_cu_st16(dst + 64 * r + 16 * q, h + 4 * q);
+    } else {
+        for (int q = 0; q < 8; q++) hc_cu_st16(dst + 128 * r + 16 * q, v + 4 * q);
     }
 }
 

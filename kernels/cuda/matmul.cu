@@ -1,7 +1,7 @@
 /* matmul.cu: the weight kernels: dequantizing rows to f32 or f16 (get_rows, and the n_tok > 1 matmul
- * before cuBLAS) and the dequant-GEMVs for one token (block types by runs, several rows a warp; by
- * elements, a row a warp, where rows are not in runs of 32 or not aligned), also per routed row with
- * its expert's weights; one instance per weight type. */
+ * before cuBLAS; block types a run of 32 a thread where aligned) and the dequant-GEMVs for one token
+ * (block types by runs, several rows a warp; by elements, a row a warp, where rows are not in runs of
+ * 32 or not aligned), also per routed row with its expert's weights; one instance per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 
@@ -16,6 +16,16 @@ __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t 
         if (F16) ((uint16_t *)out)[base + (size_t)k] = hc_cu_f32_to_f16(v);
         else ((float *)out)[base + (size_t)k] = v;
     }
+}
+
+/* dequant_rows by runs (hc_cu_dequant_runs_ok): a thread a run of 32 of the row of block blockIdx.x. */
+template <int DT, int F16>
+__global__ void dequant_runs_kernel(const uint8_t *w, size_t row_bytes, int64_t width, const int32_t *ids, int64_t row0,
+                                    void *out)
+{
+    const uint8_t *row = w + (size_t)hc_cu_dequant_src_row(ids, row0, blockIdx.x) * row_bytes;
+    uint8_t *dst = (uint8_t *)out + (size_t)blockIdx.x * (size_t)width * (F16 ? 2u : 4u);
+    for (int64_t r = threadIdx.x; r < width / HC_CU_RUN; r += blockDim.x) hc_cu_dequant_run(DT, row, r, dst, F16);
 }
 
 /* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's
@@ -71,15 +81,16 @@ extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void 
                                           const int32_t *ids, int64_t row0, int n_rows, void *out, int out_f16)
 {
     if (n_rows <= 0 || width <= 0) return cudaSuccess;
-    hc_cu_launch l = hc_cu_dequant_rows_geometry(n_rows);
+    const uint8_t *wb = (const uint8_t *)w;
+    const int runs = hc_cu_dequant_runs_ok(dtype, width, (uintptr_t)w, row_bytes, (uintptr_t)out);
+    hc_cu_launch l = runs ? hc_cu_dequant_runs_geometry(n_rows, width) : hc_cu_dequant_rows_geometry(n_rows);
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
-        if (out_f16)                                                                               \
-            dequant_rows_kernel<T, 1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>( \
-                (const uint8_t *)w, row_bytes, width, ids, row0, out);                             \
-        else                                                                                       \
-            dequant_rows_kernel<T, 0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>( \
-                (const uint8_t *)w, row_bytes, width, ids, row0, out);                             \
+        if (runs && out_f16) dequant_runs_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
+        else if (runs) dequant_runs_kernel<T, 0><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
+        else if (out_f16) dequant_rows_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
+        else dequant_rows_kernel<T, 0><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out);     \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH

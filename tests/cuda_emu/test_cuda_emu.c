@@ -266,25 +266,30 @@ static void test_weights(void)
                     CU_ASSERT_EQUAL(bad, 0);
                 }
                 CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, w, rb, in, out, xbuf, y, 2), cudaErrorInvalidValue);
-                /* rows 3, 0, 2 by ids and rows 1.. by range, in f32 and in f16 */
+                /* rows 3, 0, 2 by ids and rows 1.. by range, in f32 and in f16; the output 16-byte aligned (block
+                   types: by runs) and not (by elements) */
                 const int32_t ids[] = { 3, 0, 2 };
-                float *rows32 = nan_floats((size_t)3 * in);
-                uint16_t *rows16 = malloc((size_t)3 * in * 2);
-                for (int f16 = 0; f16 <= 1; f16++)
-                    for (int by_ids = 0; by_ids <= 1; by_ids++) {
-                        long l0 = hc_emu_launches();
-                        expect_ran("dequant_rows", l0,
-                                   hc_cu_dequant_rows(NULL, (int)t, w, rb, in, by_ids ? ids : NULL, 1, 3, f16 ? (void *)rows16 : rows32, f16));
-                        int bad = 0;
-                        for (int r = 0; r < 3; r++)
-                            for (int64_t i = 0; i < in; i++) {
-                                float want = deq[(size_t)(by_ids ? ids[r] : 1 + r) * in + i];
-                                if (f16 ? rows16[r * in + i] != hc_f32_to_f16(want) : memcmp(&rows32[r * in + i], &want, 4) != 0) bad++;
-                            }
-                        if (bad) fprintf(stderr, "  dequant_rows %s %s%s: %d wrong\n", hc_dtype_name(t), f16 ? "f16" : "f32", by_ids ? " by ids" : "", bad);
-                        CU_ASSERT_EQUAL(bad, 0);
-                    }
-                free(w), free(xbuf), free(y), free(deq), free(rows32), free(rows16);
+                float *rows32_buf = nan_floats((size_t)3 * in + 1);
+                uint16_t *rows16_buf = malloc((size_t)3 * in * 2 + 2);
+                for (int mode = 0; mode < 8; mode++) {
+                    const int f16 = mode & 1, by_ids = (mode >> 1) & 1, shift = mode >> 2;
+                    float *rows32 = rows32_buf + shift;
+                    uint16_t *rows16 = rows16_buf + shift;
+                    long l0 = hc_emu_launches();
+                    expect_ran("dequant_rows", l0,
+                               hc_cu_dequant_rows(NULL, (int)t, w, rb, in, by_ids ? ids : NULL, 1, 3, f16 ? (void *)rows16 : rows32, f16));
+                    int bad = 0;
+                    for (int r = 0; r < 3; r++)
+                        for (int64_t i = 0; i < in; i++) {
+                            float want = deq[(size_t)(by_ids ? ids[r] : 1 + r) * in + i];
+                            if (f16 ? rows16[r * in + i] != hc_f32_to_f16(want) : memcmp(&rows32[r * in + i], &want, 4) != 0) bad++;
+                        }
+                    if (bad)
+                        fprintf(stderr, "  dequant_rows %s %s%s%s: %d wrong\n", hc_dtype_name(t), f16 ? "f16" : "f32",
+                                by_ids ? " by ids" : "", shift ? " (output not aligned)" : "", bad);
+                    CU_ASSERT_EQUAL(bad, 0);
+                }
+                free(w), free(xbuf), free(y), free(deq), free(rows32_buf), free(rows16_buf);
             }
     expect_no_new_faults();
 }
