@@ -231,7 +231,7 @@ static inline HC_CU_HD int64_t hc_cu_dequant_src_row(const int32_t *ids, int64_t
 #define HC_CU_GEMV_TARGET_BLOCKS 264 /* two per SM of a 132-SM H100 */
 
 /* Warps a block for `warps` warps in all. */
-static inline HC_CU_HD unsigned hc_cu_gemv_rows_per_block(int64_t warps)
+static inline HC_CU_HD unsigned hc_cu_gemv_warps_per_block(int64_t warps)
 {
     unsigned r = HC_CU_GEMV_ROWS;
     while (r > 1 && warps < (int64_t)r * HC_CU_GEMV_TARGET_BLOCKS) r /= 2;
@@ -241,7 +241,7 @@ static inline HC_CU_HD unsigned hc_cu_gemv_rows_per_block(int64_t warps)
 static inline HC_CU_HD hc_cu_launch hc_cu_gemv_geometry(int64_t out, int warp_rows)
 {
     int64_t warps = (out + warp_rows - 1) / warp_rows;
-    unsigned wpb = hc_cu_gemv_rows_per_block(warps);
+    unsigned wpb = hc_cu_gemv_warps_per_block(warps);
     hc_cu_launch l = hc_cu_launch_1d(hc_cu_div_up((size_t)warps, wpb), HC_CU_WARP, 0);
     l.block.y = wpb;
     return l;
@@ -516,7 +516,8 @@ static inline HC_CU_HD int hc_cu_dequant_runs_ok(int t, int64_t width, uintptr_t
 static inline HC_CU_HD hc_cu_launch hc_cu_dequant_runs_geometry(int n_rows, int64_t width)
 {
     int64_t runs = width / HC_CU_RUN, t = (runs + HC_CU_WARP - 1) / HC_CU_WARP * HC_CU_WARP;
-    return hc_cu_launch_1d((unsigned)n_rows, (unsigned)(t < HC_CU_WARP ? HC_CU_WARP : t > HC_CU_DEQ_THREADS ? HC_CU_DEQ_THREADS : t), 0);
+    if (t < HC_CU_WARP) t = HC_CU_WARP;
+    return hc_cu_launch_1d((unsigned)n_rows, (unsigned)(t > HC_CU_DEQ_THREADS ? HC_CU_DEQ_THREADS : t), 0);
 }
 
 /* Run r of the weight row `row` of block type t into the output row dst: elements 32 r .. 32 r + 31,
@@ -537,8 +538,10 @@ static inline HC_CU_HD void hc_cu_dequant_run(int t, const uint8_t *row, int64_t
     }
     if (f16) {
         uint32_t h[HC_CU_RUN / 2];
-        for (int j = 0; j < HC_CU_RUN / 2; j++)
-            h[j] = (uint32_t)hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j])) | (uint32_t)hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j + 1])) << 16;
+        for (int j = 0; j < HC_CU_RUN / 2; j++) {
+            uint32_t lo = hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j])), hi = hc_cu_f32_to_f16(hc_cu_bits_f32(v[2 * j + 1]));
+            h[j] = lo | hi << 16;
+        }
         for (int q = 0; q < 4; q++) hc_cu_st16(dst + 64 * r + 16 * q, h + 4 * q);
     } else {
         for (int q = 0; q < 8; q++) hc_cu_st16(dst + 128 * r + 16 * q, v + 4 * q);

@@ -28,10 +28,10 @@ __global__ void dequant_runs_kernel(const uint8_t *w, size_t row_bytes, int64_t 
     for (int64_t r = threadIdx.x; r < width / HC_CU_RUN; r += blockDim.x) hc_cu_dequant_run(DT, row, r, dst, F16);
 }
 
-/* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's
- * part by runs (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's sum. One row of x per
- * blockIdx.y: y and x of row blockIdx.y (x's row blockIdx.y / x_div) and, with ids, the weights of
- * expert ids[blockIdx.y] (slices of slice bytes). */
+/* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's part by runs
+ * (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's sums. One row of x per blockIdx.y: y
+ * and x of row blockIdx.y (x's row blockIdx.y / x_div) and, with ids, the weights of expert
+ * ids[blockIdx.y] (slices of slice bytes). */
 template <int DT, int RUNS, int ROWS>
 __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
                             const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
