@@ -398,11 +398,15 @@ fi
 # the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
 # f16, W3 and W4 g128 by the wide rtn kernel, W3 by the plain one too (HC_QRTN_CUDA_GEMV=plain), GGUF's
 # Q3_K, Q4_K and Q6_K with 4 rows a warp and with 1 (HC_CUDA_GEMV_ROWS; random blocks: the kernels' speed
-# does not depend on the values): GB/s of
-# weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets at the kernels' level; the dry run on
-# the cpu device with small shapes
+# does not depend on the values): GB/s of weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets
+# at the kernels' level. The dry run: small shapes, on the cuda plugin built on the emulator when the
+# build has it (the kernels' own code), else on the cpu device
 gemv_opts=()
-[ "$dry" = 1 ] && gemv_opts=(--device cpu --shape 256x512 --shape 64x1024 --cold-mib 1 --busy-mib 1 --reps 8)
+if [ "$dry" = 1 ]; then
+  gemv_opts=(--device cpu)
+  [ "${cmp_dev[1]}" = cuda ] && gemv_opts=("${cmp_dev[@]}")
+  gemv_opts+=(--shape 256x512 --shape 64x1024 --cold-mib 1 --busy-mib 1 --reps 8)
+fi
 gemv() { # label, options...: one JSON array of the tool's lines
   local label=$1 res
   shift
