@@ -397,8 +397,9 @@ if [ "$dry" != 1 ] && ! skip_optional bandwidth "the bandwidth probe"; then
 fi
 # the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
 # f16, W3 and W4 g128 by the wide rtn kernel, W3 by the plain one too (HC_QRTN_CUDA_GEMV=plain), GGUF's
-# Q3_K, Q4_K and Q6_K with 4 rows a warp and with 1 (HC_CUDA_GEMV_ROWS; random blocks: the kernels' speed
-# does not depend on the values): GB/s of weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets
+# Q3_K, Q4_K and Q6_K with x in int8 and 4 rows a warp, with 1 (HC_CUDA_GEMV_ROWS) and with x in f32
+# (HC_CUDA_GEMV_INT8=0; random blocks: the kernels' speed does not depend on the values): GB/s of
+# weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets
 # at the kernels' level. The dry run: small shapes, on the cuda plugin built on the emulator when the
 # build has it (the kernels' own code), else on the cpu device
 gemv_opts=()
@@ -420,10 +421,11 @@ gemv() { # label, options...: one JSON array of the tool's lines
 if ! skip_optional gemv "the GEMV benchmark"; then
   optional=1
   say "gemv: f16, W3, W4 g128, Q3_K, Q4_K and Q6_K at a Llama-3-8B layer's shapes"
-  HC_QRTN_CUDA_GEMV=wide HC_CUDA_GEMV_ROWS=4 gemv gemv --format f16 --format rtn:bits=3,group=128 \
+  HC_QRTN_CUDA_GEMV=wide HC_CUDA_GEMV_ROWS=4 HC_CUDA_GEMV_INT8=1 gemv gemv --format f16 --format rtn:bits=3,group=128 \
       --format rtn:bits=4,group=128 --format q3_K --format q4_K --format q6_K \
     && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128 \
-    && HC_CUDA_GEMV_ROWS=1 gemv gemv-rows1 --format q3_K --format q4_K --format q6_K
+    && HC_CUDA_GEMV_ROWS=1 gemv gemv-rows1 --format q3_K --format q4_K --format q6_K \
+    && HC_CUDA_GEMV_INT8=0 gemv gemv-f32x --format q3_K --format q4_K --format q6_K
   optional=0
 fi
 bench() { # label, model, bench options...; the bench's exit status (124: stopped at the deadline)

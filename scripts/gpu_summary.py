@@ -83,7 +83,7 @@ def gemv_targets(by, bw_nom):
 
 def gemv_table(by, bw_nom):
     """The GEMV benchmark: per format and kernel, an 8B layer's matrices and each shape."""
-    labels = ("gemv", "gemv-plain", "gemv-rows1")
+    labels = ("gemv", "gemv-plain", "gemv-rows1", "gemv-f32x")
     rows = [(label, g) for label in labels for g in (by.get(label) if isinstance(by.get(label), list) else [])]
     bad = [(label, by[label]) for label in labels if label in by and not isinstance(by[label], list)]
     if not rows and not bad:
@@ -93,9 +93,10 @@ def gemv_table(by, bw_nom):
            "| format | kernel | matrix | MB | us | GB/s | of nominal | f16 time / this |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, g in rows:
         packed, block = g["format"].startswith(("rtn", "gptq")), g["format"].startswith("q")
-        # rtn/gptq: the wide kernel or the plain one (HC_QRTN_CUDA_GEMV); GGUF's block types: 4 rows a warp or 1
-        kernel = {"gemv-plain": "plain", "gemv-rows1": "1 row a warp"}.get(label) or \
-            ("wide" if packed else "4 rows a warp" if block else "-")
+        # rtn/gptq: the wide kernel or the plain one (HC_QRTN_CUDA_GEMV); GGUF's block types: x in int8 or
+        # f32 (HC_CUDA_GEMV_INT8), 4 rows a warp or 1 (HC_CUDA_GEMV_ROWS)
+        named = {"gemv-plain": "plain", "gemv-rows1": "int8 x, 1 row a warp", "gemv-f32x": "f32 x, 4 rows a warp"}
+        kernel = named.get(label) or ("wide" if packed else "int8 x, 4 rows a warp" if block else "-")
         matrix = "layer (%d)" % g["matrices"] if "matrices" in g else "%dx%d" % (g["rows"], g["cols"])
         vs = "-"
         if f16 and "matrices" in g and g["us"] > 0:

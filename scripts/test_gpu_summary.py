@@ -41,6 +41,7 @@ def main():
                   {"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 50.0, "gbs": 2453.7}]),
         ("gemv-plain", [{"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 400.0, "gbs": 221.5}]),
         ("gemv-rows1", [{"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 80.0, "gbs": 1533.5}]),
+        ("gemv-f32x", [{"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 100.0, "gbs": 1226.8}]),
     ]
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "results.jsonl")
@@ -74,8 +75,9 @@ def main():
     row("rtn:bits=3,group=128", "| plain |", "layer (7)", "| 222 |", "0.50x")
     row("rtn:bits=3,group=128", "| wide |", "layer (7)", "4.44x")
     row("| f16 | - | 4096x4096 |", "33.6", "2796", "83% of 3350")
-    row("| q4_K | 4 rows a warp | layer (7) |", "2454", "4.00x")
-    row("| q4_K | 1 row a warp | layer (7) |", "1534", "2.50x")
+    row("| q4_K | int8 x, 4 rows a warp | layer (7) |", "2454", "4.00x")
+    row("| q4_K | int8 x, 1 row a warp | layer (7) |", "1534", "2.50x")
+    row("| q4_K | f32 x, 4 rows a warp | layer (7) |", "1227", "2.00x")
     print("gpu_summary targets: ok")
 
 

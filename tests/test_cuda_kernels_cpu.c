@@ -12,6 +12,7 @@
 #include "../kernels/cuda/rmsnorm.cuh"
 #include "../kernels/cuda/rope.cuh"
 #include "geglu.h"
+#include "matmul_ggml.h"
 #include "ops_ref.h"
 #include "test_util.h"
 
@@ -323,6 +324,34 @@ static void test_dequant_runs(void)
     CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 4096).block.x, 128u);  /* 128 runs */
     CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 14336).block.x, 256u); /* 448: at most 256 threads */
     CU_ASSERT_EQUAL(hc_cu_dequant_runs_geometry(7, 14336).grid.x, 7u);
+}
+
+/* x quantized to int8 for the block types' GEMV (hc_cu_q8x_block): the bytes and scales of the cpu
+ * device's quantizer (hc_act_quantize_q8_ref), on random blocks, a zero block, ties to even (x / d
+ * exactly k + 1/2) and one large value among small ones. */
+static void test_q8x(void)
+{
+    enum { NB = 40 };
+    float *x = aligned_alloc(16, NB * 32 * sizeof(float));
+    for (int i = 0; i < NB * 32; i++) x[i] = rnd() * (i % 7 == 0 ? 30.0f : 1.0f);
+    for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;                          /* block 1: zeros */
+    for (int i = 0; i < 32; i++) x[64 + i] = i == 0 ? 127.0f : (float)i + 0.5f; /* block 2: d = 1, ties */
+    x[96 + 5] = 1e30f;                                                      /* block 3: one huge value */
+    hc_q8_block ref[NB];
+    hc_act_quantize_q8_ref(x, ref, NB * 32);
+    uint8_t *q = aligned_alloc(16, NB * 32);
+    float ds[2 * NB];
+    int bad = 0;
+    for (int b = 0; b < NB; b++) {
+        hc_cu_q8x_block(x + 32 * b, q + 32 * b, ds + 2 * b);
+        bad += memcmp(q + 32 * b, ref[b].q, 32) != 0 || memcmp(&ds[2 * b], &ref[b].d, 4) != 0 ||
+               memcmp(&ds[2 * b + 1], &ref[b].s, 4) != 0;
+    }
+    if (bad) fprintf(stderr, "  q8x: %d of %d blocks differ from the cpu device's\n", bad, NB);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(hc_cu_q8x_bytes(3, 64), (size_t)(3 * 64 + 3 * 2 * 8));
+    CU_ASSERT_EQUAL(hc_cu_dp4a(0x01ff7f80u, 0x02020202u, 5), 5 + 2 * (1 - 1 + 127 - 128));
+    free(x), free(q);
 }
 
 /* ---------------- matmul ---------------- */
@@ -1070,6 +1099,7 @@ int main(void)
         { "one element of every type matches hc_dequantize_row", test_dequant_elements },
         { "dequant_rows grid (by ids and by range)", test_dequant_rows_grid },
         { "dequant_rows by runs of 32: every block type, f32 and f16", test_dequant_runs },
+        { "x quantized to int8: the cpu device's bytes", test_q8x },
         { "gemv grid: warp per row, shuffle reduction", test_gemv_grid },
         { "gemv by 16-byte loads and runs of 32: every type", test_gemv_runs },
         { "batched matmul: chunks to scratch + SGEMM arguments", test_batched_matmul_chunks },

@@ -201,7 +201,10 @@ static void check_budget(const hc_device_plugin_ops *ops)
 }
 
 
-static void check_matmul(hc_device *g)
+/* The device's matmul of every weight type against the dequantized weights' sums in double; one token
+ * of a block type, where the device quantizes x to int8 (int8: HC_CUDA_GEMV_INT8, its default),
+ * against the cpu device's matmul, which quantizes x the same way. */
+static void check_matmul(hc_device *g, hc_device *cpu, int int8)
 {
     const hc_dtype types[] = { HC_F32,  HC_F16,  HC_BF16, HC_Q4_0, HC_Q4_1, HC_Q5_0, HC_Q5_1,
                                HC_Q8_0, HC_Q2_K, HC_Q3_K, HC_Q4_K, HC_Q5_K, HC_Q6_K };
@@ -230,13 +233,22 @@ static void check_matmul(hc_device *g)
             HC_ASSERT_OK(g->ops->alloc(g, (size_t)n_tok * out * sizeof(float), (void **)&dy));
             HC_ASSERT_OK(g->ops->matmul(g, &tw, dx, dy, n_tok));
             float *got = from_gpu(g, dy, (size_t)n_tok * out);
+            int q8 = int8 && n_tok == 1 && hc_dtype_block_size(types[ti]) > 1;
+            if (q8) { /* the cpu device's sums of the same integers */
+                hc_tensor tc = tw;
+                tc.data = w, tc.device = cpu;
+                HC_ASSERT_OK(cpu->ops->matmul(cpu, &tc, x, want, 1));
+            }
             /* a batch of quantized weights runs on the tensor cores in f16 (gemm_f16.cuh): both operands
                rounded to f16 (2^-10 of each product at most); else f32 arithmetic */
             int f16 = n_tok > 1 && hc_cu_batched_f16(types[ti]), bad = 0;
             for (size_t i = 0; i < (size_t)n_tok * out; i++)
-                if (f16 ? !(fabs((double)got[i] - want[i]) <= 1.2e-3 * mag[i] + 2e-5) : count_far(got + i, want + i, 1, 1e-4))
+                if (f16 ? !(fabs((double)got[i] - want[i]) <= 1.2e-3 * mag[i] + 2e-5)
+                        : count_far(got + i, want + i, 1, q8 ? 1e-5 : 1e-4))
                     bad++;
-            if (bad) fprintf(stderr, "  matmul %s n_tok %d%s: %d wrong\n", hc_dtype_name(types[ti]), n_tok, f16 ? " (f16 GEMM)" : "", bad);
+            if (bad)
+                fprintf(stderr, "  matmul %s n_tok %d%s: %d wrong\n", hc_dtype_name(types[ti]), n_tok,
+                        f16 ? " (f16 GEMM)" : q8 ? " (x in int8, against the cpu device)" : "", bad);
             CU_ASSERT_EQUAL(bad, 0);
             g->ops->free(g, tw.data);
             g->ops->free(g, dx);
@@ -260,9 +272,18 @@ static void check_matmul(hc_device *g)
     CU_ASSERT_EQUAL(g->ops->check_weights(g, &packed), HC_E_UNSUPPORTED);
 }
 
+/* y (out floats) = the cpu device's one-token matmul of the out x in weights of type t at w with x. */
+static void cpu_gemv(hc_device *cpu, hc_dtype t, const uint8_t *w, int64_t in, int64_t out, const float *x, float *y)
+{
+    hc_tensor tc = { .name = "slice", .dtype = t, .n_dims = 2, .ne = { in, out, 1, 1 }, .data = (void *)w, .device = cpu };
+    tc.nbytes = hc_dtype_row_bytes(t, in) * (size_t)out;
+    HC_ASSERT_OK(cpu->ops->matmul(cpu, &tc, x, y, 1));
+}
+
 /* Experts routed on the device: top-k and weights of plain logits, the GEMVs by id against each routed
- * row times its expert's slice dequantized, the combine against its sum. */
-static void check_moe(hc_device *g)
+ * row on its expert's slice by the cpu device (x quantized to int8 there as here), the combine against
+ * its sum. */
+static void check_moe(hc_device *g, hc_device *cpu)
 {
     /* top-2 of 4 experts, normalised, for 2 tokens */
     const float lg[8] = { 0.5f, 3.0f, -1.0f, 2.0f, 1.0f, 1.0f, 4.0f, 1.0f };
@@ -295,20 +316,13 @@ static void check_moe(hc_device *g)
         uint8_t *wh = hc_test_weights(types[ti], (int64_t)E * out, in, &bytes, &rng_state);
         hc_tensor t3 = { .name = "exps", .dtype = types[ti], .n_dims = 3, .ne = { in, out, E, 1 }, .nbytes = bytes, .device = g };
         t3.data = to_gpu(g, wh, bytes);
-        float *wrow = malloc((size_t)in * sizeof *wrow);
-        for (int r = 0; r < n_rows; r++) /* the row on its expert's slice, dequantized, in double */
-            for (int64_t o = 0; o < out; o++) {
-                hc_dequantize_row(types[ti], wh + (size_t)rids[r] * (bytes / (size_t)E) + hc_dtype_row_bytes(types[ti], in) * (size_t)o,
-                                  wrow, in);
-                double s = 0;
-                for (int64_t i = 0; i < in; i++) s += (double)wrow[i] * x[(size_t)(r / 2) * in + i];
-                want[(size_t)r * out + o] = (float)s;
-            }
-        free(wrow);
+        for (int r = 0; r < n_rows; r++) /* the row on its expert's slice */
+            cpu_gemv(cpu, types[ti], wh + (size_t)rids[r] * (bytes / (size_t)E), in, out, x + (size_t)(r / 2) * in,
+                     want + (size_t)r * out);
         HC_ASSERT_OK(g->ops->matmul_id(g, &t3, NULL, NULL, 1, NULL, 0)); /* the probe: it can */
         HC_ASSERT_OK(g->ops->matmul_id(g, &t3, dids, dx, 2, dy, n_rows));
         float *got = from_gpu(g, dy, (size_t)n_rows * out);
-        int bad = count_far(got, want, (size_t)n_rows * out, 2e-4);
+        int bad = count_far(got, want, (size_t)n_rows * out, 2e-5);
         if (bad) fprintf(stderr, "  matmul_id %s: %d wrong\n", hc_dtype_name(types[ti]), bad);
         CU_ASSERT_EQUAL(bad, 0);
         free(got);
@@ -332,21 +346,15 @@ static void check_moe(hc_device *g)
         uint8_t *wh = hc_test_weights(HC_Q4_K, (int64_t)E5 * out, in, &bytes, &rng_state);
         hc_tensor t3 = { .name = "exps", .dtype = HC_Q4_K, .n_dims = 3, .ne = { in, out, E5, 1 }, .nbytes = bytes, .device = g };
         t3.data = to_gpu(g, wh, bytes);
-        float *wrow = malloc((size_t)in * sizeof *wrow);
         for (int r = 0; r < n_long; r++)
-            for (int64_t o = 0; o < out; o++) {
-                size_t at = (size_t)lids[r] * (bytes / (size_t)E5) + hc_dtype_row_bytes(HC_Q4_K, in) * (size_t)o;
-                hc_dequantize_row(HC_Q4_K, wh + at, wrow, in);
-                double s = 0;
-                for (int64_t i = 0; i < in; i++) s += (double)wrow[i] * lx[(size_t)(r / 3) * in + i];
-                lwant[(size_t)r * out + o] = (float)s;
-            }
+            cpu_gemv(cpu, HC_Q4_K, wh + (size_t)lids[r] * (bytes / (size_t)E5), in, out, lx + (size_t)(r / 3) * in,
+                     lwant + (size_t)r * out);
         HC_ASSERT_OK(g->ops->matmul_id(g, &t3, dlids, dlx, 3, dly, n_long));
         float *got = from_gpu(g, dly, (size_t)n_long * out);
-        int bad = count_far(got, lwant, (size_t)n_long * out, 2e-4);
+        int bad = count_far(got, lwant, (size_t)n_long * out, 2e-5);
         if (bad) fprintf(stderr, "  matmul_id of %d rows sorted by expert: %d wrong\n", n_long, bad);
         CU_ASSERT_EQUAL(bad, 0);
-        free(got), free(wrow), free(wh), free(lx), free(lwant);
+        free(got), free(wh), free(lx), free(lwant);
         g->ops->free(g, t3.data);
         g->ops->free(g, dlx);
         g->ops->free(g, dlids);
@@ -803,26 +811,31 @@ static void check_flags(const hc_device_plugin_ops *ops)
     free(x), free(want);
 }
 
-/* HC_CUDA_GEMV_ROWS=1: the block types' one-token GEMV a row a warp, as right as 4 rows (check_matmul's
- * 67 rows: the last warp of 4 holds 3); other values are refused when the device is made. */
-static void check_gemv_rows(const hc_device_plugin_ops *ops)
+/* The GEMV settings: HC_CUDA_GEMV_ROWS=1 (the block types' one-token GEMV a row a warp) and
+ * HC_CUDA_GEMV_INT8=0 (x in f32) as right as the defaults (check_matmul's 67 rows: the last warp of 4
+ * holds 3); other values are refused when the device is made. */
+static void check_gemv_settings(const hc_device_plugin_ops *ops, hc_device *cpu)
 {
+    static const char *const names[] = { "HC_CUDA_GEMV_ROWS", "HC_CUDA_GEMV_INT8" }, *const good[] = { "1", "0" },
+                             *const bad[] = { "3", "2" };
     hc_device_config cfg = { .device_index = 0 };
-    hc_device *g = NULL;
-    setenv("HC_CUDA_GEMV_ROWS", "1", 1);
-    hc_status st = ops->create(&cfg, &g);
-    unsetenv("HC_CUDA_GEMV_ROWS");
-    HC_ASSERT_OK(st);
-    if (st == HC_OK) {
-        check_matmul(g);
-        g->ops->destroy(g);
+    for (int i = 0; i < 2; i++) {
+        hc_device *g = NULL;
+        setenv(names[i], good[i], 1);
+        hc_status st = ops->create(&cfg, &g);
+        unsetenv(names[i]);
+        HC_ASSERT_OK(st);
+        if (st == HC_OK) {
+            check_matmul(g, cpu, i == 0);
+            g->ops->destroy(g);
+        }
+        setenv(names[i], bad[i], 1);
+        g = NULL;
+        CU_ASSERT_EQUAL(ops->create(&cfg, &g), HC_E_ARG);
+        unsetenv(names[i]);
+        CU_ASSERT_PTR_NULL(g);
+        CU_ASSERT(strstr(hc_last_error(), names[i]) != NULL);
     }
-    setenv("HC_CUDA_GEMV_ROWS", "3", 1);
-    g = NULL;
-    CU_ASSERT_EQUAL(ops->create(&cfg, &g), HC_E_ARG);
-    unsetenv("HC_CUDA_GEMV_ROWS");
-    CU_ASSERT_PTR_NULL(g);
-    CU_ASSERT(strstr(hc_last_error(), "HC_CUDA_GEMV_ROWS") != NULL);
 }
 
 static void run_gpu_checks(const hc_device_plugin_ops *ops)
@@ -835,14 +848,14 @@ static void run_gpu_checks(const hc_device_plugin_ops *ops)
     CU_ASSERT_EQUAL(p.gpu->host_memory, 0);
     check_memory_ops(p.gpu);
     check_budget(ops);
-    check_matmul(p.gpu);
+    check_matmul(p.gpu, p.cpu, 1);
     check_get_rows(&p);
     check_row_ops(&p);
-    check_moe(p.gpu);
+    check_moe(p.gpu, p.cpu);
     CU_ASSERT_EQUAL(p.gpu->ops->mem_used(p.gpu), 0);
     check_graphs(ops);
     check_flags(ops);
-    check_gemv_rows(ops);
+    check_gemv_settings(ops, p.cpu);
     hc_device_config bad = { .device_index = 999 };
     hc_device *none = NULL;
     CU_ASSERT_EQUAL(ops->create(&bad, &none), HC_E_ARG);

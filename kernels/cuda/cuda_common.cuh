@@ -207,6 +207,28 @@ static inline HC_CU_HD uint32_t hc_cu_byte_perm(uint32_t x, uint32_t y, uint32_t
 #endif
 }
 
+/* CUDA's __dp4a: c plus the sum of the products of a's and b's 4 signed bytes. The GPU's one
+ * instruction; the CPU tests and the emulator run its twin. */
+static inline HC_CU_HD int hc_cu_dp4a(uint32_t a, uint32_t b, int c)
+{
+#ifdef __CUDA_ARCH__
+    return __dp4a((int)a, (int)b, c);
+#else
+    for (int i = 0; i < 4; i++) c += (int)(int8_t)(uint8_t)(a >> (8 * i)) * (int)(int8_t)(uint8_t)(b >> (8 * i));
+    return c;
+#endif
+}
+
+/* f rounded to the nearest integer, ties to even (as lrintf in the default rounding mode). */
+static inline HC_CU_HD int hc_cu_rint(float f)
+{
+#ifdef __CUDA_ARCH__
+    return __float2int_rn(f);
+#else
+    return (int)lrintf(f);
+#endif
+}
+
 /* Byte i of m (a code c) as the float 1/2 + c 2^-8 (c below 128), or with `full` 1/2 + c 2^-16 (any
  * byte): the byte moved into the mantissa of 1/2, one byte permute on the GPU (the float's bytes, low to
  * high: 0, 0, c, 0x3f; full: 0, c, 0, 0x3f). A weight s c + o is then D f + M with D = 2^8 s and

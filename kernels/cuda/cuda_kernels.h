@@ -20,14 +20,17 @@ cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t 
                                const int32_t *ids, int64_t row0, int n_rows, void *out, int out_f16);
 
 /* y[o] = sum_k W[o][k] x[k] for o < out (one token). warp_rows: the rows a warp holds where block types
- * are read by runs, 1 or HC_CU_GEMV_RUN_ROWS (dequant.cuh; other values: cudaErrorInvalidValue). */
+ * are read by runs, 1 or HC_CU_GEMV_RUN_ROWS (dequant.cuh; other values: cudaErrorInvalidValue). xq:
+ * NULL (x as floats), or device memory of hc_cu_q8x_bytes(1, in) bytes (16-byte aligned) where block
+ * types read by runs quantize x to int8 first, as the cpu device does (dequant.cuh). */
 cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                       const float *x, float *y, int warp_rows);
+                       const float *x, float *y, int warp_rows, void *xq);
 
 /* y[r][o] = sum_k W_e[o][k] x[r / x_div][k] for o < out, r < n_rows, e = ids[r] (device memory): the
- * routed experts' GEMVs, W_e at w + e slice (bytes); warp_rows as hc_cu_gemv's. */
+ * routed experts' GEMVs, W_e at w + e slice (bytes); warp_rows as hc_cu_gemv's, xq too but of
+ * hc_cu_q8x_bytes((n_rows - 1) / x_div + 1, in) bytes. */
 cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice, const int32_t *ids, size_t row_bytes,
-                          int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows, int warp_rows);
+                          int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows, int warp_rows, void *xq);
 
 /* Per token t < n_tok: softmax of logits[t][0 .. n_expert), its k best experts (ties: the lower index)
  * into ids[t k + j] with their probabilities in weights[t k + j], divided by their sum when norm

@@ -502,6 +502,91 @@ static inline HC_CU_HD void hc_cu_gemv_lane_runs_rows(int t, const uint8_t *w, s
     }
 }
 
+/* ---- GEMV of block types with x quantized to int8 (hc_cu_gemv's xq) ----
+ * x in blocks of 32, x_i ~ d q_i with d = max |x| / 127 and q in [-127, 127] rounded to nearest even,
+ * as the cpu device quantizes it (kernels/cpu, hc_act_quantize_q8_ref: the same bytes), so that the
+ * two devices sum the same integers. A run of 32 weight codes (hc_cu_run_decode, or Q8_0's bytes) and
+ * x's block of 32 codes are dotted 4 bytes at a time (dp4a): 8 instructions a run, where the float
+ * path spends 32 byte permutes and 32 FFMA. A weight sc (c + off) or sc c + mn then sums as
+ * d (sc (sum c q + off sum q) + mn sum q) per half (the K-quants' scales change every 16). The lanes
+ * and rows as the float path's by runs (hc_cu_gemv_lane_runs_rows). */
+
+/* Bytes of `rows` rows of x quantized: rows x in codes (int8), then per block of 32 its d and d sum q. */
+static inline HC_CU_HD size_t hc_cu_q8x_bytes(int64_t rows, int64_t in)
+{
+    return (size_t)rows * (size_t)in + (size_t)rows * (size_t)(in / HC_CU_RUN) * 2 * sizeof(float);
+}
+
+/* One block of 32 of x (16-byte aligned) into its 32 codes q (16-byte aligned) and ds = (d, d sum q). */
+static inline HC_CU_HD void hc_cu_q8x_block(const float *x, uint8_t *q, float *ds)
+{
+    float v[HC_CU_RUN], amax = 0.0f;
+    for (int i = 0; i < HC_CU_RUN / 4; i++) hc_cu_ld_f4(x + 4 * i, v + 4 * i);
+    for (int i = 0; i < HC_CU_RUN; i++) amax = fmaxf(amax, fabsf(v[i]));
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint32_t w[HC_CU_RUN / 4] = { 0 };
+    int sum = 0;
+    for (int i = 0; i < HC_CU_RUN; i++) {
+        int c = hc_cu_rint(v[i] * id);
+        sum += c;
+        w[i / 4] |= (uint32_t)(uint8_t)(int8_t)c << (8 * (i % 4));
+    }
+    hc_cu_st16(q, w);
+    hc_cu_st16(q + 16, w + 4);
+    ds[0] = d;
+    ds[1] = d * (float)sum;
+}
+
+/* s + the dot product of run r of a row of block type t with x's codes xw (the run's 32, in 8 words)
+ * of scale dx, whose halves' codes sum to qs[0] and qs[1]. */
+static inline HC_CU_HD float hc_cu_run_dot_q8(int t, const uint8_t *row, const uint32_t xw[8], float dx, const int qs[2],
+                                              int64_t r, float s)
+{
+    const int be = hc_cu_block_elems(t);
+    int64_t k0 = HC_CU_RUN * r;
+    const uint8_t *blk = row + (size_t)(k0 / be) * (size_t)hc_cu_block_bytes(t);
+    if (t == HC_Q8_0) { /* signed codes: d sum c q */
+        int isum = 0;
+        for (int n = 0; n < 8; n++) isum = hc_cu_dp4a(hc_cu_run_word(blk + 2 + 4 * n, 2), xw[n], isum);
+        return fmaf(dx * hc_cu_f16_to_f32(hc_cu_ld2(blk)), (float)isum, s);
+    }
+    hc_cu_run_codes run;
+    hc_cu_run_decode(t, blk, (int)(k0 % be) / HC_CU_RUN, &run);
+    const int halves = be == HC_CU_QBLOCK ? 1 : 2, per = 8 / halves; /* the 32-blocks: one scale a run */
+    float v = 0.0f;
+    for (int h = 0; h < halves; h++) {
+        int isum = 0, q = halves == 1 ? qs[0] + qs[1] : qs[h];
+        for (int n = per * h; n < per * h + per; n++) isum = hc_cu_dp4a(run.q[n], xw[n], isum);
+        v = fmaf(run.sc[h], (float)(isum + run.off * q), fmaf(run.mn[h], (float)q, v));
+    }
+    return fmaf(dx, v, s);
+}
+
+/* Lane `lane`'s parts s[i] (i < R, R <= HC_CU_GEMV_RUN_ROWS) of rows row0 + i's dot products with x
+ * quantized (codes xq, scales xds of hc_cu_q8x_block), by runs; rows past the last as in
+ * hc_cu_gemv_lane_runs_rows. */
+static inline HC_CU_HD void hc_cu_gemv_lane_q8_rows(int t, int R, const uint8_t *w, size_t row_bytes, int64_t row0,
+                                                    int64_t out, const uint8_t *xq, const float *xds, int64_t in, int lane,
+                                                    float s[HC_CU_GEMV_RUN_ROWS])
+{
+    const uint8_t *row[HC_CU_GEMV_RUN_ROWS];
+    HC_CU_UNROLL
+    for (int i = 0; i < R; i++) {
+        row[i] = w + (size_t)(row0 + i < out ? row0 + i : out - 1) * row_bytes;
+        s[i] = 0.0f;
+    }
+    for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
+        uint32_t xw[8];
+        hc_cu_ld16(xq + HC_CU_RUN * r, xw);
+        hc_cu_ld16(xq + HC_CU_RUN * r + 16, xw + 4);
+        int qs[2] = { 0, 0 };
+        for (int n = 0; n < 8; n++) qs[n >> 2] = hc_cu_dp4a(0x01010101u, xw[n], qs[n >> 2]);
+        const float dx = xds[2 * r];
+        HC_CU_UNROLL
+        for (int i = 0; i < R; i++) s[i] = hc_cu_run_dot_q8(t, row[i], xw, dx, qs, r, s[i]);
+    }
+}
+
 /* ---- dequant_rows by runs: a thread a run of 32 of a row of a block type (width a multiple of 32,
  * the weights aligned as the GEMV's runs read them, out 16-byte aligned): the run decoded once
  * (hc_cu_run_decode; Q8_0 element by element) and its 32 values written by 16-byte stores, where the

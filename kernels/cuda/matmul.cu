@@ -28,6 +28,16 @@ __global__ void dequant_runs_kernel(const uint8_t *w, size_t row_bytes, int64_t 
     for (int64_t r = threadIdx.x; r < width / HC_CU_RUN; r += blockDim.x) hc_cu_dequant_run(DT, row, r, dst, F16);
 }
 
+/* The warp's sums of s[i] (i < R) into y[o + i] for the rows below out (lane 0 writes). */
+static __device__ void warp_sums_store(int R, float s[HC_CU_GEMV_RUN_ROWS], int64_t o, int64_t out, float *y)
+{
+    HC_CU_UNROLL
+    for (int i = 0; i < R; i++) {
+        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s[i] += __shfl_down_sync(0xffffffffu, s[i], off);
+        if (threadIdx.x == 0 && o + i < out) y[o + i] = s[i];
+    }
+}
+
 /* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's part by runs
  * (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's sums. One row of x per blockIdx.y: y
  * and x of row blockIdx.y (x's row blockIdx.y / x_div) and, with ids, the weights of expert
@@ -51,19 +61,39 @@ __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int
         const uint8_t *row = w + (size_t)o * row_bytes;
         s[0] = RUNS ? hc_cu_gemv_lane_runs(DT, row, x, in, lane) : hc_cu_gemv_lane_partial(DT, row, x, in, lane);
     }
-    HC_CU_UNROLL
-    for (int i = 0; i < R; i++) {
-        for (int off = HC_CU_WARP / 2; off > 0; off >>= 1) s[i] += __shfl_down_sync(0xffffffffu, s[i], off);
-        if (threadIdx.x == 0 && o + i < out) y[o + i] = s[i];
-    }
+    warp_sums_store(R, s, o, out, y);
 }
 
-/* Calls LAUNCH(type) for the weight type t, or returns cudaErrorInvalidValue for another. */
-#define HC_CU_SWITCH_TYPE(t, LAUNCH)                                                              \
+/* x's blocks of 32 quantized to int8 (hc_cu_q8x_block), a thread a block: n_blocks blocks, codes to q,
+ * scales to ds. */
+__global__ void quantize_q8_kernel(const float *__restrict__ x, int64_t n_blocks, uint8_t *q, float *ds)
+{
+    int64_t b = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (b < n_blocks) hc_cu_q8x_block(x + HC_CU_RUN * b, q + HC_CU_RUN * b, ds + 2 * b);
+}
+
+/* gemv_kernel by runs of a block type with x quantized to int8 (hc_cu_gemv_lane_q8_rows): xq and xds
+ * hold x's rows quantized, row blockIdx.y / x_div for y's row blockIdx.y. */
+template <int DT, int ROWS>
+__global__ void gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                               const uint8_t *__restrict__ xq, const float *__restrict__ xds, float *y, const int32_t *ids,
+                               size_t slice, int x_div)
+{
+    unsigned r = blockIdx.y, xr = r / (unsigned)x_div;
+    if (ids) w += (size_t)ids[r] * slice;
+    xq += (size_t)xr * (size_t)in;
+    xds += (size_t)xr * (size_t)(in / HC_CU_RUN) * 2;
+    y += (size_t)r * (size_t)out;
+    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y, ROWS);
+    if (o >= out) return; /* the whole warp */
+    float s[HC_CU_GEMV_RUN_ROWS];
+    hc_cu_gemv_lane_q8_rows(DT, ROWS, w, row_bytes, o, out, xq, xds, in, (int)threadIdx.x, s);
+    warp_sums_store(ROWS, s, o, out, y);
+}
+
+/* Calls LAUNCH(type) for the block type t, or returns cudaErrorInvalidValue for another. */
+#define HC_CU_SWITCH_BLOCK_TYPE(t, LAUNCH)                                                        \
     switch (t) {                                                                                  \
-    case HC_F32: LAUNCH(HC_F32); break;                                                           \
-    case HC_F16: LAUNCH(HC_F16); break;                                                           \
-    case HC_BF16: LAUNCH(HC_BF16); break;                                                         \
     case HC_Q4_0: LAUNCH(HC_Q4_0); break;                                                         \
     case HC_Q4_1: LAUNCH(HC_Q4_1); break;                                                         \
     case HC_Q5_0: LAUNCH(HC_Q5_0); break;                                                         \
@@ -75,6 +105,15 @@ __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int
     case HC_Q5_K: LAUNCH(HC_Q5_K); break;                                                         \
     case HC_Q6_K: LAUNCH(HC_Q6_K); break;                                                         \
     default: return cudaErrorInvalidValue;                                                        \
+    }
+
+/* Calls LAUNCH(type) for the weight type t, or returns cudaErrorInvalidValue for another. */
+#define HC_CU_SWITCH_TYPE(t, LAUNCH)                                                              \
+    switch (t) {                                                                                  \
+    case HC_F32: LAUNCH(HC_F32); break;                                                           \
+    case HC_F16: LAUNCH(HC_F16); break;                                                           \
+    case HC_BF16: LAUNCH(HC_BF16); break;                                                         \
+    default: HC_CU_SWITCH_BLOCK_TYPE(t, LAUNCH)                                                   \
     }
 
 extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t width,
@@ -98,9 +137,10 @@ extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void 
 }
 
 /* n_rows GEMVs in one launch (gridDim.y): row r of y from row r / x_div of x, with the weights at w,
- * or with ids those of slice ids[r] (w + ids[r] slice); warp_rows as hc_cu_gemv's. */
+ * or with ids those of slice ids[r] (w + ids[r] slice); warp_rows and xq as hc_cu_gemv's. */
 static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                             const float *x, float *y, const int32_t *ids, size_t slice, int x_div, int n_rows, int warp_rows)
+                             const float *x, float *y, const int32_t *ids, size_t slice, int x_div, int n_rows, int warp_rows,
+                             void *xq)
 {
     if (out <= 0 || n_rows <= 0) return cudaSuccess;
     if (x_div <= 0 || (unsigned)n_rows > HC_CU_MAX_GRID_YZ || (warp_rows != 1 && warp_rows != HC_CU_GEMV_RUN_ROWS))
@@ -108,18 +148,33 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
     const uint8_t *wb = (const uint8_t *)w;
     /* every slice and every row of x must meet the runs kernel's alignment, as the first does */
     int runs = hc_cu_gemv_runs_ok(dtype, in, (uintptr_t)w | (ids ? slice : 0), row_bytes, (uintptr_t)x);
-    hc_cu_launch l = hc_cu_gemv_geometry(out, hc_cu_gemv_warp_rows(dtype, runs, warp_rows));
+    const int R = hc_cu_gemv_warp_rows(dtype, runs, warp_rows);
+    hc_cu_launch l = hc_cu_gemv_geometry(out, R);
     l.grid.y = (unsigned)n_rows;
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    const size_t sh = l.shared_bytes;
+    if (xq && runs && hc_cu_block_elems(dtype) > 1 && (uintptr_t)xq % 16 == 0) { /* x to int8, then the integer GEMV */
+        const int64_t x_rows = (n_rows - 1) / x_div + 1, nb = x_rows * (in / HC_CU_RUN);
+        uint8_t *q = (uint8_t *)xq;
+        float *ds = (float *)(q + (size_t)x_rows * (size_t)in);
+        quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, q, ds);
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
-        dim3 g_ = hc_cu_dim3(l.grid), b_ = hc_cu_dim3(l.block);                                    \
-        const size_t sh_ = l.shared_bytes;                                                         \
+        if (R == 1) gemv_q8_kernel<T, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, q, ds, y, ids, slice, x_div); \
+        else gemv_q8_kernel<T, HC_CU_GEMV_RUN_ROWS><<<g, b, sh, s>>>(wb, row_bytes, in, out, q, ds, y, ids, slice, x_div); \
+    } while (0)
+        HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
+#define LAUNCH(T)                                                                                  \
+    do {                                                                                           \
         if (!runs)                                                                                 \
-            gemv_kernel<T, 0, 1><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
-        else if (warp_rows == 1 || hc_cu_block_elems(T) == 1)                                      \
-            gemv_kernel<T, 1, 1><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+            gemv_kernel<T, 0, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        else if (R == 1)                                                                           \
+            gemv_kernel<T, 1, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
         else                                                                                       \
-            gemv_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g_, b_, sh_, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+            gemv_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
@@ -127,14 +182,15 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
 }
 
 extern "C" cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
-                                  const float *x, float *y, int warp_rows)
+                                  const float *x, float *y, int warp_rows, void *xq)
 {
-    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, NULL, 0, 1, 1, warp_rows);
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, NULL, 0, 1, 1, warp_rows, xq);
 }
 
 extern "C" cudaError_t hc_cu_gemv_id(cudaStream_t s, int dtype, const void *w, size_t slice, const int32_t *ids, size_t row_bytes,
-                                     int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows, int warp_rows)
+                                     int64_t in, int64_t out, const float *x, int x_div, float *y, int n_rows, int warp_rows,
+                                     void *xq)
 {
     if (!ids) return cudaErrorInvalidValue;
-    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, ids, slice, x_div, n_rows, warp_rows);
+    return gemv_rows(s, dtype, w, row_bytes, in, out, x, y, ids, slice, x_div, n_rows, warp_rows, xq);
 }

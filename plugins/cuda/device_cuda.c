@@ -24,6 +24,8 @@
 /* Scratch the device allocates on demand, at most: weight rows, f16 activations, attention's splits;
  * mem_info keeps what is not allocated yet out of the memory it reports available. */
 #define CU_X16_MAX_BYTES (HC_CU_F16_X_MAX * sizeof(uint16_t))
+/* the block types' one-token GEMVs with x quantized to int8: larger x (a long MoE pass) stays f32 */
+#define CU_XQ_MAX_BYTES ((size_t)4 << 20)
 #define CU_ATTN_MAX_BYTES (hc_cu_attn_scratch_floats(HC_CU_ATTN_TARGET_BLOCKS - 1, 1, HC_CU_ATTN_MAX_DIM, \
                                                      HC_CU_ATTN_MAX_SPLITS) * sizeof(float))
 /* matmul_id of more than CU_MOE_SORT_ROWS routed rows (a prompt routed on the device) sorts them by
@@ -82,6 +84,8 @@ typedef struct cuda_device {
     size_t scratch_bytes;
     void *x16;              /* activations in f16 for the tensor-core GEMM */
     size_t x16_bytes;
+    void *xq;               /* one-token activations quantized to int8 for the block types' GEMV */
+    size_t xq_bytes;
     float *consts;          /* HC_CU_F16_CONSTS floats: the f16 GEMM's max |x| and scale */
     void *attn_scratch;     /* the partials of attention's key splits (floats) */
     size_t attn_scratch_bytes;
@@ -94,6 +98,7 @@ typedef struct cuda_device {
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
     int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
+    int gemv_int8;          /* 1: their x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
     int capturing;
     int seg, seg_ops;       /* the current stretch and its ops so far */
     cu_segment segs[CU_GRAPH_SEGMENTS];
@@ -471,6 +476,7 @@ static size_t scratch_reserve(const cuda_device *c)
     size_t attn = c->attn_scratch_bytes, r = 0;
     r += c->scratch_bytes < CU_SCRATCH_MAX_BYTES ? CU_SCRATCH_MAX_BYTES - c->scratch_bytes : 0;
     r += c->x16_bytes < CU_X16_MAX_BYTES ? CU_X16_MAX_BYTES - c->x16_bytes : 0;
+    r += c->xq_bytes < CU_XQ_MAX_BYTES ? CU_XQ_MAX_BYTES - c->xq_bytes : 0;
     r += attn < CU_ATTN_MAX_BYTES ? CU_ATTN_MAX_BYTES - attn : 0;
     r += c->moe_ints_bytes < CU_MOE_INTS_MAX_BYTES ? CU_MOE_INTS_MAX_BYTES - c->moe_ints_bytes : 0;
     r += c->moe_rows_bytes < c->moe_rows_max ? c->moe_rows_max - c->moe_rows_bytes : 0;
@@ -696,6 +702,20 @@ static hc_status ensure_scratch(cuda_device *c, size_t bytes)
     return ensure_buffer(c, &c->scratch, &c->scratch_bytes, bytes, "matmul (scratch for dequantized weights)");
 }
 
+/* Scratch for x_rows rows of `in` activations quantized to int8 (hc_cu_gemv's xq) when the block type
+ * t's GEMV takes them (HC_CUDA_GEMV_INT8, runs of 32, at most CU_XQ_MAX_BYTES), else NULL in *xq. */
+static hc_status gemv_xq(cuda_device *c, hc_dtype t, int64_t in, int64_t x_rows, void **xq)
+{
+    *xq = NULL;
+    size_t n = hc_cu_q8x_bytes(x_rows, in);
+    if (!c->gemv_int8 || !hc_cu_dtype_supported((int)t) || hc_cu_block_elems((int)t) == 1 || in % HC_CU_RUN ||
+        n > CU_XQ_MAX_BYTES)
+        return HC_OK;
+    hc_status st = ensure_buffer(c, &c->xq, &c->xq_bytes, n, "matmul (activations quantized to int8)");
+    if (st == HC_OK) *xq = c->xq;
+    return st;
+}
+
 static cublasOperation_t blas_op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
 /* n_tok > 1 tokens of a quantized weight (hc_cu_batched_f16) on the tensor cores: per chunk of
@@ -769,9 +789,11 @@ static hc_status matmul_impl(cuda_device *c, const hc_tensor *w, const float *x,
         return HC_OK;
     }
     if (n_tok == 1) {
-        hc_status st = graph_op(c);
+        void *xq = NULL;
+        hc_status st = gemv_xq(c, w->dtype, in, 1, &xq);
+        if (st == HC_OK) st = graph_op(c);
         if (st != HC_OK) return st;
-        CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y, c->gemv_rows),
+        CU_CHECK(hc_cu_gemv(c->stream, (int)w->dtype, w->data, row_bytes, in, out, x, y, c->gemv_rows, xq),
                  "matmul (gemv kernel)");
         return HC_OK;
     }
@@ -957,12 +979,12 @@ static hc_status cuda_moe_topk(hc_device *d, const float *logits, int n_tok, int
 
 /* n_rows GEMVs by id (the type's kernel, or the packed format's gemv_id k), enqueued */
 static cudaError_t gemv_id(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, size_t slice, const int32_t *ids,
-                           const float *x, int x_div, float *y, int n_rows)
+                           const float *x, int x_div, float *y, int n_rows, void *xq)
 {
     int64_t in = w->ne[0], out = w->ne[1];
     if (k) return (cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y);
     return hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div, y,
-                         n_rows, c->gemv_rows);
+                         n_rows, c->gemv_rows, xq);
 }
 
 /* A long pass's routed rows: sorted by expert (stably), their input rows gathered in that order, the
@@ -983,6 +1005,8 @@ static hc_status matmul_id_sorted(cuda_device *c, const hc_tensor *w, const hc_q
                                  "matmul_id (the rows sorted by expert)");
     if (st == HC_OK)
         st = ensure_buffer(c, &c->moe_rows, &c->moe_rows_bytes, (size_t)chunk * per_row, "matmul_id (the sorted rows)");
+    void *xq = NULL;
+    if (st == HC_OK && !k) st = gemv_xq(c, w->dtype, in, chunk, &xq);
     if (st == HC_OK) st = stream_op(c, "matmul_id");
     if (st != HC_OK) return st;
     int32_t *order = c->moe_ints, *sorted_ids = order + n_rows, *src = sorted_ids + n_rows;
@@ -993,7 +1017,7 @@ static hc_status matmul_id_sorted(cuda_device *c, const hc_tensor *w, const hc_q
         int np = n_rows - p0 < chunk ? n_rows - p0 : chunk;
         CU_CHECK(hc_cu_dequant_rows(c->stream, HC_F32, x, (size_t)in * sizeof(float), in, src + p0, 0, np, xs, 0),
                  "matmul_id (the sorted input rows)");
-        CU_CHECK(gemv_id(c, w, k, slice, sorted_ids + p0, xs, 1, ys, np), what);
+        CU_CHECK(gemv_id(c, w, k, slice, sorted_ids + p0, xs, 1, ys, np, xq), what);
         CU_CHECK(hc_cu_scatter_rows(c->stream, ys, order + p0, np, (int)out, y), "matmul_id (the outputs put back)");
     }
     return HC_OK;
@@ -1017,8 +1041,10 @@ static hc_status cuda_matmul_id(hc_device *d, const hc_tensor *w, const int32_t 
     if (!n_rows) return HC_OK;
     if (!w->data) return hc_error(HC_E_ARG, "cuda matmul_id %s: the tensor has no data", tname(w));
     if (n_rows > CU_MOE_SORT_ROWS) return matmul_id_sorted(c, w, k, slice, ids, x, x_div, y, n_rows);
+    void *xq = NULL;
+    if (!k && (st = gemv_xq(c, w->dtype, w->ne[0], (n_rows - 1) / x_div + 1, &xq)) != HC_OK) return st;
     if ((st = stream_op(c, "matmul_id")) != HC_OK) return st;
-    CU_CHECK(gemv_id(c, w, k, slice, ids, x, x_div, y, n_rows), k ? "matmul_id (packed expert gemv kernel)" : "matmul_id");
+    CU_CHECK(gemv_id(c, w, k, slice, ids, x, x_div, y, n_rows, xq), k ? "matmul_id (packed expert gemv kernel)" : "matmul_id");
     return HC_OK;
 }
 
@@ -1094,6 +1120,7 @@ static void cuda_destroy(hc_device *d)
         free(c->allocs);
         cudaFree(c->scratch);
         cudaFree(c->x16);
+        cudaFree(c->xq);
         cudaFree(c->consts);
         cudaFree(c->attn_scratch);
         cudaFree(c->moe_ints);
@@ -1164,7 +1191,8 @@ static const hc_device_ops cuda_ops = {
  * it sets. HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a pass (0: no graphs);
  * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag; HC_CUDA_MOE_ROWS_BYTES:
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
- * rows a warp of the block types' GEMV holds (1 or 4). */
+ * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (their x quantized to int8)
+ * or 0 (f32). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1182,7 +1210,7 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    long ops = 0, patience_ms = 0, moe_rows = 0, gemv_rows = 0;
+    long ops = 0, patience_ms = 0, moe_rows = 0, gemv_rows = 0, gemv_int8 = 0;
     hc_status st = env_setting("HC_CUDA_GRAPH_OPS", CU_GRAPH_OPS_DEFAULT, 0, CU_GRAPH_OPS_MAX,
                                "the most ops per recorded stretch of a pass (0: no CUDA graphs)", &ops);
     if (st == HC_OK)
@@ -1196,7 +1224,11 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     if (st == HC_OK && gemv_rows != 1 && gemv_rows != HC_CU_GEMV_RUN_ROWS)
         st = hc_error(HC_E_ARG, "HC_CUDA_GEMV_ROWS=%ld: give 1 or %d, the rows a warp of the GGUF types' one-token GEMV holds",
                       gemv_rows, HC_CU_GEMV_RUN_ROWS);
+    if (st == HC_OK)
+        st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GGUF types' one-token GEMV takes x quantized to int8, as the cpu "
+                         "device does) or 0 (x in f32)", &gemv_int8);
     if (st != HC_OK) return st;
+    c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;
     c->moe_rows_max = (size_t)moe_rows;
     c->graph_ops = (int)ops;

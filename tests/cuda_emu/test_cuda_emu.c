@@ -253,7 +253,7 @@ static void test_weights(void)
                     const float *x = xbuf + misaligned;
                     for (int64_t o = 0; o < out; o++) y[o] = NAN;
                     long l0 = hc_emu_launches();
-                    expect_ran("gemv", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, x, y, warp_rows));
+                    expect_ran("gemv", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, x, y, warp_rows, NULL));
                     int bad = 0;
                     for (int64_t o = 0; o < out; o++) {
                         double s = 0, m = 0;
@@ -265,7 +265,26 @@ static void test_weights(void)
                                 (long long)out, (long long)in, misaligned ? "unaligned" : "aligned", warp_rows, bad);
                     CU_ASSERT_EQUAL(bad, 0);
                 }
-                CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, w, rb, in, out, xbuf, y, 2), cudaErrorInvalidValue);
+                CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, w, rb, in, out, xbuf, y, 2, NULL), cudaErrorInvalidValue);
+                if (hc_dtype_block_size(t) > 1) { /* x quantized to int8: the cpu device's sums, both row counts */
+                    float *want = nan_floats((size_t)out);
+                    hc_tensor tc = { .name = "w", .dtype = t, .n_dims = 2, .ne = { in, out, 1, 1 }, .nbytes = wb, .data = w,
+                                     .device = cpu_device() };
+                    HC_ASSERT_OK(tc.device->ops->matmul(tc.device, &tc, xbuf, want, 1));
+                    void *xq = NULL;
+                    CU_ASSERT_EQUAL_FATAL(cudaMalloc(&xq, hc_cu_q8x_bytes(1, in)), cudaSuccess);
+                    for (int rows = 1; rows <= HC_CU_GEMV_RUN_ROWS; rows += HC_CU_GEMV_RUN_ROWS - 1) {
+                        for (int64_t o = 0; o < out; o++) y[o] = NAN;
+                        long l0 = hc_emu_launches();
+                        expect_ran("gemv (x in int8)", l0, hc_cu_gemv(NULL, (int)t, w, rb, in, out, xbuf, y, rows, xq));
+                        int bad = count_far(y, want, (size_t)out, 1e-5);
+                        if (bad) fprintf(stderr, "  gemv %s %lld x %lld, x in int8, %d rows a warp: %d wrong\n", hc_dtype_name(t),
+                                         (long long)out, (long long)in, rows, bad);
+                        CU_ASSERT_EQUAL(bad, 0);
+                    }
+                    cudaFree(xq);
+                    free(want);
+                }
                 /* rows 3, 0, 2 by ids and rows 1.. by range, in f32 and in f16; the output 16-byte aligned (block
                    types: by runs) and not (by elements) */
                 const int32_t ids[] = { 3, 0, 2 };
@@ -523,14 +542,29 @@ static void test_moe(void)
         float *x = rnd_floats((size_t)3 * in, 1.0f), *got = nan_floats((size_t)n_rows * out_rows);
         float *exp_y = nan_floats((size_t)n_rows * out_rows);
         l0 = hc_emu_launches();
-        expect_ran("gemv_id", l0,
-                   hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows, HC_CU_GEMV_RUN_ROWS));
+        const int R = HC_CU_GEMV_RUN_ROWS;
+        expect_ran("gemv_id", l0, hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows, R, NULL));
         for (int r = 0; r < n_rows; r++)
             CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, wb + (size_t)ids[r] * slice, rb, in, out_rows, x + (size_t)(r / x_div) * in,
-                                       exp_y + (size_t)r * out_rows, HC_CU_GEMV_RUN_ROWS), cudaSuccess);
+                                       exp_y + (size_t)r * out_rows, R, NULL), cudaSuccess);
         int bad = memcmp(got, exp_y, (size_t)n_rows * out_rows * sizeof *got) != 0;
         if (bad) fprintf(stderr, "  gemv_id %s: rows differ from the plain GEMV's\n", hc_dtype_name(t));
         CU_ASSERT_EQUAL(bad, 0);
+        if (hc_dtype_block_size(t) > 1) { /* x quantized to int8: x's 3 rows by id, each row alone */
+            void *xq = NULL, *xq1 = NULL;
+            CU_ASSERT_EQUAL_FATAL(cudaMalloc(&xq, hc_cu_q8x_bytes(3, in)), cudaSuccess);
+            CU_ASSERT_EQUAL_FATAL(cudaMalloc(&xq1, hc_cu_q8x_bytes(1, in)), cudaSuccess);
+            l0 = hc_emu_launches();
+            expect_ran("gemv_id (x in int8)", l0,
+                       hc_cu_gemv_id(NULL, (int)t, wb, slice, ids, rb, in, out_rows, x, x_div, got, n_rows, R, xq));
+            for (int r = 0; r < n_rows; r++)
+                CU_ASSERT_EQUAL(hc_cu_gemv(NULL, (int)t, wb + (size_t)ids[r] * slice, rb, in, out_rows,
+                                           x + (size_t)(r / x_div) * in, exp_y + (size_t)r * out_rows, R, xq1), cudaSuccess);
+            bad = memcmp(got, exp_y, (size_t)n_rows * out_rows * sizeof *got) != 0;
+            if (bad) fprintf(stderr, "  gemv_id %s, x in int8: rows differ from the plain GEMV's\n", hc_dtype_name(t));
+            CU_ASSERT_EQUAL(bad, 0);
+            cudaFree(xq), cudaFree(xq1);
+        }
         free(wb), free(x), free(got), free(exp_y);
     }
     expect_no_new_faults();
