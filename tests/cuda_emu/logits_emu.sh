@@ -5,8 +5,8 @@
 # gemma's GeGLU and sliding window, decode steps as CUDA graphs). Limits as scripts/gpu_check.sh's:
 # float weights max |diff| <= 1e-3 (1 + max |logit|) and top-1 >= 0.95; W3 + branches (the cpu
 # device's int8 activations) top-1 >= 0.90, and here also max |diff| <= 0.02 (1 + max |logit|) (the
-# emulator is deterministic: 0.009 is seen; a branch on the wrong rows gives 0.045); with graphs,
-# the very logits of plain launches.
+# emulator is deterministic: 0.009 is seen; a branch on the wrong rows gives 0.045); with graphs, the
+# very logits of plain launches.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 shared=${2:-}
@@ -57,6 +57,14 @@ w3 moe 64
 # 32 experts, 4 a token: passes of up to 256 routed rows (64 tokens) are routed on the device
 synth moe32 --arch qwen3moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 32 --top-k 4 --expert-ffn 32 --vocab 512
 w3 moe32 64
+# Q8_0 weights (synth --type q8_0): decode's GEMVs take x in int8 on both devices
+for m in "llama-q8 --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512" \
+         "moe-q8 --arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512"; do
+  set -- $m
+  name=$1
+  shift
+  "$hc" synth "$@" --seed 1 --type q8_0 -o "$tmp/$name.gguf" > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
+done
 synth gemma --arch gemma3 --dim 64 --layers 3 --heads 4 --kv-heads 1 --ffn 160 --window 16 --swa-period 2 --vocab 512
 
 if [ -n "$shared" ] && [ -f "$shared/models/stories260K/stories260K.bin" ]; then
@@ -91,6 +99,13 @@ compare moe32-w3-async-host w3 "$tmp/moe32.w3.gguf" -n 8 -p 50 --moe-device-rows
 # without branches the experts are routed on the device (moe_topk, matmul_id, moe_combine)
 compare moe-w3-routed-on-device w3 "$tmp/moe.w3.gguf" --no-comp -n 16 -p 20
 compare gemma-f16 float "$tmp/gemma.gguf" --no-comp -n $(n 16) -p 40
+# decode only (a prompt of one token): the GEMVs quantize x to int8 as the cpu device does and sum the
+# same integers. Here, where the ops before them agree bit for bit, the logits differ by 7e-7 and 1e-6;
+# with x in f32 (HC_CUDA_GEMV_INT8=0) by 0.04, beyond the float limits. (Where they do not, a value
+# rounded to the other side of a half flips a code, and 30 layers of that spread: 0.08 on a
+# SmolLM2-shaped Q8_0 model either way.)
+compare llama-q8_0-decode float "$tmp/llama-q8.gguf" --no-comp -n $(n 16) -p 1
+compare moe-q8_0-decode float "$tmp/moe-q8.gguf" --no-comp -n $(n 16) -p 1
 
 # 70 layers by flags: 280 jobs a step, more than the host pool's queue holds (256) when none is waited
 # for; the oldest are waited for at 128 (the device's open stretch launched first). The logits are
