@@ -264,14 +264,14 @@ static inline HC_CU_HD float hc_cu_gemv_lane_partial(int t, const uint8_t *row, 
 
 /* ---- a run of 32 elements of a block type but Q8_0 (a block of Q4_0 .. Q5_1, a sub-block of Q4_K /
  * Q5_K, two scale groups of the other K-quants) as codes in bytes: element 4 n + i is byte i of q[n],
- * a code c below 64, and the weight is D[h] f + M[h] for the half h = (4 n + i) / 16, with
- * f = 1/2 + c 2^-8, the code put into the mantissa of 1/2 by one byte permute (hc_cu_byte_f). The
- * words are read 4 bytes at a time, or 2 where the blocks' size is only even (hc_cu_run_align).
- * Q8_0's full bytes would need 1/2 + c 2^-16, whose D sum(f x) + M sum(x) cancels about 8 of f32's 24
+ * a code c below 64, and the weight sc[h] (c + off), or sc[h] c + mn[h], for the half h = (4 n + i) / 16.
+ * The float GEMV takes it as D f + M (hc_cu_run_dot), with f = 1/2 + c 2^-8, the code put into the
+ * mantissa of 1/2 by one byte permute (hc_cu_byte_f). The words are read 4 bytes at a time, or 2
+ * where the blocks' size is only even (hc_cu_run_align).
+ * In the float GEMV, Q8_0's full bytes would need 1/2 + c 2^-16, whose D sum(f x) + M sum(x) cancels about 8 of f32's 24
  * bits: it stays element by element (5 instructions a weight, a third of its budget). ---- */
 typedef struct hc_cu_run_codes {
     uint32_t q[8];
-    float D[2], M[2];
     /* the weights as the element readers compute them: sc (c + off) with off, else sc c + mn */
     float sc[2], mn[2];
     int off;
@@ -292,8 +292,7 @@ static inline HC_CU_HD uint32_t hc_cu_run_word(const uint8_t *p, int align)
 static inline HC_CU_HD uint32_t hc_cu_bits_to_bytes(uint32_t b) { return ((b & 0xfu) * 0x00204081u & 0x01010101u) << 4; }
 
 /* Run jb (elements 32 jb ..; 0 for the 32-block types) of the block blk of type t (not Q8_0), in the
- * layouts of the element readers above. With a weight sc c + mn, D = 2^8 sc and M = mn - 2^7 sc, so
- * that D f + M = sc c + mn. */
+ * layouts of the element readers above. */
 static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, hc_cu_run_codes *r)
 {
     const int al = hc_cu_run_align(t);
@@ -364,10 +363,6 @@ static inline HC_CU_HD void hc_cu_run_decode(int t, const uint8_t *blk, int jb, 
         r->off = -32;
     }
     }
-    for (int k = 0; k < 2; k++) {
-        r->D[k] = 256.0f * sc[k];
-        r->M[k] = (r->off ? (float)r->off * sc[k] : mn[k]) - 128.0f * sc[k];
-    }
 }
 
 /* Element 4 n + i of a decoded run, bit for bit as the element readers compute it. */
@@ -426,10 +421,12 @@ static inline HC_CU_HD float hc_cu_run_dot(int t, const uint8_t *row, const hc_c
     hc_cu_run_codes run;
     hc_cu_run_decode(t, blk, (int)(k0 % be) / HC_CU_RUN, &run);
     for (int h = 0; h < 2; h++) {
+        /* sc c + m with m = sc off or mn is D f + M: D = 2^8 sc, M = m - 2^7 sc */
+        const float D = 256.0f * run.sc[h], M = (run.off ? (float)run.off * run.sc[h] : run.mn[h]) - 128.0f * run.sc[h];
         float sf = 0.0f;
         for (int n = 4 * h; n < 4 * h + 4; n++)
             for (int i = 0; i < 4; i++) sf = fmaf(hc_cu_byte_f(run.q[n], i, 0), xr->v[4 * n + i], sf);
-        s = fmaf(run.D[h], sf, fmaf(run.M[h], xr->sum[h], s));
+        s = fmaf(D, sf, fmaf(M, xr->sum[h], s));
     }
     return s;
 }
@@ -482,18 +479,26 @@ static inline HC_CU_HD int hc_cu_gemv_warp_rows(int t, int runs, int want)
     return runs && hc_cu_block_elems(t) > 1 ? want : 1;
 }
 
-/* Lane `lane`'s parts s[i] of the dot products of rows row0 + i (i < HC_CU_GEMV_RUN_ROWS, rows of
- * row_bytes at w, `out` rows in all) of a block type t with x, by runs. Rows past the last read the
- * last one again (their sums are not stored), so that the warp does not diverge. */
+/* The R rows of a warp from row0 (rows of row_bytes at w, `out` in all) and their sums set to 0. Rows
+ * past the last read the last one again (their sums are not stored), so that the warp does not
+ * diverge. */
+static inline HC_CU_HD void hc_cu_gemv_warp_rows_at(const uint8_t *w, size_t row_bytes, int64_t row0, int64_t out, int R,
+                                                    const uint8_t *row[HC_CU_GEMV_RUN_ROWS], float s[HC_CU_GEMV_RUN_ROWS])
+{
+    HC_CU_UNROLL
+    for (int i = 0; i < R; i++) {
+        row[i] = w + (size_t)(row0 + i < out ? row0 + i : out - 1) * row_bytes;
+        s[i] = 0.0f;
+    }
+}
+
+/* Lane `lane`'s parts s[i] of the dot products of rows row0 + i (i < HC_CU_GEMV_RUN_ROWS, rows as
+ * hc_cu_gemv_warp_rows_at takes them) of a block type t with x, by runs. */
 static inline HC_CU_HD void hc_cu_gemv_lane_runs_rows(int t, const uint8_t *w, size_t row_bytes, int64_t row0, int64_t out,
                                                       const float *x, int64_t in, int lane, float s[HC_CU_GEMV_RUN_ROWS])
 {
     const uint8_t *row[HC_CU_GEMV_RUN_ROWS];
-    HC_CU_UNROLL
-    for (int i = 0; i < HC_CU_GEMV_RUN_ROWS; i++) {
-        row[i] = w + (size_t)(row0 + i < out ? row0 + i : out - 1) * row_bytes;
-        s[i] = 0.0f;
-    }
+    hc_cu_gemv_warp_rows_at(w, row_bytes, row0, out, HC_CU_GEMV_RUN_ROWS, row, s);
     for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
         hc_cu_run_x xr;
         hc_cu_run_x_load(x, r, &xr);
@@ -563,18 +568,14 @@ static inline HC_CU_HD float hc_cu_run_dot_q8(int t, const uint8_t *row, const u
 }
 
 /* Lane `lane`'s parts s[i] (i < R, R <= HC_CU_GEMV_RUN_ROWS) of rows row0 + i's dot products with x
- * quantized (codes xq, scales xds of hc_cu_q8x_block), by runs; rows past the last as in
- * hc_cu_gemv_lane_runs_rows. */
+ * quantized (codes xq, scales xds of hc_cu_q8x_block), by runs; rows as hc_cu_gemv_warp_rows_at
+ * takes them. */
 static inline HC_CU_HD void hc_cu_gemv_lane_q8_rows(int t, int R, const uint8_t *w, size_t row_bytes, int64_t row0,
                                                     int64_t out, const uint8_t *xq, const float *xds, int64_t in, int lane,
                                                     float s[HC_CU_GEMV_RUN_ROWS])
 {
     const uint8_t *row[HC_CU_GEMV_RUN_ROWS];
-    HC_CU_UNROLL
-    for (int i = 0; i < R; i++) {
-        row[i] = w + (size_t)(row0 + i < out ? row0 + i : out - 1) * row_bytes;
-        s[i] = 0.0f;
-    }
+    hc_cu_gemv_warp_rows_at(w, row_bytes, row0, out, R, row, s);
     for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
         uint32_t xw[8];
         hc_cu_ld16(xq + HC_CU_RUN * r, xw);
