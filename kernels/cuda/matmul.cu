@@ -124,11 +124,19 @@ extern "C" cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void 
     const int runs = hc_cu_dequant_runs_ok(dtype, width, (uintptr_t)w, row_bytes, (uintptr_t)out);
     hc_cu_launch l = runs ? hc_cu_dequant_runs_geometry(n_rows, width) : hc_cu_dequant_rows_geometry(n_rows);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    if (runs) { /* block types only */
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
-        if (runs && out_f16) dequant_runs_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
-        else if (runs) dequant_runs_kernel<T, 0><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
-        else if (out_f16) dequant_rows_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
+        if (out_f16) dequant_runs_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
+        else dequant_runs_kernel<T, 0><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out);     \
+    } while (0)
+        HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
+#define LAUNCH(T)                                                                                  \
+    do {                                                                                           \
+        if (out_f16) dequant_rows_kernel<T, 1><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out); \
         else dequant_rows_kernel<T, 0><<<g, b, 0, s>>>(wb, row_bytes, width, ids, row0, out);     \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
@@ -167,14 +175,16 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
 #undef LAUNCH
         return cudaGetLastError();
     }
+    if (R > 1) { /* block types by runs only */
+#define LAUNCH(T) gemv_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div)
+        HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
-        if (!runs)                                                                                 \
-            gemv_kernel<T, 0, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
-        else if (R == 1)                                                                           \
-            gemv_kernel<T, 1, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
-        else                                                                                       \
-            gemv_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        if (!runs) gemv_kernel<T, 0, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+        else gemv_kernel<T, 1, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH
