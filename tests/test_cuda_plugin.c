@@ -201,6 +201,14 @@ static void check_budget(const hc_device_plugin_ops *ops)
 }
 
 
+/* y (out floats) = the cpu device's one-token matmul of the out x in weights of type t at w with x. */
+static void cpu_gemv(hc_device *cpu, hc_dtype t, const uint8_t *w, int64_t in, int64_t out, const float *x, float *y)
+{
+    hc_tensor tc = { .name = "slice", .dtype = t, .n_dims = 2, .ne = { in, out, 1, 1 }, .data = (void *)w, .device = cpu };
+    tc.nbytes = hc_dtype_row_bytes(t, in) * (size_t)out;
+    HC_ASSERT_OK(cpu->ops->matmul(cpu, &tc, x, y, 1));
+}
+
 /* The device's matmul of every weight type against the dequantized weights' sums in double; one token
  * of a block type, where the device quantizes x to int8 (int8: HC_CUDA_GEMV_INT8, its default),
  * against the cpu device's matmul, which quantizes x the same way. */
@@ -234,11 +242,7 @@ static void check_matmul(hc_device *g, hc_device *cpu, int int8)
             HC_ASSERT_OK(g->ops->matmul(g, &tw, dx, dy, n_tok));
             float *got = from_gpu(g, dy, (size_t)n_tok * out);
             int q8 = int8 && n_tok == 1 && hc_dtype_block_size(types[ti]) > 1;
-            if (q8) { /* the cpu device's sums of the same integers */
-                hc_tensor tc = tw;
-                tc.data = w, tc.device = cpu;
-                HC_ASSERT_OK(cpu->ops->matmul(cpu, &tc, x, want, 1));
-            }
+            if (q8) cpu_gemv(cpu, types[ti], w, in, out, x, want); /* the cpu device's sums of the same integers */
             /* a batch of quantized weights runs on the tensor cores in f16 (gemm_f16.cuh): both operands
                rounded to f16 (2^-10 of each product at most); else f32 arithmetic */
             int f16 = n_tok > 1 && hc_cu_batched_f16(types[ti]), bad = 0;
@@ -270,14 +274,6 @@ static void check_matmul(hc_device *g, hc_device *cpu, int int8)
     CU_ASSERT_EQUAL(g->ops->matmul(g, &packed, NULL, NULL, 1), HC_E_UNSUPPORTED);
     CU_ASSERT(strstr(hc_last_error(), "packed") != NULL && strstr(hc_last_error(), "rtn") != NULL);
     CU_ASSERT_EQUAL(g->ops->check_weights(g, &packed), HC_E_UNSUPPORTED);
-}
-
-/* y (out floats) = the cpu device's one-token matmul of the out x in weights of type t at w with x. */
-static void cpu_gemv(hc_device *cpu, hc_dtype t, const uint8_t *w, int64_t in, int64_t out, const float *x, float *y)
-{
-    hc_tensor tc = { .name = "slice", .dtype = t, .n_dims = 2, .ne = { in, out, 1, 1 }, .data = (void *)w, .device = cpu };
-    tc.nbytes = hc_dtype_row_bytes(t, in) * (size_t)out;
-    HC_ASSERT_OK(cpu->ops->matmul(cpu, &tc, x, y, 1));
 }
 
 /* Experts routed on the device: top-k and weights of plain logits, the GEMVs by id against each routed
