@@ -5,7 +5,7 @@ so that what one iteration executes can be counted for a given path. Used for te
 
   pip download --no-deps nvidia-cuda-cuobjdump   # the wheel holds nvidia/cu13/bin/cuobjdump
   nvcc -O3 -arch=sm_90 -Ikernels/cuda -Isdk/include -c plugins/quant_rtn/cuda/qrtn_cuda.cu -o q.o
-  cuobjdump -sass -fun '_Z21qrtn_gemv_wide_kernelILi3ELi1EEvPKhillPKfPfPKimi' q.o | scripts/sass_loops.py"""
+  cuobjdump -sass -fun '_Z21qrtn_gemv_wide_kernelILi3ELi1ELi1EEvPKhillPKfPfPKimi' q.o | scripts/sass_loops.py"""
 import re
 import sys
 

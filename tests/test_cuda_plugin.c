@@ -525,8 +525,8 @@ static void check_row_ops(pair *p)
 /* ---------------- packed rtn/gptq weights: the format's kernels against its reference ---------------- */
 
 /* n_tok rows of cols activations k / 127, k random in -127..127, every block of 32 reaching +-1:
- * the cpu device's int8 activations (qrtn.h) hold these exactly, so the cpu device meets the same
- * tolerance as cuda, and a mismatch on cuda alone is the CUDA kernels', not the reference's. */
+ * the cpu device's int8 activations (qrtn.h) and the cuda device's (hc_cu_q8x_block) hold these exactly,
+ * so both meet the same tolerance, and a mismatch on cuda alone is the CUDA kernels', not the reference's. */
 static float *packed_acts(int n_tok, int64_t cols)
 {
     size_t n = (size_t)n_tok * (size_t)cols;
@@ -573,7 +573,7 @@ static int check_packed_tensor(hc_device *d, const hc_quant_format *f, const voi
         int n_tok = toks[ti];
         size_t n = (size_t)n_tok * (size_t)rows;
         const char *path = !k ? (strcmp(d->name, "cuda") ? "cpu kernels" : "no CUDA kernel table")
-                         : n_tok <= k->max_fused_tokens ? "qrtn_gemv_kernel" : "qrtn_dequant_kernel (f16) + cublasGemmEx";
+                         : n_tok <= k->max_fused_tokens ? "a qrtn gemv kernel" : "qrtn_dequant_kernel (f16) + cublasGemmEx";
         /* the f16 tensor-core GEMM rounds both operands to f16: 2^-10 of each product at most */
         const int f16 = k && n_tok > k->max_fused_tokens;
         float *x = packed_acts(n_tok, cols), *want = malloc(n * sizeof *want), *mag = malloc(n * sizeof *mag);
@@ -890,8 +890,8 @@ static void test_probe(void)
 }
 
 /* The rtn/gptq packed format against its reference: on the cpu device always (which checks the
- * reference and the comparison themselves), on cuda where the probe finds a GPU (skipped otherwise,
- * failed under HC_REQUIRE_CUDA=1, as in the probe case). */
+ * reference and the comparison themselves), on cuda where the probe finds a GPU, with the GEMVs' x in
+ * int8 and in f32 (skipped otherwise, failed under HC_REQUIRE_CUDA=1, as in the probe case). */
 static void test_packed(void)
 {
     hc_registry *reg = NULL;
@@ -911,10 +911,16 @@ static void test_packed(void)
     if (p) {
         const hc_device_plugin_ops *ops = p->desc->ops;
         if (ops->probe() == HC_OK) {
-            HC_ASSERT_OK(ops->create(&cfg, &d));
-            check_packed(d, reg);
-            CU_ASSERT_EQUAL(d->ops->mem_used(d), 0);
-            d->ops->destroy(d);
+            for (int f32x = 0; f32x <= 1; f32x++) { /* x quantized to int8 for the GEMVs (the default), in f32 */
+                if (f32x) setenv("HC_CUDA_GEMV_INT8", "0", 1);
+                hc_status st = ops->create(&cfg, &d);
+                unsetenv("HC_CUDA_GEMV_INT8");
+                HC_ASSERT_OK(st);
+                if (st != HC_OK) continue;
+                check_packed(d, reg);
+                CU_ASSERT_EQUAL(d->ops->mem_used(d), 0);
+                d->ops->destroy(d);
+            }
         } else {
             printf("\n  SKIP packed rtn/gptq kernels on cuda: %s\n", hc_last_error());
             if (cuda_required()) CU_FAIL("HC_REQUIRE_CUDA is set but the probe found no usable GPU");

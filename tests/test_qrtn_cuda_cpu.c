@@ -142,10 +142,11 @@ static void test_code_float(void)
     }
 }
 
-/* A GEMV kernel emulated, the plain one or (wide) the wide one: every block, warp and lane; the
- * shuffle tree; the warps of a row meeting in shared memory. */
-static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x, int n_tok,
-                         float *y, int *writes)
+/* A GEMV kernel emulated, the plain one (wide 0), the wide one (1) or the wide one with x in int8 (2, xq
+ * the codes and scales of quantize_x): every block, warp and lane; the shuffle tree; the warps of a row
+ * meeting in shared memory. */
+static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
+                         const uint8_t *xq, int n_tok, float *y, int *writes)
 {
     hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, n_tok) : hc_qrtn_cu_gemv_geometry(rows, cols);
     check_launch(l);
@@ -166,7 +167,9 @@ static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_
                 CU_ASSERT_EQUAL(ln, lane);
                 for (int j = 0; j < n_sums; j++) acc[lane][j] = 0.0f;
                 if (row >= rows) continue;
-                if (wide) hc_qrtn_cu_wide_dot(bits, group, cols, w, rb, row, rows, R, x, n_tok, wi, wpr, lane, acc[lane]);
+                if (wide)
+                    hc_qrtn_cu_wide_dot(bits, group, cols, w, rb, row, rows, R, x, wide == 2, xq,
+                                        (const float *)(xq + (size_t)n_tok * (size_t)cols), n_tok, wi, wpr, lane, acc[lane]);
                 else hc_qrtn_cu_lane_dot(bits, group, cols, w + (size_t)row * rb, x, n_tok, 0, wi, wpr, lane, acc[lane]);
             }
             for (int j = 0; j < n_sums; j++) { /* __shfl_xor_sync: every lane ends with the sum */
@@ -197,13 +200,40 @@ static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_
     }
 }
 
-/* Both GEMVs against the dequantized rows times x, in double; every output written once. The wide one
- * needs 128 columns or more and x 16-byte aligned (malloc's 16 here). */
+/* The int8 GEMV's quantize_x emulated: n values (a multiple of 32) into codes q and scales d, 2 threads
+ * a block of 32 and 16 values a thread. Each code is x / d rounded to the nearest, within [-127, 127],
+ * the block's largest |x| at +-127, and d is that |x| / 127. */
+static void quantize_x(const float *x, int64_t n, uint8_t *q, float *d)
+{
+    int bad = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *v = x + 32 * b;
+        float a = fmaxf(hc_qrtn_cu_q8_amax16(v), hc_qrtn_cu_q8_amax16(v + 16)), id; /* the shuffle's maximum */
+        d[b] = hc_qrtn_cu_q8_scale(a, &id);
+        for (int t = 0; t < 8; t++) {
+            uint32_t c = hc_qrtn_cu_q8_pack4(v + 4 * t, id);
+            memcpy(q + 32 * b + 4 * t, &c, 4);
+        }
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+        bad += a != amax || fabsf(d[b] - amax / 127.0f) > 1e-6f * amax;
+        for (int i = 0; i < 32; i++) {
+            int c = (int8_t)q[32 * b + i];
+            bad += c < -127 || c > 127 || fabs((double)v[i] - (double)d[b] * c) > 0.5001 * d[b];
+            if (fabsf(v[i]) == amax && amax > 0.0f) bad += abs(c) != 127;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* The GEMVs against the dequantized rows times x, in double; every output written once. The wide ones
+ * need 128 columns or more and x 16-byte aligned (aligned_alloc here). With x in int8, x is what its
+ * codes and scales give (quantize_x) in the row's units of 128 and x itself in its tail units. */
 static void test_gemv_grid(void)
 {
     const int64_t shapes[][2] = { { 1, 32 }, { 7, 96 }, { 37, 224 }, { 192, 576 }, { 9, 608 }, { 300, 1056 }, { 6, 4096 } };
     const int toks[] = { 1, 2, 3, 8 };
-    for (int wide = 0; wide <= 1; wide++)
+    for (int wide = 0; wide <= 2; wide++)
         for (int bi = 0; bi < N_OF(bits_all); bi++)
             for (int gi = 0; gi < N_OF(groups_all); gi++)
                 for (int si = 0; si < N_OF(shapes); si++)
@@ -212,30 +242,37 @@ static void test_gemv_grid(void)
                         int64_t rows = shapes[si][0], cols = shapes[si][1];
                         if (n_tok > 1 && rows > 40) continue; /* the big shapes once, for the split-K geometry */
                         if (wide && !hc_qrtn_cu_wide_ok(cols, 0)) continue;
+                        if (wide == 2 && !hc_qrtn_cu_wide_q8_ok(cols, n_tok, 0)) continue;
                         uint8_t *w = make_packed(bits, group, rows, cols);
                         float *x = aligned_alloc(16, (size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
                         for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
+                        uint8_t *xq = aligned_alloc(16, (hc_qrtn_cu_q8_shared(cols, n_tok) + 15) / 16 * 16);
+                        float *xd = (float *)(xq + (size_t)n_tok * (size_t)cols), *xv = malloc((size_t)(n_tok * cols) * sizeof *xv);
+                        quantize_x(x, n_tok * cols, xq, xd);
+                        for (int64_t i = 0; i < n_tok * cols; i++)
+                            xv[i] = wide == 2 && i % cols < cols / 128 * 128 ? xd[i / 32] * (float)(int8_t)xq[i] : x[i];
                         float *y = calloc((size_t)(n_tok * rows), sizeof *y);
                         int *writes = calloc((size_t)(n_tok * rows), sizeof *writes);
-                        emulate_gemv(wide, bits, group, w, cols, rows, x, n_tok, y, writes);
+                        emulate_gemv(wide, bits, group, w, cols, rows, x, xq, n_tok, y, writes);
                         int bad = 0;
                         for (int64_t o = 0; o < rows; o++) {
                             hc_qrtn_dequantize_rows(bits, group, w, cols, o, 1, wr);
                             for (int t = 0; t < n_tok; t++) {
                                 double s = 0, mag = 0;
                                 for (int64_t i = 0; i < cols; i++) {
-                                    s += (double)wr[i] * x[t * cols + i];
-                                    mag += fabs((double)wr[i] * x[t * cols + i]);
+                                    s += (double)wr[i] * xv[t * cols + i];
+                                    mag += fabs((double)wr[i] * xv[t * cols + i]);
                                 }
                                 size_t k = (size_t)t * (size_t)rows + (size_t)o;
                                 if (writes[k] != 1 || !(fabs(y[k] - s) <= 2e-6 * (mag + 1e-3) * sqrt((double)cols))) bad++;
                             }
                         }
                         if (bad)
-                            fprintf(stderr, "  %s gemv bits %d group %d %lldx%lld, %d tokens: %d wrong\n", wide ? "wide" : "plain",
-                                    bits, group, (long long)rows, (long long)cols, n_tok, bad);
+                            fprintf(stderr, "  %s gemv bits %d group %d %lldx%lld, %d tokens: %d wrong\n",
+                                    wide == 2 ? "int8" : wide ? "wide" : "plain", bits, group, (long long)rows, (long long)cols,
+                                    n_tok, bad);
                         CU_ASSERT_EQUAL(bad, 0);
-                        free(w), free(x), free(wr), free(y), free(writes);
+                        free(w), free(x), free(xq), free(xv), free(wr), free(y), free(writes);
                     }
 }
 
@@ -381,7 +418,7 @@ static void check_plugin_hook(const char *file, const char *name)
         CU_ASSERT_PTR_NOT_NULL_FATAL(k);
         CU_ASSERT_EQUAL(k->abi, HC_QUANT_CUDA_ABI);
         CU_ASSERT_EQUAL(k->max_fused_tokens, HC_QRTN_CU_MAX_TOK);
-        CU_ASSERT(k->gemv && k->dequant_rows && k->check);
+        CU_ASSERT(k->gemv && k->dequant_rows && k->check && k->gemv_id && k->gemv_q8 && k->gemv_id_q8);
         CU_ASSERT_EQUAL(k->check(params, 576, 1536), 0);
         CU_ASSERT_NOT_EQUAL(k->check(params, 576, 100), 0); /* not a multiple of 32 */
         CU_ASSERT_PTR_EQUAL(ops->device_kernels(params, "cuda"), k); /* loaded once */
@@ -408,7 +445,7 @@ int main(void)
           test_codes_and_elements },
         { "a warp's lanes cover a unit's columns once", test_lane_codes_cover_units },
         { "the code's float form", test_code_float },
-        { "gemv grid, plain and wide: split-K warps, rows a warp, shuffles, 1..8 tokens", test_gemv_grid },
+        { "gemv grid, plain, wide and int8: split-K warps, rows a warp, shuffles, 1..8 tokens", test_gemv_grid },
         { "the wide gemv's words give every code of a unit", test_quad_codes },
         { "the wide gemv's geometry at 8B shapes", test_wide_geometry },
         { "gemv geometry fills the GPU for small outputs", test_gemv_split },

@@ -98,7 +98,7 @@ typedef struct cuda_device {
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
     int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
-    int gemv_int8;          /* 1: their x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
+    int gemv_int8;          /* 1: GEMVs' x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
     int capturing;
     int seg, seg_ops;       /* the current stretch and its ops so far */
     cu_segment segs[CU_GRAPH_SEGMENTS];
@@ -761,15 +761,18 @@ static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_c
     return HC_OK;
 }
 
-/* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens, else matmul_f16. */
+/* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens (with x quantized to int8
+ * where its kernels can: HC_CUDA_GEMV_INT8), else matmul_f16. */
 static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
                                int n_tok)
 {
     if (n_tok <= k->max_fused_tokens) {
         hc_status st = graph_op(c);
         if (st != HC_OK) return st;
-        CU_CHECK((cudaError_t)k->gemv(w->qfmt->params, c->stream, w->data, w->ne[0], w->ne[1], x, n_tok, y),
-                 "matmul (packed gemv kernel)");
+        int int8 = c->gemv_int8 && k->gemv_q8;
+        __typeof__(k->gemv) fn = int8 ? k->gemv_q8 : k->gemv;
+        CU_CHECK((cudaError_t)fn(w->qfmt->params, c->stream, w->data, w->ne[0], w->ne[1], x, n_tok, y),
+                 int8 ? "matmul (packed gemv kernel, x in int8)" : "matmul (packed gemv kernel)");
         return HC_OK;
     }
     return matmul_f16(c, w, k, x, y, n_tok);
@@ -977,12 +980,16 @@ static hc_status cuda_moe_topk(hc_device *d, const float *logits, int n_tok, int
     return HC_OK;
 }
 
-/* n_rows GEMVs by id (the type's kernel, or the packed format's gemv_id k), enqueued */
+/* n_rows GEMVs by id (the type's kernel, or the packed format's gemv_id k: gemv_id_q8 where it has one
+ * and HC_CUDA_GEMV_INT8 wants x in int8), enqueued */
 static cudaError_t gemv_id(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, size_t slice, const int32_t *ids,
                            const float *x, int x_div, float *y, int n_rows, void *xq)
 {
     int64_t in = w->ne[0], out = w->ne[1];
-    if (k) return (cudaError_t)k->gemv_id(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y);
+    if (k) {
+        __typeof__(k->gemv_id) fn = c->gemv_int8 && k->gemv_id_q8 ? k->gemv_id_q8 : k->gemv_id;
+        return (cudaError_t)fn(w->qfmt->params, c->stream, w->data, slice, ids, in, out, x, x_div, n_rows, y);
+    }
     return hc_cu_gemv_id(c->stream, (int)w->dtype, w->data, slice, ids, hc_dtype_row_bytes(w->dtype, in), in, out, x, x_div, y,
                          n_rows, c->gemv_rows, xq);
 }
@@ -1191,8 +1198,8 @@ static const hc_device_ops cuda_ops = {
  * it sets. HC_CUDA_GRAPH_OPS: the most ops in a recorded stretch of a pass (0: no graphs);
  * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag; HC_CUDA_MOE_ROWS_BYTES:
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
- * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (their x quantized to int8)
- * or 0 (f32). */
+ * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
+ * int8 for the block types and the packed formats with gemv_q8) or 0 (f32). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1225,8 +1232,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
         st = hc_error(HC_E_ARG, "HC_CUDA_GEMV_ROWS=%ld: give 1 or %d, the rows a warp of the GGUF types' one-token GEMV holds",
                       gemv_rows, HC_CU_GEMV_RUN_ROWS);
     if (st == HC_OK)
-        st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GGUF types' one-token GEMV takes x quantized to int8, as the cpu "
-                         "device does) or 0 (x in f32)", &gemv_int8);
+        st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GEMVs of the GGUF types and of packed formats that can take x "
+                         "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
     if (st != HC_OK) return st;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;

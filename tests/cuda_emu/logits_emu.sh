@@ -52,6 +52,9 @@ PY
 
 synth llama --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 160 --vocab 512
 w3 llama 128
+# rows of 256 and 640: the rtn GEMVs' units of 128, where x goes in int8 (HC_CUDA_GEMV_INT8, the default)
+synth wide --arch llama --dim 256 --layers 2 --heads 4 --kv-heads 2 --ffn 640 --vocab 512
+w3 wide 128
 synth moe --arch qwen2moe --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --experts 4 --top-k 2 --vocab 512
 w3 moe 64
 # 32 experts, 4 a token: passes of up to 256 routed rows (64 tokens) are routed on the device
@@ -77,6 +80,8 @@ compare llama-f16 float "$tmp/llama.gguf" --no-comp -n $(n 16)
 compare llama-f16-long float "$tmp/llama.gguf" --no-comp -n $(n 8) -p 300
 compare llama-w3-async w3 "$tmp/llama.w3.gguf" -n 32 -p 40
 compare llama-w3-serial-kvf16 w3 "$tmp/llama.w3.gguf" -n 32 --sched serial --kv-type f16
+compare wide-w3-async w3 "$tmp/wide.w3.gguf" -n 24 -p 8
+HC_CUDA_GEMV_INT8=0 compare wide-w3-async-f32x w3 "$tmp/wide.w3.gguf" -n 24 -p 8
 # the hand-off by flags: the device publishes the input and waits for the host's flag
 compare llama-w3-async-flags w3 "$tmp/llama.w3.gguf" -n 32 -p 40 --handoff flags
 compare llama-w3-serial-flags w3 "$tmp/llama.w3.gguf" -n 16 --sched serial --handoff flags

@@ -15,6 +15,7 @@
 #include "hc/hc_device.h"
 #include "hc/hc_tensor.h"
 #include "qrtn.h"
+#include "qrtn_cuda.cuh"
 #include "qrtn_cuda_api.h"
 #include "test_util.h"
 #include "weights_fixture.h"
@@ -372,25 +373,40 @@ static void test_qrtn(void)
                 HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, rows, cols, p));
                 hc_qrtn_dequantize_rows(bits, group, p, cols, 0, rows, deq);
                 for (int n_tok = 1; n_tok <= api->max_fused_tokens; n_tok += 3)
-                    for (int plain = 0; plain <= 1; plain++) { /* the wide kernel (x is malloc's, 16-byte aligned), the plain one */
+                    for (int kind = 0; kind <= 2; kind++) { /* wide (x is malloc's, 16-byte aligned), plain, wide with x in int8 */
                         float *x = rnd_floats((size_t)n_tok * cols, 1.0f), *y = nan_floats((size_t)n_tok * rows);
+                        /* x in int8: the reference takes what x's codes give (hc_qrtn_cu_q8_*, as the kernel makes
+                           them) in the row's units of 128 */
+                        uint8_t *xq = malloc((size_t)n_tok * cols);
+                        float *xv = malloc((size_t)n_tok * cols * sizeof *xv), *xds = malloc((size_t)n_tok * cols / 32 * sizeof *xds);
+                        for (int64_t b = 0; b < n_tok * cols / 32; b++) {
+                            float id, a = fmaxf(hc_qrtn_cu_q8_amax16(x + 32 * b), hc_qrtn_cu_q8_amax16(x + 32 * b + 16));
+                            xds[b] = hc_qrtn_cu_q8_scale(a, &id);
+                            for (int i = 0; i < 8; i++) {
+                                uint32_t c = hc_qrtn_cu_q8_pack4(x + 32 * b + 4 * i, id);
+                                memcpy(xq + 32 * b + 4 * i, &c, 4);
+                            }
+                        }
                         long l0 = hc_emu_launches();
-                        expect_ran("qrtn gemv", l0, (plain ? api->gemv_plain : api->gemv)(bits, group, NULL, p, cols, rows, x, n_tok, y));
+                        expect_ran("qrtn gemv", l0, (kind == 2 ? api->gemv_q8 : kind ? api->gemv_plain : api->gemv)(bits, group, NULL, p, cols,
+                                                                                                                    rows, x, n_tok, y));
+                        for (int64_t i = 0; i < n_tok * cols; i++)
+                            xv[i] = kind == 2 && i % cols < cols / 128 * 128 ? xds[i / 32] * (float)(int8_t)xq[i] : x[i];
                         int bad = 0;
                         for (int t = 0; t < n_tok; t++)
                             for (int64_t o = 0; o < rows; o++) {
                                 double s = 0, m = 0;
                                 for (int64_t i = 0; i < cols; i++) {
-                                    double v = (double)deq[o * cols + i] * x[t * cols + i];
+                                    double v = (double)deq[o * cols + i] * xv[t * cols + i];
                                     s += v, m += fabs(v);
                                 }
                                 if (!(fabs(y[t * rows + o] - s) <= 1e-4 * m + 1e-6)) bad++;
                             }
                         if (bad)
-                            fprintf(stderr, "  qrtn gemv (%s) bits %d group %d cols %lld, %d tokens: %d wrong\n", plain ? "plain" : "wide",
-                                    bits, group, (long long)cols, n_tok, bad);
+                            fprintf(stderr, "  qrtn gemv (%s) bits %d group %d cols %lld, %d tokens: %d wrong\n",
+                                    kind == 2 ? "int8" : kind ? "plain" : "wide", bits, group, (long long)cols, n_tok, bad);
                         CU_ASSERT_EQUAL(bad, 0);
-                        free(x), free(y);
+                        free(x), free(y), free(xq), free(xv), free(xds);
                     }
                 { /* x not 16-byte aligned: the wide GEMV is the plain one */
                     float *x = rnd_floats(cols + 1, 1.0f), *y = nan_floats((size_t)rows), *want = nan_floats((size_t)rows);
@@ -413,6 +429,18 @@ static void test_qrtn(void)
                 }
                 free(w), free(deq), free(p), free(r32), free(r16);
             }
+    { /* x whose codes would not fit the shared memory (8 tokens of 8192: 72 KiB): the int8 GEMV is the f32 one */
+        const int64_t wc = 8192, wr = 6;
+        const int n_tok = 8;
+        float *w = rnd_floats((size_t)wr * wc, 1.0f), *x = rnd_floats((size_t)n_tok * wc, 1.0f);
+        float *y = nan_floats((size_t)n_tok * wr), *want = nan_floats((size_t)n_tok * wr);
+        uint8_t *p = malloc(hc_qrtn_packed_bytes(3, 128, wr, wc));
+        HC_ASSERT_OK(hc_qrtn_quantize_rtn(3, 128, w, wr, wc, p));
+        CU_ASSERT_EQUAL(api->gemv_q8(3, 128, NULL, p, wc, wr, x, n_tok, y), 0);
+        CU_ASSERT_EQUAL(api->gemv(3, 128, NULL, p, wc, wr, x, n_tok, want), 0);
+        CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_tok * wr * sizeof *y), 0);
+        free(w), free(x), free(y), free(want), free(p);
+    }
     /* by expert: 3 experts of 12 rows, 4 routed rows of 2 tokens, each row as the GEMV of the same kernel gives it */
     for (int bi = 0; bi < 4; bi++) {
         int bits = bits_all[bi], group = 64, E = 3, re = 12, n_rows = 4;
@@ -430,6 +458,14 @@ static void test_qrtn(void)
             for (int r = 0; r < n_rows; r++)
                 CU_ASSERT_EQUAL((plain ? api->gemv_plain : api->gemv)(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re,
                                                                       x + (size_t)(r / 2) * cols, 1, want + (size_t)r * re), 0);
+            CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
+        }
+        { /* with x in int8: each routed row as gemv_q8 gives it */
+            long l0 = hc_emu_launches();
+            expect_ran("qrtn gemv_id_q8", l0, api->gemv_id_q8(bits, group, NULL, p, slice, ids, cols, re, x, 2, n_rows, y));
+            for (int r = 0; r < n_rows; r++)
+                CU_ASSERT_EQUAL(api->gemv_q8(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re, x + (size_t)(r / 2) * cols, 1,
+                                             want + (size_t)r * re), 0);
             CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
         }
         free(w), free(x), free(p), free(y), free(want);

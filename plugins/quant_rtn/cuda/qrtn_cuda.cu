@@ -1,6 +1,6 @@
 /* qrtn_cuda.cu: the CUDA kernels of the rtn/gptq packed format: the fused dequant-GEMV for 1..8 tokens
- * (decode; wide, and plain beside it), also per routed row with its expert's weights, and rows
- * dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
+ * (decode; wide with x in f32 or in int8, plain beside them), also per routed row with its expert's
+ * weights, and rows dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
 #include <cuda_runtime_api.h>
 
 #include "qrtn_cuda.cuh"
@@ -58,25 +58,59 @@ __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_kernel(const uin
     }
 }
 
-/* The wide GEMV (hc_qrtn_cu_wide_dot): a warp's R rows, four units a step, by words. */
-template <int BITS, int NT>
+/* x's NT rows (16-byte aligned) quantized into shared memory, codes to sq and scales to sd, by the
+ * block's threads, 2 a block of 32 (hc_qrtn_cu_q8_*), the block meeting at a barrier after. A warp goes
+ * round whole (its lanes past the end idle through the shuffle), so the shuffle stays complete. */
+template <int NT>
+__device__ static void quantize_x(const float *__restrict__ x, int64_t cols, uint8_t *sq, float *sd)
+{
+    constexpr int P = HC_QRTN_CU_Q8_PER_THREAD;
+    const int n = NT * (int)(cols / P), lane = (int)threadIdx.x % HC_CU_WARP;
+    for (int q0 = (int)threadIdx.x - lane; q0 < n; q0 += (int)blockDim.x) {
+        const int q = q0 + lane; /* n is even: a block's 2 threads are both in or both out */
+        float v[P];
+#pragma unroll
+        for (int i = 0; i < P; i += 4) {
+            if (q < n) hc_cu_ld_f4(x + (size_t)P * (size_t)q + i, v + i);
+            else v[i] = v[i + 1] = v[i + 2] = v[i + 3] = 0.0f;
+        }
+        float a = hc_qrtn_cu_q8_amax16(v), id;
+        a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 1));
+        const float d = hc_qrtn_cu_q8_scale(a, &id);
+        if (q < n) {
+            uint32_t c[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) c[i] = hc_qrtn_cu_q8_pack4(v + 4 * i, id);
+            hc_cu_st16(sq + (size_t)P * (size_t)q, c);
+            if (!(lane & 1)) sd[q / 2] = d;
+        }
+    }
+    __syncthreads();
+}
+
+/* The wide GEMV (hc_qrtn_cu_wide_dot): a warp's R rows, four units a step, by words; x in f32 or, with
+ * Q8, the block's tokens of x quantized into shared memory (after the partial sums) first (with ids the
+ * row blockIdx.y / x_div of x, as ROUTE takes it). */
+template <int BITS, int NT, int Q8>
 __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(const uint8_t *__restrict__ w, int group,
                                                                               int64_t cols, int64_t rows,
                                                                               const float *__restrict__ x, float *__restrict__ y,
                                                                               const int32_t *ids, size_t slice, int x_div)
 {
     constexpr int R = HC_QRTN_CU_MAX_TOK / NT > HC_QRTN_CU_WIDE_MAX_ROWS ? HC_QRTN_CU_WIDE_MAX_ROWS : HC_QRTN_CU_MAX_TOK / NT;
-    extern __shared__ float part[]; /* [warp][R * NT <= HC_QRTN_CU_MAX_TOK] */
+    extern __shared__ float part[]; /* [warp][R * NT <= HC_QRTN_CU_MAX_TOK], then (Q8) x's codes and scales */
+    uint8_t *sq = (uint8_t *)(part + HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK);
+    float *sd = (float *)(sq + (size_t)NT * (size_t)cols);
     ROUTE(w, x, y)
+    if (Q8) quantize_x<NT>(x, cols, sq, sd);
     int64_t row0;
     int wi, wpr, lane;
     hc_qrtn_cu_wide_thread(rows, cols, R, blockIdx.x, threadIdx.x, &row0, &wi, &wpr, &lane);
     float acc[R * NT];
 #pragma unroll
     for (int j = 0; j < R * NT; j++) acc[j] = 0.0f;
-    if (row0 < rows)
-        hc_qrtn_cu_wide_dot(BITS, group, cols, w, hc_qrtn_cu_row_bytes(BITS, group, cols), row0, rows, R, x, NT, wi, wpr, lane,
-                            acc);
+    const size_t rb = hc_qrtn_cu_row_bytes(BITS, group, cols);
+    if (row0 < rows) hc_qrtn_cu_wide_dot(BITS, group, cols, w, rb, row0, rows, R, x, Q8, sq, sd, NT, wi, wpr, lane, acc);
     warp_sums<R * NT>(acc, part, lane);
     int warp = (int)threadIdx.x / HC_CU_WARP;
     int64_t row = row0 + lane / NT;
@@ -120,26 +154,32 @@ static bool valid(int bits, int group, int64_t cols)
 }
 
 /* One GEMV launch of NT tokens (with ids: NT 1, a row of the grid's y per routed row): the wide kernel
- * unless `plain` or x is not 16-byte aligned. */
+ * with x in int8 (`q8`) or in f32, or the plain one if `plain` or x is not 16-byte aligned; x in int8
+ * only while its codes fit the shared memory (hc_qrtn_cu_wide_q8_ok), else in f32. */
 template <int BITS, int NT>
-static void launch_gemv(cudaStream_t s, int plain, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
-                        float *y, const int32_t *ids, size_t slice, int x_div, unsigned n_rows)
+static void launch_gemv(cudaStream_t s, int plain, int q8, int group, const uint8_t *w, int64_t cols, int64_t rows,
+                        const float *x, float *y, const int32_t *ids, size_t slice, int x_div, unsigned n_rows)
 {
     int wide = !plain && hc_qrtn_cu_wide_ok(cols, (uintptr_t)x);
+    q8 = q8 && wide && hc_qrtn_cu_wide_q8_ok(cols, NT, (uintptr_t)x);
     hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, NT) : hc_qrtn_cu_gemv_geometry(rows, cols);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     g.y = n_rows;
-    if (wide) qrtn_gemv_wide_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+    if (q8)
+        qrtn_gemv_wide_kernel<BITS, NT, 1><<<g, b, l.shared_bytes + hc_qrtn_cu_q8_shared(cols, NT), s>>>(w, group, cols, rows, x, y,
+                                                                                                       ids, slice, x_div);
+    else if (wide) qrtn_gemv_wide_kernel<BITS, NT, 0><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
     else qrtn_gemv_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
 }
 
+/* kind: 0 the wide GEMV, 1 the plain one, 2 the wide one with x in int8 */
 template <int BITS>
-static cudaError_t gemv_bits(cudaStream_t s, int plain, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
+static cudaError_t gemv_bits(cudaStream_t s, int kind, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
                              int n_tok, float *y)
 {
     switch (n_tok) {
 #define CASE(N)                                                                                                    \
-    case N: launch_gemv<BITS, N>(s, plain, group, w, cols, rows, x, y, nullptr, 0, 1, 1); break;
+    case N: launch_gemv<BITS, N>(s, kind == 1, kind == 2, group, w, cols, rows, x, y, nullptr, 0, 1, 1); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default: return cudaErrorInvalidValue;
@@ -147,7 +187,7 @@ static cudaError_t gemv_bits(cudaStream_t s, int plain, int group, const uint8_t
     return cudaGetLastError();
 }
 
-static int gemv_any(int plain, int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
+static int gemv_any(int kind, int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
                     int n_tok, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || n_tok < 1 || n_tok > HC_QRTN_CU_MAX_TOK) return (int)cudaErrorInvalidValue;
@@ -155,52 +195,48 @@ static int gemv_any(int plain, int bits, int group, void *stream, const void *w,
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
     switch (bits) {
-    case 2: return (int)gemv_bits<2>(s, plain, group, wb, cols, rows, x, n_tok, y);
-    case 3: return (int)gemv_bits<3>(s, plain, group, wb, cols, rows, x, n_tok, y);
-    case 4: return (int)gemv_bits<4>(s, plain, group, wb, cols, rows, x, n_tok, y);
-    default: return (int)gemv_bits<8>(s, plain, group, wb, cols, rows, x, n_tok, y);
+    case 2: return (int)gemv_bits<2>(s, kind, group, wb, cols, rows, x, n_tok, y);
+    case 3: return (int)gemv_bits<3>(s, kind, group, wb, cols, rows, x, n_tok, y);
+    case 4: return (int)gemv_bits<4>(s, kind, group, wb, cols, rows, x, n_tok, y);
+    default: return (int)gemv_bits<8>(s, kind, group, wb, cols, rows, x, n_tok, y);
     }
 }
 
-static int qrtn_gemv(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
-                     float *y)
-{
-    return gemv_any(0, bits, group, stream, w, cols, rows, x, n_tok, y);
-}
-
-static int qrtn_gemv_plain(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
-                           int n_tok, float *y)
-{
-    return gemv_any(1, bits, group, stream, w, cols, rows, x, n_tok, y);
-}
-
-static int gemv_id_any(int plain, int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,
+static int gemv_id_any(int kind, int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,
                        int64_t cols, int64_t rows, const float *x, int x_div, int n_rows, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || !ids || x_div < 1 || n_rows < 0 || n_rows > 65535) return (int)cudaErrorInvalidValue;
     if (rows == 0 || n_rows == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
+    const int plain = kind == 1, q8 = kind == 2;
     switch (bits) {
-    case 2: launch_gemv<2, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 3: launch_gemv<3, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 4: launch_gemv<4, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    default: launch_gemv<8, 1>(s, plain, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
+    case 2: launch_gemv<2, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 3: launch_gemv<3, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 4: launch_gemv<4, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    default: launch_gemv<8, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
     }
     return (int)cudaGetLastError();
 }
 
-static int qrtn_gemv_id(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
-                        int64_t rows, const float *x, int x_div, int n_rows, float *y)
-{
-    return gemv_id_any(0, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
-}
-
-static int qrtn_gemv_id_plain(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
-                              int64_t rows, const float *x, int x_div, int n_rows, float *y)
-{
-    return gemv_id_any(1, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
-}
+#define GEMV_ENTRY(name, kind)                                                                                     \
+    static int name(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,  \
+                    int n_tok, float *y)                                                                           \
+    {                                                                                                              \
+        return gemv_any(kind, bits, group, stream, w, cols, rows, x, n_tok, y);                                    \
+    }
+#define GEMV_ID_ENTRY(name, kind)                                                                                  \
+    static int name(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,            \
+                    int64_t cols, int64_t rows, const float *x, int x_div, int n_rows, float *y)                   \
+    {                                                                                                              \
+        return gemv_id_any(kind, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);             \
+    }
+GEMV_ENTRY(qrtn_gemv, 0)
+GEMV_ENTRY(qrtn_gemv_plain, 1)
+GEMV_ENTRY(qrtn_gemv_q8, 2)
+GEMV_ID_ENTRY(qrtn_gemv_id, 0)
+GEMV_ID_ENTRY(qrtn_gemv_id_plain, 1)
+GEMV_ID_ENTRY(qrtn_gemv_id_q8, 2)
 
 template <int BITS>
 static cudaError_t dequant_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, const int32_t *ids, int64_t row0,
@@ -229,7 +265,7 @@ static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, i
     }
 }
 
-static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv, qrtn_dequant_rows, qrtn_gemv_id,
-                                      qrtn_gemv_plain, qrtn_gemv_id_plain };
+static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv,    qrtn_dequant_rows, qrtn_gemv_id,
+                                      qrtn_gemv_plain,  qrtn_gemv_id_plain, qrtn_gemv_q8, qrtn_gemv_id_q8 };
 
 extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

@@ -317,29 +317,181 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_thread(int64_t rows, int64_t cols, i
     *row0 = ((int64_t)block * (HC_QRTN_CU_WARPS / *wpr) + w / *wpr) * R;
 }
 
-/* Lane `lane` of warp wi (of wpr) of the R rows from row0 (of `rows`, rb bytes each, at w): its share
- * of their dot products with n_tok tokens of x, added into acc[r * n_tok + t]. Rows past the last read
- * the last row again (their sums are not stored), so that the warp does not diverge. Indices within a
- * row are 32-bit (cols < 2^31: the device's check) and the group a shift. */
+/* The R rows from row0 (of `rows`, rb bytes each, at w) a warp holds; rows past the last read the
+ * last row again (their sums are not stored), so that the warp does not diverge. */
+static inline HC_CU_HD void hc_qrtn_cu_wide_row_ptrs(const uint8_t *w, size_t rb, int64_t row0, int64_t rows, int R,
+                                                     const uint8_t *row[HC_QRTN_CU_WIDE_MAX_ROWS])
+{
+    HC_CU_UNROLL
+    for (int r = 0; r < R; r++) row[r] = w + (size_t)(row0 + r < rows ? row0 + r : rows - 1) * rb;
+}
+
+/* The words of the lane's slots s .. s + W - 1 in 128-unit u of the R rows (G groups a row). */
+static inline HC_CU_HD void hc_qrtn_cu_wide_words(int bits, int G, const uint8_t *const row[HC_QRTN_CU_WIDE_MAX_ROWS], int R,
+                                                  int u, int s, uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][HC_QRTN_CU_WIDE_W][4])
+{
+    HC_CU_UNROLL
+    for (int r = 0; r < R; r++) {
+        HC_CU_UNROLL
+        for (int j = 0; j < HC_QRTN_CU_WIDE_W; j++) hc_qrtn_cu_quad_words(bits, row[r] + 4 * G + 16 * bits * u, s + j, wd[r][j]);
+    }
+}
+
+/* ---------------- the wide GEMV with x in int8 ----------------
+ * x quantized in blocks of 32, as the GGUF block types' GEMV takes it (hc_cu_q8x_block): d = max |x|
+ * / 127 and codes qx = rint(x 127 / max |x|) in [-127, 127] (the cpu device's rtn kernels group their
+ * blocks' scales instead: qrtn.h). A block of the kernel quantizes its tokens' x into shared memory
+ * first, 2 threads a block of 32 (hc_qrtn_cu_q8_amax16, _scale, _pack4), so that no launch of its own
+ * and no buffer is needed. Then the wide GEMV's lanes, rows and words, but a lane's 4 codes of a slot and block are
+ * dotted with x's 4 codes at once (dp4a), the codes being bytes already (hc_qrtn_cu_quad_bytes; bits
+ * 8: the stored bytes, code - 128 as int8). Per block, each row's integer sum and x's (for the
+ * minimum) become floats by hc_cu_biased_f and take d; per group the row's scale s and minimum m
+ * apply: sum (s q + m) d qx = s sum(d sum q qx) + m sum(d sum qx) (bits 8: m + 128 s for the
+ * minimum). Where the float kernel spends a byte permute and an FFMA a weight, this spends a quarter
+ * of a dp4a and its share of the masks. The tail units of 64 and 32 take the plain lane code with x
+ * in f32. */
+
+/* Shared memory for n_tok tokens of x quantized: cols codes and cols / 32 float scales a token. */
+static inline HC_CU_HD size_t hc_qrtn_cu_q8_shared(int64_t cols, int n_tok) { return (size_t)n_tok * (size_t)cols * 9 / 8; }
+/* at most this, besides the partial sums: 44 KiB in all, within the 48 a launch may ask without opting
+ * in (and the GPU's own 1 KiB a block) */
+#define HC_QRTN_CU_Q8_MAX_SHARED (44 * 1024 - HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK * 4)
+
+static inline HC_CU_HD int hc_qrtn_cu_wide_q8_ok(int64_t cols, int n_tok, uintptr_t x)
+{
+    return hc_qrtn_cu_wide_ok(cols, x) && hc_qrtn_cu_q8_shared(cols, n_tok) <= HC_QRTN_CU_Q8_MAX_SHARED;
+}
+
+/* The values a thread quantizes: half a block of 32 (its partner thread, lane ^ 1, has the other half). */
+#define HC_QRTN_CU_Q8_PER_THREAD 16
+
+/* The largest |v| of a thread's 16 values (the block's: the larger of the two threads'). */
+static inline HC_CU_HD float hc_qrtn_cu_q8_amax16(const float v[HC_QRTN_CU_Q8_PER_THREAD])
+{
+    float a[8];
+    for (int i = 0; i < 8; i++) a[i] = fmaxf(fabsf(v[i]), fabsf(v[i + 8]));
+    for (int n = 4; n > 0; n >>= 1)
+        for (int i = 0; i < n; i++) a[i] = fmaxf(a[i], a[i + n]);
+    return a[0];
+}
+
+/* A block's scale d = amax / 127 (as a product) and in *id the codes' multiplier 127 / amax (0 for a
+ * block of zeros), the same bits on the GPU (an IEEE reciprocal) and here. */
+static inline HC_CU_HD float hc_qrtn_cu_q8_scale(float amax, float *id)
+{
+#ifdef __CUDA_ARCH__
+    const float r = __frcp_rn(amax);
+#else
+    const float r = 1.0f / amax;
+#endif
+    *id = amax > 0.0f ? 127.0f * r : 0.0f;
+    return amax * (1.0f / 127.0f);
+}
+
+/* The codes rint(v id) of 4 values (in [-127, 127]) as a word's bytes: on the GPU rounded by the float
+ * adder (1.5 2^23 + c holds the code c in its low byte), not a conversion; the same codes here. */
+static inline HC_CU_HD uint32_t hc_qrtn_cu_q8_pack4(const float v[4], float id)
+{
+    uint32_t c[4];
+    for (int i = 0; i < 4; i++) {
+#ifdef __CUDA_ARCH__
+        c[i] = hc_cu_f32_bits(__fadd_rn(__fmul_rn(v[i], id), 12582912.0f));
+#else
+        c[i] = (uint32_t)hc_cu_rint(v[i] * id);
+#endif
+    }
+    return hc_cu_byte_perm(hc_cu_byte_perm(c[0], c[1], 0x0040u), hc_cu_byte_perm(c[2], c[3], 0x0040u), 0x5410u);
+}
+
+/* x's 4 W codes of the lane's slots s .. s + W - 1 in block k of the unit at column c (W words), from
+ * the token's row of codes xr (16-byte aligned). */
+static inline HC_CU_HD void hc_qrtn_cu_q8_words(const uint8_t *xr, int c, int k, int s, uint32_t xw[HC_QRTN_CU_WIDE_W])
+{
+#if HC_QRTN_CU_WIDE_W == 2
+    hc_cu_ld8(xr + c + 32 * k + 4 * s, xw);
+#else
+    for (int j = 0; j < HC_QRTN_CU_WIDE_W; j++) xw[j] = hc_cu_ld4(xr + c + 32 * k + 4 * (s + j));
+#endif
+}
+
+/* Block k of the unit at column c, the lane's slots s .. s + W - 1 (words wd of R rows), x in f32: each
+ * row's sum(f x) into sf[r n_tok + t] and x's sum into sx[t]. */
+static inline HC_CU_HD void hc_qrtn_cu_wide_block_f32(int bits, const uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][HC_QRTN_CU_WIDE_W][4],
+                                                      int R, const float *x, int64_t cols, int c, int k, int s, int n_tok,
+                                                      float *sf, float *sx)
+{
+    HC_CU_UNROLL
+    for (int j = 0; j < HC_QRTN_CU_WIDE_W; j++) {
+        float xs[HC_QRTN_CU_MAX_TOK][4];
+        HC_CU_UNROLL
+        for (int t = 0; t < n_tok; t++) {
+            hc_cu_ld_f4(x + (size_t)t * (size_t)cols + (c + 32 * k + 4 * (s + j)), xs[t]);
+            sx[t] += (xs[t][0] + xs[t][1]) + (xs[t][2] + xs[t][3]);
+        }
+        HC_CU_UNROLL
+        for (int r = 0; r < R; r++) {
+            uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r][j], k);
+            HC_CU_UNROLL
+            for (int i = 0; i < 4; i++) {
+                float f = hc_cu_byte_f(m, i, bits == 8);
+                HC_CU_UNROLL
+                for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
+            }
+        }
+    }
+}
+
+/* The same with x in int8 (codes xq, token t at xq + t cols; scales xds, token t at xds + t cols / 32):
+ * each row's sum(d sum q qx) into sf and x's sum(d sum qx) into sx. */
+static inline HC_CU_HD void hc_qrtn_cu_wide_block_q8(int bits, const uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][HC_QRTN_CU_WIDE_W][4],
+                                                     int R, const uint8_t *xq, const float *xds, int64_t cols, int c, int k, int s,
+                                                     int n_tok, float *sf, float *sx)
+{
+    uint32_t xw[HC_QRTN_CU_MAX_TOK][HC_QRTN_CU_WIDE_W];
+    float dx[HC_QRTN_CU_MAX_TOK];
+    HC_CU_UNROLL
+    for (int t = 0; t < n_tok; t++) {
+        hc_qrtn_cu_q8_words(xq + (size_t)t * (size_t)cols, c, k, s, xw[t]);
+        dx[t] = xds[t * (int)(cols / 32) + c / 32 + k];
+        int xs = HC_CU_INT_BIAS;
+        HC_CU_UNROLL
+        for (int j = 0; j < HC_QRTN_CU_WIDE_W; j++) xs = hc_cu_dp4a(0x01010101u, xw[t][j], xs);
+        sx[t] = fmaf(dx[t], hc_cu_biased_f(xs), sx[t]);
+    }
+    HC_CU_UNROLL
+    for (int r = 0; r < R; r++) {
+        int is[HC_QRTN_CU_MAX_TOK];
+        HC_CU_UNROLL
+        for (int t = 0; t < n_tok; t++) is[t] = HC_CU_INT_BIAS;
+        HC_CU_UNROLL
+        for (int j = 0; j < HC_QRTN_CU_WIDE_W; j++) {
+            uint32_t m = bits == 8 ? wd[r][j][k] : hc_qrtn_cu_quad_bytes(bits, wd[r][j], k);
+            HC_CU_UNROLL
+            for (int t = 0; t < n_tok; t++) is[t] = hc_cu_dp4a(m, xw[t][j], is[t]);
+        }
+        HC_CU_UNROLL
+        for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(dx[t], hc_cu_biased_f(is[t]), sf[r * n_tok + t]);
+    }
+}
+
+/* Lane `lane` of warp wi (of wpr) of the R rows from row0 (of `rows`, rb bytes each, at w: as
+ * hc_qrtn_cu_wide_row_ptrs takes them): its share of their dot products with n_tok tokens of x, added
+ * into acc[r * n_tok + t]; x in f32, or with xq (q8) in int8 as hc_qrtn_cu_wide_block_q8 takes it.
+ * Indices within a row are 32-bit (cols < 2^31: the device's check) and the group a shift. */
 static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t cols, const uint8_t *w, size_t rb, int64_t row0,
-                                                int64_t rows, int R, const float *x, int n_tok, int wi, int wpr, int lane,
-                                                float *acc)
+                                                int64_t rows, int R, const float *x, int q8, const uint8_t *xq, const float *xds,
+                                                int n_tok, int wi, int wpr, int lane, float *acc)
 {
     const int W = HC_QRTN_CU_WIDE_W, U = 4 * W, L = 8 / W; /* words a lane, units a step, lanes a unit */
     const int G = (int)hc_qrtn_cu_groups(group, cols), n128 = (int)(cols / 128), q = lane / L, s = W * (lane % L);
     const int kpg = group / 32, gshift = group == 32 ? 5 : group == 64 ? 6 : 7; /* blocks of 32 a group spans */
     const uint8_t *row[HC_QRTN_CU_WIDE_MAX_ROWS];
-    HC_CU_UNROLL
-    for (int r = 0; r < R; r++) row[r] = w + (size_t)(row0 + r < rows ? row0 + r : rows - 1) * rb;
+    hc_qrtn_cu_wide_row_ptrs(w, rb, row0, rows, R, row);
     for (int u0 = U * wi; u0 < n128; u0 += U * wpr) {
         const int u = u0 + q, c = 128 * u;
         if (u >= n128) continue; /* the last step of a row with fewer units: no shuffles follow */
         uint32_t wd[HC_QRTN_CU_WIDE_MAX_ROWS][HC_QRTN_CU_WIDE_W][4]; /* lane slots s .. s + W - 1 */
-        HC_CU_UNROLL
-        for (int r = 0; r < R; r++) {
-            HC_CU_UNROLL
-            for (int j = 0; j < W; j++) hc_qrtn_cu_quad_words(bits, row[r] + 4 * G + 16 * bits * u, s + j, wd[r][j]);
-        }
+        hc_qrtn_cu_wide_words(bits, G, row, R, u, s, wd);
         float sf[HC_QRTN_CU_WIDE_MAX_ROWS * HC_QRTN_CU_MAX_TOK], sx[HC_QRTN_CU_MAX_TOK];
         HC_CU_UNROLL
         for (int j = 0; j < R * n_tok; j++) sf[j] = 0.0f;
@@ -347,31 +499,16 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_dot(int bits, int group, int64_t col
         for (int t = 0; t < n_tok; t++) sx[t] = 0.0f;
         HC_CU_UNROLL
         for (int k = 0; k < 4; k++) {
-            HC_CU_UNROLL
-            for (int j = 0; j < W; j++) {
-                float xs[HC_QRTN_CU_MAX_TOK][4];
-                HC_CU_UNROLL
-                for (int t = 0; t < n_tok; t++) {
-                    hc_cu_ld_f4(x + (size_t)t * (size_t)cols + (c + 32 * k + 4 * (s + j)), xs[t]);
-                    sx[t] += (xs[t][0] + xs[t][1]) + (xs[t][2] + xs[t][3]);
-                }
-                HC_CU_UNROLL
-                for (int r = 0; r < R; r++) {
-                    uint32_t m = hc_qrtn_cu_quad_bytes(bits, wd[r][j], k);
-                    HC_CU_UNROLL
-                    for (int i = 0; i < 4; i++) {
-                        float f = hc_cu_byte_f(m, i, bits == 8);
-                        HC_CU_UNROLL
-                        for (int t = 0; t < n_tok; t++) sf[r * n_tok + t] = fmaf(f, xs[t][i], sf[r * n_tok + t]);
-                    }
-                }
-            }
+            if (q8) hc_qrtn_cu_wide_block_q8(bits, wd, R, xq, xds, cols, c, k, s, n_tok, sf, sx);
+            else hc_qrtn_cu_wide_block_f32(bits, wd, R, x, cols, c, k, s, n_tok, sf, sx);
             if ((k + 1) & (kpg - 1)) continue;
             const int g = (c + 32 * k) >> gshift; /* the group ends with this block */
             HC_CU_UNROLL
             for (int r = 0; r < R; r++) {
-                hc_qrtn_cu_dm dm = hc_qrtn_cu_byte_dm(bits, hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * g)),
-                                                      hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * (G + g))));
+                const float d = hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * g)), m = hc_cu_f16_to_f32(hc_cu_ld2(row[r] + 2 * (G + g)));
+                /* int8: s sum(d sum q qx) + m sum(d sum qx), bits 8 with m + 128 s; f32: the codes' D and M */
+                hc_qrtn_cu_dm dm = hc_qrtn_cu_byte_dm(bits, d, m);
+                if (q8) dm.D = d, dm.M = bits == 8 ? fmaf(128.0f, d, m) : m;
                 HC_CU_UNROLL
                 for (int t = 0; t < n_tok; t++) {
                     acc[r * n_tok + t] = fmaf(dm.D, sf[r * n_tok + t], fmaf(dm.M, sx[t], acc[r * n_tok + t]));

@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-#define HC_QRTN_CUDA_API 3u
+#define HC_QRTN_CUDA_API 4u
 #define HC_QRTN_CUDA_LIB "hc-qrtn-cuda.so"        /* in kernels/ beside the plugin */
 #define HC_QRTN_CUDA_ENTRY "hc_qrtn_cuda_entry"
 
@@ -30,6 +30,12 @@ typedef struct hc_qrtn_cuda_api {
                       int n_tok, float *y);
     int (*gemv_id_plain)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                          int64_t rows, const float *x, int x_div, int n_rows, float *y);
+    /* gemv's and gemv_id's wide kernels with x quantized to int8 on the way (hc_quant_cuda.h's gemv_q8; x in
+       f32 for a row's tail units, and where its codes would not fit the shared memory) */
+    int (*gemv_q8)(int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                   float *y);
+    int (*gemv_id_q8)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                      int64_t rows, const float *x, int x_div, int n_rows, float *y);
 } hc_qrtn_cuda_api;
 
 typedef const hc_qrtn_cuda_api *(*hc_qrtn_cuda_entry_fn)(void);

@@ -1,6 +1,6 @@
 /* qrtn_device_kernels.c: the device_kernels hook of the rtn and gptq plugins: for "cuda", the format's
  * CUDA kernels from hc-qrtn-cuda.so (kernels/ beside the plugin), loaded once, on first use.
- * HC_QRTN_CUDA_GEMV=plain (read then) picks the plain GEMV over the wide one, for comparisons. */
+ * HC_QRTN_CUDA_GEMV=plain (read then) picks the plain GEMV over the wide ones, for comparisons. */
 #define _GNU_SOURCE
 #include "qrtn_device_kernels.h"
 
@@ -20,6 +20,7 @@ static int (*gemv_fn)(int bits, int group, void *stream, const void *w, int64_t 
                       float *y);
 static int (*gemv_id_fn)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                          int64_t rows, const float *x, int x_div, int n_rows, float *y);
+static int int8_x;      /* the int8 GEMVs offered (not with HC_QRTN_CUDA_GEMV=plain) */
 static char why[600];   /* why there are no kernels, for the message of the device that asked */
 
 static void load(void)
@@ -55,6 +56,7 @@ static void load(void)
     int plain = v && !strcmp(v, "plain");
     gemv_fn = plain ? a->gemv_plain : a->gemv;
     gemv_id_fn = plain ? a->gemv_id_plain : a->gemv_id;
+    int8_x = !plain;
     api = a;
 }
 
@@ -85,7 +87,21 @@ static int gemv_id(const void *params, void *stream, const void *w, size_t slice
     return gemv_id_fn(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
 }
 
-static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id };
+static int gemv_q8(const void *params, void *stream, const void *w, int64_t cols, int64_t rows, const float *x, int n_tok,
+                   float *y)
+{
+    const hc_qrtn_params *p = params;
+    return api->gemv_q8(p->bits, p->group, stream, w, cols, rows, x, n_tok, y);
+}
+
+static int gemv_id_q8(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                      int64_t rows, const float *x, int x_div, int n_rows, float *y)
+{
+    const hc_qrtn_params *p = params;
+    return api->gemv_id_q8(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
+}
+
+static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id, NULL, NULL };
 
 const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
 {
@@ -96,5 +112,7 @@ const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
         return NULL;
     }
     table.max_fused_tokens = api->max_fused_tokens;
+    table.gemv_q8 = int8_x ? gemv_q8 : NULL;
+    table.gemv_id_q8 = int8_x ? gemv_id_q8 : NULL;
     return &table;
 }

@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /* Raised whenever this table changes; the cuda device refuses a table of another version. */
-#define HC_QUANT_CUDA_ABI 2u
+#define HC_QUANT_CUDA_ABI 3u
 
 /* Every pointer but params is device memory; stream is a cudaStream_t. A kernel returns the
  * cudaError_t of its launch (0: enqueued). The kernels must be built against the same CUDA runtime
@@ -35,6 +35,14 @@ typedef struct hc_quant_cuda_kernels {
        e = ids[r] and W_e the slice at w + e * slice (bytes) */
     int (*gemv_id)(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                    int64_t rows, const float *x, int x_div, int n_rows, float *y);
+    /* since version 3, optional (NULL: gemv and gemv_id only): gemv and gemv_id with x quantized to int8 on
+       the way, in blocks of 32 (x[i] ~ d q[i], d = max |x| / 127, q in [-127, 127]), as the device's GEMVs
+       of GGUF's block types take x; the device calls these when HC_CUDA_GEMV_INT8 asks for x in int8 (its
+       default) */
+    int (*gemv_q8)(const void *params, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
+                   int n_tok, float *y);
+    int (*gemv_id_q8)(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
+                      int64_t rows, const float *x, int x_div, int n_rows, float *y);
 } hc_quant_cuda_kernels;
 
 #ifdef __cplusplus
