@@ -19,9 +19,10 @@
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
 # (limits in section 6), or decode steps fail as CUDA graphs (the run then goes on without them:
-# HC_CUDA_GRAPH_OPS=0) or with the wide rtn GEMV (the run then goes on with the plain one:
-# HC_QRTN_CUDA_GEMV=plain); a failed test suite or comparison is rerun once with CUDA_LAUNCH_BLOCKING=1 and
-# under compute-sanitizer's memcheck (when there is one), into gpu_check.log, to name the failing kernel.
+# HC_CUDA_GRAPH_OPS=0), with x in int8 (then on with x in f32: HC_CUDA_GEMV_INT8=0) or with the wide rtn
+# GEMV (then on with the plain one: HC_QRTN_CUDA_GEMV=plain); a failed test suite or comparison is rerun
+# once with CUDA_LAUNCH_BLOCKING=1 and under compute-sanitizer's memcheck (when there is one), into
+# gpu_check.log, to name the failing kernel.
 # SIGTERM or SIGINT (a time limit) still writes summary.md, with the interruption as a failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -353,6 +354,14 @@ if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GRAPH_OPS:-}" ]; then
   fi
 fi
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
+if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GEMV_INT8:-}" ] && [ "${cmp_dev[1]}" != cpu ]; then
+  # the decode GEMVs take x quantized to int8 by default: when they pass with x in f32, the rest goes so
+  HC_CUDA_GEMV_INT8=0 compare smollm2-w3-b10-f32x w3 "$models/smollm2.w3.gguf"
+  if [ "$compared_ok" = 1 ]; then
+    export HC_CUDA_GEMV_INT8=0
+    fail "x in int8: smollm2-w3-b10 fails with it and passes with x in f32 (HC_CUDA_GEMV_INT8=0 from here on)"
+  fi
+fi
 if [ "$compared_ok" = 0 ] && [ -z "${HC_QRTN_CUDA_GEMV:-}" ] && [ "${cmp_dev[1]}" != cpu ]; then
   # the rtn/gptq decode GEMVs are the wide kernels by default: when the plain ones pass, the rest goes with them
   HC_QRTN_CUDA_GEMV=plain compare smollm2-w3-b10-plaingemv w3 "$models/smollm2.w3.gguf"
@@ -396,10 +405,11 @@ if [ "$dry" != 1 ] && ! skip_optional bandwidth "the bandwidth probe"; then
   optional=0
 fi
 # the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
-# f16, W3 and W4 g128 by the wide rtn kernel, W3 by the plain one too (HC_QRTN_CUDA_GEMV=plain), GGUF's
-# Q3_K, Q4_K and Q6_K with x in int8 and 4 rows a warp, with 1 (HC_CUDA_GEMV_ROWS) and with x in f32
-# (HC_CUDA_GEMV_INT8=0; random blocks: the kernels' speed does not depend on the values): GB/s of
-# weights read, the ">= 50% of bandwidth" and ">= 4x f16" targets
+# f16, W3 and W4 g128 by the wide rtn kernel with x in int8, W3 by the plain one too
+# (HC_QRTN_CUDA_GEMV=plain), GGUF's Q3_K, Q4_K and Q6_K with x in int8 and 4 rows a warp, with 1
+# (HC_CUDA_GEMV_ROWS), and W3, W4 and those with x in f32 (HC_CUDA_GEMV_INT8=0; random blocks: the
+# kernels' speed does not depend on the values): GB/s of weights read, the ">= 50% of bandwidth" and
+# ">= 4x f16" targets
 # at the kernels' level. The dry run: small shapes, on the cuda plugin built on the emulator when the
 # build has it (the kernels' own code), else on the cpu device
 gemv_opts=()
@@ -425,7 +435,8 @@ if ! skip_optional gemv "the GEMV benchmark"; then
       --format rtn:bits=4,group=128 --format q3_K --format q4_K --format q6_K \
     && HC_QRTN_CUDA_GEMV=plain gemv gemv-plain --format rtn:bits=3,group=128 \
     && HC_CUDA_GEMV_ROWS=1 gemv gemv-rows1 --format q3_K --format q4_K --format q6_K \
-    && HC_CUDA_GEMV_INT8=0 gemv gemv-f32x --format q3_K --format q4_K --format q6_K
+    && HC_CUDA_GEMV_INT8=0 gemv gemv-f32x --format rtn:bits=3,group=128 --format rtn:bits=4,group=128 \
+      --format q3_K --format q4_K --format q6_K
   optional=0
 fi
 bench() { # label, model, bench options...; the bench's exit status (124: stopped at the deadline)
@@ -464,11 +475,13 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   rc=$?
   if [ "$rc" = 0 ]; then
     depth llama3-8b-8l 32 "${big[@]}"
+    # last, the backbone alone with x in f32 for its GEMVs (HC_CUDA_GEMV_INT8=0), the default's alternative
     bench llama3-8b-8l-f16 "$models/llama3-8b-8l.gguf" --sched none \
       && bench llama3-8b-8l-w3-b10 "$models/llama3-8b-8l.w3.gguf" --sched none,serial,async \
       && bench llama3-8b-8l-w3-b10-ctl "$models/llama3-8b-8l.w3.gguf" --sched none,async --host-budget "$ctl_budget" -n "$n_ctl" \
       && bench_flags llama3-8b-8l-w3-b10-flags "$models/llama3-8b-8l.w3.gguf" --sched none,async \
-      && HC_CUDA_GRAPH_OPS=0 bench llama3-8b-8l-w3-b10-nographs "$models/llama3-8b-8l.w3.gguf" --sched none
+      && HC_CUDA_GRAPH_OPS=0 bench llama3-8b-8l-w3-b10-nographs "$models/llama3-8b-8l.w3.gguf" --sched none \
+      && HC_CUDA_GEMV_INT8=0 bench llama3-8b-8l-w3-b10-f32x "$models/llama3-8b-8l.w3.gguf" --sched none
     rc=$?
   elif [ "$rc" != 124 ]; then
     fail "the Llama-3-8B-shaped model could not be made (see gpu_check.log)"

@@ -93,10 +93,16 @@ def gemv_table(by, bw_nom):
            "| format | kernel | matrix | MB | us | GB/s | of nominal | f16 time / this |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, g in rows:
         packed, block = g["format"].startswith(("rtn", "gptq")), g["format"].startswith("q")
-        # rtn/gptq: the wide kernel or the plain one (HC_QRTN_CUDA_GEMV); GGUF's block types: x in int8 or
-        # f32 (HC_CUDA_GEMV_INT8), 4 rows a warp or 1 (HC_CUDA_GEMV_ROWS)
-        named = {"gemv-plain": "plain", "gemv-rows1": "int8 x, 1 row a warp", "gemv-f32x": "f32 x, 4 rows a warp"}
-        kernel = named.get(label) or ("wide" if packed else "int8 x, 4 rows a warp" if block else "-")
+        # rtn/gptq: the wide kernel or the plain one (HC_QRTN_CUDA_GEMV); x in int8 or f32 (HC_CUDA_GEMV_INT8,
+        # both kinds of weights); GGUF's block types: 4 rows a warp or 1 (HC_CUDA_GEMV_ROWS)
+        if label == "gemv-plain":
+            kernel = "plain"
+        elif label == "gemv-rows1":
+            kernel = "int8 x, 1 row a warp"
+        elif label == "gemv-f32x":
+            kernel = "wide, f32 x" if packed else "f32 x, 4 rows a warp"
+        else:
+            kernel = "wide, int8 x" if packed else "int8 x, 4 rows a warp" if block else "-"
         matrix = "layer (%d)" % g["matrices"] if "matrices" in g else "%dx%d" % (g["rows"], g["cols"])
         vs = "-"
         if f16 and "matrices" in g and g["us"] > 0:

@@ -34,14 +34,16 @@ def main():
                                                                   ("async", 0.5 * 1000 / (4 / 4.5 + 1), 4 / 4.5, 1.0, 1.0)])),
         ("bench-llama3-8b-8l-w3-b10-ctl", bench(8, 1.8 * gb, 0.75 * gb, [("none", 500.0, 1.0, 1.0, 0.0),
                                                                       ("async", 480.0, 1.0, 1.0, 0.3)])),
-        # the GEMVs alone: an 8B layer of f16 (436 MB in 200 us) and W3 (89 MB in 45 us), W3's plain kernel
+        # the GEMVs alone: an 8B layer of f16 (436 MB in 200 us) and W3 (89 MB in 45 us), W3's plain kernel and
+        # its wide one with x in f32
         ("gemv", [{"format": "f16", "rows": 4096, "cols": 4096, "bytes": 33554432, "us": 12.0, "gbs": 2796.2},
                   {"format": "f16", "matrices": 7, "bytes": 436207616, "us": 200.0, "gbs": 2181.0},
                   {"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 45.0, "gbs": 1969.0},
                   {"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 50.0, "gbs": 2453.7}]),
         ("gemv-plain", [{"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 400.0, "gbs": 221.5}]),
         ("gemv-rows1", [{"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 80.0, "gbs": 1533.5}]),
-        ("gemv-f32x", [{"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 100.0, "gbs": 1226.8}]),
+        ("gemv-f32x", [{"format": "rtn:bits=3,group=128", "matrices": 7, "bytes": 88604672, "us": 60.0, "gbs": 1476.7},
+                       {"format": "q4_K", "matrices": 7, "bytes": 122683392, "us": 100.0, "gbs": 1226.8}]),
     ]
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "results.jsonl")
@@ -73,7 +75,8 @@ def main():
     row("of bandwidth", "GEMV kernel alone", "1969 GB/s", "59% of 3350", "ok")
     row(">= 4x f16", "GEMV kernels alone", "(bytes: 4.92x)", "4.44x", "ok")
     row("rtn:bits=3,group=128", "| plain |", "layer (7)", "| 222 |", "0.50x")
-    row("rtn:bits=3,group=128", "| wide |", "layer (7)", "4.44x")
+    row("rtn:bits=3,group=128", "| wide, int8 x |", "layer (7)", "4.44x")
+    row("rtn:bits=3,group=128", "| wide, f32 x |", "layer (7)", "1477", "3.33x")
     row("| f16 | - | 4096x4096 |", "33.6", "2796", "83% of 3350")
     row("| q4_K | int8 x, 4 rows a warp | layer (7) |", "2454", "4.00x")
     row("| q4_K | int8 x, 1 row a warp | layer (7) |", "1534", "2.50x")
