@@ -174,6 +174,41 @@ def targets(by, rows, bw_nom):
     return out
 
 
+GEMV_STAGES = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "ffn_gate_inp",
+               "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp",
+               "ffn_gate_inp_shexp"}
+
+
+def stage_table(by):
+    """Where a decoded token's device time goes (sched none, the stages' device events summed over the
+    layers), for the 8B shape in f16 and W3 and the SmolLM2 shape in W3: the layers' GEMV stages against
+    their other stages (norms, rope, KV store, attention, residual adds, activation), whose time does not
+    shrink with the weights' bytes."""
+    models = [("llama3-8b-8l-f16", "8B f16"), ("llama3-8b-8l-w3-b10", "8B W3"), ("smollm2-w3-b10", "SmolLM2 W3")]
+    cols = []
+    for label, title in models:
+        n = sched_of(by.get("bench-" + label), "none")
+        if n and n.get("stage_ms"):
+            cols.append((title, n["stage_ms"]))
+    if not cols:
+        return []
+    names = [k for k in cols[0][1] if any(st.get(k, 0) > 0 for _, st in cols)]
+    out = ["## where a decoded token's device time goes (sched none; ms a token, all layers)", "",
+           "| stage | " + " | ".join(t for t, _ in cols) + " |", "| --- |" + " ---: |" * len(cols)]
+    for k in names:
+        out.append("| %s | %s |" % (k, " | ".join("%.3f" % st.get(k, 0.0) for _, st in cols)))
+    sums = []
+    for _, st in cols:
+        gemv = sum(v for k, v in st.items() if k in GEMV_STAGES)
+        rest = sum(v for k, v in st.items() if k not in GEMV_STAGES and k not in ("token_embd", "output"))
+        sums.append((gemv, rest))
+    out.append("| the layers' GEMVs | %s |" % " | ".join("%.3f" % g for g, _ in sums))
+    out.append("| the layers' other stages | %s |" % " | ".join(
+        "%.3f (%.0f%%)" % (r, 100 * r / (g + r)) if g + r > 0 else "-" for g, r in sums))
+    return out + ["", "Stage times come from events on the timed passes (every 8th, launched without graphs), so "
+                  "the other stages' share includes their launches' gaps.", ""]
+
+
 def main():
     rows = load(sys.argv[1])
     by = {r["label"]: r["result"] for r in rows}
@@ -240,6 +275,8 @@ def main():
                 100 * s["overlap"], s["bytes_per_token"] / 1048576.0, gbs, of, vs))
     out.append("")
     out.append("GB/s: backbone bytes per token x decode tok/s (branches are read on the host).")
+    out.append("")
+    out += stage_table(by)
     for r in rows:
         if r["label"] == "ctest":
             out.append("CUDA test suites: %s" % ("passed" if r["result"].get("passed") else "FAILED"))
