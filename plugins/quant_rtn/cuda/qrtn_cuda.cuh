@@ -342,9 +342,9 @@ static inline HC_CU_HD void hc_qrtn_cu_wide_words(int bits, int G, const uint8_t
  * / 127 and codes qx = rint(x 127 / max |x|) in [-127, 127] (the cpu device's rtn kernels group their
  * blocks' scales instead: qrtn.h). A block of the kernel quantizes its tokens' x into shared memory
  * first, 2 threads a block of 32 (hc_qrtn_cu_q8_amax16, _scale, _pack4), so that no launch of its own
- * and no buffer is needed. Then the wide GEMV's lanes, rows and words, but a lane's 4 codes of a slot and block are
- * dotted with x's 4 codes at once (dp4a), the codes being bytes already (hc_qrtn_cu_quad_bytes; bits
- * 8: the stored bytes, code - 128 as int8). Per block, each row's integer sum and x's (for the
+ * and no buffer is needed. Then the wide GEMV's lanes, rows and words, but a lane's 4 codes of a slot
+ * and block are dotted with x's 4 codes at once (dp4a), the codes being bytes already
+ * (hc_qrtn_cu_quad_bytes; bits 8: the stored bytes, code - 128 as int8). Per block, each row's integer sum and x's (for the
  * minimum) become floats by hc_cu_biased_f and take d; per group the row's scale s and minimum m
  * apply: sum (s q + m) d qx = s sum(d sum q qx) + m sum(d sum qx) (bits 8: m + 128 s for the
  * minimum). Where the float kernel spends a byte permute and an FFMA a weight, this spends a quarter
