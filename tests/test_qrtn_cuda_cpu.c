@@ -247,7 +247,8 @@ static void test_gemv_grid(void)
                         float *x = aligned_alloc(16, (size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
                         for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
                         uint8_t *xq = aligned_alloc(16, (hc_qrtn_cu_q8_shared(cols, n_tok) + 15) / 16 * 16);
-                        float *xd = (float *)(xq + (size_t)n_tok * (size_t)cols), *xv = malloc((size_t)(n_tok * cols) * sizeof *xv);
+                        float *xd = (float *)(xq + (size_t)n_tok * (size_t)cols);
+                        float *xv = malloc((size_t)(n_tok * cols) * sizeof *xv);
                         quantize_x(x, n_tok * cols, xq, xd);
                         for (int64_t i = 0; i < n_tok * cols; i++)
                             xv[i] = wide == 2 && i % cols < cols / 128 * 128 ? xd[i / 32] * (float)(int8_t)xq[i] : x[i];

@@ -378,7 +378,8 @@ static void test_qrtn(void)
                         /* x in int8: the reference takes what x's codes give (hc_qrtn_cu_q8_*, as the kernel makes
                            them) in the row's units of 128 */
                         uint8_t *xq = malloc((size_t)n_tok * cols);
-                        float *xv = malloc((size_t)n_tok * cols * sizeof *xv), *xds = malloc((size_t)n_tok * cols / 32 * sizeof *xds);
+                        float *xv = malloc((size_t)n_tok * cols * sizeof *xv);
+                        float *xds = malloc((size_t)n_tok * cols / 32 * sizeof *xds);
                         for (int64_t b = 0; b < n_tok * cols / 32; b++) {
                             float id, a = fmaxf(hc_qrtn_cu_q8_amax16(x + 32 * b), hc_qrtn_cu_q8_amax16(x + 32 * b + 16));
                             xds[b] = hc_qrtn_cu_q8_scale(a, &id);
@@ -388,8 +389,8 @@ static void test_qrtn(void)
                             }
                         }
                         long l0 = hc_emu_launches();
-                        expect_ran("qrtn gemv", l0, (kind == 2 ? api->gemv_q8 : kind ? api->gemv_plain : api->gemv)(bits, group, NULL, p, cols,
-                                                                                                                    rows, x, n_tok, y));
+                        __typeof__(api->gemv) fn = kind == 2 ? api->gemv_q8 : kind ? api->gemv_plain : api->gemv;
+                        expect_ran("qrtn gemv", l0, fn(bits, group, NULL, p, cols, rows, x, n_tok, y));
                         for (int64_t i = 0; i < n_tok * cols; i++)
                             xv[i] = kind == 2 && i % cols < cols / 128 * 128 ? xds[i / 32] * (float)(int8_t)xq[i] : x[i];
                         int bad = 0;
@@ -464,8 +465,8 @@ static void test_qrtn(void)
             long l0 = hc_emu_launches();
             expect_ran("qrtn gemv_id_q8", l0, api->gemv_id_q8(bits, group, NULL, p, slice, ids, cols, re, x, 2, n_rows, y));
             for (int r = 0; r < n_rows; r++)
-                CU_ASSERT_EQUAL(api->gemv_q8(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re, x + (size_t)(r / 2) * cols, 1,
-                                             want + (size_t)r * re), 0);
+                CU_ASSERT_EQUAL(api->gemv_q8(bits, group, NULL, p + (size_t)ids[r] * slice, cols, re, x + (size_t)(r / 2) * cols,
+                                             1, want + (size_t)r * re), 0);
             CU_ASSERT_EQUAL(memcmp(y, want, (size_t)n_rows * re * sizeof *y), 0);
         }
         free(w), free(x), free(p), free(y), free(want);

@@ -165,9 +165,8 @@ static void launch_gemv(cudaStream_t s, int plain, int q8, int group, const uint
     hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, NT) : hc_qrtn_cu_gemv_geometry(rows, cols);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     g.y = n_rows;
-    if (q8)
-        qrtn_gemv_wide_kernel<BITS, NT, 1><<<g, b, l.shared_bytes + hc_qrtn_cu_q8_shared(cols, NT), s>>>(w, group, cols, rows, x, y,
-                                                                                                       ids, slice, x_div);
+    const size_t sh = l.shared_bytes + (q8 ? hc_qrtn_cu_q8_shared(cols, NT) : 0);
+    if (q8) qrtn_gemv_wide_kernel<BITS, NT, 1><<<g, b, sh, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
     else if (wide) qrtn_gemv_wide_kernel<BITS, NT, 0><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
     else qrtn_gemv_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
 }
