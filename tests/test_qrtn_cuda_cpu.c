@@ -216,6 +216,10 @@ static void quantize_x(const float *x, int64_t n, uint8_t *q, float *d)
         }
         float amax = 0.0f;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+        if (amax < 7.8886091e-31f) { /* zeros, or too small for the multiplier: codes 0 */
+            for (int i = 0; i < 32; i++) bad += q[32 * b + i] != 0;
+            continue;
+        }
         bad += a != amax || fabsf(d[b] - amax / 127.0f) > 1e-6f * amax;
         for (int i = 0; i < 32; i++) {
             int c = (int8_t)q[32 * b + i];
@@ -246,6 +250,8 @@ static void test_gemv_grid(void)
                         uint8_t *w = make_packed(bits, group, rows, cols);
                         float *x = aligned_alloc(16, (size_t)(n_tok * cols) * sizeof *x), *wr = malloc((size_t)cols * sizeof *wr);
                         for (int64_t i = 0; i < n_tok * cols; i++) x[i] = rnd();
+                        for (int64_t i = 0; i < 32 && i < n_tok * cols; i++) x[i] = 0.0f;     /* a block of zeros */
+                        for (int64_t i = 32; i < 64 && i < n_tok * cols; i++) x[i] = 1e-35f;  /* one too small */
                         uint8_t *xq = aligned_alloc(16, (hc_qrtn_cu_q8_shared(cols, n_tok) + 15) / 16 * 16);
                         float *xd = (float *)(xq + (size_t)n_tok * (size_t)cols);
                         float *xv = malloc((size_t)(n_tok * cols) * sizeof *xv);

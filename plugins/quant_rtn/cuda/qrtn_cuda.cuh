@@ -375,8 +375,9 @@ static inline HC_CU_HD float hc_qrtn_cu_q8_amax16(const float v[HC_QRTN_CU_Q8_PE
     return a[0];
 }
 
-/* A block's scale d = amax / 127 (as a product) and in *id the codes' multiplier 127 / amax (0 for a
- * block of zeros), the same bits on the GPU (an IEEE reciprocal) and here. */
+/* A block's scale d = amax / 127 (as a product) and in *id the codes' multiplier 127 / amax, the same
+ * bits on the GPU (an IEEE reciprocal) and here; 0 for a block of zeros or of values so small (below
+ * 2^-100) that the multiplier could overflow: their codes are then 0. */
 static inline HC_CU_HD float hc_qrtn_cu_q8_scale(float amax, float *id)
 {
 #ifdef __CUDA_ARCH__
@@ -384,7 +385,7 @@ static inline HC_CU_HD float hc_qrtn_cu_q8_scale(float amax, float *id)
 #else
     const float r = 1.0f / amax;
 #endif
-    *id = amax > 0.0f ? 127.0f * r : 0.0f;
+    *id = amax >= 7.8886091e-31f ? 127.0f * r : 0.0f;
     return amax * (1.0f / 127.0f);
 }
 
