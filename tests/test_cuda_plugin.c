@@ -525,8 +525,9 @@ static void check_row_ops(pair *p)
 /* ---------------- packed rtn/gptq weights: the format's kernels against its reference ---------------- */
 
 /* n_tok rows of cols activations k / 127, k random in -127..127, every block of 32 reaching +-1:
- * the cpu device's int8 activations (qrtn.h) and the cuda device's (hc_cu_q8x_block) hold these exactly,
- * so both meet the same tolerance, and a mismatch on cuda alone is the CUDA kernels', not the reference's. */
+ * the cpu device's int8 activations (qrtn.h) and the cuda device's (blocks of 32, d = max |x| / 127) hold
+ * these to a float's rounding, so both meet the same tolerance, and a mismatch on cuda alone is the CUDA
+ * kernels', not the reference's. */
 static float *packed_acts(int n_tok, int64_t cols)
 {
     size_t n = (size_t)n_tok * (size_t)cols;
