@@ -200,27 +200,23 @@ static void emulate_gemv(int wide, int bits, int group, const uint8_t *w, int64_
     }
 }
 
-/* The int8 GEMV's quantize_x emulated: n values (a multiple of 32) into codes q and scales d, 2 threads
- * a block of 32 and 16 values a thread. Each code is x / d rounded to the nearest, within [-127, 127],
- * the block's largest |x| at +-127, and d is that |x| / 127. */
+/* The int8 GEMV's quantize_x emulated (hc_qrtn_cu_q8_block: 2 threads a block of 32, 16 values a
+ * thread): n values (a multiple of 32) into codes q and scales d. Each code is x / d rounded to the
+ * nearest, within [-127, 127], the block's largest |x| at +-127, and d is that |x| / 127. */
 static void quantize_x(const float *x, int64_t n, uint8_t *q, float *d)
 {
     int bad = 0;
     for (int64_t b = 0; b < n / 32; b++) {
         const float *v = x + 32 * b;
-        float a = fmaxf(hc_qrtn_cu_q8_amax16(v), hc_qrtn_cu_q8_amax16(v + 16)), id; /* the shuffle's maximum */
-        d[b] = hc_qrtn_cu_q8_scale(a, &id);
-        for (int t = 0; t < 8; t++) {
-            uint32_t c = hc_qrtn_cu_q8_pack4(v + 4 * t, id);
-            memcpy(q + 32 * b + 4 * t, &c, 4);
-        }
+        d[b] = hc_qrtn_cu_q8_block(v, q + 32 * b);
         float amax = 0.0f;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
         if (amax < 7.8886091e-31f) { /* zeros, or too small for the multiplier: codes 0 */
             for (int i = 0; i < 32; i++) bad += q[32 * b + i] != 0;
             continue;
         }
-        bad += a != amax || fabsf(d[b] - amax / 127.0f) > 1e-6f * amax;
+        bad += fmaxf(hc_qrtn_cu_q8_amax16(v), hc_qrtn_cu_q8_amax16(v + 16)) != amax; /* the shuffle's maximum */
+        bad += fabsf(d[b] - amax / 127.0f) > 1e-6f * amax;
         for (int i = 0; i < 32; i++) {
             int c = (int8_t)q[32 * b + i];
             bad += c < -127 || c > 127 || fabs((double)v[i] - (double)d[b] * c) > 0.5001 * d[b];

@@ -380,14 +380,7 @@ static void test_qrtn(void)
                         uint8_t *xq = malloc((size_t)n_tok * cols);
                         float *xv = malloc((size_t)n_tok * cols * sizeof *xv);
                         float *xds = malloc((size_t)n_tok * cols / 32 * sizeof *xds);
-                        for (int64_t b = 0; b < n_tok * cols / 32; b++) {
-                            float id, a = fmaxf(hc_qrtn_cu_q8_amax16(x + 32 * b), hc_qrtn_cu_q8_amax16(x + 32 * b + 16));
-                            xds[b] = hc_qrtn_cu_q8_scale(a, &id);
-                            for (int i = 0; i < 8; i++) {
-                                uint32_t c = hc_qrtn_cu_q8_pack4(x + 32 * b + 4 * i, id);
-                                memcpy(xq + 32 * b + 4 * i, &c, 4);
-                            }
-                        }
+                        for (int64_t b = 0; b < n_tok * cols / 32; b++) xds[b] = hc_qrtn_cu_q8_block(x + 32 * b, xq + 32 * b);
                         long l0 = hc_emu_launches();
                         __typeof__(api->gemv) fn = kind == 2 ? api->gemv_q8 : kind ? api->gemv_plain : api->gemv;
                         expect_ran("qrtn gemv", l0, fn(bits, group, NULL, p, cols, rows, x, n_tok, y));

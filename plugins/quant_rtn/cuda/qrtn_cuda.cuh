@@ -404,6 +404,18 @@ static inline HC_CU_HD uint32_t hc_qrtn_cu_q8_pack4(const float v[4], float id)
     return hc_cu_byte_perm(hc_cu_byte_perm(c[0], c[1], 0x0040u), hc_cu_byte_perm(c[2], c[3], 0x0040u), 0x5410u);
 }
 
+/* A block of 32 of x quantized as the kernel's two threads of it quantize it (quantize_x of
+ * qrtn_cuda.cu): its 32 codes to q (4-byte aligned) and its scale, returned. For the CPU tests. */
+static inline HC_CU_HD float hc_qrtn_cu_q8_block(const float x[32], uint8_t q[32])
+{
+    float id, d = hc_qrtn_cu_q8_scale(fmaxf(hc_qrtn_cu_q8_amax16(x), hc_qrtn_cu_q8_amax16(x + 16)), &id);
+    for (int i = 0; i < 8; i++) {
+        uint32_t c = hc_qrtn_cu_q8_pack4(x + 4 * i, id);
+        memcpy(q + 4 * i, &c, 4);
+    }
+    return d;
+}
+
 /* x's 4 W codes of the lane's slots s .. s + W - 1 in block k of the unit at column c (W words), from
  * the token's row of codes xr (16-byte aligned). */
 static inline HC_CU_HD void hc_qrtn_cu_q8_words(const uint8_t *xr, int c, int k, int s, uint32_t xw[HC_QRTN_CU_WIDE_W])
