@@ -153,32 +153,34 @@ static bool valid(int bits, int group, int64_t cols)
            cols % 32 == 0;
 }
 
+/* The GEMV an entry point asks for */
+enum gemv_kind { GEMV_WIDE, GEMV_PLAIN, GEMV_Q8 };
+
 /* One GEMV launch of NT tokens (with ids: NT 1, a row of the grid's y per routed row): the wide kernel
- * with x in int8 (`q8`) or in f32, or the plain one if `plain` or x is not 16-byte aligned; x in int8
- * only while its codes fit the shared memory (hc_qrtn_cu_wide_q8_ok), else in f32. */
+ * with x in f32 or (GEMV_Q8) in int8, or the plain one (GEMV_PLAIN, or x not 16-byte aligned); x in
+ * int8 only while its codes fit the shared memory (hc_qrtn_cu_wide_q8_ok), else in f32. */
 template <int BITS, int NT>
-static void launch_gemv(cudaStream_t s, int plain, int q8, int group, const uint8_t *w, int64_t cols, int64_t rows,
+static void launch_gemv(cudaStream_t s, gemv_kind kind, int group, const uint8_t *w, int64_t cols, int64_t rows,
                         const float *x, float *y, const int32_t *ids, size_t slice, int x_div, unsigned n_rows)
 {
-    int wide = !plain && hc_qrtn_cu_wide_ok(cols, (uintptr_t)x);
-    q8 = q8 && wide && hc_qrtn_cu_wide_q8_ok(cols, NT, (uintptr_t)x);
+    const int wide = kind != GEMV_PLAIN && hc_qrtn_cu_wide_ok(cols, (uintptr_t)x);
+    const int q8 = kind == GEMV_Q8 && wide && hc_qrtn_cu_wide_q8_ok(cols, NT, (uintptr_t)x);
     hc_cu_launch l = wide ? hc_qrtn_cu_wide_geometry(rows, cols, NT) : hc_qrtn_cu_gemv_geometry(rows, cols);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     g.y = n_rows;
     const size_t sh = l.shared_bytes + (q8 ? hc_qrtn_cu_q8_shared(cols, NT) : 0);
     if (q8) qrtn_gemv_wide_kernel<BITS, NT, 1><<<g, b, sh, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
-    else if (wide) qrtn_gemv_wide_kernel<BITS, NT, 0><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
-    else qrtn_gemv_kernel<BITS, NT><<<g, b, l.shared_bytes, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+    else if (wide) qrtn_gemv_wide_kernel<BITS, NT, 0><<<g, b, sh, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
+    else qrtn_gemv_kernel<BITS, NT><<<g, b, sh, s>>>(w, group, cols, rows, x, y, ids, slice, x_div);
 }
 
-/* kind: 0 the wide GEMV, 1 the plain one, 2 the wide one with x in int8 */
 template <int BITS>
-static cudaError_t gemv_bits(cudaStream_t s, int kind, int group, const uint8_t *w, int64_t cols, int64_t rows, const float *x,
-                             int n_tok, float *y)
+static cudaError_t gemv_bits(cudaStream_t s, gemv_kind kind, int group, const uint8_t *w, int64_t cols, int64_t rows,
+                             const float *x, int n_tok, float *y)
 {
     switch (n_tok) {
 #define CASE(N)                                                                                                    \
-    case N: launch_gemv<BITS, N>(s, kind == 1, kind == 2, group, w, cols, rows, x, y, nullptr, 0, 1, 1); break;
+    case N: launch_gemv<BITS, N>(s, kind, group, w, cols, rows, x, y, nullptr, 0, 1, 1); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default: return cudaErrorInvalidValue;
@@ -186,8 +188,8 @@ static cudaError_t gemv_bits(cudaStream_t s, int kind, int group, const uint8_t 
     return cudaGetLastError();
 }
 
-static int gemv_any(int kind, int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows, const float *x,
-                    int n_tok, float *y)
+static int gemv_any(gemv_kind kind, int bits, int group, void *stream, const void *w, int64_t cols, int64_t rows,
+                    const float *x, int n_tok, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || n_tok < 1 || n_tok > HC_QRTN_CU_MAX_TOK) return (int)cudaErrorInvalidValue;
     if (rows == 0) return 0;
@@ -201,19 +203,18 @@ static int gemv_any(int kind, int bits, int group, void *stream, const void *w, 
     }
 }
 
-static int gemv_id_any(int kind, int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,
+static int gemv_id_any(gemv_kind kind, int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids,
                        int64_t cols, int64_t rows, const float *x, int x_div, int n_rows, float *y)
 {
     if (!valid(bits, group, cols) || rows < 0 || !ids || x_div < 1 || n_rows < 0 || n_rows > 65535) return (int)cudaErrorInvalidValue;
     if (rows == 0 || n_rows == 0) return 0;
     cudaStream_t s = (cudaStream_t)stream;
     const uint8_t *wb = (const uint8_t *)w;
-    const int plain = kind == 1, q8 = kind == 2;
     switch (bits) {
-    case 2: launch_gemv<2, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 3: launch_gemv<3, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    case 4: launch_gemv<4, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
-    default: launch_gemv<8, 1>(s, plain, q8, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
+    case 2: launch_gemv<2, 1>(s, kind, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 3: launch_gemv<3, 1>(s, kind, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    case 4: launch_gemv<4, 1>(s, kind, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows); break;
+    default: launch_gemv<8, 1>(s, kind, group, wb, cols, rows, x, y, ids, slice, x_div, (unsigned)n_rows);
     }
     return (int)cudaGetLastError();
 }
@@ -230,12 +231,12 @@ static int gemv_id_any(int kind, int bits, int group, void *stream, const void *
     {                                                                                                              \
         return gemv_id_any(kind, bits, group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);             \
     }
-GEMV_ENTRY(qrtn_gemv, 0)
-GEMV_ENTRY(qrtn_gemv_plain, 1)
-GEMV_ENTRY(qrtn_gemv_q8, 2)
-GEMV_ID_ENTRY(qrtn_gemv_id, 0)
-GEMV_ID_ENTRY(qrtn_gemv_id_plain, 1)
-GEMV_ID_ENTRY(qrtn_gemv_id_q8, 2)
+GEMV_ENTRY(qrtn_gemv, GEMV_WIDE)
+GEMV_ENTRY(qrtn_gemv_plain, GEMV_PLAIN)
+GEMV_ENTRY(qrtn_gemv_q8, GEMV_Q8)
+GEMV_ID_ENTRY(qrtn_gemv_id, GEMV_WIDE)
+GEMV_ID_ENTRY(qrtn_gemv_id_plain, GEMV_PLAIN)
+GEMV_ID_ENTRY(qrtn_gemv_id_q8, GEMV_Q8)
 
 template <int BITS>
 static cudaError_t dequant_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, const int32_t *ids, int64_t row0,
