@@ -409,9 +409,8 @@ fi
 # (HC_QRTN_CUDA_GEMV=plain), GGUF's Q3_K, Q4_K and Q6_K with x in int8 and 4 rows a warp, with 1
 # (HC_CUDA_GEMV_ROWS), and W3, W4 and those with x in f32 (HC_CUDA_GEMV_INT8=0; random blocks: the
 # kernels' speed does not depend on the values): GB/s of weights read, the ">= 50% of bandwidth" and
-# ">= 4x f16" targets
-# at the kernels' level. The dry run: small shapes, on the cuda plugin built on the emulator when the
-# build has it (the kernels' own code), else on the cpu device
+# ">= 4x f16" targets at the kernels' level. The dry run: small shapes, on the cuda plugin built on the
+# emulator when the build has it (the kernels' own code), else on the cpu device
 gemv_opts=()
 if [ "$dry" = 1 ]; then
   gemv_opts=(--device cpu)
