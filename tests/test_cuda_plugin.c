@@ -748,25 +748,17 @@ static void *late_host_fn(void *arg)
 {
     late_host *h = arg;
     usleep(20000);
-    for (size_t i = 0; i < h->n; i++) h->src[i] = (float)i;
+    for (size_t i = 0; i < h->n; i++) h->src[i] = (float)(i % 1024); /* exact in f32 */
     __atomic_store_n(h->flag, h->seq, __ATOMIC_RELEASE);
     return NULL;
 }
 
 /* The hand-off by flags: publish copies and then sets its flag; merge_when adds once the host's flag
  * comes (set before, set later by a thread, or no flag at all), and when it does not come within the
- * patience (HC_CUDA_HANDOFF_PATIENCE_MS) sets err and goes on. */
-static void check_flags(const hc_device_plugin_ops *ops)
+ * patience (HC_CUDA_HANDOFF_PATIENCE_MS) sets err and goes on. n floats: a decode step's (one kernel
+ * each, reading and writing page-locked memory from the GPU) and a prompt's (the copy engine's path). */
+static void check_flags_n(hc_device *g, size_t n)
 {
-    hc_device_config cfg = { .device_index = 0 };
-    hc_device *g = NULL;
-    setenv("HC_CUDA_HANDOFF_PATIENCE_MS", "200", 1);
-    hc_status st = ops->create(&cfg, &g);
-    unsetenv("HC_CUDA_HANDOFF_PATIENCE_MS");
-    HC_ASSERT_OK(st);
-    if (st != HC_OK) return;
-    CU_ASSERT_FATAL(g->ops->publish && g->ops->merge_when);
-    size_t n = 1000;
     float *x = rnd_floats(n, 1.0f), *host = NULL, *src = NULL;
     uint32_t *flags = NULL;
     HC_ASSERT_OK(g->ops->host_alloc(g, n * sizeof(float), (void **)&host));
@@ -782,7 +774,7 @@ static void check_flags(const hc_device_plugin_ops *ops)
     float *want = malloc(n * sizeof *want);
     HC_ASSERT_OK(g->ops->alloc(g, n * sizeof(float), (void **)&dy));
     HC_ASSERT_OK(g->ops->upload(g, dy, x, n * sizeof *x));
-    for (size_t i = 0; i < n; i++) src[i] = 0.5f, want[i] = x[i] + 0.5f + 0.5f + (float)i;
+    for (size_t i = 0; i < n; i++) src[i] = 0.5f, want[i] = x[i] + 0.5f + 0.5f + (float)(i % 1024);
     flags[1] = 7; /* set before */
     HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, &flags[1], 7, &flags[2]));
     HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, NULL, 0, &flags[2])); /* no wait */
@@ -804,8 +796,22 @@ static void check_flags(const hc_device_plugin_ops *ops)
     g->ops->host_free(g, host);
     g->ops->host_free(g, src);
     g->ops->host_free(g, flags);
-    g->ops->destroy(g);
     free(x), free(want);
+}
+
+static void check_flags(const hc_device_plugin_ops *ops)
+{
+    hc_device_config cfg = { .device_index = 0 };
+    hc_device *g = NULL;
+    setenv("HC_CUDA_HANDOFF_PATIENCE_MS", "200", 1);
+    hc_status st = ops->create(&cfg, &g);
+    unsetenv("HC_CUDA_HANDOFF_PATIENCE_MS");
+    HC_ASSERT_OK(st);
+    if (st != HC_OK) return;
+    CU_ASSERT_FATAL(g->ops->publish && g->ops->merge_when);
+    check_flags_n(g, 1000);
+    check_flags_n(g, 100000);
+    g->ops->destroy(g);
 }
 
 /* The GEMV settings: HC_CUDA_GEMV_ROWS=1 (the block types' one-token GEMV a row a warp) and

@@ -51,8 +51,20 @@ cudaError_t hc_cu_moe_combine(cudaStream_t s, const float *y, const float *weigh
 /* *flag = seq (page-locked host memory) once the stream's work before it is done */
 cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t seq);
 /* the stream's later work waits until *flag (page-locked, set by the host) reaches seq in serial-number
- * order; after patience_ns, *err = 1 and the stream goes on */
+ * order; after patience_ns, *err = 1 and the stream goes on (at once when *err is 1 already: the step failed) */
 cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
+/* The hand-off of up to HC_CU_HANDOFF_KERNEL_MAX floats in one kernel each, no copy on the copy engine:
+ * publish writes host_dst[0 .. n) (page-locked) = src from one block of HC_CU_PUBLISH_THREADS, then sets
+ * *flag = seq; wait_add waits as wait_flag (flag NULL: not at all; any block also stops once *err is set),
+ * then y[i] += host_src[i] read from page-locked memory, in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks (each
+ * polls the flag). Longer arrays (a prompt's rows) take the copy engine: a copy and set_flag, wait_flag, a
+ * copy and add. */
+#define HC_CU_HANDOFF_KERNEL_MAX 65536
+#define HC_CU_PUBLISH_THREADS 512
+#define HC_CU_WAIT_ADD_MAX_BLOCKS 32u
+cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
+cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
+                           uint32_t *err, uint64_t patience_ns);
 
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
 

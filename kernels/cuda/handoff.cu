@@ -1,6 +1,7 @@
 /* handoff.cu: the branches' hand-off without the host's driver calls: a flag set in page-locked host
- * memory once the work before it is done, and a wait (one thread) until the host sets its flag. */
+ * memory once the work before it is done, and a wait (one thread a block) until the host sets its flag. */
 #include "cuda_kernels.h"
+#include "elementwise.cuh"
 
 #ifndef __CUDA_ARCH__
 #include <sched.h>
@@ -37,11 +38,12 @@ __global__ void set_flag_kernel(unsigned *flag, unsigned seq)
     *(volatile unsigned *)flag = seq;
 }
 
-/* until flag reaches seq (serial-number order) or patience runs out (err = 1) */
-__global__ void wait_flag_kernel(const unsigned *flag, unsigned seq, unsigned *err, unsigned long long patience_ns)
+/* Until flag reaches seq (serial-number order), or patience runs out (*err = 1), or *err is set already
+ * (another block of the kernel, or an earlier wait of the step, gave up: the step has failed). */
+static __device__ void wait_for_flag(const unsigned *flag, unsigned seq, unsigned *err, unsigned long long patience_ns)
 {
     unsigned long long t0 = now_ns();
-    while ((int)(*(const volatile unsigned *)flag - seq) < 0) {
+    while ((int)(*(const volatile unsigned *)flag - seq) < 0 && !*(volatile unsigned *)err) {
         if (now_ns() - t0 > patience_ns) {
             *(volatile unsigned *)err = 1u;
             break;
@@ -49,6 +51,38 @@ __global__ void wait_flag_kernel(const unsigned *flag, unsigned seq, unsigned *e
         pause_a_little();
     }
     __threadfence_system(); /* what the host wrote before the flag is read after it */
+}
+
+__global__ void wait_flag_kernel(const unsigned *flag, unsigned seq, unsigned *err, unsigned long long patience_ns)
+{
+    wait_for_flag(flag, seq, err, patience_ns);
+}
+
+/* host_dst[i] = src[i] for i < n, written over the bus into page-locked memory, then flag = seq: one
+ * block, each thread's stores made visible to the host before the barrier and the flag after it. */
+__global__ void publish_kernel(float *host_dst, const float *src, size_t n, unsigned *flag, unsigned seq)
+{
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) host_dst[i] = src[i];
+    __threadfence_system();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence_system();
+        *(volatile unsigned *)flag = seq;
+    }
+}
+
+/* y[i] += host_src[i] for i < n, read over the bus from page-locked memory once the flag reached seq
+ * (flag NULL: at once): each block's first thread waits, the block reads nothing before it. The loads
+ * are volatile: the host rewrites host_src every step, and a line of an earlier step must not be read. */
+__global__ void wait_add_kernel(float *y, const float *host_src, size_t n, const unsigned *flag, unsigned seq, unsigned *err,
+                                unsigned long long patience_ns)
+{
+    if (flag) {
+        if (threadIdx.x == 0) wait_for_flag(flag, seq, err, patience_ns);
+        __syncthreads();
+    }
+    const volatile float *src = host_src;
+    HC_CU_EW_LOOP(i, n) y[i] += src[i];
 }
 
 extern "C" cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t seq)
@@ -60,5 +94,20 @@ extern "C" cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t s
 extern "C" cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns)
 {
     wait_flag_kernel<<<1, 1, 0, s>>>(flag, seq, err, (unsigned long long)patience_ns);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq)
+{
+    publish_kernel<<<1, HC_CU_PUBLISH_THREADS, 0, s>>>(host_dst, src, n, flag, seq);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size_t n, const uint32_t *flag,
+                                      uint32_t seq, uint32_t *err, uint64_t patience_ns)
+{
+    hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_WAIT_ADD_MAX_BLOCKS);
+    wait_add_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(y, host_src, n, flag, seq, err,
+                                                                       (unsigned long long)patience_ns);
     return cudaGetLastError();
 }

@@ -1066,28 +1066,38 @@ static hc_status cuda_moe_combine(hc_device *d, const float *y, const float *wei
 
 /* ---------------- the hand-off by flags ---------------- */
 
+/* A decode step's arrays in one kernel (the copy over the bus from the SMs, then the flag); a longer
+ * pass's on the copy engine, then the flag's kernel. */
 static hc_status cuda_publish(hc_device *d, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq)
 {
     cuda_device *c = impl(d);
     hc_status st = stream_op(c, "publish");
     if (st != HC_OK) return st;
-    if (n) CU_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream), "publish");
+    if (n <= HC_CU_HANDOFF_KERNEL_MAX) {
+        CU_CHECK(hc_cu_publish(c->stream, host_dst, src, n, flag, seq), "publish");
+        return HC_OK;
+    }
+    CU_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream), "publish");
     CU_CHECK(hc_cu_set_flag(c->stream, flag, seq), "publish");
     return HC_OK;
 }
 
-/* The wait (a one-thread kernel), the corrections' copy to the device, the add. */
+/* A decode step's corrections in one kernel: the wait, then the add reading them from page-locked
+ * memory. A longer pass's: the wait (a one-thread kernel), their copy to the device, the add. */
 static hc_status cuda_merge_when(hc_device *d, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
                                  uint32_t *err)
 {
     cuda_device *c = impl(d);
     hc_status st = enter(c, "merge_when");
-    if (st == HC_OK)
+    if (st == HC_OK && n > HC_CU_HANDOFF_KERNEL_MAX)
         st = ensure_buffer(c, (void **)&c->handoff, &c->handoff_bytes, n * sizeof(float), "merge_when (the corrections on the device)");
     if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
+    if (n <= HC_CU_HANDOFF_KERNEL_MAX) {
+        if (n || flag) CU_CHECK(hc_cu_wait_add(c->stream, y, host_src, n, flag, seq, err, c->patience_ns), "merge_when");
+        return HC_OK;
+    }
     if (flag) CU_CHECK(hc_cu_wait_flag(c->stream, flag, seq, err, c->patience_ns), "merge_when (wait)");
-    if (!n) return HC_OK;
     CU_CHECK(cudaMemcpyAsync(c->handoff, host_src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream), "merge_when (copy)");
     CU_CHECK(hc_cu_add(c->stream, y, c->handoff, n), "merge_when (add)");
     return HC_OK;

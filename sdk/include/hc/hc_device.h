@@ -150,7 +150,7 @@ typedef struct hc_device_ops {
     hc_status (*publish)(hc_device *d, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
     /* the ops enqueued next wait until *flag >= seq (flag NULL: no wait), then y[i] += host_src[i] for
        i < n; when the flag does not come within the device's patience, *err = 1 and the add uses what
-       host_src holds */
+       host_src holds (a device may stop waiting at once while *err is 1: the step has failed) */
     hc_status (*merge_when)(hc_device *d, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
                             uint32_t *err);
 } hc_device_ops;
