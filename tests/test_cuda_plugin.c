@@ -447,18 +447,52 @@ static void check_row_ops(pair *p)
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
     free(got);
 
-    /* rope, consecutive and scattered positions, both modes */
+    /* add_rmsnorm: the residual add, then the norm of the sums (into another buffer) */
+    float *r = rnd_floats(n, 1.0f), *sum = malloc(n * sizeof *sum);
+    memcpy(sum, x, n * sizeof *x);
+    HC_ASSERT_OK(c->ops->add(c, sum, r, n));
+    HC_ASSERT_OK(c->ops->rmsnorm(c, sum, w, want, n_tok, dim, 1e-5f));
+    float *dr = to_gpu(g, r, n * sizeof *r), *dy = NULL;
+    HC_ASSERT_OK(g->ops->alloc(g, n * sizeof(float), (void **)&dy));
+    HC_ASSERT_OK(g->ops->upload(g, dx, x, n * sizeof *x));
+    CU_ASSERT_FATAL(g->ops->add_rmsnorm != NULL);
+    HC_ASSERT_OK(g->ops->add_rmsnorm(g, dx, dr, dw, dy, n_tok, dim, 1e-5f));
+    got = from_gpu(g, dy, n);
+    CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+    free(got);
+    got = from_gpu(g, dx, n);
+    CU_ASSERT_EQUAL(count_far(got, sum, n, 0), 0);
+    free(got);
+
+    /* rope, consecutive and scattered positions, both modes; rope_qk: q and k (r as n_head_kv heads a
+       token) in one op */
     int32_t pos_runs[2][3] = { { 4, 5, 6 }, { 9, 2, 700 } };
+    size_t kn = (size_t)n_tok * n_head_kv * hd;
     for (int mode = 0; mode <= 2; mode += 2)
-        for (int r = 0; r < 2; r++) {
+        for (int run = 0; run < 2; run++) {
             memcpy(want, x, n * sizeof *x);
+            memcpy(sum, r, kn * sizeof *r);
             HC_ASSERT_OK(g->ops->upload(g, dx, x, n * sizeof *x));
-            HC_ASSERT_OK(c->ops->rope(c, want, n_tok, n_head, hd, 32, pos_runs[r], 10000.0f, (hc_rope_mode)mode));
-            HC_ASSERT_OK(g->ops->rope(g, dx, n_tok, n_head, hd, 32, pos_runs[r], 10000.0f, (hc_rope_mode)mode));
+            HC_ASSERT_OK(c->ops->rope(c, want, n_tok, n_head, hd, 32, pos_runs[run], 10000.0f, (hc_rope_mode)mode));
+            HC_ASSERT_OK(c->ops->rope(c, sum, n_tok, n_head_kv, hd, 32, pos_runs[run], 10000.0f, (hc_rope_mode)mode));
+            HC_ASSERT_OK(g->ops->rope(g, dx, n_tok, n_head, hd, 32, pos_runs[run], 10000.0f, (hc_rope_mode)mode));
             got = from_gpu(g, dx, n);
             CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
             free(got);
+            HC_ASSERT_OK(g->ops->upload(g, dx, x, n * sizeof *x));
+            HC_ASSERT_OK(g->ops->upload(g, dr, r, n * sizeof *r));
+            HC_ASSERT_OK(g->ops->rope_qk(g, dx, dr, n_tok, n_head, n_head_kv, hd, 32, pos_runs[run], 10000.0f,
+                                         (hc_rope_mode)mode));
+            got = from_gpu(g, dx, n);
+            CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+            free(got);
+            got = from_gpu(g, dr, kn);
+            CU_ASSERT_EQUAL(count_far(got, sum, kn, 1e-5), 0);
+            free(got);
         }
+    g->ops->free(g, dr);
+    g->ops->free(g, dy);
+    free(r), free(sum);
 
     /* attention (GQA) */
     size_t kvn = (size_t)n_ctx * n_head_kv * hd;

@@ -1179,6 +1179,16 @@ hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows)
     return st == HC_OK ? HC_OK : hc_error_context(st, "scheduler '%s', job %s: ", sl->name, j->name);
 }
 
+int hc_branch_rt_joinable(const hc_branch_rt *r, int i)
+{
+    if (i + 1 >= r->c->n_stages || r->last_of[i] >= 0 || r->first_of[i + 1] >= 0) return 0;
+    const hc_stage *s = &r->c->stages[i + 1];
+    const int bufs[3] = { s->in0, s->in1, s->out };
+    for (int k = 0; k < 3; k++)
+        if (bufs[k] >= 0 && r->pending[bufs[k]]) return 0;
+    return 1;
+}
+
 hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns)
 {
     r->stats.device_ns += stage_ns;

@@ -50,6 +50,10 @@ HC_API const char *hc_branch_rt_scheduler_name(const hc_branch_rt *r, int index)
 /* The executor's hooks around stage i (rows: tokens in this pass), and at the end of a step. */
 hc_status hc_branch_rt_before_stage(hc_branch_rt *r, int i, int rows);
 hc_status hc_branch_rt_after_stage(hc_branch_rt *r, int i, uint64_t stage_ns);
+/* 1 when, after before_stage(i), neither after_stage(i) nor before_stage(i + 1) would do anything (no job
+ * ends at stage i or opens at i + 1, no correction waits for i + 1's buffers): the two stages may run as
+ * one device op. */
+int hc_branch_rt_joinable(const hc_branch_rt *r, int i);
 hc_status hc_branch_rt_end_step(hc_branch_rt *r);
 /* After the step's output was read from the device: the host jobs it did not wait for (flags) waited
  * for, their failures raised, and the device's patience checked. */

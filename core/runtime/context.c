@@ -268,6 +268,9 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         return st;
     case HC_OP_ROPE: {
         float theta = rope_base(c, s->layer);
+        if (d->ops->rope_qk) /* both in one op, where the device has it */
+            return d->ops->rope_qk(d, in0, in1, n, cfg->n_head, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, theta,
+                                   cfg->rope_mode);
         st = d->ops->rope(d, in0, n, cfg->n_head, cfg->head_dim, cfg->n_rot, c->pos, theta, cfg->rope_mode);
         if (st == HC_OK) st = d->ops->rope(d, in1, n, cfg->n_head_kv, cfg->head_dim, cfg->n_rot, c->pos, theta, cfg->rope_mode);
         return st;
@@ -310,14 +313,31 @@ static int any_branch_enabled(const hc_context *c)
     return 0;
 }
 
-/* The stages of one forward pass, enqueued; *rows: the rows that reach the logits. */
+/* Whether the last token's row alone goes on from stage s: past the layers only its scores are wanted. */
+static int drops_rows(const hc_stage *s, int rows, int logits_all)
+{
+    return s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all;
+}
+
+/* 1 when stage i, a residual add, and stage i + 1, the norm of its sum, run as the device's add_rmsnorm:
+ * it has one, nothing of the branches comes between them, and the norm reads all the add's rows. */
+static int joins_next(const hc_context *c, int i, int rows, int logits_all)
+{
+    if (i + 1 >= c->n_stages || !c->dev->ops->add_rmsnorm) return 0;
+    const hc_stage *a = &c->stages[i], *b = &c->stages[i + 1];
+    if (a->op != HC_OP_ADD || b->op != HC_OP_NORM || b->in0 != a->out || drops_rows(b, rows, logits_all)) return 0;
+    return !c->brt || hc_branch_rt_joinable(c->brt, i);
+}
+
+/* The stages of one forward pass, enqueued; *rows: the rows that reach the logits. A residual add and the
+ * norm after it may run as one op (joins_next): the add's stage holds its time, the norm's is empty. */
 static hc_status run_stages(hc_context *c, const int32_t *tokens, int n, int logits_all, int timed, int *rows_out)
 {
     hc_device *d = c->dev;
-    int rows = n;
+    int rows = n, joined = 0; /* joined: this stage ran with the one before it */
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
-        if (s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all) {
+        if (drops_rows(s, rows, logits_all)) {
             /* past the layers only the last token's scores are wanted */
             hc_status st = d->ops->copy(d, c->buf[HC_BUF_X], c->buf[HC_BUF_X] + (size_t)(n - 1) * c->width[HC_BUF_X],
                                         (size_t)c->width[HC_BUF_X] * sizeof(float));
@@ -327,7 +347,16 @@ static hc_status run_stages(hc_context *c, const int32_t *tokens, int n, int log
         hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
         uint64_t t0 = hc_now_ns();
         if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i]);
-        if (st == HC_OK) st = run_stage(c, s, tokens, rows);
+        if (st == HC_OK && joined) {
+            joined = 0;
+        } else if (st == HC_OK && joins_next(c, i, rows, logits_all)) {
+            const hc_stage *b = &c->stages[i + 1];
+            st = d->ops->add_rmsnorm(d, c->buf[s->out], c->buf[s->in0], b->weight->data, c->buf[b->out], rows,
+                                     c->width[s->out], c->model->cfg.rms_eps);
+            joined = 1;
+        } else if (st == HC_OK) {
+            st = run_stage(c, s, tokens, rows);
+        }
         if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i + 1]);
         uint64_t host_ns = hc_now_ns() - t0; /* the time to enqueue it; the device's time follows the step */
         if (!c->stage_ev) {

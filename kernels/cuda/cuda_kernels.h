@@ -67,10 +67,15 @@ cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size
                            uint32_t *err, uint64_t patience_ns);
 
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
+/* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r) */
+cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps);
 
 /* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */
 cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
                        int pos0, float theta, int mode);
+/* rope of q (n_head heads a token) and of k (n_head_kv; none when k is NULL) at the same positions, one launch */
+cudaError_t hc_cu_rope_qk(cudaStream_t s, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
+                          const int32_t *pos, int pos0, float theta, int mode);
 
 /* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). The keys are
  * cut into n_splits (1 .. HC_CU_ATTN_MAX_SPLITS, hc_cu_attn_n_splits) merged by a second kernel;

@@ -1,5 +1,5 @@
-/* rmsnorm.cuh: the RMSNorm kernel's math and geometry: one block per token, each thread sums the
- * squares of a strided slice, a shared-memory tree adds the slices, then every thread scales its slice. */
+/* rmsnorm.cuh: the RMSNorm kernels' math and geometry (alone, and after a residual add): one block per token,
+ * each thread sums the squares of a strided slice, a shared-memory tree adds the slices, then every thread scales its slice. */
 #ifndef HC_CUDA_RMSNORM_CUH
 #define HC_CUDA_RMSNORM_CUH
 
@@ -26,6 +26,19 @@ static inline HC_CU_HD float hc_cu_rmsnorm_partial(const float *x, int dim, int 
 static inline HC_CU_HD void hc_cu_tree_step(float *slots, int tid, int stride)
 {
     if (tid < stride) slots[tid] += slots[tid + stride];
+}
+
+/* The residual add first (add_rmsnorm): x[i] += r[i] for the thread's slice, and its share of sum(x^2)
+ * of the sums. The same thread scales the same slice afterwards, so y may equal x or r. */
+static inline HC_CU_HD float hc_cu_add_rmsnorm_partial(float *x, const float *r, int dim, int tid, int n_threads)
+{
+    float s = 0.0f;
+    for (int i = tid; i < dim; i += n_threads) {
+        float v = x[i] + r[i];
+        x[i] = v;
+        s += v * v;
+    }
+    return s;
 }
 
 static inline HC_CU_HD float hc_cu_rmsnorm_inv(float sum_sq, int dim, float eps)

@@ -97,6 +97,7 @@ typedef struct cuda_device {
     int next_stage;
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
+    hc_device_ops ops;      /* cuda_ops, less add_rmsnorm and rope_qk under HC_CUDA_FUSE=0 */
     int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
     int gemv_int8;          /* 1: GEMVs' x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
     int capturing;
@@ -866,14 +867,29 @@ static hc_status cuda_rmsnorm(hc_device *d, const float *x, const float *w, floa
     return HC_OK;
 }
 
-static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
-                           float theta, hc_rope_mode mode)
+/* x[t][i] += r[t][i], then the norm of the sums: the residual add and the next norm in one launch. */
+static hc_status cuda_add_rmsnorm(hc_device *d, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps)
+{
+    cuda_device *c = impl(d);
+    if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda add_rmsnorm: bad shape %d x %d", n_tok, dim);
+    if (!n_tok) return HC_OK;
+    hc_status st = stream_op(c, "add_rmsnorm");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps), "add_rmsnorm");
+    return HC_OK;
+}
+
+/* RoPE of q and, unless k is NULL, of k, in one launch. */
+static hc_status cuda_rope_qk(hc_device *d, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
+                              const int32_t *pos, float theta, hc_rope_mode mode)
 {
     cuda_device *c = impl(d);
     if (n_rot <= 0 || n_rot % 2 || n_rot > head_dim)
         return hc_error(HC_E_ARG, "cuda rope: n_rot %d must be positive, even and at most head_dim %d", n_rot, head_dim);
     if (mode != HC_ROPE_NORM && mode != HC_ROPE_NEOX) return hc_error(HC_E_ARG, "cuda rope: unknown mode %d", (int)mode);
-    if (n_tok <= 0 || n_head <= 0) return HC_OK;
+    if (!k || n_head_kv < 0) n_head_kv = 0;
+    if (n_head < 0) n_head = 0;
+    if (n_tok <= 0 || n_head + n_head_kv <= 0) return HC_OK;
     int consecutive = 1;
     for (int t = 0; t < n_tok; t++) {
         if (pos[t] < 0) return hc_error(HC_E_ARG, "cuda rope: negative position %d", (int)pos[t]);
@@ -884,8 +900,15 @@ static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int he
     const int32_t *dev_pos = NULL; /* consecutive positions (the usual case) need no copy */
     if (!consecutive && (st = stage_ints(c, pos, n_tok, &dev_pos, "rope")) != HC_OK) return st;
     if ((st = graph_op(c)) != HC_OK) return st;
-    CU_CHECK(hc_cu_rope(c->stream, x, n_tok, n_head, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode), "rope");
+    CU_CHECK(hc_cu_rope_qk(c->stream, q, k, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode),
+             "rope");
     return HC_OK;
+}
+
+static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
+                           float theta, hc_rope_mode mode)
+{
+    return cuda_rope_qk(d, x, NULL, n_tok, n_head, 0, head_dim, n_rot, pos, theta, mode);
 }
 
 static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
@@ -1202,6 +1225,8 @@ static const hc_device_ops cuda_ops = {
     .moe_combine = cuda_moe_combine,
     .publish = cuda_publish,
     .merge_when = cuda_merge_when,
+    .add_rmsnorm = cuda_add_rmsnorm,
+    .rope_qk = cuda_rope_qk,
 };
 
 /* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
@@ -1209,7 +1234,8 @@ static const hc_device_ops cuda_ops = {
  * HC_CUDA_HANDOFF_PATIENCE_MS: how long the device waits for a branch's flag; HC_CUDA_MOE_ROWS_BYTES:
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
- * int8 for the block types and the packed formats with gemv_q8) or 0 (f32). */
+ * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
+ * offers add_rmsnorm and rope_qk, two ops a launch) or 0 (not: the engine makes the two ops). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1227,7 +1253,7 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
 {
     if (pthread_mutex_init(&c->lock, NULL)) return hc_error(HC_E_NOMEM, "cuda device: cannot create a mutex");
     c->has_lock = 1;
-    long ops = 0, patience_ms = 0, moe_rows = 0, gemv_rows = 0, gemv_int8 = 0;
+    long ops = 0, patience_ms = 0, moe_rows = 0, gemv_rows = 0, gemv_int8 = 0, fuse = 0;
     hc_status st = env_setting("HC_CUDA_GRAPH_OPS", CU_GRAPH_OPS_DEFAULT, 0, CU_GRAPH_OPS_MAX,
                                "the most ops per recorded stretch of a pass (0: no CUDA graphs)", &ops);
     if (st == HC_OK)
@@ -1244,7 +1270,13 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     if (st == HC_OK)
         st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GEMVs of the GGUF types and of packed formats that can take x "
                          "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
+    if (st == HC_OK)
+        st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, and q's and k's RoPE, a launch each) "
+                         "or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
+    c->ops = cuda_ops;
+    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL;
+    d->ops = &c->ops;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;
     c->moe_rows_max = (size_t)moe_rows;

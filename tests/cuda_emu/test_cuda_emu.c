@@ -159,6 +159,22 @@ static void test_rows(void)
     CU_ASSERT_EQUAL(hc_cu_rmsnorm(NULL, x, w, got, n_tok, dim, 1e-5f), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
 
+    /* the residual add and the norm in one kernel: x as add leaves it, y as rmsnorm of that; y = r too */
+    float *xs = malloc(n * sizeof *xs), *rs = malloc(n * sizeof *rs);
+    memcpy(want, x, n * sizeof *x);
+    HC_ASSERT_OK(c->ops->add(c, want, u, n));
+    float *wy = malloc(n * sizeof *wy);
+    HC_ASSERT_OK(c->ops->rmsnorm(c, want, w, wy, n_tok, dim, 1e-5f));
+    for (int alias = 0; alias <= 1; alias++) {
+        memcpy(xs, x, n * sizeof *x);
+        memcpy(rs, u, n * sizeof *u);
+        float *y = alias ? rs : got;
+        CU_ASSERT_EQUAL(hc_cu_add_rmsnorm(NULL, xs, rs, w, y, n_tok, dim, 1e-5f), cudaSuccess);
+        CU_ASSERT_EQUAL(count_far(xs, want, n, 0), 0);
+        CU_ASSERT_EQUAL(count_far(y, wy, n, 1e-5), 0);
+    }
+    free(xs), free(rs), free(wy);
+
     int32_t pos[3] = { 9, 2, 700 };
     for (int mode = 0; mode <= 2; mode += 2)
         for (int scattered = 0; scattered <= 1; scattered++) {
@@ -172,6 +188,17 @@ static void test_rows(void)
             bad = count_far(got, want, n, 1e-5);
             if (bad) fprintf(stderr, "  rope mode %d %s: %d wrong\n", mode, scattered ? "scattered" : "consecutive", bad);
             CU_ASSERT_EQUAL(bad, 0);
+            /* q (all n_head heads of x) and k (u, read as n_tok x 2 heads) in one launch, as rope twice */
+            float *kw = malloc(n * sizeof *kw), *kg = malloc(n * sizeof *kg);
+            memcpy(got, x, n * sizeof *x);
+            memcpy(kw, u, n * sizeof *u);
+            memcpy(kg, u, n * sizeof *u);
+            HC_ASSERT_OK(c->ops->rope(c, kw, n_tok, 2, hd, 32, p, 10000.0f, (hc_rope_mode)mode));
+            CU_ASSERT_EQUAL(hc_cu_rope_qk(NULL, got, kg, n_tok, n_head, 2, hd, 32, scattered ? pos : NULL, p[0], 10000.0f, mode),
+                            cudaSuccess);
+            CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+            CU_ASSERT_EQUAL(count_far(kg, kw, n, 1e-5), 0); /* beyond k's 2 heads a token: as it was */
+            free(kw), free(kg);
         }
     expect_ran("rows", l0, cudaGetLastError());
     expect_no_new_faults();

@@ -13,7 +13,7 @@ extern "C" {
 
 /* Raised whenever a struct reachable from a descriptor changes its layout or meaning.
  * The loader accepts only plugins built against exactly this version. */
-#define HC_ABI_VERSION 5u
+#define HC_ABI_VERSION 6u
 
 typedef enum hc_plugin_kind {
     HC_PLUGIN_QUANT = 1,  /* ops: const hc_quant_ops *  (hc_quant.h)  a weight quantization format */
