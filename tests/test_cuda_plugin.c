@@ -709,6 +709,71 @@ static void check_packed(hc_device *d, hc_registry *reg)
            failed ? "MISMATCHES (see stderr)" : "all match dequantize_rows");
 }
 
+/* matmul_set: sets of weights sharing x, each output equal to what matmul gives for its weight alone:
+ * three rtn weights and three Q4_K weights (rows of their own; one launch for one token), two f16
+ * weights, and a Q4_K and an rtn weight (a matmul each), for one token and for three. */
+static void check_matmul_set(hc_device *d, hc_registry *reg)
+{
+    CU_ASSERT_FATAL(d->ops->matmul_set != NULL);
+    enum { NW = 8 };
+    const int64_t cols = 1024, rows[NW] = { 64, 13, 600, 64, 13, 600, 40, 72 };
+    const hc_dtype types[NW] = { HC_PACKED, HC_PACKED, HC_PACKED, HC_Q4_K, HC_Q4_K, HC_Q4_K, HC_F16, HC_F16 };
+    hc_quant_format *f = NULL;
+    HC_ASSERT_OK(hc_quant_format_create(reg, "rtn:bits=3,group=128", &f));
+    hc_tensor t[NW];
+    for (int m = 0; m < NW; m++) {
+        size_t bytes;
+        void *host;
+        if (types[m] == HC_PACKED) {
+            float *w = rnd_floats((size_t)(rows[m] * cols), 1.0f);
+            bytes = f->ops->packed_bytes(f->params, rows[m], cols);
+            host = malloc(bytes);
+            HC_ASSERT_OK(f->ops->quantize(f->params, w, rows[m], cols, NULL, host));
+            free(w);
+        } else {
+            host = hc_test_weights(types[m], rows[m], cols, &bytes, &rng_state);
+        }
+        t[m] = (hc_tensor){ .name = "w", .dtype = types[m], .n_dims = 2, .ne = { cols, rows[m], 1, 1 }, .nbytes = bytes,
+                            .qfmt = types[m] == HC_PACKED ? f : NULL, .device = d };
+        t[m].data = to_gpu(d, host, bytes);
+        free(host);
+    }
+    const hc_tensor *sets[4][3] = { { &t[0], &t[1], &t[2] }, { &t[3], &t[4], &t[5] }, { &t[6], &t[7], NULL },
+                                    { &t[3], &t[1], NULL } };
+    const int sizes[4] = { 3, 3, 2, 2 };
+    const char *names[4] = { "rtn", "q4_K", "f16", "mixed" };
+    for (int n_tok = 1; n_tok <= 3; n_tok += 2) {
+        float *x = packed_acts(n_tok, cols), *dx = to_gpu(d, x, (size_t)n_tok * cols * sizeof *x);
+        for (int si = 0; si < 4; si++) {
+            int n = sizes[si];
+            float *y[3], *want[3];
+            for (int m = 0; m < n; m++) {
+                size_t nb = (size_t)n_tok * (size_t)sets[si][m]->ne[1] * sizeof(float);
+                HC_ASSERT_OK(d->ops->alloc(d, nb, (void **)&y[m]));
+                HC_ASSERT_OK(d->ops->alloc(d, nb, (void **)&want[m]));
+                HC_ASSERT_OK(d->ops->matmul(d, sets[si][m], dx, want[m], n_tok));
+            }
+            HC_ASSERT_OK(d->ops->matmul_set(d, n, sets[si], dx, y, n_tok));
+            for (int m = 0; m < n; m++) {
+                size_t nf = (size_t)n_tok * (size_t)sets[si][m]->ne[1];
+                float *got = from_gpu(d, y[m], nf), *ref = from_gpu(d, want[m], nf);
+                int same = memcmp(got, ref, nf * sizeof *got) == 0;
+                if (!same)
+                    fprintf(stderr, "  matmul_set %s, %d tokens: weight %d differs from its matmul\n", names[si], n_tok, m);
+                CU_ASSERT(same);
+                free(got), free(ref);
+                d->ops->free(d, y[m]);
+                d->ops->free(d, want[m]);
+            }
+        }
+        d->ops->free(d, dx);
+        free(x);
+    }
+    CU_ASSERT_EQUAL(d->ops->matmul_set(d, HC_MATMUL_SET_MAX + 1, sets[0], NULL, NULL, 1), HC_E_ARG);
+    for (int m = 0; m < NW; m++) d->ops->free(d, t[m].data);
+    hc_quant_format_free(f);
+}
+
 /* One pass of check_graphs' ops on x (n floats) and y, the pass's scalar s changing as positions do;
  * on the host (g NULL) or on g (dx, dy), with a download of x half-way (into mid) that the device must
  * see the work before. */
@@ -959,6 +1024,7 @@ static void test_packed(void)
                 HC_ASSERT_OK(st);
                 if (st != HC_OK) continue;
                 check_packed(d, reg);
+                check_matmul_set(d, reg);
                 CU_ASSERT_EQUAL(d->ops->mem_used(d), 0);
                 d->ops->destroy(d);
             }

@@ -319,22 +319,54 @@ static int drops_rows(const hc_stage *s, int rows, int logits_all)
     return s->layer < 0 && s->op != HC_OP_EMBED && rows > 1 && !logits_all;
 }
 
-/* 1 when stage i, a residual add, and stage i + 1, the norm of its sum, run as the device's add_rmsnorm:
- * it has one, nothing of the branches comes between them, and the norm reads all the add's rows. */
-static int joins_next(const hc_context *c, int i, int rows, int logits_all)
+/* Whether nothing of the branches comes between stage i and stage i + 1 (always, without branches). */
+static int joinable(const hc_context *c, int i) { return !c->brt || hc_branch_rt_joinable(c->brt, i); }
+
+/* Stage i and the stages after it as one device op, where the device has one and nothing of the
+ * branches comes between them: a residual add and the norm of its sum (add_rmsnorm), or linear stages
+ * that share their input (matmul_set: q, k and v; gate and up). *more: the stages after i that ran
+ * with it; 0: none, and stage i did not run either. */
+static hc_status run_joined(hc_context *c, int i, int rows, int logits_all, int *more)
 {
-    if (i + 1 >= c->n_stages || !c->dev->ops->add_rmsnorm) return 0;
-    const hc_stage *a = &c->stages[i], *b = &c->stages[i + 1];
-    if (a->op != HC_OP_ADD || b->op != HC_OP_NORM || b->in0 != a->out || drops_rows(b, rows, logits_all)) return 0;
-    return !c->brt || hc_branch_rt_joinable(c->brt, i);
+    hc_device *d = c->dev;
+    const hc_stage *a = &c->stages[i];
+    *more = 0;
+    if (i + 1 >= c->n_stages || drops_rows(&c->stages[i + 1], rows, logits_all) || !joinable(c, i)) return HC_OK;
+    if (a->op == HC_OP_ADD && d->ops->add_rmsnorm) {
+        const hc_stage *b = &c->stages[i + 1];
+        if (b->op != HC_OP_NORM || b->in0 != a->out) return HC_OK;
+        *more = 1;
+        return d->ops->add_rmsnorm(d, c->buf[a->out], c->buf[a->in0], b->weight->data, c->buf[b->out], rows,
+                                   c->width[a->out], c->model->cfg.rms_eps);
+    }
+    if (a->op != HC_OP_LINEAR || !d->ops->matmul_set || c->observer) return HC_OK;
+    const hc_tensor *w[HC_MATMUL_SET_MAX];
+    float *y[HC_MATMUL_SET_MAX];
+    int n = 0;
+    for (; n < HC_MATMUL_SET_MAX && i + n < c->n_stages; n++) {
+        const hc_stage *b = &c->stages[i + n];
+        if (n && (b->op != HC_OP_LINEAR || b->in0 != a->in0 || b->out == a->in0 || drops_rows(b, rows, logits_all) ||
+                  !joinable(c, i + n - 1)))
+            break;
+        w[n] = b->weight;
+        y[n] = c->buf[b->out];
+    }
+    if (n < 2) return HC_OK;
+    hc_status st = d->ops->matmul_set(d, n, w, c->buf[a->in0], y, rows);
+    for (int k = 0; k < n && st == HC_OK; k++) {
+        const hc_stage *b = &c->stages[i + k];
+        if (b->bias) st = d->ops->add_bias(d, y[k], b->bias->data, rows, c->width[b->out]);
+    }
+    *more = n - 1;
+    return st;
 }
 
-/* The stages of one forward pass, enqueued; *rows: the rows that reach the logits. A residual add and the
- * norm after it may run as one op (joins_next): the add's stage holds its time, the norm's is empty. */
+/* The stages of one forward pass, enqueued; *rows: the rows that reach the logits. Stages may run as one
+ * op (run_joined): the first stage holds their time, the others' are empty. */
 static hc_status run_stages(hc_context *c, const int32_t *tokens, int n, int logits_all, int timed, int *rows_out)
 {
     hc_device *d = c->dev;
-    int rows = n, joined = 0; /* joined: this stage ran with the one before it */
+    int rows = n, skip = 0; /* skip: the stages to come that ran with an earlier one */
     for (int i = 0; i < c->n_stages; i++) {
         hc_stage *s = &c->stages[i];
         if (drops_rows(s, rows, logits_all)) {
@@ -347,15 +379,11 @@ static hc_status run_stages(hc_context *c, const int32_t *tokens, int n, int log
         hc_status st = c->brt ? hc_branch_rt_before_stage(c->brt, i, rows) : HC_OK;
         uint64_t t0 = hc_now_ns();
         if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i]);
-        if (st == HC_OK && joined) {
-            joined = 0;
-        } else if (st == HC_OK && joins_next(c, i, rows, logits_all)) {
-            const hc_stage *b = &c->stages[i + 1];
-            st = d->ops->add_rmsnorm(d, c->buf[s->out], c->buf[s->in0], b->weight->data, c->buf[b->out], rows,
-                                     c->width[s->out], c->model->cfg.rms_eps);
-            joined = 1;
+        if (st == HC_OK && skip) {
+            skip--;
         } else if (st == HC_OK) {
-            st = run_stage(c, s, tokens, rows);
+            st = run_joined(c, i, rows, logits_all, &skip);
+            if (st == HC_OK && !skip) st = run_stage(c, s, tokens, rows);
         }
         if (st == HC_OK && c->stage_ev && timed) st = d->ops->event_record(d, c->stage_ev[2 * i + 1]);
         uint64_t host_ns = hc_now_ns() - t0; /* the time to enqueue it; the device's time follows the step */

@@ -26,6 +26,14 @@ cudaError_t hc_cu_dequant_rows(cudaStream_t s, int dtype, const void *w, size_t 
 cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_bytes, int64_t in, int64_t out,
                        const float *x, float *y, int warp_rows, void *xq);
 
+/* hc_cu_gemv of n (1 .. HC_CU_GEMV_SET_MAX) matrices of one type and width sharing x in one launch
+ * (x quantized once where xq is given): y[m][o] = sum_k W_m[o][k] x[k] for o < out[m]; w, out and y are
+ * host arrays (of device pointers). Each y[m] is what hc_cu_gemv gives for its matrix, bit for bit where
+ * all the matrices meet the alignment of the kernel by runs as each does. */
+#define HC_CU_GEMV_SET_MAX 4
+cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const void *const *w, size_t row_bytes, int64_t in,
+                           const int64_t *out, const float *x, float *const *y, int warp_rows, void *xq);
+
 /* y[r][o] = sum_k W_e[o][k] x[r / x_div][k] for o < out, r < n_rows, e = ids[r] (device memory): the
  * routed experts' GEMVs, W_e at w + e slice (bytes); warp_rows as hc_cu_gemv's, xq too but of
  * hc_cu_q8x_bytes((n_rows - 1) / x_div + 1, in) bytes. */

@@ -1,7 +1,8 @@
 /* matmul.cu: the weight kernels: dequantizing rows to f32 or f16 (get_rows, and the n_tok > 1 matmul
  * before cuBLAS; block types a run of 32 a thread where aligned) and the dequant-GEMVs for one token
  * (block types by runs, several rows a warp; by elements, a row a warp, where rows are not in runs of
- * 32 or not aligned), also per routed row with its expert's weights; one instance per weight type. */
+ * 32 or not aligned), also per routed row with its expert's weights, or over a set of matrices sharing
+ * x in one launch; one instance per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
 
@@ -38,20 +39,15 @@ static __device__ void warp_sums_store(int R, float s[HC_CU_GEMV_RUN_ROWS], int6
     }
 }
 
-/* y = W x, a warp per row of W (per ROWS rows for block types by runs): each lane's part by runs
- * (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's sums. One row of x per blockIdx.y: y
- * and x of row blockIdx.y (x's row blockIdx.y / x_div) and, with ids, the weights of expert
- * ids[blockIdx.y] (slices of slice bytes). */
+/* The warp's rows of y = W x in block block_x of the grid: a warp per row of W (per ROWS rows for block
+ * types by runs), each lane's part by runs (RUNS 1: hc_cu_gemv_runs_ok) or by elements, then the warp's
+ * sums. */
 template <int DT, int RUNS, int ROWS>
-__global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
-                            const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
+__device__ static __forceinline__ void gemv_body(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                                                 const float *__restrict__ x, float *y, unsigned block_x)
 {
     const int R = hc_cu_gemv_warp_rows(DT, RUNS, ROWS);
-    unsigned r = blockIdx.y;
-    if (ids) w += (size_t)ids[r] * slice;
-    x += (size_t)(r / (unsigned)x_div) * (size_t)in;
-    y += (size_t)r * (size_t)out;
-    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y, R);
+    int64_t o = hc_cu_gemv_row(block_x, blockDim.y, threadIdx.y, R);
     if (o >= out) return; /* o is the same for the whole warp: the shuffles below stay complete */
     int lane = (int)threadIdx.x;
     float s[HC_CU_GEMV_RUN_ROWS];
@@ -64,6 +60,51 @@ __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int
     warp_sums_store(R, s, o, out, y);
 }
 
+/* y = W x (gemv_body). One row of x per blockIdx.y: y and x of row blockIdx.y (x's row blockIdx.y /
+ * x_div) and, with ids, the weights of expert ids[blockIdx.y] (slices of slice bytes). */
+template <int DT, int RUNS, int ROWS>
+__global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                            const float *__restrict__ x, float *y, const int32_t *ids, size_t slice, int x_div)
+{
+    unsigned r = blockIdx.y;
+    if (ids) w += (size_t)ids[r] * slice;
+    x += (size_t)(r / (unsigned)x_div) * (size_t)in;
+    y += (size_t)r * (size_t)out;
+    gemv_body<DT, RUNS, ROWS>(w, row_bytes, in, out, x, y, blockIdx.x);
+}
+
+/* Matrices of one type and width sharing x (q, k and v; gate and up), one token: matrix m's blocks are
+ * start[m] .. start[m + 1) of the grid. */
+typedef struct gemv_set {
+    const uint8_t *w[HC_CU_GEMV_SET_MAX];
+    float *y[HC_CU_GEMV_SET_MAX];
+    int64_t out[HC_CU_GEMV_SET_MAX];
+    unsigned start[HC_CU_GEMV_SET_MAX + 1];
+    int n;
+} gemv_set;
+
+/* This block's matrix of the set, and its block index within that matrix's blocks (constant indices:
+ * the set stays in the parameter bank). */
+static __device__ unsigned set_pick(const gemv_set &set, const uint8_t **w, float **y, int64_t *out)
+{
+    unsigned b0 = 0;
+    *w = set.w[0], *y = set.y[0], *out = set.out[0];
+    HC_CU_UNROLL
+    for (int m = 1; m < HC_CU_GEMV_SET_MAX; m++)
+        if (m < set.n && blockIdx.x >= set.start[m]) *w = set.w[m], *y = set.y[m], *out = set.out[m], b0 = set.start[m];
+    return blockIdx.x - b0;
+}
+
+template <int DT, int RUNS, int ROWS>
+__global__ void gemv_set_kernel(const gemv_set set, size_t row_bytes, int64_t in, const float *__restrict__ x)
+{
+    const uint8_t *w;
+    float *y;
+    int64_t out;
+    unsigned b = set_pick(set, &w, &y, &out);
+    gemv_body<DT, RUNS, ROWS>(w, row_bytes, in, out, x, y, b);
+}
+
 /* x's blocks of 32 quantized to int8 (hc_cu_q8x_block), a thread a block: n_blocks blocks, codes to q,
  * scales to ds. */
 __global__ void quantize_q8_kernel(const float *__restrict__ x, int64_t n_blocks, uint8_t *q, float *ds)
@@ -72,8 +113,21 @@ __global__ void quantize_q8_kernel(const float *__restrict__ x, int64_t n_blocks
     if (b < n_blocks) hc_cu_q8x_block(x + HC_CU_RUN * b, q + HC_CU_RUN * b, ds + 2 * b);
 }
 
-/* gemv_kernel by runs of a block type with x quantized to int8 (hc_cu_gemv_lane_q8_rows): xq and xds
- * hold x's rows quantized, row blockIdx.y / x_div for y's row blockIdx.y. */
+/* gemv_body by runs of a block type with x quantized to int8 (hc_cu_gemv_lane_q8_rows): xq and xds
+ * hold x quantized. */
+template <int DT, int ROWS>
+__device__ static __forceinline__ void gemv_q8_body(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
+                                                    const uint8_t *__restrict__ xq, const float *__restrict__ xds, float *y,
+                                                    unsigned block_x)
+{
+    int64_t o = hc_cu_gemv_row(block_x, blockDim.y, threadIdx.y, ROWS);
+    if (o >= out) return; /* the whole warp */
+    float s[HC_CU_GEMV_RUN_ROWS];
+    hc_cu_gemv_lane_q8_rows(DT, ROWS, w, row_bytes, o, out, xq, xds, in, (int)threadIdx.x, s);
+    warp_sums_store(ROWS, s, o, out, y);
+}
+
+/* gemv_q8_body: xq and xds hold x's rows quantized, row blockIdx.y / x_div for y's row blockIdx.y. */
 template <int DT, int ROWS>
 __global__ void gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t in, int64_t out,
                                const uint8_t *__restrict__ xq, const float *__restrict__ xds, float *y, const int32_t *ids,
@@ -84,11 +138,18 @@ __global__ void gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, 
     xq += (size_t)xr * (size_t)in;
     xds += (size_t)xr * (size_t)(in / HC_CU_RUN) * 2;
     y += (size_t)r * (size_t)out;
-    int64_t o = hc_cu_gemv_row(blockIdx.x, blockDim.y, threadIdx.y, ROWS);
-    if (o >= out) return; /* the whole warp */
-    float s[HC_CU_GEMV_RUN_ROWS];
-    hc_cu_gemv_lane_q8_rows(DT, ROWS, w, row_bytes, o, out, xq, xds, in, (int)threadIdx.x, s);
-    warp_sums_store(ROWS, s, o, out, y);
+    gemv_q8_body<DT, ROWS>(w, row_bytes, in, out, xq, xds, y, blockIdx.x);
+}
+
+template <int DT, int ROWS>
+__global__ void gemv_q8_set_kernel(const gemv_set set, size_t row_bytes, int64_t in, const uint8_t *__restrict__ xq,
+                                   const float *__restrict__ xds)
+{
+    const uint8_t *w;
+    float *y;
+    int64_t out;
+    unsigned b = set_pick(set, &w, &y, &out);
+    gemv_q8_body<DT, ROWS>(w, row_bytes, in, out, xq, xds, y, b);
 }
 
 /* Calls LAUNCH(type) for the block type t, or returns cudaErrorInvalidValue for another. */
@@ -185,6 +246,66 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
     do {                                                                                           \
         if (!runs) gemv_kernel<T, 0, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
         else gemv_kernel<T, 1, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, x, y, ids, slice, x_div); \
+    } while (0)
+    HC_CU_SWITCH_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const void *const *w, size_t row_bytes, int64_t in,
+                                      const int64_t *out, const float *x, float *const *y, int warp_rows, void *xq)
+{
+    if (n < 1 || n > HC_CU_GEMV_SET_MAX || (warp_rows != 1 && warp_rows != HC_CU_GEMV_RUN_ROWS)) return cudaErrorInvalidValue;
+    uintptr_t wa = 0;
+    int64_t warps = 0;
+    for (int m = 0; m < n; m++) {
+        if (out[m] <= 0) return cudaErrorInvalidValue;
+        wa |= (uintptr_t)w[m];
+    }
+    /* every matrix must meet the runs kernel's alignment */
+    const int runs = hc_cu_gemv_runs_ok(dtype, in, wa, row_bytes, (uintptr_t)x);
+    const int R = hc_cu_gemv_warp_rows(dtype, runs, warp_rows);
+    for (int m = 0; m < n; m++) warps += (out[m] + R - 1) / R;
+    /* one block shape for the set (a row's sum does not depend on it), the matrices' blocks one after another */
+    hc_cu_launch l = hc_cu_gemv_geometry(warps * R, R);
+    const unsigned wpb = l.block.y;
+    gemv_set set = {};
+    set.n = n;
+    unsigned total = 0;
+    for (int m = 0; m < n; m++) {
+        set.w[m] = (const uint8_t *)w[m];
+        set.y[m] = y[m];
+        set.out[m] = out[m];
+        set.start[m] = total;
+        total += (unsigned)hc_cu_div_up((size_t)((out[m] + R - 1) / R), wpb);
+    }
+    set.start[n] = total;
+    l.grid.x = total;
+    dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
+    if (xq && runs && hc_cu_block_elems(dtype) > 1 && (uintptr_t)xq % 16 == 0) { /* x to int8 once, then the integer GEMVs */
+        const int64_t nb = in / HC_CU_RUN;
+        uint8_t *q = (uint8_t *)xq;
+        float *ds = (float *)(q + (size_t)in);
+        quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, q, ds);
+#define LAUNCH(T)                                                                                  \
+    do {                                                                                           \
+        if (R == 1) gemv_q8_set_kernel<T, 1><<<g, b, 0, s>>>(set, row_bytes, in, q, ds);           \
+        else gemv_q8_set_kernel<T, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, q, ds); \
+    } while (0)
+        HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
+    if (R > 1) { /* block types by runs only */
+#define LAUNCH(T) gemv_set_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, x)
+        HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
+#undef LAUNCH
+        return cudaGetLastError();
+    }
+#define LAUNCH(T)                                                                                  \
+    do {                                                                                           \
+        if (!runs) gemv_set_kernel<T, 0, 1><<<g, b, 0, s>>>(set, row_bytes, in, x);                \
+        else gemv_set_kernel<T, 1, 1><<<g, b, 0, s>>>(set, row_bytes, in, x);                      \
     } while (0)
     HC_CU_SWITCH_TYPE(dtype, LAUNCH)
 #undef LAUNCH

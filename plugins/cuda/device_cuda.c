@@ -97,7 +97,7 @@ typedef struct cuda_device {
     int next_stage;
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
-    hc_device_ops ops;      /* cuda_ops, less add_rmsnorm and rope_qk under HC_CUDA_FUSE=0 */
+    hc_device_ops ops;      /* cuda_ops, less add_rmsnorm, rope_qk and matmul_set under HC_CUDA_FUSE=0 */
     int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
     int gemv_int8;          /* 1: GEMVs' x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
     int capturing;
@@ -830,6 +830,62 @@ static hc_status cuda_matmul(hc_device *d, const hc_tensor *w, const float *x, f
     return HC_OK;
 }
 
+_Static_assert(HC_MATMUL_SET_MAX <= HC_CU_GEMV_SET_MAX && HC_MATMUL_SET_MAX <= HC_QUANT_CUDA_SET_MAX,
+               "matmul_set's most weights fit both kernels' sets");
+
+/* Whether the weights of a set go through one launch: one token, one width, and either weights of one
+ * type of the device's own (hc_cu_gemv_set: *own 1), or packed weights of one format (the same kernels
+ * and spec) whose kernels have gemv_set (returned). */
+static int set_launch(int n, const hc_tensor *const *w, int n_tok, const hc_quant_cuda_kernels **pk)
+{
+    const hc_quant_cuda_kernels *k0 = NULL;
+    *pk = NULL;
+    if (n_tok != 1 || n < 2) return 0;
+    for (int m = 0; m < n; m++) {
+        const hc_quant_cuda_kernels *k = NULL;
+        if (check_weights(w[m], "matmul", &k) != HC_OK || w[m]->ne[0] != w[0]->ne[0] || w[m]->dtype != w[0]->dtype ||
+            (m && k != k0))
+            return 0;
+        if (k && (!k->gemv_set || w[m]->qfmt->ops != w[0]->qfmt->ops || strcmp(w[m]->qfmt->spec, w[0]->qfmt->spec))) return 0;
+        k0 = k;
+    }
+    *pk = k0;
+    return 1;
+}
+
+/* Weights sharing their input: one token of weights of one type (or packed format) in one launch
+ * (set_launch), others a matmul each. */
+static hc_status cuda_matmul_set(hc_device *d, int n, const hc_tensor *const *w, const float *x, float *const *y, int n_tok)
+{
+    cuda_device *c = impl(d);
+    if (n < 1 || n > HC_MATMUL_SET_MAX) return hc_error(HC_E_ARG, "cuda matmul_set: %d weights (1 .. %d)", n, HC_MATMUL_SET_MAX);
+    const hc_quant_cuda_kernels *k = NULL;
+    if (!set_launch(n, w, n_tok, &k)) {
+        for (int m = 0; m < n; m++) {
+            hc_status st = cuda_matmul(d, w[m], x, y[m], n_tok);
+            if (st != HC_OK) return st;
+        }
+        return HC_OK;
+    }
+    const void *ws[HC_MATMUL_SET_MAX];
+    int64_t rows[HC_MATMUL_SET_MAX], in = w[0]->ne[0];
+    for (int m = 0; m < n; m++) ws[m] = w[m]->data, rows[m] = w[m]->ne[1];
+    void *xq = NULL;
+    hc_status st = enter(c, "matmul_set");
+    if (st == HC_OK && !k) st = gemv_xq(c, w[0]->dtype, in, 1, &xq);
+    if (st == HC_OK) st = graph_op(c);
+    if (st != HC_OK) return st;
+    cudaError_t e;
+    if (k) e = (cudaError_t)k->gemv_set(w[0]->qfmt->params, c->stream, n, ws, rows, in, x, y, c->gemv_int8 && k->gemv_q8);
+    else
+        e = hc_cu_gemv_set(c->stream, (int)w[0]->dtype, n, ws, hc_dtype_row_bytes(w[0]->dtype, in), in, rows, x, y, c->gemv_rows,
+                           xq);
+    if (e != cudaSuccess)
+        return hc_error_context(cu_fail(e, k ? "matmul_set (packed gemv kernel)" : "matmul_set (gemv kernel)"),
+                                "%s and %d more: ", tname(w[0]), n - 1);
+    return HC_OK;
+}
+
 static hc_status cuda_get_rows(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out)
 {
     cuda_device *c = impl(d);
@@ -1227,6 +1283,7 @@ static const hc_device_ops cuda_ops = {
     .merge_when = cuda_merge_when,
     .add_rmsnorm = cuda_add_rmsnorm,
     .rope_qk = cuda_rope_qk,
+    .matmul_set = cuda_matmul_set,
 };
 
 /* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
@@ -1235,7 +1292,7 @@ static const hc_device_ops cuda_ops = {
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
  * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
- * offers add_rmsnorm and rope_qk, two ops a launch) or 0 (not: the engine makes the two ops). */
+ * offers add_rmsnorm, rope_qk and matmul_set, several ops a launch) or 0 (not: the engine makes each op). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1271,11 +1328,11 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
         st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GEMVs of the GGUF types and of packed formats that can take x "
                          "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
     if (st == HC_OK)
-        st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, and q's and k's RoPE, a launch each) "
-                         "or 0 (a launch an op)", &fuse);
+        st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, q's and k's RoPE, and matmuls "
+                         "sharing their input, a launch each) or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
     c->ops = cuda_ops;
-    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL;
+    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL, c->ops.matmul_set = NULL;
     d->ops = &c->ops;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;

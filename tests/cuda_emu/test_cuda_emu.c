@@ -491,6 +491,40 @@ static void test_qrtn(void)
         }
         free(w), free(x), free(p), free(y), free(want);
     }
+    /* a set of matrices sharing x (q, k, v: rows of their own, so warps a row of their own), one launch,
+       each y as its own gemv (q8 0) or gemv_q8 (q8 1) gives it; x not 16-byte aligned: a gemv each */
+    for (int bi = 0; bi < 4; bi++) {
+        int bits = bits_all[bi], group = 128;
+        const int64_t cols = 1056, rows_m[3] = { 64, 13, 600 };
+        uint8_t *pm[3];
+        float *ym[3], *want[3];
+        for (int m = 0; m < 3; m++) {
+            float *w = rnd_floats((size_t)rows_m[m] * cols, 1.0f);
+            pm[m] = malloc(hc_qrtn_packed_bytes(bits, group, rows_m[m], cols));
+            HC_ASSERT_OK(hc_qrtn_quantize_rtn(bits, group, w, rows_m[m], cols, pm[m]));
+            ym[m] = nan_floats((size_t)rows_m[m]);
+            want[m] = nan_floats((size_t)rows_m[m]);
+            free(w);
+        }
+        float *x = rnd_floats((size_t)cols + 4, 1.0f);
+        for (int q8 = 0; q8 <= 1; q8++)
+            for (int shift = 0; shift <= 1; shift++) {
+                const float *xs = x + shift;
+                long l0 = hc_emu_launches();
+                CU_ASSERT_EQUAL(api->gemv_set(bits, group, NULL, 3, (const void *const *)pm, rows_m, cols, xs, ym, q8), 0);
+                CU_ASSERT_EQUAL(hc_emu_launches() - l0, shift ? 3 : 1);
+                for (int m = 0; m < 3; m++) {
+                    __typeof__(api->gemv) one = q8 ? api->gemv_q8 : api->gemv;
+                    CU_ASSERT_EQUAL(one(bits, group, NULL, pm[m], cols, rows_m[m], xs, 1, want[m]), 0);
+                    int same = memcmp(ym[m], want[m], (size_t)rows_m[m] * sizeof(float)) == 0;
+                    if (!same) fprintf(stderr, "  qrtn gemv_set bits %d q8 %d shift %d: matrix %d differs\n", bits, q8, shift, m);
+                    CU_ASSERT(same);
+                }
+            }
+        CU_ASSERT_NOT_EQUAL(api->gemv_set(bits, group, NULL, 5, (const void *const *)pm, rows_m, cols, x, ym, 0), 0);
+        for (int m = 0; m < 3; m++) free(pm[m]), free(ym[m]), free(want[m]);
+        free(x);
+    }
     expect_no_new_faults();
 }
 

@@ -1,6 +1,7 @@
 /* qrtn_cuda.cu: the CUDA kernels of the rtn/gptq packed format: the fused dequant-GEMV for 1..8 tokens
  * (decode; wide with x in f32 or in int8, plain beside them), also per routed row with its expert's
- * weights, and rows dequantized to f32 or f16 (embeddings, prefill tiles); math in qrtn_cuda.cuh. */
+ * weights or over a set of matrices sharing x, and rows dequantized to f32 or f16 (embeddings, prefill
+ * tiles); math in qrtn_cuda.cuh. */
 #include <cuda_runtime_api.h>
 
 #include "qrtn_cuda.cuh"
@@ -88,24 +89,21 @@ __device__ static void quantize_x(const float *__restrict__ x, int64_t cols, uin
     __syncthreads();
 }
 
-/* The wide GEMV (hc_qrtn_cu_wide_dot): a warp's R rows, four units a step, by words; x in f32 or, with
- * Q8, the block's tokens of x quantized into shared memory (after the partial sums) first (with ids the
- * row blockIdx.y / x_div of x, as ROUTE takes it). */
+/* The wide GEMV's work in block `block` of a matrix's grid (hc_qrtn_cu_wide_dot): a warp's R rows,
+ * four units a step, by words; x in f32 or, with Q8, the block's tokens of x quantized into shared
+ * memory (after the partial sums) first. */
 template <int BITS, int NT, int Q8>
-__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(const uint8_t *__restrict__ w, int group,
-                                                                              int64_t cols, int64_t rows,
-                                                                              const float *__restrict__ x, float *__restrict__ y,
-                                                                              const int32_t *ids, size_t slice, int x_div)
+__device__ static __forceinline__ void wide_body(const uint8_t *__restrict__ w, int group, int64_t cols, int64_t rows,
+                                                 const float *__restrict__ x, float *__restrict__ y, unsigned block)
 {
     constexpr int R = HC_QRTN_CU_MAX_TOK / NT > HC_QRTN_CU_WIDE_MAX_ROWS ? HC_QRTN_CU_WIDE_MAX_ROWS : HC_QRTN_CU_MAX_TOK / NT;
     extern __shared__ float part[]; /* [warp][R * NT <= HC_QRTN_CU_MAX_TOK], then (Q8) x's codes and scales */
     uint8_t *sq = (uint8_t *)(part + HC_QRTN_CU_WARPS * HC_QRTN_CU_MAX_TOK);
     float *sd = (float *)(sq + (size_t)NT * (size_t)cols);
-    ROUTE(w, x, y)
     if (Q8) quantize_x<NT>(x, cols, sq, sd);
     int64_t row0;
     int wi, wpr, lane;
-    hc_qrtn_cu_wide_thread(rows, cols, R, blockIdx.x, threadIdx.x, &row0, &wi, &wpr, &lane);
+    hc_qrtn_cu_wide_thread(rows, cols, R, block, threadIdx.x, &row0, &wi, &wpr, &lane);
     float acc[R * NT];
 #pragma unroll
     for (int j = 0; j < R * NT; j++) acc[j] = 0.0f;
@@ -119,6 +117,41 @@ __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(cons
         for (int k = 0; k < wpr; k++) s += part[(warp + k) * HC_QRTN_CU_MAX_TOK + lane];
         y[(size_t)(lane % NT) * (size_t)rows + (size_t)row] = s;
     }
+}
+
+/* The wide GEMV of NT tokens (with ids the row blockIdx.y / x_div of x, as ROUTE takes it). */
+template <int BITS, int NT, int Q8>
+__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(const uint8_t *__restrict__ w, int group,
+                                                                              int64_t cols, int64_t rows,
+                                                                              const float *__restrict__ x, float *__restrict__ y,
+                                                                              const int32_t *ids, size_t slice, int x_div)
+{
+    ROUTE(w, x, y)
+    wide_body<BITS, NT, Q8>(w, group, cols, rows, x, y, blockIdx.x);
+}
+
+/* Matrices of one format that share their input x (q, k and v; gate and up), one token: matrix m's
+ * blocks are start[m] .. start[m + 1) of the grid, each as its own launch of the wide kernel would be. */
+typedef struct qrtn_set {
+    const uint8_t *w[HC_QRTN_CUDA_SET_MAX];
+    float *y[HC_QRTN_CUDA_SET_MAX];
+    int64_t rows[HC_QRTN_CUDA_SET_MAX];
+    unsigned start[HC_QRTN_CUDA_SET_MAX + 1];
+    int n;
+} qrtn_set;
+
+template <int BITS, int Q8>
+__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_set_kernel(const qrtn_set set, int group, int64_t cols,
+                                                                             const float *__restrict__ x)
+{
+    const uint8_t *w = set.w[0];
+    float *y = set.y[0];
+    int64_t rows = set.rows[0];
+    unsigned b0 = 0;
+#pragma unroll
+    for (int m = 1; m < HC_QRTN_CUDA_SET_MAX; m++) /* constant indices: the set stays in the parameter bank */
+        if (m < set.n && blockIdx.x >= set.start[m]) w = set.w[m], y = set.y[m], rows = set.rows[m], b0 = set.start[m];
+    wide_body<BITS, 1, Q8>(w, group, cols, rows, x, y, blockIdx.x - b0);
 }
 
 template <int BITS, int F16>
@@ -238,6 +271,60 @@ GEMV_ID_ENTRY(qrtn_gemv_id, GEMV_WIDE)
 GEMV_ID_ENTRY(qrtn_gemv_id_plain, GEMV_PLAIN)
 GEMV_ID_ENTRY(qrtn_gemv_id_q8, GEMV_Q8)
 
+/* One launch of the set kernel: the grids of the matrices' own launches one after another. */
+template <int BITS>
+static void launch_set(cudaStream_t s, int q8, int group, int n, const void *const *w, const int64_t *rows, int64_t cols,
+                       const float *x, float *const *y)
+{
+    qrtn_set set = {};
+    set.n = n;
+    unsigned total = 0;
+    hc_cu_launch l = {};
+    for (int m = 0; m < n; m++) {
+        set.w[m] = (const uint8_t *)w[m];
+        set.y[m] = y[m];
+        set.rows[m] = rows[m];
+        set.start[m] = total;
+        l = hc_qrtn_cu_wide_geometry(rows[m], cols, 1);
+        total += l.grid.x;
+    }
+    set.start[n] = total;
+    l.grid.x = total;
+    const size_t sh = l.shared_bytes + (q8 ? hc_qrtn_cu_q8_shared(cols, 1) : 0);
+    if (q8) qrtn_gemv_set_kernel<BITS, 1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), sh, s>>>(set, group, cols, x);
+    else qrtn_gemv_set_kernel<BITS, 0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), sh, s>>>(set, group, cols, x);
+}
+
+/* gemv (wide, or q8) of n matrices sharing x, one token: one launch when the wide kernel takes x, else a
+ * GEMV each (the plain kernel's x alignment), with the same results either way. */
+static int qrtn_gemv_set(int bits, int group, void *stream, int n, const void *const *w, const int64_t *rows, int64_t cols,
+                         const float *x, float *const *y, int q8)
+{
+    if (!valid(bits, group, cols) || n < 1 || n > HC_QRTN_CUDA_SET_MAX) return (int)cudaErrorInvalidValue;
+    int64_t total_rows = 0;
+    for (int m = 0; m < n; m++) {
+        if (rows[m] <= 0) return (int)cudaErrorInvalidValue;
+        total_rows += rows[m];
+    }
+    gemv_kind kind = q8 ? GEMV_Q8 : GEMV_WIDE;
+    if (!hc_qrtn_cu_wide_ok(cols, (uintptr_t)x) || (q8 && !hc_qrtn_cu_wide_q8_ok(cols, 1, (uintptr_t)x)) ||
+        total_rows > (int64_t)1 << 30) {
+        for (int m = 0; m < n; m++) {
+            int e = gemv_any(kind, bits, group, stream, w[m], cols, rows[m], x, 1, y[m]);
+            if (e) return e;
+        }
+        return 0;
+    }
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (bits) {
+    case 2: launch_set<2>(s, q8, group, n, w, rows, cols, x, y); break;
+    case 3: launch_set<3>(s, q8, group, n, w, rows, cols, x, y); break;
+    case 4: launch_set<4>(s, q8, group, n, w, rows, cols, x, y); break;
+    default: launch_set<8>(s, q8, group, n, w, rows, cols, x, y);
+    }
+    return (int)cudaGetLastError();
+}
+
 template <int BITS>
 static cudaError_t dequant_bits(cudaStream_t s, int group, const uint8_t *w, int64_t cols, const int32_t *ids, int64_t row0,
                                 int n_rows, void *out, int out_f16)
@@ -266,6 +353,6 @@ static int qrtn_dequant_rows(int bits, int group, void *stream, const void *w, i
 }
 
 static const hc_qrtn_cuda_api api = { HC_QRTN_CUDA_API, HC_QRTN_CU_MAX_TOK, qrtn_gemv,    qrtn_dequant_rows, qrtn_gemv_id,
-                                      qrtn_gemv_plain,  qrtn_gemv_id_plain, qrtn_gemv_q8, qrtn_gemv_id_q8 };
+                                      qrtn_gemv_plain,  qrtn_gemv_id_plain, qrtn_gemv_q8, qrtn_gemv_id_q8, qrtn_gemv_set };
 
 extern "C" __attribute__((visibility("default"))) const hc_qrtn_cuda_api *hc_qrtn_cuda_entry(void) { return &api; }

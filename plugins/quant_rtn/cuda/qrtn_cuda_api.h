@@ -9,9 +9,10 @@
 extern "C" {
 #endif
 
-#define HC_QRTN_CUDA_API 4u
+#define HC_QRTN_CUDA_API 5u
 #define HC_QRTN_CUDA_LIB "hc-qrtn-cuda.so"        /* in kernels/ beside the plugin */
 #define HC_QRTN_CUDA_ENTRY "hc_qrtn_cuda_entry"
+#define HC_QRTN_CUDA_SET_MAX 4                    /* gemv_set's most matrices: HC_QUANT_CUDA_SET_MAX */
 
 /* The format's parameters travel as plain ints (bits 2/3/4/8, group 32/64/128); the rest as in
  * hc_quant_cuda_kernels (hc/hc_quant_cuda.h): device pointers, a cudaStream_t, cudaError_t results. */
@@ -36,6 +37,10 @@ typedef struct hc_qrtn_cuda_api {
                    float *y);
     int (*gemv_id_q8)(int bits, int group, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                       int64_t rows, const float *x, int x_div, int n_rows, float *y);
+    /* hc_quant_cuda.h's gemv_set: the wide gemv (q8 1: gemv_q8) of n <= HC_QUANT_CUDA_SET_MAX matrices
+       sharing x, one token, in one launch */
+    int (*gemv_set)(int bits, int group, void *stream, int n, const void *const *w, const int64_t *rows, int64_t cols,
+                    const float *x, float *const *y, int q8);
 } hc_qrtn_cuda_api;
 
 typedef const hc_qrtn_cuda_api *(*hc_qrtn_cuda_entry_fn)(void);

@@ -101,7 +101,16 @@ static int gemv_id_q8(const void *params, void *stream, const void *w, size_t sl
     return api->gemv_id_q8(p->bits, p->group, stream, w, slice, ids, cols, rows, x, x_div, n_rows, y);
 }
 
-static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id, NULL, NULL };
+_Static_assert(HC_QRTN_CUDA_SET_MAX == HC_QUANT_CUDA_SET_MAX, "gemv_set's most matrices");
+
+static int gemv_set(const void *params, void *stream, int n, const void *const *w, const int64_t *rows, int64_t cols,
+                    const float *x, float *const *y, int q8)
+{
+    const hc_qrtn_params *p = params;
+    return api->gemv_set(p->bits, p->group, stream, n, w, rows, cols, x, y, q8);
+}
+
+static hc_quant_cuda_kernels table = { HC_QUANT_CUDA_ABI, "qrtn", 0, check, gemv, dequant_rows, gemv_id, NULL, NULL, NULL };
 
 const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
 {
@@ -114,5 +123,6 @@ const void *hc_qrtn_device_kernels(const void *params, const char *device_name)
     table.max_fused_tokens = api->max_fused_tokens;
     table.gemv_q8 = int8_x ? gemv_q8 : NULL;
     table.gemv_id_q8 = int8_x ? gemv_id_q8 : NULL;
+    table.gemv_set = int8_x ? gemv_set : NULL; /* the wide kernels' (not with HC_QRTN_CUDA_GEMV=plain) */
     return &table;
 }

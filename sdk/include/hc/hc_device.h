@@ -18,6 +18,9 @@ typedef enum hc_rope_mode {
     HC_ROPE_NEOX = 2  /* rotate halves (x[i], x[i + n_rot/2]): qwen2, gemma, ... (ggml's id 2) */
 } hc_rope_mode;
 
+/* The most weights one matmul_set takes. */
+#define HC_MATMUL_SET_MAX 4
+
 typedef struct hc_device_config {
     int n_threads;          /* compute threads of the device (cpu: its own pool, caller included) */
     size_t mem_budget;      /* bytes the device may allocate; 0 = no limit */
@@ -161,6 +164,9 @@ typedef struct hc_device_ops {
     /* rope of q (n_head heads a token) and of k (n_head_kv heads) at the same positions: rope twice */
     hc_status (*rope_qk)(hc_device *d, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
                          const int32_t *pos, float theta, hc_rope_mode mode);
+    /* y[m] = W[m] x for m < n (1 .. HC_MATMUL_SET_MAX; w, y host arrays): matmul n times, the weights
+       sharing their input (q, k and v; gate and up), in one launch where the device can */
+    hc_status (*matmul_set)(hc_device *d, int n, const hc_tensor *const *w, const float *x, float *const *y, int n_tok);
 } hc_device_ops;
 
 struct hc_device {

@@ -11,7 +11,9 @@ extern "C" {
 #endif
 
 /* Raised whenever this table changes; the cuda device refuses a table of another version. */
-#define HC_QUANT_CUDA_ABI 3u
+#define HC_QUANT_CUDA_ABI 4u
+/* The most matrices gemv_set takes at once. */
+#define HC_QUANT_CUDA_SET_MAX 4
 
 /* Every pointer but params is device memory; stream is a cudaStream_t. A kernel returns the
  * cudaError_t of its launch (0: enqueued). The kernels must be built against the same CUDA runtime
@@ -43,6 +45,12 @@ typedef struct hc_quant_cuda_kernels {
                    int n_tok, float *y);
     int (*gemv_id_q8)(const void *params, void *stream, const void *w, size_t slice, const int32_t *ids, int64_t cols,
                       int64_t rows, const float *x, int x_div, int n_rows, float *y);
+    /* since version 4, optional (NULL: a gemv each): y[m][o] = sum_i W_m[o][i] x[i] for o < rows[m] and
+       m < n (1 .. HC_QUANT_CUDA_SET_MAX), one token, the matrices w[m] (of these params, cols each)
+       sharing x: q, k and v, or gate and up, in one launch, each y[m] as gemv (q8 0) or gemv_q8 (q8 1)
+       gives it. w, rows and y are host arrays of device pointers and counts. */
+    int (*gemv_set)(const void *params, void *stream, int n, const void *const *w, const int64_t *rows, int64_t cols,
+                    const float *x, float *const *y, int q8);
 } hc_quant_cuda_kernels;
 
 #ifdef __cplusplus

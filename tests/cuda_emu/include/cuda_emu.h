@@ -23,6 +23,7 @@ struct dim3 {
 #define __global__
 #define __device__
 #define __host__
+#define __forceinline__ inline
 #define __shared__ static /* blocks run one after another: a static is the block's own while it runs */
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
