@@ -493,7 +493,8 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
 fi
 # extras, after the 8B shape (optional, within the budget): graphs between the branches' hand-offs
 # (stretches of 3 ops; the default needs 8), and the SmolLM2 shape by flags, without graphs, and with
-# a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk or matmul_set, 6 launches more a layer)
+# a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk, rope_store or matmul_set: 6 launches and 2
+# copies more a layer)
 if ! skip_optional extras "the extra comparisons and benches"; then
   optional=1
   [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=3 compare smollm2-w3-b10-serial-graphs3 w3 "$models/smollm2.w3.gguf" --sched serial

@@ -489,6 +489,37 @@ static void check_row_ops(pair *p)
             got = from_gpu(g, dr, kn);
             CU_ASSERT_EQUAL(count_far(got, sum, kn, 1e-5), 0);
             free(got);
+            /* rope_store: the same rotations, then k and v (x's first rows) into cache rows, f32 and f16 */
+            for (int f16 = 0; f16 <= 1; f16++) {
+                void *kd = NULL, *vd = NULL;
+                size_t eb = f16 ? 2 : 4;
+                HC_ASSERT_OK(g->ops->alloc(g, kn * eb, &kd));
+                HC_ASSERT_OK(g->ops->alloc(g, kn * eb, &vd));
+                HC_ASSERT_OK(g->ops->upload(g, dx, x, n * sizeof *x));
+                HC_ASSERT_OK(g->ops->upload(g, dr, r, n * sizeof *r));
+                float *dv = to_gpu(g, x, kn * sizeof *x);
+                CU_ASSERT_FATAL(g->ops->rope_store != NULL);
+                HC_ASSERT_OK(g->ops->rope_store(g, dx, dr, dv, n_tok, n_head, n_head_kv, hd, 32, pos_runs[run], 10000.0f,
+                                                (hc_rope_mode)mode, kd, vd, f16 ? HC_F16 : HC_F32));
+                got = from_gpu(g, dx, n);
+                CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+                free(got);
+                uint8_t *kb = malloc(kn * eb), *vb = malloc(kn * eb);
+                HC_ASSERT_OK(g->ops->download(g, kb, kd, kn * eb));
+                HC_ASSERT_OK(g->ops->download(g, vb, vd, kn * eb));
+                float *kf = malloc(kn * sizeof *kf), *vf = malloc(kn * sizeof *vf);
+                for (size_t i = 0; i < kn; i++) {
+                    kf[i] = f16 ? hc_f16_to_f32(((uint16_t *)kb)[i]) : ((float *)kb)[i];
+                    vf[i] = f16 ? hc_f16_to_f32(((uint16_t *)vb)[i]) : ((float *)vb)[i];
+                }
+                double tol = f16 ? 1e-3 : 1e-5; /* f16: its rounding, 2^-11 of values below 2 */
+                CU_ASSERT_EQUAL(count_far(kf, sum, kn, tol), 0);
+                CU_ASSERT_EQUAL(count_far(vf, x, kn, tol), 0);
+                free(kb), free(vb), free(kf), free(vf);
+                g->ops->free(g, kd);
+                g->ops->free(g, vd);
+                g->ops->free(g, dv);
+            }
         }
     g->ops->free(g, dr);
     g->ops->free(g, dy);

@@ -245,6 +245,14 @@ static void softcap(float *x, size_t n, float cap)
     for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
+/* Where a layer's keys and values of this pass's tokens go in the KV cache (within its window). */
+static void kv_rows(const hc_context *c, int layer, char **k, char **v)
+{
+    size_t off = hc_kv_offset(c, layer, c->n_past);
+    *k = (char *)c->k_cache + off;
+    *v = (char *)c->v_cache + off;
+}
+
 /* Runs one stage on n rows of its buffers. */
 static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *tokens, int n)
 {
@@ -276,8 +284,9 @@ static hc_status run_stage(hc_context *c, const hc_stage *s, const int32_t *toke
         return st;
     }
     case HC_OP_KV_STORE: { /* an f16 cache is written by the device's conversion (store_rows) */
-        size_t off = hc_kv_offset(c, s->layer, c->n_past), count = (size_t)n * kv_dim;
-        char *k = (char *)c->k_cache + off, *v = (char *)c->v_cache + off;
+        size_t count = (size_t)n * kv_dim;
+        char *k, *v;
+        kv_rows(c, s->layer, &k, &v);
         if (c->kv_dtype != HC_F32) {
             st = d->ops->store_rows(d, k, c->kv_dtype, in0, count);
             return st == HC_OK ? d->ops->store_rows(d, v, c->kv_dtype, in1, count) : st;
@@ -323,8 +332,9 @@ static int drops_rows(const hc_stage *s, int rows, int logits_all)
 static int joinable(const hc_context *c, int i) { return !c->brt || hc_branch_rt_joinable(c->brt, i); }
 
 /* Stage i and the stages after it as one device op, where the device has one and nothing of the
- * branches comes between them: a residual add and the norm of its sum (add_rmsnorm), or linear stages
- * that share their input (matmul_set: q, k and v; gate and up). *more: the stages after i that ran
+ * branches comes between them: a residual add and the norm of its sum (add_rmsnorm), RoPE and the KV
+ * cache's store (rope_store), or linear stages that share their input (matmul_set: q, k and v; gate
+ * and up). *more: the stages after i that ran
  * with it; 0: none, and stage i did not run either. */
 static hc_status run_joined(hc_context *c, int i, int rows, int logits_all, int *more)
 {
@@ -338,6 +348,16 @@ static hc_status run_joined(hc_context *c, int i, int rows, int logits_all, int 
         *more = 1;
         return d->ops->add_rmsnorm(d, c->buf[a->out], c->buf[a->in0], b->weight->data, c->buf[b->out], rows,
                                    c->width[a->out], c->model->cfg.rms_eps);
+    }
+    if (a->op == HC_OP_ROPE && d->ops->rope_store) {
+        const hc_stage *b = &c->stages[i + 1];
+        const hc_model_config *cfg = &c->model->cfg;
+        if (b->op != HC_OP_KV_STORE || b->in0 != a->in1) return HC_OK;
+        char *k, *v;
+        kv_rows(c, b->layer, &k, &v);
+        *more = 1;
+        return d->ops->rope_store(d, c->buf[a->in0], c->buf[a->in1], c->buf[b->in1], rows, cfg->n_head, cfg->n_head_kv,
+                                  cfg->head_dim, cfg->n_rot, c->pos, rope_base(c, a->layer), cfg->rope_mode, k, v, c->kv_dtype);
     }
     if (a->op != HC_OP_LINEAR || !d->ops->matmul_set || c->observer) return HC_OK;
     const hc_tensor *w[HC_MATMUL_SET_MAX];

@@ -84,6 +84,11 @@ cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head
 /* rope of q (n_head heads a token) and of k (n_head_kv; none when k is NULL) at the same positions, one launch */
 cudaError_t hc_cu_rope_qk(cudaStream_t s, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
                           const int32_t *pos, int pos0, float theta, int mode);
+/* hc_cu_rope_qk of q and k (n_head_kv >= 1), then k's and v's n_tok x n_head_kv x head_dim values stored into
+ * k_dst and v_dst, f32 or (kv_f16 1) f16: RoPE and the KV cache's rows in one launch */
+cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
+                             int head_dim, int n_rot, const int32_t *pos, int pos0, float theta, int mode, void *k_dst,
+                             void *v_dst, int kv_f16);
 
 /* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). The keys are
  * cut into n_splits (1 .. HC_CU_ATTN_MAX_SPLITS, hc_cu_attn_n_splits) merged by a second kernel;

@@ -1,5 +1,6 @@
 /* norm_rope.cu: the RMSNorm kernels (one block per token, shared-memory tree; alone or after a residual add)
- * and the RoPE kernel (one block per token and head, of q and k at once); their math: rmsnorm.cuh, rope.cuh. */
+ * and the RoPE kernels (one block per token and head, of q and k at once; also storing k and v into the KV
+ * cache); their math: rmsnorm.cuh, rope.cuh. */
 #include "cuda_kernels.h"
 #include "rmsnorm.cuh"
 #include "rope.cuh"
@@ -70,6 +71,64 @@ __global__ void rope_kernel(float *x, int n_head, unsigned n_first, float *x2, i
     hc_cu_rope_block(block, n_head, &t, &h);
     hc_cu_rope_thread(x, t, h, (int)threadIdx.x, (int)blockDim.x, n_head, head_dim, n_rot, hc_cu_rope_pos(pos, pos0, t),
                       theta, mode);
+}
+
+/* A head's head_dim values from src into dst, f32 or (F16) f16, by the block's threads. */
+template <int F16>
+__device__ static void store_head(const float *src, void *dst, int head_dim)
+{
+    for (int i = (int)threadIdx.x; i < head_dim; i += (int)blockDim.x) {
+        if (F16) ((uint16_t *)dst)[i] = hc_cu_f32_to_f16(src[i]);
+        else ((float *)dst)[i] = src[i];
+    }
+}
+
+/* rope_kernel's blocks of q (n_q = n_tok * n_head) and of k (n_k = n_tok * n_head_kv), each k head also
+ * stored, once rotated, into its row of the KV cache (k_dst), then n_k blocks storing v's heads into
+ * v_dst: RoPE and the KV cache's store in one launch. */
+template <int F16>
+__global__ void rope_store_kernel(float *q, int n_head, unsigned n_q, float *k, int n_head_kv, unsigned n_k, const float *v,
+                                  void *k_dst, void *v_dst, int head_dim, int n_rot, const int32_t *pos, int pos0, float theta,
+                                  int mode)
+{
+    unsigned block = blockIdx.x;
+    int t, h;
+    if (block < n_q) {
+        hc_cu_rope_block(block, n_head, &t, &h);
+        hc_cu_rope_thread(q, t, h, (int)threadIdx.x, (int)blockDim.x, n_head, head_dim, n_rot, hc_cu_rope_pos(pos, pos0, t),
+                          theta, mode);
+        return;
+    }
+    block -= n_q;
+    const size_t esz = F16 ? 2u : 4u;
+    if (block < n_k) {
+        hc_cu_rope_block(block, n_head_kv, &t, &h);
+        hc_cu_rope_thread(k, t, h, (int)threadIdx.x, (int)blockDim.x, n_head_kv, head_dim, n_rot,
+                          hc_cu_rope_pos(pos, pos0, t), theta, mode);
+        __syncthreads(); /* the head rotated, by all its threads */
+        store_head<F16>(k + (size_t)block * head_dim, (uint8_t *)k_dst + (size_t)block * head_dim * esz, head_dim);
+        return;
+    }
+    block -= n_k;
+    store_head<F16>(v + (size_t)block * head_dim, (uint8_t *)v_dst + (size_t)block * head_dim * esz, head_dim);
+}
+
+extern "C" cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
+                                        int head_dim, int n_rot, const int32_t *pos, int pos0, float theta, int mode, void *k_dst,
+                                        void *v_dst, int kv_f16)
+{
+    if (n_tok <= 0 || n_head < 0 || n_head_kv <= 0 || n_rot <= 0) return cudaSuccess;
+    hc_cu_launch l = hc_cu_rope_geometry(n_tok, n_head + 2 * n_head_kv);
+    unsigned n_q = (unsigned)((size_t)n_tok * (size_t)n_head), n_k = (unsigned)((size_t)n_tok * (size_t)n_head_kv);
+    if (kv_f16)
+        rope_store_kernel<1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(q, n_head, n_q, k, n_head_kv, n_k, v,
+                                                                                           k_dst, v_dst, head_dim, n_rot, pos,
+                                                                                           pos0, theta, mode);
+    else
+        rope_store_kernel<0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(q, n_head, n_q, k, n_head_kv, n_k, v,
+                                                                                           k_dst, v_dst, head_dim, n_rot, pos,
+                                                                                           pos0, theta, mode);
+    return cudaGetLastError();
 }
 
 extern "C" cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot,

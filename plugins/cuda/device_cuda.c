@@ -97,7 +97,7 @@ typedef struct cuda_device {
     int next_stage;
     /* graphs: within graph_step(1) .. graph_step(0), touched by the thread of the pass only (step_device) */
     int graph_ops;          /* most ops in a stretch; 0: no graphs */
-    hc_device_ops ops;      /* cuda_ops, less add_rmsnorm, rope_qk and matmul_set under HC_CUDA_FUSE=0 */
+    hc_device_ops ops;      /* cuda_ops, less the joined ops (add_rmsnorm ...) under HC_CUDA_FUSE=0 */
     int gemv_rows;          /* rows a warp of the block types' GEMV by runs (HC_CUDA_GEMV_ROWS) */
     int gemv_int8;          /* 1: GEMVs' x quantized to int8 as on the cpu device (HC_CUDA_GEMV_INT8) */
     int capturing;
@@ -935,14 +935,17 @@ static hc_status cuda_add_rmsnorm(hc_device *d, float *x, const float *r, const 
     return HC_OK;
 }
 
-/* RoPE of q and, unless k is NULL, of k, in one launch. */
-static hc_status cuda_rope_qk(hc_device *d, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
-                              const int32_t *pos, float theta, hc_rope_mode mode)
+/* RoPE of q and, unless k is NULL, of k, in one launch; with v (and k), k's and v's rows then stored into
+ * the KV cache (k_dst, v_dst of kv_dtype) by the same launch. */
+static hc_status rope_launch(cuda_device *c, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
+                             int head_dim, int n_rot, const int32_t *pos, float theta, hc_rope_mode mode, void *k_dst,
+                             void *v_dst, hc_dtype kv_dtype)
 {
-    cuda_device *c = impl(d);
     if (n_rot <= 0 || n_rot % 2 || n_rot > head_dim)
         return hc_error(HC_E_ARG, "cuda rope: n_rot %d must be positive, even and at most head_dim %d", n_rot, head_dim);
     if (mode != HC_ROPE_NORM && mode != HC_ROPE_NEOX) return hc_error(HC_E_ARG, "cuda rope: unknown mode %d", (int)mode);
+    if (v && kv_dtype != HC_F32 && kv_dtype != HC_F16)
+        return hc_error(HC_E_UNSUPPORTED, "cuda rope_store into %s", hc_dtype_name(kv_dtype));
     if (!k || n_head_kv < 0) n_head_kv = 0;
     if (n_head < 0) n_head = 0;
     if (n_tok <= 0 || n_head + n_head_kv <= 0) return HC_OK;
@@ -956,9 +959,28 @@ static hc_status cuda_rope_qk(hc_device *d, float *q, float *k, int n_tok, int n
     const int32_t *dev_pos = NULL; /* consecutive positions (the usual case) need no copy */
     if (!consecutive && (st = stage_ints(c, pos, n_tok, &dev_pos, "rope")) != HC_OK) return st;
     if ((st = graph_op(c)) != HC_OK) return st;
-    CU_CHECK(hc_cu_rope_qk(c->stream, q, k, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode),
-             "rope");
+    if (v && n_head_kv)
+        CU_CHECK(hc_cu_rope_store(c->stream, q, k, v, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta,
+                                  (int)mode, k_dst, v_dst, kv_dtype == HC_F16),
+                 "rope_store");
+    else
+        CU_CHECK(hc_cu_rope_qk(c->stream, q, k, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode),
+                 "rope");
     return HC_OK;
+}
+
+static hc_status cuda_rope_qk(hc_device *d, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
+                              const int32_t *pos, float theta, hc_rope_mode mode)
+{
+    return rope_launch(impl(d), q, k, NULL, n_tok, n_head, n_head_kv, head_dim, n_rot, pos, theta, mode, NULL, NULL, HC_F32);
+}
+
+static hc_status cuda_rope_store(hc_device *d, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
+                                 int head_dim, int n_rot, const int32_t *pos, float theta, hc_rope_mode mode, void *k_dst,
+                                 void *v_dst, hc_dtype kv_dtype)
+{
+    if (!k || !v || n_head_kv <= 0) return hc_error(HC_E_ARG, "cuda rope_store: needs k and v of 1 or more heads");
+    return rope_launch(impl(d), q, k, v, n_tok, n_head, n_head_kv, head_dim, n_rot, pos, theta, mode, k_dst, v_dst, kv_dtype);
 }
 
 static hc_status cuda_rope(hc_device *d, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
@@ -1283,6 +1305,7 @@ static const hc_device_ops cuda_ops = {
     .merge_when = cuda_merge_when,
     .add_rmsnorm = cuda_add_rmsnorm,
     .rope_qk = cuda_rope_qk,
+    .rope_store = cuda_rope_store,
     .matmul_set = cuda_matmul_set,
 };
 
@@ -1292,7 +1315,8 @@ static const hc_device_ops cuda_ops = {
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
  * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
- * offers add_rmsnorm, rope_qk and matmul_set, several ops a launch) or 0 (not: the engine makes each op). */
+ * offers add_rmsnorm, rope_qk, rope_store and matmul_set, several ops a launch) or 0 (not: the engine
+ * makes each op). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1328,11 +1352,11 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
         st = env_setting("HC_CUDA_GEMV_INT8", 1, 0, 1, "1 (the GEMVs of the GGUF types and of packed formats that can take x "
                          "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
     if (st == HC_OK)
-        st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, q's and k's RoPE, and matmuls "
-                         "sharing their input, a launch each) or 0 (a launch an op)", &fuse);
+        st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, q's and k's RoPE with the KV "
+                         "cache's store, and matmuls sharing their input, a launch each) or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
     c->ops = cuda_ops;
-    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL, c->ops.matmul_set = NULL;
+    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL, c->ops.rope_store = NULL, c->ops.matmul_set = NULL;
     d->ops = &c->ops;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;

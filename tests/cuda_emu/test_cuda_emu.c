@@ -198,6 +198,27 @@ static void test_rows(void)
                             cudaSuccess);
             CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
             CU_ASSERT_EQUAL(count_far(kg, kw, n, 1e-5), 0); /* beyond k's 2 heads a token: as it was */
+            /* and with the KV cache's store: k's 2 heads a token rotated into kd, v's (w's first rows) into vd,
+               f32 and f16 */
+            size_t kn = (size_t)n_tok * 2 * hd;
+            float *kd = nan_floats(kn), *vd = nan_floats(kn);
+            uint16_t *kh = malloc(kn * 2), *vh = malloc(kn * 2);
+            float *vsrc = rnd_floats(kn, 1.0f);
+            for (int f16 = 0; f16 <= 1; f16++) {
+                memcpy(got, x, n * sizeof *x);
+                memcpy(kg, u, n * sizeof *u);
+                CU_ASSERT_EQUAL(hc_cu_rope_store(NULL, got, kg, vsrc, n_tok, n_head, 2, hd, 32, scattered ? pos : NULL, p[0],
+                                                 10000.0f, mode, f16 ? (void *)kh : kd, f16 ? (void *)vh : vd, f16),
+                                cudaSuccess);
+                CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+                CU_ASSERT_EQUAL(count_far(kg, kw, n, 1e-5), 0);
+                int wrong = 0;
+                for (size_t i = 0; i < kn; i++)
+                    wrong += f16 ? kh[i] != hc_f32_to_f16(kg[i]) || vh[i] != hc_f32_to_f16(vsrc[i])
+                                 : memcmp(&kd[i], &kg[i], 4) != 0 || memcmp(&vd[i], &vsrc[i], 4) != 0;
+                CU_ASSERT_EQUAL(wrong, 0);
+            }
+            free(kd), free(vd), free(kh), free(vh), free(vsrc);
             free(kw), free(kg);
         }
     expect_ran("rows", l0, cudaGetLastError());

@@ -164,6 +164,11 @@ typedef struct hc_device_ops {
     /* rope of q (n_head heads a token) and of k (n_head_kv heads) at the same positions: rope twice */
     hc_status (*rope_qk)(hc_device *d, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
                          const int32_t *pos, float theta, hc_rope_mode mode);
+    /* rope_qk, then the n_tok x n_head_kv x head_dim values of k (rotated) and of v stored into the KV
+       cache's rows k_dst and v_dst, of kv_dtype (HC_F32, or HC_F16 as store_rows converts) */
+    hc_status (*rope_store)(hc_device *d, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
+                            int head_dim, int n_rot, const int32_t *pos, float theta, hc_rope_mode mode, void *k_dst,
+                            void *v_dst, hc_dtype kv_dtype);
     /* y[m] = W[m] x for m < n (1 .. HC_MATMUL_SET_MAX; w, y host arrays): matmul n times, the weights
        sharing their input (q, k and v; gate and up), in one launch where the device can */
     hc_status (*matmul_set)(hc_device *d, int n, const hc_tensor *const *w, const float *x, float *const *y, int n_tok);
