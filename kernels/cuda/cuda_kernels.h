@@ -30,7 +30,7 @@ cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_byte
  * (x quantized once where xq is given): y[m][o] = sum_k W_m[o][k] x[k] for o < out[m]; w, out and y are
  * host arrays (of device pointers). Each y[m] is what hc_cu_gemv gives for its matrix, bit for bit where
  * all the matrices meet the alignment of the kernel by runs as each does. */
-#define HC_CU_GEMV_SET_MAX 4
+#define HC_CU_GEMV_SET_MAX 4 /* gemv_set.cuh's HC_CU_SET_MAX */
 cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const void *const *w, size_t row_bytes, int64_t in,
                            const int64_t *out, const float *x, float *const *y, int warp_rows, void *xq);
 

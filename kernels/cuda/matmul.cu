@@ -5,6 +5,7 @@
  * x in one launch; one instance per weight type. */
 #include "cuda_kernels.h"
 #include "dequant.cuh"
+#include "gemv_set.cuh"
 
 template <int DT, int F16>
 __global__ void dequant_rows_kernel(const uint8_t *w, size_t row_bytes, int64_t width, const int32_t *ids, int64_t row0,
@@ -73,35 +74,13 @@ __global__ void gemv_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int
     gemv_body<DT, RUNS, ROWS>(w, row_bytes, in, out, x, y, blockIdx.x);
 }
 
-/* Matrices of one type and width sharing x (q, k and v; gate and up), one token: matrix m's blocks are
- * start[m] .. start[m + 1) of the grid. */
-typedef struct gemv_set {
-    const uint8_t *w[HC_CU_GEMV_SET_MAX];
-    float *y[HC_CU_GEMV_SET_MAX];
-    int64_t out[HC_CU_GEMV_SET_MAX];
-    unsigned start[HC_CU_GEMV_SET_MAX + 1];
-    int n;
-} gemv_set;
-
-/* This block's matrix of the set, and its block index within that matrix's blocks (constant indices:
- * the set stays in the parameter bank). */
-static __device__ unsigned set_pick(const gemv_set &set, const uint8_t **w, float **y, int64_t *out)
-{
-    unsigned b0 = 0;
-    *w = set.w[0], *y = set.y[0], *out = set.out[0];
-    HC_CU_UNROLL
-    for (int m = 1; m < HC_CU_GEMV_SET_MAX; m++)
-        if (m < set.n && blockIdx.x >= set.start[m]) *w = set.w[m], *y = set.y[m], *out = set.out[m], b0 = set.start[m];
-    return blockIdx.x - b0;
-}
-
 template <int DT, int RUNS, int ROWS>
-__global__ void gemv_set_kernel(const gemv_set set, size_t row_bytes, int64_t in, const float *__restrict__ x)
+__global__ void gemv_set_kernel(const hc_cu_set set, size_t row_bytes, int64_t in, const float *__restrict__ x)
 {
     const uint8_t *w;
     float *y;
     int64_t out;
-    unsigned b = set_pick(set, &w, &y, &out);
+    unsigned b = hc_cu_set_pick(set, &w, &y, &out);
     gemv_body<DT, RUNS, ROWS>(w, row_bytes, in, out, x, y, b);
 }
 
@@ -142,13 +121,13 @@ __global__ void gemv_q8_kernel(const uint8_t *__restrict__ w, size_t row_bytes, 
 }
 
 template <int DT, int ROWS>
-__global__ void gemv_q8_set_kernel(const gemv_set set, size_t row_bytes, int64_t in, const uint8_t *__restrict__ xq,
+__global__ void gemv_q8_set_kernel(const hc_cu_set set, size_t row_bytes, int64_t in, const uint8_t *__restrict__ xq,
                                    const float *__restrict__ xds)
 {
     const uint8_t *w;
     float *y;
     int64_t out;
-    unsigned b = set_pick(set, &w, &y, &out);
+    unsigned b = hc_cu_set_pick(set, &w, &y, &out);
     gemv_q8_body<DT, ROWS>(w, row_bytes, in, out, xq, xds, y, b);
 }
 
@@ -252,6 +231,8 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
     return cudaGetLastError();
 }
 
+static_assert(HC_CU_GEMV_SET_MAX == HC_CU_SET_MAX, "cuda_kernels.h's set holds what the kernel's does");
+
 extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const void *const *w, size_t row_bytes, int64_t in,
                                       const int64_t *out, const float *x, float *const *y, int warp_rows, void *xq)
 {
@@ -269,18 +250,10 @@ extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const vo
     /* one block shape for the set (a row's sum does not depend on it), the matrices' blocks one after another */
     hc_cu_launch l = hc_cu_gemv_geometry(warps * R, R);
     const unsigned wpb = l.block.y;
-    gemv_set set = {};
-    set.n = n;
-    unsigned total = 0;
-    for (int m = 0; m < n; m++) {
-        set.w[m] = (const uint8_t *)w[m];
-        set.y[m] = y[m];
-        set.out[m] = out[m];
-        set.start[m] = total;
-        total += (unsigned)hc_cu_div_up((size_t)((out[m] + R - 1) / R), wpb);
-    }
-    set.start[n] = total;
-    l.grid.x = total;
+    hc_cu_set set = {};
+    for (int m = 0; m < n; m++)
+        hc_cu_set_add(&set, w[m], y[m], out[m], (unsigned)hc_cu_div_up((size_t)((out[m] + R - 1) / R), wpb));
+    l.grid.x = hc_cu_set_blocks(&set);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     if (xq && runs && hc_cu_block_elems(dtype) > 1 && (uintptr_t)xq % 16 == 0) { /* x to int8 once, then the integer GEMVs */
         const int64_t nb = in / HC_CU_RUN;

@@ -4,6 +4,7 @@
  * tiles); math in qrtn_cuda.cuh. */
 #include <cuda_runtime_api.h>
 
+#include "gemv_set.cuh"
 #include "qrtn_cuda.cuh"
 #include "qrtn_cuda_api.h"
 
@@ -130,28 +131,17 @@ __global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_wide_kernel(cons
     wide_body<BITS, NT, Q8>(w, group, cols, rows, x, y, blockIdx.x);
 }
 
-/* Matrices of one format that share their input x (q, k and v; gate and up), one token: matrix m's
- * blocks are start[m] .. start[m + 1) of the grid, each as its own launch of the wide kernel would be. */
-typedef struct qrtn_set {
-    const uint8_t *w[HC_QRTN_CUDA_SET_MAX];
-    float *y[HC_QRTN_CUDA_SET_MAX];
-    int64_t rows[HC_QRTN_CUDA_SET_MAX];
-    unsigned start[HC_QRTN_CUDA_SET_MAX + 1];
-    int n;
-} qrtn_set;
-
+/* A set of matrices of one format sharing x (gemv_set.cuh), one token, each block as its own launch of
+ * the wide kernel would run it. */
 template <int BITS, int Q8>
-__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_set_kernel(const qrtn_set set, int group, int64_t cols,
+__global__ void __launch_bounds__(HC_QRTN_CU_THREADS) qrtn_gemv_set_kernel(const hc_cu_set set, int group, int64_t cols,
                                                                              const float *__restrict__ x)
 {
-    const uint8_t *w = set.w[0];
-    float *y = set.y[0];
-    int64_t rows = set.rows[0];
-    unsigned b0 = 0;
-#pragma unroll
-    for (int m = 1; m < HC_QRTN_CUDA_SET_MAX; m++) /* constant indices: the set stays in the parameter bank */
-        if (m < set.n && blockIdx.x >= set.start[m]) w = set.w[m], y = set.y[m], rows = set.rows[m], b0 = set.start[m];
-    wide_body<BITS, 1, Q8>(w, group, cols, rows, x, y, blockIdx.x - b0);
+    const uint8_t *w;
+    float *y;
+    int64_t rows;
+    unsigned b = hc_cu_set_pick(set, &w, &y, &rows);
+    wide_body<BITS, 1, Q8>(w, group, cols, rows, x, y, b);
 }
 
 template <int BITS, int F16>
@@ -276,20 +266,13 @@ template <int BITS>
 static void launch_set(cudaStream_t s, int q8, int group, int n, const void *const *w, const int64_t *rows, int64_t cols,
                        const float *x, float *const *y)
 {
-    qrtn_set set = {};
-    set.n = n;
-    unsigned total = 0;
+    hc_cu_set set = {};
     hc_cu_launch l = {};
     for (int m = 0; m < n; m++) {
-        set.w[m] = (const uint8_t *)w[m];
-        set.y[m] = y[m];
-        set.rows[m] = rows[m];
-        set.start[m] = total;
         l = hc_qrtn_cu_wide_geometry(rows[m], cols, 1);
-        total += l.grid.x;
+        hc_cu_set_add(&set, w[m], y[m], rows[m], l.grid.x);
     }
-    set.start[n] = total;
-    l.grid.x = total;
+    l.grid.x = hc_cu_set_blocks(&set);
     const size_t sh = l.shared_bytes + (q8 ? hc_qrtn_cu_q8_shared(cols, 1) : 0);
     if (q8) qrtn_gemv_set_kernel<BITS, 1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), sh, s>>>(set, group, cols, x);
     else qrtn_gemv_set_kernel<BITS, 0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), sh, s>>>(set, group, cols, x);
@@ -297,6 +280,8 @@ static void launch_set(cudaStream_t s, int q8, int group, int n, const void *con
 
 /* gemv (wide, or q8) of n matrices sharing x, one token: one launch when the wide kernel takes x, else a
  * GEMV each (the plain kernel's x alignment), with the same results either way. */
+static_assert(HC_QRTN_CUDA_SET_MAX == HC_CU_SET_MAX, "the api's set holds what the kernel's does");
+
 static int qrtn_gemv_set(int bits, int group, void *stream, int n, const void *const *w, const int64_t *rows, int64_t cols,
                          const float *x, float *const *y, int q8)
 {
