@@ -334,8 +334,7 @@ static int joinable(const hc_context *c, int i) { return !c->brt || hc_branch_rt
 /* Stage i and the stages after it as one device op, where the device has one and nothing of the
  * branches comes between them: a residual add and the norm of its sum (add_rmsnorm), RoPE and the KV
  * cache's store (rope_store), or linear stages that share their input (matmul_set: q, k and v; gate
- * and up). *more: the stages after i that ran
- * with it; 0: none, and stage i did not run either. */
+ * and up). *more: the stages after i that ran with it; 0: none, and stage i did not run either. */
 static hc_status run_joined(hc_context *c, int i, int rows, int logits_all, int *more)
 {
     hc_device *d = c->dev;

@@ -156,8 +156,8 @@ typedef struct hc_device_ops {
        host_src holds (a device may stop waiting at once while *err is 1: the step has failed) */
     hc_status (*merge_when)(hc_device *d, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
                             uint32_t *err);
-    /* optional (NULL where absent), since ABI 6: two ops of a layer as one, for a device that pays for
-       each op it launches (cuda): the engine uses them where the ops would follow each other. */
+    /* optional (NULL where absent), since ABI 6: several ops of a layer as one, for a device that pays
+       for each op it launches (cuda): the engine uses them where the ops would follow each other. */
     /* x[t][i] += r[t][i], then y[t] = x[t] / rms(x[t]) * w, for t < n_tok: a residual add and the norm
        after it (add, then rmsnorm); y may equal x or r */
     hc_status (*add_rmsnorm)(hc_device *d, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps);
