@@ -492,12 +492,12 @@ elif ! skip_optional llama3-8b-shape "the Llama-3-8B shape"; then
   fi
 fi
 # extras, after the 8B shape (optional, within the budget): graphs between the branches' hand-offs
-# (stretches of 3 ops; the default needs 8), and the SmolLM2 shape by flags, without graphs, and with
-# a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk, rope_store or matmul_set: 6 launches and 2
-# copies more a layer)
+# (stretches of 2 ops; the default needs 8), and the SmolLM2 shape by flags, without graphs, and with
+# a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk, rope_store, matmul_set, add_set or merge_set:
+# 6 launches and 2 copies more a layer, 9 more with branches)
 if ! skip_optional extras "the extra comparisons and benches"; then
   optional=1
-  [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=3 compare smollm2-w3-b10-serial-graphs3 w3 "$models/smollm2.w3.gguf" --sched serial
+  [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=2 compare smollm2-w3-b10-serial-graphs2 w3 "$models/smollm2.w3.gguf" --sched serial
   bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
   HC_CUDA_GRAPH_OPS=0 bench smollm2-w3-b10-nographs "$models/smollm2.w3.gguf" --sched none
   HC_CUDA_FUSE=0 bench smollm2-w3-b10-unfused "$models/smollm2.w3.gguf" --sched none

@@ -71,6 +71,7 @@ static const abi_fact facts[] = {
     OFF(hc_device_ops, moe_topk), OFF(hc_device_ops, matmul_id), OFF(hc_device_ops, moe_combine),
     OFF(hc_device_ops, publish), OFF(hc_device_ops, merge_when), OFF(hc_device_ops, add_rmsnorm),
     OFF(hc_device_ops, rope_qk), OFF(hc_device_ops, rope_store), OFF(hc_device_ops, matmul_set),
+    OFF(hc_device_ops, add_set), OFF(hc_device_ops, merge_set),
     SIZE(hc_device), OFF(hc_device, ops), OFF(hc_device, name), OFF(hc_device, config),
     OFF(hc_device, host_memory), OFF(hc_device, impl),
     SIZE(hc_device_plugin_ops), OFF(hc_device_plugin_ops, probe), OFF(hc_device_plugin_ops, create),
@@ -94,12 +95,12 @@ static const size_t recorded[] = {
     0, 8, 12, 16, 48, 56, 64, 72, 16, 0, 8, 88, 0, 8, 16, 24,
     32, 40, 48, 56, 64, 72, 80, 448, 0, 8, 16, 81, 113, 241, 64, 0,
     8, 16, 24, 32, 40, 48, 56, 24, 0, 8, 16, 0, 2, 24, 0, 8,
-    16, 64, 0, 8, 16, 24, 32, 36, 40, 44, 48, 52, 56, 352, 0, 8,
+    16, 64, 0, 8, 16, 24, 32, 36, 40, 44, 48, 52, 56, 368, 0, 8,
     16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 136,
     144, 152, 160, 168, 176, 184, 192, 200, 208, 60, 216, 224, 232, 240, 248, 256,
-    264, 272, 280, 288, 296, 304, 312, 320, 328, 336, 344, 56, 0, 8, 16, 40,
-    48, 16, 0, 8, 56, 0, 8, 12, 16, 24, 32, 40, 48, 56, 0, 8,
-    16, 24, 32, 40, 48, 40, 0, 8, 16, 24, 32,
+    264, 272, 280, 288, 296, 304, 312, 320, 328, 336, 344, 352, 360, 56, 0, 8,
+    16, 40, 48, 16, 0, 8, 56, 0, 8, 12, 16, 24, 32, 40, 48, 56,
+    0, 8, 16, 24, 32, 40, 48, 40, 0, 8, 16, 24, 32,
 };
 
 #define N_FACTS (sizeof facts / sizeof facts[0])

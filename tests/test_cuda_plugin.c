@@ -464,6 +464,24 @@ static void check_row_ops(pair *p)
     CU_ASSERT_EQUAL(count_far(got, sum, n, 0), 0);
     free(got);
 
+    /* add_set: dx's sums (as add_rmsnorm left them, sum) and dy (the norm, want) plus one packed array */
+    {
+        float *packed = rnd_floats(2 * n, 1.0f), *dp = to_gpu(g, packed, 2 * n * sizeof *packed), *ys[2] = { dx, dy };
+        size_t len[2] = { n, n };
+        CU_ASSERT_FATAL(g->ops->add_set != NULL);
+        HC_ASSERT_OK(g->ops->add_set(g, 2, ys, dp, len));
+        HC_ASSERT_OK(c->ops->add(c, sum, packed, n));
+        HC_ASSERT_OK(c->ops->add(c, want, packed + n, n));
+        got = from_gpu(g, dx, n);
+        CU_ASSERT_EQUAL(count_far(got, sum, n, 0), 0);
+        free(got);
+        got = from_gpu(g, dy, n);
+        CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
+        free(got);
+        g->ops->free(g, dp);
+        free(packed);
+    }
+
     /* rope, consecutive and scattered positions, both modes; rope_qk: q and k (r as n_head_kv heads a
        token) in one op */
     int32_t pos_runs[2][3] = { { 4, 5, 6 }, { 9, 2, 700 } };
@@ -921,6 +939,25 @@ static void check_flags_n(hc_device *g, size_t n)
     HC_ASSERT_OK(g->ops->merge_when(g, dy, src, n, &flags[1], 9, &flags[2])); /* never set: the patience runs out */
     HC_ASSERT_OK(g->ops->synchronize(g));
     CU_ASSERT_EQUAL(flags[2], 1);
+
+    /* merge_set: dx and dy from src's halves once the flag comes (set 20 ms late, src rewritten before it),
+       as merge_when each */
+    flags[2] = 0;
+    for (size_t i = 0; i < n; i++) src[i] = 0.25f;
+    CU_ASSERT_FATAL(g->ops->merge_set != NULL);
+    float *ys[2] = { dx, dy }, *wx = from_gpu(g, dx, n), *wy = from_gpu(g, dy, n);
+    size_t len[2] = { n / 2, n - n / 2 };
+    late_host h2 = { .src = src, .n = n, .flag = &flags[1], .seq = 10 };
+    HC_ASSERT_OK(g->ops->merge_set(g, 2, ys, src, len, &flags[1], 10, &flags[2]));
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_host_fn, &h2), 0);
+    float *gx = from_gpu(g, dx, len[0]), *gy = from_gpu(g, dy, len[1]);
+    pthread_join(th, NULL);
+    for (size_t i = 0; i < len[0]; i++) wx[i] += (float)(i % 1024);
+    for (size_t i = 0; i < len[1]; i++) wy[i] += (float)((len[0] + i) % 1024);
+    CU_ASSERT_EQUAL(count_far(gx, wx, len[0], 0), 0);
+    CU_ASSERT_EQUAL(count_far(gy, wy, len[1], 0), 0);
+    CU_ASSERT_EQUAL(flags[2], 0);
+    free(wx), free(wy), free(gx), free(gy);
     g->ops->free(g, dx);
     g->ops->free(g, dy);
     g->ops->host_free(g, host);

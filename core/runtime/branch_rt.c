@@ -733,6 +733,25 @@ static hc_status slot_merge_end(hc_branch_rt *r, hc_branch_job *j, corr_slot *sl
     return d->ops->event_record(d, sl->consumed);
 }
 
+/* The job's corrections, packed in device memory at src, added into its stages' outputs: one add_set
+ * where the device has it, else an add a stage. */
+static hc_status add_corrections(hc_branch_rt *r, hc_branch_job *j, const float *src)
+{
+    hc_device *d = r->c->dev;
+    float *y[HC_MATMUL_SET_MAX];
+    size_t len[HC_MATMUL_SET_MAX], off = 0;
+    int n = j->n_active, one = d->ops->add_set && n > 1 && n <= HC_MATMUL_SET_MAX;
+    hc_status st = HC_OK;
+    for (int k = 0; k < n && st == HC_OK; k++) {
+        const hc_stage *s = &r->c->stages[j->active[k]];
+        size_t m = (size_t)j->n_tok * s->branch->out;
+        if (one) y[k] = r->c->buf[s->out], len[k] = m;
+        else st = d->ops->add(d, r->c->buf[s->out], src + off, m);
+        off += m;
+    }
+    return one ? d->ops->add_set(d, n, y, src, len) : st;
+}
+
 static hc_status rt_merge(void *arg, hc_branch_job *j)
 {
     hc_branch_rt *r = arg;
@@ -748,32 +767,30 @@ static hc_status rt_merge(void *arg, hc_branch_job *j)
         return st;
     }
     if (st == HC_OK && j->in_async == IN_FLAG) { /* the host job packed them: the device waits for flag_out */
-        size_t off = 0;
-        int timed = timed_pass(r);
+        size_t off = 0, len[HC_MATMUL_SET_MAX];
+        float *y[HC_MATMUL_SET_MAX];
+        int timed = timed_pass(r) && j->n_active > 0;
+        int one = d->ops->merge_set && j->n_active > 1 && j->n_active <= HC_MATMUL_SET_MAX;
+        uint32_t *err = r->flag_mem + 2 * r->n_jobs;
+        if (timed) st = d->ops->event_record(d, j->ev_wait0);
         for (int k = 0; k < j->n_active && st == HC_OK; k++) {
             const hc_stage *s = &c->stages[j->active[k]];
             size_t n = (size_t)j->n_tok * s->branch->out;
-            if (k == 0 && timed) st = d->ops->event_record(d, j->ev_wait0);
-            if (st == HC_OK)
-                st = d->ops->merge_when(d, c->buf[s->out], j->out_pinned + off, n, k == 0 ? j->flag_out : NULL, j->seq,
-                                        r->flag_mem + 2 * r->n_jobs);
-            if (k == 0 && timed && st == HC_OK) st = d->ops->event_record(d, j->ev_wait1);
+            if (one) y[k] = c->buf[s->out], len[k] = n; /* all in one op (merge_set), after the loop */
+            else st = d->ops->merge_when(d, c->buf[s->out], j->out_pinned + off, n, k == 0 ? j->flag_out : NULL, j->seq, err);
+            if (k == 0 && timed && st == HC_OK && !one) st = d->ops->event_record(d, j->ev_wait1);
             off += n;
         }
+        if (st == HC_OK && one) st = d->ops->merge_set(d, j->n_active, y, j->out_pinned, len, j->flag_out, j->seq, err);
+        if (st == HC_OK && one && timed) st = d->ops->event_record(d, j->ev_wait1);
         if (st == HC_OK && timed) j->timed = 1;
         if (st == HC_OK) j->state = JOB_MERGED;
         return st;
     }
-    if (st == HC_OK && r->handoff) { /* packed into page-locked memory, one upload, an add per stage */
+    if (st == HC_OK && r->handoff) { /* packed into page-locked memory, one upload, the adds (add_corrections) */
         corr_slot *sl;
         st = slot_merge_begin(r, j, pack_corrections(j), &sl);
-        size_t off = 0;
-        for (int k = 0; k < j->n_active && st == HC_OK; k++) {
-            const hc_stage *s = &c->stages[j->active[k]];
-            size_t n = (size_t)j->n_tok * s->branch->out;
-            st = d->ops->add(d, c->buf[s->out], sl->dev + off, n);
-            off += n;
-        }
+        if (st == HC_OK) st = add_corrections(r, j, sl->dev);
         if (st == HC_OK) st = slot_merge_end(r, j, sl);
         if (st == HC_OK) j->state = JOB_MERGED;
         return st;

@@ -73,6 +73,10 @@ cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, 
 cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
 cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
                            uint32_t *err, uint64_t patience_ns);
+/* wait_add into n (1 .. HC_CU_ADD_SET_MAX) outputs from one page-locked array, as hc_cu_add_set adds: a
+ * branch job's corrections by flags in one launch (their lengths summing to HC_CU_HANDOFF_KERNEL_MAX at most) */
+cudaError_t hc_cu_wait_add_set(cudaStream_t s, int n, float *const *y, const float *host_src, const size_t *len,
+                               const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
 
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
 /* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r) */
@@ -98,6 +102,10 @@ cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits,
 cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
+/* y[k][i] += x[o_k + i] for i < len[k], k < n (1 .. HC_CU_ADD_SET_MAX), o_k the lengths before k; y and len
+ * host arrays: a branch job's packed corrections added into its stages' outputs in one launch */
+#define HC_CU_ADD_SET_MAX 4
+cudaError_t hc_cu_add_set(cudaStream_t s, int n, float *const *y, const float *x, const size_t *len);
 cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width);
 /* y[t][i] *= sigmoid(g[t]) */
 cudaError_t hc_cu_gate_rows(cudaStream_t s, float *y, const float *g, int n_tok, int width);

@@ -1,5 +1,5 @@
-/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, GeGLU, add, add_bias, scale, gated
- * rows, f32 to f16 for the KV cache), grid-stride loops over flat arrays (see elementwise.cuh). */
+/* elementwise.cu: the element-wise kernels of a decoder layer (SwiGLU, GeGLU, add, into several arrays at once,
+ * add_bias, scale, gated rows, f32 to f16 for the KV cache), grid-stride loops over flat arrays (elementwise.cuh). */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
 
@@ -17,6 +17,12 @@ __global__ void geglu_kernel(const float *gate, const float *up, float *out, siz
 __global__ void add_kernel(float *y, const float *x, size_t n)
 {
     HC_CU_EW_LOOP(i, n) y[i] += x[i];
+}
+
+/* y[k][i] += x[end[k - 1] + i] (hc_cu_add_target) */
+__global__ void add_set_kernel(const hc_cu_add_targets set, const float *x)
+{
+    HC_CU_EW_LOOP(e, set.end[set.n - 1]) *hc_cu_add_target(set, e) += x[e];
 }
 
 __global__ void add_bias_kernel(float *y, const float *b, size_t n, int width)
@@ -55,6 +61,13 @@ extern "C" cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const floa
 extern "C" cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n)
 {
     HC_CU_EW_LAUNCH(n, add_kernel, y, x, n);
+}
+
+extern "C" cudaError_t hc_cu_add_set(cudaStream_t s, int n, float *const *y, const float *x, const size_t *len)
+{
+    if (n < 1 || n > HC_CU_ADD_SET_MAX) return cudaErrorInvalidValue;
+    hc_cu_add_targets set = hc_cu_add_targets_of(n, y, len);
+    HC_CU_EW_LAUNCH(set.end[n - 1], add_set_kernel, set, x);
 }
 
 extern "C" cudaError_t hc_cu_add_bias(cudaStream_t s, float *y, const float *b, int n_tok, int width)

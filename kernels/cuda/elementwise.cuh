@@ -36,4 +36,36 @@ static inline HC_CU_HD float hc_cu_sigmoid(float x) { return 1.0f / (1.0f + expf
 /* Element e of [n_tok][width] takes bias element e % width (and gate e / width: gate_rows). */
 static inline HC_CU_HD size_t hc_cu_bias_index(size_t e, int width) { return e % (size_t)width; }
 
+#ifdef __cplusplus /* the .cu files (nvcc, or g++ on the emulator) */
+#include "cuda_kernels.h" /* HC_CU_ADD_SET_MAX */
+
+/* add_set's outputs, a kernel parameter: y[k] takes the elements from end[k - 1] (0 for k = 0) below end[k]. */
+typedef struct hc_cu_add_targets {
+    float *y[HC_CU_ADD_SET_MAX];
+    size_t end[HC_CU_ADD_SET_MAX];
+    int n;
+} hc_cu_add_targets;
+
+static inline hc_cu_add_targets hc_cu_add_targets_of(int n, float *const *y, const size_t *len)
+{
+    hc_cu_add_targets t = {};
+    size_t total = 0;
+    for (int k = 0; k < n; k++) t.y[k] = y[k], t.end[k] = total += len[k];
+    t.n = n;
+    return t;
+}
+
+/* The output element e of the concatenation goes to: &y[k][e - end[k - 1]] (constant indices: the
+ * targets stay in the parameter bank). */
+static __device__ inline float *hc_cu_add_target(const hc_cu_add_targets &t, size_t e)
+{
+    float *y = t.y[0];
+    size_t o = 0;
+    HC_CU_UNROLL
+    for (int k = 1; k < HC_CU_ADD_SET_MAX; k++)
+        if (k < t.n && e >= t.end[k - 1]) y = t.y[k], o = t.end[k - 1];
+    return y + (e - o);
+}
+#endif
+
 #endif

@@ -85,6 +85,18 @@ __global__ void wait_add_kernel(float *y, const float *host_src, size_t n, const
     HC_CU_EW_LOOP(i, n) y[i] += src[i];
 }
 
+/* wait_add_kernel into several outputs (hc_cu_add_target): a branch job's corrections, one launch. */
+__global__ void wait_add_set_kernel(const hc_cu_add_targets set, const float *host_src, const unsigned *flag, unsigned seq,
+                                    unsigned *err, unsigned long long patience_ns)
+{
+    if (flag) {
+        if (threadIdx.x == 0) wait_for_flag(flag, seq, err, patience_ns);
+        __syncthreads();
+    }
+    const volatile float *src = host_src;
+    HC_CU_EW_LOOP(e, set.end[set.n - 1]) *hc_cu_add_target(set, e) += src[e];
+}
+
 extern "C" cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t seq)
 {
     set_flag_kernel<<<1, 1, 0, s>>>(flag, seq);
@@ -109,5 +121,16 @@ extern "C" cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *hos
     hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_WAIT_ADD_MAX_BLOCKS);
     wait_add_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(y, host_src, n, flag, seq, err,
                                                                        (unsigned long long)patience_ns);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t hc_cu_wait_add_set(cudaStream_t s, int n, float *const *y, const float *host_src, const size_t *len,
+                                          const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns)
+{
+    if (n < 1 || n > HC_CU_ADD_SET_MAX) return cudaErrorInvalidValue;
+    hc_cu_add_targets set = hc_cu_add_targets_of(n, y, len);
+    hc_cu_launch l = hc_cu_elementwise_geometry(set.end[n - 1], HC_CU_WAIT_ADD_MAX_BLOCKS);
+    wait_add_set_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(set, host_src, flag, seq, err,
+                                                                           (unsigned long long)patience_ns);
     return cudaGetLastError();
 }

@@ -830,8 +830,9 @@ static hc_status cuda_matmul(hc_device *d, const hc_tensor *w, const float *x, f
     return HC_OK;
 }
 
-_Static_assert(HC_MATMUL_SET_MAX <= HC_CU_GEMV_SET_MAX && HC_MATMUL_SET_MAX <= HC_QUANT_CUDA_SET_MAX,
-               "matmul_set's most weights fit both kernels' sets");
+_Static_assert(HC_MATMUL_SET_MAX <= HC_CU_GEMV_SET_MAX && HC_MATMUL_SET_MAX <= HC_QUANT_CUDA_SET_MAX &&
+                   HC_MATMUL_SET_MAX <= HC_CU_ADD_SET_MAX,
+               "matmul_set's and add_set's most arrays fit the kernels' sets");
 
 /* Whether the weights of a set go through one launch: one token, one width, and either weights of one
  * type of the device's own (hc_cu_gemv_set: *own 1), or packed weights of one format (the same kernels
@@ -1165,6 +1166,19 @@ static hc_status cuda_moe_combine(hc_device *d, const float *y, const float *wei
     return HC_OK;
 }
 
+/* A branch job's packed corrections into its stages' outputs, one launch. */
+static hc_status cuda_add_set(hc_device *d, int n, float *const *y, const float *x, const size_t *len)
+{
+    if (n < 1 || n > HC_MATMUL_SET_MAX) return hc_error(HC_E_ARG, "cuda add_set: %d outputs (1 .. %d)", n, HC_MATMUL_SET_MAX);
+    size_t total = 0;
+    for (int k = 0; k < n; k++) total += len[k];
+    if (!total) return HC_OK;
+    hc_status st = stream_op(impl(d), "add_set");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_add_set(impl(d)->stream, n, y, x, len), "add_set");
+    return HC_OK;
+}
+
 /* ---------------- the hand-off by flags ---------------- */
 
 /* A decode step's arrays in one kernel (the copy over the bus from the SMs, then the flag); a longer
@@ -1201,6 +1215,30 @@ static hc_status cuda_merge_when(hc_device *d, float *y, const float *host_src, 
     if (flag) CU_CHECK(hc_cu_wait_flag(c->stream, flag, seq, err, c->patience_ns), "merge_when (wait)");
     CU_CHECK(cudaMemcpyAsync(c->handoff, host_src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream), "merge_when (copy)");
     CU_CHECK(hc_cu_add(c->stream, y, c->handoff, n), "merge_when (add)");
+    return HC_OK;
+}
+
+/* A branch job's corrections into its stages' outputs: one kernel for a decode step's (the wait, then the
+ * adds reading page-locked memory), else merge_when a stage. */
+static hc_status cuda_merge_set(hc_device *d, int n, float *const *y, const float *host_src, const size_t *len,
+                                const uint32_t *flag, uint32_t seq, uint32_t *err)
+{
+    cuda_device *c = impl(d);
+    if (n < 1 || n > HC_MATMUL_SET_MAX) return hc_error(HC_E_ARG, "cuda merge_set: %d outputs (1 .. %d)", n, HC_MATMUL_SET_MAX);
+    size_t total = 0;
+    for (int k = 0; k < n; k++) total += len[k];
+    if (total > HC_CU_HANDOFF_KERNEL_MAX) {
+        size_t off = 0;
+        for (int k = 0; k < n; k++) {
+            hc_status st = cuda_merge_when(d, y[k], host_src + off, len[k], k ? NULL : flag, seq, err);
+            if (st != HC_OK) return st;
+            off += len[k];
+        }
+        return HC_OK;
+    }
+    hc_status st = stream_op(c, "merge_set");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_wait_add_set(c->stream, n, y, host_src, len, flag, seq, err, c->patience_ns), "merge_set");
     return HC_OK;
 }
 
@@ -1307,6 +1345,8 @@ static const hc_device_ops cuda_ops = {
     .rope_qk = cuda_rope_qk,
     .rope_store = cuda_rope_store,
     .matmul_set = cuda_matmul_set,
+    .add_set = cuda_add_set,
+    .merge_set = cuda_merge_set,
 };
 
 /* An integer setting from the environment: unset, its default; else lo .. hi, or an error saying what
@@ -1315,8 +1355,8 @@ static const hc_device_ops cuda_ops = {
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
  * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
- * offers add_rmsnorm, rope_qk, rope_store and matmul_set, several ops a launch) or 0 (not: the engine
- * makes each op). */
+ * offers add_rmsnorm, rope_qk, rope_store, matmul_set, add_set and merge_set, several ops a launch) or 0
+ * (not: the engine makes each op). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1356,7 +1396,10 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
                          "cache's store, and matmuls sharing their input, a launch each) or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
     c->ops = cuda_ops;
-    if (!fuse) c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL, c->ops.rope_store = NULL, c->ops.matmul_set = NULL;
+    if (!fuse) { /* the engine's ops one by one */
+        c->ops.add_rmsnorm = NULL, c->ops.rope_qk = NULL, c->ops.rope_store = NULL;
+        c->ops.matmul_set = NULL, c->ops.add_set = NULL, c->ops.merge_set = NULL;
+    }
     d->ops = &c->ops;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;

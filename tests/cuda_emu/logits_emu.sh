@@ -134,7 +134,7 @@ else
 fi
 
 # single-token passes run as CUDA graphs (the default): the graphs were launched, and the logits are
-# those of plain launches (HC_CUDA_GRAPH_OPS=0), also in stretches of 5 and 3 ops and with branches
+# those of plain launches (HC_CUDA_GRAPH_OPS=0), also in stretches of 5 and 2 ops and with branches
 graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison, then the graphs launched
   local ops=$2 model=$3
   shift 3
@@ -143,9 +143,9 @@ graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison,
   sed -n 's/.* \([0-9][0-9]*\) launched$/\1/p' "$tmp/err"
 }
 # (between branch hand-offs by events a stretch has fewer than the 8 ops a graph needs by default:
-# 3 here; by flags the hand-off is in the graphs)
-for m in "64 llama.gguf --no-comp" "5 llama.gguf --no-comp" "3 llama.w3.gguf --sched serial" "3 llama.w3.gguf --sched async" \
-         "3 moe.w3.gguf --sched serial" "64 moe.gguf --no-comp" "64 llama.w3.gguf --handoff flags"; do
+# 2 here; by flags the hand-off is in the graphs)
+for m in "64 llama.gguf --no-comp" "5 llama.gguf --no-comp" "2 llama.w3.gguf --sched serial" "2 llama.w3.gguf --sched async" \
+         "2 moe.w3.gguf --sched serial" "64 moe.gguf --no-comp" "64 llama.w3.gguf --handoff flags"; do
   set -- $m
   ops=$1 model=$tmp/$2
   shift 2

@@ -144,6 +144,20 @@ static void test_rows(void)
     CU_ASSERT_EQUAL(hc_cu_add_bias(NULL, got, w, n_tok, dim), cudaSuccess);
     CU_ASSERT_EQUAL(hc_cu_scale(NULL, got, n, -0.5f), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 0), 0);
+    { /* add_set: three outputs (y[0] is got) from one packed array, as an add each */
+        float *y1 = rnd_floats(37, 1.0f), *y2 = rnd_floats(5, 1.0f), *w1 = malloc(37 * sizeof *w1), *w2 = malloc(5 * sizeof *w2);
+        size_t len[3] = { n, 37, 5 };
+        float *packed = rnd_floats(n + 42, 1.0f), *ys[3] = { got, y1, y2 };
+        memcpy(w1, y1, 37 * sizeof *y1);
+        memcpy(w2, y2, 5 * sizeof *y2);
+        HC_ASSERT_OK(c->ops->add(c, want, packed, n));
+        HC_ASSERT_OK(c->ops->add(c, w1, packed + n, 37));
+        HC_ASSERT_OK(c->ops->add(c, w2, packed + n + 37, 5));
+        CU_ASSERT_EQUAL(hc_cu_add_set(NULL, 3, ys, packed, len), cudaSuccess);
+        CU_ASSERT_EQUAL(count_far(got, want, n, 0) + count_far(y1, w1, 37, 0) + count_far(y2, w2, 5, 0), 0);
+        CU_ASSERT_EQUAL(hc_cu_add_set(NULL, HC_CU_ADD_SET_MAX + 1, ys, packed, len), cudaErrorInvalidValue);
+        free(y1), free(y2), free(w1), free(w2), free(packed);
+    }
     float gate[3] = { -2.5f, 0.0f, 7.0f }; /* the shared expert's gate, a logit per token */
     HC_ASSERT_OK(c->ops->gate_rows(c, want, gate, n_tok, dim));
     CU_ASSERT_EQUAL(hc_cu_gate_rows(NULL, got, gate, n_tok, dim), cudaSuccess);

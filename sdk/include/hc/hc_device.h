@@ -172,6 +172,13 @@ typedef struct hc_device_ops {
     /* y[m] = W[m] x for m < n (1 .. HC_MATMUL_SET_MAX; w, y host arrays): matmul n times, the weights
        sharing their input (q, k and v; gate and up), in one launch where the device can */
     hc_status (*matmul_set)(hc_device *d, int n, const hc_tensor *const *w, const float *x, float *const *y, int n_tok);
+    /* y[k][i] += x[o_k + i] for i < len[k], k < n (1 .. HC_MATMUL_SET_MAX; y, len host arrays), o_k the
+       lengths before k: add n times from one array (a branch job's corrections, packed), in one launch */
+    hc_status (*add_set)(hc_device *d, int n, float *const *y, const float *x, const size_t *len);
+    /* merge_when into n outputs (1 .. HC_MATMUL_SET_MAX) from one page-locked array, as add_set adds: a
+       branch job's corrections by flags; the wait (flag NULL: none) comes before all the adds */
+    hc_status (*merge_set)(hc_device *d, int n, float *const *y, const float *host_src, const size_t *len,
+                           const uint32_t *flag, uint32_t seq, uint32_t *err);
 } hc_device_ops;
 
 struct hc_device {
