@@ -29,7 +29,8 @@ cudaError_t hc_cu_gemv(cudaStream_t s, int dtype, const void *w, size_t row_byte
 /* hc_cu_gemv of n (1 .. HC_CU_GEMV_SET_MAX) matrices of one type and width sharing x in one launch
  * (x quantized once where xq is given): y[m][o] = sum_k W_m[o][k] x[k] for o < out[m]; w, out and y are
  * host arrays (of device pointers). Each y[m] is what hc_cu_gemv gives for its matrix, bit for bit where
- * all the matrices meet the alignment of the kernel by runs as each does. */
+ * all the matrices meet the alignment of the kernel by runs as each does. Misaligned, or a block type a
+ * row a warp (warp_rows 1): a launch a matrix. */
 #define HC_CU_GEMV_SET_MAX 4 /* gemv_set.cuh's HC_CU_SET_MAX */
 cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const void *const *w, size_t row_bytes, int64_t in,
                            const int64_t *out, const float *x, float *const *y, int warp_rows, void *xq);

@@ -243,9 +243,17 @@ extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const vo
         if (out[m] <= 0) return cudaErrorInvalidValue;
         wa |= (uintptr_t)w[m];
     }
-    /* every matrix must meet the runs kernel's alignment */
+    /* every matrix must meet the runs kernel's alignment; the set's kernels are those of the usual case
+       (by runs, a block type's 4 rows a warp), the rest a launch a matrix (fewer kernels to build) */
     const int runs = hc_cu_gemv_runs_ok(dtype, in, wa, row_bytes, (uintptr_t)x);
-    const int R = hc_cu_gemv_warp_rows(dtype, runs, warp_rows);
+    const int R = hc_cu_gemv_warp_rows(dtype, runs, warp_rows), block = hc_cu_block_elems(dtype) > 1;
+    if (!runs || (block && R != HC_CU_GEMV_RUN_ROWS)) {
+        for (int m = 0; m < n; m++) {
+            cudaError_t e = hc_cu_gemv(s, dtype, w[m], row_bytes, in, out[m], x, y[m], warp_rows, xq);
+            if (e != cudaSuccess) return e;
+        }
+        return cudaSuccess;
+    }
     for (int m = 0; m < n; m++) warps += (out[m] + R - 1) / R;
     /* one block shape for the set (a row's sum does not depend on it), the matrices' blocks one after another */
     hc_cu_launch l = hc_cu_gemv_geometry(warps * R, R);
@@ -255,33 +263,25 @@ extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const vo
         hc_cu_set_add(&set, w[m], y[m], out[m], (unsigned)hc_cu_div_up((size_t)((out[m] + R - 1) / R), wpb));
     l.grid.x = hc_cu_set_blocks(&set);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
-    if (xq && runs && hc_cu_block_elems(dtype) > 1 && (uintptr_t)xq % 16 == 0) { /* x to int8 once, then the integer GEMVs */
+    if (xq && block && (uintptr_t)xq % 16 == 0) { /* x to int8 once, then the integer GEMVs */
         const int64_t nb = in / HC_CU_RUN;
         uint8_t *q = (uint8_t *)xq;
         float *ds = (float *)(q + (size_t)in);
         quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, q, ds);
-#define LAUNCH(T)                                                                                  \
-    do {                                                                                           \
-        if (R == 1) gemv_q8_set_kernel<T, 1><<<g, b, 0, s>>>(set, row_bytes, in, q, ds);           \
-        else gemv_q8_set_kernel<T, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, q, ds); \
-    } while (0)
+#define LAUNCH(T) gemv_q8_set_kernel<T, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, q, ds)
         HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
 #undef LAUNCH
         return cudaGetLastError();
     }
-    if (R > 1) { /* block types by runs only */
+    switch (dtype) { /* the plain types a row a warp, block types by runs */
+    case HC_F32: gemv_set_kernel<HC_F32, 1, 1><<<g, b, 0, s>>>(set, row_bytes, in, x); break;
+    case HC_F16: gemv_set_kernel<HC_F16, 1, 1><<<g, b, 0, s>>>(set, row_bytes, in, x); break;
+    case HC_BF16: gemv_set_kernel<HC_BF16, 1, 1><<<g, b, 0, s>>>(set, row_bytes, in, x); break;
+    default:
 #define LAUNCH(T) gemv_set_kernel<T, 1, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, x)
         HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
 #undef LAUNCH
-        return cudaGetLastError();
     }
-#define LAUNCH(T)                                                                                  \
-    do {                                                                                           \
-        if (!runs) gemv_set_kernel<T, 0, 1><<<g, b, 0, s>>>(set, row_bytes, in, x);                \
-        else gemv_set_kernel<T, 1, 1><<<g, b, 0, s>>>(set, row_bytes, in, x);                      \
-    } while (0)
-    HC_CU_SWITCH_TYPE(dtype, LAUNCH)
-#undef LAUNCH
     return cudaGetLastError();
 }
 
