@@ -64,18 +64,15 @@ cudaError_t hc_cu_set_flag(cudaStream_t s, uint32_t *flag, uint32_t seq);
 cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
 /* The hand-off of up to HC_CU_HANDOFF_KERNEL_MAX floats in one kernel each, no copy on the copy engine:
  * publish writes host_dst[0 .. n) (page-locked) = src from one block of HC_CU_PUBLISH_THREADS, then sets
- * *flag = seq; wait_add waits as wait_flag (flag NULL: not at all; any block also stops once *err is set),
- * then y[i] += host_src[i] read from page-locked memory, in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks (each
- * polls the flag). Longer arrays (a prompt's rows) take the copy engine: a copy and set_flag, wait_flag, a
- * copy and add. */
+ * *flag = seq; wait_add_set waits as wait_flag (flag NULL: not at all; any block also stops once *err is
+ * set), then y[k][i] += host_src[o_k + i] for i < len[k], k < n (1 .. HC_CU_ADD_SET_MAX; o_k the lengths
+ * before k; y and len host arrays) read from page-locked memory, in at most HC_CU_WAIT_ADD_MAX_BLOCKS
+ * blocks (each polls the flag): merge_when's add (n 1), or a branch job's corrections. Longer arrays (a
+ * prompt's rows) take the copy engine: a copy and set_flag, wait_flag, a copy and add. */
 #define HC_CU_HANDOFF_KERNEL_MAX 65536
 #define HC_CU_PUBLISH_THREADS 512
 #define HC_CU_WAIT_ADD_MAX_BLOCKS 32u
 cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
-cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size_t n, const uint32_t *flag, uint32_t seq,
-                           uint32_t *err, uint64_t patience_ns);
-/* wait_add into n (1 .. HC_CU_ADD_SET_MAX) outputs from one page-locked array, as hc_cu_add_set adds: a
- * branch job's corrections by flags in one launch (their lengths summing to HC_CU_HANDOFF_KERNEL_MAX at most) */
 cudaError_t hc_cu_wait_add_set(cudaStream_t s, int n, float *const *y, const float *host_src, const size_t *len,
                                const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
 

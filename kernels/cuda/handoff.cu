@@ -71,21 +71,10 @@ __global__ void publish_kernel(float *host_dst, const float *src, size_t n, unsi
     }
 }
 
-/* y[i] += host_src[i] for i < n, read over the bus from page-locked memory once the flag reached seq
- * (flag NULL: at once): each block's first thread waits, the block reads nothing before it. The loads
- * are volatile: the host rewrites host_src every step, and a line of an earlier step must not be read. */
-__global__ void wait_add_kernel(float *y, const float *host_src, size_t n, const unsigned *flag, unsigned seq, unsigned *err,
-                                unsigned long long patience_ns)
-{
-    if (flag) {
-        if (threadIdx.x == 0) wait_for_flag(flag, seq, err, patience_ns);
-        __syncthreads();
-    }
-    const volatile float *src = host_src;
-    HC_CU_EW_LOOP(i, n) y[i] += src[i];
-}
-
-/* wait_add_kernel into several outputs (hc_cu_add_target): a branch job's corrections, one launch. */
+/* y[k][i] += host_src[end[k - 1] + i] (hc_cu_add_target), read over the bus from page-locked memory once
+ * the flag reached seq (flag NULL: at once): each block's first thread waits, the block reads nothing
+ * before it. The loads are volatile: the host rewrites host_src every step, and a line of an earlier step
+ * must not be read. One output: merge_when's; several: a branch job's corrections in one launch. */
 __global__ void wait_add_set_kernel(const hc_cu_add_targets set, const float *host_src, const unsigned *flag, unsigned seq,
                                     unsigned *err, unsigned long long patience_ns)
 {
@@ -112,15 +101,6 @@ extern "C" cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uin
 extern "C" cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq)
 {
     publish_kernel<<<1, HC_CU_PUBLISH_THREADS, 0, s>>>(host_dst, src, n, flag, seq);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t hc_cu_wait_add(cudaStream_t s, float *y, const float *host_src, size_t n, const uint32_t *flag,
-                                      uint32_t seq, uint32_t *err, uint64_t patience_ns)
-{
-    hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_WAIT_ADD_MAX_BLOCKS);
-    wait_add_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(y, host_src, n, flag, seq, err,
-                                                                       (unsigned long long)patience_ns);
     return cudaGetLastError();
 }
 

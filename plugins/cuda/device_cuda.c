@@ -762,6 +762,9 @@ static hc_status matmul_f16(cuda_device *c, const hc_tensor *w, const hc_quant_c
     return HC_OK;
 }
 
+/* Whether a packed format's GEMVs take x in int8: HC_CUDA_GEMV_INT8 asks, and its kernels can. */
+static int packed_q8(const cuda_device *c, const hc_quant_cuda_kernels *k) { return c->gemv_int8 && k->gemv_q8; }
+
 /* A packed weight: the format's fused GEMV for up to max_fused_tokens tokens (with x quantized to int8
  * where its kernels can: HC_CUDA_GEMV_INT8), else matmul_f16. */
 static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quant_cuda_kernels *k, const float *x, float *y,
@@ -770,7 +773,7 @@ static hc_status matmul_packed(cuda_device *c, const hc_tensor *w, const hc_quan
     if (n_tok <= k->max_fused_tokens) {
         hc_status st = graph_op(c);
         if (st != HC_OK) return st;
-        int int8 = c->gemv_int8 && k->gemv_q8;
+        int int8 = packed_q8(c, k);
         __typeof__(k->gemv) fn = int8 ? k->gemv_q8 : k->gemv;
         CU_CHECK((cudaError_t)fn(w->qfmt->params, c->stream, w->data, w->ne[0], w->ne[1], x, n_tok, y),
                  int8 ? "matmul (packed gemv kernel, x in int8)" : "matmul (packed gemv kernel)");
@@ -835,8 +838,8 @@ _Static_assert(HC_MATMUL_SET_MAX <= HC_CU_GEMV_SET_MAX && HC_MATMUL_SET_MAX <= H
                "matmul_set's and add_set's most arrays fit the kernels' sets");
 
 /* Whether the weights of a set go through one launch: one token, one width, and either weights of one
- * type of the device's own (hc_cu_gemv_set: *own 1), or packed weights of one format (the same kernels
- * and spec) whose kernels have gemv_set (returned). */
+ * type of the device's own (hc_cu_gemv_set; *pk NULL), or packed weights of one format (the same kernels
+ * and spec) whose kernels have gemv_set (*pk: those kernels). */
 static int set_launch(int n, const hc_tensor *const *w, int n_tok, const hc_quant_cuda_kernels **pk)
 {
     const hc_quant_cuda_kernels *k0 = NULL;
@@ -877,7 +880,7 @@ static hc_status cuda_matmul_set(hc_device *d, int n, const hc_tensor *const *w,
     if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
     cudaError_t e;
-    if (k) e = (cudaError_t)k->gemv_set(w[0]->qfmt->params, c->stream, n, ws, rows, in, x, y, c->gemv_int8 && k->gemv_q8);
+    if (k) e = (cudaError_t)k->gemv_set(w[0]->qfmt->params, c->stream, n, ws, rows, in, x, y, packed_q8(c, k));
     else
         e = hc_cu_gemv_set(c->stream, (int)w[0]->dtype, n, ws, hc_dtype_row_bytes(w[0]->dtype, in), in, rows, x, y, c->gemv_rows,
                            xq);
@@ -1209,7 +1212,7 @@ static hc_status cuda_merge_when(hc_device *d, float *y, const float *host_src, 
     if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
     if (n <= HC_CU_HANDOFF_KERNEL_MAX) {
-        if (n || flag) CU_CHECK(hc_cu_wait_add(c->stream, y, host_src, n, flag, seq, err, c->patience_ns), "merge_when");
+        if (n || flag) CU_CHECK(hc_cu_wait_add_set(c->stream, 1, &y, host_src, &n, flag, seq, err, c->patience_ns), "merge_when");
         return HC_OK;
     }
     if (flag) CU_CHECK(hc_cu_wait_flag(c->stream, flag, seq, err, c->patience_ns), "merge_when (wait)");
