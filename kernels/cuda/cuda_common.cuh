@@ -219,6 +219,19 @@ static inline HC_CU_HD uint32_t hc_cu_byte_perm(uint32_t x, uint32_t y, uint32_t
 #endif
 }
 
+/* Byte k of x as a signed integer: one byte permute on the GPU (PTX prmt, whose selector's bit 3
+ * replicates the byte's sign), where the compiler shifts first. */
+static inline HC_CU_HD int hc_cu_sbyte(uint32_t x, int k)
+{
+#ifdef __CUDA_ARCH__
+    int r;
+    asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(x), "r"(0x8880u + 0x1111u * (uint32_t)k));
+    return r;
+#else
+    return (int)(int8_t)(uint8_t)(x >> (8 * k));
+#endif
+}
+
 /* CUDA's __dp4a: c plus the sum of the products of a's and b's 4 signed bytes. The GPU's one
  * instruction; the CPU tests and the emulator run its twin. */
 static inline HC_CU_HD int hc_cu_dp4a(uint32_t a, uint32_t b, int c)

@@ -567,15 +567,83 @@ static inline HC_CU_HD float hc_cu_run_dot_q8(int t, const uint8_t *row, const u
     return fmaf(dx, v, s);
 }
 
+/* ---- Q3_K with x in int8, by slices ----
+ * A run of 32 consecutive Q3_K elements reads 16 half-words of qs and 16 of hmask for its 32 codes (the
+ * blocks are 110 bytes, so the words are only 2-byte aligned): as many as its whole super-block holds.
+ * Lane slice r (in place of run r: the same count a row) is instead the elements 4 m .. 4 m + 3,
+ * m = r % 8, of each of super-block r / 8's 8 groups of 32 (g = 4 h + s): 2 words of qs, 1 of hmask
+ * (the third bits of all 8 groups) and the 8 scales of its half of each group (8 h + 2 s + m / 4). Each
+ * group meets its own block of x (word m of its codes, and its scale dx_g): the row's part is
+ * d sum_g dx_g (sc_g - 32) sum (c - 4) q, the integers exact and made floats by HC_CU_INT_BIAS. */
+
+/* Of a super-block's 12 scale bytes S (2-byte aligned), the 8 scales 8 h + 2 s + p (p = 0, 1): group
+ * 4 h + s's, less its bias of 32, as the signed byte s of sc[h]. The low 4 bits are nibble h of
+ * S[2 s + p], the high 2 bits 4 h + 2 (s / 2) of S[8 + 2 (s % 2) + p]; a byte b (0 .. 63) less 32 is
+ * (b + 96) ^ 128 (no carry between the bytes). */
+static inline HC_CU_HD void hc_cu_q3_k_slice_scales(const uint8_t *S, int p, uint32_t sc[2])
+{
+    const uint32_t w0 = hc_cu_run_word(S, 2), w1 = hc_cu_run_word(S + 4, 2), w2 = hc_cu_run_word(S + 8, 2);
+    const uint32_t sel = 0x6420u + 0x1111u * (uint32_t)p; /* bytes p, 2 + p of x, then of y */
+    const uint32_t lo = hc_cu_byte_perm(w0, w1, sel), hi = hc_cu_byte_perm(w2, w2 >> 2, sel); /* s = 2, 3: bits 2 up */
+    sc[0] = (((lo & 0x0f0f0f0fu) | ((hi << 4) & 0x30303030u)) + 0x60606060u) ^ 0x80808080u;
+    sc[1] = ((((lo >> 4) & 0x0f0f0f0fu) | (hi & 0x30303030u)) + 0x60606060u) ^ 0x80808080u;
+}
+
+/* s + the dot product of slice m of the Q3_K super-block blk with x's codes xw[g] (word m of x's block g
+ * of the super-block's 8), of scales dx[g], base[g] = -4 sum of xw[g]'s codes. */
+static inline HC_CU_HD float hc_cu_q3_k_slice_dot(const uint8_t *blk, int m, const uint32_t xw[8], const int base[8],
+                                                  const float dx[8], float s)
+{
+    const uint32_t qw[2] = { hc_cu_run_word(blk + 32 + 4 * m, 2), hc_cu_run_word(blk + 64 + 4 * m, 2) };
+    const uint32_t hm = hc_cu_run_word(blk + 4 * m, 2);
+    uint32_t sc[2];
+    hc_cu_q3_k_slice_scales(blk + 96, m >> 2, sc);
+    float acc = 0.0f;
+    HC_CU_UNROLL
+    for (int g = 0; g < 8; g++) {
+        const int h = g >> 2, sh = g & 3;
+        const uint32_t c = ((qw[h] >> (2 * sh)) & 0x03030303u) | (((hm >> g) << 2) & 0x04040404u);
+        const int isum = hc_cu_dp4a(c, xw[g], base[g]), scg = hc_cu_sbyte(sc[h], sh);
+        acc = fmaf(dx[g], hc_cu_biased_f(isum * scg + HC_CU_INT_BIAS), acc); /* |isum scg| <= 2032 * 32 */
+    }
+    return fmaf(hc_cu_f16_to_f32(hc_cu_ld2(blk + 108)), acc, s);
+}
+
+/* hc_cu_gemv_lane_q8_rows of Q3_K, by slices. */
+static inline HC_CU_HD void hc_cu_gemv_lane_q3_k_rows(int R, const uint8_t *const row[HC_CU_GEMV_RUN_ROWS], const uint8_t *xq,
+                                                      const float *xds, int64_t in, int lane, float s[HC_CU_GEMV_RUN_ROWS])
+{
+    for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
+        const int64_t b = r >> 3;
+        const int m = (int)(r & 7);
+        uint32_t xw[8];
+        int base[8];
+        float dx[8];
+        HC_CU_UNROLL
+        for (int g = 0; g < 8; g++) {
+            xw[g] = hc_cu_ld4(xq + HC_CU_QK * b + HC_CU_RUN * g + 4 * m);
+            base[g] = hc_cu_dp4a(0xfcfcfcfcu, xw[g], 0);
+            dx[g] = xds[2 * (8 * b + g)];
+        }
+        const size_t at = (size_t)hc_cu_block_bytes(HC_Q3_K) * (size_t)b;
+        HC_CU_UNROLL
+        for (int i = 0; i < R; i++) s[i] = hc_cu_q3_k_slice_dot(row[i] + at, m, xw, base, dx, s[i]);
+    }
+}
+
 /* Lane `lane`'s parts s[i] (i < R, R <= HC_CU_GEMV_RUN_ROWS) of rows row0 + i's dot products with x
- * quantized (codes xq, scales xds of hc_cu_q8x_block), by runs; rows as hc_cu_gemv_warp_rows_at
- * takes them. */
+ * quantized (codes xq, scales xds of hc_cu_q8x_block), by runs (Q3_K by slices); rows as
+ * hc_cu_gemv_warp_rows_at takes them. */
 static inline HC_CU_HD void hc_cu_gemv_lane_q8_rows(int t, int R, const uint8_t *w, size_t row_bytes, int64_t row0,
                                                     int64_t out, const uint8_t *xq, const float *xds, int64_t in, int lane,
                                                     float s[HC_CU_GEMV_RUN_ROWS])
 {
     const uint8_t *row[HC_CU_GEMV_RUN_ROWS];
     hc_cu_gemv_warp_rows_at(w, row_bytes, row0, out, R, row, s);
+    if (t == HC_Q3_K) {
+        hc_cu_gemv_lane_q3_k_rows(R, row, xq, xds, in, lane, s);
+        return;
+    }
     for (int64_t r = lane; r < in / HC_CU_RUN; r += HC_CU_WARP) {
         uint32_t xw[8];
         hc_cu_ld16(xq + HC_CU_RUN * r, xw);
