@@ -968,6 +968,84 @@ static void check_flags_n(hc_device *g, size_t n)
     free(x), free(want);
 }
 
+/* A merge by flags held back and folded into the op after it (HC_CUDA_FUSE, the default): add_rmsnorm
+ * adds r's corrections, swiglu gate's and up's, rope_store q's, k's and v's in their own kernels, once
+ * the host's flag comes (set 20 ms late by a thread, the corrections rewritten just before it: a kernel
+ * that did not wait reads the old ones). The op's outputs, and its inputs with the corrections written
+ * back, are bit for bit those of the merge launched on its own (a synchronize between); also q's
+ * merge alone before rope_store. A merge before an op that folds none (add), or of an array the op does
+ * not read (before add_rmsnorm), is launched on its own first, as right. */
+enum { FOLD_NORM, FOLD_SWIGLU, FOLD_ROPE, FOLD_PART, FOLD_ADD, FOLD_OTHER };
+#define FOLD_DIM 256
+#define FOLD_BUFS 6
+
+static void fold_op(hc_device *g, int op, float *const *b)
+{
+    static const int32_t pos[1] = { 5 };
+    switch (op) {
+    case FOLD_NORM: case FOLD_OTHER: HC_ASSERT_OK(g->ops->add_rmsnorm(g, b[1], b[0], b[2], b[3], 1, FOLD_DIM, 1e-5f)); break;
+    case FOLD_SWIGLU: HC_ASSERT_OK(g->ops->swiglu(g, b[0], b[1], b[2], FOLD_DIM)); break;
+    case FOLD_ADD: HC_ASSERT_OK(g->ops->add(g, b[1], b[0], FOLD_DIM)); break;
+    default: /* q: 4 heads of 32 (128 floats), k and v: 2 heads; the KV cache's rows in b[3] and b[4] */
+        HC_ASSERT_OK(g->ops->rope_store(g, b[0], b[1], b[2], 1, 4, 2, 32, 32, pos, 10000.0f, HC_ROPE_NEOX, b[3], b[4], HC_F32));
+    }
+}
+
+/* One run of op after its merge (late: held back and folded; else launched first): the buffers after it. */
+static float *fold_run(hc_device *g, int op, const float *init, float *src, uint32_t *flags, uint32_t seq, int late)
+{
+    static const size_t lens[][3] = { [FOLD_NORM] = { FOLD_DIM }, [FOLD_SWIGLU] = { FOLD_DIM, FOLD_DIM },
+                                      [FOLD_ROPE] = { 128, 64, 64 }, [FOLD_PART] = { 128 }, [FOLD_ADD] = { FOLD_DIM },
+                                      [FOLD_OTHER] = { FOLD_DIM } };
+    const int n = op == FOLD_ROPE ? 3 : op == FOLD_SWIGLU ? 2 : 1;
+    float *b[FOLD_BUFS];
+    for (int i = 0; i < FOLD_BUFS; i++) b[i] = to_gpu(g, init + (size_t)i * FOLD_DIM, FOLD_DIM * sizeof(float));
+    size_t total = 0;
+    for (int k = 0; k < n; k++) total += lens[op][k];
+    late_host h = { .src = src, .n = total, .flag = &flags[1], .seq = seq };
+    for (size_t i = 0; i < total; i++) src[i] = late ? 0.5f : (float)(i % 1024);
+    if (!late) flags[1] = seq;
+    if (n == 1) HC_ASSERT_OK(g->ops->merge_when(g, b[op == FOLD_OTHER ? 5 : 0], src, lens[op][0], &flags[1], seq, &flags[2]));
+    else HC_ASSERT_OK(g->ops->merge_set(g, n, b, src, lens[op], &flags[1], seq, &flags[2]));
+    if (!late) HC_ASSERT_OK(g->ops->synchronize(g)); /* the merge launched on its own */
+    pthread_t th;
+    if (late) CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, late_host_fn, &h), 0);
+    fold_op(g, op == FOLD_PART ? FOLD_ROPE : op, b);
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    if (late) pthread_join(th, NULL);
+    float *out = malloc(FOLD_BUFS * FOLD_DIM * sizeof *out);
+    for (int i = 0; i < FOLD_BUFS; i++) {
+        float *got = from_gpu(g, b[i], FOLD_DIM);
+        memcpy(out + (size_t)i * FOLD_DIM, got, FOLD_DIM * sizeof *got);
+        free(got);
+        g->ops->free(g, b[i]);
+    }
+    return out;
+}
+
+static void check_folds(hc_device *g)
+{
+    static const char *const names[] = { "add_rmsnorm", "swiglu", "rope_store", "rope_store after q's merge alone",
+                                         "add (not folded)", "add_rmsnorm after a merge of another array (not folded)" };
+    float *src = NULL, *init = rnd_floats(FOLD_BUFS * FOLD_DIM, 1.0f);
+    uint32_t *flags = NULL;
+    HC_ASSERT_OK(g->ops->host_alloc(g, 3 * FOLD_DIM * sizeof(float), (void **)&src));
+    HC_ASSERT_OK(g->ops->host_alloc(g, 3 * sizeof(uint32_t), (void **)&flags));
+    memset(flags, 0, 3 * sizeof(uint32_t));
+    for (int op = 0; op <= FOLD_OTHER; op++) {
+        float *want = fold_run(g, op, init, src, flags, 20 + 2 * (uint32_t)op, 0);
+        float *got = fold_run(g, op, init, src, flags, 21 + 2 * (uint32_t)op, 1);
+        int bad = count_far(got, want, FOLD_BUFS * FOLD_DIM, 0);
+        if (bad) fprintf(stderr, "  %s after a merge held back: %d of %d values differ\n", names[op], bad, FOLD_BUFS * FOLD_DIM);
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(flags[2], 0);
+        free(want), free(got);
+    }
+    g->ops->host_free(g, src);
+    g->ops->host_free(g, flags);
+    free(init);
+}
+
 static void check_flags(const hc_device_plugin_ops *ops)
 {
     hc_device_config cfg = { .device_index = 0 };
@@ -980,6 +1058,7 @@ static void check_flags(const hc_device_plugin_ops *ops)
     CU_ASSERT_FATAL(g->ops->publish && g->ops->merge_when);
     check_flags_n(g, 1000);
     check_flags_n(g, 100000);
+    check_folds(g);
     g->ops->destroy(g);
 }
 

@@ -75,10 +75,26 @@ cudaError_t hc_cu_wait_flag(cudaStream_t s, const uint32_t *flag, uint32_t seq, 
 cudaError_t hc_cu_publish(cudaStream_t s, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq);
 cudaError_t hc_cu_wait_add_set(cudaStream_t s, int n, float *const *y, const float *host_src, const size_t *len,
                                const uint32_t *flag, uint32_t seq, uint32_t *err, uint64_t patience_ns);
+/* wait_add_set folded into the kernel that reads its outputs first, no launch of its own: that kernel's
+ * blocks wait for flag as wait_add_set's (flag NULL: not at all), then each adds y[k][i] += src[k][i]
+ * (page-locked, volatile loads) to the elements of the op's input k that it reads, before reading them,
+ * and writes them back. The inputs in the op's order (add_rmsnorm: r; swiglu: gate, up; rope_store: q,
+ * k, v); y[k] is input k's buffer (writable), src[k] NULL: no correction for it. */
+#define HC_CU_MERGE_MAX 3
+typedef struct hc_cu_merge {
+    float *y[HC_CU_MERGE_MAX];
+    const float *src[HC_CU_MERGE_MAX];
+    const uint32_t *flag;
+    uint32_t seq;
+    uint32_t *err;
+    uint64_t patience_ns;
+} hc_cu_merge;
 
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
-/* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r) */
-cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps);
+/* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r); m: NULL, or r's
+ * corrections (hc_cu_merge) */
+cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps,
+                              const hc_cu_merge *m);
 
 /* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */
 cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
@@ -87,17 +103,19 @@ cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head
 cudaError_t hc_cu_rope_qk(cudaStream_t s, float *q, float *k, int n_tok, int n_head, int n_head_kv, int head_dim, int n_rot,
                           const int32_t *pos, int pos0, float theta, int mode);
 /* hc_cu_rope_qk of q and k (n_head_kv >= 1), then k's and v's n_tok x n_head_kv x head_dim values stored into
- * k_dst and v_dst, f32 or (kv_f16 1) f16: RoPE and the KV cache's rows in one launch */
+ * k_dst and v_dst, f32 or (kv_f16 1) f16: RoPE and the KV cache's rows in one launch; m: NULL, or q's,
+ * k's and v's corrections (hc_cu_merge) */
 cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, const float *v, int n_tok, int n_head, int n_head_kv,
                              int head_dim, int n_rot, const int32_t *pos, int pos0, float theta, int mode, void *k_dst,
-                             void *v_dst, int kv_f16);
+                             void *v_dst, int kv_f16, const hc_cu_merge *m);
 
 /* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). The keys are
  * cut into n_splits (1 .. HC_CU_ATTN_MAX_SPLITS, hc_cu_attn_n_splits) merged by a second kernel;
  * scratch: device memory of hc_cu_attn_scratch_floats floats when n_splits > 1, else unused. */
 cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch);
 
-cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
+/* m: NULL, or gate's and up's corrections (hc_cu_merge; then in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks) */
+cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n, const hc_cu_merge *m);
 cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
 /* y[k][i] += x[o_k + i] for i < len[k], k < n (1 .. HC_CU_ADD_SET_MAX), o_k the lengths before k; y and len

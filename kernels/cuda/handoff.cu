@@ -2,34 +2,7 @@
  * memory once the work before it is done, and a wait (one thread a block) until the host sets its flag. */
 #include "cuda_kernels.h"
 #include "elementwise.cuh"
-
-#ifndef __CUDA_ARCH__
-#include <sched.h>
-#include <time.h>
-#endif
-
-/* Nanoseconds of a clock that advances while the kernel waits (the GPU's global timer). */
-static __device__ inline unsigned long long now_ns(void)
-{
-#ifdef __CUDA_ARCH__
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
-#endif
-}
-
-static __device__ inline void pause_a_little(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-    __nanosleep(500);
-#elif !defined(__CUDA_ARCH__)
-    sched_yield(); /* the emulator: the host thread that sets the flag may need this core */
-#endif
-}
+#include "handoff.cuh"
 
 /* flag = seq after the writes before it (the copies the stream ran first) */
 __global__ void set_flag_kernel(unsigned *flag, unsigned seq)
@@ -38,24 +11,9 @@ __global__ void set_flag_kernel(unsigned *flag, unsigned seq)
     *(volatile unsigned *)flag = seq;
 }
 
-/* Until flag reaches seq (serial-number order), or patience runs out (*err = 1), or *err is set already
- * (another block of the kernel, or an earlier wait of the step, gave up: the step has failed). */
-static __device__ void wait_for_flag(const unsigned *flag, unsigned seq, unsigned *err, unsigned long long patience_ns)
-{
-    unsigned long long t0 = now_ns();
-    while ((int)(*(const volatile unsigned *)flag - seq) < 0 && !*(volatile unsigned *)err) {
-        if (now_ns() - t0 > patience_ns) {
-            *(volatile unsigned *)err = 1u;
-            break;
-        }
-        pause_a_little();
-    }
-    __threadfence_system(); /* what the host wrote before the flag is read after it */
-}
-
 __global__ void wait_flag_kernel(const unsigned *flag, unsigned seq, unsigned *err, unsigned long long patience_ns)
 {
-    wait_for_flag(flag, seq, err, patience_ns);
+    hc_cu_wait_for_flag(flag, seq, err, patience_ns);
 }
 
 /* host_dst[i] = src[i] for i < n, written over the bus into page-locked memory, then flag = seq: one
@@ -79,7 +37,7 @@ __global__ void wait_add_set_kernel(const hc_cu_add_targets set, const float *ho
                                     unsigned *err, unsigned long long patience_ns)
 {
     if (flag) {
-        if (threadIdx.x == 0) wait_for_flag(flag, seq, err, patience_ns);
+        if (threadIdx.x == 0) hc_cu_wait_for_flag(flag, seq, err, patience_ns);
         __syncthreads();
     }
     const volatile float *src = host_src;

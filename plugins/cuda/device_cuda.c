@@ -68,6 +68,21 @@ typedef struct cu_segment {
     int ops_last;           /* ops the stretch had in the last pass (0: not seen yet) */
 } cu_segment;
 
+/* A merge by flags held back for the op after it (HC_CUDA_FUSE): that op adds the corrections in its own
+ * kernel where it reads all the merge's outputs (add_rmsnorm, swiglu, rope_store: pend_fold), any other
+ * op launches the merge first (pend_flush, from graph_op and graph_flush). The corrections lie one after
+ * another from src[0] (as merge_set packs them); held by one thread of the pass (pend_owner). */
+typedef struct cu_pending {
+    int n;
+    float *y[HC_CU_MERGE_MAX];
+    const float *src[HC_CU_MERGE_MAX];
+    size_t len[HC_CU_MERGE_MAX];
+    size_t total;
+    const uint32_t *flag;
+    uint32_t seq;
+    uint32_t *err;
+} cu_pending;
+
 typedef struct cuda_device {
     int index;
     char gpu[256];
@@ -108,6 +123,8 @@ typedef struct cuda_device {
     float *handoff;
     size_t handoff_bytes;
     uint64_t patience_ns;
+    int fuse;               /* HC_CUDA_FUSE: the joined ops, and merges folded into the op after them */
+    cu_pending pend;
 } cuda_device;
 
 struct hc_event {
@@ -156,6 +173,11 @@ static hc_status enter(cuda_device *c, const char *op)
     return HC_OK;
 }
 
+/* The device whose held-back merge this thread holds (cu_pending), NULL: none. */
+static _Thread_local cuda_device *pend_owner;
+
+static hc_status pend_flush(cuda_device *c);
+
 /* ---------------- CUDA graphs ---------------- */
 
 /* The device whose pass this thread runs (graph_step(1) .. (0)), NULL outside one: ops from other
@@ -198,6 +220,8 @@ static hc_status graph_end_segment(cuda_device *c)
  * capture may hold none of those), and the op runs as it would without graphs. */
 static hc_status graph_flush(cuda_device *c)
 {
+    hc_status st = pend_flush(c);
+    if (st != HC_OK) return st;
     if (step_device != c || !c->seg_ops) return HC_OK;
     return graph_end_segment(c);
 }
@@ -207,9 +231,11 @@ static hc_status graph_flush(cuda_device *c)
  * all of HC_CUDA_GRAPH_OPS) in the last pass. */
 static hc_status graph_op(cuda_device *c)
 {
+    hc_status st = pend_flush(c);
+    if (st != HC_OK) return st;
     if (step_device != c) return HC_OK;
     if (c->seg_ops >= c->graph_ops) {
-        hc_status st = graph_end_segment(c);
+        st = graph_end_segment(c);
         if (st != HC_OK) return st;
     }
     int min_ops = c->graph_ops < CU_GRAPH_MIN_OPS ? c->graph_ops : CU_GRAPH_MIN_OPS;
@@ -236,6 +262,83 @@ static hc_status stream_op(cuda_device *c, const char *op)
     return st == HC_OK ? graph_op(c) : st;
 }
 
+/* ---------------- merges held back (cu_pending) ---------------- */
+
+/* The held-back merge launched as merge_set launches it, if this thread holds one for c. */
+static hc_status pend_flush(cuda_device *c)
+{
+    if (pend_owner != c || !c->pend.n) return HC_OK;
+    cu_pending p = c->pend;
+    c->pend.n = 0;
+    pend_owner = NULL;
+    hc_status st = enter(c, "merge_set");
+    if (st == HC_OK) st = graph_op(c);
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_wait_add_set(c->stream, p.n, p.y, p.src[0], p.len, p.flag, p.seq, p.err, c->patience_ns), "merge_set");
+    return HC_OK;
+}
+
+/* merge_set's (n outputs y[k] of len[k] floats, corrections from host_src on) held back for the op after
+ * it (*held 1), joined to the one held already where this one has no flag of its own and its corrections
+ * follow that one's (merge_when a stage after the first of a job); else the one held launched first, and
+ * this one too big to hold (*held 0: the caller launches it). Not under HC_CUDA_FUSE=0. */
+static hc_status pend_add(cuda_device *c, int n, float *const *y, const float *host_src, const size_t *len,
+                          const uint32_t *flag, uint32_t seq, uint32_t *err, int *held)
+{
+    *held = 0;
+    if (!c->fuse || (pend_owner && pend_owner != c)) return HC_OK;
+    cu_pending *p = &c->pend;
+    size_t total = 0;
+    for (int k = 0; k < n; k++) total += len[k];
+    const int join = p->n && !flag && seq == p->seq && err == p->err && p->n + n <= HC_CU_MERGE_MAX &&
+                     host_src == p->src[0] + p->total && p->total + total <= HC_CU_HANDOFF_KERNEL_MAX;
+    if (!join) {
+        hc_status st = pend_flush(c);
+        if (st != HC_OK) return st;
+        if (n > HC_CU_MERGE_MAX || total > HC_CU_HANDOFF_KERNEL_MAX) return HC_OK;
+        p->n = 0;
+        p->total = 0;
+        p->flag = flag;
+        p->seq = seq;
+        p->err = err;
+    }
+    for (int k = 0; k < n; k++) {
+        p->y[p->n] = y[k];
+        p->src[p->n] = host_src;
+        p->len[p->n] = len[k];
+        p->n++;
+        host_src += len[k];
+    }
+    p->total += total;
+    pend_owner = c;
+    *held = 1;
+    return HC_OK;
+}
+
+/* The held-back merge as m for an op whose inputs in[0 .. n_in) (of len[i] floats) it corrects, none of
+ * the merge's outputs left out: 1, and it is no longer held (the op's kernel adds it); else 0 (the op's
+ * stream_op launches it first). */
+static int pend_fold(cuda_device *c, int n_in, const float *const *in, const size_t *len, hc_cu_merge *m)
+{
+    const cu_pending *p = &c->pend;
+    if (pend_owner != c || !p->n || n_in > HC_CU_MERGE_MAX) return 0;
+    memset(m, 0, sizeof *m);
+    for (int k = 0; k < p->n; k++) {
+        int i = 0;
+        while (i < n_in && (in[i] != p->y[k] || len[i] != p->len[k] || m->src[i])) i++;
+        if (i == n_in) return 0;
+        m->y[i] = p->y[k];
+        m->src[i] = p->src[k];
+    }
+    m->flag = p->flag;
+    m->seq = p->seq;
+    m->err = p->err;
+    m->patience_ns = c->patience_ns;
+    c->pend.n = 0;
+    pend_owner = NULL;
+    return 1;
+}
+
 /* The device op: begin = 1 before a single-token pass, 0 after it. The passes repeat their ops in
  * the same order (positions aside), so each stretch is recorded again and its graph updated. On a
  * failed pass (0 while a stretch is recorded and not flushed) the recording is launched all the same:
@@ -243,8 +346,11 @@ static hc_status stream_op(cuda_device *c, const char *op)
 static hc_status cuda_graph_step(hc_device *d, int begin)
 {
     cuda_device *c = impl(d);
-    hc_status st = HC_OK;
-    if (step_device == c && c->seg_ops) st = graph_end_segment(c);
+    hc_status st = pend_flush(c);
+    if (step_device == c && c->seg_ops) { /* what was recorded is launched all the same */
+        hc_status e = graph_end_segment(c);
+        if (st == HC_OK) st = e;
+    }
     if (step_device == c) step_device = NULL;
     c->capturing = 0;
     if (!begin || !c->graph_ops) return st;
@@ -933,9 +1039,13 @@ static hc_status cuda_add_rmsnorm(hc_device *d, float *x, const float *r, const 
     cuda_device *c = impl(d);
     if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda add_rmsnorm: bad shape %d x %d", n_tok, dim);
     if (!n_tok) return HC_OK;
+    const float *in[1] = { r };
+    const size_t len[1] = { (size_t)n_tok * (size_t)dim };
+    hc_cu_merge m;
+    const int fold = pend_fold(c, 1, in, len, &m); /* r's corrections, where they are held back */
     hc_status st = stream_op(c, "add_rmsnorm");
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps), "add_rmsnorm");
+    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps, fold ? &m : NULL), "add_rmsnorm");
     return HC_OK;
 }
 
@@ -953,6 +1063,14 @@ static hc_status rope_launch(cuda_device *c, float *q, float *k, const float *v,
     if (!k || n_head_kv < 0) n_head_kv = 0;
     if (n_head < 0) n_head = 0;
     if (n_tok <= 0 || n_head + n_head_kv <= 0) return HC_OK;
+    hc_cu_merge m;
+    int fold = 0;
+    if (v && n_head_kv) { /* q's, k's and v's corrections, where they are held back */
+        const float *in[3] = { q, k, v };
+        const size_t head = (size_t)n_tok * (size_t)head_dim;
+        const size_t len[3] = { head * (size_t)n_head, head * (size_t)n_head_kv, head * (size_t)n_head_kv };
+        fold = pend_fold(c, 3, in, len, &m);
+    }
     int consecutive = 1;
     for (int t = 0; t < n_tok; t++) {
         if (pos[t] < 0) return hc_error(HC_E_ARG, "cuda rope: negative position %d", (int)pos[t]);
@@ -965,7 +1083,7 @@ static hc_status rope_launch(cuda_device *c, float *q, float *k, const float *v,
     if ((st = graph_op(c)) != HC_OK) return st;
     if (v && n_head_kv)
         CU_CHECK(hc_cu_rope_store(c->stream, q, k, v, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta,
-                                  (int)mode, k_dst, v_dst, kv_dtype == HC_F16),
+                                  (int)mode, k_dst, v_dst, kv_dtype == HC_F16, fold ? &m : NULL),
                  "rope_store");
     else
         CU_CHECK(hc_cu_rope_qk(c->stream, q, k, n_tok, n_head, n_head_kv, head_dim, n_rot, dev_pos, pos[0], theta, (int)mode),
@@ -1022,9 +1140,14 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 
 static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
-    hc_status st = stream_op(impl(d), "swiglu");
+    cuda_device *c = impl(d);
+    const float *in[2] = { gate, up };
+    const size_t len[2] = { n, n };
+    hc_cu_merge m;
+    const int fold = pend_fold(c, 2, in, len, &m); /* gate's and up's corrections, where they are held back */
+    hc_status st = stream_op(c, "swiglu");
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_swiglu(impl(d)->stream, gate, up, out, n), "swiglu");
+    CU_CHECK(hc_cu_swiglu(c->stream, gate, up, out, n, fold ? &m : NULL), "swiglu");
     return HC_OK;
 }
 
@@ -1206,7 +1329,10 @@ static hc_status cuda_merge_when(hc_device *d, float *y, const float *host_src, 
                                  uint32_t *err)
 {
     cuda_device *c = impl(d);
-    hc_status st = enter(c, "merge_when");
+    int held = 0;
+    hc_status st = n && n <= HC_CU_HANDOFF_KERNEL_MAX ? pend_add(c, 1, &y, host_src, &n, flag, seq, err, &held) : HC_OK;
+    if (st != HC_OK || held) return st;
+    st = enter(c, "merge_when");
     if (st == HC_OK && n > HC_CU_HANDOFF_KERNEL_MAX)
         st = ensure_buffer(c, (void **)&c->handoff, &c->handoff_bytes, n * sizeof(float), "merge_when (the corrections on the device)");
     if (st == HC_OK) st = graph_op(c);
@@ -1239,7 +1365,10 @@ static hc_status cuda_merge_set(hc_device *d, int n, float *const *y, const floa
         }
         return HC_OK;
     }
-    hc_status st = stream_op(c, "merge_set");
+    int held = 0;
+    hc_status st = total ? pend_add(c, n, y, host_src, len, flag, seq, err, &held) : HC_OK;
+    if (st != HC_OK || held) return st;
+    st = stream_op(c, "merge_set");
     if (st != HC_OK) return st;
     CU_CHECK(hc_cu_wait_add_set(c->stream, n, y, host_src, len, flag, seq, err, c->patience_ns), "merge_set");
     return HC_OK;
@@ -1272,6 +1401,7 @@ static void cuda_destroy(hc_device *d)
             if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess) cudaGraphDestroy(g);
         }
         if (step_device == c) step_device = NULL;
+        if (pend_owner == c) pend_owner = NULL; /* a merge still held back is dropped */
         if (c->has_stream) cudaStreamSynchronize(c->stream);
         for (int i = 0; i < CU_GRAPH_SEGMENTS; i++)
             if (c->segs[i].has_exec) cudaGraphExecDestroy(c->segs[i].exec);
@@ -1358,8 +1488,8 @@ static const hc_device_ops cuda_ops = {
  * the most bytes of a long MoE pass's sorted rows at a time (matmul_id_sorted); HC_CUDA_GEMV_ROWS: the
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
  * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
- * offers add_rmsnorm, rope_qk, rope_store, matmul_set, add_set and merge_set, several ops a launch) or 0
- * (not: the engine makes each op). */
+ * offers add_rmsnorm, rope_qk, rope_store, matmul_set, add_set and merge_set, several ops a launch, and
+ * folds a merge by flags into the op after it: cu_pending) or 0 (not: the engine makes each op). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1396,7 +1526,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
                          "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
     if (st == HC_OK)
         st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, q's and k's RoPE with the KV "
-                         "cache's store, and matmuls sharing their input, a launch each) or 0 (a launch an op)", &fuse);
+                         "cache's store, and matmuls sharing their input, a launch each; merges by flags added by the "
+                         "op after them) or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
     c->ops = cuda_ops;
     if (!fuse) { /* the engine's ops one by one */
@@ -1404,6 +1535,7 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
         c->ops.matmul_set = NULL, c->ops.add_set = NULL, c->ops.merge_set = NULL;
     }
     d->ops = &c->ops;
+    c->fuse = (int)fuse;
     c->gemv_int8 = (int)gemv_int8;
     c->gemv_rows = (int)gemv_rows;
     c->moe_rows_max = (size_t)moe_rows;

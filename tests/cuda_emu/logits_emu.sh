@@ -82,6 +82,7 @@ compare llama-w3-async w3 "$tmp/llama.w3.gguf" -n 32 -p 40
 compare llama-w3-serial-kvf16 w3 "$tmp/llama.w3.gguf" -n 32 --sched serial --kv-type f16
 compare wide-w3-async w3 "$tmp/wide.w3.gguf" -n 24 -p 8
 HC_CUDA_GEMV_INT8=0 compare wide-w3-async-f32x w3 "$tmp/wide.w3.gguf" -n 24 -p 8
+compare wide-w3-async-flags w3 "$tmp/wide.w3.gguf" -n 24 -p 8 --handoff flags
 # the hand-off by flags: the device publishes the input and waits for the host's flag
 compare llama-w3-async-flags w3 "$tmp/llama.w3.gguf" -n 32 -p 40 --handoff flags
 compare llama-w3-serial-flags w3 "$tmp/llama.w3.gguf" -n 16 --sched serial --handoff flags
@@ -129,6 +130,28 @@ else
   if [ "${deep[0]}" = "${deep[1]}" ] && [[ "${deep[0]}" == *top1_agree* ]]; then echo "ok   deep-flags: 70 layers by flags, logits as by events"
   else
     echo "FAIL deep-flags: by events: ${deep[0]}; by flags: ${deep[1]}"
+    failed=1
+  fi
+fi
+
+# The hand-off by flags folds each merge into the kernel that reads its outputs next (add_rmsnorm, rope_store,
+# swiglu): a decoded token's launches (HC_EMU_STATS, -n 24 less -n 8) beyond those without branches are
+# the 4 publishes a layer, and the 4 merges only on the passes timed by events (every 8th: 0.5 a layer).
+# Each merge a launch of its own made 8 a layer.
+launches() { # model, options...: kernel launches of a run
+  HC_EMU_STATS=1 "$cmp" -m "$1" --plugin-dir "$plugins" --device cuda --threads 2 -p 8 "${@:2}" 2>&1 >/dev/null \
+    | sed -n 's/^cuda_emu: \([0-9][0-9]*\) kernel launches.*/\1/p'
+}
+if [ "${HC_TEST_SANITIZED:-0}" = 1 ]; then
+  echo "skip flags-launches: under the sanitizers"
+else
+  per_layer=$(python3 -c 'import sys; a = [int(v) for v in sys.argv[1:]]; print((a[0] - a[1] - a[2] + a[3]) / 16 / 2)' \
+    "$(launches "$tmp/wide.w3.gguf" -n 24 --handoff flags)" "$(launches "$tmp/wide.w3.gguf" -n 8 --handoff flags)" \
+    "$(launches "$tmp/wide.w3.gguf" -n 24 --no-comp)" "$(launches "$tmp/wide.w3.gguf" -n 8 --no-comp)") || per_layer=""
+  if python3 -c 'import sys; sys.exit(0 if 0 < float(sys.argv[1]) <= 5 else 1)' "${per_layer:-x}" 2>/dev/null; then
+    echo "ok   flags-launches: $per_layer launches a layer and token beyond the backbone's"
+  else
+    echo "FAIL flags-launches: ${per_layer:-(no counts)} launches a layer and token beyond the backbone's (at most 5)"
     failed=1
   fi
 fi

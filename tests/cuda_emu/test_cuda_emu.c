@@ -127,7 +127,7 @@ static void test_rows(void)
     float *want = malloc(n * sizeof *want), *got = nan_floats(n);
 
     HC_ASSERT_OK(c->ops->swiglu(c, x, u, want, n));
-    CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n), cudaSuccess);
+    CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n, NULL), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
     HC_ASSERT_OK(c->ops->geglu(c, x, u, want, n));
     CU_ASSERT_EQUAL(hc_cu_geglu(NULL, x, u, got, n), cudaSuccess);
@@ -183,7 +183,7 @@ static void test_rows(void)
         memcpy(xs, x, n * sizeof *x);
         memcpy(rs, u, n * sizeof *u);
         float *y = alias ? rs : got;
-        CU_ASSERT_EQUAL(hc_cu_add_rmsnorm(NULL, xs, rs, w, y, n_tok, dim, 1e-5f), cudaSuccess);
+        CU_ASSERT_EQUAL(hc_cu_add_rmsnorm(NULL, xs, rs, w, y, n_tok, dim, 1e-5f, NULL), cudaSuccess);
         CU_ASSERT_EQUAL(count_far(xs, want, n, 0), 0);
         CU_ASSERT_EQUAL(count_far(y, wy, n, 1e-5), 0);
     }
@@ -222,7 +222,7 @@ static void test_rows(void)
                 memcpy(got, x, n * sizeof *x);
                 memcpy(kg, u, n * sizeof *u);
                 CU_ASSERT_EQUAL(hc_cu_rope_store(NULL, got, kg, vsrc, n_tok, n_head, 2, hd, 32, scattered ? pos : NULL, p[0],
-                                                 10000.0f, mode, f16 ? (void *)kh : kd, f16 ? (void *)vh : vd, f16),
+                                                 10000.0f, mode, f16 ? (void *)kh : kd, f16 ? (void *)vh : vd, f16, NULL),
                                 cudaSuccess);
                 CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
                 CU_ASSERT_EQUAL(count_far(kg, kw, n, 1e-5), 0);
