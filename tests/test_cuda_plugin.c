@@ -1046,6 +1046,66 @@ static void check_folds(hc_device *g)
     free(init);
 }
 
+/* A publish folded into the kernel that makes its array (HC_CUDA_FUSE, once the device has published by a
+ * kernel): add_rmsnorm (3 tokens: 3 blocks) and swiglu (60000 floats: 235 blocks) also write their output
+ * into page-locked memory, and their last block sets the flag; twice, so the blocks' count is back at 0.
+ * Outputs bit for bit those of the op and the publish launched one after the other (a synchronize
+ * between), the published array their output. A publish of another array (x) launches the op first. */
+static void publish_run(hc_device *g, int op, float *const *b, size_t n, float *host, uint32_t *flag, uint32_t seq, int alone)
+{
+    if (op != 1) HC_ASSERT_OK(g->ops->add_rmsnorm(g, b[0], b[1], b[2], b[3], 3, 256, 1e-5f));
+    else HC_ASSERT_OK(g->ops->swiglu(g, b[0], b[1], b[3], n));
+    if (alone) HC_ASSERT_OK(g->ops->synchronize(g));
+    HC_ASSERT_OK(g->ops->publish(g, host, b[op == 2 ? 0 : 3], n, flag, seq));
+    HC_ASSERT_OK(g->ops->synchronize(g));
+}
+
+static void check_publish_folds(hc_device *g)
+{
+    static const char *const names[] = { "add_rmsnorm", "swiglu", "add_rmsnorm, then a publish of x" };
+    const size_t big = 60000;
+    float *init = rnd_floats(4 * big, 1.0f), *host = NULL;
+    uint32_t *flags = NULL;
+    HC_ASSERT_OK(g->ops->host_alloc(g, big * sizeof(float), (void **)&host));
+    HC_ASSERT_OK(g->ops->host_alloc(g, sizeof(uint32_t), (void **)&flags));
+    *flags = 0;
+    float *b[4];
+    for (int i = 0; i < 4; i++) b[i] = to_gpu(g, init + (size_t)i * big, big * sizeof(float));
+    HC_ASSERT_OK(g->ops->publish(g, host, b[0], 10, flags, 1)); /* the device publishes by kernels */
+    HC_ASSERT_OK(g->ops->synchronize(g));
+    for (int op = 0; op < 3; op++) {
+        const size_t n = op == 1 ? big : 3 * 256;
+        float *want[4], *want_host;
+        for (int i = 0; i < 4; i++) HC_ASSERT_OK(g->ops->upload(g, b[i], init + (size_t)i * big, big * sizeof(float)));
+        publish_run(g, op, b, n, host, flags, 30 + 10 * (uint32_t)op, 1);
+        for (int i = 0; i < 4; i++) want[i] = from_gpu(g, b[i], big);
+        want_host = malloc(n * sizeof *want_host);
+        memcpy(want_host, host, n * sizeof *host);
+        CU_ASSERT_EQUAL(count_far(want_host, want[op == 2 ? 0 : 3], n, 0), 0);
+        for (int rep = 1; rep <= 2; rep++) {
+            for (int i = 0; i < 4; i++) HC_ASSERT_OK(g->ops->upload(g, b[i], init + (size_t)i * big, big * sizeof(float)));
+            memset(host, 0, n * sizeof *host);
+            const uint32_t seq = 30 + 10 * (uint32_t)op + (uint32_t)rep;
+            publish_run(g, op, b, n, host, flags, seq, 0);
+            int bad = count_far(host, want_host, n, 0);
+            for (int i = 0; i < 4; i++) {
+                float *got = from_gpu(g, b[i], big);
+                bad += count_far(got, want[i], big, 0);
+                free(got);
+            }
+            if (bad) fprintf(stderr, "  %s published (%d): %d values differ\n", names[op], rep, bad);
+            CU_ASSERT_EQUAL(bad, 0);
+            CU_ASSERT_EQUAL(*flags, seq);
+        }
+        for (int i = 0; i < 4; i++) free(want[i]);
+        free(want_host);
+    }
+    for (int i = 0; i < 4; i++) g->ops->free(g, b[i]);
+    g->ops->host_free(g, host);
+    g->ops->host_free(g, flags);
+    free(init);
+}
+
 static void check_flags(const hc_device_plugin_ops *ops)
 {
     hc_device_config cfg = { .device_index = 0 };
@@ -1059,6 +1119,7 @@ static void check_flags(const hc_device_plugin_ops *ops)
     check_flags_n(g, 1000);
     check_flags_n(g, 100000);
     check_folds(g);
+    check_publish_folds(g);
     g->ops->destroy(g);
 }
 

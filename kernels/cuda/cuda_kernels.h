@@ -89,12 +89,21 @@ typedef struct hc_cu_merge {
     uint32_t *err;
     uint64_t patience_ns;
 } hc_cu_merge;
+/* publish folded into the kernel that makes the array (no launch of its own): that kernel writes its
+ * output into host_dst (page-locked) too, and the last of its blocks to finish sets *flag = seq after
+ * all the blocks' writes (count: device memory, 0 before the launch and again after it). */
+typedef struct hc_cu_publish_to {
+    float *host_dst;
+    uint32_t *flag;
+    uint32_t seq;
+    uint32_t *count;
+} hc_cu_publish_to;
 
 cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
 /* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r); m: NULL, or r's
- * corrections (hc_cu_merge) */
+ * corrections (hc_cu_merge); p: NULL, or y published (hc_cu_publish_to) */
 cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps,
-                              const hc_cu_merge *m);
+                              const hc_cu_merge *m, const hc_cu_publish_to *p);
 
 /* pos: device memory [n_tok], or NULL for the consecutive positions pos0, pos0 + 1, ... */
 cudaError_t hc_cu_rope(cudaStream_t s, float *x, int n_tok, int n_head, int head_dim, int n_rot, const int32_t *pos,
@@ -114,8 +123,10 @@ cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, const float *v,
  * scratch: device memory of hc_cu_attn_scratch_floats floats when n_splits > 1, else unused. */
 cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch);
 
-/* m: NULL, or gate's and up's corrections (hc_cu_merge; then in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks) */
-cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n, const hc_cu_merge *m);
+/* m: NULL, or gate's and up's corrections (hc_cu_merge; then in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks);
+ * p: NULL, or out published (hc_cu_publish_to) */
+cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n, const hc_cu_merge *m,
+                         const hc_cu_publish_to *p);
 cudaError_t hc_cu_geglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n);
 cudaError_t hc_cu_add(cudaStream_t s, float *y, const float *x, size_t n);
 /* y[k][i] += x[o_k + i] for i < len[k], k < n (1 .. HC_CU_ADD_SET_MAX), o_k the lengths before k; y and len

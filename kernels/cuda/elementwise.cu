@@ -10,14 +10,18 @@ __global__ void swiglu_kernel(const float *gate, const float *up, float *out, si
     HC_CU_EW_LOOP(i, n) out[i] = hc_cu_silu_mul(gate[i], up[i]);
 }
 
-/* swiglu_kernel with gate's and up's corrections (hc_cu_merge) added first */
-__global__ void swiglu_merge_kernel(const float *gate, const float *up, float *out, size_t n, const hc_cu_merge m)
+/* swiglu_kernel with gate's and up's corrections (hc_cu_merge) added first, and out published (hc_cu_publish_to) */
+__global__ void swiglu_handoff_kernel(const float *gate, const float *up, float *out, size_t n, const hc_cu_merge m,
+                                      const hc_cu_publish_to p)
 {
     hc_cu_merge_wait(m);
     HC_CU_EW_LOOP(i, n) {
         float g = m.src[0] ? hc_cu_merged(m, 0, i) : gate[i], u = m.src[1] ? hc_cu_merged(m, 1, i) : up[i];
-        out[i] = hc_cu_silu_mul(g, u);
+        float v = hc_cu_silu_mul(g, u);
+        out[i] = v;
+        if (p.flag) p.host_dst[i] = v;
     }
+    hc_cu_publish_end(p);
 }
 
 __global__ void geglu_kernel(const float *gate, const float *up, float *out, size_t n)
@@ -60,11 +64,12 @@ __global__ void scale_kernel(float *x, size_t n, float f)
     } while (0)
 
 extern "C" cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const float *up, float *out, size_t n,
-                                    const hc_cu_merge *m)
+                                    const hc_cu_merge *m, const hc_cu_publish_to *p)
 {
-    if (m && n) { /* its blocks poll the flag as wait_add_set's do: no more of them */
-        hc_cu_launch l = hc_cu_elementwise_geometry(n, HC_CU_WAIT_ADD_MAX_BLOCKS);
-        swiglu_merge_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(gate, up, out, n, *m);
+    if ((m || p) && n) { /* with m its blocks poll the flag as wait_add_set's do: no more of them */
+        hc_cu_launch l = hc_cu_elementwise_geometry(n, m ? HC_CU_WAIT_ADD_MAX_BLOCKS : HC_CU_EW_MAX_BLOCKS);
+        swiglu_handoff_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(gate, up, out, n, hc_cu_merge_or_none(m),
+                                                                               hc_cu_publish_to_or_none(p));
         return cudaGetLastError();
     }
     HC_CU_EW_LAUNCH(n, swiglu_kernel, gate, up, out, n);

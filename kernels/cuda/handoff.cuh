@@ -83,4 +83,25 @@ static inline hc_cu_merge hc_cu_merge_or_none(const hc_cu_merge *m)
     return m ? *m : none;
 }
 
+/* The end of a kernel that publishes its output (p.flag; none: nothing), every thread of every block
+ * calling it once its writes to p.host_dst are done: they are made visible to the host, and the last
+ * block to come sets the flag after them (and count back to 0 for the next launch). */
+static __device__ inline void hc_cu_publish_end(const hc_cu_publish_to &p)
+{
+    if (!p.flag) return;
+    __threadfence_system();
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0 && atomicAdd(p.count, 1u) == gridDim.x * gridDim.y - 1) {
+        *p.count = 0;
+        __threadfence_system();
+        *(volatile unsigned *)p.flag = p.seq;
+    }
+}
+
+static inline hc_cu_publish_to hc_cu_publish_to_or_none(const hc_cu_publish_to *p)
+{
+    hc_cu_publish_to none = {};
+    return p ? *p : none;
+}
+
 #endif

@@ -30,8 +30,9 @@ __global__ void rmsnorm_kernel(const float *x, const float *w, float *y, int dim
 }
 
 /* x += r, then y = rmsnorm(x) * w: the residual add and the next norm in one pass over the row (r's
- * corrections first, with m). */
-__global__ void add_rmsnorm_kernel(float *x, const float *r, const float *w, float *y, int dim, float eps, const hc_cu_merge m)
+ * corrections first, with m; y published too, with p). */
+__global__ void add_rmsnorm_kernel(float *x, const float *r, const float *w, float *y, int dim, float eps, const hc_cu_merge m,
+                                   const hc_cu_publish_to p)
 {
     __shared__ float slots[HC_CU_NORM_THREADS];
     size_t row = (size_t)blockIdx.x * dim;
@@ -40,6 +41,10 @@ __global__ void add_rmsnorm_kernel(float *x, const float *r, const float *w, flo
     hc_cu_merge_span(m, 0, row, (size_t)dim);
     float sum = block_sum(slots, hc_cu_add_rmsnorm_partial(x + row, r + row, dim, tid, n));
     hc_cu_rmsnorm_apply(x + row, w, y + row, dim, hc_cu_rmsnorm_inv(sum, dim, eps), tid, n);
+    if (p.flag) {
+        for (int i = tid; i < dim; i += n) p.host_dst[row + i] = y[row + i]; /* the thread's own slice of y */
+        hc_cu_publish_end(p);
+    }
 }
 
 extern "C" cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim,
@@ -52,12 +57,13 @@ extern "C" cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float
 }
 
 extern "C" cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok,
-                                         int dim, float eps, const hc_cu_merge *m)
+                                         int dim, float eps, const hc_cu_merge *m, const hc_cu_publish_to *p)
 {
     if (n_tok <= 0 || dim <= 0) return cudaSuccess;
     hc_cu_launch l = hc_cu_rmsnorm_geometry(n_tok);
     add_rmsnorm_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(x, r, w, y, dim, eps,
-                                                                                      hc_cu_merge_or_none(m));
+                                                                                      hc_cu_merge_or_none(m),
+                                                                                      hc_cu_publish_to_or_none(p));
     return cudaGetLastError();
 }
 

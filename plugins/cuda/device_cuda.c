@@ -83,6 +83,22 @@ typedef struct cu_pending {
     uint32_t *err;
 } cu_pending;
 
+/* An op held back for a publish of its output that may come next (HC_CUDA_FUSE, once the device has
+ * published by a kernel): add_rmsnorm or swiglu, with the merge it folds. The next op launches it
+ * (pend_flush), with the publish in its kernel when that op is the publish of the held op's output
+ * (cuda_publish). Held by pend_owner too; a merge and an op are never held at once. */
+enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU };
+typedef struct cu_held {
+    int kind;
+    float *x, *y;           /* add_rmsnorm's x and y; swiglu's out as y */
+    const float *r, *w, *gate, *up;
+    int n_tok, dim;
+    float eps;
+    size_t n;               /* y's floats */
+    int has_merge;
+    hc_cu_merge m;
+} cu_held;
+
 typedef struct cuda_device {
     int index;
     char gpu[256];
@@ -123,8 +139,11 @@ typedef struct cuda_device {
     float *handoff;
     size_t handoff_bytes;
     uint64_t patience_ns;
-    int fuse;               /* HC_CUDA_FUSE: the joined ops, and merges folded into the op after them */
+    int fuse;               /* HC_CUDA_FUSE: the joined ops, and merges and publishes folded into ops */
     cu_pending pend;
+    cu_held held;
+    int published;          /* a publish ran as a kernel: ops whose output it may publish are held */
+    uint32_t *pub_count;    /* device memory: the blocks of a kernel that publishes (hc_cu_publish_to) */
 } cuda_device;
 
 struct hc_event {
@@ -264,10 +283,29 @@ static hc_status stream_op(cuda_device *c, const char *op)
 
 /* ---------------- merges held back (cu_pending) ---------------- */
 
-/* The held-back merge launched as merge_set launches it, if this thread holds one for c. */
+/* The held op launched (cu_held), with the publish p in its kernel (NULL: none). */
+static hc_status held_launch(cuda_device *c, const hc_cu_publish_to *p)
+{
+    cu_held h = c->held;
+    c->held.kind = HELD_NONE;
+    pend_owner = NULL;
+    const char *op = h.kind == HELD_SWIGLU ? "swiglu" : "add_rmsnorm";
+    hc_status st = enter(c, op);
+    if (st == HC_OK) st = graph_op(c);
+    if (st != HC_OK) return st;
+    if (h.kind == HELD_SWIGLU)
+        CU_CHECK(hc_cu_swiglu(c->stream, h.gate, h.up, h.y, h.n, h.has_merge ? &h.m : NULL, p), op);
+    else
+        CU_CHECK(hc_cu_add_rmsnorm(c->stream, h.x, h.r, h.w, h.y, h.n_tok, h.dim, h.eps, h.has_merge ? &h.m : NULL, p), op);
+    return HC_OK;
+}
+
+/* What this thread holds back for c launched: an op (held_launch) or a merge, as merge_set launches it. */
 static hc_status pend_flush(cuda_device *c)
 {
-    if (pend_owner != c || !c->pend.n) return HC_OK;
+    if (pend_owner != c) return HC_OK;
+    if (c->held.kind != HELD_NONE) return held_launch(c, NULL);
+    if (!c->pend.n) return HC_OK;
     cu_pending p = c->pend;
     c->pend.n = 0;
     pend_owner = NULL;
@@ -337,6 +375,20 @@ static int pend_fold(cuda_device *c, int n_in, const float *const *in, const siz
     c->pend.n = 0;
     pend_owner = NULL;
     return 1;
+}
+
+/* Whether the op being called is to be held (*hold 1: the caller fills c->held): HC_CUDA_FUSE, the device
+ * has published by a kernel, and this thread holds nothing of another device; what it held for c is
+ * launched first. */
+static hc_status held_begin(cuda_device *c, int *hold)
+{
+    *hold = 0;
+    if (!c->fuse || !c->published || (pend_owner && pend_owner != c)) return HC_OK;
+    hc_status st = pend_flush(c);
+    if (st != HC_OK) return st;
+    pend_owner = c;
+    *hold = 1;
+    return HC_OK;
 }
 
 /* The device op: begin = 1 before a single-token pass, 0 after it. The passes repeat their ops in
@@ -1043,9 +1095,17 @@ static hc_status cuda_add_rmsnorm(hc_device *d, float *x, const float *r, const 
     const size_t len[1] = { (size_t)n_tok * (size_t)dim };
     hc_cu_merge m;
     const int fold = pend_fold(c, 1, in, len, &m); /* r's corrections, where they are held back */
-    hc_status st = stream_op(c, "add_rmsnorm");
+    int hold;
+    hc_status st = held_begin(c, &hold); /* held for a publish of y */
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps, fold ? &m : NULL), "add_rmsnorm");
+    if (hold) {
+        c->held = (cu_held){ .kind = HELD_ADD_RMSNORM, .x = x, .y = y, .r = r, .w = w, .n_tok = n_tok, .dim = dim, .eps = eps,
+                             .n = len[0], .has_merge = fold, .m = m };
+        return HC_OK;
+    }
+    st = stream_op(c, "add_rmsnorm");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps, fold ? &m : NULL, NULL), "add_rmsnorm");
     return HC_OK;
 }
 
@@ -1145,9 +1205,17 @@ static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, f
     const size_t len[2] = { n, n };
     hc_cu_merge m;
     const int fold = pend_fold(c, 2, in, len, &m); /* gate's and up's corrections, where they are held back */
-    hc_status st = stream_op(c, "swiglu");
+    if (!n) return HC_OK;
+    int hold;
+    hc_status st = held_begin(c, &hold); /* held for a publish of out */
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_swiglu(c->stream, gate, up, out, n, fold ? &m : NULL), "swiglu");
+    if (hold) {
+        c->held = (cu_held){ .kind = HELD_SWIGLU, .y = out, .gate = gate, .up = up, .n = n, .has_merge = fold, .m = m };
+        return HC_OK;
+    }
+    st = stream_op(c, "swiglu");
+    if (st != HC_OK) return st;
+    CU_CHECK(hc_cu_swiglu(c->stream, gate, up, out, n, fold ? &m : NULL, NULL), "swiglu");
     return HC_OK;
 }
 
@@ -1312,9 +1380,15 @@ static hc_status cuda_add_set(hc_device *d, int n, float *const *y, const float 
 static hc_status cuda_publish(hc_device *d, float *host_dst, const float *src, size_t n, uint32_t *flag, uint32_t seq)
 {
     cuda_device *c = impl(d);
+    if (n && n <= HC_CU_HANDOFF_KERNEL_MAX && pend_owner == c && c->held.kind != HELD_NONE && c->held.y == src &&
+        c->held.n == n) { /* the op that makes src publishes it */
+        const hc_cu_publish_to p = { .host_dst = host_dst, .flag = flag, .seq = seq, .count = c->pub_count };
+        return held_launch(c, &p);
+    }
     hc_status st = stream_op(c, "publish");
     if (st != HC_OK) return st;
     if (n <= HC_CU_HANDOFF_KERNEL_MAX) {
+        c->published = 1;
         CU_CHECK(hc_cu_publish(c->stream, host_dst, src, n, flag, seq), "publish");
         return HC_OK;
     }
@@ -1401,7 +1475,7 @@ static void cuda_destroy(hc_device *d)
             if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess) cudaGraphDestroy(g);
         }
         if (step_device == c) step_device = NULL;
-        if (pend_owner == c) pend_owner = NULL; /* a merge still held back is dropped */
+        if (pend_owner == c) pend_owner = NULL; /* a merge or an op still held back is dropped */
         if (c->has_stream) cudaStreamSynchronize(c->stream);
         for (int i = 0; i < CU_GRAPH_SEGMENTS; i++)
             if (c->segs[i].has_exec) cudaGraphExecDestroy(c->segs[i].exec);
@@ -1415,6 +1489,7 @@ static void cuda_destroy(hc_device *d)
         cudaFree(c->moe_ints);
         cudaFree(c->moe_rows);
         cudaFree(c->handoff);
+        cudaFree(c->pub_count);
         for (int i = 0; i < CU_STAGE_SLOTS; i++) {
             cudaFreeHost(c->stage[i].host);
             cudaFree(c->stage[i].dev);
@@ -1489,7 +1564,8 @@ static const hc_device_ops cuda_ops = {
  * rows a warp of the block types' GEMV holds (1 or 4); HC_CUDA_GEMV_INT8: 1 (the GEMVs' x quantized to
  * int8 for the block types and the packed formats with gemv_q8) or 0 (f32); HC_CUDA_FUSE: 1 (the device
  * offers add_rmsnorm, rope_qk, rope_store, matmul_set, add_set and merge_set, several ops a launch, and
- * folds a merge by flags into the op after it: cu_pending) or 0 (not: the engine makes each op). */
+ * folds a merge by flags into the op after it and a publish into the op before it: cu_pending, cu_held)
+ * or 0 (not: the engine makes each op). */
 static hc_status env_setting(const char *name, long def, long lo, long hi, const char *what, long *out)
 {
     const char *v = getenv(name);
@@ -1526,8 +1602,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
                          "quantized to int8 do, as the cpu device does) or 0 (x in f32)", &gemv_int8);
     if (st == HC_OK)
         st = env_setting("HC_CUDA_FUSE", 1, 0, 1, "1 (a residual add and the next norm, q's and k's RoPE with the KV "
-                         "cache's store, and matmuls sharing their input, a launch each; merges by flags added by the "
-                         "op after them) or 0 (a launch an op)", &fuse);
+                         "cache's store, and matmuls sharing their input, a launch each; merges and publishes by flags "
+                         "folded into the ops beside them) or 0 (a launch an op)", &fuse);
     if (st != HC_OK) return st;
     c->ops = cuda_ops;
     if (!fuse) { /* the engine's ops one by one */
@@ -1559,6 +1635,8 @@ static hc_status cuda_init(hc_device *d, cuda_device *c)
     c->has_blas = 1;
     BLAS_CHECK(cublasSetStream(c->blas, c->stream), "create (cublasSetStream)");
     CU_CHECK(cudaMalloc((void **)&c->consts, HC_CU_F16_CONSTS * sizeof(float)), "create (cudaMalloc)");
+    CU_CHECK(cudaMalloc((void **)&c->pub_count, sizeof *c->pub_count), "create (cudaMalloc)");
+    CU_CHECK(cudaMemsetAsync(c->pub_count, 0, sizeof *c->pub_count, c->stream), "create (cudaMemsetAsync)");
     for (int i = 0; i < CU_STAGE_SLOTS; i++) {
         CU_CHECK(cudaEventCreateWithFlags(&c->stage[i].copied, cudaEventDisableTiming), "create (cudaEventCreate)");
         c->stage[i].has_event = 1;

@@ -127,7 +127,7 @@ static void test_rows(void)
     float *want = malloc(n * sizeof *want), *got = nan_floats(n);
 
     HC_ASSERT_OK(c->ops->swiglu(c, x, u, want, n));
-    CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n, NULL), cudaSuccess);
+    CU_ASSERT_EQUAL(hc_cu_swiglu(NULL, x, u, got, n, NULL, NULL), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-6), 0);
     HC_ASSERT_OK(c->ops->geglu(c, x, u, want, n));
     CU_ASSERT_EQUAL(hc_cu_geglu(NULL, x, u, got, n), cudaSuccess);
@@ -183,7 +183,7 @@ static void test_rows(void)
         memcpy(xs, x, n * sizeof *x);
         memcpy(rs, u, n * sizeof *u);
         float *y = alias ? rs : got;
-        CU_ASSERT_EQUAL(hc_cu_add_rmsnorm(NULL, xs, rs, w, y, n_tok, dim, 1e-5f, NULL), cudaSuccess);
+        CU_ASSERT_EQUAL(hc_cu_add_rmsnorm(NULL, xs, rs, w, y, n_tok, dim, 1e-5f, NULL, NULL), cudaSuccess);
         CU_ASSERT_EQUAL(count_far(xs, want, n, 0), 0);
         CU_ASSERT_EQUAL(count_far(y, wy, n, 1e-5), 0);
     }

@@ -102,6 +102,12 @@ static inline unsigned atomicMax(unsigned *p, unsigned v)
     if (v > o) *p = v;
     return o;
 }
+static inline unsigned atomicAdd(unsigned *p, unsigned v)
+{
+    unsigned o = *p;
+    *p = o + v;
+    return o;
+}
 static inline unsigned __float_as_uint(float f) { return hc_emu_bits(f); }
 static inline float __uint_as_float(unsigned u) { return hc_emu_from_bits<float>(u); }
 
