@@ -495,7 +495,7 @@ fi
 # (stretches of 2 ops; the default needs 8), and the SmolLM2 shape by flags, without graphs, and with
 # a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk, rope_store, matmul_set, add_set or merge_set,
 # no merge or publish folded into the ops beside it: 6 launches and 2 copies more a layer, 9 more with
-# branches by events, 15 by flags)
+# branches by events, 16 by flags)
 if ! skip_optional extras "the extra comparisons and benches"; then
   optional=1
   [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=2 compare smollm2-w3-b10-serial-graphs2 w3 "$models/smollm2.w3.gguf" --sched serial

@@ -1047,14 +1047,19 @@ static void check_folds(hc_device *g)
 }
 
 /* A publish folded into the kernel that makes its array (HC_CUDA_FUSE, once the device has published by a
- * kernel): add_rmsnorm (3 tokens: 3 blocks) and swiglu (60000 floats: 235 blocks) also write their output
+ * kernel): add_rmsnorm (3 tokens: 3 blocks), swiglu (60000 floats: 235 blocks) and attention (4 heads
+ * over 1 key, and over 300: its keys in splits, the second kernel publishing) also write their output
  * into page-locked memory, and their last block sets the flag; twice, so the blocks' count is back at 0.
  * Outputs bit for bit those of the op and the publish launched one after the other (a synchronize
  * between), the published array their output. A publish of another array (x) launches the op first. */
 static void publish_run(hc_device *g, int op, float *const *b, size_t n, float *host, uint32_t *flag, uint32_t seq, int alone)
 {
-    if (op != 1) HC_ASSERT_OK(g->ops->add_rmsnorm(g, b[0], b[1], b[2], b[3], 3, 256, 1e-5f));
-    else HC_ASSERT_OK(g->ops->swiglu(g, b[0], b[1], b[3], n));
+    const hc_attn_args a = { .q = b[0], .k_cache = b[1], .v_cache = b[2], .out = b[3], .n_tok = 1,
+                             .pos0 = op == 4 ? 299 : 0, .n_ctx = 512, .n_head = 4, .n_head_kv = 2, .head_dim = 32,
+                             .scale = 0.17677669f, .kv_dtype = HC_F32 };
+    if (op == 0 || op == 2) HC_ASSERT_OK(g->ops->add_rmsnorm(g, b[0], b[1], b[2], b[3], 3, 256, 1e-5f));
+    else if (op == 1) HC_ASSERT_OK(g->ops->swiglu(g, b[0], b[1], b[3], n));
+    else HC_ASSERT_OK(g->ops->attention(g, &a));
     if (alone) HC_ASSERT_OK(g->ops->synchronize(g));
     HC_ASSERT_OK(g->ops->publish(g, host, b[op == 2 ? 0 : 3], n, flag, seq));
     HC_ASSERT_OK(g->ops->synchronize(g));
@@ -1062,7 +1067,8 @@ static void publish_run(hc_device *g, int op, float *const *b, size_t n, float *
 
 static void check_publish_folds(hc_device *g)
 {
-    static const char *const names[] = { "add_rmsnorm", "swiglu", "add_rmsnorm, then a publish of x" };
+    static const char *const names[] = { "add_rmsnorm", "swiglu", "add_rmsnorm, then a publish of x", "attention",
+                                         "attention in key splits" };
     const size_t big = 60000;
     float *init = rnd_floats(4 * big, 1.0f), *host = NULL;
     uint32_t *flags = NULL;
@@ -1073,8 +1079,8 @@ static void check_publish_folds(hc_device *g)
     for (int i = 0; i < 4; i++) b[i] = to_gpu(g, init + (size_t)i * big, big * sizeof(float));
     HC_ASSERT_OK(g->ops->publish(g, host, b[0], 10, flags, 1)); /* the device publishes by kernels */
     HC_ASSERT_OK(g->ops->synchronize(g));
-    for (int op = 0; op < 3; op++) {
-        const size_t n = op == 1 ? big : 3 * 256;
+    for (int op = 0; op < 5; op++) {
+        const size_t n = op == 1 ? big : op >= 3 ? 128 : 3 * 256;
         float *want[4], *want_host;
         for (int i = 0; i < 4; i++) HC_ASSERT_OK(g->ops->upload(g, b[i], init + (size_t)i * big, big * sizeof(float)));
         publish_run(g, op, b, n, host, flags, 30 + 10 * (uint32_t)op, 1);

@@ -2,11 +2,13 @@
  * head, key split), online softmax per warp, the warps merged, then the splits (see attention.cuh). */
 #include "attention.cuh"
 #include "cuda_kernels.h"
+#include "handoff.cuh"
 
 /* Keys [j0, j1) of block (t, h) for split blockIdx.y of gridDim.y (chunk keys each). With one split
- * the block writes the output; with several, its partial (max, sum, unnormalised output) to part. */
+ * the block writes the output (published too, with pub); with several, its partial (max, sum,
+ * unnormalised output) to part. */
 template <int F16>
-__global__ void attention_kernel(hc_attn_args a, int chunk, float *part)
+__global__ void attention_kernel(hc_attn_args a, int chunk, float *part, const hc_cu_publish_to pub)
 {
     __shared__ hc_cu_attn_shared sh;
     int t, h;
@@ -39,8 +41,13 @@ __global__ void attention_kernel(hc_attn_args a, int chunk, float *part)
     __syncthreads();
 
     if (gridDim.y == 1) {
-        float *out = a.out + ((size_t)t * a.n_head + h) * hd;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) out[d] = hc_cu_attn_merge(&sh, d);
+        size_t at = ((size_t)t * a.n_head + h) * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float v = hc_cu_attn_merge(&sh, d);
+            a.out[at + d] = v;
+            if (pub.flag) pub.host_dst[at + d] = v;
+        }
+        hc_cu_publish_end(pub);
         return;
     }
     float *p = hc_cu_attn_part(part, blockIdx.x, (int)blockIdx.y, (int)gridDim.y, hd);
@@ -53,33 +60,42 @@ __global__ void attention_kernel(hc_attn_args a, int chunk, float *part)
     }
 }
 
-/* out of (token, head) blockIdx.x from the n_splits partials. */
-__global__ void attention_merge_kernel(hc_attn_args a, int n_splits, const float *part)
+/* out of (token, head) blockIdx.x from the n_splits partials (published too, with pub). */
+__global__ void attention_merge_kernel(hc_attn_args a, int n_splits, const float *part, const hc_cu_publish_to pub)
 {
     int t, h;
     hc_cu_attn_block(blockIdx.x, a.n_head, &t, &h);
     const float *p = hc_cu_attn_part((float *)part, blockIdx.x, 0, n_splits, a.head_dim);
-    float *out = a.out + ((size_t)t * a.n_head + h) * a.head_dim;
-    for (int d = threadIdx.x; d < a.head_dim; d += blockDim.x) out[d] = hc_cu_attn_merge_splits(p, n_splits, a.head_dim, d);
+    size_t at = ((size_t)t * a.n_head + h) * a.head_dim;
+    for (int d = threadIdx.x; d < a.head_dim; d += blockDim.x) {
+        float v = hc_cu_attn_merge_splits(p, n_splits, a.head_dim, d);
+        a.out[at + d] = v;
+        if (pub.flag) pub.host_dst[at + d] = v;
+    }
+    hc_cu_publish_end(pub);
 }
 
-extern "C" cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch)
+extern "C" cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch,
+                                       const hc_cu_publish_to *p)
 {
+    const hc_cu_publish_to none = {}, pub = hc_cu_publish_to_or_none(p);
     if (a->n_tok <= 0 || a->n_head <= 0) return cudaSuccess;
     if (a->head_dim <= 0 || a->head_dim > HC_CU_ATTN_MAX_DIM || a->n_head_kv <= 0) return cudaErrorInvalidValue;
     if (n_splits < 1 || n_splits > HC_CU_ATTN_MAX_SPLITS || (n_splits > 1 && !scratch)) return cudaErrorInvalidValue;
     int chunk = hc_cu_attn_split_chunk(a->n_tok, a->pos0, n_splits);
     hc_cu_launch l = hc_cu_attention_geometry(a->n_tok, a->n_head, n_splits);
     if (a->kv_dtype == HC_F16)
-        attention_kernel<1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(*a, chunk, scratch);
+        attention_kernel<1><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(*a, chunk, scratch,
+                                                                                         n_splits > 1 ? none : pub);
     else if (a->kv_dtype == HC_F32)
-        attention_kernel<0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(*a, chunk, scratch);
+        attention_kernel<0><<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(*a, chunk, scratch,
+                                                                                         n_splits > 1 ? none : pub);
     else return cudaErrorInvalidValue;
     if (n_splits > 1) {
         cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return e;
         hc_cu_launch m = hc_cu_attn_merge_geometry(a->n_tok, a->n_head);
-        attention_merge_kernel<<<hc_cu_dim3(m.grid), hc_cu_dim3(m.block), 0, s>>>(*a, n_splits, scratch);
+        attention_merge_kernel<<<hc_cu_dim3(m.grid), hc_cu_dim3(m.block), 0, s>>>(*a, n_splits, scratch, pub);
     }
     return cudaGetLastError();
 }

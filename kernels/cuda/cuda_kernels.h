@@ -120,8 +120,9 @@ cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, const float *v,
 
 /* a's pointers are device memory; head_dim <= HC_CU_ATTN_MAX_DIM (the caller checks). The keys are
  * cut into n_splits (1 .. HC_CU_ATTN_MAX_SPLITS, hc_cu_attn_n_splits) merged by a second kernel;
- * scratch: device memory of hc_cu_attn_scratch_floats floats when n_splits > 1, else unused. */
-cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch);
+ * scratch: device memory of hc_cu_attn_scratch_floats floats when n_splits > 1, else unused; p: NULL, or
+ * the output published (hc_cu_publish_to). */
+cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch, const hc_cu_publish_to *p);
 
 /* m: NULL, or gate's and up's corrections (hc_cu_merge; then in at most HC_CU_WAIT_ADD_MAX_BLOCKS blocks);
  * p: NULL, or out published (hc_cu_publish_to) */

@@ -84,19 +84,21 @@ typedef struct cu_pending {
 } cu_pending;
 
 /* An op held back for a publish of its output that may come next (HC_CUDA_FUSE, once the device has
- * published by a kernel): add_rmsnorm or swiglu, with the merge it folds. The next op launches it
- * (pend_flush), with the publish in its kernel when that op is the publish of the held op's output
- * (cuda_publish). Held by pend_owner too; a merge and an op are never held at once. */
-enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU };
+ * published by a kernel): add_rmsnorm or swiglu, with the merge it folds, or attention. The next op
+ * launches it (pend_flush), with the publish in its kernel when that op is the publish of the held op's
+ * output (cuda_publish). Held by pend_owner too; a merge and an op are never held at once. */
+enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU, HELD_ATTENTION };
 typedef struct cu_held {
     int kind;
-    float *x, *y;           /* add_rmsnorm's x and y; swiglu's out as y */
+    float *x, *y;           /* add_rmsnorm's x and y; swiglu's and attention's output as y */
     const float *r, *w, *gate, *up;
     int n_tok, dim;
     float eps;
     size_t n;               /* y's floats */
     int has_merge;
     hc_cu_merge m;
+    hc_attn_args attn;      /* attention's, in n_splits */
+    int n_splits;
 } cu_held;
 
 typedef struct cuda_device {
@@ -289,11 +291,13 @@ static hc_status held_launch(cuda_device *c, const hc_cu_publish_to *p)
     cu_held h = c->held;
     c->held.kind = HELD_NONE;
     pend_owner = NULL;
-    const char *op = h.kind == HELD_SWIGLU ? "swiglu" : "add_rmsnorm";
+    const char *op = h.kind == HELD_SWIGLU ? "swiglu" : h.kind == HELD_ATTENTION ? "attention" : "add_rmsnorm";
     hc_status st = enter(c, op);
     if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
-    if (h.kind == HELD_SWIGLU)
+    if (h.kind == HELD_ATTENTION)
+        CU_CHECK(hc_cu_attention(c->stream, &h.attn, h.n_splits, c->attn_scratch, p), op);
+    else if (h.kind == HELD_SWIGLU)
         CU_CHECK(hc_cu_swiglu(c->stream, h.gate, h.up, h.y, h.n, h.has_merge ? &h.m : NULL, p), op);
     else
         CU_CHECK(hc_cu_add_rmsnorm(c->stream, h.x, h.r, h.w, h.y, h.n_tok, h.dim, h.eps, h.has_merge ? &h.m : NULL, p), op);
@@ -1190,9 +1194,16 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
     int n_splits = hc_cu_attn_n_splits(a->n_tok, a->n_head, a->pos0);
     size_t need = hc_cu_attn_scratch_floats(a->n_tok, a->n_head, a->head_dim, n_splits) * sizeof(float);
     st = ensure_buffer(c, &c->attn_scratch, &c->attn_scratch_bytes, need, "attention (scratch for the key splits)");
+    int hold = 0;
+    if (st == HC_OK) st = held_begin(c, &hold); /* held for a publish of its output */
+    if (st == HC_OK && hold) {
+        c->held = (cu_held){ .kind = HELD_ATTENTION, .y = a->out, .n = (size_t)a->n_tok * (size_t)a->n_head * (size_t)a->head_dim,
+                             .attn = *a, .n_splits = n_splits };
+        return HC_OK;
+    }
     if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_attention(c->stream, a, n_splits, c->attn_scratch), "attention");
+    CU_CHECK(hc_cu_attention(c->stream, a, n_splits, c->attn_scratch, NULL), "attention");
     return HC_OK;
 }
 

@@ -275,7 +275,7 @@ static void test_attention(void)
             for (size_t i = 0; i < qn; i++) got[i] = NAN;
             a.out = got;
             long l0 = hc_emu_launches();
-            int err = hc_cu_attention(NULL, &a, splits[si], scratch);
+            int err = hc_cu_attention(NULL, &a, splits[si], scratch, NULL);
             expect_ran("attention", l0, err);
             CU_ASSERT_EQUAL(hc_emu_launches() - l0, splits[si] > 1 ? 2 : 1);
             int bad = count_far(got, want, qn, 2e-5);
