@@ -1,5 +1,6 @@
 /* handoff.cuh: the device's side of the hand-off by flags: a wait for the host's flag (one thread a block),
- * and a branch job's corrections added by the kernel that reads its outputs first (hc_cu_merge). */
+ * a job's corrections added by the kernel that reads them first (hc_cu_merge), its input published by
+ * the kernel that makes it (hc_cu_publish_to). */
 #ifndef HC_CUDA_HANDOFF_CUH
 #define HC_CUDA_HANDOFF_CUH
 

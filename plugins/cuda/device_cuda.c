@@ -283,7 +283,7 @@ static hc_status stream_op(cuda_device *c, const char *op)
     return st == HC_OK ? graph_op(c) : st;
 }
 
-/* ---------------- merges held back (cu_pending) ---------------- */
+/* ---------------- merges and ops held back (cu_pending, cu_held) ---------------- */
 
 /* The held op launched (cu_held), with the publish p in its kernel (NULL: none). */
 static hc_status held_launch(cuda_device *c, const hc_cu_publish_to *p)
