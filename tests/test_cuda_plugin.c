@@ -1047,7 +1047,7 @@ static void check_folds(hc_device *g)
 }
 
 /* A publish folded into the kernel that makes its array (HC_CUDA_FUSE, once the device has published by a
- * kernel): add_rmsnorm (3 tokens: 3 blocks), swiglu (60000 floats: 235 blocks) and attention (4 heads
+ * kernel): add_rmsnorm (3 tokens: 3 blocks), swiglu (20000 floats: 79 blocks) and attention (4 heads
  * over 1 key, and over 300: its keys in splits, the second kernel publishing) also write their output
  * into page-locked memory, and their last block sets the flag; twice, so the blocks' count is back at 0.
  * Outputs bit for bit those of the op and the publish launched one after the other (a synchronize
@@ -1069,7 +1069,7 @@ static void check_publish_folds(hc_device *g)
 {
     static const char *const names[] = { "add_rmsnorm", "swiglu", "add_rmsnorm, then a publish of x", "attention",
                                          "attention in key splits" };
-    const size_t big = 60000;
+    const size_t big = 20000;
     float *init = rnd_floats(4 * big, 1.0f), *host = NULL;
     uint32_t *flags = NULL;
     HC_ASSERT_OK(g->ops->host_alloc(g, big * sizeof(float), (void **)&host));
