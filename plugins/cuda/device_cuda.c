@@ -77,16 +77,24 @@ typedef struct cu_pending {
     float *y[HC_CU_MERGE_MAX];
     const float *src[HC_CU_MERGE_MAX];
     size_t len[HC_CU_MERGE_MAX];
-    size_t total;
     const uint32_t *flag;
     uint32_t seq;
     uint32_t *err;
 } cu_pending;
 
-/* An op held back for a publish of its output that may come next (HC_CUDA_FUSE, once the device has
- * published by a kernel): add_rmsnorm or swiglu, with the merge it folds, or attention. The next op
- * launches it (pend_flush), with the publish in its kernel when that op is the publish of the held op's
- * output (cuda_publish). Held by pend_owner too; a merge and an op are never held at once. */
+/* The floats of a held merge's corrections, one array after another from src[0]. */
+static size_t pend_total(const cu_pending *p)
+{
+    size_t total = 0;
+    for (int k = 0; k < p->n; k++) total += p->len[k];
+    return total;
+}
+
+/* An op that may publish its output (add_rmsnorm or swiglu, with the merge it folds, or attention): held
+ * back for a publish that may come next (HC_CUDA_FUSE, once the device has published by a kernel), or
+ * launched at once (op_launch). The next op launches a held one (pend_flush), with the publish in its
+ * kernel when that op is the publish of the held op's output (cuda_publish). Held by pend_owner too; a
+ * merge and an op are never held at once. */
 enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU, HELD_ATTENTION };
 typedef struct cu_held {
     int kind;
@@ -194,7 +202,7 @@ static hc_status enter(cuda_device *c, const char *op)
     return HC_OK;
 }
 
-/* The device whose held-back merge this thread holds (cu_pending), NULL: none. */
+/* The device whose held-back merge or op this thread holds (cu_pending, cu_held), NULL: none. */
 static _Thread_local cuda_device *pend_owner;
 
 static hc_status pend_flush(cuda_device *c);
@@ -285,23 +293,26 @@ static hc_status stream_op(cuda_device *c, const char *op)
 
 /* ---------------- merges and ops held back (cu_pending, cu_held) ---------------- */
 
-/* The held op launched (cu_held), with the publish p in its kernel (NULL: none). */
+/* The op h (cu_held) launched, with the publish p in its kernel (NULL: none). */
+static hc_status op_launch(cuda_device *c, const cu_held *h, const hc_cu_publish_to *p)
+{
+    const char *op = h->kind == HELD_SWIGLU ? "swiglu" : h->kind == HELD_ATTENTION ? "attention" : "add_rmsnorm";
+    const hc_cu_merge *m = h->has_merge ? &h->m : NULL;
+    hc_status st = stream_op(c, op);
+    if (st != HC_OK) return st;
+    if (h->kind == HELD_ATTENTION) CU_CHECK(hc_cu_attention(c->stream, &h->attn, h->n_splits, c->attn_scratch, p), op);
+    else if (h->kind == HELD_SWIGLU) CU_CHECK(hc_cu_swiglu(c->stream, h->gate, h->up, h->y, h->n, m, p), op);
+    else CU_CHECK(hc_cu_add_rmsnorm(c->stream, h->x, h->r, h->w, h->y, h->n_tok, h->dim, h->eps, m, p), op);
+    return HC_OK;
+}
+
+/* The held op launched (op_launch), no longer held. */
 static hc_status held_launch(cuda_device *c, const hc_cu_publish_to *p)
 {
     cu_held h = c->held;
     c->held.kind = HELD_NONE;
     pend_owner = NULL;
-    const char *op = h.kind == HELD_SWIGLU ? "swiglu" : h.kind == HELD_ATTENTION ? "attention" : "add_rmsnorm";
-    hc_status st = enter(c, op);
-    if (st == HC_OK) st = graph_op(c);
-    if (st != HC_OK) return st;
-    if (h.kind == HELD_ATTENTION)
-        CU_CHECK(hc_cu_attention(c->stream, &h.attn, h.n_splits, c->attn_scratch, p), op);
-    else if (h.kind == HELD_SWIGLU)
-        CU_CHECK(hc_cu_swiglu(c->stream, h.gate, h.up, h.y, h.n, h.has_merge ? &h.m : NULL, p), op);
-    else
-        CU_CHECK(hc_cu_add_rmsnorm(c->stream, h.x, h.r, h.w, h.y, h.n_tok, h.dim, h.eps, h.has_merge ? &h.m : NULL, p), op);
-    return HC_OK;
+    return op_launch(c, &h, p);
 }
 
 /* What this thread holds back for c launched: an op (held_launch) or a merge, as merge_set launches it. */
@@ -332,14 +343,14 @@ static hc_status pend_add(cuda_device *c, int n, float *const *y, const float *h
     cu_pending *p = &c->pend;
     size_t total = 0;
     for (int k = 0; k < n; k++) total += len[k];
+    const size_t before = pend_total(p);
     const int join = p->n && !flag && seq == p->seq && err == p->err && p->n + n <= HC_CU_MERGE_MAX &&
-                     host_src == p->src[0] + p->total && p->total + total <= HC_CU_HANDOFF_KERNEL_MAX;
+                     host_src == p->src[0] + before && before + total <= HC_CU_HANDOFF_KERNEL_MAX;
     if (!join) {
         hc_status st = pend_flush(c);
         if (st != HC_OK) return st;
         if (n > HC_CU_MERGE_MAX || total > HC_CU_HANDOFF_KERNEL_MAX) return HC_OK;
         p->n = 0;
-        p->total = 0;
         p->flag = flag;
         p->seq = seq;
         p->err = err;
@@ -351,7 +362,6 @@ static hc_status pend_add(cuda_device *c, int n, float *const *y, const float *h
         p->n++;
         host_src += len[k];
     }
-    p->total += total;
     pend_owner = c;
     *held = 1;
     return HC_OK;
@@ -363,8 +373,8 @@ static hc_status pend_add(cuda_device *c, int n, float *const *y, const float *h
 static int pend_fold(cuda_device *c, int n_in, const float *const *in, const size_t *len, hc_cu_merge *m)
 {
     const cu_pending *p = &c->pend;
-    if (pend_owner != c || !p->n || n_in > HC_CU_MERGE_MAX) return 0;
     memset(m, 0, sizeof *m);
+    if (pend_owner != c || !p->n || n_in > HC_CU_MERGE_MAX) return 0;
     for (int k = 0; k < p->n; k++) {
         int i = 0;
         while (i < n_in && (in[i] != p->y[k] || len[i] != p->len[k] || m->src[i])) i++;
@@ -381,17 +391,15 @@ static int pend_fold(cuda_device *c, int n_in, const float *const *in, const siz
     return 1;
 }
 
-/* Whether the op being called is to be held (*hold 1: the caller fills c->held): HC_CUDA_FUSE, the device
- * has published by a kernel, and this thread holds nothing of another device; what it held for c is
- * launched first. */
-static hc_status held_begin(cuda_device *c, int *hold)
+/* The op h held back for a publish of its output (HC_CUDA_FUSE, the device has published by a kernel,
+ * and this thread holds nothing of another device; what it held for c launched first), else launched. */
+static hc_status op_hold_or_launch(cuda_device *c, const cu_held *h)
 {
-    *hold = 0;
-    if (!c->fuse || !c->published || (pend_owner && pend_owner != c)) return HC_OK;
+    if (!c->fuse || !c->published || (pend_owner && pend_owner != c)) return op_launch(c, h, NULL);
     hc_status st = pend_flush(c);
     if (st != HC_OK) return st;
+    c->held = *h;
     pend_owner = c;
-    *hold = 1;
     return HC_OK;
 }
 
@@ -1097,20 +1105,10 @@ static hc_status cuda_add_rmsnorm(hc_device *d, float *x, const float *r, const 
     if (!n_tok) return HC_OK;
     const float *in[1] = { r };
     const size_t len[1] = { (size_t)n_tok * (size_t)dim };
-    hc_cu_merge m;
-    const int fold = pend_fold(c, 1, in, len, &m); /* r's corrections, where they are held back */
-    int hold;
-    hc_status st = held_begin(c, &hold); /* held for a publish of y */
-    if (st != HC_OK) return st;
-    if (hold) {
-        c->held = (cu_held){ .kind = HELD_ADD_RMSNORM, .x = x, .y = y, .r = r, .w = w, .n_tok = n_tok, .dim = dim, .eps = eps,
-                             .n = len[0], .has_merge = fold, .m = m };
-        return HC_OK;
-    }
-    st = stream_op(c, "add_rmsnorm");
-    if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_add_rmsnorm(c->stream, x, r, w, y, n_tok, dim, eps, fold ? &m : NULL, NULL), "add_rmsnorm");
-    return HC_OK;
+    cu_held h = { .kind = HELD_ADD_RMSNORM, .x = x, .y = y, .r = r, .w = w, .n_tok = n_tok, .dim = dim, .eps = eps,
+                  .n = len[0] };
+    h.has_merge = pend_fold(c, 1, in, len, &h.m); /* r's corrections, where they are held back */
+    return op_hold_or_launch(c, &h);
 }
 
 /* RoPE of q and, unless k is NULL, of k, in one launch; with v (and k), k's and v's rows then stored into
@@ -1194,17 +1192,10 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
     int n_splits = hc_cu_attn_n_splits(a->n_tok, a->n_head, a->pos0);
     size_t need = hc_cu_attn_scratch_floats(a->n_tok, a->n_head, a->head_dim, n_splits) * sizeof(float);
     st = ensure_buffer(c, &c->attn_scratch, &c->attn_scratch_bytes, need, "attention (scratch for the key splits)");
-    int hold = 0;
-    if (st == HC_OK) st = held_begin(c, &hold); /* held for a publish of its output */
-    if (st == HC_OK && hold) {
-        c->held = (cu_held){ .kind = HELD_ATTENTION, .y = a->out, .n = (size_t)a->n_tok * (size_t)a->n_head * (size_t)a->head_dim,
-                             .attn = *a, .n_splits = n_splits };
-        return HC_OK;
-    }
-    if (st == HC_OK) st = graph_op(c);
     if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_attention(c->stream, a, n_splits, c->attn_scratch, NULL), "attention");
-    return HC_OK;
+    const cu_held h = { .kind = HELD_ATTENTION, .y = a->out, .n = (size_t)a->n_tok * (size_t)a->n_head * (size_t)a->head_dim,
+                        .attn = *a, .n_splits = n_splits };
+    return op_hold_or_launch(c, &h);
 }
 
 /* ---------------- element-wise ---------------- */
@@ -1212,22 +1203,12 @@ static hc_status cuda_attention(hc_device *d, const hc_attn_args *a)
 static hc_status cuda_swiglu(hc_device *d, const float *gate, const float *up, float *out, size_t n)
 {
     cuda_device *c = impl(d);
+    if (!n) return HC_OK;
     const float *in[2] = { gate, up };
     const size_t len[2] = { n, n };
-    hc_cu_merge m;
-    const int fold = pend_fold(c, 2, in, len, &m); /* gate's and up's corrections, where they are held back */
-    if (!n) return HC_OK;
-    int hold;
-    hc_status st = held_begin(c, &hold); /* held for a publish of out */
-    if (st != HC_OK) return st;
-    if (hold) {
-        c->held = (cu_held){ .kind = HELD_SWIGLU, .y = out, .gate = gate, .up = up, .n = n, .has_merge = fold, .m = m };
-        return HC_OK;
-    }
-    st = stream_op(c, "swiglu");
-    if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_swiglu(c->stream, gate, up, out, n, fold ? &m : NULL, NULL), "swiglu");
-    return HC_OK;
+    cu_held h = { .kind = HELD_SWIGLU, .y = out, .gate = gate, .up = up, .n = n };
+    h.has_merge = pend_fold(c, 2, in, len, &h.m); /* gate's and up's corrections, where they are held back */
+    return op_hold_or_launch(c, &h);
 }
 
 /* gemma's gated FFN */
