@@ -78,7 +78,7 @@ __global__ void attention_merge_kernel(hc_attn_args a, int n_splits, const float
 extern "C" cudaError_t hc_cu_attention(cudaStream_t s, const hc_attn_args *a, int n_splits, float *scratch,
                                        const hc_cu_publish_to *p)
 {
-    const hc_cu_publish_to none = {}, pub = hc_cu_publish_to_or_none(p);
+    const hc_cu_publish_to none = {}, pub = hc_cu_or_none(p);
     if (a->n_tok <= 0 || a->n_head <= 0) return cudaSuccess;
     if (a->head_dim <= 0 || a->head_dim > HC_CU_ATTN_MAX_DIM || a->n_head_kv <= 0) return cudaErrorInvalidValue;
     if (n_splits < 1 || n_splits > HC_CU_ATTN_MAX_SPLITS || (n_splits > 1 && !scratch)) return cudaErrorInvalidValue;

@@ -68,8 +68,8 @@ extern "C" cudaError_t hc_cu_swiglu(cudaStream_t s, const float *gate, const flo
 {
     if ((m || p) && n) { /* with m its blocks poll the flag as wait_add_set's do: no more of them */
         hc_cu_launch l = hc_cu_elementwise_geometry(n, m ? HC_CU_WAIT_ADD_MAX_BLOCKS : HC_CU_EW_MAX_BLOCKS);
-        swiglu_handoff_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(gate, up, out, n, hc_cu_merge_or_none(m),
-                                                                               hc_cu_publish_to_or_none(p));
+        swiglu_handoff_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), 0, s>>>(gate, up, out, n, hc_cu_or_none(m),
+                                                                               hc_cu_or_none(p));
         return cudaGetLastError();
     }
     HC_CU_EW_LAUNCH(n, swiglu_kernel, gate, up, out, n);

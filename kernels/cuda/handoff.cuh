@@ -77,11 +77,11 @@ static __device__ inline void hc_cu_merge_span(const hc_cu_merge &m, int k, size
     __syncthreads();
 }
 
-/* m, or no merge at all for m NULL (a host call's optional argument). */
-static inline hc_cu_merge hc_cu_merge_or_none(const hc_cu_merge *m)
+/* *p, or all zeros (no merge, no publish) for p NULL: a host call's optional argument as a kernel's. */
+template <class T> static inline T hc_cu_or_none(const T *p)
 {
-    hc_cu_merge none = {};
-    return m ? *m : none;
+    T none = {};
+    return p ? *p : none;
 }
 
 /* The end of a kernel that publishes its output (p.flag; none: nothing), every thread of every block
@@ -97,12 +97,6 @@ static __device__ inline void hc_cu_publish_end(const hc_cu_publish_to &p)
         __threadfence_system();
         *(volatile unsigned *)p.flag = p.seq;
     }
-}
-
-static inline hc_cu_publish_to hc_cu_publish_to_or_none(const hc_cu_publish_to *p)
-{
-    hc_cu_publish_to none = {};
-    return p ? *p : none;
 }
 
 #endif

@@ -92,6 +92,16 @@ __global__ void quantize_q8_kernel(const float *__restrict__ x, int64_t n_blocks
     if (b < n_blocks) hc_cu_q8x_block(x + HC_CU_RUN * b, q + HC_CU_RUN * b, ds + 2 * b);
 }
 
+/* x's x_rows rows quantized to int8 into xq (hc_cu_q8x_bytes of them): the codes at *q, then the scales
+ * at *ds. */
+static void quantize_x(cudaStream_t s, const float *x, int64_t x_rows, int64_t in, void *xq, uint8_t **q, float **ds)
+{
+    const int64_t nb = x_rows * (in / HC_CU_RUN);
+    *q = (uint8_t *)xq;
+    *ds = (float *)(*q + (size_t)x_rows * (size_t)in);
+    quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, *q, *ds);
+}
+
 /* gemv_body by runs of a block type with x quantized to int8 (hc_cu_gemv_lane_q8_rows): xq and xds
  * hold x quantized. */
 template <int DT, int ROWS>
@@ -202,10 +212,9 @@ static cudaError_t gemv_rows(cudaStream_t s, int dtype, const void *w, size_t ro
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     const size_t sh = l.shared_bytes;
     if (xq && runs && hc_cu_block_elems(dtype) > 1 && (uintptr_t)xq % 16 == 0) { /* x to int8, then the integer GEMV */
-        const int64_t x_rows = (n_rows - 1) / x_div + 1, nb = x_rows * (in / HC_CU_RUN);
-        uint8_t *q = (uint8_t *)xq;
-        float *ds = (float *)(q + (size_t)x_rows * (size_t)in);
-        quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, q, ds);
+        uint8_t *q;
+        float *ds;
+        quantize_x(s, x, (n_rows - 1) / x_div + 1, in, xq, &q, &ds);
 #define LAUNCH(T)                                                                                  \
     do {                                                                                           \
         if (R == 1) gemv_q8_kernel<T, 1><<<g, b, sh, s>>>(wb, row_bytes, in, out, q, ds, y, ids, slice, x_div); \
@@ -264,10 +273,9 @@ extern "C" cudaError_t hc_cu_gemv_set(cudaStream_t s, int dtype, int n, const vo
     l.grid.x = hc_cu_set_blocks(&set);
     dim3 g = hc_cu_dim3(l.grid), b = hc_cu_dim3(l.block);
     if (xq && block && (uintptr_t)xq % 16 == 0) { /* x to int8 once, then the integer GEMVs */
-        const int64_t nb = in / HC_CU_RUN;
-        uint8_t *q = (uint8_t *)xq;
-        float *ds = (float *)(q + (size_t)in);
-        quantize_q8_kernel<<<hc_cu_div_up((size_t)nb, HC_CU_DEQ_THREADS), HC_CU_DEQ_THREADS, 0, s>>>(x, nb, q, ds);
+        uint8_t *q;
+        float *ds;
+        quantize_x(s, x, 1, in, xq, &q, &ds);
 #define LAUNCH(T) gemv_q8_set_kernel<T, HC_CU_GEMV_RUN_ROWS><<<g, b, 0, s>>>(set, row_bytes, in, q, ds)
         HC_CU_SWITCH_BLOCK_TYPE(dtype, LAUNCH)
 #undef LAUNCH

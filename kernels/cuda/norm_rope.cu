@@ -62,8 +62,8 @@ extern "C" cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *
     if (n_tok <= 0 || dim <= 0) return cudaSuccess;
     hc_cu_launch l = hc_cu_rmsnorm_geometry(n_tok);
     add_rmsnorm_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(x, r, w, y, dim, eps,
-                                                                                      hc_cu_merge_or_none(m),
-                                                                                      hc_cu_publish_to_or_none(p));
+                                                                                      hc_cu_or_none(m),
+                                                                                      hc_cu_or_none(p));
     return cudaGetLastError();
 }
 
@@ -133,7 +133,7 @@ extern "C" cudaError_t hc_cu_rope_store(cudaStream_t s, float *q, float *k, cons
                                         void *v_dst, int kv_f16, const hc_cu_merge *m)
 {
     if (n_tok <= 0 || n_head < 0 || n_head_kv <= 0 || n_rot <= 0) return cudaSuccess;
-    const hc_cu_merge mm = hc_cu_merge_or_none(m);
+    const hc_cu_merge mm = hc_cu_or_none(m);
     hc_cu_launch l = hc_cu_rope_geometry(n_tok, n_head + 2 * n_head_kv);
     unsigned n_q = (unsigned)((size_t)n_tok * (size_t)n_head), n_k = (unsigned)((size_t)n_tok * (size_t)n_head_kv);
     if (kv_f16)
