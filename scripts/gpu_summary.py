@@ -205,7 +205,8 @@ def stage_table(by):
     out.append("| the layers' GEMVs | %s |" % " | ".join("%.3f" % g for g, _ in sums))
     out.append("| the layers' other stages | %s |" % " | ".join(
         "%.3f (%.0f%%)" % (r, 100 * r / (g + r)) if g + r > 0 else "-" for g, r in sums))
-    return out + ["", "Stage times come from events on the timed passes (every 8th, launched without graphs), so "
+    return out + ["", "Stage times come from events on the timed passes (every 32nd, every 8th with the rank "
+                  "controller; launched without graphs), so "
                   "the other stages' share includes their launches' gaps. A residual add holds the norm after it "
                   "(one launch: add_rmsnorm), rope holds q's and k's and the KV store (rope_store), and q holds k and v, "
                   "gate holds up (one launch: matmul_set).", ""]

@@ -103,15 +103,16 @@ typedef struct session {
     hc_context *c;
 } session;
 
-/* Loads the model and makes a context on d with scheduler sched (NULL: branches off). */
-static hc_status open_on(hc_device *d, const char *sched, session *s)
+/* Loads the model and makes a context on d with scheduler sched (NULL: branches off), the rank
+ * controller keeping the host within host_budget of the device's time (0: off). */
+static hc_status open_with(hc_device *d, const char *sched, double host_budget, session *s)
 {
     memset(s, 0, sizeof *s);
     hc_status st = hc_registry_create(&s->reg);
     if (st == HC_OK) st = hc_registry_load_default(s->reg);
     hc_model_load_opts lo = { .registry = s->reg, .no_branches = sched == NULL };
     if (st == HC_OK) st = hc_model_load(small_model(), &lo, &s->m);
-    hc_context_params cp = { .n_ctx = 64, .n_batch = 8, .registry = s->reg, .host_threads = 2 };
+    hc_context_params cp = { .n_ctx = 64, .n_batch = 8, .registry = s->reg, .host_threads = 2, .host_budget = host_budget };
     if (st == HC_OK && sched) {
         cp.comp = hc_registry_find(s->reg, HC_PLUGIN_COMP, "host")->desc->ops;
         cp.sched = hc_registry_find(s->reg, HC_PLUGIN_SCHED, sched)->desc->ops;
@@ -120,6 +121,8 @@ static hc_status open_on(hc_device *d, const char *sched, session *s)
     if (st == HC_OK) st = hc_context_create(s->m, d, &cp, &s->c);
     return st;
 }
+
+static hc_status open_on(hc_device *d, const char *sched, session *s) { return open_with(d, sched, 0.0, s); }
 
 static void close_session(session *s, hc_device *d)
 {
@@ -276,6 +279,38 @@ static void test_f16_kv(void)
     CU_ASSERT_EQUAL(memcmp(want, got, sizeof got), 0);
 }
 
+/* Stage times by events every HC_STAGE_TIMING_PERIOD-th pass while the rank controller steers by
+ * them, HC_STAGE_TIMING_UNSTEERED times more seldom when only reports read them: with branches
+ * but no controller as without branches (async then pays for no more unreplayed passes). */
+static void test_timing_period(void)
+{
+    const int n = 4 * HC_STAGE_TIMING_PERIOD; /* the controller's 4 timed passes leave rank 8 at >= 4 */
+    const struct { const char *sched; double budget; int want; } runs[] = {
+        { NULL, 0.0, n / (HC_STAGE_TIMING_PERIOD * HC_STAGE_TIMING_UNSTEERED) },
+        { "async", 0.0, n / (HC_STAGE_TIMING_PERIOD * HC_STAGE_TIMING_UNSTEERED) },
+        { "async", 100.0, n / HC_STAGE_TIMING_PERIOD },
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        hc_device *d = spy_device(0);
+        session s;
+        HC_ASSERT_OK(open_with(d, runs[r].sched, runs[r].budget, &s));
+        const int32_t prompt[5] = { 1, 40, 41, 42, 43 };
+        const float *logits;
+        HC_ASSERT_OK(hc_decode(s.c, prompt, 5, 0, &logits));
+        CU_ASSERT(s.c->stage_timed); /* the first pass */
+        int timed = 0;
+        for (int i = 0; i < n; i++) {
+            int32_t tok = hc_argmax(logits, s.m->cfg.n_vocab);
+            HC_ASSERT_OK(hc_decode(s.c, &tok, 1, 0, &logits));
+            timed += s.c->stage_timed;
+        }
+        if (timed != runs[r].want) fprintf(stderr, "  %s, budget %g: %d timed passes of %d\n", runs[r].sched ? runs[r].sched : "none",
+                                           runs[r].budget, timed, n);
+        CU_ASSERT_EQUAL(timed, runs[r].want);
+        close_session(&s, d);
+    }
+}
+
 int main(void)
 {
     static const hc_test_case cases[] = {
@@ -284,6 +319,7 @@ int main(void)
         { "a format without a kernel is refused before upload", test_refused_before_upload },
         { "the device memory budget is checked before loading", test_memory_budget },
         { "f16 KV cache on a device with memory of its own", test_f16_kv },
+        { "stage times taken more seldom when nothing steers by them", test_timing_period },
         { NULL, NULL },
     };
     return hc_test_run("device_handoff", cases);

@@ -322,6 +322,13 @@ static int any_branch_enabled(const hc_context *c)
     return 0;
 }
 
+/* 1 when stage times steer something as they come: the rank controller or the pipeline's on_step
+   policy, while a branch runs. Otherwise only reports read them (context.h: timed more seldom). */
+static int times_steer(const hc_context *c)
+{
+    return (c->rank_control.host_budget > 0 || (c->source && c->source->on_step)) && any_branch_enabled(c);
+}
+
 /* Whether the last token's row alone goes on from stage s: past the layers only its scores are wanted. */
 static int drops_rows(const hc_stage *s, int rows, int logits_all)
 {
@@ -432,9 +439,9 @@ static hc_status forward(hc_context *c, const int32_t *tokens, int n, int logits
     if (kst != HC_OK) return kst;
     int rows = n;
     /* events around the stages every stage_timing_period-th pass (the context.h field), every
-       HC_STAGE_TIMING_BACKBONE times that many when no branch runs: then only reports read them */
+       HC_STAGE_TIMING_UNSTEERED times that many when only reports read them */
     int period = c->stage_timing_period;
-    if (period > 1 && !any_branch_enabled(c)) period *= HC_STAGE_TIMING_BACKBONE;
+    if (period > 1 && !times_steer(c)) period *= HC_STAGE_TIMING_UNSTEERED;
     const int timed = !c->stage_ev || period <= 1 || c->steps % period == 0;
     c->stage_timed = timed;
     /* a single-token pass, untimed (its events would cut the recording), may be replayed as graphs */

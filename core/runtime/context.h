@@ -12,9 +12,10 @@
 
 /* On a device that times its stages with events: every this many forward passes (stage_ev below). */
 #define HC_STAGE_TIMING_PERIOD 8
-/* ... and this many times more seldom when no branch runs: the rank controller does not read them then,
-   and on a device that replays passes as graphs (graph_step) a timed pass is not replayed. */
-#define HC_STAGE_TIMING_BACKBONE 4
+/* ... and this many times more seldom when nothing steers by them (no branch runs, or neither the rank
+   controller nor an on_step policy reads them): only reports do then, and on a device that replays
+   passes as graphs (graph_step) a timed pass is not replayed. */
+#define HC_STAGE_TIMING_UNSTEERED 4
 
 /* Element type of the KV cache. */
 typedef enum hc_kv_type {
@@ -97,8 +98,8 @@ typedef struct hc_context {
     /* a device without host memory that times with events: each stage's device time is measured
        between two events and read back once the step is done (stage_ev: 2 per stage, or NULL) --
        every stage_timing_period-th forward pass (HC_STAGE_TIMING_PERIOD; two event records a stage
-       cost the host a driver call each, as many as the stage's own launches), HC_STAGE_TIMING_BACKBONE
-       times more seldom when no branch runs; the passes between keep the last times. stage_timed:
+       cost the host a driver call each, as many as the stage's own launches), HC_STAGE_TIMING_UNSTEERED
+       times more seldom when nothing steers by them; the passes between keep the last times. stage_timed:
        the last pass measured them (always on a host device) */
     struct hc_event **stage_ev;
     int stage_timing_period, stage_timed;
