@@ -12,7 +12,8 @@
 #   --skip-8b      leave out the Llama-3-8B shape
 # Environment: OUT (results; default gpu-results/), HC_GPU_CHECK_BUDGET_S (an optional step -- the bandwidth
 # probe, the GEMV benchmark, the 8B shape, the extras, the 30B-A3B shape, a failed step's diagnostic
-# rerun -- starts only before this many seconds, else it is skipped and said so; default 300),
+# rerun -- starts only before this many seconds, else it is skipped and said so; default 300, and 0 in
+# a dry run under the sanitizers, HC_TEST_SANITIZED=1),
 # HC_GPU_CHECK_DEADLINE_S (the optional steps' commands are stopped at this many seconds; default 450:
 # the run, summary included, ends before its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when
 # its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --deps) deps=$2; shift ;;
     --skip-8b) skip8b=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +53,9 @@ log=$out/gpu_check.log
 # The GPU run has 8 minutes in all: the build and the required steps take about 4 (an estimate: this
 # script has not run on a GPU yet), the 8B shape (synth, compress on all cores, two benches) about 2.
 budget=${HC_GPU_CHECK_BUDGET_S:-300}
+# the dry run under the sanitizers (ctest's second pass, HC_TEST_SANITIZED=1) leaves the optional steps
+# out unless a budget is given: the pass without them runs them, and their cost there is ten times
+[ "$dry" = 1 ] && [ "${HC_TEST_SANITIZED:-0}" = 1 ] && budget=${HC_GPU_CHECK_BUDGET_S:-0}
 deadline=${HC_GPU_CHECK_DEADLINE_S:-450}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hc-gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -496,7 +500,7 @@ fi
 # a launch per op (HC_CUDA_FUSE=0: no add_rmsnorm, rope_qk, rope_store, matmul_set, add_set or merge_set,
 # no merge or publish folded into the ops beside it: 6 launches and 2 copies more a layer, 9 more with
 # branches by events, 16 by flags)
-if ! skip_optional extras "the extra comparisons and benches"; then
+if ! skip_optional extras "the extras (comparisons and benches)"; then
   optional=1
   [ -z "${HC_CUDA_GRAPH_OPS:-}" ] && HC_CUDA_GRAPH_OPS=2 compare smollm2-w3-b10-serial-graphs2 w3 "$models/smollm2.w3.gguf" --sched serial
   bench_flags smollm2-w3-b10-flags "$models/smollm2.w3.gguf" --sched none,async
