@@ -870,6 +870,64 @@ static void test_cpu_device(void)
     cpu_device_case(128);   /* 576 = 4 x 128 + 64: W3 g128 on SmolLM2's width */
 }
 
+/* HC_CPU_ACT_INT8=0: the cpu device multiplies the dequantized rows with x in f32 (the reference of
+ * device comparisons), packed and GGUF block types alike: the dot products of the dequantized rows in
+ * double within f32 rounding, which the int8 activations are far from; a value other than 0 or 1 is
+ * refused, naming the variable. */
+static void test_cpu_device_f32_acts(void)
+{
+    const int64_t rows = 70, cols = 576;
+    rng r = {77};
+    hc_quant_format fmt = {.ops = ops, .params = params_of("bits=3,group=128"), .plugin = "rtn"};
+    float *w = make_weights(&r, rows, cols), *x = make_acts(&r, cols, 3);
+    uint8_t *packed = malloc(ops->packed_bytes(fmt.params, rows, cols));
+    uint8_t *q8 = malloc((size_t)rows * hc_dtype_row_bytes(HC_Q8_0, cols));
+    float *deq = malloc((size_t)rows * cols * sizeof *deq), y[3 * 70];
+    HC_ASSERT_OK(ops->quantize(fmt.params, w, rows, cols, NULL, packed));
+    for (int64_t o = 0; o < rows; o++) hc_quantize_row_q8_0(w + o * cols, q8 + o * hc_dtype_row_bytes(HC_Q8_0, cols), cols);
+    hc_tensor tp = {.name = "w", .dtype = HC_PACKED, .n_dims = 2, .ne = {cols, rows, 1, 1}, .data = packed, .qfmt = &fmt};
+    hc_tensor tq = {.name = "w8", .dtype = HC_Q8_0, .n_dims = 2, .ne = {cols, rows, 1, 1}, .data = q8};
+    hc_device_config cfg = {.n_threads = 2};
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("HC_CPU_ACT_INT8", mode ? "0" : "1", 1);
+        hc_device *dev = NULL;
+        hc_status st = hc_cpu_device_create(&cfg, &dev);
+        unsetenv("HC_CPU_ACT_INT8");
+        HC_ASSERT_OK(st);
+        for (int k = 0; k < 2; k++) {
+            const hc_tensor *t = k ? &tq : &tp;
+            if (!k) ops->dequantize_rows(fmt.params, packed, cols, rows, 0, rows, deq);
+            for (int64_t o = 0; k && o < rows; o++)
+                hc_dequantize_row(HC_Q8_0, q8 + o * hc_dtype_row_bytes(HC_Q8_0, cols), deq + o * cols, cols);
+            HC_ASSERT_OK(dev->ops->matmul(dev, t, x, y, 3));
+            double worst = 0;   /* the largest error relative to the sum of |terms| */
+            for (int tok = 0; tok < 3; tok++)
+                for (int64_t o = 0; o < rows; o++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t i = 0; i < cols; i++) {
+                        ref += (double)deq[o * cols + i] * x[tok * cols + i];
+                        mag += fabs((double)deq[o * cols + i] * x[tok * cols + i]);
+                    }
+                    double e = fabs(y[tok * rows + o] - ref) / mag;
+                    if (e > worst) worst = e;
+                }
+            /* f32: rounding; int8 activations: a part in a few hundred of a block's largest */
+            int ok = mode ? worst < 1e-6 : worst > 1e-5;
+            CU_ASSERT(ok);
+            if (!ok) fprintf(stderr, "  %s, int8 %s: error %.3g of the terms\n", t->name, mode ? "off" : "on", worst);
+        }
+        dev->ops->destroy(dev);
+    }
+    setenv("HC_CPU_ACT_INT8", "yes", 1);
+    hc_device *dev = NULL;
+    CU_ASSERT_EQUAL(hc_cpu_device_create(&cfg, &dev), HC_E_ARG);
+    unsetenv("HC_CPU_ACT_INT8");
+    CU_ASSERT_PTR_NULL(dev);
+    CU_ASSERT(strstr(hc_last_error(), "HC_CPU_ACT_INT8 is 'yes'") != NULL);
+    ops->free_params(fmt.params);
+    free(w), free(x), free(packed), free(q8), free(deq);
+}
+
 static int setup(void) { return load_plugin() ? 0 : 1; }
 
 int main(void)
@@ -898,6 +956,7 @@ int main(void)
         {"kernels: extreme sums", test_kernel_extremes},
         {"kernels: bad calls", test_kernel_bad_calls},
         {"through the cpu device", test_cpu_device},
+        {"through the cpu device, x in f32 (HC_CPU_ACT_INT8=0)", test_cpu_device_f32_acts},
         {NULL, NULL},
     };
     int rc = hc_test_run("quant_rtn", cases);

@@ -26,6 +26,7 @@ typedef struct cpu_device {
     size_t attn_scratch_n;
     hc_rope_cache rope[2];        /* two RoPE bases kept (gemma3's local and global layers alternate) */
     int rope_last;                /* the entry used last */
+    int act_f32;                  /* HC_CPU_ACT_INT8=0: quantized weights meet f32 activations (matmul_f32) */
 } cpu_device;
 
 struct hc_event {
@@ -162,6 +163,7 @@ typedef struct matmul_job {
     hc_row_share *share;    /* GGUF block and packed types: rows taken in chunks, stolen at the end
                                (a packed type's kernel is called once per chunk) */
     hc_pool_error err;      /* first failure of any thread */
+    int f32;                /* rows dequantized to f32 and multiplied with x as it is (matmul_f32) */
 } matmul_job;
 
 /* The chunks a thread takes from a shared matmul: about this many bytes of weights (an atomic
@@ -187,6 +189,29 @@ static int share_next(void *arg, int64_t *row0, int64_t *row1, int64_t *pf_end)
  * a token of 2048 takes about 0.35 us). */
 #define SPLIT_QUANT_MIN_TOK 16
 
+/* The reference for device comparisons (HC_CPU_ACT_INT8=0): a thread's rows dequantized to f32, 16 at
+ * a time, and multiplied with the activations as they are, without quantizing them to int8. */
+static hc_status matmul_f32(const matmul_job *j, int ith, int nth)
+{
+    long r0, r1;
+    hc_split_range(j->out, ith, nth, 16, &r0, &r1);
+    if (r0 >= r1) return HC_OK;
+    const hc_tensor *w = j->w;
+    float *buf = malloc((size_t)16 * (size_t)j->in * sizeof *buf);
+    if (!buf) return hc_error(HC_E_NOMEM, "cpu device: out of memory for 16 rows of %s in f32", w->name ? w->name : "a matrix");
+    size_t rb = w->dtype == HC_PACKED ? 0 : hc_dtype_row_bytes(w->dtype, j->in);
+    for (long r = r0; r < r1; r += 16) {
+        int n = (int)(r1 - r < 16 ? r1 - r : 16);
+        if (w->dtype == HC_PACKED) w->qfmt->ops->dequantize_rows(w->qfmt->params, w->data, j->in, j->out, r, n, buf);
+        for (int k = 0; k < n && w->dtype != HC_PACKED; k++)
+            hc_dequantize_row(w->dtype, (const char *)w->data + (size_t)(r + k) * rb, buf + (size_t)k * j->in, j->in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n_tok, n, (int)j->in, 1.0f, j->x, (int)j->in, buf, (int)j->in,
+                    0.0f, j->y + r, (int)j->out);
+    }
+    free(buf);
+    return HC_OK;
+}
+
 static void matmul_task(void *arg, int ith, int nth)
 {
     matmul_job *j = arg;
@@ -199,6 +224,10 @@ static void matmul_task(void *arg, int ith, int nth)
         hc_pool_barrier_wait(&j->quantized, nth);
     }
     const hc_tensor *w = j->w;
+    if (j->f32) {
+        hc_pool_error_set(&j->err, matmul_f32(j, ith, nth));
+        return;
+    }
     if (j->share && w->dtype == HC_PACKED) {   /* the plugin's kernel, once per chunk */
         long b, e, pf;
         hc_status st = HC_OK;
@@ -248,7 +277,8 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
 {
     cpu_device *c = impl(d);
     matmul_job j = { .w = w, .x = x, .y = y, .n_tok = n_tok, .in = w->ne[0], .out = w->ne[1] };
-    if (w->dtype == HC_PACKED) {
+    j.f32 = c->act_f32 && (w->dtype == HC_PACKED || (w->dtype != HC_F32 && hc_matmul_wants_q8(w->dtype)));
+    if (w->dtype == HC_PACKED && !j.f32) {
         const hc_quant_ops *q = w->qfmt->ops;
         size_t n = q->input_bytes ? q->input_bytes(w->qfmt->params, j.in, n_tok) : 0;
         if (n) {
@@ -257,7 +287,7 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
             q->prepare_input(w->qfmt->params, x, j.in, n_tok, c->act_scratch);
             j.xq = c->act_scratch;
         }
-    } else if (w->dtype != HC_F32 && hc_matmul_wants_q8(w->dtype)) {
+    } else if (w->dtype != HC_F32 && hc_matmul_wants_q8(w->dtype) && !j.f32) {
         size_t row = hc_act_q8_bytes(j.in);
         hc_status st = ensure_act_scratch(c, row * (size_t)n_tok);
         if (st != HC_OK) return st;
@@ -267,7 +297,7 @@ static hc_status cpu_matmul(hc_device *d, const hc_tensor *w, const float *x, fl
             hc_act_quantize_q8(x + (size_t)t * j.in, (hc_q8_block *)((char *)c->act_scratch + row * t), j.in);
     }
     hc_row_share share;   /* on the stack: a cache line per thread */
-    if (w->dtype != HC_F32 && hc_pool_threads(c->pool) > 1) {
+    if (w->dtype != HC_F32 && !j.f32 && hc_pool_threads(c->pool) > 1) {
         /* a packed row's bytes, from the plugin's size of the whole matrix */
         size_t rb = w->dtype == HC_PACKED ? w->qfmt->ops->packed_bytes(w->qfmt->params, j.out, j.in) / (size_t)(j.out > 0 ? j.out : 1)
                                           : hc_dtype_row_bytes(w->dtype, j.in);
@@ -603,6 +633,12 @@ hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)
     d->config = conf;
     d->host_memory = 1;
     d->impl = c;
+    const char *act = getenv("HC_CPU_ACT_INT8");
+    if (act && strcmp(act, "0") && strcmp(act, "1")) {
+        cpu_destroy(d);
+        return hc_error(HC_E_ARG, "cpu device: HC_CPU_ACT_INT8 is '%s'; it takes 0 (f32 activations for quantized weights) or 1", act);
+    }
+    c->act_f32 = act && !strcmp(act, "0");
     openblas_set_num_threads(1); /* our pool owns the threads */
     hc_status st = hc_pool_create(conf.n_threads, NULL, 0, &c->pool);
     if (st != HC_OK) {
