@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite on a fresh machine: installs the build dependencies, fetches the
 # default model, builds, runs every CUnit suite and the SDK check, then the suites again under
-# ASan + UBSan, then every fuzzer for 20 s (FUZZ_SECONDS). Fails on any failure or finding.
+# ASan + UBSan, then every fuzzer for 15 s (FUZZ_SECONDS). Fails on any failure or finding.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,6 +23,6 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 HC_TEST_SANITIZED=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-echo "== fuzzing: every libFuzzer harness of tests/fuzz for ${FUZZ_SECONDS:-20} s (clang, ASan + UBSan)"
-bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+echo "== fuzzing: every libFuzzer harness of tests/fuzz for ${FUZZ_SECONDS:-15} s (clang, ASan + UBSan)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 echo "== all tests passed"
