@@ -289,10 +289,10 @@ make_model moe "${moe[@]}" || fail "the qwen2moe-shaped model could not be made 
 #    comparisons, whose two ways of summing a group differ by 2e-5 of the logits on the emulator):
 #    max_abs_diff > 1e-3 (1 + max |reference logit|) or top-1 < 0.95. Both devices do f32 arithmetic on
 #    the same numbers (f16 weights widened to f32, f32 activations, KV cache and sums), in other orders
-#    and with the GPU's own expf, so they differ by rounding only: the cpu device's AVX2 and AVX-512 f16 kernels (other summation orders) differ by
-#    4.8e-6 on the f16 model here (max |logit| 5.0; 30 layers), a thousandth of the limit, which leaves
-#    the GPU's orders and cuBLAS room while a wrong row, element, position or scale, errors of the
-#    logits' own size, is far beyond it;
+#    and with the GPU's own expf, so they differ by rounding only: the cpu device's AVX2 and AVX-512 f16
+#    kernels (other summation orders) differ by 4.8e-6 on the f16 model here (max |logit| 5.0; 30
+#    layers), a thousandth of the limit, which leaves the GPU's orders and cuBLAS room while a wrong row,
+#    element, position or scale, errors of the logits' own size, is far beyond it;
 #  w3 (the W3 + 10% branches model): top-1 < 0.90 -- both devices quantize the activations of the
 #    packed matmuls to int8 there, each in a scheme of its own, so the logits differ by more than rounding
 #    (0.05 of logits of 4 on the emulator);

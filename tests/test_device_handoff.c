@@ -304,8 +304,8 @@ static void test_timing_period(void)
             HC_ASSERT_OK(hc_decode(s.c, &tok, 1, 0, &logits));
             timed += s.c->stage_timed;
         }
-        if (timed != runs[r].want) fprintf(stderr, "  %s, budget %g: %d timed passes of %d\n", runs[r].sched ? runs[r].sched : "none",
-                                           runs[r].budget, timed, n);
+        if (timed != runs[r].want)
+            fprintf(stderr, "  %s, budget %g: %d timed passes of %d\n", runs[r].sched ? runs[r].sched : "none", runs[r].budget, timed, n);
         CU_ASSERT_EQUAL(timed, runs[r].want);
         close_session(&s, d);
     }

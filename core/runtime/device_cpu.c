@@ -636,7 +636,8 @@ hc_status hc_cpu_device_create(const hc_device_config *cfg, hc_device **out)
     const char *act = getenv("HC_CPU_ACT_INT8");
     if (act && strcmp(act, "0") && strcmp(act, "1")) {
         cpu_destroy(d);
-        return hc_error(HC_E_ARG, "cpu device: HC_CPU_ACT_INT8 is '%s'; it takes 0 (f32 activations for quantized weights) or 1", act);
+        return hc_error(HC_E_ARG, "cpu device: HC_CPU_ACT_INT8 is '%s'; it takes 0 (f32 activations for quantized weights) or 1",
+                        act);
     }
     c->act_f32 = act && !strcmp(act, "0");
     openblas_set_num_threads(1); /* our pool owns the threads */
