@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh [SECONDS]: builds the libFuzzer harnesses of tests/fuzz (clang, ASan + UBSan, in build-fuzz),
-# writes their seeds, then runs each target for SECONDS (default 60), one process at a time, with
-# its corpus kept in fuzz-corpus/<target> (git-ignored) and findings in fuzz-artifacts/<target>.
+# writes their seeds, then runs each target for SECONDS (default 60), FUZZ_PARALLEL processes at a time
+# (one a core), with its corpus kept in fuzz-corpus/<target> (git-ignored) and findings in fuzz-artifacts/<target>.
 # Prints executions, coverage and findings per target; fails on any crash, leak, UB, timeout or OOM.
 # TARGETS="gguf lua" limits the run to those targets; FUZZ_JOBS sets the build's parallelism.
 set -euo pipefail
@@ -49,42 +49,60 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 logs="$build/fuzz-logs"
 mkdir -p "$logs" fuzz-corpus fuzz-artifacts
-failed=0
-report=()
-for t in $targets; do
-  bin="$build/fuzz/fuzz_$t"
-  [ -x "$bin" ] || { echo "fuzz: no harness $bin" >&2; exit 1; }
-  corpus="fuzz-corpus/$t"
-  art="fuzz-artifacts/$t"
+# run_target T: one target for SECONDS; writes its report line to $logs/T.line, fails on a finding
+run_target() {
+  local t=$1 bin="$build/fuzz/fuzz_$1" corpus="fuzz-corpus/$1" art="fuzz-artifacts/$1" before after found rc d
+  local execs rate cov ft status
   mkdir -p "$corpus" "$art"
   before=$(find "$art" -type f | wc -l)
   d=$(dict "$t")
-  echo "== fuzz: $t for ${seconds} s"
   set +e
   "$bin" "$corpus" "$seeds/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")" \
     ${d:+-dict="$d"} -close_fd_mask=2 -print_final_stats=1 -artifact_prefix="$art/" >"$logs/$t.log" 2>&1
   rc=$?
   set -e
+  # (a run that died early has no stats: each is then "?")
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$logs/$t.log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1 | cut -d' ' -f2)
-  ft=$(grep -o 'ft: [0-9]*' "$logs/$t.log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -o 'cov: [0-9]*' "$logs/$t.log" | tail -1 | cut -d' ' -f2 || true)
+  ft=$(grep -o 'ft: [0-9]*' "$logs/$t.log" | tail -1 | cut -d' ' -f2 || true)
   after=$(find "$art" -type f | wc -l)
   found=$((after - before))
   status=ok
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
     status="FAILED (exit $rc, $found new artifacts in $art)"
-    failed=1
     grep -E 'ERROR|runtime error|fuzz oracle|SUMMARY|Test unit written' "$logs/$t.log" | head -12 || true
   fi
-  line=$(printf '%-10s %12s execs %8s/s  cov %6s  ft %7s  corpus %6s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
-         "$(find "$corpus" -type f | wc -l)" "$status")
-  echo "$line"
-  report+=("$line")
+  printf '%-10s %12s execs %8s/s  cov %6s  ft %7s  corpus %6s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
+    "$(find "$corpus" -type f | wc -l)" "$status" | tee "$logs/$t.line"
+  [ "$status" = ok ]
+}
+
+# the targets FUZZ_PARALLEL at a time (default: one a core; each process is single-threaded)
+parallel=${FUZZ_PARALLEL:-$jobs}
+case "$parallel" in ''|*[!0-9]*|0) echo "fuzz: FUZZ_PARALLEL must be a positive whole number, not '$parallel'" >&2; exit 1 ;; esac
+failed=0
+running=0
+for t in $targets; do
+  rm -f "$logs/$t.line"
+  [ -x "$build/fuzz/fuzz_$t" ] || { echo "fuzz: no harness $build/fuzz/fuzz_$t" >&2; exit 1; }
+done
+for t in $targets; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  echo "== fuzz: $t for ${seconds} s"
+  run_target "$t" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
 done
 
-echo "== fuzz: summary (${seconds} s per target; logs in $logs)"
-printf '%s\n' "${report[@]}"
+echo "== fuzz: summary (${seconds} s per target, $parallel at a time; logs in $logs)"
+for t in $targets; do cat "$logs/$t.line" 2>/dev/null || echo "$t: no report"; done
 if [ "$failed" -ne 0 ]; then
   echo "fuzz: FAILED: a target crashed, leaked, hit undefined behaviour, timed out or ran out of memory" >&2
   exit 1
