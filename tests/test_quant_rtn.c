@@ -864,6 +864,33 @@ static void test_prepare_non_finite(void)
     }
 }
 
+/* A group whose largest |x| is below 2^-100 prepares to zeros, plain and AVX2, as the GPU zeroes such
+ * blocks: at 1e-38 its base top / (127 cmax) is denormal, 1 / step beyond float's range, and its zeros
+ * (0 x inf: NaN) and values became codes of -127. A group beside it is prepared as ever. */
+static void test_prepare_tiny_group(void)
+{
+    for (int bits = 2; bits <= 8; bits = bits == 4 ? 8 : bits + 1) {
+        float x[128] = {0};
+        for (int i = 0; i < 64; i += 3) x[i] = i % 2 ? 1e-38f : -3e-39f;   /* group 0: tiny values and zeros */
+        for (int i = 64; i < 128; i++) x[i] = (float)(i % 7) - 3.0f;         /* group 1: ordinary values */
+        const size_t xrb = hc_qrtn_input_row_bytes(bits, 64, 128);
+        uint8_t *a = malloc(xrb), *b = malloc(hc_qrtn_input_bytes(bits, 64, 128, 1));
+        hc_qrtn_prepare_input_ref(bits, 64, x, 128, 1, a);
+        hc_qrtn_prepare_input(bits, 64, x, 128, 1, b);
+        float xhat[128];
+        for (int k = 0; k < 2; k++) {
+            hc_qrtn_input_values(bits, 64, 128, k ? b : a, xhat, NULL);
+            int bad = 0;
+            for (int i = 0; i < 128; i++)
+                bad += i < 64 ? xhat[i] != 0.0f : !(fabsf(xhat[i] - x[i]) <= 3.0f / 127.0f);
+            CU_ASSERT_EQUAL(bad, 0);
+        }
+        CU_ASSERT(!memcmp(a, b, xrb));
+        free(a);
+        free(b);
+    }
+}
+
 static void test_cpu_device(void)
 {
     cpu_device_case(64);
@@ -950,6 +977,7 @@ int main(void)
         {"activation-weighted grid search", test_grid_search},
         {"prepared activations", test_prepare_input},
         {"prepared activations: inf and NaN", test_prepare_non_finite},
+        {"prepared activations: a group below 2^-100 is zeros", test_prepare_tiny_group},
         {"kernels: avx2 = avx512 = reference = float dot", test_kernels_match},
         {"kernels: short last groups", test_kernels_short_last_group},
         {"kernels: 1..40 tokens", test_kernels_tokens},

@@ -504,10 +504,12 @@ void hc_qrtn_prepare_group_ref(int bits, int64_t cols, int64_t b0, int bpg, cons
         amax[k] = m;
         top = fmaxf(top, m);
     }
-    const float D = top / (127.0f * (float)cmax);
+    /* a group below 2^-100 is zeros, as the GPU zeroes such blocks: its base would be denormal or 0 and
+       its step's reciprocal infinite (0 x inf: NaN codes) */
+    const float D = top >= 0x1p-100f ? top / (127.0f * (float)cmax) : 0.0f;
     int64_t qc = 0;   /* sum over the blocks of c_b * sum(qx) */
     for (int k = 0; k < bpg; k++) {
-        const int c = hc_qrtn_block_mult(amax[k], top, D, cmax);
+        const int c = D > 0.0f ? hc_qrtn_block_mult(amax[k], top, D, cmax) : 0;
         const float step = D * (float)c, inv = c ? 1.0f / step : 0.0f;
         int8_t *q = (int8_t *)(out + (size_t)k * HC_QRTN_XBLOCK);
         int sum = 0;
