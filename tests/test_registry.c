@@ -93,6 +93,27 @@ static void test_default_has_cpu(void)
     hc_registry_free(r);
 }
 
+/* The messages behind the refusals: hc_error_context puts the context before the message, and a
+ * message longer than the 1023 characters kept is cut at its end. */
+static void test_error_context(void)
+{
+    CU_ASSERT_EQUAL(hc_error(HC_E_FORMAT, "bad magic"), HC_E_FORMAT);
+    CU_ASSERT_EQUAL(hc_error_context(HC_E_FORMAT, "%s: ", "m.gguf"), HC_E_FORMAT);
+    CU_ASSERT_STRING_EQUAL(hc_last_error(), "m.gguf: bad magic");
+    char big[1500];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    hc_error(HC_E_IO, "%s", big);
+    hc_error_context(HC_E_IO, "ctx: ");
+    CU_ASSERT_EQUAL(strlen(hc_last_error()), 1023);
+    CU_ASSERT_EQUAL(strncmp(hc_last_error(), "ctx: xxx", 8), 0);
+    hc_error(HC_E_IO, "tail");
+    hc_error_context(HC_E_IO, "%s", big);
+    CU_ASSERT_EQUAL(strlen(hc_last_error()), 1023);
+    CU_ASSERT_EQUAL(strspn(hc_last_error(), "x"), 1023);
+    hc_clear_error();
+}
+
 int main(void)
 {
     const hc_test_case cases[] = {
@@ -105,6 +126,7 @@ int main(void)
         { "duplicate name refused", test_duplicate_name },
         { "scan records refusals", test_scan_records_refusals },
         { "default registry has cpu", test_default_has_cpu },
+        { "error messages: context first, cut at 1023 characters", test_error_context },
         { NULL, NULL },
     };
     return hc_test_run("registry", cases);

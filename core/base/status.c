@@ -36,7 +36,11 @@ hc_status hc_error_context(hc_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    snprintf(hc_message, sizeof hc_message, "%s%s", prefix, old);
+    /* the context, then the old message as far as it fits */
+    const size_t n = strlen(prefix), m = strnlen(old, sizeof hc_message - 1 - n);
+    memcpy(hc_message, prefix, n);
+    memcpy(hc_message + n, old, m);
+    hc_message[n + m] = '\0';
     return code;
 }
 
