@@ -27,8 +27,8 @@ phase "SDK: install into a temporary prefix, build the out-of-tree example plugi
 bash scripts/test_sdk.sh build
 
 phase "build under AddressSanitizer + UndefinedBehaviorSanitizer"
-# the CUDA plugin (no GPU here: it loads, and its probe says why) for Hopper alone: the Release build compiled every
-# architecture, and nvcc is a third of this build's time with all four
+# the CUDA plugin (no GPU here: it loads, and its probe says why) for Hopper alone: the Release
+# build compiled every architecture, and nvcc is a third of this build's time with all four
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHC_SANITIZE=ON -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
 cmake --build build-asan -j"$jobs"
 phase "test under AddressSanitizer + UndefinedBehaviorSanitizer"
