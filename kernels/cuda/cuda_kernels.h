@@ -99,7 +99,9 @@ typedef struct hc_cu_publish_to {
     uint32_t *count;
 } hc_cu_publish_to;
 
-cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps);
+/* y[t] = rmsnorm(x[t]) * w, for t < n_tok; p: NULL, or y published (hc_cu_publish_to) */
+cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim, float eps,
+                          const hc_cu_publish_to *p);
 /* x[t] += r[t], then y[t] = rmsnorm(x[t]) * w, for t < n_tok (y may equal x or r); m: NULL, or r's
  * corrections (hc_cu_merge); p: NULL, or y published (hc_cu_publish_to) */
 cudaError_t hc_cu_add_rmsnorm(cudaStream_t s, float *x, const float *r, const float *w, float *y, int n_tok, int dim, float eps,

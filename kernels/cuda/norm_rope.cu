@@ -19,14 +19,18 @@ static __device__ float block_sum(float *slots, float partial)
     return slots[0];
 }
 
-__global__ void rmsnorm_kernel(const float *x, const float *w, float *y, int dim, float eps)
+/* y = rmsnorm(x) * w (y published too, with p: the first layer's input, by flags) */
+__global__ void rmsnorm_kernel(const float *x, const float *w, float *y, int dim, float eps, const hc_cu_publish_to p)
 {
     __shared__ float slots[HC_CU_NORM_THREADS];
-    const float *xr = x + (size_t)blockIdx.x * dim;
-    float *yr = y + (size_t)blockIdx.x * dim;
+    size_t row = (size_t)blockIdx.x * dim;
     int tid = (int)threadIdx.x, n = (int)blockDim.x;
-    float sum = block_sum(slots, hc_cu_rmsnorm_partial(xr, dim, tid, n));
-    hc_cu_rmsnorm_apply(xr, w, yr, dim, hc_cu_rmsnorm_inv(sum, dim, eps), tid, n);
+    float sum = block_sum(slots, hc_cu_rmsnorm_partial(x + row, dim, tid, n));
+    hc_cu_rmsnorm_apply(x + row, w, y + row, dim, hc_cu_rmsnorm_inv(sum, dim, eps), tid, n);
+    if (p.flag) {
+        for (int i = tid; i < dim; i += n) p.host_dst[row + i] = y[row + i]; /* the thread's own slice of y */
+        hc_cu_publish_end(p);
+    }
 }
 
 /* x += r, then y = rmsnorm(x) * w: the residual add and the next norm in one pass over the row (r's
@@ -48,11 +52,11 @@ __global__ void add_rmsnorm_kernel(float *x, const float *r, const float *w, flo
 }
 
 extern "C" cudaError_t hc_cu_rmsnorm(cudaStream_t s, const float *x, const float *w, float *y, int n_tok, int dim,
-                                     float eps)
+                                     float eps, const hc_cu_publish_to *p)
 {
     if (n_tok <= 0 || dim <= 0) return cudaSuccess;
     hc_cu_launch l = hc_cu_rmsnorm_geometry(n_tok);
-    rmsnorm_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(x, w, y, dim, eps);
+    rmsnorm_kernel<<<hc_cu_dim3(l.grid), hc_cu_dim3(l.block), l.shared_bytes, s>>>(x, w, y, dim, eps, hc_cu_or_none(p));
     return cudaGetLastError();
 }
 

@@ -90,16 +90,17 @@ static size_t pend_total(const cu_pending *p)
     return total;
 }
 
-/* An op that may publish its output (add_rmsnorm or swiglu, with the merge it folds, or attention): held
+/* An op that may publish its output (add_rmsnorm or swiglu, with the merge it folds, attention, or a plain
+ * rmsnorm: the first layer's input): held
  * back for a publish that may come next (HC_CUDA_FUSE, once the device has published by a kernel), or
  * launched at once (op_launch). The next op launches a held one (pend_flush), with the publish in its
  * kernel when that op is the publish of the held op's output (cuda_publish). Held by pend_owner too; a
  * merge and an op are never held at once. */
-enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU, HELD_ATTENTION };
+enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU, HELD_ATTENTION, HELD_RMSNORM };
 typedef struct cu_held {
     int kind;
     float *x, *y;           /* add_rmsnorm's x and y; swiglu's and attention's output as y */
-    const float *r, *w, *gate, *up;
+    const float *r, *w, *gate, *up; /* r: add_rmsnorm's, or rmsnorm's input */
     int n_tok, dim;
     float eps;
     size_t n;               /* y's floats */
@@ -296,12 +297,16 @@ static hc_status stream_op(cuda_device *c, const char *op)
 /* The op h (cu_held) launched, with the publish p in its kernel (NULL: none). */
 static hc_status op_launch(cuda_device *c, const cu_held *h, const hc_cu_publish_to *p)
 {
-    const char *op = h->kind == HELD_SWIGLU ? "swiglu" : h->kind == HELD_ATTENTION ? "attention" : "add_rmsnorm";
+    const char *op = h->kind == HELD_SWIGLU      ? "swiglu"
+                     : h->kind == HELD_ATTENTION ? "attention"
+                     : h->kind == HELD_RMSNORM   ? "rmsnorm"
+                                                 : "add_rmsnorm";
     const hc_cu_merge *m = h->has_merge ? &h->m : NULL;
     hc_status st = stream_op(c, op);
     if (st != HC_OK) return st;
     if (h->kind == HELD_ATTENTION) CU_CHECK(hc_cu_attention(c->stream, &h->attn, h->n_splits, c->attn_scratch, p), op);
     else if (h->kind == HELD_SWIGLU) CU_CHECK(hc_cu_swiglu(c->stream, h->gate, h->up, h->y, h->n, m, p), op);
+    else if (h->kind == HELD_RMSNORM) CU_CHECK(hc_cu_rmsnorm(c->stream, h->r, h->w, h->y, h->n_tok, h->dim, h->eps, p), op);
     else CU_CHECK(hc_cu_add_rmsnorm(c->stream, h->x, h->r, h->w, h->y, h->n_tok, h->dim, h->eps, m, p), op);
     return HC_OK;
 }
@@ -1091,10 +1096,9 @@ static hc_status cuda_rmsnorm(hc_device *d, const float *x, const float *w, floa
     cuda_device *c = impl(d);
     if (n_tok < 0 || dim <= 0) return hc_error(HC_E_ARG, "cuda rmsnorm: bad shape %d x %d", n_tok, dim);
     if (!n_tok) return HC_OK;
-    hc_status st = stream_op(c, "rmsnorm");
-    if (st != HC_OK) return st;
-    CU_CHECK(hc_cu_rmsnorm(c->stream, x, w, y, n_tok, dim, eps), "rmsnorm");
-    return HC_OK;
+    const cu_held h = { .kind = HELD_RMSNORM, .y = y, .r = x, .w = w, .n_tok = n_tok, .dim = dim, .eps = eps,
+                        .n = (size_t)n_tok * (size_t)dim };
+    return op_hold_or_launch(c, &h); /* by flags its output may be published next (the first layer's input) */
 }
 
 /* x[t][i] += r[t][i], then the norm of the sums: the residual add and the next norm in one launch. */

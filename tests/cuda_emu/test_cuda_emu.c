@@ -170,7 +170,7 @@ static void test_rows(void)
     CU_ASSERT_EQUAL(bad, 0);
 
     HC_ASSERT_OK(c->ops->rmsnorm(c, x, w, want, n_tok, dim, 1e-5f));
-    CU_ASSERT_EQUAL(hc_cu_rmsnorm(NULL, x, w, got, n_tok, dim, 1e-5f), cudaSuccess);
+    CU_ASSERT_EQUAL(hc_cu_rmsnorm(NULL, x, w, got, n_tok, dim, 1e-5f, NULL), cudaSuccess);
     CU_ASSERT_EQUAL(count_far(got, want, n, 1e-5), 0);
 
     /* the residual add and the norm in one kernel: x as add leaves it, y as rmsnorm of that; y = r too */
