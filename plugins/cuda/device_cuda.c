@@ -91,11 +91,10 @@ static size_t pend_total(const cu_pending *p)
 }
 
 /* An op that may publish its output (add_rmsnorm or swiglu, with the merge it folds, attention, or a plain
- * rmsnorm: the first layer's input): held
- * back for a publish that may come next (HC_CUDA_FUSE, once the device has published by a kernel), or
- * launched at once (op_launch). The next op launches a held one (pend_flush), with the publish in its
- * kernel when that op is the publish of the held op's output (cuda_publish). Held by pend_owner too; a
- * merge and an op are never held at once. */
+ * rmsnorm: the first layer's input): held back for a publish that may come next (HC_CUDA_FUSE, once the
+ * device has published by a kernel), or launched at once (op_launch). The next op launches a held one
+ * (pend_flush), with the publish in its kernel when that op is the publish of the held op's output
+ * (cuda_publish). Held by pend_owner too; a merge and an op are never held at once. */
 enum { HELD_NONE, HELD_ADD_RMSNORM, HELD_SWIGLU, HELD_ATTENTION, HELD_RMSNORM };
 typedef struct cu_held {
     int kind;
