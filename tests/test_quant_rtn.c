@@ -879,10 +879,13 @@ static void test_prepare_tiny_group(void)
         hc_qrtn_prepare_input(bits, 64, x, 128, 1, b);
         float xhat[128];
         for (int k = 0; k < 2; k++) {
-            hc_qrtn_input_values(bits, 64, 128, k ? b : a, xhat, NULL);
+            const uint8_t *p = k ? b : a;
+            hc_qrtn_input_values(bits, 64, 128, p, xhat, NULL);
             int bad = 0;
             for (int i = 0; i < 128; i++)
                 bad += i < 64 ? xhat[i] != 0.0f : !(fabsf(xhat[i] - x[i]) <= 3.0f / 127.0f);
+            for (int blk = 0; blk < 2; blk++)   /* group 0's codes and multipliers: zeros, not -127 */
+                for (int i = 0; i < 34; i++) bad += p[blk * HC_QRTN_XBLOCK + i] != 0;
             CU_ASSERT_EQUAL(bad, 0);
         }
         CU_ASSERT(!memcmp(a, b, xrb));

@@ -479,9 +479,11 @@ size_t hc_qrtn_input_bytes(int bits, int group, int64_t cols, int n_tok)
     return n && hc_cpu_has_avx512() ? n + hc_qrtn_avx512_section_bytes(bits, group, cols, n_tok) : n;
 }
 
+float hc_qrtn_group_base(float top, int cmax) { return top >= 0x1p-100f ? top / (127.0f * (float)cmax) : 0.0f; }
+
 int hc_qrtn_block_mult(float amax, float top, float D, int cmax)
 {
-    if (!(amax > 0.0f)) return 0;
+    if (!(amax > 0.0f) || !(D > 0.0f)) return 0;
     /* the smallest multiple of D that spans the block; the ratio is in (0, cmax] for finite values,
        but an infinite or NaN activation (from broken weights) gives inf/inf: no float-to-int
        conversion outside int's range then, cmax instead */
@@ -504,12 +506,10 @@ void hc_qrtn_prepare_group_ref(int bits, int64_t cols, int64_t b0, int bpg, cons
         amax[k] = m;
         top = fmaxf(top, m);
     }
-    /* a group below 2^-100 is zeros, as the GPU zeroes such blocks: its base would be denormal or 0 and
-       its step's reciprocal infinite (0 x inf: NaN codes) */
-    const float D = top >= 0x1p-100f ? top / (127.0f * (float)cmax) : 0.0f;
+    const float D = hc_qrtn_group_base(top, cmax);
     int64_t qc = 0;   /* sum over the blocks of c_b * sum(qx) */
     for (int k = 0; k < bpg; k++) {
-        const int c = D > 0.0f ? hc_qrtn_block_mult(amax[k], top, D, cmax) : 0;
+        const int c = hc_qrtn_block_mult(amax[k], top, D, cmax);
         const float step = D * (float)c, inv = c ? 1.0f / step : 0.0f;
         int8_t *q = (int8_t *)(out + (size_t)k * HC_QRTN_XBLOCK);
         int sum = 0;

@@ -176,8 +176,12 @@ hc_status hc_qrtn_matmul_check(int bits, int group, const void *packed, int64_t 
 int hc_qrtn_block_shift(int bits, int64_t cols, int64_t b);
 int hc_qrtn_shift_max(int bits);
 int hc_qrtn_cmax(int bits);
+/* A group's base D_g = top / (127 cmax), top its largest magnitude; 0 for a group below 2^-100, which
+ * is zeros (as the GPU zeroes such blocks): its base would be denormal or 0 and its steps' reciprocals
+ * infinite (0 x inf: NaN codes). */
+float hc_qrtn_group_base(float top, int cmax);
 /* The multiplier c_b of a block of largest magnitude amax in a group of largest magnitude top,
- * D = D_g: the smallest c in [1, cmax] with 127 D c >= amax (0 for an all-zero block). */
+ * D = D_g: the smallest c in [1, cmax] with 127 D c >= amax (0 for an all-zero block, or a base of 0). */
 int hc_qrtn_block_mult(float amax, float top, float D, int cmax);
 /* One group of bpg blocks of x (32 floats each) into its prepared blocks at out, with D_g 2^-A
  * and the group sum (dg, sg above): the plain version and the AVX2 one (the same bytes; call it

@@ -354,12 +354,10 @@ void hc_qrtn_prepare_group_avx2(int bits, int64_t cols, int64_t b0, int bpg, con
         amax[k] = hc_hmax8(m);
         top = amax[k] > top ? amax[k] : top;
     }
-    /* a group below 2^-100 is zeros, as the GPU zeroes such blocks: its base would be denormal or 0 and
-       its step's reciprocal infinite (0 x inf: NaN codes) */
-    const float D = top >= 0x1p-100f ? top / (127.0f * (float)cmax) : 0.0f;
+    const float D = hc_qrtn_group_base(top, cmax);
     int64_t qc = 0;
     for (int k = 0; k < bpg; k++) {
-        const int c = D > 0.0f ? hc_qrtn_block_mult(amax[k], top, D, cmax) : 0;
+        const int c = hc_qrtn_block_mult(amax[k], top, D, cmax);
         const float step = D * (float)c, inv = c ? 1.0f / step : 0.0f;
         const __m256 vi = _mm256_set1_ps(inv);
         const float *xb = x + 32 * k;
