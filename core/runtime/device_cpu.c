@@ -189,6 +189,15 @@ static int share_next(void *arg, int64_t *row0, int64_t *row1, int64_t *pf_end)
  * a token of 2048 takes about 0.35 us). */
 #define SPLIT_QUANT_MIN_TOK 16
 
+/* Rows row0 .. row0 + n - 1 of a 2-D table or matrix (packed, or of any tensor type) in f32 at dst, one
+ * after another. */
+static void rows_f32(const hc_tensor *t, int64_t row0, int n, float *dst)
+{
+    const int64_t width = t->ne[0];
+    if (t->dtype == HC_PACKED) t->qfmt->ops->dequantize_rows(t->qfmt->params, t->data, width, t->ne[1], row0, n, dst);
+    else hc_dequantize_row(t->dtype, (const char *)t->data + hc_dtype_row_bytes(t->dtype, width) * (size_t)row0, dst, n * width);
+}
+
 /* The reference for device comparisons (HC_CPU_ACT_INT8=0): a thread's rows dequantized to f32, 16 at
  * a time, and multiplied with the activations as they are, without quantizing them to int8. */
 static hc_status matmul_f32(const matmul_job *j, int ith, int nth)
@@ -199,12 +208,9 @@ static hc_status matmul_f32(const matmul_job *j, int ith, int nth)
     const hc_tensor *w = j->w;
     float *buf = malloc((size_t)16 * (size_t)j->in * sizeof *buf);
     if (!buf) return hc_error(HC_E_NOMEM, "cpu device: out of memory for 16 rows of %s in f32", w->name ? w->name : "a matrix");
-    size_t rb = w->dtype == HC_PACKED ? 0 : hc_dtype_row_bytes(w->dtype, j->in);
     for (long r = r0; r < r1; r += 16) {
         int n = (int)(r1 - r < 16 ? r1 - r : 16);
-        if (w->dtype == HC_PACKED) w->qfmt->ops->dequantize_rows(w->qfmt->params, w->data, j->in, j->out, r, n, buf);
-        for (int k = 0; k < n && w->dtype != HC_PACKED; k++)
-            hc_dequantize_row(w->dtype, (const char *)w->data + (size_t)(r + k) * rb, buf + (size_t)k * j->in, j->in);
+        rows_f32(w, r, n, buf);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n_tok, n, (int)j->in, 1.0f, j->x, (int)j->in, buf, (int)j->in,
                     0.0f, j->y + r, (int)j->out);
     }
@@ -340,15 +346,7 @@ static void get_rows_task(void *arg, int ith, int nth)
     rows_job *j = arg;
     long b, e;
     hc_split_range(j->n_rows, ith, nth, 1, &b, &e);
-    const hc_tensor *t = j->table;
-    int64_t width = t->ne[0];
-    for (long i = b; i < e; i++) {
-        float *dst = j->y + (size_t)i * width;
-        if (t->dtype == HC_PACKED)
-            t->qfmt->ops->dequantize_rows(t->qfmt->params, t->data, width, t->ne[1], j->ids[i], 1, dst);
-        else
-            hc_dequantize_row(t->dtype, (const char *)t->data + hc_dtype_row_bytes(t->dtype, width) * (size_t)j->ids[i], dst, width);
-    }
+    for (long i = b; i < e; i++) rows_f32(j->table, j->ids[i], 1, j->y + (size_t)i * (size_t)j->table->ne[0]);
 }
 
 static hc_status cpu_get_rows(hc_device *d, const hc_tensor *table, const int32_t *ids, int n, float *out)
