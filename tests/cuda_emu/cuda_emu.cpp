@@ -1,5 +1,5 @@
 /* cuda_emu.cpp: the fiber scheduler behind cuda_emu.h: a launch runs its blocks one after another, each
- * block's threads as fibers on this thread, switching only at __syncthreads and shuffles. */
+ * block's threads as fibers on this thread, switching only at __syncthreads and shuffles (HC_EMU_ORDER: in which order). */
 #include "cuda_emu.h"
 
 #if !defined(__x86_64__)
@@ -8,6 +8,9 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -94,11 +97,74 @@ std::vector<fiber> fibers;
 std::vector<char> stacks;
 std::vector<unsigned char> dyn;
 std::vector<uint32_t> slots;                  /* a word per lane, for the shuffles */
+/* the running block's static shared arrays (__shared__ T name[N]), by their declaration's key */
+struct static_array {
+    const void *key;
+    size_t bytes;
+    std::unique_ptr<max_align_t[]> mem;
+};
+std::vector<static_array> statics;
 fiber *cur;
 dim3 cur_block, cur_grid;
 const std::function<void()> *cur_body;
 stats counts;
 cudaError_t last_error = cudaSuccess;
+
+/* HC_EMU_ORDER: the order a launch's blocks run in, and a block's threads from one switch point to the
+   next: "forward" (the default: by index), "reverse", or a number, the seed of orders drawn anew for each
+   launch and each round. A GPU keeps no order, so a kernel whose result depends on it (a thread reading
+   another's write without a barrier between, a block reading another block's output) gives other results
+   or faults under another order: forward catches a lower index reading what a higher one writes, reverse
+   the other way round. */
+enum order_kind { ORDER_FORWARD, ORDER_REVERSE, ORDER_SHUFFLE };
+order_kind order = ORDER_FORWARD;
+uint64_t order_state;
+std::vector<unsigned> block_order, thread_order;
+
+/* spec: forward, reverse or a seed; false (and the order unchanged) for anything else */
+bool order_set(const char *spec)
+{
+    if (!spec || !strcmp(spec, "forward")) order = ORDER_FORWARD;
+    else if (!strcmp(spec, "reverse")) order = ORDER_REVERSE;
+    else {
+        char *end;
+        unsigned long long seed = strtoull(spec, &end, 10);
+        if (!*spec || *end) return false;
+        order = ORDER_SHUFFLE;
+        order_state = seed;
+    }
+    return true;
+}
+
+std::mutex launch_lock; /* launches may come from any host thread; the fibers are shared */
+bool order_read; /* HC_EMU_ORDER read (or hc_emu_set_order called) */
+
+void order_init()
+{
+    if (order_read) return;
+    order_read = true;
+    const char *v = getenv("HC_EMU_ORDER");
+    if (v && *v && !order_set(v))
+        fprintf(stderr, "cuda_emu: HC_EMU_ORDER='%s' is none of forward, reverse or a seed (a number); running forward\n", v);
+}
+
+/* splitmix64: the shuffles' numbers */
+uint64_t order_next()
+{
+    uint64_t z = (order_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* o: 0..n-1 in the order HC_EMU_ORDER asks for */
+void order_fill(std::vector<unsigned> &o, unsigned n)
+{
+    o.resize(n);
+    for (unsigned i = 0; i < n; i++) o[i] = order == ORDER_REVERSE ? n - 1 - i : i;
+    if (order == ORDER_SHUFFLE)
+        for (unsigned i = n; i > 1; i--) std::swap(o[i - 1], o[order_next() % i]);
+}
 #ifdef HC_EMU_ASAN
 const void *sched_bottom; /* the scheduler's stack, as AddressSanitizer reports it */
 size_t sched_size;
@@ -163,7 +229,8 @@ void yield(fiber_state st)
 bool run_block(unsigned nt)
 {
     for (;;) {
-        for (unsigned i = 0; i < nt; i++)
+        if (order == ORDER_SHUFFLE || thread_order.size() != nt) order_fill(thread_order, nt);
+        for (unsigned i : thread_order)
             if (fibers[i].st == RUNNABLE) {
                 cur = &fibers[i];
                 to_fiber(fibers[i]);
@@ -209,6 +276,18 @@ thread_ctx *current() { return &cur->tc; }
 const dim3 &block_dim() { return cur_block; }
 const dim3 &grid_dim() { return cur_grid; }
 void *dyn_shared() { return dyn.data(); }
+
+void *block_shared(const void *key, size_t bytes)
+{
+    for (static_array &a : statics)
+        if (a.key == key) return a.mem.get();
+    size_t n = (bytes + sizeof(max_align_t) - 1) / sizeof(max_align_t), total = bytes + dyn.size();
+    for (const static_array &a : statics) total += a.bytes;
+    if (total > MAX_SHARED) fault("a block's static and dynamic shared memory exceed 48 KiB");
+    statics.push_back({key, bytes, std::unique_ptr<max_align_t[]>(new max_align_t[n ? n : 1])});
+    memset(statics.back().mem.get(), 0xff, n * sizeof(max_align_t)); /* garbage (NaN), as dynamic shared memory */
+    return statics.back().mem.get();
+}
 stats &counters() { return counts; }
 void fault(const char *what) { record(cudaErrorLaunchFailure, "%s", what); }
 
@@ -229,9 +308,15 @@ uint32_t shuffle(uint32_t v, int kind, int arg)
 bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes)
 {
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
-    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535) {
+    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.x > 2147483647u || grid.y > 65535 ||
+        grid.z > 65535) {
         record(cudaErrorInvalidConfiguration, "launch of grid (%u,%u,%u) x block (%u,%u,%u): outside the hardware's limits",
                grid.x, grid.y, grid.z, block.x, block.y, block.z);
+        return false;
+    }
+    if ((unsigned long long)grid.x * grid.y * grid.z > 0xffffffffull) {
+        record(cudaErrorInvalidConfiguration, "launch of grid (%u,%u,%u): 2^32 blocks or more, beyond what the emulator runs",
+               grid.x, grid.y, grid.z);
         return false;
     }
     if (shared_bytes > MAX_SHARED) {
@@ -243,8 +328,7 @@ bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes)
 
 void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()> &body)
 {
-    static std::mutex one_at_a_time; /* launches may come from any host thread; the fibers are shared */
-    std::lock_guard<std::mutex> g(one_at_a_time);
+    std::lock_guard<std::mutex> g(launch_lock);
     counts.launches++; /* hc_emu_launch checked the configuration (launch_ok) */
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     cur_block = block;
@@ -254,25 +338,28 @@ void run(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>
     if (stacks.size() < nt * STACK_BYTES) stacks.resize(nt * STACK_BYTES);
     dyn.assign(shared_bytes ? shared_bytes : 1, 0xff);
     slots.assign(((nt + 31) / 32) * 32, 0);
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                memset(dyn.data(), 0xff, dyn.size()); /* shared memory starts as garbage (NaN) */
-                for (unsigned i = 0; i < nt; i++) {
-                    fiber &f = fibers[i];
-                    f.stack = stacks.data() + (size_t)i * STACK_BYTES;
-                    ctx_make(&f.ctx, f.stack, STACK_BYTES, entry);
-                    f.tc.block_idx = dim3(bx, by, bz);
-                    f.tc.thread_idx = dim3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
-                    f.st = RUNNABLE;
-                    f.warp = (int)(i / 32);
-                    f.lane = (int)(i % 32);
-                }
-                if (!run_block((unsigned)nt)) {
-                    cur = nullptr;
-                    return;
-                }
-            }
+    order_init();
+    thread_order.clear();
+    /* blocks by linear index (x fastest) in HC_EMU_ORDER's order; a grid has fewer than 2^32 (launch_ok) */
+    order_fill(block_order, grid.x * grid.y * grid.z);
+    for (unsigned b : block_order) {
+        memset(dyn.data(), 0xff, dyn.size()); /* shared memory starts as garbage (NaN) */
+        statics.clear();
+        for (unsigned i = 0; i < nt; i++) {
+            fiber &f = fibers[i];
+            f.stack = stacks.data() + (size_t)i * STACK_BYTES;
+            ctx_make(&f.ctx, f.stack, STACK_BYTES, entry);
+            f.tc.block_idx = dim3(b % grid.x, b / grid.x % grid.y, b / (grid.x * grid.y));
+            f.tc.thread_idx = dim3(i % block.x, i / block.x % block.y, i / (block.x * block.y));
+            f.st = RUNNABLE;
+            f.warp = (int)(i / 32);
+            f.lane = (int)(i % 32);
+        }
+        if (!run_block((unsigned)nt)) {
+            cur = nullptr;
+            return;
+        }
+    }
     cur = nullptr;
 }
 
@@ -296,6 +383,13 @@ extern "C" cudaError_t cudaGetLastError(void)
 extern "C" void hc_emu_check_aligned(const void *p, unsigned align)
 {
     if ((uintptr_t)p % align) hc_emu::record(cudaErrorLaunchFailure, "a %u-byte load from %p: misaligned address", align, p);
+}
+
+extern "C" int hc_emu_set_order(const char *spec)
+{
+    std::lock_guard<std::mutex> g(hc_emu::launch_lock);
+    hc_emu::order_read = true;
+    return hc_emu::order_set(spec) ? 0 : -1;
 }
 
 extern "C" long hc_emu_launches(void) { return hc_emu::counts.launches; }

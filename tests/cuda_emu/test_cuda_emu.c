@@ -106,6 +106,61 @@ static void test_emulator(void)
     faults_seen = hc_emu_faults(NULL);
 }
 
+/* HC_EMU_ORDER's orders: blocks run as asked, and a read of another thread's write without a barrier
+ * between (a race) gives other values under another order; static shared memory is each block's own */
+static void test_emulator_orders(void)
+{
+    enum { N = 16 };
+    unsigned order[N], seen[N];
+    float fwd[N], rev[N], shuf[N];
+    CU_ASSERT_EQUAL(hc_emu_set_order("forward"), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_block_order(N, order), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_missing_barrier(N, fwd), 0);
+    for (unsigned i = 0; i < N; i++) CU_ASSERT_EQUAL(order[i], i);
+    /* forward: thread t reads thread t+1's slot before t+1 wrote it (shared memory starts as NaN); the
+       last thread reads thread 0's */
+    for (int t = 0; t < N - 1; t++) CU_ASSERT(isnan(fwd[t]));
+    CU_ASSERT_EQUAL(fwd[N - 1], 0.0f);
+    CU_ASSERT_EQUAL(hc_emu_set_order("reverse"), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_block_order(N, order), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_missing_barrier(N, rev), 0);
+    for (unsigned i = 0; i < N; i++) CU_ASSERT_EQUAL(order[i], N - 1 - i);
+    for (int t = 0; t < N - 1; t++) CU_ASSERT_EQUAL(rev[t], (float)(t + 1));
+    CU_ASSERT(isnan(rev[N - 1]));
+    /* a seed: each block once, in an order neither forward nor reverse, the same again for the same seed */
+    CU_ASSERT_EQUAL(hc_emu_set_order("12345"), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_block_order(N, order), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_missing_barrier(N, shuf), 0);
+    int in_order = 0, reversed = 0, other = 0;
+    memset(seen, 0, sizeof seen);
+    for (unsigned i = 0; i < N; i++) {
+        if (order[i] < N) seen[order[i]]++;
+        in_order += order[i] == i;
+        reversed += order[i] == N - 1 - i;
+    }
+    for (unsigned i = 0; i < N; i++) CU_ASSERT_EQUAL(seen[i], 1);
+    CU_ASSERT(in_order < N && reversed < N);
+    for (int t = 0; t < N; t++) {
+        float want = t < N - 1 ? (float)(t + 1) : 0.0f;
+        CU_ASSERT(isnan(shuf[t]) || shuf[t] == want); /* before or after its neighbour, nothing else */
+        other += isnan(shuf[t]) != isnan(fwd[t]);
+    }
+    CU_ASSERT(other > 0);
+    unsigned again[N];
+    CU_ASSERT_EQUAL(hc_emu_set_order("12345"), 0);
+    CU_ASSERT_EQUAL(hc_emu_selftest_block_order(N, again), 0);
+    CU_ASSERT_EQUAL(memcmp(order, again, sizeof order), 0);
+    /* static shared memory is each block's own, garbage at its start, whatever the block before it left */
+    float fresh[N];
+    CU_ASSERT_EQUAL(hc_emu_selftest_fresh_shared(N, fresh), 0);
+    for (int b = 0; b < N; b++) CU_ASSERT(isnan(fresh[b]));
+    CU_ASSERT_EQUAL(hc_emu_set_order("sideways"), -1);
+    CU_ASSERT_EQUAL(hc_emu_set_order("12x"), -1);
+    CU_ASSERT_EQUAL(hc_emu_set_order(""), -1);
+    /* the rest of the suite in the order the environment asks for */
+    if (hc_emu_set_order(getenv("HC_EMU_ORDER")) != 0) hc_emu_set_order("forward");
+}
+
 static void expect_no_new_faults(void)
 {
     const char *last = NULL;
@@ -710,6 +765,7 @@ int main(void)
 {
     static const hc_test_case cases[] = {
         { "the emulator: barriers hold, misuses are faults", test_emulator },
+        { "the emulator's orders of blocks and threads (HC_EMU_ORDER), shared memory each block's own", test_emulator_orders },
         { "element-wise, rmsnorm and rope kernels against the cpu device", test_rows },
         { "attention kernels (key splits, merge) against the cpu device", test_attention },
         { "GEMV and dequant_rows kernels of every type against the reference", test_weights },

@@ -24,7 +24,9 @@ struct dim3 {
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static /* blocks run one after another: a static is the block's own while it runs */
+/* cu2cpp.py writes every __shared__ declaration as a reference into the block's shared memory: one left
+   (a header's, which cu2cpp does not see) stops the build here */
+#define __shared__ __shared___is_for_cu2cpp_py_to_write
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 
@@ -40,6 +42,9 @@ void syncthreads();
  * lane 31) of its warp, once every lane of the warp has given its word */
 uint32_t shuffle(uint32_t v, int kind, int arg);
 void *dyn_shared();
+/* the running block's static shared array of this key (a declaration's own static), bytes long: the same
+   for each of its threads, garbage (0xff bytes, NaN) at each block's start */
+void *block_shared(const void *key, size_t bytes);
 void fault(const char *what); /* a misuse the GPU would not forgive: counted, and the launch's error */
 cudaError_t fail(cudaError_t e); /* e (not cudaSuccess) becomes the last error; returns e */
 /* body run by every thread of every block (a configuration launch_ok accepted) */
@@ -124,7 +129,8 @@ static inline void hc_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cud
                     hc_emu::NODE_KERNEL);
 }
 
-/* extern __shared__ T name[] as cu2cpp.py writes it */
+/* extern __shared__ T name[] and __shared__ T name[N] as cu2cpp.py writes them */
 #define hc_emu_dyn_shared() hc_emu::dyn_shared()
+#define hc_emu_block_shared(key, bytes) hc_emu::block_shared(key, bytes)
 
 #endif
