@@ -30,6 +30,9 @@ static __device__ inline void hc_cu_pause_a_little(void)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
     __nanosleep(500);
 #elif !defined(__CUDA_ARCH__)
+#ifdef HC_CUDA_EMU
+    hc_emu_device_waits(); /* the emulator: the host may go on (HC_EMU_STREAMS=eager) */
+#endif
     sched_yield(); /* the emulator: the host thread that sets the flag may need this core */
 #endif
 }

@@ -40,6 +40,8 @@ struct hc_emu_stream {
     bool capture_invalid;       /* a call the capture forbids was made: EndCapture fails */
     int capture_mode;
     std::thread::id capture_thread;
+    uint64_t queued;            /* work enqueued so far (under qlock) */
+    std::atomic<uint64_t> ran;  /* of which run */
 };
 struct hc_emu_event {
     unsigned flags;
@@ -59,6 +61,24 @@ std::mutex lock;                               /* the tables: ops come from any 
 std::map<const char *, size_t> device_allocs;  /* start -> bytes */
 std::map<const char *, size_t> host_allocs;   /* pinned: cudaMallocHost's */
 std::recursive_mutex order;                   /* the queues: a wait may run other streams' work */
+std::mutex qlock;                             /* the queues' contents (work, queued, capture): held briefly, so
+                                                 that enqueuing never waits for work that runs (order) */
+thread_local int tl_order_depth;              /* how often this thread holds order */
+/* order held by this thread, counted (an eager enqueue does not wait for work while its thread holds it) */
+struct order_lock {
+    order_lock()
+    {
+        order.lock();
+        tl_order_depth++;
+    }
+    ~order_lock()
+    {
+        tl_order_depth--;
+        order.unlock();
+    }
+    order_lock(const order_lock &) = delete;
+    order_lock &operator=(const order_lock &) = delete;
+};
 std::set<cudaStream_t> streams;
 std::set<cudaEvent_t> events;
 std::set<cublasHandle_t> handles;
@@ -113,24 +133,47 @@ std::atomic<double> last_activity_ms;
 /* Runs stream s's queued work: all of it, or until event e reaches record number gen. */
 void run_stream(cudaStream_t s, cudaEvent_t e = nullptr, uint64_t gen = 0)
 {
-    std::lock_guard<std::recursive_mutex> g(order);
+    order_lock g;
     last_activity_ms = now_ms();
-    while (s && !s->work.empty() && !(e && e->reached >= gen)) {
-        std::function<void()> op = std::move(s->work.front());
-        s->work.pop_front();
+    while (s && !(e && e->reached >= gen)) {
+        std::function<void()> op;
+        {
+            std::lock_guard<std::mutex> q(qlock);
+            if (s->work.empty()) break;
+            op = std::move(s->work.front());
+            s->work.pop_front();
+        }
         op();
+        s->ran++;
     }
 }
 
 void run_all()
 {
-    std::lock_guard<std::recursive_mutex> g(order);
+    order_lock g;
     std::vector<cudaStream_t> all;
     {
         std::lock_guard<std::mutex> t(lock); /* the table, not held while the work runs */
         all.assign(streams.begin(), streams.end());
     }
     for (cudaStream_t s : all) run_stream(s);
+}
+
+/* HC_EMU_STREAMS=eager: a stream's work runs as soon as it is enqueued (after what was queued before it), as early
+   as a GPU could run it, instead of as late as it must (lazy, the default). A host that writes pinned
+   memory after enqueuing the copy that reads it passes lazily and fails eagerly; one that reuses a pinned
+   buffer before the copy that reads it ran fails lazily. */
+std::atomic<int> eager_mode{-1}; /* 1 eager, 0 lazy, -1 HC_EMU_STREAMS not read yet */
+
+bool eager()
+{
+    if (eager_mode < 0) {
+        const char *v = getenv("HC_EMU_STREAMS");
+        if (v && *v && strcmp(v, "lazy") && strcmp(v, "eager"))
+            fprintf(stderr, "cuda_emu: HC_EMU_STREAMS='%s' is neither lazy nor eager; running lazily\n", v);
+        eager_mode = v && !strcmp(v, "eager");
+    }
+    return eager_mode == 1;
 }
 
 /* A GPU runs its queues on its own. Here work runs when something waits for it, and the rest of the
@@ -144,6 +187,15 @@ class idle_watch {
     void start()
     {
         std::call_once(once, [this] { thread = std::thread([this] { loop(); }); });
+    }
+    /* eager: run the queues now */
+    void kick()
+    {
+        {
+            std::lock_guard<std::mutex> g(m);
+            kicked = true;
+        }
+        cv.notify_all();
     }
     ~idle_watch()
     {
@@ -161,13 +213,13 @@ class idle_watch {
     std::thread thread;
     std::mutex m;
     std::condition_variable cv;
-    bool stop = false;
+    bool stop = false, kicked = false;
 };
 
 /* The host (or a stream) needs event e's record number gen reached: its stream runs up to it. */
 void reach(cudaEvent_t e, uint64_t gen)
 {
-    std::lock_guard<std::recursive_mutex> g(order);
+    order_lock g;
     if (e->reached < gen) run_stream(e->stream, e, gen);
 }
 
@@ -224,13 +276,17 @@ struct stats_at_exit {
 void idle_watch::loop()
 {
     std::unique_lock<std::mutex> g(m);
-    while (!cv.wait_for(g, std::chrono::milliseconds(5), [this] { return stop; })) {
-        if (now_ms() - last_activity_ms < IDLE_MS) continue;
+    for (;;) {
+        cv.wait_for(g, std::chrono::milliseconds(eager() ? 1 : 5), [this] { return stop || kicked; });
+        if (stop) return;
+        kicked = false;
+        if (!eager() && now_ms() - last_activity_ms < IDLE_MS) continue;
         std::unique_lock<std::recursive_mutex> o(order, std::try_to_lock); /* held: some thread runs work */
         if (!o.owns_lock()) continue;
         bool waiting = false;
         {
             std::lock_guard<std::mutex> t(lock);
+            std::lock_guard<std::mutex> q(qlock);
             for (cudaStream_t s : streams) waiting |= !s->work.empty();
         }
         if (!waiting) continue;
@@ -242,6 +298,33 @@ void idle_watch::loop()
 
 namespace {
 idle_watch watch; /* after the tables it reads: destroyed (joined) before them */
+}
+
+/* eager: the watch thread runs s's work, and the caller waits until the first target pieces of it ran
+   (a GPU's queue starts at once), or until a kernel waits for the host (a flag the host sets after the
+   call, which the GPU waits for beside the host), at most EAGER_WAIT_MS. Not while this thread holds
+   order (the watch thread needs it): then the work runs right after. */
+static std::atomic<uint64_t> device_waits; /* hc_emu_device_waits's calls */
+
+void hc_emu_device_waits(void) { device_waits++; }
+
+extern "C" int hc_emu_set_streams(const char *mode)
+{
+    if (!mode || !strcmp(mode, "lazy")) eager_mode = 0;
+    else if (!strcmp(mode, "eager")) eager_mode = 1;
+    else return -1;
+    return 0;
+}
+
+static void ran_soon(cudaStream_t s, uint64_t target)
+{
+    const double EAGER_WAIT_MS = 1000.0;
+    if (tl_order_depth) return;
+    watch.kick();
+    double t0 = now_ms();
+    uint64_t w0 = device_waits;
+    while (s->ran < target && device_waits == w0 && now_ms() - t0 < EAGER_WAIT_MS)
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
 
 void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
@@ -257,13 +340,18 @@ void hc_emu::enqueue(cudaStream_t s, std::function<void()> op, int kind)
         op();
         return;
     }
-    std::lock_guard<std::recursive_mutex> g(order);
-    if (s->capture) {
-        s->capture->nodes.push_back({ kind, std::move(op) });
-        n_recorded++;
-    } else {
+    uint64_t target;
+    {
+        std::lock_guard<std::mutex> q(qlock);
+        if (s->capture) {
+            s->capture->nodes.push_back({ kind, std::move(op) });
+            n_recorded++;
+            return;
+        }
         s->work.push_back(std::move(op));
+        target = ++s->queued;
     }
+    if (eager()) ran_soon(s, target);
 }
 
 
@@ -449,7 +537,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
-    *s = new hc_emu_stream{ flags, {}, nullptr, false, 0, {} };
+    *s = new hc_emu_stream{ flags, {}, nullptr, false, 0, {}, 0, {0} };
     watch.start();
     std::lock_guard<std::mutex> g(lock);
     streams.insert(*s);
@@ -462,7 +550,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
     if (capture_forbids("cudaStreamDestroy")) return cudaErrorStreamCaptureUnsupported;
     if (s->capture) return complain(cudaErrorIllegalState, "cudaStreamDestroy of a stream being captured");
     run_stream(s); /* its work completes first */
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     std::lock_guard<std::mutex> g(lock);
     streams.erase(s);
     delete s;
@@ -502,7 +590,7 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e,
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
     if (!event_ok(e)) return hc_emu::fail(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     reach(e, e->recorded); /* the marks still queued refer to it */
     std::lock_guard<std::mutex> g(lock);
     events.erase(e);
@@ -514,7 +602,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     if (!stream_ok(s) || !event_ok(e)) return complain(cudaErrorInvalidResourceHandle, "cudaEventRecord: no such stream or event");
     if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaEventRecord");
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     if (e->stream && e->stream != s) reach(e, e->recorded); /* re-recorded elsewhere: the old mark first */
     uint64_t gen = ++e->recorded;
     e->stream = s;
@@ -541,7 +629,7 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
     if ((start->flags | end->flags) & cudaEventDisableTiming)
         return complain(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event created with cudaEventDisableTiming");
     if (!start->recorded || !end->recorded) return hc_emu::fail(cudaErrorInvalidResourceHandle);
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     if (start->reached < start->recorded || end->reached < end->recorded)
         return complain(cudaErrorNotReady, "cudaEventElapsedTime of an event its stream has not reached yet");
     *ms = (float)(end->ms - start->ms);
@@ -556,11 +644,14 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamBeginCapture of a stream that does not exist");
     if (mode < cudaStreamCaptureModeGlobal || mode > cudaStreamCaptureModeRelaxed)
         return complain(cudaErrorInvalidValue, "cudaStreamBeginCapture: mode %d", (int)mode);
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     if (s->capture) return complain(cudaErrorIllegalState, "cudaStreamBeginCapture of a stream already being captured");
     if (mode != cudaStreamCaptureModeRelaxed && tl_capture)
         return complain(cudaErrorIllegalState, "cudaStreamBeginCapture: this thread captures another stream already (not emulated)");
-    s->capture = new hc_emu_graph;
+    {
+        std::lock_guard<std::mutex> q(qlock);
+        s->capture = new hc_emu_graph;
+    }
     s->capture_invalid = false;
     s->capture_mode = (int)mode;
     s->capture_thread = std::this_thread::get_id();
@@ -573,12 +664,15 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
 {
     *graph = nullptr;
     if (!s || !stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamEndCapture: no such stream");
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     if (!s->capture) return complain(cudaErrorIllegalState, "cudaStreamEndCapture of a stream that is not being captured");
     if (s->capture_mode != cudaStreamCaptureModeRelaxed && s->capture_thread != std::this_thread::get_id())
         return complain(cudaErrorStreamCaptureWrongThread, "cudaStreamEndCapture from a thread that did not begin the capture");
     hc_emu_graph *g = s->capture;
-    s->capture = nullptr;
+    {
+        std::lock_guard<std::mutex> q(qlock);
+        s->capture = nullptr;
+    }
     if (tl_capture == s) tl_capture = nullptr;
     if (s->capture_invalid) { /* the refused call said why */
         delete g;
@@ -593,7 +687,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status)
 {
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaStreamIsCapturing: no such stream");
-    std::lock_guard<std::recursive_mutex> o(order);
+    order_lock o;
     *status = !s || !s->capture ? cudaStreamCaptureStatusNone
               : s->capture_invalid ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
     return cudaSuccess;
@@ -637,14 +731,17 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
     if (!stream_ok(s)) return complain(cudaErrorInvalidResourceHandle, "cudaGraphLaunch on a stream that does not exist");
     if (s && s->capture) return capture_refuses(s, cudaErrorStreamCaptureUnsupported, "cudaGraphLaunch (a child graph, not emulated)");
     n_graph_launches++;
-    for (const hc_emu_graph_node &n : exec->nodes) {
-        if (!s) {
-            n.op();
-            continue;
-        }
-        std::lock_guard<std::recursive_mutex> g(order);
-        s->work.push_back(n.op);
+    if (!s) {
+        for (const hc_emu_graph_node &n : exec->nodes) n.op();
+        return cudaSuccess;
     }
+    uint64_t target;
+    {
+        std::lock_guard<std::mutex> q(qlock);
+        for (const hc_emu_graph_node &n : exec->nodes) s->work.push_back(n.op);
+        target = s->queued += exec->nodes.size();
+    }
+    if (eager()) ran_soon(s, target);
     return cudaSuccess;
 }
 

@@ -161,6 +161,34 @@ static void test_emulator_orders(void)
     if (hc_emu_set_order(getenv("HC_EMU_ORDER")) != 0) hc_emu_set_order("forward");
 }
 
+/* HC_EMU_STREAMS: a copy from page-locked memory reads it when it runs: lazily at the synchronization,
+ * where the host's write after the call shows; eagerly before the call returns, where it does not (the
+ * host's write after the call is a race on a GPU: one of the two shows it) */
+static void test_emulator_streams(void)
+{
+    float *host = NULL, *dev = NULL, back = 0;
+    cudaStream_t s = NULL;
+    CU_ASSERT_EQUAL_FATAL(cudaMallocHost((void **)&host, sizeof *host), cudaSuccess);
+    CU_ASSERT_EQUAL_FATAL(cudaMalloc((void **)&dev, sizeof *dev), cudaSuccess);
+    CU_ASSERT_EQUAL_FATAL(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    for (int eager = 0; eager < 2; eager++) {
+        CU_ASSERT_EQUAL(hc_emu_set_streams(eager ? "eager" : "lazy"), 0);
+        *host = 1.0f;
+        CU_ASSERT_EQUAL(cudaMemcpyAsync(dev, host, sizeof *host, cudaMemcpyHostToDevice, s), cudaSuccess);
+        *host = 2.0f;
+        CU_ASSERT_EQUAL(cudaStreamSynchronize(s), cudaSuccess);
+        /* into pageable memory: done when the call returns */
+        CU_ASSERT_EQUAL(cudaMemcpyAsync(&back, dev, sizeof back, cudaMemcpyDeviceToHost, s), cudaSuccess);
+        CU_ASSERT_EQUAL(back, eager ? 1.0f : 2.0f);
+    }
+    CU_ASSERT_EQUAL(hc_emu_set_streams("soon"), -1);
+    /* the rest of the suite as the environment asks */
+    if (hc_emu_set_streams(getenv("HC_EMU_STREAMS")) != 0) hc_emu_set_streams("lazy");
+    cudaStreamDestroy(s);
+    cudaFree(dev);
+    cudaFreeHost(host);
+}
+
 static void expect_no_new_faults(void)
 {
     const char *last = NULL;
@@ -766,6 +794,7 @@ int main(void)
     static const hc_test_case cases[] = {
         { "the emulator: barriers hold, misuses are faults", test_emulator },
         { "the emulator's orders of blocks and threads (HC_EMU_ORDER), shared memory each block's own", test_emulator_orders },
+        { "the emulator's streams, lazy and eager (HC_EMU_STREAMS)", test_emulator_streams },
         { "element-wise, rmsnorm and rope kernels against the cpu device", test_rows },
         { "attention kernels (key splits, merge) against the cpu device", test_attention },
         { "GEMV and dequant_rows kernels of every type against the reference", test_weights },

@@ -129,6 +129,9 @@ static inline void hc_emu_launch(dim3 grid, dim3 block, size_t shared_bytes, cud
                     hc_emu::NODE_KERNEL);
 }
 
+/* a kernel waits for the host (a flag the host sets): an eager enqueue stops waiting for it (emu_runtime.cpp) */
+void hc_emu_device_waits(void);
+
 /* extern __shared__ T name[] and __shared__ T name[N] as cu2cpp.py writes them */
 #define hc_emu_dyn_shared() hc_emu::dyn_shared()
 #define hc_emu_block_shared(key, bytes) hc_emu::block_shared(key, bytes)

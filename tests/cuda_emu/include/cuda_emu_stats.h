@@ -11,6 +11,9 @@ long hc_emu_launches(void);
 /* the order blocks and a block's threads run in, as HC_EMU_ORDER gives it (forward, reverse or a seed:
    orders drawn anew for each launch and each round); -1 for another spec */
 int hc_emu_set_order(const char *spec);
+/* when streams run their work, as HC_EMU_STREAMS gives it: "lazy" (as late as a wait allows) or "eager"
+   (as soon as it is enqueued); -1 for another mode */
+int hc_emu_set_streams(const char *mode);
 long hc_emu_faults(const char **last);
 /* stream captures begun, graphs instantiated, instantiated graphs updated, graph launches */
 void hc_emu_graph_counts(long *captures, long *instantiations, long *updates, long *launches);
