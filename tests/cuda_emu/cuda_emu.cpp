@@ -1,5 +1,6 @@
 /* cuda_emu.cpp: the fiber scheduler behind cuda_emu.h: a launch runs its blocks one after another, each
- * block's threads as fibers on this thread, switching only at __syncthreads and shuffles (HC_EMU_ORDER: in which order). */
+ * block's threads as fibers on this thread, switching only at __syncthreads and shuffles (HC_EMU_ORDER: in
+ * which order). */
 #include "cuda_emu.h"
 
 #if !defined(__x86_64__)
