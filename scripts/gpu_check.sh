@@ -293,21 +293,31 @@ make_model moe "${moe[@]}" || fail "the qwen2moe-shaped model could not be made 
 #    kernels (other summation orders) differ by 4.8e-6 on the f16 model here (max |logit| 5.0; 30
 #    layers), a thousandth of the limit, which leaves the GPU's orders and cuBLAS room while a wrong row,
 #    element, position or scale, errors of the logits' own size, is far beyond it;
-#  w3 (the W3 + 10% branches model): top-1 < 0.90 -- both devices quantize the activations of the
-#    packed matmuls to int8 there, each in a scheme of its own, so the logits differ by more than rounding
-#    (0.05 of logits of 4 on the emulator);
+#  w3 (the W3 + 10% branches model): top-1 < 0.80, or, where the cpu device's own int8 error is known
+#    (base: its mean abs diff with x in int8 against x in f32, --ref-f32act, on the same model and tokens),
+#    mean_abs_diff > 2 base -- both devices quantize the activations of the packed matmuls to int8
+#    there, each in a scheme of its own, a rounding that flips near-tied greedy tokens of random weights:
+#    on the emulator, a SmolLM2-shaped W3 + 10% (vocab 8192) gives top-1 92.3% for cuda against cpu, and
+#    92.3% for each device's int8 against the exact product, mean abs diffs 0.021, 0.016 (cuda) and
+#    0.018 (cpu), so two schemes' errors add up to 1.2 times one; a flipped token more or less is
+#    chance, an int8 kernel's error twice the cpu's is not;
+#  base (the cpu device's int8 against its f32, the base above): no limit but finite logits;
 #  any: non-finite logits (max_abs_diff null), or output that is not the tool's JSON.
-check_logits() { # kind (float|w3), the tool's JSON line -> that JSON with "check" added; exit 1: failed
-  python3 - "$1" "$2" <<'PY'
+check_logits() { # kind (float|w3|base), the tool's JSON line[, base] -> that JSON with "check" added; exit 1: failed
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import json, sys
 kind = sys.argv[1]
+try:
+    base = float(sys.argv[3]) if sys.argv[3] else None
+except ValueError:
+    base = None
 try:
     res = json.loads(sys.argv[2])
     d, ref, top1 = res["max_abs_diff"], res["max_abs_ref_logit"], float(res["top1_agree"])
 except (ValueError, KeyError, TypeError) as e:
     print(json.dumps("unreadable output of hc-compare-devices (%s): %.200s" % (e, sys.argv[2])))
     sys.exit(1)
-limits = {"top1_min": 0.95 if kind == "float" else 0.90}
+limits = {"top1_min": {"float": 0.95, "w3": 0.80}.get(kind, 0.0)}
 why = []
 if not isinstance(ref, (int, float)):
     why.append("non-finite logits on the reference (cpu) device")
@@ -317,6 +327,11 @@ elif kind == "float":
     limits["max_abs_diff_max"] = 1e-3 * (1 + ref)
     if d > limits["max_abs_diff_max"]:
         why.append("max_abs_diff %.4g > %.4g = 1e-3 (1 + max |reference logit| %.4g)" % (d, limits["max_abs_diff_max"], ref))
+elif kind == "w3" and base is not None:
+    limits["mean_abs_diff_max"] = 2.0 * base
+    m = res.get("mean_abs_diff")
+    if not isinstance(m, (int, float)) or m > limits["mean_abs_diff_max"]:
+        why.append("mean_abs_diff %s > %.4g = 2 x the cpu device's own int8 error %.4g" % (m, limits["mean_abs_diff_max"], base))
 if top1 < limits["top1_min"]:
     why.append("top-1 agreement %.4f < %.2f" % (top1, limits["top1_min"]))
 res["check"] = dict(limits, kind=kind, passed=not why, why="; ".join(why))
@@ -324,7 +339,7 @@ print(json.dumps(res))
 sys.exit(1 if why else 0)
 PY
 }
-compare() { # label, kind (float|w3), model, options...
+compare() { # label, kind (float|w3|base), model, options... (kind w3 with $w3_base set: that base)
   local label=$1 kind=$2 model=$3
   shift 3
   [ -f "$model" ] || { record "logits-$label" '"no model"'; fail "$label: no model"; return; }
@@ -333,7 +348,7 @@ compare() { # label, kind (float|w3), model, options...
   local run=("$cmp" -m "$model" "${cmp_dev[@]}" -n "$n_gen" --threads "$threads" "$@")
   compared_ok=0
   if res=$("${run[@]}" 2>> "$log"); then
-    if checked=$(check_logits "$kind" "$res"); then
+    if checked=$(check_logits "$kind" "$res" "$([ "$kind" = w3 ] && echo "${w3_base:-}")"); then
       record "logits-$label" "$checked"
       compared_ok=1
       return
@@ -359,6 +374,11 @@ if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GRAPH_OPS:-}" ]; then
     fail "CUDA graphs: smollm2-f16 fails with them and passes without (HC_CUDA_GRAPH_OPS=0 from here on)"
   fi
 fi
+# the cpu device's own int8 error on the W3 model (x in int8 against x in f32, the same tokens): the base
+# of the W3 comparisons with the default prompt (w3_base: their mean abs diff may be twice it)
+w3_base=""
+compare smollm2-w3-b10-cpu-int8-vs-exact base "$models/smollm2.w3.gguf" --device cpu --separate --ref-f32act
+[ "$compared_ok" = 1 ] && w3_base=$(tail -1 "$jsonl" | python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["mean_abs_diff"])')
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
 if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GEMV_INT8:-}" ] && [ "${cmp_dev[1]}" != cpu ]; then
   # the decode GEMVs take x quantized to int8 by default: when they pass with x in f32, the rest goes so
@@ -377,6 +397,8 @@ if [ "$compared_ok" = 0 ] && [ -z "${HC_QRTN_CUDA_GEMV:-}" ] && [ "${cmp_dev[1]}
   fi
 fi
 compare smollm2-w3-b10-kvf16 w3 "$models/smollm2.w3.gguf" --kv-type f16
+# the device's int8 against the exact product (the cpu device with x in f32), beside the cpu's own (the base)
+compare smollm2-w3-b10-int8-vs-exact w3 "$models/smollm2.w3.gguf" --ref-f32act
 # x in f32 on both devices (HC_CPU_ACT_INT8=0 on the cpu device): the W3 GEMVs, dense and per expert, held
 # to the float limits, which a group's scale 2e-4 off fails (with x in int8 the devices' two schemes differ
 # by more); a prompt of 8 tokens, which the GEMVs take, not the f16 GEMM
@@ -389,6 +411,7 @@ else
   HC_CUDA_HANDOFF_PATIENCE_MS=5000 compare smollm2-w3-b10-flags w3 "$models/smollm2.w3.gguf" --handoff flags
   flags_ok=$compared_ok
 fi
+w3_base="" # other prompts and models: top-1 alone
 compare smollm2-f16-long float "$models/smollm2.gguf" --no-comp -p "$p_long"
 compare smollm2-w3-b10-long w3 "$models/smollm2.w3.gguf" -p "$p_long"
 compare moe-f16 float "$models/moe.gguf" --no-comp

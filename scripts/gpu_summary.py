@@ -120,13 +120,27 @@ def targets(by, rows, bw_nom):
     given as measured, per layer (the layers' stage times and bytes) and scaled to the full depth."""
     out = ["## the issue's targets", "",
            "| target | figure | measured | verdict |", "| --- | --- | --- | --- |"]
+    def kind(res):  # gpu_check's kind of the comparison (float, w3, base), "" without a check
+        return res.get("check", {}).get("kind", "") if isinstance(res.get("check"), dict) else ""
+    # the base (the cpu device against itself) is no comparison of the cuda device
     tops = [(r["label"][len("logits-"):], r["result"]["top1_agree"]) for r in rows
-            if isinstance(r["result"], dict) and "top1_agree" in r["result"]]
+            if isinstance(r["result"], dict) and "top1_agree" in r["result"] and kind(r["result"]) != "base"]
     if tops:
         worst = min(tops, key=lambda t: t[1])
         n_ok = sum(1 for t in tops if t[1] >= 0.95)
         out.append("| cuda agrees with cpu: top-1 >= 95%% | comparisons at >= 95%% | %d of %d (lowest: %s %.1f%%) | %s |"
                    % (n_ok, len(tops), worst[0], 100 * worst[1], verdict(n_ok == len(tops))))
+    # x in int8: each device's W3 logits against the exact product (the cpu device with x in f32), the same tokens
+    base = [r["result"] for r in rows if isinstance(r["result"], dict) and kind(r["result"]) == "base"]
+    dev = [r["result"] for r in rows if r["label"].endswith("-int8-vs-exact") and isinstance(r["result"], dict)
+           and kind(r["result"]) == "w3"]
+    if base and dev and all(isinstance(x.get("mean_abs_diff"), (int, float)) for x in (base[0], dev[0])) \
+            and base[0]["mean_abs_diff"] > 0:
+        b, d = base[0], dev[0]
+        x = d["mean_abs_diff"] / b["mean_abs_diff"]
+        out.append("| cuda agrees with cpu: W3, x in int8 | against the exact product, as the cpu's own int8: mean abs "
+                   "diff <= 1.5x the cpu's | %.2fx (%.3g / %.3g); top-1 %.1f%% (cpu: %.1f%%) | %s |"
+                   % (x, d["mean_abs_diff"], b["mean_abs_diff"], 100 * d["top1_agree"], 100 * b["top1_agree"], verdict(x <= 1.5)))
     # the W3 kernels with x in f32 on both devices (HC_CPU_ACT_INT8=0), by gpu_check's own float check of each
     exact = [(r["label"][len("logits-"):], r["result"]) for r in rows
              if r["label"].startswith("logits-") and r["label"].endswith("-f32act") and isinstance(r["result"], dict)

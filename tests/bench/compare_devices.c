@@ -15,7 +15,7 @@
 static const char usage[] =
     "usage: hc-compare-devices -m MODEL [--device NAME] [--ref NAME] [-n N] [-p N] [--sched NAME] [--no-comp]\n"
     "                          [--separate] [--kv-type f32|f16] [--handoff events|flags] [--threads N] [--bandwidth]\n"
-    "                          [--moe-device-rows N] [--plugin-dir DIR]\n"
+    "                          [--moe-device-rows N] [--ref-f32act] [--plugin-dir DIR]\n"
     "Decodes N greedy tokens (default 64) after a fixed prompt of P tokens (default 8) on the reference\n"
     "device (default cpu) and feeds the same tokens to --device (default cuda): per step the largest\n"
     "absolute difference of the logits and whether the top-1 token agrees. Prints one JSON line.\n"
@@ -24,6 +24,8 @@ static const char usage[] =
     "  --separate     a cpu --device claims memory of its own (the runtime's path for a GPU)\n"
     "  --bandwidth    instead: the device-to-device copy bandwidth of --device (GB/s, read + write)\n"
     "  --moe-device-rows N  a MoE pass of up to N routed rows routes its experts on --device (0: none)\n"
+    "  --ref-f32act   the reference (cpu) multiplies quantized weights with x in f32 (HC_CPU_ACT_INT8=0 for it\n"
+    "                 alone): how far --device's arithmetic, x in int8 included, is from the exact product\n"
     "  --plugin-dir DIR  DIR's plugins before the default folders' (e.g. build/cuda-emu/plugins: the cuda\n"
     "                 device and rtn/gptq kernels on the CPU emulator of tests/cuda_emu)\n";
 
@@ -115,7 +117,7 @@ static const char *json_num(char *buf, size_t cap, double v)
 int main(int argc, char **argv)
 {
     const char *model = NULL, *device = "cuda", *ref = "cpu", *sched = "async";
-    int n_gen = 64, n_prompt = 8, comp = 1, separate = 0, threads = 4, bw = 0, moe_rows = 0;
+    int n_gen = 64, n_prompt = 8, comp = 1, separate = 0, threads = 4, bw = 0, moe_rows = 0, ref_f32act = 0;
     hc_kv_type kv = HC_KV_F32;
     hc_handoff handoff = HC_HANDOFF_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-comp")) comp = 0;
         else if (!strcmp(a, "--separate")) separate = 1;
         else if (!strcmp(a, "--bandwidth")) bw = 1;
+        else if (!strcmp(a, "--ref-f32act")) ref_f32act = 1;
         else if (!strcmp(a, "--plugin-dir") && v) plugin_dir = v, i++;
         else {
             fprintf(stderr, "%s", usage);
@@ -145,9 +148,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s", usage);
         return 2;
     }
+    if (ref_f32act && strcmp(ref, "cpu")) {
+        fprintf(stderr, "hc-compare-devices: --ref-f32act needs the cpu device as the reference (--ref %s)\n", ref);
+        return 2;
+    }
     side r, t;
     int n_ctx = n_prompt + n_gen + 1;
+    /* the reference's activations: HC_CPU_ACT_INT8=0 while it is created (the cpu device reads it then) */
+    const char *act_env = getenv("HC_CPU_ACT_INT8");
+    char *act_saved = act_env ? strdup(act_env) : NULL;
+    if (ref_f32act) setenv("HC_CPU_ACT_INT8", "0", 1);
     hc_status st = open_side(&r, model, ref, "inline", comp, 0, HC_KV_F32, HC_HANDOFF_AUTO, threads, n_ctx, 0);
+    if (ref_f32act) {
+        if (act_saved) setenv("HC_CPU_ACT_INT8", act_saved, 1);
+        else unsetenv("HC_CPU_ACT_INT8");
+    }
+    free(act_saved);
     if (st == HC_OK) st = open_side(&t, model, device, sched, comp, separate, kv, handoff, threads, n_ctx, moe_rows);
     else memset(&t, 0, sizeof t);
     int n_vocab = st == HC_OK ? r.m->cfg.n_vocab : 0;
@@ -184,11 +200,11 @@ int main(int argc, char **argv)
     if (st == HC_OK)
         printf("{\"model\": \"%s\", \"device\": \"%s\", \"ref\": \"%s\", \"branches\": %s, \"sched\": \"%s\", \"separate\": %s, "
                "\"prompt\": %d, \"steps\": %d, \"max_abs_diff\": %s, \"mean_abs_diff\": %s, \"max_abs_ref_logit\": %s, "
-               "\"top1_agree\": %.4f, \"seconds\": %.2f}\n",
+               "\"top1_agree\": %.4f, \"ref_f32act\": %s, \"seconds\": %.2f}\n",
                model, device, ref, comp && t.c->brt ? "true" : "false", comp && t.c->brt ? sched : "none",
                separate ? "true" : "false", n_prompt, steps, json_num(b1, sizeof b1, max_abs),
                json_num(b2, sizeof b2, sum_abs / ((double)steps * n_vocab)), json_num(b3, sizeof b3, max_ref),
-               (double)agree / steps, hc_now_ns() / 1e9 - t0);
+               (double)agree / steps, ref_f32act ? "true" : "false", hc_now_ns() / 1e9 - t0);
     else fprintf(stderr, "hc-compare-devices: %s\n", hc_last_error());
     free(tokens);
     close_side(&t);
