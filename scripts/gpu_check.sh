@@ -378,7 +378,8 @@ fi
 # of the W3 comparisons with the default prompt (w3_base: their mean abs diff may be twice it)
 w3_base=""
 compare smollm2-w3-b10-cpu-int8-vs-exact base "$models/smollm2.w3.gguf" --device cpu --separate --ref-f32act
-[ "$compared_ok" = 1 ] && w3_base=$(tail -1 "$jsonl" | python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["mean_abs_diff"])')
+[ "$compared_ok" = 1 ] &&
+  w3_base=$(tail -1 "$jsonl" | python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["mean_abs_diff"])')
 compare smollm2-w3-b10 w3 "$models/smollm2.w3.gguf"
 if [ "$compared_ok" = 0 ] && [ -z "${HC_CUDA_GEMV_INT8:-}" ] && [ "${cmp_dev[1]}" != cpu ]; then
   # the decode GEMVs take x quantized to int8 by default: when they pass with x in f32, the rest goes so

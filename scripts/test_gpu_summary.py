@@ -34,7 +34,8 @@ def main():
                                "check": {"top1_min": 0.95, "max_abs_diff_max": 2e-3, "kind": "float", "passed": False}}),
         # x in int8: the cpu device's own error (the base, no comparison of cuda) and the device's, 1.2x it
         ("logits-w3-cpu-int8-vs-exact", {"top1_agree": 0.9, "max_abs_diff": 0.1, "mean_abs_diff": 0.02, "max_abs_ref_logit": 1.0,
-                                         "steps": 65, "sched": "async", "check": {"top1_min": 0.0, "kind": "base", "passed": True}}),
+                                         "steps": 65, "sched": "async",
+                                         "check": {"top1_min": 0.0, "kind": "base", "passed": True}}),
         ("logits-w3-int8-vs-exact", {"top1_agree": 0.95, "max_abs_diff": 0.1, "mean_abs_diff": 0.024, "max_abs_ref_logit": 1.0,
                                      "steps": 65, "sched": "async",
                                      "check": {"top1_min": 0.8, "mean_abs_diff_max": 0.03, "kind": "w3", "passed": True}}),
