@@ -167,6 +167,14 @@ else
   cmake --build "$build" -j"$(nproc)" >> "$log" 2>&1 || { tail -40 "$log" >&2; die "the build failed (see gpu_check.log)"; }
   [ -f "$build/lib/hcinfer/plugins/hc-device-cuda.so" ] || die "the cuda device plugin was not built (see the CUDA lines of gpu_check.log)"
   [ -f "$build/lib/hcinfer/plugins/kernels/hc-qrtn-cuda.so" ] || die "the rtn/gptq CUDA kernels were not built"
+  # what the kernels ask of the GPU (registers, stack frames: spills), for the summary; cuobjdump ships with nvcc
+  co=$(command -v cuobjdump || echo "$(dirname "$(command -v nvcc)")/cuobjdump")
+  sos=("$build/lib/hcinfer/plugins/hc-device-cuda.so" "$build/lib/hcinfer/plugins/kernels/hc-qrtn-cuda.so")
+  if [ -x "$co" ] && res=$(for so in "${sos[@]}"; do "$co" -res-usage "$so" || exit; done 2>> "$log" |
+                           python3 "$root/scripts/cuda_resources.py"); then # (one file a call: cuobjdump prints nothing for two)
+    record resources "$res"
+  else record resources '"no cuobjdump, or no kernels in its output"'
+  fi
 fi
 hc=$build/bin/hcinfer
 cmp=$build/bin/hc-compare-devices

@@ -21,6 +21,49 @@ def bench(n_layer, backbone, layers_bytes, scheds):
     return {"n_layer": n_layer, "backbone_bytes_per_token": backbone, "layer_bytes_per_token": layers_bytes, "results": res}
 
 
+# cuobjdump -res-usage's output as it reads for a plugin built for two architectures (names mangled)
+RES_USAGE = """
+Fatbin elf code:
+================
+arch = sm_86
+Resource usage:
+ Common:
+  GLOBAL:0
+ Function _Z9add_kernelPfPKfm:
+  REG:14 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:376 TEXTURE:0 SURFACE:0 SAMPLER:0
+
+Fatbin elf code:
+================
+arch = sm_90
+Resource usage:
+ Common:
+  GLOBAL:0
+ Function _Z9add_kernelPfPKfm:
+  REG:16 STACK:0 SHARED:1024 LOCAL:0 CONSTANT[0]:376 TEXTURE:0 SURFACE:0 SAMPLER:0
+ Function _Z11gemv_kernelILi3EEvPKhPf:
+  REG:96 STACK:72 SHARED:1024 LOCAL:0 CONSTANT[0]:400 TEXTURE:0 SURFACE:0 SAMPLER:0
+"""
+
+
+def resources():
+    """cuda_resources.py's object for RES_USAGE, checked field by field."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "cuda_resources.py")], input=RES_USAGE, check=True,
+                         capture_output=True, text=True).stdout
+    res = json.loads(out)
+    a86, a90 = res["archs"]["sm_86"], res["archs"]["sm_90"]
+    got = (a86["functions"], a86["max_reg"], a86["stack_functions"], a90["functions"], a90["max_reg"], a90["max_stack"],
+           a90["stack_functions"])
+    if got != (1, 14, 0, 2, 96, 72, 1) or "gemv_kernel" not in a90["max_stack_function"]:
+        print("cuda_resources.py: unexpected %s from:\n%s" % (out, RES_USAGE))
+        sys.exit(1)
+    empty = subprocess.run([sys.executable, os.path.join(HERE, "cuda_resources.py")], input="no kernels\n", capture_output=True,
+                           text=True)
+    if empty.returncode == 0:
+        print("cuda_resources.py: exit 0 on output without kernels")
+        sys.exit(1)
+    return res
+
+
 def main():
     gb = 1e9
     rows = [
@@ -39,6 +82,7 @@ def main():
         ("logits-w3-int8-vs-exact", {"top1_agree": 0.95, "max_abs_diff": 0.1, "mean_abs_diff": 0.024, "max_abs_ref_logit": 1.0,
                                      "steps": 65, "sched": "async",
                                      "check": {"top1_min": 0.8, "mean_abs_diff_max": 0.03, "kind": "w3", "passed": True}}),
+        ("resources", resources()),
         ("depth-llama3-8b-8l", {"layers": 8, "full_layers": 32}),
         # f16: layers 4 ms, head 1 ms: 200 tok/s; W3: layers 4/4.5 ms, head 1 ms (1.889 ms: 529.4 tok/s)
         ("bench-llama3-8b-8l-f16", bench(8, 4.5 * gb, 3.5 * gb, [("none", 200.0, 4.0, 1.0, 0.0)])),
@@ -99,6 +143,10 @@ def main():
     row("| attn_q |", "| 2.000 |", "| 0.444 |")
     row("| the layers' GEMVs |", "| 4.000 |", "| 0.889 |")
     row("| the layers' other stages |", "0.000 (0%)")
+    if not any(l.startswith("kernel resources, sm_90: 2 functions; at most 96 registers") and "largest 72 bytes" in l
+               for l in out.splitlines()):
+        print("expected the sm_90 resources line in:\n%s" % out)
+        sys.exit(1)
     print("gpu_summary targets: ok")
 
 
