@@ -83,23 +83,21 @@ parallel=${FUZZ_PARALLEL:-$jobs}
 case "$parallel" in ''|*[!0-9]*|0) echo "fuzz: FUZZ_PARALLEL must be a positive whole number, not '$parallel'" >&2; exit 1 ;; esac
 failed=0
 running=0
+reap() { # waits for one running target
+  wait -n || failed=1
+  running=$((running - 1))
+}
 for t in $targets; do
   rm -f "$logs/$t.line"
   [ -x "$build/fuzz/fuzz_$t" ] || { echo "fuzz: no harness $build/fuzz/fuzz_$t" >&2; exit 1; }
 done
 for t in $targets; do
-  if [ "$running" -ge "$parallel" ]; then
-    wait -n || failed=1
-    running=$((running - 1))
-  fi
+  [ "$running" -lt "$parallel" ] || reap
   echo "== fuzz: $t for ${seconds} s"
   run_target "$t" &
   running=$((running + 1))
 done
-while [ "$running" -gt 0 ]; do
-  wait -n || failed=1
-  running=$((running - 1))
-done
+while [ "$running" -gt 0 ]; do reap; done
 
 echo "== fuzz: summary (${seconds} s per target, $parallel at a time; logs in $logs)"
 for t in $targets; do cat "$logs/$t.line" 2>/dev/null || echo "$t: no report"; done

@@ -1,5 +1,6 @@
 /* selftest.cu: kernels for testing the emulator itself (tests/cuda_emu): a shared-memory reduction that
- * needs its barriers, the misuses a GPU would not forgive, which the emulator must report, and a race that its orders show. */
+ * needs its barriers, the misuses a GPU would not forgive, which the emulator must report, and a race
+ * that its orders show. */
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
