@@ -356,7 +356,7 @@ compare() { # label, kind (float|w3|base), model, options... (kind w3 with $w3_b
   local run=("$cmp" -m "$model" "${cmp_dev[@]}" -n "$n_gen" --threads "$threads" "$@")
   compared_ok=0
   if res=$("${run[@]}" 2>> "$log"); then
-    if checked=$(check_logits "$kind" "$res" "$([ "$kind" = w3 ] && echo "${w3_base:-}")"); then
+    if checked=$(check_logits "$kind" "$res" "${w3_base:-}"); then
       record "logits-$label" "$checked"
       compared_ok=1
       return
