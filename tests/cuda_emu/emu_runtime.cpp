@@ -165,13 +165,16 @@ void run_all()
    buffer before the copy that reads it ran fails lazily. */
 std::atomic<int> eager_mode{-1}; /* 1 eager, 0 lazy, -1 HC_EMU_STREAMS not read yet */
 
+/* mode: 1 eager, 0 lazy (also for none), -1 neither */
+int streams_mode(const char *mode) { return !mode || !strcmp(mode, "lazy") ? 0 : !strcmp(mode, "eager") ? 1 : -1; }
+
 bool eager()
 {
     if (eager_mode < 0) {
         const char *v = getenv("HC_EMU_STREAMS");
-        if (v && *v && strcmp(v, "lazy") && strcmp(v, "eager"))
-            fprintf(stderr, "cuda_emu: HC_EMU_STREAMS='%s' is neither lazy nor eager; running lazily\n", v);
-        eager_mode = v && !strcmp(v, "eager");
+        int m = streams_mode(v && *v ? v : nullptr);
+        if (m < 0) fprintf(stderr, "cuda_emu: HC_EMU_STREAMS='%s' is neither lazy nor eager; running lazily\n", v);
+        eager_mode = m == 1;
     }
     return eager_mode == 1;
 }
@@ -310,9 +313,9 @@ void hc_emu_device_waits(void) { device_waits++; }
 
 extern "C" int hc_emu_set_streams(const char *mode)
 {
-    if (!mode || !strcmp(mode, "lazy")) eager_mode = 0;
-    else if (!strcmp(mode, "eager")) eager_mode = 1;
-    else return -1;
+    int m = streams_mode(mode);
+    if (m < 0) return -1;
+    eager_mode = m;
     return 0;
 }
 
