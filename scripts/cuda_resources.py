@@ -37,7 +37,8 @@ def main():
     if not rows:
         print(json.dumps("no kernels in the cuobjdump output"))
         sys.exit(1)
-    names = dict(zip([r[1] for r in rows], demangle([r[1] for r in rows])))
+    mangled = [r[1] for r in rows]
+    names = dict(zip(mangled, demangle(mangled)))
     archs = {}
     for a, f, reg, stack, shared, local in rows:
         s = archs.setdefault(a, {"functions": 0, "max_reg": -1, "max_stack": 0, "stack_functions": 0, "max_local": 0})

@@ -121,7 +121,8 @@ def targets(by, rows, bw_nom):
     out = ["## the issue's targets", "",
            "| target | figure | measured | verdict |", "| --- | --- | --- | --- |"]
     def kind(res):  # gpu_check's kind of the comparison (float, w3, base), "" without a check
-        return res.get("check", {}).get("kind", "") if isinstance(res.get("check"), dict) else ""
+        c = res.get("check")
+        return c.get("kind", "") if isinstance(c, dict) else ""
     # the base (the cpu device against itself) is no comparison of the cuda device
     tops = [(r["label"][len("logits-"):], r["result"]["top1_agree"]) for r in rows
             if isinstance(r["result"], dict) and "top1_agree" in r["result"] and kind(r["result"]) != "base"]

@@ -47,8 +47,8 @@ Resource usage:
 
 def resources():
     """cuda_resources.py's object for RES_USAGE, checked field by field."""
-    out = subprocess.run([sys.executable, os.path.join(HERE, "cuda_resources.py")], input=RES_USAGE, check=True,
-                         capture_output=True, text=True).stdout
+    tool = [sys.executable, os.path.join(HERE, "cuda_resources.py")]
+    out = subprocess.run(tool, input=RES_USAGE, check=True, capture_output=True, text=True).stdout
     res = json.loads(out)
     a86, a90 = res["archs"]["sm_86"], res["archs"]["sm_90"]
     got = (a86["functions"], a86["max_reg"], a86["stack_functions"], a90["functions"], a90["max_reg"], a90["max_stack"],
@@ -56,8 +56,7 @@ def resources():
     if got != (1, 14, 0, 2, 96, 72, 1) or "gemv_kernel" not in a90["max_stack_function"]:
         print("cuda_resources.py: unexpected %s from:\n%s" % (out, RES_USAGE))
         sys.exit(1)
-    empty = subprocess.run([sys.executable, os.path.join(HERE, "cuda_resources.py")], input="no kernels\n", capture_output=True,
-                           text=True)
+    empty = subprocess.run(tool, input="no kernels\n", capture_output=True, text=True)
     if empty.returncode == 0:
         print("cuda_resources.py: exit 0 on output without kernels")
         sys.exit(1)
