@@ -308,17 +308,16 @@ def main():
     out.append("GB/s: backbone bytes per token x decode tok/s (branches are read on the host).")
     out.append("")
     out += stage_table(by)
-    for r in rows:
-        res = r["result"]
-        if r["label"] == "resources" and isinstance(res, dict):
-            def short(name):  # a kernel's name without "void" and its parameters
-                return name[5:].split("(")[0] if name.startswith("void ") else name.split("(")[0]
-            for arch, a in sorted(res.get("archs", {}).items()):
-                out.append("kernel resources, %s: %d functions; at most %d registers a thread (%s); stack frames in %d "
-                           "(largest %d bytes: %s); local memory %d bytes at most" % (
-                               arch, a["functions"], a["max_reg"], short(a.get("max_reg_function", "-")), a["stack_functions"],
-                               a["max_stack"], short(a.get("max_stack_function", "-")), a["max_local"]))
-            out.append("")
+    res = by.get("resources")
+    if isinstance(res, dict):
+        def short(name):  # a kernel's name without "void" and its parameters
+            return name[5:].split("(")[0] if name.startswith("void ") else name.split("(")[0]
+        for arch, a in sorted(res.get("archs", {}).items()):
+            out.append("kernel resources, %s: %d functions; at most %d registers a thread (%s); stack frames in %d "
+                       "(largest %d bytes: %s); local memory %d bytes at most" % (
+                           arch, a["functions"], a["max_reg"], short(a.get("max_reg_function", "-")), a["stack_functions"],
+                           a["max_stack"], short(a.get("max_stack_function", "-")), a["max_local"]))
+        out.append("")
     for r in rows:
         if r["label"] == "ctest":
             out.append("CUDA test suites: %s" % ("passed" if r["result"].get("passed") else "FAILED"))
