@@ -29,7 +29,7 @@ arch = sm_86
 Resource usage:
  Common:
   GLOBAL:0
- Function _Z9add_kernelPfPKfm:
+ Function _Z10add_kernelPfPKfm:
   REG:14 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:376 TEXTURE:0 SURFACE:0 SAMPLER:0
 
 Fatbin elf code:
@@ -38,7 +38,7 @@ arch = sm_90
 Resource usage:
  Common:
   GLOBAL:0
- Function _Z9add_kernelPfPKfm:
+ Function _Z10add_kernelPfPKfm:
   REG:16 STACK:0 SHARED:1024 LOCAL:0 CONSTANT[0]:376 TEXTURE:0 SURFACE:0 SAMPLER:0
  Function _Z11gemv_kernelILi3EEvPKhPf:
   REG:96 STACK:72 SHARED:1024 LOCAL:0 CONSTANT[0]:400 TEXTURE:0 SURFACE:0 SAMPLER:0
