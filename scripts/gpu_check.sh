@@ -15,7 +15,9 @@
 # rerun -- starts only before this many seconds, else it is skipped and said so; default 300, and 0 in
 # a dry run under the sanitizers, HC_TEST_SANITIZED=1),
 # HC_GPU_CHECK_DEADLINE_S (the optional steps' commands are stopped at this many seconds; default 450:
-# the run, summary included, ends before its 8 minutes), HC_GPU_BW_GBS (the GPU's memory bandwidth when
+# the run, summary included, ends before its 8 minutes), HC_GPU_CHECK_STEP_S (a comparison, bench or
+# GEMV benchmark still running after this many seconds is taken for hung: its stacks are logged, it is
+# stopped, its step fails; default 240, 120 in a dry run), HC_GPU_BW_GBS (the GPU's memory bandwidth when
 # its name is not in the table below), HC_DEPS_PREFIX (the packages' prefix).
 # It fails (exit 1) when nvidia-smi or nvcc is missing, the build lacks the cuda plugin, a CUDA test
 # fails (the cuda plugin's test fails instead of skipping: HC_REQUIRE_CUDA=1), or a comparison fails
@@ -44,6 +46,20 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$dry" = 1 ] && build=${build:-$root/build} || build=${build:-$root/build-gpu}
+budget=${HC_GPU_CHECK_BUDGET_S:-300}
+# the dry run under the sanitizers (ctest's second pass, HC_TEST_SANITIZED=1) leaves the optional steps
+# out unless a budget is given: the pass without them runs them, and their cost there is ten times
+[ "$dry" = 1 ] && [ "${HC_TEST_SANITIZED:-0}" = 1 ] && budget=${HC_GPU_CHECK_BUDGET_S:-0}
+deadline=${HC_GPU_CHECK_DEADLINE_S:-450}
+step_s=${HC_GPU_CHECK_STEP_S:-$([ "$dry" = 1 ] && echo 120 || echo 240)}
+seconds() { # NAME VALUE [MIN]: VALUE a whole number of seconds, at least MIN (default 0), else exit 2
+  [[ $2 =~ ^(0|[1-9][0-9]{0,5})$ ]] && [ "$2" -ge "${3:-0}" ] && return
+  echo "gpu_check: $1='$2': give a whole number of seconds, ${3:-0} to 999999" >&2
+  exit 2
+}
+seconds HC_GPU_CHECK_BUDGET_S "$budget"
+seconds HC_GPU_CHECK_DEADLINE_S "$deadline"
+seconds HC_GPU_CHECK_STEP_S "$step_s" 1
 out=${OUT:-$root/gpu-results}
 mkdir -p "$out"
 jsonl=$out/results.jsonl
@@ -52,11 +68,6 @@ log=$out/gpu_check.log
 : > "$log"
 # The GPU run has 8 minutes in all: the build and the required steps take about 4 (an estimate: this
 # script has not run on a GPU yet), the 8B shape (synth, compress on all cores, two benches) about 2.
-budget=${HC_GPU_CHECK_BUDGET_S:-300}
-# the dry run under the sanitizers (ctest's second pass, HC_TEST_SANITIZED=1) leaves the optional steps
-# out unless a budget is given: the pass without them runs them, and their cost there is ten times
-[ "$dry" = 1 ] && [ "${HC_TEST_SANITIZED:-0}" = 1 ] && budget=${HC_GPU_CHECK_BUDGET_S:-0}
-deadline=${HC_GPU_CHECK_DEADLINE_S:-450}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hc-gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 failed=0
@@ -78,6 +89,23 @@ bounded() {
   local left=$(( deadline - $(elapsed) ))
   [ "$left" -gt 0 ] || return 124
   timeout --foreground -k 5 "$left" "$@"
+}
+# watched CMD...: a device program (a comparison, a bench, the GEMV benchmark, the bandwidth probe), bounded,
+# and in any step stopped once it has run HC_GPU_CHECK_STEP_S seconds (default 240, 120 in a dry run; each
+# takes seconds): one that hangs (a wait that never ends) then fails its step (exit 125) with its threads'
+# stacks in gpu_check.log and on stderr, instead of holding the run until its time limit
+. "$root/scripts/watch_step.sh"
+exec 3>&2 # the stacks' stderr: the script's own, where a step's stderr goes to the log
+watched() {
+  if [ "$optional" = 1 ] && [ $(( deadline - $(elapsed) )) -le "$step_s" ]; then bounded "$@"; return; fi
+  watch_step "$step_s" "$log" "$@"
+}
+# stopped_why RC: what a watched command's exit status RC says when it was stopped (else nothing)
+stopped_why() {
+  case $1 in
+    124) echo "stopped at the deadline of ${deadline}s" ;;
+    125) echo "hung: still running after ${step_s}s (HC_GPU_CHECK_STEP_S), stopped; its stacks are in gpu_check.log" ;;
+  esac
 }
 # seconds for a diagnostic rerun: 120, less near the deadline
 rerun_limit() { local t=$(( deadline - $(elapsed) )); [ "$t" -lt 120 ] && echo $(( t > 1 ? t : 1 )) || echo 120; }
@@ -355,7 +383,7 @@ compare() { # label, kind (float|w3|base), model, options... (kind w3 with $w3_b
   local res checked # (no local may shadow a global of finish: the trap may run it inside a function)
   local run=("$cmp" -m "$model" "${cmp_dev[@]}" -n "$n_gen" --threads "$threads" "$@")
   compared_ok=0
-  if res=$("${run[@]}" 2>> "$log"); then
+  if res=$(watched "${run[@]}" 2>> "$log"); then
     if checked=$(check_logits "$kind" "$res" "${w3_base:-}"); then
       record "logits-$label" "$checked"
       compared_ok=1
@@ -364,8 +392,12 @@ compare() { # label, kind (float|w3|base), model, options... (kind w3 with $w3_b
     record "logits-$label" "${checked:-\"unreadable output\"}"
     fail "compare $label: $(echo "$checked" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["check"]["why"] if isinstance(r, dict) else r)' 2>&1)"
   else
-    record "logits-$label" '"failed"'
-    fail "compare $label failed (see gpu_check.log)"
+    local rc=$? stopped # (a deadline's stop is no failure; a hang is one, and a rerun would hang as well)
+    stopped=$(stopped_why "$rc")
+    record "logits-$label" "$(json_str "${stopped:-failed}")"
+    [ "$rc" = 124 ] && return
+    fail "compare $label ${stopped:-failed (see gpu_check.log)}"
+    [ "$rc" = 125 ] && return
   fi
   diagnose "logits-$label" "${run[@]}"
 }
@@ -444,7 +476,7 @@ skip_optional() {
 }
 if [ "$dry" != 1 ] && ! skip_optional bandwidth "the bandwidth probe"; then
   optional=1
-  res=$(bounded "$cmp" --device cuda --bandwidth 2>> "$log") && record bandwidth "$res" || fail "the bandwidth probe failed"
+  res=$(watched "$cmp" --device cuda --bandwidth 2>> "$log") && record bandwidth "$res" || fail "the bandwidth probe failed"
   optional=0
 fi
 # the GEMV kernels alone at a Llama-3-8B layer's shapes, timed by the device's events (hc-bench-device-gemv):
@@ -461,13 +493,17 @@ if [ "$dry" = 1 ]; then
   gemv_opts+=(--shape 256x512 --shape 64x1024 --cold-mib 1 --busy-mib 1 --reps 8)
 fi
 gemv() { # label, options...: one JSON array of the tool's lines
-  local label=$1 res
+  local label=$1 res rc stopped
   shift
-  if res=$(bounded "$build/bin/hc-bench-device-gemv" "${gemv_opts[@]}" "$@" 2>> "$log") && [ -n "$res" ]; then
+  res=$(watched "$build/bin/hc-bench-device-gemv" "${gemv_opts[@]}" "$@" 2>> "$log")
+  rc=$?
+  if [ "$rc" = 0 ] && [ -n "$res" ]; then
     record "$label" "[$(echo "$res" | paste -sd, -)]"
   else
-    record "$label" '"failed"'
-    fail "$label: hc-bench-device-gemv failed (see gpu_check.log)"
+    stopped=$(stopped_why "$rc")
+    record "$label" "$(json_str "${stopped:-failed}")"
+    [ "$rc" = 124 ] && return 124
+    fail "$label: hc-bench-device-gemv ${stopped:-failed (see gpu_check.log)}"
   fi
 }
 if ! skip_optional gemv "the GEMV benchmark"; then
@@ -486,14 +522,15 @@ bench() { # label, model, bench options...; the bench's exit status (124: stoppe
   shift 2
   [ -f "$model" ] || { record "bench-$label" '"no model"'; fail "$label: no model"; return; }
   say "bench: $label"
-  local res rc
-  if res=$(bounded "$hc" bench -m "$model" --device "$dev" -n "$n_dec" -p "$n_pre" -r "$reps" --host-threads "$hthreads" --json "$@" 2>> "$log"); then
+  local res rc stopped
+  if res=$(watched "$hc" bench -m "$model" --device "$dev" -n "$n_dec" -p "$n_pre" -r "$reps" --host-threads "$hthreads" --json "$@" 2>> "$log"); then
     record "bench-$label" "$(echo "$res" | tr -d '\n')"
   else
     rc=$?
-    [ "$rc" = 124 ] && { record "bench-$label" "\"stopped at the deadline of ${deadline}s\""; return 124; }
-    record "bench-$label" '"failed"'
-    fail "bench $label failed (see gpu_check.log)"
+    stopped=$(stopped_why "$rc")
+    record "bench-$label" "$(json_str "${stopped:-failed}")"
+    [ "$rc" = 124 ] && return 124
+    fail "bench $label ${stopped:-failed (see gpu_check.log)}"
   fi
 }
 # bench_flags: the branches handed off by flags (the device waits for the host; the step's graphs hold
