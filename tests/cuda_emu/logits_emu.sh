@@ -8,6 +8,7 @@
 # <= 0.02 (1 + max |logit|) (the emulator is deterministic: 0.009 is seen; a branch on the wrong rows
 # gives 0.045); with graphs, the very logits of plain launches.
 set -euo pipefail
+. "$(dirname "$0")/../../scripts/watch_step.sh"
 build=$(cd "$1" && pwd)
 shared=${2:-}
 hc=$build/bin/hcinfer
@@ -29,10 +30,21 @@ w3() { # name, group: W3 + 10% branches of the f16 model
   "$hc" compress -m "$tmp/$1.gguf" -o "$tmp/$1.w3.gguf" --quant "rtn:bits=3,group=$2" --budget 10 -t 2 > "$tmp/log" 2>&1 \
     || { cat "$tmp/log"; exit 1; }
 }
+# cmp_watched ARGS...: hc-compare-devices on the emulated cuda device, stopped as hung after 300 s (a run
+# takes seconds; ten times as many under the sanitizers): exit 125, its threads' stacks on stderr
+exec 3>&2
+hang_s=300
+cmp_watched() {
+  local rc=0
+  watch_step "$hang_s" "$tmp/stacks" "$cmp" --plugin-dir "$plugins" --device cuda --threads 2 "$@" || rc=$?
+  [ "$rc" = 125 ] && echo "FAIL hc-compare-devices $*: hung, still running after $hang_s s, stopped (its threads' stacks above)" >&3
+  rm -f "$tmp/stacks"
+  return "$rc"
+}
 compare() { # label, kind (float|w3), model, options...
   local label=$1 kind=$2 model=$3 res
   shift 3
-  if ! res=$("$cmp" -m "$model" --plugin-dir "$plugins" --device cuda --threads 2 "$@" 2> "$tmp/err"); then
+  if ! res=$(cmp_watched -m "$model" "$@" 2> "$tmp/err"); then
     echo "FAIL $label: hc-compare-devices failed: $(cat "$tmp/err")"
     failed=1
     return
@@ -137,7 +149,7 @@ else
   w3 deep 32
   deep=()
   for h in events flags; do
-    deep+=("$("$cmp" -m "$tmp/deep.w3.gguf" --plugin-dir "$plugins" --device cuda --threads 2 -n 3 -p 2 --handoff $h 2>&1 \
+    deep+=("$(cmp_watched -m "$tmp/deep.w3.gguf" -n 3 -p 2 --handoff $h 2>&1 \
                | sed 's/"seconds".*//' || true)")
   done
   if [ "${deep[0]}" = "${deep[1]}" ] && [[ "${deep[0]}" == *top1_agree* ]]; then echo "ok   deep-flags: 70 layers by flags, logits as by events"
@@ -154,7 +166,7 @@ fi
 # in this window (every 8th: 1.45 a layer). The first layer's publish a launch of its own made 0.5 a layer
 # of 2; a merge a launch of its own 8, a publish 4.5.
 launches() { # model, options...: kernel launches of a run
-  HC_EMU_STATS=1 "$cmp" -m "$1" --plugin-dir "$plugins" --device cuda --threads 2 -p 8 "${@:2}" 2>&1 >/dev/null \
+  HC_EMU_STATS=1 cmp_watched -m "$1" -p 8 "${@:2}" 2>&1 >/dev/null \
     | sed -n 's/^cuda_emu: \([0-9][0-9]*\) kernel launches.*/\1/p'
 }
 if [ "${HC_TEST_SANITIZED:-0}" = 1 ]; then
@@ -178,7 +190,7 @@ fi
 graphs() { # label, HC_CUDA_GRAPH_OPS, model, options...: prints the comparison, then the graphs launched
   local ops=$2 model=$3
   shift 3
-  HC_EMU_STATS=1 HC_CUDA_GRAPH_OPS=$ops "$cmp" -m "$model" --plugin-dir "$plugins" --device cuda --threads 2 "$@" 2> "$tmp/err" \
+  HC_EMU_STATS=1 HC_CUDA_GRAPH_OPS=$ops cmp_watched -m "$model" "$@" 2> "$tmp/err" \
     || { echo "FAIL graphs: $(cat "$tmp/err")" >&2; return 1; }
   sed -n 's/.* \([0-9][0-9]*\) launched$/\1/p' "$tmp/err"
 }
