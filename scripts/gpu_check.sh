@@ -100,12 +100,17 @@ watched() {
   if [ "$optional" = 1 ] && [ $(( deadline - $(elapsed) )) -le "$step_s" ]; then bounded "$@"; return; fi
   watch_step "$step_s" "$log" "$@"
 }
-# stopped_why RC: what a watched command's exit status RC says when it was stopped (else nothing)
-stopped_why() {
-  case $1 in
-    124) echo "stopped at the deadline of ${deadline}s" ;;
-    125) echo "hung: still running after ${step_s}s (HC_GPU_CHECK_STEP_S), stopped; its stacks are in gpu_check.log" ;;
+# not_done LABEL RC WHAT: a watched command that did not succeed (exit RC) recorded under LABEL: stopped at
+# the deadline (no failure: returns 124), hung or failed (a failure naming WHAT)
+not_done() {
+  local why=""
+  case $2 in
+    124) why="stopped at the deadline of ${deadline}s" ;;
+    125) why="hung: still running after ${step_s}s (HC_GPU_CHECK_STEP_S), stopped; its stacks are in gpu_check.log" ;;
   esac
+  record "$1" "$(json_str "${why:-failed}")"
+  [ "$2" = 124 ] && return 124
+  fail "$3 ${why:-failed (see gpu_check.log)}"
 }
 # seconds for a diagnostic rerun: 120, less near the deadline
 rerun_limit() { local t=$(( deadline - $(elapsed) )); [ "$t" -lt 120 ] && echo $(( t > 1 ? t : 1 )) || echo 120; }
@@ -392,12 +397,9 @@ compare() { # label, kind (float|w3|base), model, options... (kind w3 with $w3_b
     record "logits-$label" "${checked:-\"unreadable output\"}"
     fail "compare $label: $(echo "$checked" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["check"]["why"] if isinstance(r, dict) else r)' 2>&1)"
   else
-    local rc=$? stopped # (a deadline's stop is no failure; a hang is one, and a rerun would hang as well)
-    stopped=$(stopped_why "$rc")
-    record "logits-$label" "$(json_str "${stopped:-failed}")"
-    [ "$rc" = 124 ] && return
-    fail "compare $label ${stopped:-failed (see gpu_check.log)}"
-    [ "$rc" = 125 ] && return
+    local rc=$?
+    not_done "logits-$label" "$rc" "compare $label"
+    case $rc in 124|125) return ;; esac # stopped at the deadline, or hung: a rerun would hang as well
   fi
   diagnose "logits-$label" "${run[@]}"
 }
@@ -493,17 +495,14 @@ if [ "$dry" = 1 ]; then
   gemv_opts+=(--shape 256x512 --shape 64x1024 --cold-mib 1 --busy-mib 1 --reps 8)
 fi
 gemv() { # label, options...: one JSON array of the tool's lines
-  local label=$1 res rc stopped
+  local label=$1 res rc
   shift
   res=$(watched "$build/bin/hc-bench-device-gemv" "${gemv_opts[@]}" "$@" 2>> "$log")
   rc=$?
   if [ "$rc" = 0 ] && [ -n "$res" ]; then
     record "$label" "[$(echo "$res" | paste -sd, -)]"
   else
-    stopped=$(stopped_why "$rc")
-    record "$label" "$(json_str "${stopped:-failed}")"
-    [ "$rc" = 124 ] && return 124
-    fail "$label: hc-bench-device-gemv ${stopped:-failed (see gpu_check.log)}"
+    not_done "$label" "$rc" "$label: hc-bench-device-gemv"
   fi
 }
 if ! skip_optional gemv "the GEMV benchmark"; then
@@ -522,15 +521,11 @@ bench() { # label, model, bench options...; the bench's exit status (124: stoppe
   shift 2
   [ -f "$model" ] || { record "bench-$label" '"no model"'; fail "$label: no model"; return; }
   say "bench: $label"
-  local res rc stopped
+  local res
   if res=$(watched "$hc" bench -m "$model" --device "$dev" -n "$n_dec" -p "$n_pre" -r "$reps" --host-threads "$hthreads" --json "$@" 2>> "$log"); then
     record "bench-$label" "$(echo "$res" | tr -d '\n')"
   else
-    rc=$?
-    stopped=$(stopped_why "$rc")
-    record "bench-$label" "$(json_str "${stopped:-failed}")"
-    [ "$rc" = 124 ] && return 124
-    fail "bench $label ${stopped:-failed (see gpu_check.log)}"
+    not_done "bench-$label" "$?" "bench $label"
   fi
 }
 # bench_flags: the branches handed off by flags (the device waits for the host; the step's graphs hold
