@@ -92,8 +92,9 @@ bounded() {
 }
 # watched CMD...: a device program (a comparison, a bench, the GEMV benchmark, the bandwidth probe), bounded,
 # and in any step stopped once it has run HC_GPU_CHECK_STEP_S seconds (default 240, 120 in a dry run; each
-# takes seconds): one that hangs (a wait that never ends) then fails its step (exit 125) with its threads'
-# stacks in gpu_check.log and on stderr, instead of holding the run until its time limit
+# takes seconds): one that hangs (a wait that never ends) then fails its step (exit 125) with its threads
+# (/proc's view: state, wait channel, system call and library; gdb's or cuda-gdb's stacks where one can
+# attach) in gpu_check.log and on stderr, instead of holding the run until its time limit
 . "$root/scripts/watch_step.sh"
 exec 3>&2 # the stacks' stderr: the script's own, where a step's stderr goes to the log
 watched() {

@@ -40,11 +40,25 @@ check "stopped in ${ms} ms (1 s limit, gdb's attach, < 30000)" [ "$ms" -lt 30000
 check "the hung process is gone" bash -c '! pgrep -f "^sleep 987$" > /dev/null'
 check "its stacks written, naming it" grep -q '^---- the stacks of pid [0-9]*: sleep 987' "$tmp/stacks"
 check "and the same to fd 3" cmp -s "$tmp/stacks" "$tmp/fd3"
+check "its thread as /proc shows it (waiting in nanosleep, in libc)" \
+  grep -Eq '^thread [0-9]+ \(sleep\): state S, wait channel .*, system call (clock_)?nanosleep in /.*libc' "$tmp/stacks"
 if command -v gdb > /dev/null; then
   check "gdb's stack of its thread (a frame in nanosleep)" grep -q '^#[0-9].*nanosleep' "$tmp/stacks"
 else
-  check "no gdb: said so" grep -q 'no gdb on PATH' "$tmp/stacks"
+  check "no gdb: said so" grep -q 'no gdb or cuda-gdb on PATH' "$tmp/stacks"
 fi
+
+# without a debugger (none there, or one not let attach): the /proc view alone, and why no stacks
+sleep 986 &
+pid=$!
+sleep 0.2
+HC_WATCH_STEP_GDB=none watch_step_stacks "$pid" > "$tmp/none"
+HC_WATCH_STEP_GDB=false watch_step_stacks "$pid" > "$tmp/false"
+kill "$pid"
+check "HC_WATCH_STEP_GDB=none: its thread from /proc, no debugger's frames" \
+  bash -c "grep -q '^thread $pid (sleep): state S' '$tmp/none' && grep -q 'no debugger' '$tmp/none' && ! grep -q '^#' '$tmp/none'"
+check "a debugger that cannot attach: said so, the /proc view kept" \
+  bash -c "grep -q 'false could not read them' '$tmp/false' && grep -q '^thread $pid ' '$tmp/false'"
 check "no temporary folder left" [ -z "$(ls -A "$TMPDIR")" ]
 
 [ "$failed" = 0 ] && echo "test_watch_step: OK" || echo "test_watch_step: FAILED"
