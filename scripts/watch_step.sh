@@ -21,9 +21,9 @@ watch_step_syscall() {
 # and the file its user code was in then (from the program counter and /proc/PID/maps)
 watch_step_threads() {
   local t m name state wchan sc pc where lo hi range perms path rest
-  local -a maps=()
+  local -a maps=() # "first last+1 file", the addresses as numbers
   while read -r range perms _ _ _ path; do # the executable mappings of files
-    [[ $perms == *x* && $path == /* ]] && maps+=("$range $path")
+    [[ $perms == *x* && $path == /* ]] && maps+=("$((16#${range%-*})) $((16#${range#*-})) $path")
   done < "/proc/$1/maps" 2> /dev/null
   for t in /proc/"$1"/task/*; do
     [ -d "$t" ] || continue
@@ -33,10 +33,10 @@ watch_step_threads() {
     read -r sc rest < "$t/syscall" 2> /dev/null || sc=unreadable
     where=
     if [[ $sc =~ ^[0-9]+$ ]]; then
-      pc=${rest##* }
+      pc=$((16#${rest##* 0x}))
       for m in "${maps[@]}"; do
-        lo=${m%%-*} hi=${m%% *} hi=${hi#*-}
-        if (( 16#${pc#0x} >= 16#$lo && 16#${pc#0x} < 16#$hi )); then where=" in ${m#* }"; break; fi
+        read -r lo hi path <<< "$m"
+        if (( pc >= lo && pc < hi )); then where=" in $path"; break; fi
       done
       sc="$(watch_step_syscall "$sc")$where"
     fi
