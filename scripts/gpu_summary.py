@@ -262,7 +262,9 @@ def main():
         out += ["- rerun of %s: %s" % (r["label"][len("diagnose-"):], r["result"]) for r in rows if r["label"].startswith("diagnose-")]
         out.append("")
     if bw_nom or bw_meas:
-        out.append("memory bandwidth: nominal %.0f GB/s; device-to-device copy %.0f GB/s (read + write)" % (bw_nom, bw_meas))
+        copy = "%.0f GB/s (read + write)" % bw_meas if bw_meas else "not measured (bandwidth probe: %s)" % (
+            bw if isinstance(bw, str) else "no figure")
+        out.append("memory bandwidth: nominal %.0f GB/s; device-to-device copy %s" % (bw_nom, copy))
         out.append("")
     out += targets(by, rows, bw_nom)
     out += gemv_table(by, bw_nom)

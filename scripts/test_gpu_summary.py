@@ -67,6 +67,8 @@ def main():
     gb = 1e9
     rows = [
         ("meta", {"gpu": "NVIDIA H100 80GB HBM3", "bandwidth_nominal_gbs": 3350}),
+        # the bandwidth probe hung (gpu_check's not_done): said so, and no copy figure made up
+        ("bandwidth", "hung: still running after 240s (HC_GPU_CHECK_STEP_S), stopped"),
         ("logits-a", {"top1_agree": 1.0, "max_abs_diff": 0.0, "max_abs_ref_logit": 1.0, "steps": 65, "sched": "none"}),
         ("logits-b", {"top1_agree": 0.9375, "max_abs_diff": 0.1, "max_abs_ref_logit": 1.0, "steps": 65, "sched": "async"}),
         # x in f32 on both, as gpu_check's float check left them: 2e-4 under the limit of 2e-3, and 3e-3 over it
@@ -146,6 +148,11 @@ def main():
                for l in out.splitlines()):
         print("expected the sm_90 resources line in:\n%s" % out)
         sys.exit(1)
+    for want in ("memory bandwidth: nominal 3350 GB/s; device-to-device copy not measured (bandwidth probe: hung: ",
+                 "bandwidth probe: hung: still running after 240s"):
+        if not any(l.startswith(want) for l in out.splitlines()):
+            print("expected a line starting %r in:\n%s" % (want, out))
+            sys.exit(1)
     print("gpu_summary targets: ok")
 
 
